@@ -1,0 +1,137 @@
+//! The error type of the safe API: one enum, each variant a category the C ABI maps to a stable
+//! `hs_status` value. Messages name what is wrong and never carry credentials or query strings.
+
+use std::path::Path;
+
+use crate::export::Phase;
+
+/// Errors of every layer below the C ABI.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("already exists: {0}")]
+    AlreadyExists(String),
+    #[error("I/O error: {0}")]
+    Io(String),
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("verification failed: {0}")]
+    Verification(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("timed out: {0}")]
+    Timeout(String),
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    #[error("remote error: {0}")]
+    Remote(String),
+    #[error("{0} changed on the server during the download")]
+    SourceChanged(String),
+    #[error("invalid state: {0}")]
+    InvalidState(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// The category of an [`Error`], stable and cheap to copy; the C ABI maps it to `hs_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    InvalidArgument,
+    NotFound,
+    Auth,
+    AlreadyExists,
+    Io,
+    Network,
+    Verification,
+    Cancelled,
+    Timeout,
+    Unsupported,
+    Remote,
+    InvalidState,
+    Internal,
+}
+
+impl ErrorKind {
+    /// A short stable name, used in result JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidArgument => "invalid_argument",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Auth => "auth",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::Io => "io",
+            ErrorKind::Network => "network",
+            ErrorKind::Verification => "verification",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Unsupported => "unsupported",
+            ErrorKind::Remote => "remote",
+            ErrorKind::InvalidState => "invalid_state",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Error::NotFound(_) => ErrorKind::NotFound,
+            Error::Auth(_) => ErrorKind::Auth,
+            Error::AlreadyExists(_) => ErrorKind::AlreadyExists,
+            Error::Io(_) => ErrorKind::Io,
+            Error::Network(_) => ErrorKind::Network,
+            Error::Verification(_) => ErrorKind::Verification,
+            Error::Cancelled => ErrorKind::Cancelled,
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Remote(_) | Error::SourceChanged(_) => ErrorKind::Remote,
+            Error::InvalidState(_) => ErrorKind::InvalidState,
+            Error::Internal(_) => ErrorKind::Internal,
+        }
+    }
+
+    /// An I/O error that names the file it happened on.
+    pub fn io(path: &Path, what: &str, err: std::io::Error) -> Error {
+        Error::Io(format!("{what} {}: {err}", path.display()))
+    }
+
+    /// A reqwest error without its URL (URLs can carry SAS tokens or pre-signed signatures).
+    pub fn http(context: &str, err: reqwest::Error) -> Error {
+        let timeout = err.is_timeout();
+        let err = err.without_url();
+        // reqwest's Display stops at the outermost layer; the cause (refused, reset, TLS) is
+        // what a user needs.
+        let mut msg = format!("{context}: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(s) = source {
+            msg.push_str(": ");
+            msg.push_str(&s.to_string());
+            source = s.source();
+        }
+        if timeout { Error::Timeout(msg) } else { Error::Network(msg) }
+    }
+}
+
+/// An error together with the phase of the export it ended.
+#[derive(Debug, Clone)]
+pub struct ExportError {
+    pub kind: ErrorKind,
+    pub message: String,
+    pub phase: Phase,
+}
+
+impl std::fmt::Display for ExportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (during {})", self.message, self.phase.as_str())
+    }
+}
+
+impl std::error::Error for ExportError {}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

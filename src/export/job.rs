@@ -1,0 +1,296 @@
+//! The life of one export: queued → preparing → (waiting-for-cloud) → downloading → verifying →
+//! finalizing → done / failed / cancelled. Cleanup runs on every path under its own deadline,
+//! and nothing looks complete unless it is: files are renamed only after every one is verified.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use tokio::task::JoinSet;
+
+use super::options::CommonOptions;
+use super::progress::{Phase, lock};
+use super::{ChecksumResult, ErrorResult, ExportResult, ExportShared, FileResult};
+use crate::error::{Error, ExportError, Result};
+use crate::providers::{Flow, FlowCtx, Outcome, Provider};
+use crate::settings::GLOBALS;
+use crate::transfer::throttle::RateLimiter;
+use crate::transfer::{Downloaded, TransferCtx, download::download, temp_path};
+
+/// Cleanup gets this long of its own, even after a cancel.
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(120);
+
+pub(crate) struct Job {
+    pub shared: Arc<ExportShared>,
+    pub provider: Arc<dyn Provider>,
+    pub flow: Box<dyn Flow>,
+    pub opts: Arc<CommonOptions>,
+}
+
+/// Temp files this run created or used, to remove when `keep_partial` is off.
+type Partials = Arc<Mutex<Vec<PathBuf>>>;
+
+struct Done {
+    files: Vec<FileResult>,
+    extra_files: Vec<String>,
+}
+
+impl Job {
+    pub async fn run(mut self) {
+        let shared = self.shared.clone();
+        let progress = shared.progress.clone();
+        let partials: Partials = Arc::default();
+
+        let slot = tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => None,
+            p = GLOBALS.export_slots.acquire(1) => Some(p),
+        };
+        let outcome: Result<Done> = match slot {
+            None => Err(Error::Cancelled),
+            Some(_) => AssertUnwindSafe(self.run_flow(&partials))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|p| Err(Error::Internal(format!("export task panicked: {}", panic_text(&p))))),
+        };
+        let failed_in = progress.phase();
+        let cancelled = outcome.is_err() && shared.cancel.is_cancelled();
+        let kind = match (&outcome, cancelled) {
+            (Ok(_), _) => Outcome::Success,
+            (Err(_), true) => Outcome::Cancelled,
+            (Err(_), false) => Outcome::Failure,
+        };
+
+        // Cleanup on every path, with a fresh deadline that a cancel does not cut short.
+        let cleanup = match tokio::time::timeout(
+            CLEANUP_DEADLINE,
+            AssertUnwindSafe(self.flow.cleanup(kind)).catch_unwind(),
+        )
+        .await
+        {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(e.to_string()),
+            Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&p))),
+            Err(_) => Some(format!("cleanup did not finish within {CLEANUP_DEADLINE:?}")),
+        };
+        if let Some(c) = &cleanup {
+            tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
+        }
+        if kind != Outcome::Success && !self.opts.keep_partial {
+            let paths = lock(&partials).clone();
+            for temp in paths {
+                let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(&temp));
+                let _ = std::fs::remove_file(&temp);
+            }
+        }
+
+        let p = progress.snapshot();
+        let (fetched, resumed) = match &outcome {
+            Ok(d) => (
+                d.files.iter().map(|f| f.fetched_bytes).sum(),
+                d.files.iter().map(|f| f.resumed_bytes).sum(),
+            ),
+            Err(_) => (progress.transferred(), 0),
+        };
+        let export_error = match &outcome {
+            Ok(_) => None,
+            Err(_) if cancelled => Some(ExportError::cancelled(failed_in)),
+            Err(e) => Some(ExportError::from_error(e, failed_in)),
+        };
+        let (files, extra_files) = match outcome {
+            Ok(d) => (d.files, d.extra_files),
+            Err(_) => (Vec::new(), Vec::new()),
+        };
+        let result = ExportResult {
+            status: match kind {
+                Outcome::Success => "done",
+                Outcome::Cancelled => "cancelled",
+                Outcome::Failure => "failed",
+            },
+            files,
+            extra_files,
+            bytes_total: p.bytes_total,
+            bytes_fetched: fetched,
+            bytes_resumed: resumed,
+            elapsed_ms: shared.started.elapsed().as_millis() as u64,
+            error: export_error.as_ref().map(|e| ErrorResult {
+                kind: e.kind.as_str(),
+                message: e.message.clone(),
+                phase: e.phase.as_str(),
+            }),
+            cleanup_error: cleanup,
+            provider: self.flow.result_fields(),
+            export_error,
+        };
+        shared.set_result(result);
+    }
+
+    async fn run_flow(&mut self, partials: &Partials) -> Result<Done> {
+        let shared = self.shared.clone();
+        let progress = shared.progress.clone();
+        progress.set_phase(Phase::Preparing);
+        let fctx = FlowCtx {
+            progress: progress.clone(),
+            cancel: shared.cancel.clone(),
+            output_dir: self.opts.output_dir.clone(),
+        };
+        let sources = tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
+            r = self.flow.prepare(&fctx) => r?,
+        };
+        if sources.is_empty() {
+            return Err(Error::NotFound("the source has no file to export".into()));
+        }
+        let out_dir = self.opts.output_dir.clone();
+        let mut dests = Vec::new();
+        for s in &sources {
+            crate::paths::validate_file_name(&s.name)?;
+            let dest = out_dir.join(&s.name);
+            if !self.opts.overwrite && dest.exists() {
+                return Err(Error::AlreadyExists(format!(
+                    "{} exists; set overwrite to replace it",
+                    dest.display()
+                )));
+            }
+            dests.push(dest);
+        }
+        let counters = progress.set_files(
+            &sources.iter().map(|s| (s.name.clone(), s.size_hint.unwrap_or(0))).collect::<Vec<_>>(),
+        );
+        progress.set_phase(Phase::Downloading);
+
+        let tctx = Arc::new(TransferCtx {
+            client: self.provider.http_client().clone(),
+            opts: self.opts.clone(),
+            limiter: Arc::new(RateLimiter::new(self.opts.max_bytes_per_second)),
+            progress: progress.clone(),
+            cancel: shared.cancel.clone(),
+        });
+        let mut pending = sources.into_iter().zip(dests).zip(counters).enumerate();
+        let mut set = JoinSet::new();
+        let mut done: Vec<Option<Downloaded>> = Vec::new();
+        let keep_alive = self.flow.keep_alive_interval();
+        let mut ticker = tokio::time::interval(keep_alive.unwrap_or(Duration::from_secs(3600)));
+        ticker.tick().await;
+        let mut failure = None;
+        loop {
+            while failure.is_none() && set.len() < self.opts.parallel_files {
+                let Some((i, ((src, dest), counter))) = pending.next() else { break };
+                done.push(None);
+                lock(partials).push(temp_path(&dest));
+                let (tctx, src) = (tctx.clone(), Arc::new(src));
+                progress.set_current_file(i as u32 + 1);
+                set.spawn(async move { (i, download(&tctx, &src, &dest, &counter).await) });
+            }
+            if set.is_empty() {
+                break;
+            }
+            tokio::select! {
+                joined = set.join_next() => {
+                    let Some(joined) = joined else { break };
+                    match joined {
+                        Ok((i, Ok(d))) => done[i] = Some(d),
+                        Ok((_, Err(e))) => {
+                            if failure.is_none() {
+                                set.abort_all();
+                                failure = Some(e);
+                            }
+                        }
+                        Err(e) if e.is_cancelled() => {}
+                        Err(e) => {
+                            if failure.is_none() {
+                                set.abort_all();
+                                failure = Some(Error::Internal(format!("a download task failed: {e}")));
+                            }
+                        }
+                    }
+                }
+                _ = ticker.tick(), if keep_alive.is_some() => {
+                    let p = progress.snapshot();
+                    let pct = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(0).min(100) as u8;
+                    if let Err(e) = self.flow.keep_alive(pct).await
+                        && failure.is_none()
+                    {
+                        set.abort_all();
+                        failure = Some(e);
+                    }
+                }
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let files: Vec<Downloaded> = done.into_iter().flatten().collect();
+
+        progress.set_phase(Phase::Verifying);
+        let mut verified = Vec::new();
+        for f in &files {
+            if let Some(sum) = f.checksum.clone() {
+                let (temp, name) = (f.temp.clone(), f.name.clone());
+                let check = tokio::task::spawn_blocking(move || sum.verify_file(&temp, &name));
+                tokio::select! {
+                    biased;
+                    _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
+                    r = check => r.map_err(|e| Error::Internal(e.to_string()))??,
+                }
+            }
+            verified.push(f.checksum.as_ref().map(|c| ChecksumResult { algorithm: c.algorithm(), value: c.hex() }));
+        }
+        let extra_files = self.flow.after_download(&fctx, &files, &out_dir).await?;
+
+        progress.set_phase(Phase::Finalizing);
+        let overwrite = self.opts.overwrite;
+        let to_rename: Vec<(PathBuf, PathBuf)> = files.iter().map(|f| (f.temp.clone(), f.dest.clone())).collect();
+        let dir = out_dir.clone();
+        tokio::task::spawn_blocking(move || finalize(&to_rename, &dir, overwrite))
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))??;
+
+        Ok(Done {
+            files: files
+                .into_iter()
+                .zip(verified)
+                .map(|(f, checksum)| FileResult {
+                    name: f.name,
+                    path: f.dest,
+                    size: f.size,
+                    checksum,
+                    fetched_bytes: f.fetched,
+                    resumed_bytes: f.resumed,
+                })
+                .collect(),
+            extra_files,
+        })
+    }
+}
+
+/// Renames every verified temp file to its final name, drops the journals, and syncs the folder
+/// so the renames survive a crash.
+fn finalize(files: &[(PathBuf, PathBuf)], dir: &std::path::Path, overwrite: bool) -> Result<()> {
+    for (temp, dest) in files {
+        std::fs::File::open(temp)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| Error::io(temp, "cannot sync", e))?;
+        if !overwrite && dest.exists() {
+            return Err(Error::AlreadyExists(format!("{} appeared during the export", dest.display())));
+        }
+        std::fs::rename(temp, dest).map_err(|e| Error::io(dest, "cannot rename into", e))?;
+        let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(temp));
+    }
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    let _ = dir;
+    Ok(())
+}
+
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

@@ -1,0 +1,169 @@
+//! Export options common to every provider. The options JSON is one flat object: the keys listed
+//! in [`CommonOptions::FIELDS`] are read here, every other key goes to the provider, which rejects
+//! what it does not know. So an unknown key is always an error that names it.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Options every export understands. Defaults are documented on each field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommonOptions {
+    /// Folder the files are written into; must exist. Default: the current directory.
+    pub output_dir: PathBuf,
+    /// Replace an existing file of the same name. Default false: an existing file is an error.
+    pub overwrite: bool,
+    /// Keep the temp file and journal on failure or cancel so the next run resumes. Default true.
+    pub keep_partial: bool,
+    /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB.
+    pub part_size: u64,
+    /// Ranged requests in flight per file. Default 8.
+    pub parts_in_flight: usize,
+    /// Files downloaded at the same time within one export. Default 2.
+    pub parallel_files: usize,
+    /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
+    pub max_bytes_per_second: u64,
+    /// Least time between two progress callbacks, ms. Default 100 (≤ 10 per second).
+    pub progress_interval_ms: u64,
+    /// Attempts per request before the export fails. Default 5.
+    pub max_attempts: u32,
+    /// A request that yields no byte for this long is retried, ms. Default 30000.
+    pub stall_timeout_ms: u64,
+    /// Connect timeout per attempt, ms. Default 30000.
+    pub connect_timeout_ms: u64,
+    /// First retry delay, ms; doubles per attempt, with jitter, capped at 30 s. Default 500.
+    pub retry_base_delay_ms: u64,
+}
+
+impl Default for CommonOptions {
+    fn default() -> Self {
+        CommonOptions {
+            output_dir: PathBuf::from("."),
+            overwrite: false,
+            keep_partial: true,
+            part_size: 8 << 20,
+            parts_in_flight: 8,
+            parallel_files: 2,
+            max_bytes_per_second: 0,
+            progress_interval_ms: 100,
+            max_attempts: 5,
+            stall_timeout_ms: 30_000,
+            connect_timeout_ms: 30_000,
+            retry_base_delay_ms: 500,
+        }
+    }
+}
+
+impl CommonOptions {
+    pub const FIELDS: &'static [&'static str] = &[
+        "output_dir",
+        "overwrite",
+        "keep_partial",
+        "part_size",
+        "parts_in_flight",
+        "parallel_files",
+        "max_bytes_per_second",
+        "progress_interval_ms",
+        "max_attempts",
+        "stall_timeout_ms",
+        "connect_timeout_ms",
+        "retry_base_delay_ms",
+    ];
+
+    /// Splits options JSON into the common part and the provider's part.
+    pub fn parse(json: &str) -> Result<(CommonOptions, serde_json::Map<String, serde_json::Value>)> {
+        let json = if json.trim().is_empty() { "{}" } else { json };
+        let value: serde_json::Value = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidArgument(format!("options JSON: {e}")))?;
+        let serde_json::Value::Object(mut all) = value else {
+            return Err(Error::InvalidArgument("options JSON must be an object".into()));
+        };
+        let mut common = serde_json::Map::new();
+        for key in Self::FIELDS {
+            if let Some(v) = all.remove(*key) {
+                common.insert((*key).to_string(), v);
+            }
+        }
+        let opts: CommonOptions = serde_json::from_value(serde_json::Value::Object(common))
+            .map_err(|e| Error::InvalidArgument(format!("options: {e}")))?;
+        opts.validate()?;
+        Ok((opts, all))
+    }
+
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
+        if self.part_size < 64 * 1024 || self.part_size % (64 * 1024) != 0 {
+            return bad("part_size must be a multiple of 65536 bytes (64 KiB), at least 65536");
+        }
+        if !(1..=64).contains(&self.parts_in_flight) {
+            return bad("parts_in_flight must be between 1 and 64");
+        }
+        if !(1..=16).contains(&self.parallel_files) {
+            return bad("parallel_files must be between 1 and 16");
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return bad("max_attempts must be between 1 and 100");
+        }
+        if self.stall_timeout_ms < 100 {
+            return bad("stall_timeout_ms must be at least 100");
+        }
+        if self.progress_interval_ms == 0 {
+            return bad("progress_interval_ms must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// Checks the output folder exists and is a folder, before anything is written.
+    pub fn check_output_dir(&self) -> Result<()> {
+        match std::fs::metadata(&self.output_dir) {
+            Ok(m) if m.is_dir() => Ok(()),
+            Ok(_) => Err(Error::InvalidArgument(format!(
+                "output_dir {} is not a directory",
+                self.output_dir.display()
+            ))),
+            Err(e) => Err(Error::InvalidArgument(format!(
+                "output_dir {} cannot be used: {e}",
+                self.output_dir.display()
+            ))),
+        }
+    }
+}
+
+/// Parses a provider's own options from what [`CommonOptions::parse`] left over.
+pub fn parse_provider_options<T: serde::de::DeserializeOwned>(
+    rest: serde_json::Map<String, serde_json::Value>,
+) -> Result<T> {
+    serde_json::from_value(serde_json::Value::Object(rest))
+        .map_err(|e| Error::InvalidArgument(format!("options: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_match_struct() {
+        let v = serde_json::to_value(CommonOptions::default()).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        let mut fields: Vec<_> = CommonOptions::FIELDS.iter().map(|s| s.to_string()).collect();
+        keys.sort();
+        fields.sort();
+        assert_eq!(keys, fields);
+    }
+
+    #[test]
+    fn splits_and_rejects() {
+        let (c, rest) = CommonOptions::parse(r#"{"part_size":131072,"files":[]}"#).unwrap();
+        assert_eq!(c.part_size, 131072);
+        assert!(rest.contains_key("files"));
+        let e = CommonOptions::parse(r#"{"part_size":1000}"#).unwrap_err();
+        assert!(e.to_string().contains("part_size"));
+        let e = CommonOptions::parse(r#"{"overwrite":"yes"}"#).unwrap_err();
+        assert!(e.to_string().contains("invalid type"), "{e}");
+        let e = CommonOptions::parse("[1]").unwrap_err();
+        assert!(e.to_string().contains("object"));
+    }
+}

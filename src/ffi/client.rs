@@ -1,0 +1,70 @@
+//! `hs_client` and the process-wide settings.
+
+use std::ffi::c_char;
+
+use super::{guard, guard_void, hs_error, hs_status, optional_str, out_slot, required_str};
+use crate::Client;
+
+/// A configured provider. Create with `hs_client_new`, free with `hs_client_free`. Safe to use
+/// from several threads at once.
+pub struct hs_client {
+    pub(crate) client: Client,
+}
+
+/// The library version, a static string such as "0.1.0". Never NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Sets process-wide limits from JSON: `max_concurrent_exports` (default 16; more wait in phase
+/// queued), `max_bytes_per_second` (all exports together; 0 = none), `buffer_budget_bytes`
+/// (memory for write buffers of all exports; default 64 MiB). Keys left out get their
+/// defaults. May be called at any time; running exports follow.
+///
+/// `settings_json`: borrowed, may be NULL (all defaults). `err`: NULL or a slot that receives
+/// an error to free with `hs_error_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_global_configure(settings_json: *const c_char, err: *mut *mut hs_error) -> hs_status {
+    guard(err, || {
+        let json = optional_str(settings_json, "settings_json", "{}")?;
+        crate::settings::configure(json)?;
+        Ok(hs_status::HS_STATUS_OK)
+    })
+}
+
+/// Creates a client for `provider` ("http"; cloud providers as they are built in) with its
+/// config JSON (NULL or "" for defaults). Unknown fields are an error naming the field.
+///
+/// Ownership: `provider` and `config_json` are borrowed for the call. On success `*out_client`
+/// receives a client the caller owns and frees with `hs_client_free`; on failure it is set to
+/// NULL and `*err` (if `err` is not NULL) receives an error to free with `hs_error_free`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_client_new(
+    provider: *const c_char,
+    config_json: *const c_char,
+    out_client: *mut *mut hs_client,
+    err: *mut *mut hs_error,
+) -> hs_status {
+    guard(err, || {
+        out_slot(out_client, "out_client")?;
+        let provider = required_str(provider, "provider")?;
+        let config = optional_str(config_json, "config_json", "{}")?;
+        let client = Client::new(provider, config)?;
+        let raw = Box::into_raw(Box::new(hs_client { client }));
+        // SAFETY: checked by out_slot.
+        unsafe { *out_client = raw };
+        Ok(hs_status::HS_STATUS_OK)
+    })
+}
+
+/// Frees a client. Exports started from it keep running and stay valid. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_client_free(client: *mut hs_client) {
+    guard_void(|| {
+        if !client.is_null() {
+            // SAFETY: made by hs_client_new, freed once by contract.
+            drop(unsafe { Box::from_raw(client) });
+        }
+    })
+}

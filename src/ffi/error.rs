@@ -1,0 +1,115 @@
+//! `hs_error`: code, message and phase of a failure, owned by the caller.
+
+use std::ffi::{CString, c_char};
+
+use super::{guard_void, hs_phase, hs_status};
+
+/// An error: free with `hs_error_free`.
+pub struct hs_error {
+    pub(crate) status: hs_status,
+    pub(crate) message: CString,
+    pub(crate) phase: hs_phase,
+}
+
+pub(crate) fn set(err: *mut *mut hs_error, status: hs_status, message: &str, phase: hs_phase) {
+    if err.is_null() {
+        return;
+    }
+    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    let e = Box::new(hs_error { status, message, phase });
+    // SAFETY: `err` is a valid slot (checked non-NULL), set to NULL by `guard` at entry.
+    unsafe { *err = Box::into_raw(e) };
+}
+
+/// The status code of `err` (`HS_STATUS_INVALID_ARGUMENT` for NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_error_code(err: *const hs_error) -> hs_status {
+    // SAFETY: NULL or a live hs_error from this library.
+    unsafe { err.as_ref() }.map_or(hs_status::HS_STATUS_INVALID_ARGUMENT, |e| e.status)
+}
+
+/// The message of `err`: UTF-8, owned by `err`, valid until `hs_error_free(err)`. Never NULL
+/// (an empty string for NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_error_message(err: *const hs_error) -> *const c_char {
+    // SAFETY: NULL or a live hs_error from this library.
+    match unsafe { err.as_ref() } {
+        Some(e) => e.message.as_ptr(),
+        None => c"".as_ptr(),
+    }
+}
+
+/// The phase of the export in which the error happened (`HS_PHASE_QUEUED` for errors of calls
+/// that are not about a running export).
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_error_phase(err: *const hs_error) -> hs_phase {
+    // SAFETY: NULL or a live hs_error from this library.
+    unsafe { err.as_ref() }.map_or(hs_phase::HS_PHASE_QUEUED, |e| e.phase)
+}
+
+/// Frees an error. NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_error_free(err: *mut hs_error) {
+    guard_void(|| {
+        if !err.is_null() {
+            // SAFETY: made by Box::into_raw in `set`, freed once by contract.
+            drop(unsafe { Box::from_raw(err) });
+        }
+    })
+}
+
+/// Frees a string returned by this library (e.g. by `hs_export_result_json`). NULL is a no-op.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_string_free(s: *mut c_char) {
+    guard_void(|| {
+        if !s.is_null() {
+            // SAFETY: made by CString::into_raw in this library, freed once by contract.
+            drop(unsafe { CString::from_raw(s) });
+        }
+    })
+}
+
+/// A static name for a status code ("ok", "not_found", …; "unknown" for other values). Never
+/// NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_status_name(status: i32) -> *const c_char {
+    let s: &'static std::ffi::CStr = match status {
+        0 => c"ok",
+        1 => c"invalid_argument",
+        2 => c"not_found",
+        3 => c"auth",
+        4 => c"already_exists",
+        5 => c"io",
+        6 => c"network",
+        7 => c"verification",
+        8 => c"cancelled",
+        9 => c"timeout",
+        10 => c"unsupported",
+        11 => c"remote",
+        12 => c"invalid_state",
+        13 => c"pending",
+        98 => c"panic",
+        99 => c"internal",
+        _ => c"unknown",
+    };
+    s.as_ptr()
+}
+
+/// A static name for a phase ("queued", "downloading", …; "unknown" for other values). Never
+/// NULL.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_phase_name(phase: i32) -> *const c_char {
+    let s: &'static std::ffi::CStr = match phase {
+        0 => c"queued",
+        1 => c"preparing",
+        2 => c"waiting-for-cloud",
+        3 => c"downloading",
+        4 => c"verifying",
+        5 => c"finalizing",
+        6 => c"done",
+        7 => c"failed",
+        8 => c"cancelled",
+        _ => c"unknown",
+    };
+    s.as_ptr()
+}

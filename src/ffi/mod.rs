@@ -1,0 +1,76 @@
+//! The C ABI: the only place with `extern "C"`, raw pointers and C strings. Every function body
+//! runs under [`guard`], so no panic crosses the boundary; every handle is a `Box` made here and
+//! freed by its `_free`, which accepts NULL.
+#![allow(non_camel_case_types)]
+
+mod client;
+mod error;
+mod export;
+mod types;
+
+pub use client::*;
+pub use error::*;
+pub use export::*;
+pub use types::*;
+
+use std::ffi::{CStr, c_char};
+use std::panic::AssertUnwindSafe;
+
+use crate::error::Error;
+
+/// Runs `f`, turning an error into its status (and an `hs_error` when `err` is not NULL) and a
+/// panic into `HS_STATUS_PANIC`.
+pub(crate) fn guard(err: *mut *mut hs_error, f: impl FnOnce() -> Result<hs_status, Error>) -> hs_status {
+    if !err.is_null() {
+        // SAFETY: the caller passes NULL or a valid hs_error* slot (documented in the header).
+        unsafe { *err = std::ptr::null_mut() };
+    }
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(status)) => status,
+        Ok(Err(e)) => {
+            let status = hs_status::from_kind(e.kind());
+            error::set(err, status, &e.to_string(), hs_phase::HS_PHASE_QUEUED);
+            status
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            error::set(err, hs_status::HS_STATUS_PANIC, &format!("internal panic: {msg}"), hs_phase::HS_PHASE_QUEUED);
+            hs_status::HS_STATUS_PANIC
+        }
+    }
+}
+
+/// Same, for functions that return nothing (the `_free`s): a panic is swallowed.
+pub(crate) fn guard_void(f: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
+}
+
+/// A required C string argument as UTF-8.
+pub(crate) fn required_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} is NULL")));
+    }
+    // SAFETY: the caller passes a NUL-terminated string that outlives this call.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| Error::InvalidArgument(format!("{what} is not valid UTF-8")))
+}
+
+/// An optional C string argument: NULL is `default`.
+pub(crate) fn optional_str<'a>(p: *const c_char, what: &str, default: &'a str) -> Result<&'a str, Error> {
+    if p.is_null() { Ok(default) } else { required_str(p, what) }
+}
+
+/// Checks an out-parameter slot.
+pub(crate) fn out_slot<T>(p: *mut *mut T, what: &str) -> Result<(), Error> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} (the out parameter) is NULL")));
+    }
+    // SAFETY: checked non-NULL; the caller passes a writable slot.
+    unsafe { *p = std::ptr::null_mut() };
+    Ok(())
+}

@@ -1,0 +1,290 @@
+//! The HTTP(S) source: one URL or a list of `{url, file_name}` (pre-signed S3/GCS/SAS links,
+//! NFC URLs, any web server), fetched by the core downloader.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+use url::Url;
+
+use super::{BoxFuture, Flow, FlowCtx, Provider};
+use crate::error::{Error, Result};
+use crate::export::options::parse_provider_options;
+use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::transfer::{Checksum, FileSource};
+
+/// Client config of the `http` provider.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Headers sent with every request (e.g. Authorization). Never logged.
+    pub headers: BTreeMap<String, String>,
+    /// Extra trusted CA certificates, PEM text.
+    pub ca_bundle_pem: Option<String>,
+    /// Extra trusted CA certificates, path of a PEM file.
+    pub ca_bundle_path: Option<std::path::PathBuf>,
+    /// Accept any server certificate. Off by default; for test peers only.
+    pub insecure_skip_verify: bool,
+    /// Connect timeout, ms. Default 30000.
+    pub connect_timeout_ms: Option<u64>,
+}
+
+/// Export options of the `http` provider (besides the common ones).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpOptions {
+    /// Several files in one export (a VM's disks); then `source_id` is empty.
+    pub files: Vec<HttpFile>,
+    /// Headers for this export's requests, on top of the client's.
+    pub headers: BTreeMap<String, String>,
+    /// File name for a single `source_id` URL (default: the URL's last path segment).
+    pub file_name: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub crc32c: Option<String>,
+    /// Expected size, for an early total (the server's answer wins).
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub url: String,
+    pub file_name: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+    pub crc32c: Option<String>,
+    pub size: Option<u64>,
+}
+
+pub struct HttpProvider {
+    client: reqwest::Client,
+    headers: HeaderMap,
+}
+
+impl HttpProvider {
+    pub fn new(config_json: &str) -> Result<Self> {
+        let json = if config_json.trim().is_empty() { "{}" } else { config_json };
+        let cfg: HttpConfig = serde_json::from_str(json)
+            .map_err(|e| Error::InvalidArgument(format!("http config: {e}")))?;
+        let client = build_client(
+            cfg.ca_bundle_pem.as_deref(),
+            cfg.ca_bundle_path.as_deref(),
+            cfg.insecure_skip_verify,
+            Duration::from_millis(cfg.connect_timeout_ms.unwrap_or(30_000)),
+        )?;
+        Ok(HttpProvider { client, headers: header_map(&cfg.headers)? })
+    }
+}
+
+/// A reqwest client with our TLS stack, optional extra CAs, and connection reuse tuned for many
+/// parallel ranged GETs to one host.
+pub fn build_client(
+    ca_pem: Option<&str>,
+    ca_path: Option<&std::path::Path>,
+    insecure: bool,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client> {
+    crate::runtime::handle(); // installs the TLS provider
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("hypersdk/", env!("CARGO_PKG_VERSION")));
+    let mut pems: Vec<Vec<u8>> = Vec::new();
+    if let Some(p) = ca_pem {
+        pems.push(p.as_bytes().to_vec());
+    }
+    if let Some(path) = ca_path {
+        pems.push(std::fs::read(path).map_err(|e| {
+            Error::InvalidArgument(format!("ca_bundle_path {}: {e}", path.display()))
+        })?);
+    }
+    for pem in pems {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::InvalidArgument(format!("CA bundle is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::InvalidArgument("CA bundle holds no certificate".into()));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if insecure {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build().map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
+}
+
+/// Header names and values checked up front, so a typo is an error naming the header (but not
+/// its value, which may be a secret).
+pub fn header_map(h: &BTreeMap<String, String>) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (k, v) in h {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("header name {k:?} is not valid")))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| Error::InvalidArgument(format!("value of header {k:?} is not valid")))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
+fn parse_url(s: &str) -> Result<Url> {
+    let url = Url::parse(s).map_err(|e| Error::InvalidArgument(format!("URL {s:?}: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::InvalidArgument(format!("URL scheme {:?} is not http or https", url.scheme())));
+    }
+    Ok(url)
+}
+
+fn checksum_of(sha256: &Option<String>, md5: &Option<String>, crc32c: &Option<String>) -> Result<Option<Checksum>> {
+    // The strongest given wins; all given are well-formed or it is an error.
+    let mut best = None;
+    for (alg, v) in [("crc32c", crc32c), ("md5", md5), ("sha256", sha256)] {
+        if let Some(v) = v {
+            best = Some(Checksum::parse(alg, v)?);
+        }
+    }
+    Ok(best)
+}
+
+fn name_from_url(url: &Url) -> String {
+    let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+    let decoded = percent_decode(last);
+    sanitize_file_name(&decoded, "download")
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(hex) = std::str::from_utf8(&b[i + 1..i + 3])
+            && let Ok(v) = u8::from_str_radix(hex, 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Provider for HttpProvider {
+    fn http_client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    fn plan(&self, source_id: &str, options: serde_json::Map<String, serde_json::Value>) -> Result<Box<dyn Flow>> {
+        let o: HttpOptions = parse_provider_options(options)?;
+        let mut headers = self.headers.clone();
+        headers.extend(header_map(&o.headers)?);
+        let mut files = Vec::new();
+        if !source_id.trim().is_empty() {
+            if !o.files.is_empty() {
+                return Err(Error::InvalidArgument(
+                    "give either a URL as source_id or options.files, not both".into(),
+                ));
+            }
+            let url = parse_url(source_id.trim())?;
+            let name = match &o.file_name {
+                Some(n) => {
+                    validate_file_name(n)?;
+                    n.clone()
+                }
+                None => name_from_url(&url),
+            };
+            files.push(FileSource {
+                name,
+                url,
+                headers: headers.clone(),
+                size_hint: o.size,
+                checksum: checksum_of(&o.sha256, &o.md5, &o.crc32c)?,
+            });
+        } else {
+            if o.files.is_empty() {
+                return Err(Error::InvalidArgument("source_id is empty and options.files lists no file".into()));
+            }
+            if o.file_name.is_some() || o.sha256.is_some() || o.md5.is_some() || o.crc32c.is_some() || o.size.is_some() {
+                return Err(Error::InvalidArgument(
+                    "file_name, size and checksums go inside each entry of options.files".into(),
+                ));
+            }
+            for f in &o.files {
+                let url = parse_url(&f.url)?;
+                let name = match &f.file_name {
+                    Some(n) => {
+                        validate_file_name(n)?;
+                        n.clone()
+                    }
+                    None => name_from_url(&url),
+                };
+                files.push(FileSource {
+                    name,
+                    url,
+                    headers: headers.clone(),
+                    size_hint: f.size,
+                    checksum: checksum_of(&f.sha256, &f.md5, &f.crc32c)?,
+                });
+            }
+        }
+        let mut seen = HashSet::new();
+        for f in &files {
+            if !seen.insert(f.name.to_lowercase()) {
+                return Err(Error::InvalidArgument(format!(
+                    "two files would be written as {:?}; give each a distinct file_name",
+                    f.name
+                )));
+            }
+        }
+        Ok(Box::new(HttpFlow { files: Some(files) }))
+    }
+}
+
+struct HttpFlow {
+    files: Option<Vec<FileSource>>,
+}
+
+impl Flow for HttpFlow {
+    fn prepare<'a>(&'a mut self, _ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        let files = self.files.take().unwrap_or_default();
+        Box::pin(async move { Ok(files) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(src: &str, opts: serde_json::Value) -> Result<Box<dyn Flow>> {
+        let p = HttpProvider::new("{}").unwrap();
+        p.plan(src, opts.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn names_and_errors() {
+        assert_eq!(name_from_url(&Url::parse("http://h/a/disk%201.vmdk?sig=x").unwrap()), "disk 1.vmdk");
+        assert_eq!(name_from_url(&Url::parse("http://h/a/..%2F..%2Fetc").unwrap()), "_.._etc");
+        assert_eq!(name_from_url(&Url::parse("http://h/").unwrap()), "download");
+        let e = plan("http://h/x", serde_json::json!({"bogus": 1})).err().unwrap();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let e = plan("http://h/x", serde_json::json!({"file_name": "../x"})).err().unwrap();
+        assert!(e.to_string().contains("plain file name"), "{e}");
+        let e = plan("ftp://h/x", serde_json::json!({})).err().unwrap();
+        assert!(e.to_string().contains("scheme"), "{e}");
+        let e = plan("", serde_json::json!({"files": [{"url": "http://h/a/x"}, {"url": "http://h/b/x"}]})).err().unwrap();
+        assert!(e.to_string().contains("distinct"), "{e}");
+        let e = plan("http://h/x", serde_json::json!({"headers": {"bad name": "v"}})).err().unwrap();
+        assert!(e.to_string().contains("bad name"), "{e}");
+        assert!(HttpProvider::new(r#"{"ca_bundle_pem": "nope"}"#).is_err());
+        let e = HttpProvider::new(r#"{"insecure": true}"#).err().unwrap();
+        assert!(e.to_string().contains("insecure"), "{e}");
+    }
+}

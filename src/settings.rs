@@ -1,0 +1,60 @@
+//! Process-wide settings: the limits every export shares (concurrent exports, total bandwidth,
+//! buffer memory). They can be changed at any time; running transfers follow.
+
+use std::sync::LazyLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::transfer::budget::{BufferBudget, Pool};
+use crate::transfer::throttle::RateLimiter;
+
+/// Settings for the whole process (`hs_global_configure`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GlobalSettings {
+    /// Exports running at once; more wait in phase `queued`. Default 16.
+    pub max_concurrent_exports: u64,
+    /// Bandwidth of all exports together, bytes per second; 0 = none. Default 0.
+    pub max_bytes_per_second: u64,
+    /// Memory for write buffers of all exports together, bytes. Default 64 MiB.
+    pub buffer_budget_bytes: u64,
+}
+
+impl Default for GlobalSettings {
+    fn default() -> Self {
+        GlobalSettings { max_concurrent_exports: 16, max_bytes_per_second: 0, buffer_budget_bytes: 64 << 20 }
+    }
+}
+
+pub(crate) struct Globals {
+    pub export_slots: Pool,
+    pub limiter: RateLimiter,
+    pub budget: BufferBudget,
+}
+
+pub(crate) static GLOBALS: LazyLock<Globals> = LazyLock::new(|| {
+    let s = GlobalSettings::default();
+    Globals {
+        export_slots: Pool::new(s.max_concurrent_exports),
+        limiter: RateLimiter::new(s.max_bytes_per_second),
+        budget: BufferBudget::new(s.buffer_budget_bytes),
+    }
+});
+
+/// Applies settings given as JSON; keys left out keep their defaults.
+pub fn configure(json: &str) -> Result<GlobalSettings> {
+    let s: GlobalSettings = serde_json::from_str(if json.trim().is_empty() { "{}" } else { json })
+        .map_err(|e| Error::InvalidArgument(format!("global settings: {e}")))?;
+    if s.max_concurrent_exports == 0 || s.max_concurrent_exports > 4096 {
+        return Err(Error::InvalidArgument("max_concurrent_exports must be between 1 and 4096".into()));
+    }
+    if s.buffer_budget_bytes < 1 << 20 {
+        return Err(Error::InvalidArgument("buffer_budget_bytes must be at least 1 MiB".into()));
+    }
+    let g = &*GLOBALS;
+    g.export_slots.resize(s.max_concurrent_exports);
+    g.limiter.set_rate(s.max_bytes_per_second);
+    g.budget.resize(s.buffer_budget_bytes);
+    Ok(s)
+}

@@ -1,0 +1,122 @@
+//! Expected checksums and their verification by reading the finished temp file back (parts
+//! arrive out of order, so a whole-file digest cannot be streamed; reading back also checks what
+//! really reached the disk).
+
+use std::io::Read;
+use std::path::Path;
+
+use base64::Engine as _;
+use md5::Digest as _;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checksum {
+    Sha256([u8; 32]),
+    Md5([u8; 16]),
+    Crc32c(u32),
+}
+
+impl Checksum {
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            Checksum::Sha256(_) => "sha256",
+            Checksum::Md5(_) => "md5",
+            Checksum::Crc32c(_) => "crc32c",
+        }
+    }
+
+    pub fn hex(&self) -> String {
+        match self {
+            Checksum::Sha256(d) => hex::encode(d),
+            Checksum::Md5(d) => hex::encode(d),
+            Checksum::Crc32c(c) => format!("{c:08x}"),
+        }
+    }
+
+    /// Parses a digest given as hex or base64 (S3, GCS and Azure send base64).
+    pub fn parse(algorithm: &str, text: &str) -> Result<Checksum> {
+        let bytes = decode(text).ok_or_else(|| {
+            Error::InvalidArgument(format!("{algorithm} checksum {text:?} is neither hex nor base64"))
+        })?;
+        let wrong = || Error::InvalidArgument(format!("{algorithm} checksum {text:?} has the wrong length"));
+        Ok(match algorithm {
+            "sha256" => Checksum::Sha256(bytes.try_into().map_err(|_| wrong())?),
+            "md5" => Checksum::Md5(bytes.try_into().map_err(|_| wrong())?),
+            "crc32c" => Checksum::Crc32c(u32::from_be_bytes(bytes.try_into().map_err(|_| wrong())?)),
+            other => return Err(Error::InvalidArgument(format!("unknown checksum algorithm {other:?}"))),
+        })
+    }
+
+    /// Reads `path` and compares; the error names the file and both digests.
+    pub fn verify_file(&self, path: &Path, name: &str) -> Result<()> {
+        let got = self.compute(path)?;
+        if got != *self {
+            return Err(Error::Verification(format!(
+                "{} of {name} is {}, expected {}",
+                self.algorithm(),
+                got.hex(),
+                self.hex()
+            )));
+        }
+        Ok(())
+    }
+
+    fn compute(&self, path: &Path) -> Result<Checksum> {
+        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut sha = sha2::Sha256::new();
+        let mut md5 = md5::Md5::new();
+        let mut crc = 0u32;
+        loop {
+            let n = f.read(&mut buf).map_err(|e| Error::io(path, "cannot read", e))?;
+            if n == 0 {
+                break;
+            }
+            match self {
+                Checksum::Sha256(_) => sha.update(&buf[..n]),
+                Checksum::Md5(_) => md5.update(&buf[..n]),
+                Checksum::Crc32c(_) => crc = crc32c::crc32c_append(crc, &buf[..n]),
+            }
+        }
+        Ok(match self {
+            Checksum::Sha256(_) => Checksum::Sha256(sha.finalize().into()),
+            Checksum::Md5(_) => Checksum::Md5(md5.finalize().into()),
+            Checksum::Crc32c(_) => Checksum::Crc32c(crc),
+        })
+    }
+}
+
+fn decode(text: &str) -> Option<Vec<u8>> {
+    let t = text.trim();
+    if t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return hex::decode(t).ok();
+    }
+    base64::engine::general_purpose::STANDARD.decode(t).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hex_and_base64() {
+        let a = Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72").unwrap();
+        let b = Checksum::parse("md5", "kAFQmDzST7DWlj99KOF/cg==").unwrap();
+        assert_eq!(a, b);
+        assert_eq!(Checksum::parse("crc32c", "AAAAAA==").unwrap(), Checksum::Crc32c(0));
+        assert!(Checksum::parse("sha256", "abcd").is_err());
+        assert!(Checksum::parse("sha1", "abcd").is_err());
+    }
+
+    #[test]
+    fn verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x");
+        std::fs::write(&p, b"abc").unwrap();
+        Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72").unwrap().verify_file(&p, "x").unwrap();
+        Checksum::Crc32c(crc32c::crc32c(b"abc")).verify_file(&p, "x").unwrap();
+        let e = Checksum::Crc32c(1).verify_file(&p, "x").unwrap_err();
+        assert!(e.to_string().contains("expected 00000001"), "{e}");
+    }
+}
