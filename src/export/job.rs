@@ -167,7 +167,9 @@ impl Job {
             opts: self.opts.clone(),
             limiter: Arc::new(RateLimiter::new(self.opts.max_bytes_per_second)),
             progress: progress.clone(),
-            cancel: shared.cancel.clone(),
+            // A child: the first file that fails stops the others, which then record what
+            // they have on disk for the next run.
+            cancel: shared.cancel.child_token(),
         });
         let mut pending = sources.into_iter().zip(dests).zip(counters).enumerate();
         let mut set = JoinSet::new();
@@ -195,14 +197,14 @@ impl Job {
                         Ok((i, Ok(d))) => done[i] = Some(d),
                         Ok((_, Err(e))) => {
                             if failure.is_none() {
-                                set.abort_all();
+                                tctx.cancel.cancel();
                                 failure = Some(e);
                             }
                         }
                         Err(e) if e.is_cancelled() => {}
                         Err(e) => {
                             if failure.is_none() {
-                                set.abort_all();
+                                tctx.cancel.cancel();
                                 failure = Some(Error::Internal(format!("a download task failed: {e}")));
                             }
                         }
@@ -214,7 +216,7 @@ impl Job {
                     if let Err(e) = self.flow.keep_alive(pct).await
                         && failure.is_none()
                     {
-                        set.abort_all();
+                        tctx.cancel.cancel();
                         failure = Some(e);
                     }
                 }

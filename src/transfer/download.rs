@@ -13,6 +13,7 @@ use futures_util::StreamExt as _;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE};
 use reqwest::{Response, StatusCode};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::checksum::Checksum;
 use super::journal::{Journal, Validator};
@@ -38,7 +39,7 @@ pub async fn download(
     let temp = temp_path(dest);
     // The source may change under us once (a new ETag mid-download): start over, once.
     for round in 0..2 {
-        let probe = send_with_retry(ctx, src, Some((0, 0)), None).await?;
+        let probe = send_with_retry(ctx, &ctx.cancel, src, Some((0, 0)), None).await?;
         let result = match probe.status() {
             StatusCode::PARTIAL_CONTENT => {
                 let validator = validator_of(&probe, content_range_total(&probe)?);
@@ -107,6 +108,7 @@ fn server_checksum(h: &HeaderMap) -> Option<Checksum> {
 /// `range` is inclusive. Answers that will not get better (401, 404, …) are mapped to errors.
 async fn send_with_retry(
     ctx: &TransferCtx,
+    cancel: &CancellationToken,
     src: &FileSource,
     range: Option<(u64, u64)>,
     if_range: Option<&str>,
@@ -123,7 +125,7 @@ async fn send_with_retry(
         let stall = Duration::from_millis(ctx.opts.stall_timeout_ms);
         let sent = tokio::select! {
             biased;
-            _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
             r = tokio::time::timeout(stall, req.send()) => r,
         };
         let (err, wait) = match sent {
@@ -148,7 +150,7 @@ async fn send_with_retry(
         let wait = wait.unwrap_or_else(|| backoff(Duration::from_millis(ctx.opts.retry_base_delay_ms), attempt - 1));
         tracing::debug!(file = %src.name, attempt, ?wait, error = %err, "retrying request");
         tokio::select! {
-            _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
             _ = tokio::time::sleep(wait) => {}
         }
     }
@@ -180,6 +182,9 @@ struct Ranged {
     sync_lock: tokio::sync::Mutex<()>,
     counters: Arc<FileCounters>,
     fetched: AtomicU64,
+    /// Stops the parts: the export's cancel, or the first part that failed. Parts then flush
+    /// what they received, so the journal keeps every byte that reached the file.
+    stop: CancellationToken,
 }
 
 async fn ranged(
@@ -215,6 +220,7 @@ async fn ranged(
         sync_lock: tokio::sync::Mutex::new(()),
         counters: counters.clone(),
         fetched: AtomicU64::new(0),
+        stop: ctx.cancel.child_token(),
     });
 
     // Parts aligned on part_size boundaries, so a resumed run asks for the same ranges.
@@ -240,13 +246,12 @@ async fn ranged(
         let Some(joined) = set.join_next().await else { break };
         let r = joined.unwrap_or_else(|e| Err(Error::Internal(format!("a part task failed: {e}"))));
         if let Err(e) = r {
-            // Keep the first cause; stop the other parts (a cancel is reported as such).
-            if failure.is_none() || matches!(e, Error::Cancelled) && !matches!(failure, Some(Error::Cancelled)) {
-                if failure.is_none() {
-                    set.abort_all();
-                }
-                failure = Some(e);
+            // Keep the first cause (a cancel of the export wins); stop the other parts.
+            let user_cancel = matches!(e, Error::Cancelled) && ctx.cancel.is_cancelled();
+            if failure.is_none() || user_cancel && !matches!(failure, Some(Error::Cancelled)) {
+                failure = Some(if user_cancel { Error::Cancelled } else { e });
             }
+            state.stop.cancel();
         }
     }
     // Whatever happened, record what is safely on disk so the next run resumes from there.
@@ -307,7 +312,10 @@ fn open_temp(temp: &Path, journal_path: &Path, validator: Validator) -> Result<(
 async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
     let ctx = &st.ctx;
     let cap = WRITE_BUFFER.min((end - start) as usize);
-    let _permit = GLOBALS.budget.acquire(cap as u64).await;
+    let _permit = tokio::select! {
+        _ = st.stop.cancelled() => return Err(Error::Cancelled),
+        p = GLOBALS.budget.acquire(cap as u64) => p,
+    };
     let mut buf = Vec::with_capacity(cap);
     let mut pos = start; // next byte to receive
     let mut attempt = 0;
@@ -327,14 +335,13 @@ async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
                 let wait = backoff(Duration::from_millis(ctx.opts.retry_base_delay_ms), attempt.saturating_sub(1));
                 tracing::debug!(file = %st.src.name, pos, error = %e, "part interrupted, retrying");
                 tokio::select! {
-                    _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+                    _ = st.stop.cancelled() => return Err(Error::Cancelled),
                     _ = tokio::time::sleep(wait) => {}
                 }
             }
             Err(e) => return Err(e),
         }
     }
-    lock(&st.journal).done.insert(start, end);
     maybe_sync_journal(st).await
 }
 
@@ -348,7 +355,7 @@ async fn stream_range(
     if_range: Option<&str>,
 ) -> Result<()> {
     let ctx = &st.ctx;
-    let resp = send_with_retry(ctx, &st.src, Some((*pos, end - 1)), if_range).await?;
+    let resp = send_with_retry(ctx, &st.stop, &st.src, Some((*pos, end - 1)), if_range).await?;
     if resp.status() != StatusCode::PARTIAL_CONTENT {
         // With If-Range, a 200 means the object is another one now.
         return Err(Error::SourceChanged(st.src.name.clone()));
@@ -363,7 +370,7 @@ async fn stream_range(
     loop {
         let next = tokio::select! {
             biased;
-            _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+            _ = st.stop.cancelled() => return Err(Error::Cancelled),
             n = tokio::time::timeout(stall, body.next()) => n,
         };
         let chunk: Bytes = match next {
@@ -375,13 +382,17 @@ async fn stream_range(
         if chunk.len() as u64 > end - *pos {
             return Err(Error::Remote(format!("{}: the server sent more than the range asked for", st.src.name)));
         }
-        throttle(ctx, chunk.len() as u64).await?;
+        throttle(ctx, &st.stop, chunk.len() as u64).await?;
         let mut rest = &chunk[..];
         while !rest.is_empty() {
             let n = rest.len().min(cap - buf.len());
             buf.extend_from_slice(&rest[..n]);
             rest = &rest[n..];
             *pos += n as u64;
+            // Counted on arrival, so slow links show live progress; the bytes reach the file
+            // on the next flush, which also runs when the request fails.
+            st.fetched.fetch_add(n as u64, Ordering::Relaxed);
+            st.ctx.progress.add_done(&st.counters, n as u64, true);
             if buf.len() == cap {
                 flush(st, buf, *pos).await?;
             }
@@ -393,18 +404,18 @@ async fn stream_range(
     Ok(())
 }
 
-async fn throttle(ctx: &TransferCtx, n: u64) -> Result<()> {
+async fn throttle(ctx: &TransferCtx, cancel: &CancellationToken, n: u64) -> Result<()> {
     let wait = match (ctx.limiter.reserve(n), GLOBALS.limiter.reserve(n)) {
         (None, None) => return Ok(()),
         (a, b) => a.unwrap_or_default().max(b.unwrap_or_default()),
     };
     tokio::select! {
-        _ = ctx.cancel.cancelled() => Err(Error::Cancelled),
+        _ = cancel.cancelled() => Err(Error::Cancelled),
         _ = tokio::time::sleep(wait) => Ok(()),
     }
 }
 
-/// Writes the buffered bytes, which end at `end_pos`, and counts them as done.
+/// Writes the buffered bytes, which end at `end_pos`.
 async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64) -> Result<()> {
     if buf.is_empty() {
         return Ok(());
@@ -420,8 +431,7 @@ async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64) -> Result<()> 
     .await?;
     data.clear();
     *buf = data;
-    st.fetched.fetch_add(n, Ordering::Relaxed);
-    st.ctx.progress.add_done(&st.counters, n, true);
+    lock(&st.journal).done.insert(end_pos - n, end_pos);
     Ok(())
 }
 
@@ -467,7 +477,10 @@ async fn single_stream(
     // Nothing here can be resumed: an old journal no longer describes the temp file.
     let _ = std::fs::remove_file(Journal::path_for(temp));
     let cap = WRITE_BUFFER;
-    let _permit = GLOBALS.budget.acquire(cap as u64).await;
+    let _permit = tokio::select! {
+        _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+        p = GLOBALS.budget.acquire(cap as u64) => p,
+    };
     let mut resp = Some(first);
     let mut high_water = 0u64;
     let mut fetched = 0u64;
@@ -475,7 +488,7 @@ async fn single_stream(
     loop {
         let r = match resp.take() {
             Some(r) => r,
-            None => send_with_retry(ctx, src, None, None).await?,
+            None => send_with_retry(ctx, &ctx.cancel, src, None, None).await?,
         };
         let length = r
             .headers()
@@ -517,7 +530,7 @@ async fn single_stream(
                 Ok(Some(Err(e))) => break Err(Error::http(&format!("reading {}", src.name), e)),
                 Ok(Some(Ok(c))) => c,
             };
-            if let Err(e) = throttle(ctx, chunk.len() as u64).await {
+            if let Err(e) = throttle(ctx, &ctx.cancel, chunk.len() as u64).await {
                 break Err(e);
             }
             fetched += chunk.len() as u64;

@@ -1,0 +1,93 @@
+//! Shared by the integration tests.
+#![allow(dead_code)]
+
+pub mod server;
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use hypersdk::{Phase, Progress, ProgressCallback};
+
+/// Records every callback and checks the contract as it goes: never two calls at once, bytes
+/// never backwards, nothing after the terminal call.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub events: Arc<Mutex<Vec<Progress>>>,
+    in_call: Arc<AtomicBool>,
+    pub violations: Arc<Mutex<Vec<String>>>,
+    pub terminal_calls: Arc<AtomicU32>,
+}
+
+impl Recorder {
+    pub fn callback(&self) -> ProgressCallback {
+        let r = self.clone();
+        Box::new(move |p: &Progress| r.on(p))
+    }
+
+    fn on(&self, p: &Progress) {
+        if self.in_call.swap(true, Ordering::SeqCst) {
+            self.violations.lock().unwrap().push("two callbacks at once".into());
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        {
+            let mut ev = self.events.lock().unwrap();
+            if let Some(last) = ev.last() {
+                if last.phase.is_terminal() {
+                    self.violations.lock().unwrap().push(format!("call after terminal: {:?}", p.phase));
+                }
+                if p.bytes_done < last.bytes_done {
+                    self.violations
+                        .lock()
+                        .unwrap()
+                        .push(format!("bytes went back: {} -> {}", last.bytes_done, p.bytes_done));
+                }
+            }
+            if p.bytes_total < p.bytes_done {
+                self.violations.lock().unwrap().push("total below done".into());
+            }
+            ev.push(p.clone());
+        }
+        if p.phase.is_terminal() {
+            self.terminal_calls.fetch_add(1, Ordering::SeqCst);
+        }
+        self.in_call.store(false, Ordering::SeqCst);
+    }
+
+    /// Asserts the contract held and returns the phases seen, deduplicated in order.
+    pub fn check(&self) -> Vec<Phase> {
+        let v = self.violations.lock().unwrap();
+        assert!(v.is_empty(), "progress contract violated: {v:?}");
+        assert_eq!(self.terminal_calls.load(Ordering::SeqCst), 1, "exactly one terminal call");
+        let ev = self.events.lock().unwrap();
+        assert!(ev.last().unwrap().phase.is_terminal(), "the last call is the terminal one");
+        let mut phases: Vec<Phase> = Vec::new();
+        for e in ev.iter() {
+            if phases.last() != Some(&e.phase) {
+                phases.push(e.phase);
+            }
+        }
+        phases
+    }
+
+    pub fn last(&self) -> Progress {
+        self.events.lock().unwrap().last().cloned().expect("at least one callback")
+    }
+}
+
+/// A runtime for the test peer, separate from the library's.
+pub fn peer_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+pub fn opts(dir: &std::path::Path, extra: serde_json::Value) -> String {
+    let mut o = serde_json::json!({
+        "output_dir": dir,
+        "part_size": 262144,
+        "retry_base_delay_ms": 20,
+        "progress_interval_ms": 20,
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    o.to_string()
+}

@@ -1,0 +1,288 @@
+//! Test peer: a real HTTP/1.1 server on 127.0.0.1 with Range, If-Range, ETag and keep-alive,
+//! that can also misbehave on demand (cut a body short, ignore Range, answer 503 with
+//! Retry-After, stall, omit the length, go slowly, demand a header). Used by the Rust tests, the
+//! C tests (through `examples/serve.rs`) and the demo.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Ways to misbehave; counters say for how many responses.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// Answer every GET with 200 and the whole body.
+    pub ignore_range: bool,
+    /// Send no Content-Length; the body ends when the connection closes.
+    pub no_length: bool,
+    /// Close the connection after this many body bytes, for the next `cut_count` responses.
+    pub cut_after: u64,
+    pub cut_count: u32,
+    /// Answer the next `fail_count` requests with 503 and `Retry-After: retry_after`.
+    pub fail_count: u32,
+    pub retry_after: Option<String>,
+    /// Stop sending for `stall_for` after this many body bytes, for the next `stall_count`.
+    pub stall_after: u64,
+    pub stall_for: Duration,
+    pub stall_count: u32,
+    /// Pace every body at this many bytes per second (0 = full speed).
+    pub bytes_per_sec: u64,
+    /// Answer 401 unless this `Authorization` value is sent.
+    pub require_auth: Option<String>,
+}
+
+#[derive(Clone)]
+struct Object {
+    data: Arc<Vec<u8>>,
+    etag: String,
+}
+
+#[derive(Default)]
+struct State {
+    objects: Mutex<HashMap<String, Object>>,
+    faults: Mutex<Faults>,
+    body_bytes: AtomicU64,
+    requests: Mutex<Vec<String>>,
+    version: AtomicU64,
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TestServer {
+    /// Starts on 127.0.0.1 with an ephemeral port on the current tokio runtime.
+    pub async fn start() -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((sock, _)) = listener.accept().await else { continue };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let _ = serve_conn(sock, st).await;
+                });
+            }
+        });
+        TestServer { addr, state, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+    }
+
+    /// Puts (or replaces, with a new ETag) an object.
+    pub fn put(&self, path: &str, data: Vec<u8>) {
+        let v = self.state.version.fetch_add(1, Ordering::Relaxed);
+        let etag = format!("\"v{v}-{}\"", data.len());
+        self.state
+            .objects
+            .lock()
+            .unwrap()
+            .insert(format!("/{}", path.trim_start_matches('/')), Object { data: Arc::new(data), etag });
+    }
+
+    pub fn set_faults(&self, f: Faults) {
+        *self.state.faults.lock().unwrap() = f;
+    }
+
+    pub fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.state.faults.lock().unwrap()
+    }
+
+    /// Body bytes sent since the start (or the last reset).
+    pub fn body_bytes(&self) -> u64 {
+        self.state.body_bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn reset_stats(&self) {
+        self.state.body_bytes.store(0, Ordering::Relaxed);
+        self.state.requests.lock().unwrap().clear();
+    }
+
+    /// "GET /path bytes=a-b" lines, one per request.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so tests need no rand crate.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+async fn serve_conn(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
+    sock.set_nodelay(true)?;
+    let mut buf = Vec::with_capacity(4096);
+    loop {
+        // Read one request head.
+        let head_end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            if buf.len() > 64 * 1024 {
+                return Ok(());
+            }
+            let mut tmp = [0u8; 4096];
+            let n = sock.read(&mut tmp).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&tmp[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next().unwrap_or("").split(' ');
+        let method = first.next().unwrap_or("").to_string();
+        let target = first.next().unwrap_or("/").to_string();
+        let path = target.split('?').next().unwrap_or("/").to_string();
+        let headers: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let range = headers.get("range").cloned();
+        st.requests
+            .lock()
+            .unwrap()
+            .push(format!("{method} {path} {}", range.clone().unwrap_or_default()));
+        let keep = respond(&mut sock, &st, &method, &path, &headers).await?;
+        if !keep {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes one response; returns whether the connection may carry another.
+async fn respond(
+    sock: &mut TcpStream,
+    st: &State,
+    method: &str,
+    path: &str,
+    headers: &HashMap<String, String>,
+) -> std::io::Result<bool> {
+    let mut f = {
+        let mut faults = st.faults.lock().unwrap();
+        let snapshot = faults.clone();
+        if faults.fail_count > 0 {
+            faults.fail_count -= 1;
+        }
+        if faults.cut_count > 0 {
+            faults.cut_count -= 1;
+        }
+        if faults.stall_count > 0 {
+            faults.stall_count -= 1;
+        }
+        snapshot
+    };
+    if f.fail_count > 0 {
+        let ra = f.retry_after.take().map(|v| format!("Retry-After: {v}\r\n")).unwrap_or_default();
+        sock.write_all(format!("HTTP/1.1 503 Service Unavailable\r\n{ra}Content-Length: 0\r\n\r\n").as_bytes()).await?;
+        return Ok(true);
+    }
+    if let Some(want) = &f.require_auth
+        && headers.get("authorization") != Some(want)
+    {
+        sock.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n").await?;
+        return Ok(true);
+    }
+    let obj = st.objects.lock().unwrap().get(path).cloned();
+    let Some(obj) = obj else {
+        sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await?;
+        return Ok(true);
+    };
+    if method != "GET" && method != "HEAD" {
+        sock.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n").await?;
+        return Ok(true);
+    }
+    let len = obj.data.len() as u64;
+    let mut range = None;
+    if !f.ignore_range
+        && let Some(r) = headers.get("range")
+    {
+        let if_range_ok = headers.get("if-range").is_none_or(|v| *v == obj.etag);
+        if if_range_ok && let Some(spec) = r.strip_prefix("bytes=") {
+            let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
+            let a: u64 = a.parse().unwrap_or(0);
+            let b: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse().unwrap_or(0).min(len.saturating_sub(1)) };
+            if a >= len || a > b {
+                sock.write_all(
+                    format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nETag: {}\r\nContent-Length: 0\r\n\r\n", obj.etag).as_bytes(),
+                )
+                .await?;
+                return Ok(true);
+            }
+            range = Some((a, b));
+        }
+    }
+    let (status, start, end) = match range {
+        Some((a, b)) => ("206 Partial Content", a, b + 1),
+        None => ("200 OK", 0, len),
+    };
+    let mut head = format!("HTTP/1.1 {status}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n", obj.etag);
+    if let Some((a, b)) = range {
+        head.push_str(&format!("Content-Range: bytes {a}-{b}/{len}\r\n"));
+    }
+    if f.no_length {
+        head.push_str("Connection: close\r\n\r\n");
+    } else {
+        head.push_str(&format!("Content-Length: {}\r\n\r\n", end - start));
+    }
+    sock.write_all(head.as_bytes()).await?;
+    if method == "HEAD" {
+        return Ok(!f.no_length);
+    }
+    let body = &obj.data[start as usize..end as usize];
+    let chunk = 64 * 1024;
+    let mut sent = 0u64;
+    for piece in body.chunks(chunk) {
+        let mut piece = piece;
+        if f.cut_count > 0 && sent + piece.len() as u64 > f.cut_after {
+            let n = f.cut_after.saturating_sub(sent) as usize;
+            sock.write_all(&piece[..n]).await?;
+            st.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            sock.flush().await?;
+            return Ok(false);
+        }
+        if f.stall_count > 0 && sent + piece.len() as u64 > f.stall_after {
+            let n = f.stall_after.saturating_sub(sent) as usize;
+            sock.write_all(&piece[..n]).await?;
+            st.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
+            sent += n as u64;
+            piece = &piece[n..];
+            tokio::time::sleep(f.stall_for).await;
+            f.stall_count = 0;
+        }
+        sock.write_all(piece).await?;
+        st.body_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        sent += piece.len() as u64;
+        if f.bytes_per_sec > 0 {
+            tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / f.bytes_per_sec as f64)).await;
+        }
+    }
+    Ok(!f.no_length)
+}
