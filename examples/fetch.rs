@@ -1,0 +1,71 @@
+//! A small command line over the safe Rust API, used by the benchmarks: downloads every URL
+//! given, all at once, into OUT_DIR, and prints one result line per export.
+//!
+//! usage: fetch [--options JSON] [--global JSON] [--progress] OUT_DIR URL...
+
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut options = String::from("{}");
+    let mut global = None;
+    let mut show = false;
+    let mut rest = Vec::new();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--options" => options = args.next().expect("--options JSON"),
+            "--global" => global = Some(args.next().expect("--global JSON")),
+            "--progress" => show = true,
+            _ => rest.push(a),
+        }
+    }
+    if rest.len() < 2 {
+        eprintln!("usage: fetch [--options JSON] [--global JSON] [--progress] OUT_DIR URL...");
+        std::process::exit(2);
+    }
+    if let Some(g) = global {
+        hypersdk::configure(&g).unwrap_or_else(|e| fail(&e.to_string()));
+    }
+    let out = &rest[0];
+    let mut opts: serde_json::Value = serde_json::from_str(&options).unwrap_or_else(|e| fail(&e.to_string()));
+    opts["output_dir"] = serde_json::Value::String(out.clone());
+    let opts = opts.to_string();
+    let client = hypersdk::Client::new("http", "{}").unwrap_or_else(|e| fail(&e.to_string()));
+    let t = Instant::now();
+    let exports: Vec<_> = rest[1..]
+        .iter()
+        .map(|url| {
+            let cb: Option<hypersdk::ProgressCallback> = show.then(|| {
+                Box::new(|p: &hypersdk::Progress| {
+                    eprintln!(
+                        "{:<12} {:<12} {:>12}/{:<12} {:>8.1} MiB/s",
+                        p.file_name,
+                        p.phase.as_str(),
+                        p.bytes_done,
+                        p.bytes_total,
+                        p.rate_bytes_per_sec / 1048576.0
+                    )
+                }) as hypersdk::ProgressCallback
+            });
+            client.start_export(url, &opts, cb).unwrap_or_else(|e| fail(&e.to_string()))
+        })
+        .collect();
+    let mut failed = false;
+    let mut bytes = 0;
+    for e in exports {
+        let r = e.wait(None).unwrap().expect("no timeout");
+        failed |= r.status != "done";
+        bytes += r.files.iter().map(|f| f.size).sum::<u64>();
+        if r.status != "done" {
+            eprintln!("{}", r.to_json());
+        }
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("{bytes} bytes in {secs:.3} s = {:.1} MiB/s", bytes as f64 / secs / 1048576.0);
+    std::process::exit(if failed { 1 } else { 0 });
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("fetch: {msg}");
+    std::process::exit(2)
+}
