@@ -27,7 +27,8 @@ fn main() {
         hypersdk::configure(&g).unwrap_or_else(|e| fail(&e.to_string()));
     }
     let out = &rest[0];
-    let mut opts: serde_json::Value = serde_json::from_str(&options).unwrap_or_else(|e| fail(&e.to_string()));
+    let mut opts: serde_json::Value =
+        serde_json::from_str(&options).unwrap_or_else(|e| fail(&e.to_string()));
     opts["output_dir"] = serde_json::Value::String(out.clone());
     let opts = opts.to_string();
     let client = hypersdk::Client::new("http", "{}").unwrap_or_else(|e| fail(&e.to_string()));
@@ -47,7 +48,9 @@ fn main() {
                     )
                 }) as hypersdk::ProgressCallback
             });
-            client.start_export(url, &opts, cb).unwrap_or_else(|e| fail(&e.to_string()))
+            client
+                .start_export(url, &opts, cb)
+                .unwrap_or_else(|e| fail(&e.to_string()))
         })
         .collect();
     let mut failed = false;
@@ -61,7 +64,10 @@ fn main() {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    println!("{bytes} bytes in {secs:.3} s = {:.1} MiB/s", bytes as f64 / secs / 1048576.0);
+    println!(
+        "{bytes} bytes in {secs:.3} s = {:.1} MiB/s",
+        bytes as f64 / secs / 1048576.0
+    );
     std::process::exit(if failed { 1 } else { 0 });
 }
 

@@ -26,13 +26,18 @@ fn blocks(size: usize, seed: u64) -> Vec<u8> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {
-        eprintln!("usage: serve <count> <size-bytes> [bytes-per-sec-per-connection] [zero-percent]");
+        eprintln!(
+            "usage: serve <count> <size-bytes> [bytes-per-sec-per-connection] [zero-percent]"
+        );
         std::process::exit(2);
     }
     let count: usize = args[1].parse().expect("count");
     let size: usize = args[2].parse().expect("size");
     let pace: u64 = args.get(3).map(|s| s.parse().expect("pace")).unwrap_or(0);
-    let zero_pct: usize = args.get(4).map(|s| s.parse().expect("zero-percent")).unwrap_or(0);
+    let zero_pct: usize = args
+        .get(4)
+        .map(|s| s.parse().expect("zero-percent"))
+        .unwrap_or(0);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let srv = rt.block_on(server::TestServer::start());
     for i in 0..count {
@@ -43,7 +48,10 @@ fn main() {
         data[at..].fill(0);
         srv.put(&format!("file{i}.bin"), data);
     }
-    srv.set_faults(server::Faults { bytes_per_sec: pace, ..Default::default() });
+    srv.set_faults(server::Faults {
+        bytes_per_sec: pace,
+        ..Default::default()
+    });
     println!("READY http://{}", srv.addr);
     loop {
         std::thread::park();

@@ -22,8 +22,12 @@ impl Client {
     /// `provider` is `"http"` (cloud providers follow, each behind a cargo feature);
     /// `config_json` is that provider's config object (`""` or `"{}"` for defaults).
     pub fn new(provider: &str, config_json: &str) -> Result<Client> {
-        let provider_impl = crate::runtime::handle().block_on_if_outside(|| new_provider(provider, config_json))?;
-        Ok(Client { provider: provider_impl, name: provider.to_string() })
+        let provider_impl =
+            crate::runtime::handle().block_on_if_outside(|| new_provider(provider, config_json))?;
+        Ok(Client {
+            provider: provider_impl,
+            name: provider.to_string(),
+        })
     }
 
     pub fn provider_name(&self) -> &str {
@@ -43,7 +47,12 @@ impl Client {
         let flow = self.provider.plan(source_id, rest)?;
         let interval = Duration::from_millis(opts.progress_interval_ms);
         let shared = ExportShared::new();
-        let job = Job { shared: shared.clone(), provider: self.provider.clone(), flow, opts: Arc::new(opts) };
+        let job = Job {
+            shared: shared.clone(),
+            provider: self.provider.clone(),
+            flow,
+            opts: Arc::new(opts),
+        };
         let rt = crate::runtime::handle();
         rt.spawn(dispatch::run(shared.clone(), on_progress, interval));
         rt.spawn(job.run());

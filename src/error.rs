@@ -114,7 +114,11 @@ impl Error {
             msg.push_str(&s.to_string());
             source = s.source();
         }
-        if timeout { Error::Timeout(msg) } else { Error::Network(msg) }
+        if timeout {
+            Error::Timeout(msg)
+        } else {
+            Error::Network(msg)
+        }
     }
 }
 

@@ -27,7 +27,13 @@ pub fn validate_file_name(name: &str) -> Result<()> {
 pub fn sanitize_file_name(raw: &str, fallback: &str) -> String {
     let mut out: String = raw
         .chars()
-        .map(|c| if c == '/' || c == '\\' || c == ':' || c.is_control() { '_' } else { c })
+        .map(|c| {
+            if c == '/' || c == '\\' || c == ':' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
         .collect();
     let trimmed = out.trim_start_matches('.').trim().to_string();
     out = trimmed;
@@ -38,7 +44,11 @@ pub fn sanitize_file_name(raw: &str, fallback: &str) -> String {
         }
         out.truncate(cut);
     }
-    if out.is_empty() { fallback.to_string() } else { out }
+    if out.is_empty() {
+        fallback.to_string()
+    } else {
+        out
+    }
 }
 
 #[cfg(test)]
@@ -47,7 +57,17 @@ mod tests {
 
     #[test]
     fn rejects_escapes() {
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "/etc/passwd", "C:x", "a\0b"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x",
+            "a/b",
+            "a\\b",
+            "/etc/passwd",
+            "C:x",
+            "a\0b",
+        ] {
             assert!(validate_file_name(bad).is_err(), "{bad:?} accepted");
         }
         validate_file_name("disk-1.vmdk").unwrap();
@@ -55,7 +75,10 @@ mod tests {
 
     #[test]
     fn sanitizes() {
-        assert_eq!(sanitize_file_name("../../etc/passwd", "f"), "_.._etc_passwd");
+        assert_eq!(
+            sanitize_file_name("../../etc/passwd", "f"),
+            "_.._etc_passwd"
+        );
         assert_eq!(sanitize_file_name("..", "f"), "f");
         assert_eq!(sanitize_file_name(".hidden", "f"), "hidden");
         assert_eq!(sanitize_file_name("disk.vmdk", "f"), "disk.vmdk");

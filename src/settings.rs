@@ -23,7 +23,11 @@ pub struct GlobalSettings {
 
 impl Default for GlobalSettings {
     fn default() -> Self {
-        GlobalSettings { max_concurrent_exports: 16, max_bytes_per_second: 0, buffer_budget_bytes: 64 << 20 }
+        GlobalSettings {
+            max_concurrent_exports: 16,
+            max_bytes_per_second: 0,
+            buffer_budget_bytes: 64 << 20,
+        }
     }
 }
 
@@ -47,10 +51,14 @@ pub fn configure(json: &str) -> Result<GlobalSettings> {
     let s: GlobalSettings = serde_json::from_str(if json.trim().is_empty() { "{}" } else { json })
         .map_err(|e| Error::InvalidArgument(format!("global settings: {e}")))?;
     if s.max_concurrent_exports == 0 || s.max_concurrent_exports > 4096 {
-        return Err(Error::InvalidArgument("max_concurrent_exports must be between 1 and 4096".into()));
+        return Err(Error::InvalidArgument(
+            "max_concurrent_exports must be between 1 and 4096".into(),
+        ));
     }
     if s.buffer_budget_bytes < 1 << 20 {
-        return Err(Error::InvalidArgument("buffer_budget_bytes must be at least 1 MiB".into()));
+        return Err(Error::InvalidArgument(
+            "buffer_budget_bytes must be at least 1 MiB".into(),
+        ));
     }
     let g = &*GLOBALS;
     g.export_slots.resize(s.max_concurrent_exports);

@@ -19,11 +19,19 @@ fn lib_dir() -> PathBuf {
 fn compile(name: &str, out: &Path) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = lib_dir();
-    assert!(lib.join("libhypersdk.so").exists(), "libhypersdk.so not built in {}", lib.display());
+    assert!(
+        lib.join("libhypersdk.so").exists(),
+        "libhypersdk.so not built in {}",
+        lib.display()
+    );
     let bin = out.join(name);
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
-        .args(["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"])
+        .args([
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all",
+        ])
         .arg(format!("-I{}", root.join("include").display()))
         .arg(root.join("tests/c").join(format!("{name}.c")))
         .arg(format!("-L{}", lib.display()))
@@ -39,7 +47,10 @@ fn compile(name: &str, out: &Path) -> PathBuf {
 fn run(bin: &Path, args: &[&str]) {
     let out = Command::new(bin)
         .args(args)
-        .env("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0:halt_on_error=1")
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:abort_on_error=0:halt_on_error=1",
+        )
         .env("UBSAN_OPTIONS", "print_stacktrace=1")
         .output()
         .expect("run C test");
@@ -51,7 +62,11 @@ fn run(bin: &Path, args: &[&str]) {
         bin.display(),
         out.status
     );
-    assert!(!stderr.contains("Sanitizer"), "sanitizer report from {}:\n{stderr}", bin.display());
+    assert!(
+        !stderr.contains("Sanitizer"),
+        "sanitizer report from {}:\n{stderr}",
+        bin.display()
+    );
 }
 
 #[test]
@@ -65,26 +80,47 @@ fn c_programs_under_address_sanitizer() {
         fast.put(&format!("file{i}.bin"), pattern(*s, 100 + i as u64));
     }
     slow.put("slow.bin", pattern(8 << 20, 7));
-    slow.set_faults(Faults { bytes_per_sec: 256 * 1024, ..Default::default() });
+    slow.set_faults(Faults {
+        bytes_per_sec: 256 * 1024,
+        ..Default::default()
+    });
 
     let build = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
     let outs = out.path().to_str().unwrap();
 
     let bin = compile("concurrent", build.path());
-    run(&bin, &[&format!("http://{}", fast.addr), &n.to_string(), outs]);
+    run(
+        &bin,
+        &[&format!("http://{}", fast.addr), &n.to_string(), outs],
+    );
     for (i, s) in sizes.iter().enumerate() {
         let got = std::fs::read(out.path().join(format!("file{i}.bin"))).unwrap();
-        assert!(got == pattern(*s, 100 + i as u64), "file{i}.bin differs from the source");
+        assert!(
+            got == pattern(*s, 100 + i as u64),
+            "file{i}.bin differs from the source"
+        );
     }
 
     let cancel_dir = tempfile::tempdir().unwrap();
     let bin = compile("cancel_in_callback", build.path());
-    run(&bin, &[&slow.url("slow.bin"), cancel_dir.path().to_str().unwrap()]);
-    assert!(!cancel_dir.path().join("slow.bin").exists(), "a cancelled export left a final file");
+    run(
+        &bin,
+        &[&slow.url("slow.bin"), cancel_dir.path().to_str().unwrap()],
+    );
+    assert!(
+        !cancel_dir.path().join("slow.bin").exists(),
+        "a cancelled export left a final file"
+    );
 
     let misuse_dir = tempfile::tempdir().unwrap();
     let bin = compile("misuse", build.path());
-    run(&bin, &[&slow.url("slow.bin"), misuse_dir.path().to_str().unwrap()]);
-    assert!(!misuse_dir.path().join("slow.bin").exists(), "a freed export left a final file");
+    run(
+        &bin,
+        &[&slow.url("slow.bin"), misuse_dir.path().to_str().unwrap()],
+    );
+    assert!(
+        !misuse_dir.path().join("slow.bin").exists(),
+        "a freed export left a final file"
+    );
 }

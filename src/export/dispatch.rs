@@ -19,7 +19,11 @@ pub(crate) fn in_callback_of(id: u64) -> bool {
     IN_CALLBACK.with(|c| c.get() == id)
 }
 
-pub(crate) async fn run(shared: Arc<ExportShared>, mut cb: Option<ProgressCallback>, interval: Duration) {
+pub(crate) async fn run(
+    shared: Arc<ExportShared>,
+    mut cb: Option<ProgressCallback>,
+    interval: Duration,
+) {
     let progress = shared.progress.clone();
     let mut meter = RateMeter::new(progress.transferred());
     let mut last: Option<Progress> = None;
@@ -50,7 +54,9 @@ pub(crate) async fn run(shared: Arc<ExportShared>, mut cb: Option<ProgressCallba
                 last = Some(snap);
             }
         }
-        let wait = interval.saturating_sub(last_at.elapsed()).max(Duration::from_millis(1));
+        let wait = interval
+            .saturating_sub(last_at.elapsed())
+            .max(Duration::from_millis(1));
         tokio::select! {
             _ = progress.wake.notified() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -69,7 +75,10 @@ fn deliver(shared: &ExportShared, cb: &mut Option<ProgressCallback>, snap: &Prog
         r.is_err()
     });
     if panicked {
-        tracing::error!(export = shared.id, "a progress callback panicked; it is called no more");
+        tracing::error!(
+            export = shared.id,
+            "a progress callback panicked; it is called no more"
+        );
         *cb = None;
     }
 }

@@ -53,7 +53,12 @@ impl Job {
             Some(_) => AssertUnwindSafe(self.run_flow(&partials))
                 .catch_unwind()
                 .await
-                .unwrap_or_else(|p| Err(Error::Internal(format!("export task panicked: {}", panic_text(&p))))),
+                .unwrap_or_else(|p| {
+                    Err(Error::Internal(format!(
+                        "export task panicked: {}",
+                        panic_text(&p)
+                    )))
+                }),
         };
         let failed_in = progress.phase();
         let cancelled = outcome.is_err() && shared.cancel.is_cancelled();
@@ -73,7 +78,9 @@ impl Job {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(e))) => Some(e.to_string()),
             Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&p))),
-            Err(_) => Some(format!("cleanup did not finish within {CLEANUP_DEADLINE:?}")),
+            Err(_) => Some(format!(
+                "cleanup did not finish within {CLEANUP_DEADLINE:?}"
+            )),
         };
         if let Some(c) = &cleanup {
             tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
@@ -158,7 +165,10 @@ impl Job {
             dests.push(dest);
         }
         let counters = progress.set_files(
-            &sources.iter().map(|s| (s.name.clone(), s.size_hint.unwrap_or(0))).collect::<Vec<_>>(),
+            &sources
+                .iter()
+                .map(|s| (s.name.clone(), s.size_hint.unwrap_or(0)))
+                .collect::<Vec<_>>(),
         );
         progress.set_phase(Phase::Downloading);
 
@@ -180,7 +190,9 @@ impl Job {
         let mut failure = None;
         loop {
             while failure.is_none() && set.len() < self.opts.parallel_files {
-                let Some((i, ((src, dest), counter))) = pending.next() else { break };
+                let Some((i, ((src, dest), counter))) = pending.next() else {
+                    break;
+                };
                 done.push(None);
                 lock(partials).push(temp_path(&dest));
                 let (tctx, src) = (tctx.clone(), Arc::new(src));
@@ -239,13 +251,19 @@ impl Job {
                     r = check => r.map_err(|e| Error::Internal(e.to_string()))??,
                 }
             }
-            verified.push(f.checksum.as_ref().map(|c| ChecksumResult { algorithm: c.algorithm(), value: c.hex() }));
+            verified.push(f.checksum.as_ref().map(|c| ChecksumResult {
+                algorithm: c.algorithm(),
+                value: c.hex(),
+            }));
         }
         let extra_files = self.flow.after_download(&fctx, &files, &out_dir).await?;
 
         progress.set_phase(Phase::Finalizing);
         let overwrite = self.opts.overwrite;
-        let to_rename: Vec<(PathBuf, PathBuf)> = files.iter().map(|f| (f.temp.clone(), f.dest.clone())).collect();
+        let to_rename: Vec<(PathBuf, PathBuf)> = files
+            .iter()
+            .map(|f| (f.temp.clone(), f.dest.clone()))
+            .collect();
         let dir = out_dir.clone();
         tokio::task::spawn_blocking(move || finalize(&to_rename, &dir, overwrite))
             .await
@@ -277,7 +295,10 @@ fn finalize(files: &[(PathBuf, PathBuf)], dir: &std::path::Path, overwrite: bool
             .and_then(|f| f.sync_all())
             .map_err(|e| Error::io(temp, "cannot sync", e))?;
         if !overwrite && dest.exists() {
-            return Err(Error::AlreadyExists(format!("{} appeared during the export", dest.display())));
+            return Err(Error::AlreadyExists(format!(
+                "{} appeared during the export",
+                dest.display()
+            )));
         }
         std::fs::rename(temp, dest).map_err(|e| Error::io(dest, "cannot rename into", e))?;
         let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(temp));

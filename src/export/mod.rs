@@ -73,7 +73,8 @@ pub struct ExportResult {
 
 impl ExportResult {
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"status\":\"failed\",\"error\":\"{e}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"status\":\"failed\",\"error\":\"{e}\"}}"))
     }
 
     /// `Ok` for a finished export, the error (with its phase) otherwise.
@@ -174,13 +175,24 @@ impl Export {
         let mut done = lock(&self.shared.finished);
         while !*done {
             match deadline {
-                None => done = self.shared.finished_cv.wait(done).unwrap_or_else(|e| e.into_inner()),
+                None => {
+                    done = self
+                        .shared
+                        .finished_cv
+                        .wait(done)
+                        .unwrap_or_else(|e| e.into_inner())
+                }
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
                         return Ok(None);
                     }
-                    done = self.shared.finished_cv.wait_timeout(done, d - now).unwrap_or_else(|e| e.into_inner()).0;
+                    done = self
+                        .shared
+                        .finished_cv
+                        .wait_timeout(done, d - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
                 }
             }
         }
@@ -206,10 +218,18 @@ impl Export {
 
 impl ExportError {
     pub(crate) fn from_error(e: &Error, phase: Phase) -> ExportError {
-        ExportError { kind: e.kind(), message: e.to_string(), phase }
+        ExportError {
+            kind: e.kind(),
+            message: e.to_string(),
+            phase,
+        }
     }
 
     pub(crate) fn cancelled(phase: Phase) -> ExportError {
-        ExportError { kind: ErrorKind::Cancelled, message: "cancelled".into(), phase }
+        ExportError {
+            kind: ErrorKind::Cancelled,
+            message: "cancelled".into(),
+            phase,
+        }
     }
 }

@@ -74,12 +74,16 @@ impl CommonOptions {
     ];
 
     /// Splits options JSON into the common part and the provider's part.
-    pub fn parse(json: &str) -> Result<(CommonOptions, serde_json::Map<String, serde_json::Value>)> {
+    pub fn parse(
+        json: &str,
+    ) -> Result<(CommonOptions, serde_json::Map<String, serde_json::Value>)> {
         let json = if json.trim().is_empty() { "{}" } else { json };
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|e| Error::InvalidArgument(format!("options JSON: {e}")))?;
         let serde_json::Value::Object(mut all) = value else {
-            return Err(Error::InvalidArgument("options JSON must be an object".into()));
+            return Err(Error::InvalidArgument(
+                "options JSON must be an object".into(),
+            ));
         };
         let mut common = serde_json::Map::new();
         for key in Self::FIELDS {
@@ -95,7 +99,7 @@ impl CommonOptions {
 
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
-        if self.part_size < 64 * 1024 || self.part_size % (64 * 1024) != 0 {
+        if self.part_size < 64 * 1024 || !self.part_size.is_multiple_of(64 * 1024) {
             return bad("part_size must be a multiple of 65536 bytes (64 KiB), at least 65536");
         }
         if !(1..=64).contains(&self.parts_in_flight) {
@@ -148,7 +152,10 @@ mod tests {
     fn fields_match_struct() {
         let v = serde_json::to_value(CommonOptions::default()).unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
-        let mut fields: Vec<_> = CommonOptions::FIELDS.iter().map(|s| s.to_string()).collect();
+        let mut fields: Vec<_> = CommonOptions::FIELDS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         keys.sort();
         fields.sort();
         assert_eq!(keys, fields);

@@ -197,7 +197,9 @@ impl ProgressState {
         if file.credit.load(Ordering::Relaxed) > 0 {
             let prev = file
                 .credit
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| Some(c.saturating_sub(n)))
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                    Some(c.saturating_sub(n))
+                })
                 .unwrap_or(0);
             n -= prev.min(n);
         }
@@ -232,7 +234,10 @@ impl ProgressState {
         let (file_name, file_bytes_done, file_bytes_total, file_count) = {
             let files = lock(&self.files);
             let count = files.len() as u32;
-            match (file_index as usize).checked_sub(1).and_then(|i| files.get(i)) {
+            match (file_index as usize)
+                .checked_sub(1)
+                .and_then(|i| files.get(i))
+            {
                 Some(f) => (
                     f.name.clone(),
                     f.done.load(Ordering::Relaxed),
@@ -261,7 +266,11 @@ impl ProgressState {
             file_name,
             file_bytes_done,
             file_bytes_total: file_bytes_total.max(file_bytes_done),
-            rate_bytes_per_sec: if phase == Phase::Downloading { rate } else { 0.0 },
+            rate_bytes_per_sec: if phase == Phase::Downloading {
+                rate
+            } else {
+                0.0
+            },
             eta_seconds,
             message: lock(&self.message).clone(),
         }
@@ -292,7 +301,12 @@ impl RateMeter {
     const TAU_SECS: f64 = 3.0;
 
     pub(crate) fn new(bytes: u64) -> Self {
-        RateMeter { last_bytes: bytes, last_at: Instant::now(), rate: 0.0, primed: false }
+        RateMeter {
+            last_bytes: bytes,
+            last_at: Instant::now(),
+            rate: 0.0,
+            primed: false,
+        }
     }
 
     pub(crate) fn sample(&mut self, bytes: u64) -> f64 {

@@ -25,7 +25,10 @@ pub extern "C" fn hs_version() -> *const c_char {
 /// `settings_json`: borrowed, may be NULL (all defaults). `err`: NULL or a slot that receives
 /// an error to free with `hs_error_free`.
 #[unsafe(no_mangle)]
-pub extern "C" fn hs_global_configure(settings_json: *const c_char, err: *mut *mut hs_error) -> hs_status {
+pub extern "C" fn hs_global_configure(
+    settings_json: *const c_char,
+    err: *mut *mut hs_error,
+) -> hs_status {
     guard(err, || {
         let json = optional_str(settings_json, "settings_json", "{}")?;
         crate::settings::configure(json)?;

@@ -16,7 +16,11 @@ pub(crate) fn set(err: *mut *mut hs_error, status: hs_status, message: &str, pha
         return;
     }
     let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
-    let e = Box::new(hs_error { status, message, phase });
+    let e = Box::new(hs_error {
+        status,
+        message,
+        phase,
+    });
     // SAFETY: `err` is a valid slot (checked non-NULL), set to NULL by `guard` at entry.
     unsafe { *err = Box::into_raw(e) };
 }

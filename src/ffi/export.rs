@@ -4,8 +4,8 @@ use std::ffi::{CString, c_char, c_void};
 use std::time::Duration;
 
 use super::{
-    error, guard, guard_void, hs_client, hs_error, hs_phase, hs_progress, hs_progress_cb, hs_status,
-    optional_str, out_slot,
+    error, guard, guard_void, hs_client, hs_error, hs_phase, hs_progress, hs_progress_cb,
+    hs_status, optional_str, out_slot,
 };
 use crate::error::Error;
 use crate::export::{Export, Progress};
@@ -62,7 +62,8 @@ pub extern "C" fn hs_export_start(
     guard(err, || {
         out_slot(out_export, "out_export")?;
         // SAFETY: NULL or a live hs_client (documented).
-        let client = unsafe { client.as_ref() }.ok_or_else(|| Error::InvalidArgument("client is NULL".into()))?;
+        let client = unsafe { client.as_ref() }
+            .ok_or_else(|| Error::InvalidArgument("client is NULL".into()))?;
         let source = optional_str(source_id, "source_id", "")?;
         let options = optional_str(options_json, "options_json", "{}")?;
         let cb = progress_cb.map(|cb| {
@@ -96,7 +97,11 @@ pub extern "C" fn hs_export_cancel(handle: *const hs_export) -> hs_status {
 /// `err` is not NULL) receiving the error, its message and phase. Called from inside this
 /// export's callback it returns `HS_STATUS_INVALID_STATE` rather than deadlock.
 #[unsafe(no_mangle)]
-pub extern "C" fn hs_export_wait(handle: *const hs_export, timeout_ms: i64, err: *mut *mut hs_error) -> hs_status {
+pub extern "C" fn hs_export_wait(
+    handle: *const hs_export,
+    timeout_ms: i64,
+    err: *mut *mut hs_error,
+) -> hs_status {
     guard(err, || {
         let e = export_ref(handle)?;
         let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
@@ -120,7 +125,9 @@ pub extern "C" fn hs_export_progress(handle: *const hs_export, out: *mut hs_prog
     guard(std::ptr::null_mut(), || {
         let e = export_ref(handle)?;
         if out.is_null() {
-            return Err(Error::InvalidArgument("out (the progress struct) is NULL".into()));
+            return Err(Error::InvalidArgument(
+                "out (the progress struct) is NULL".into(),
+            ));
         }
         let p = hs_progress::from_progress(&e.export.progress());
         // SAFETY: checked non-NULL; the caller passes a writable hs_progress.
@@ -147,7 +154,8 @@ pub extern "C" fn hs_export_result_json(
         let Some(result) = e.export.result() else {
             return Ok(hs_status::HS_STATUS_PENDING);
         };
-        let s = CString::new(result.to_json()).map_err(|_| Error::Internal("result JSON holds a NUL".into()))?;
+        let s = CString::new(result.to_json())
+            .map_err(|_| Error::Internal("result JSON holds a NUL".into()))?;
         // SAFETY: checked by out_slot.
         unsafe { *out_json = s.into_raw() };
         Ok(hs_status::HS_STATUS_OK)

@@ -2,6 +2,9 @@
 //! runs under [`guard`], so no panic crosses the boundary; every handle is a `Box` made here and
 //! freed by its `_free`, which accepts NULL.
 #![allow(non_camel_case_types)]
+// These functions are for C callers; the pointer contract of each is in the header (NULL is
+// checked, everything else is the caller's promise), as in rustls-ffi.
+#![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 mod client;
 mod error;
@@ -20,7 +23,10 @@ use crate::error::Error;
 
 /// Runs `f`, turning an error into its status (and an `hs_error` when `err` is not NULL) and a
 /// panic into `HS_STATUS_PANIC`.
-pub(crate) fn guard(err: *mut *mut hs_error, f: impl FnOnce() -> Result<hs_status, Error>) -> hs_status {
+pub(crate) fn guard(
+    err: *mut *mut hs_error,
+    f: impl FnOnce() -> Result<hs_status, Error>,
+) -> hs_status {
     if !err.is_null() {
         // SAFETY: the caller passes NULL or a valid hs_error* slot (documented in the header).
         unsafe { *err = std::ptr::null_mut() };
@@ -38,7 +44,12 @@ pub(crate) fn guard(err: *mut *mut hs_error, f: impl FnOnce() -> Result<hs_statu
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            error::set(err, hs_status::HS_STATUS_PANIC, &format!("internal panic: {msg}"), hs_phase::HS_PHASE_QUEUED);
+            error::set(
+                err,
+                hs_status::HS_STATUS_PANIC,
+                &format!("internal panic: {msg}"),
+                hs_phase::HS_PHASE_QUEUED,
+            );
             hs_status::HS_STATUS_PANIC
         }
     }
@@ -61,14 +72,24 @@ pub(crate) fn required_str<'a>(p: *const c_char, what: &str) -> Result<&'a str, 
 }
 
 /// An optional C string argument: NULL is `default`.
-pub(crate) fn optional_str<'a>(p: *const c_char, what: &str, default: &'a str) -> Result<&'a str, Error> {
-    if p.is_null() { Ok(default) } else { required_str(p, what) }
+pub(crate) fn optional_str<'a>(
+    p: *const c_char,
+    what: &str,
+    default: &'a str,
+) -> Result<&'a str, Error> {
+    if p.is_null() {
+        Ok(default)
+    } else {
+        required_str(p, what)
+    }
 }
 
 /// Checks an out-parameter slot.
 pub(crate) fn out_slot<T>(p: *mut *mut T, what: &str) -> Result<(), Error> {
     if p.is_null() {
-        return Err(Error::InvalidArgument(format!("{what} (the out parameter) is NULL")));
+        return Err(Error::InvalidArgument(format!(
+            "{what} (the out parameter) is NULL"
+        )));
     }
     // SAFETY: checked non-NULL; the caller passes a writable slot.
     unsafe { *p = std::ptr::null_mut() };

@@ -174,4 +174,5 @@ fn copy_str(dst: &mut [c_char], s: &str) {
 /// `progress` is valid only during the call. From inside, `hs_export_cancel`,
 /// `hs_export_progress` and `hs_export_result_json` may be called; `hs_export_wait` on the same
 /// export returns `HS_STATUS_INVALID_STATE` instead of deadlocking.
-pub type hs_progress_cb = Option<unsafe extern "C" fn(user_data: *mut std::ffi::c_void, progress: *const hs_progress)>;
+pub type hs_progress_cb =
+    Option<unsafe extern "C" fn(user_data: *mut std::ffi::c_void, progress: *const hs_progress)>;

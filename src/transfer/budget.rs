@@ -15,7 +15,10 @@ pub struct Pool {
 impl Pool {
     pub fn new(size: u64) -> Self {
         let size = size.max(1);
-        Pool { sem: Arc::new(Semaphore::new(size as usize)), size: AtomicU64::new(size) }
+        Pool {
+            sem: Arc::new(Semaphore::new(size as usize)),
+            size: AtomicU64::new(size),
+        }
     }
 
     /// Changes the size; holders keep what they have, a shrink takes effect as permits return.
@@ -43,7 +46,11 @@ impl Pool {
     /// Waits for `n` permits (at most the pool's size, so a big taker cannot wait forever).
     pub async fn acquire(&self, n: u64) -> OwnedSemaphorePermit {
         let n = n.clamp(1, self.size()) as u32;
-        self.sem.clone().acquire_many_owned(n).await.expect("pools are never closed")
+        self.sem
+            .clone()
+            .acquire_many_owned(n)
+            .await
+            .expect("pools are never closed")
     }
 }
 

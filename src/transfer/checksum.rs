@@ -37,14 +37,26 @@ impl Checksum {
     /// Parses a digest given as hex or base64 (S3, GCS and Azure send base64).
     pub fn parse(algorithm: &str, text: &str) -> Result<Checksum> {
         let bytes = decode(text).ok_or_else(|| {
-            Error::InvalidArgument(format!("{algorithm} checksum {text:?} is neither hex nor base64"))
+            Error::InvalidArgument(format!(
+                "{algorithm} checksum {text:?} is neither hex nor base64"
+            ))
         })?;
-        let wrong = || Error::InvalidArgument(format!("{algorithm} checksum {text:?} has the wrong length"));
+        let wrong = || {
+            Error::InvalidArgument(format!(
+                "{algorithm} checksum {text:?} has the wrong length"
+            ))
+        };
         Ok(match algorithm {
             "sha256" => Checksum::Sha256(bytes.try_into().map_err(|_| wrong())?),
             "md5" => Checksum::Md5(bytes.try_into().map_err(|_| wrong())?),
-            "crc32c" => Checksum::Crc32c(u32::from_be_bytes(bytes.try_into().map_err(|_| wrong())?)),
-            other => return Err(Error::InvalidArgument(format!("unknown checksum algorithm {other:?}"))),
+            "crc32c" => {
+                Checksum::Crc32c(u32::from_be_bytes(bytes.try_into().map_err(|_| wrong())?))
+            }
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown checksum algorithm {other:?}"
+                )));
+            }
         })
     }
 
@@ -69,7 +81,9 @@ impl Checksum {
         let mut md5 = md5::Md5::new();
         let mut crc = 0u32;
         loop {
-            let n = f.read(&mut buf).map_err(|e| Error::io(path, "cannot read", e))?;
+            let n = f
+                .read(&mut buf)
+                .map_err(|e| Error::io(path, "cannot read", e))?;
             if n == 0 {
                 break;
             }
@@ -89,7 +103,7 @@ impl Checksum {
 
 fn decode(text: &str) -> Option<Vec<u8>> {
     let t = text.trim();
-    if t.len() % 2 == 0 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if t.len().is_multiple_of(2) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return hex::decode(t).ok();
     }
     base64::engine::general_purpose::STANDARD.decode(t).ok()
@@ -104,7 +118,10 @@ mod tests {
         let a = Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72").unwrap();
         let b = Checksum::parse("md5", "kAFQmDzST7DWlj99KOF/cg==").unwrap();
         assert_eq!(a, b);
-        assert_eq!(Checksum::parse("crc32c", "AAAAAA==").unwrap(), Checksum::Crc32c(0));
+        assert_eq!(
+            Checksum::parse("crc32c", "AAAAAA==").unwrap(),
+            Checksum::Crc32c(0)
+        );
         assert!(Checksum::parse("sha256", "abcd").is_err());
         assert!(Checksum::parse("sha1", "abcd").is_err());
     }
@@ -114,8 +131,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
         std::fs::write(&p, b"abc").unwrap();
-        Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72").unwrap().verify_file(&p, "x").unwrap();
-        Checksum::Crc32c(crc32c::crc32c(b"abc")).verify_file(&p, "x").unwrap();
+        Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72")
+            .unwrap()
+            .verify_file(&p, "x")
+            .unwrap();
+        Checksum::Crc32c(crc32c::crc32c(b"abc"))
+            .verify_file(&p, "x")
+            .unwrap();
         let e = Checksum::Crc32c(1).verify_file(&p, "x").unwrap_err();
         assert!(e.to_string().contains("expected 00000001"), "{e}");
     }

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::header::{
+    CONTENT_LENGTH, CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE,
+};
 use reqwest::{Response, StatusCode};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -67,13 +69,24 @@ pub async fn download(
             }
         }
     }
-    Err(Error::Remote(format!("{} kept changing while it was downloaded", src.name)))
+    Err(Error::Remote(format!(
+        "{} kept changing while it was downloaded",
+        src.name
+    )))
 }
 
 fn validator_of(resp: &Response, size: u64) -> Validator {
     let h = resp.headers();
-    let text = |k| h.get(k).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string);
-    Validator { size, etag: text(ETAG), last_modified: text(LAST_MODIFIED) }
+    let text = |k| {
+        h.get(k)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Validator {
+        size,
+        etag: text(ETAG),
+        last_modified: text(LAST_MODIFIED),
+    }
 }
 
 /// `Content-Range: bytes a-b/total` → (a, b, total).
@@ -82,7 +95,11 @@ fn parse_content_range(resp: &Response) -> Option<(u64, u64, u64)> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (a, b) = range.split_once('-')?;
-    Some((a.trim().parse().ok()?, b.trim().parse().ok()?, total.trim().parse().ok()?))
+    Some((
+        a.trim().parse().ok()?,
+        b.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    ))
 }
 
 fn content_range_total(resp: &Response) -> Result<u64> {
@@ -131,7 +148,9 @@ async fn send_with_retry(
         let (err, wait) = match sent {
             Ok(Ok(resp)) => {
                 let status = resp.status();
-                if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE && range == Some((0, 0)) {
+                if status.is_success()
+                    || status == StatusCode::RANGE_NOT_SATISFIABLE && range == Some((0, 0))
+                {
                     return Ok(resp);
                 }
                 let err = status_error(status, src);
@@ -141,13 +160,21 @@ async fn send_with_retry(
                 (err, retry_after(resp.headers()))
             }
             Ok(Err(e)) => (Error::http(&format!("request for {}", src.name), e), None),
-            Err(_) => (Error::Timeout(format!("no answer for {} within {stall:?}", src.name)), None),
+            Err(_) => (
+                Error::Timeout(format!("no answer for {} within {stall:?}", src.name)),
+                None,
+            ),
         };
         attempt += 1;
         if attempt >= ctx.opts.max_attempts {
             return Err(err);
         }
-        let wait = wait.unwrap_or_else(|| backoff(Duration::from_millis(ctx.opts.retry_base_delay_ms), attempt - 1));
+        let wait = wait.unwrap_or_else(|| {
+            backoff(
+                Duration::from_millis(ctx.opts.retry_base_delay_ms),
+                attempt - 1,
+            )
+        });
         tracing::debug!(file = %src.name, attempt, ?wait, error = %err, "retrying request");
         tokio::select! {
             _ = cancel.cancelled() => return Err(Error::Cancelled),
@@ -243,7 +270,9 @@ async fn ranged(
             let st = state.clone();
             set.spawn(async move { fetch_part(&st, a, b).await });
         }
-        let Some(joined) = set.join_next().await else { break };
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
         let r = joined.unwrap_or_else(|e| Err(Error::Internal(format!("a part task failed: {e}"))));
         if let Err(e) = r {
             // Keep the first cause (a cancel of the export wins); stop the other parts.
@@ -262,7 +291,10 @@ async fn ranged(
     sync?;
     let done = lock(&state.journal).done.covered();
     if done != size {
-        return Err(Error::Verification(format!("{}: {done} of {size} bytes in place", src.name)));
+        return Err(Error::Verification(format!(
+            "{}: {done} of {size} bytes in place",
+            src.name
+        )));
     }
     Ok(Downloaded {
         name: src.name.clone(),
@@ -286,7 +318,10 @@ fn open_temp(temp: &Path, journal_path: &Path, validator: Validator) -> Result<(
         && let Some(j) = Journal::load(journal_path)
         && j.validator == validator
         && let Ok(file) = File::options().read(true).write(true).open(temp)
-        && file.metadata().map(|m| m.len() == validator.size).unwrap_or(false)
+        && file
+            .metadata()
+            .map(|m| m.len() == validator.size)
+            .unwrap_or(false)
     {
         // Ranges not in the journal may hold bytes of a lost attempt: make them zeros again,
         // since zero blocks are skipped when written.
@@ -302,7 +337,8 @@ fn open_temp(temp: &Path, journal_path: &Path, validator: Validator) -> Result<(
         .truncate(true)
         .open(temp)
         .map_err(|e| Error::io(temp, "cannot create", e))?;
-    file.set_len(validator.size).map_err(|e| Error::io(temp, "cannot size", e))?;
+    file.set_len(validator.size)
+        .map_err(|e| Error::io(temp, "cannot size", e))?;
     let j = Journal::new(validator);
     j.store(journal_path)?;
     Ok((file, j))
@@ -332,7 +368,10 @@ async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
                 if attempt >= ctx.opts.max_attempts {
                     return Err(e);
                 }
-                let wait = backoff(Duration::from_millis(ctx.opts.retry_base_delay_ms), attempt.saturating_sub(1));
+                let wait = backoff(
+                    Duration::from_millis(ctx.opts.retry_base_delay_ms),
+                    attempt.saturating_sub(1),
+                );
                 tracing::debug!(file = %st.src.name, pos, error = %e, "part interrupted, retrying");
                 tokio::select! {
                     _ = st.stop.cancelled() => return Err(Error::Cancelled),
@@ -374,13 +413,21 @@ async fn stream_range(
             n = tokio::time::timeout(stall, body.next()) => n,
         };
         let chunk: Bytes = match next {
-            Err(_) => return Err(Error::Timeout(format!("{}: no data for {stall:?}", st.src.name))),
+            Err(_) => {
+                return Err(Error::Timeout(format!(
+                    "{}: no data for {stall:?}",
+                    st.src.name
+                )));
+            }
             Ok(None) => break,
             Ok(Some(Err(e))) => return Err(Error::http(&format!("reading {}", st.src.name), e)),
             Ok(Some(Ok(c))) => c,
         };
         if chunk.len() as u64 > end - *pos {
-            return Err(Error::Remote(format!("{}: the server sent more than the range asked for", st.src.name)));
+            return Err(Error::Remote(format!(
+                "{}: the server sent more than the range asked for",
+                st.src.name
+            )));
         }
         throttle(ctx, &st.stop, chunk.len() as u64).await?;
         let mut rest = &chunk[..];
@@ -399,7 +446,11 @@ async fn stream_range(
         }
     }
     if *pos < end {
-        return Err(Error::Network(format!("{}: connection closed {} bytes early", st.src.name, end - *pos)));
+        return Err(Error::Network(format!(
+            "{}: connection closed {} bytes early",
+            st.src.name,
+            end - *pos
+        )));
     }
     Ok(())
 }
@@ -440,7 +491,9 @@ async fn maybe_sync_journal(st: &Arc<Ranged>) -> Result<()> {
         return Ok(());
     }
     // One sync at a time; a part that finds one running leaves it the work.
-    let Ok(_guard) = st.sync_lock.try_lock() else { return Ok(()) };
+    let Ok(_guard) = st.sync_lock.try_lock() else {
+        return Ok(());
+    };
     sync_journal_locked(st).await
 }
 
@@ -455,7 +508,8 @@ async fn sync_journal_locked(st: &Arc<Ranged>) -> Result<()> {
     let file = st.file.clone();
     let (temp, jp) = (st.temp.clone(), st.journal_path.clone());
     blocking(move || {
-        file.sync_data().map_err(|e| Error::io(&temp, "cannot sync", e))?;
+        file.sync_data()
+            .map_err(|e| Error::io(&temp, "cannot sync", e))?;
         snapshot.store(&jp)
     })
     .await?;
@@ -508,7 +562,8 @@ async fn single_stream(
                     .open(&temp)
                     .map_err(|e| Error::io(&temp, "cannot create", e))?;
                 if let Some(len) = length {
-                    f.set_len(len).map_err(|e| Error::io(&temp, "cannot size", e))?;
+                    f.set_len(len)
+                        .map_err(|e| Error::io(&temp, "cannot size", e))?;
                 }
                 Ok((Arc::new(f), temp))
             })
@@ -525,7 +580,12 @@ async fn single_stream(
                 n = tokio::time::timeout(stall, body.next()) => n,
             };
             let chunk = match next {
-                Err(_) => break Err(Error::Timeout(format!("{}: no data for {stall:?}", src.name))),
+                Err(_) => {
+                    break Err(Error::Timeout(format!(
+                        "{}: no data for {stall:?}",
+                        src.name
+                    )));
+                }
                 Ok(None) => break Ok(()),
                 Ok(Some(Err(e))) => break Err(Error::http(&format!("reading {}", src.name), e)),
                 Ok(Some(Ok(c))) => c,
@@ -570,7 +630,8 @@ async fn single_stream(
                 let p = path.clone();
                 blocking(move || {
                     // Trailing zero blocks were skipped: give the file its full length.
-                    f.set_len(pos).map_err(|e| Error::io(&p, "cannot size", e))?;
+                    f.set_len(pos)
+                        .map_err(|e| Error::io(&p, "cannot size", e))?;
                     f.sync_data().map_err(|e| Error::io(&p, "cannot sync", e))
                 })
                 .await?;
@@ -590,7 +651,10 @@ async fn single_stream(
                 if attempt >= ctx.opts.max_attempts {
                     return Err(e);
                 }
-                let wait = backoff(Duration::from_millis(ctx.opts.retry_base_delay_ms), attempt - 1);
+                let wait = backoff(
+                    Duration::from_millis(ctx.opts.retry_base_delay_ms),
+                    attempt - 1,
+                );
                 tokio::select! {
                     _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
                     _ = tokio::time::sleep(wait) => {}

@@ -44,7 +44,11 @@ pub struct Journal {
 
 impl Journal {
     pub fn new(validator: Validator) -> Self {
-        Journal { version: VERSION, validator, done: RangeSet::new() }
+        Journal {
+            version: VERSION,
+            validator,
+            done: RangeSet::new(),
+        }
     }
 
     pub fn path_for(temp: &Path) -> PathBuf {

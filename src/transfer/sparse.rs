@@ -18,10 +18,15 @@ pub fn write_sparse(file: &File, path: &Path, offset: u64, buf: &[u8]) -> Result
         let block_end = ((pos / HOLE_BLOCK) + 1) * HOLE_BLOCK;
         let chunk_end = block_end.min(end);
         let chunk = &buf[(pos - offset) as usize..(chunk_end - offset) as usize];
-        let full_block = pos % HOLE_BLOCK == 0 && chunk_end == block_end;
+        let full_block = pos.is_multiple_of(HOLE_BLOCK) && chunk_end == block_end;
         if full_block && is_zero(chunk) {
             if let Some(s) = pending_start.take() {
-                write_at(file, path, &buf[(s - offset) as usize..(pos - offset) as usize], s)?;
+                write_at(
+                    file,
+                    path,
+                    &buf[(s - offset) as usize..(pos - offset) as usize],
+                    s,
+                )?;
             }
         } else if pending_start.is_none() {
             pending_start = Some(pos);
@@ -43,14 +48,17 @@ fn is_zero(b: &[u8]) -> bool {
 #[cfg(unix)]
 fn write_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
     use std::os::unix::fs::FileExt;
-    file.write_all_at(buf, offset).map_err(|e| Error::io(path, "cannot write", e))
+    file.write_all_at(buf, offset)
+        .map_err(|e| Error::io(path, "cannot write", e))
 }
 
 #[cfg(windows)]
 fn write_at(file: &File, path: &Path, mut buf: &[u8], mut offset: u64) -> Result<()> {
     use std::os::windows::fs::FileExt;
     while !buf.is_empty() {
-        let n = file.seek_write(buf, offset).map_err(|e| Error::io(path, "cannot write", e))?;
+        let n = file
+            .seek_write(buf, offset)
+            .map_err(|e| Error::io(path, "cannot write", e))?;
         buf = &buf[n..];
         offset += n as u64;
     }
@@ -97,7 +105,13 @@ mod tests {
     fn skips_aligned_zero_blocks_only() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let file = File::options().create(true).read(true).write(true).open(&path).unwrap();
+        let file = File::options()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
         let n = 4 * HOLE_BLOCK as usize;
         file.set_len(n as u64 + 100).unwrap();
         let mut data = vec![0u8; n];
@@ -109,7 +123,11 @@ mod tests {
         // Fill a region with junk, zero it, read zeros back.
         write_at(&file, &path, &[9u8; 1000], 5000).unwrap();
         zero_range(&file, &path, 4096, 8192).unwrap();
-        assert!(std::fs::read(&path).unwrap()[4096..8192].iter().all(|&b| b == 0));
+        assert!(
+            std::fs::read(&path).unwrap()[4096..8192]
+                .iter()
+                .all(|&b| b == 0)
+        );
     }
 
     #[test]

@@ -23,7 +23,10 @@ impl RateLimiter {
     pub fn new(rate: u64) -> Self {
         RateLimiter {
             rate: AtomicU64::new(rate),
-            state: Mutex::new(Bucket { tokens: 0.0, at: Instant::now() }),
+            state: Mutex::new(Bucket {
+                tokens: 0.0,
+                at: Instant::now(),
+            }),
         }
     }
 
@@ -45,7 +48,11 @@ impl RateLimiter {
         b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
         b.at = now;
         b.tokens -= n as f64;
-        if b.tokens >= 0.0 { None } else { Some(Duration::from_secs_f64(-b.tokens / rate)) }
+        if b.tokens >= 0.0 {
+            None
+        } else {
+            Some(Duration::from_secs_f64(-b.tokens / rate))
+        }
     }
 
     pub async fn acquire(&self, n: u64) {
@@ -64,7 +71,10 @@ mod tests {
         let l = RateLimiter::new(1_000_000);
         // Far more than the burst in one go: must wait about a second, not fail or pass free.
         let w = l.reserve(1_000_000).unwrap();
-        assert!(w > Duration::from_millis(800) && w < Duration::from_millis(1100), "{w:?}");
+        assert!(
+            w > Duration::from_millis(800) && w < Duration::from_millis(1100),
+            "{w:?}"
+        );
         let w2 = l.reserve(500_000).unwrap();
         assert!(w2 > w, "debt accumulates across takers");
         assert!(RateLimiter::new(0).reserve(u64::MAX / 2).is_none());

@@ -26,24 +26,33 @@ impl Recorder {
 
     fn on(&self, p: &Progress) {
         if self.in_call.swap(true, Ordering::SeqCst) {
-            self.violations.lock().unwrap().push("two callbacks at once".into());
+            self.violations
+                .lock()
+                .unwrap()
+                .push("two callbacks at once".into());
         }
         std::thread::sleep(std::time::Duration::from_micros(200));
         {
             let mut ev = self.events.lock().unwrap();
             if let Some(last) = ev.last() {
                 if last.phase.is_terminal() {
-                    self.violations.lock().unwrap().push(format!("call after terminal: {:?}", p.phase));
-                }
-                if p.bytes_done < last.bytes_done {
                     self.violations
                         .lock()
                         .unwrap()
-                        .push(format!("bytes went back: {} -> {}", last.bytes_done, p.bytes_done));
+                        .push(format!("call after terminal: {:?}", p.phase));
+                }
+                if p.bytes_done < last.bytes_done {
+                    self.violations.lock().unwrap().push(format!(
+                        "bytes went back: {} -> {}",
+                        last.bytes_done, p.bytes_done
+                    ));
                 }
             }
             if p.bytes_total < p.bytes_done {
-                self.violations.lock().unwrap().push("total below done".into());
+                self.violations
+                    .lock()
+                    .unwrap()
+                    .push("total below done".into());
             }
             ev.push(p.clone());
         }
@@ -57,9 +66,16 @@ impl Recorder {
     pub fn check(&self) -> Vec<Phase> {
         let v = self.violations.lock().unwrap();
         assert!(v.is_empty(), "progress contract violated: {v:?}");
-        assert_eq!(self.terminal_calls.load(Ordering::SeqCst), 1, "exactly one terminal call");
+        assert_eq!(
+            self.terminal_calls.load(Ordering::SeqCst),
+            1,
+            "exactly one terminal call"
+        );
         let ev = self.events.lock().unwrap();
-        assert!(ev.last().unwrap().phase.is_terminal(), "the last call is the terminal one");
+        assert!(
+            ev.last().unwrap().phase.is_terminal(),
+            "the last call is the terminal one"
+        );
         let mut phases: Vec<Phase> = Vec::new();
         for e in ev.iter() {
             if phases.last() != Some(&e.phase) {
@@ -70,13 +86,22 @@ impl Recorder {
     }
 
     pub fn last(&self) -> Progress {
-        self.events.lock().unwrap().last().cloned().expect("at least one callback")
+        self.events
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("at least one callback")
     }
 }
 
 /// A runtime for the test peer, separate from the library's.
 pub fn peer_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 pub fn opts(dir: &std::path::Path, extra: serde_json::Value) -> String {

@@ -60,13 +60,17 @@ pub struct TestServer {
 impl TestServer {
     /// Starts on 127.0.0.1 with an ephemeral port on the current tokio runtime.
     pub async fn start() -> TestServer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { continue };
+                let Ok((sock, _)) = listener.accept().await else {
+                    continue;
+                };
                 let st = st.clone();
                 tokio::spawn(async move {
                     let _ = serve_conn(sock, st).await;
@@ -84,11 +88,13 @@ impl TestServer {
     pub fn put(&self, path: &str, data: Vec<u8>) {
         let v = self.state.version.fetch_add(1, Ordering::Relaxed);
         let etag = format!("\"v{v}-{}\"", data.len());
-        self.state
-            .objects
-            .lock()
-            .unwrap()
-            .insert(format!("/{}", path.trim_start_matches('/')), Object { data: Arc::new(data), etag });
+        self.state.objects.lock().unwrap().insert(
+            format!("/{}", path.trim_start_matches('/')),
+            Object {
+                data: Arc::new(data),
+                etag,
+            },
+        );
     }
 
     pub fn set_faults(&self, f: Faults) {
@@ -166,10 +172,10 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> 
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
         let range = headers.get("range").cloned();
-        st.requests
-            .lock()
-            .unwrap()
-            .push(format!("{method} {path} {}", range.clone().unwrap_or_default()));
+        st.requests.lock().unwrap().push(format!(
+            "{method} {path} {}",
+            range.clone().unwrap_or_default()
+        ));
         let keep = respond(&mut sock, &st, &method, &path, &headers).await?;
         if !keep {
             return Ok(());
@@ -200,23 +206,33 @@ async fn respond(
         snapshot
     };
     if f.fail_count > 0 {
-        let ra = f.retry_after.take().map(|v| format!("Retry-After: {v}\r\n")).unwrap_or_default();
-        sock.write_all(format!("HTTP/1.1 503 Service Unavailable\r\n{ra}Content-Length: 0\r\n\r\n").as_bytes()).await?;
+        let ra = f
+            .retry_after
+            .take()
+            .map(|v| format!("Retry-After: {v}\r\n"))
+            .unwrap_or_default();
+        sock.write_all(
+            format!("HTTP/1.1 503 Service Unavailable\r\n{ra}Content-Length: 0\r\n\r\n").as_bytes(),
+        )
+        .await?;
         return Ok(true);
     }
     if let Some(want) = &f.require_auth
         && headers.get("authorization") != Some(want)
     {
-        sock.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n").await?;
+        sock.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+            .await?;
         return Ok(true);
     }
     let obj = st.objects.lock().unwrap().get(path).cloned();
     let Some(obj) = obj else {
-        sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await?;
+        sock.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+            .await?;
         return Ok(true);
     };
     if method != "GET" && method != "HEAD" {
-        sock.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n").await?;
+        sock.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+            .await?;
         return Ok(true);
     }
     let len = obj.data.len() as u64;
@@ -228,7 +244,11 @@ async fn respond(
         if if_range_ok && let Some(spec) = r.strip_prefix("bytes=") {
             let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
             let a: u64 = a.parse().unwrap_or(0);
-            let b: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse().unwrap_or(0).min(len.saturating_sub(1)) };
+            let b: u64 = if b.is_empty() {
+                len.saturating_sub(1)
+            } else {
+                b.parse().unwrap_or(0).min(len.saturating_sub(1))
+            };
             if a >= len || a > b {
                 sock.write_all(
                     format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nETag: {}\r\nContent-Length: 0\r\n\r\n", obj.etag).as_bytes(),
@@ -243,7 +263,10 @@ async fn respond(
         Some((a, b)) => ("206 Partial Content", a, b + 1),
         None => ("200 OK", 0, len),
     };
-    let mut head = format!("HTTP/1.1 {status}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n", obj.etag);
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
+        obj.etag
+    );
     if let Some((a, b)) = range {
         head.push_str(&format!("Content-Range: bytes {a}-{b}/{len}\r\n"));
     }
@@ -278,10 +301,14 @@ async fn respond(
             f.stall_count = 0;
         }
         sock.write_all(piece).await?;
-        st.body_bytes.fetch_add(piece.len() as u64, Ordering::Relaxed);
+        st.body_bytes
+            .fetch_add(piece.len() as u64, Ordering::Relaxed);
         sent += piece.len() as u64;
         if f.bytes_per_sec > 0 {
-            tokio::time::sleep(Duration::from_secs_f64(piece.len() as f64 / f.bytes_per_sec as f64)).await;
+            tokio::time::sleep(Duration::from_secs_f64(
+                piece.len() as f64 / f.bytes_per_sec as f64,
+            ))
+            .await;
         }
     }
     Ok(!f.no_length)

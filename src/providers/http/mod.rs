@@ -65,7 +65,11 @@ pub struct HttpProvider {
 
 impl HttpProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let json = if config_json.trim().is_empty() { "{}" } else { config_json };
+        let json = if config_json.trim().is_empty() {
+            "{}"
+        } else {
+            config_json
+        };
         let cfg: HttpConfig = serde_json::from_str(json)
             .map_err(|e| Error::InvalidArgument(format!("http config: {e}")))?;
         let client = build_client(
@@ -74,7 +78,10 @@ impl HttpProvider {
             cfg.insecure_skip_verify,
             Duration::from_millis(cfg.connect_timeout_ms.unwrap_or(30_000)),
         )?;
-        Ok(HttpProvider { client, headers: header_map(&cfg.headers)? })
+        Ok(HttpProvider {
+            client,
+            headers: header_map(&cfg.headers)?,
+        })
     }
 }
 
@@ -105,7 +112,9 @@ pub fn build_client(
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| Error::InvalidArgument(format!("CA bundle is not valid PEM: {e}")))?;
         if certs.is_empty() {
-            return Err(Error::InvalidArgument("CA bundle holds no certificate".into()));
+            return Err(Error::InvalidArgument(
+                "CA bundle holds no certificate".into(),
+            ));
         }
         for c in certs {
             b = b.add_root_certificate(c);
@@ -114,7 +123,8 @@ pub fn build_client(
     if insecure {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build().map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
+    b.build()
+        .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
 }
 
 /// Header names and values checked up front, so a typo is an error naming the header (but not
@@ -135,12 +145,19 @@ pub fn header_map(h: &BTreeMap<String, String>) -> Result<HeaderMap> {
 fn parse_url(s: &str) -> Result<Url> {
     let url = Url::parse(s).map_err(|e| Error::InvalidArgument(format!("URL {s:?}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(Error::InvalidArgument(format!("URL scheme {:?} is not http or https", url.scheme())));
+        return Err(Error::InvalidArgument(format!(
+            "URL scheme {:?} is not http or https",
+            url.scheme()
+        )));
     }
     Ok(url)
 }
 
-fn checksum_of(sha256: &Option<String>, md5: &Option<String>, crc32c: &Option<String>) -> Result<Option<Checksum>> {
+fn checksum_of(
+    sha256: &Option<String>,
+    md5: &Option<String>,
+    crc32c: &Option<String>,
+) -> Result<Option<Checksum>> {
     // The strongest given wins; all given are well-formed or it is an error.
     let mut best = None;
     for (alg, v) in [("crc32c", crc32c), ("md5", md5), ("sha256", sha256)] {
@@ -152,7 +169,10 @@ fn checksum_of(sha256: &Option<String>, md5: &Option<String>, crc32c: &Option<St
 }
 
 fn name_from_url(url: &Url) -> String {
-    let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+    let last = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or("");
     let decoded = percent_decode(last);
     sanitize_file_name(&decoded, "download")
 }
@@ -182,7 +202,11 @@ impl Provider for HttpProvider {
         &self.client
     }
 
-    fn plan(&self, source_id: &str, options: serde_json::Map<String, serde_json::Value>) -> Result<Box<dyn Flow>> {
+    fn plan(
+        &self,
+        source_id: &str,
+        options: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Box<dyn Flow>> {
         let o: HttpOptions = parse_provider_options(options)?;
         let mut headers = self.headers.clone();
         headers.extend(header_map(&o.headers)?);
@@ -210,9 +234,16 @@ impl Provider for HttpProvider {
             });
         } else {
             if o.files.is_empty() {
-                return Err(Error::InvalidArgument("source_id is empty and options.files lists no file".into()));
+                return Err(Error::InvalidArgument(
+                    "source_id is empty and options.files lists no file".into(),
+                ));
             }
-            if o.file_name.is_some() || o.sha256.is_some() || o.md5.is_some() || o.crc32c.is_some() || o.size.is_some() {
+            if o.file_name.is_some()
+                || o.sha256.is_some()
+                || o.md5.is_some()
+                || o.crc32c.is_some()
+                || o.size.is_some()
+            {
                 return Err(Error::InvalidArgument(
                     "file_name, size and checksums go inside each entry of options.files".into(),
                 ));
@@ -270,18 +301,38 @@ mod tests {
 
     #[test]
     fn names_and_errors() {
-        assert_eq!(name_from_url(&Url::parse("http://h/a/disk%201.vmdk?sig=x").unwrap()), "disk 1.vmdk");
-        assert_eq!(name_from_url(&Url::parse("http://h/a/..%2F..%2Fetc").unwrap()), "_.._etc");
+        assert_eq!(
+            name_from_url(&Url::parse("http://h/a/disk%201.vmdk?sig=x").unwrap()),
+            "disk 1.vmdk"
+        );
+        assert_eq!(
+            name_from_url(&Url::parse("http://h/a/..%2F..%2Fetc").unwrap()),
+            "_.._etc"
+        );
         assert_eq!(name_from_url(&Url::parse("http://h/").unwrap()), "download");
-        let e = plan("http://h/x", serde_json::json!({"bogus": 1})).err().unwrap();
+        let e = plan("http://h/x", serde_json::json!({"bogus": 1}))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("bogus"), "{e}");
-        let e = plan("http://h/x", serde_json::json!({"file_name": "../x"})).err().unwrap();
+        let e = plan("http://h/x", serde_json::json!({"file_name": "../x"}))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("plain file name"), "{e}");
         let e = plan("ftp://h/x", serde_json::json!({})).err().unwrap();
         assert!(e.to_string().contains("scheme"), "{e}");
-        let e = plan("", serde_json::json!({"files": [{"url": "http://h/a/x"}, {"url": "http://h/b/x"}]})).err().unwrap();
+        let e = plan(
+            "",
+            serde_json::json!({"files": [{"url": "http://h/a/x"}, {"url": "http://h/b/x"}]}),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("distinct"), "{e}");
-        let e = plan("http://h/x", serde_json::json!({"headers": {"bad name": "v"}})).err().unwrap();
+        let e = plan(
+            "http://h/x",
+            serde_json::json!({"headers": {"bad name": "v"}}),
+        )
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("bad name"), "{e}");
         assert!(HttpProvider::new(r#"{"ca_bundle_pem": "nope"}"#).is_err());
         let e = HttpProvider::new(r#"{"insecure": true}"#).err().unwrap();

@@ -1,0 +1,102 @@
+//! Resume after a crash: a downloader process is killed (SIGKILL) half way; the next run fetches
+//! only what the journal does not cover.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hypersdk::Client;
+use serde_json::json;
+use support::server::{Faults, TestServer, pattern};
+use support::{opts, peer_runtime};
+
+#[test]
+fn killed_download_resumes_with_only_missing_bytes() {
+    let exe = std::env::current_exe().unwrap();
+    let fetch = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/fetch");
+    assert!(
+        fetch.exists(),
+        "build the examples first (cargo build --examples): {}",
+        fetch.display()
+    );
+
+    let rt = peer_runtime();
+    let server = rt.block_on(TestServer::start());
+    let size = 6 << 20;
+    let data = pattern(size, 21);
+    server.put("crash.vmdk", data.clone());
+    server.set_faults(Faults {
+        bytes_per_sec: 512 * 1024,
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(&fetch)
+        .arg("--options")
+        .arg(json!({"part_size": 262144, "parts_in_flight": 4}).to_string())
+        .arg(dir.path())
+        .arg(server.url("crash.vmdk"))
+        .spawn()
+        .unwrap();
+    // Kill once the journal records at least a third of the file.
+    let journal = dir.path().join("crash.vmdk.hspart.journal");
+    let t = Instant::now();
+    loop {
+        assert!(t.elapsed() < Duration::from_secs(60), "journal never grew");
+        let covered = std::fs::read(&journal)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|j| {
+                j["done"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap())
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        if covered >= size as u64 / 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !dir.path().join("crash.vmdk").exists(),
+        "a killed download left a final file"
+    );
+
+    server.set_faults(Faults::default());
+    server.reset_stats();
+    let client = Client::new("http", "{}").unwrap();
+    let r = client
+        .start_export(
+            &server.url("crash.vmdk"),
+            &opts(dir.path(), json!({})),
+            None,
+        )
+        .unwrap()
+        .wait(Some(Duration::from_secs(60)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(dir.path().join("crash.vmdk")).unwrap(), data);
+    let f = &r.files[0];
+    assert!(
+        f.resumed_bytes >= size as u64 / 3,
+        "resumed only {}",
+        f.resumed_bytes
+    );
+    assert_eq!(f.resumed_bytes + f.fetched_bytes, size as u64);
+    assert_eq!(
+        server.body_bytes(),
+        f.fetched_bytes + 1,
+        "only missing bytes (and the probe byte) fetched"
+    );
+}
