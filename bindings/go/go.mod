@@ -1,0 +1,3 @@
+module github.com/hypersdk/hypersdk/bindings/go
+
+go 1.22

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# go vet + go test -race for the Go binding and the Go example, against the debug build of the
+# library (scripts/test.sh builds it first).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
+LIB="$CARGO_TARGET_DIR/debug"
+export CGO_ENABLED=1
+export CGO_CFLAGS="-I$PWD/include"
+export CGO_LDFLAGS="-L$LIB -Wl,-rpath,$LIB"
+export GOFLAGS="${GOFLAGS:--count=1}"
+(cd bindings/go && go vet ./... && go test -race ./...)
+(cd examples/go && go vet ./... && go build -o /dev/null .)
