@@ -188,8 +188,13 @@ impl Job {
         let mut ticker = tokio::time::interval(keep_alive.unwrap_or(Duration::from_secs(3600)));
         ticker.tick().await;
         let mut failure = None;
+        let parallel = self
+            .flow
+            .parallel_files()
+            .unwrap_or(self.opts.parallel_files)
+            .max(1);
         loop {
-            while failure.is_none() && set.len() < self.opts.parallel_files {
+            while failure.is_none() && set.len() < parallel {
                 let Some((i, ((src, dest), counter))) = pending.next() else {
                     break;
                 };
@@ -256,18 +261,43 @@ impl Job {
                 value: c.hex(),
             }));
         }
-        let extra_files = self.flow.after_download(&fctx, &files, &out_dir).await?;
-
         progress.set_phase(Phase::Finalizing);
+        let after = self.flow.after_download(&fctx, &files, &out_dir).await?;
+        for (temp, _) in &after.extra {
+            lock(partials).push(temp.clone());
+        }
         let overwrite = self.opts.overwrite;
-        let to_rename: Vec<(PathBuf, PathBuf)> = files
-            .iter()
-            .map(|f| (f.temp.clone(), f.dest.clone()))
-            .collect();
+        let mut to_rename: Vec<(PathBuf, PathBuf)> = Vec::new();
+        if !after.consumed {
+            to_rename.extend(files.iter().map(|f| (f.temp.clone(), f.dest.clone())));
+        }
+        to_rename.extend(
+            after
+                .extra
+                .iter()
+                .map(|(t, name)| (t.clone(), out_dir.join(name))),
+        );
+        let consumed: Vec<PathBuf> = if after.consumed {
+            files.iter().map(|f| f.temp.clone()).collect()
+        } else {
+            Vec::new()
+        };
         let dir = out_dir.clone();
-        tokio::task::spawn_blocking(move || finalize(&to_rename, &dir, overwrite))
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))??;
+        tokio::task::spawn_blocking(move || {
+            finalize(&to_rename, &dir, overwrite)?;
+            for temp in consumed {
+                let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(&temp));
+                let _ = std::fs::remove_file(&temp);
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        // When the downloads were packed (an OVA), their bytes live in the first extra file.
+        let packed_into = after
+            .consumed
+            .then(|| after.extra.first().map(|(_, n)| out_dir.join(n)))
+            .flatten();
 
         Ok(Done {
             files: files
@@ -275,14 +305,14 @@ impl Job {
                 .zip(verified)
                 .map(|(f, checksum)| FileResult {
                     name: f.name,
-                    path: f.dest,
+                    path: packed_into.clone().unwrap_or(f.dest),
                     size: f.size,
                     checksum,
                     fetched_bytes: f.fetched,
                     resumed_bytes: f.resumed,
                 })
                 .collect(),
-            extra_files,
+            extra_files: after.extra.into_iter().map(|(_, n)| n).collect(),
         })
     }
 }

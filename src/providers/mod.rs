@@ -9,6 +9,8 @@
 //! own deadline, even after a cancel.
 
 pub mod http;
+#[cfg(feature = "vsphere")]
+pub mod vsphere;
 
 use std::future::Future;
 use std::path::Path;
@@ -29,6 +31,16 @@ pub struct FlowCtx {
     pub progress: Arc<ProgressState>,
     pub cancel: CancellationToken,
     pub output_dir: std::path::PathBuf,
+}
+
+/// What a provider adds after the downloads.
+#[derive(Debug, Default)]
+pub struct AfterDownload {
+    /// (temp path, final file name): renamed into place with the downloads, after them.
+    pub extra: Vec<(std::path::PathBuf, String)>,
+    /// The downloads were packed into an extra file: remove their temp files instead of
+    /// renaming them.
+    pub consumed: bool,
 }
 
 /// How an export ended, for cleanup.
@@ -66,15 +78,21 @@ pub trait Flow: Send {
         Box::pin(async { Ok(()) })
     }
 
-    /// After every file is verified and before renaming: extra files (descriptor, manifest)
-    /// may be written into `out_dir`, returning their names.
+    /// Files of one export downloaded at the same time, if the provider decides (vSphere's
+    /// `parallel_disks`); otherwise the common option `parallel_files`.
+    fn parallel_files(&self) -> Option<usize> {
+        None
+    }
+
+    /// After every file is verified and before anything is renamed: a provider may write extra
+    /// files (descriptor, manifest, an OVA that packs the downloads) as temp files in `out_dir`.
     fn after_download<'a>(
         &'a mut self,
         _ctx: &'a FlowCtx,
         _files: &'a [Downloaded],
         _out_dir: &'a Path,
-    ) -> BoxFuture<'a, Result<Vec<String>>> {
-        Box::pin(async { Ok(Vec::new()) })
+    ) -> BoxFuture<'a, Result<AfterDownload>> {
+        Box::pin(async { Ok(AfterDownload::default()) })
     }
 
     /// Always runs once, on every path, under its own deadline.
@@ -88,15 +106,27 @@ pub trait Flow: Send {
     }
 }
 
+/// The providers compiled into this build.
+pub const AVAILABLE: &[&str] = &[
+    "http",
+    #[cfg(feature = "vsphere")]
+    "vsphere",
+];
+
 /// Builds a provider by name from its config JSON.
 pub fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Provider>> {
     match name {
         "http" => Ok(Arc::new(http::HttpProvider::new(config_json)?)),
+        #[cfg(feature = "vsphere")]
+        "vsphere" => Ok(Arc::new(vsphere::VsphereProvider::new(config_json)?)),
+        #[allow(unreachable_patterns)]
         "aws" | "azure" | "gcp" | "vsphere" | "hyperv" => Err(Error::Unsupported(format!(
-            "provider {name:?} is not built into this library (yet); available: http"
+            "provider {name:?} is not built into this library; available: {}",
+            AVAILABLE.join(", ")
         ))),
         other => Err(Error::InvalidArgument(format!(
-            "unknown provider {other:?}; available: http"
+            "unknown provider {other:?}; available: {}",
+            AVAILABLE.join(", ")
         ))),
     }
 }

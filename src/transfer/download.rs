@@ -65,6 +65,11 @@ pub async fn download(
             Err(e) => return Err(e),
             Ok(mut d) => {
                 d.dest = dest.to_path_buf();
+                if src.want_sha256 && d.sha256.is_none() {
+                    // Ranged parts arrive out of order: hash the finished file once.
+                    let temp = d.temp.clone();
+                    d.sha256 = Some(blocking(move || sha256_file(&temp)).await?);
+                }
                 return Ok(d);
             }
         }
@@ -304,6 +309,7 @@ async fn ranged(
         checksum: src.checksum.clone().or(server_sum),
         fetched: state.fetched.load(Ordering::Relaxed),
         resumed,
+        sha256: None,
     })
 }
 
@@ -537,6 +543,7 @@ async fn single_stream(
     };
     let mut resp = Some(first);
     let mut high_water = 0u64;
+    let mut sha = src.want_sha256.then(<sha2::Sha256 as sha2::Digest>::new);
     let mut fetched = 0u64;
     let mut attempt = 0;
     loop {
@@ -572,6 +579,10 @@ async fn single_stream(
         let mut pos = 0u64;
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
         let mut body = r.bytes_stream();
+        if src.want_sha256 {
+            // Every attempt streams from byte 0.
+            sha = Some(<sha2::Sha256 as sha2::Digest>::new());
+        }
         let stall = Duration::from_millis(ctx.opts.stall_timeout_ms);
         let outcome: Result<()> = loop {
             let next = tokio::select! {
@@ -594,6 +605,9 @@ async fn single_stream(
                 break Err(e);
             }
             fetched += chunk.len() as u64;
+            if let Some(h) = sha.as_mut() {
+                sha2::Digest::update(h, &chunk);
+            }
             buf.extend_from_slice(&chunk);
             if buf.len() >= cap {
                 let at = pos;
@@ -644,6 +658,7 @@ async fn single_stream(
                     checksum: src.checksum.clone(),
                     fetched,
                     resumed: 0,
+                    sha256: sha.take().map(|h| sha2::Digest::finalize(h).into()),
                 });
             }
             Err(e) if retryable(&e) => {
@@ -670,6 +685,22 @@ async fn write_block(file: &Arc<File>, path: &Path, at: u64, data: Vec<u8>) -> R
     let mut data = blocking(move || write_sparse(&file, &path, at, &data).map(|_| data)).await?;
     data.clear();
     Ok(data)
+}
+
+fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+    use std::io::Read as _;
+    let mut f = File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let mut h = <sha2::Sha256 as sha2::Digest>::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| Error::io(path, "cannot read", e))?;
+        if n == 0 {
+            return Ok(sha2::Digest::finalize(h).into());
+        }
+        sha2::Digest::update(&mut h, &buf[..n]);
+    }
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {

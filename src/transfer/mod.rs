@@ -39,6 +39,9 @@ pub struct FileSource {
     /// What the provider knows of the size before the first request, for early totals.
     pub size_hint: Option<u64>,
     pub checksum: Option<Checksum>,
+    /// The caller needs the file's SHA-256 (e.g. for an OVF manifest): computed while streaming
+    /// when bytes arrive in order, otherwise by reading the file back before it is renamed.
+    pub want_sha256: bool,
 }
 
 /// One file brought into its temp file, complete in size, not yet verified or renamed.
@@ -54,6 +57,8 @@ pub struct Downloaded {
     pub fetched: u64,
     /// Bytes kept from an earlier run.
     pub resumed: u64,
+    /// SHA-256 of the whole file, when the source asked for it.
+    pub sha256: Option<[u8; 32]>,
 }
 
 /// What every transfer of one export shares.

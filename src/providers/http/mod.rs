@@ -231,6 +231,7 @@ impl Provider for HttpProvider {
                 headers: headers.clone(),
                 size_hint: o.size,
                 checksum: checksum_of(&o.sha256, &o.md5, &o.crc32c)?,
+                want_sha256: false,
             });
         } else {
             if o.files.is_empty() {
@@ -263,6 +264,7 @@ impl Provider for HttpProvider {
                     headers: headers.clone(),
                     size_hint: f.size,
                     checksum: checksum_of(&f.sha256, &f.md5, &f.crc32c)?,
+                    want_sha256: false,
                 });
             }
         }

@@ -1,0 +1,578 @@
+//! vSphere: export a VM (or one of its snapshots) to OVF or OVA over the NFC lease.
+//!
+//! Flow: login (once per client) → find the VM (inventory path, name or moref) → `ExportVm` /
+//! `ExportSnapshot` → wait for the `HttpNfcLease` to be ready → download every disk's device URL
+//! (host `*` replaced, session cookie sent) with the core downloader, disks in parallel →
+//! `HttpNfcLeaseProgress` every leaseTimeout/4 as keep-alive → `OvfManager.CreateDescriptor`
+//! with the files really downloaded → `<vm>.ovf` + `<vm>.mf` (SHA-256) or one `<vm>.ova` →
+//! `HttpNfcLeaseComplete`; `HttpNfcLeaseAbort` on failure or cancel. Nothing on the VM changes.
+
+mod ovf;
+mod soap;
+mod xml;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
+use serde::Deserialize;
+use url::Url;
+
+use super::http::build_client;
+use super::{AfterDownload, BoxFuture, Flow, FlowCtx, Outcome, Provider};
+use crate::error::{Error, Result};
+use crate::export::Phase;
+use crate::export::options::parse_provider_options;
+use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::transfer::{Downloaded, FileSource};
+use soap::{Moref, Vim};
+use xml::esc;
+
+/// Client config of the `vsphere` provider.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VsphereConfig {
+    /// `https://host/sdk` (a bare host gets `https://` and `/sdk`).
+    pub url: String,
+    pub username: String,
+    /// Never logged, never in an error.
+    pub password: String,
+    #[serde(default)]
+    pub ca_bundle_pem: Option<String>,
+    #[serde(default)]
+    pub ca_bundle_path: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+impl std::fmt::Debug for VsphereConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VsphereConfig")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Export options of the `vsphere` provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VsphereOptions {
+    /// `ovf` (a folder of .ovf, .mf and disks) or `ova` (one tar). Default `ovf`.
+    pub format: String,
+    /// Export this snapshot (by name) instead of the VM's current state.
+    pub snapshot: Option<String>,
+    /// Disks downloaded at the same time, 1–8. Default 2.
+    pub parallel_disks: usize,
+    /// Base name of the .ovf/.mf/.ova files. Default: the VM's name.
+    pub name: Option<String>,
+    /// Longest wait for the lease to become ready, ms. Default 600000.
+    pub lease_wait_timeout_ms: u64,
+}
+
+impl Default for VsphereOptions {
+    fn default() -> Self {
+        VsphereOptions {
+            format: "ovf".into(),
+            snapshot: None,
+            parallel_disks: 2,
+            name: None,
+            lease_wait_timeout_ms: 600_000,
+        }
+    }
+}
+
+pub struct VsphereProvider {
+    http: reqwest::Client,
+    vim: Arc<Vim>,
+}
+
+/// Runs a future to its end on the library runtime from synchronous code (also from a thread
+/// of that runtime, by going through a scoped thread).
+fn run_sync<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| crate::runtime::handle().block_on(fut))
+            .join()
+            .expect("vsphere login thread")
+    })
+}
+
+impl VsphereProvider {
+    pub fn new(config_json: &str) -> Result<Self> {
+        let cfg: VsphereConfig = serde_json::from_str(config_json)
+            .map_err(|e| Error::InvalidArgument(format!("vsphere config: {e}")))?;
+        let mut url = cfg.url.trim().to_string();
+        if !url.contains("://") {
+            url = format!("https://{url}");
+        }
+        let mut url = Url::parse(&url)
+            .map_err(|e| Error::InvalidArgument(format!("vsphere url {:?}: {e}", cfg.url)))?;
+        if url.scheme() != "https" && url.scheme() != "http" {
+            return Err(Error::InvalidArgument(
+                "vsphere url must be https://host/sdk".into(),
+            ));
+        }
+        if url.path() == "/" || url.path().is_empty() {
+            url.set_path("/sdk");
+        }
+        let http = build_client(
+            cfg.ca_bundle_pem.as_deref(),
+            cfg.ca_bundle_path.as_deref(),
+            cfg.insecure_skip_verify,
+            Duration::from_secs(30),
+        )?;
+        let vim = Arc::new(Vim::new(http.clone(), url));
+        // One login per client; the session cookie also authorizes NFC downloads.
+        let (v, user, pass) = (vim.clone(), cfg.username.clone(), cfg.password.clone());
+        run_sync(async move { v.connect(&user, &pass).await })?;
+        Ok(VsphereProvider { http, vim })
+    }
+}
+
+impl Drop for VsphereProvider {
+    fn drop(&mut self) {
+        // Log out when the last user (client or export) lets go; best effort, bounded.
+        let vim = self.vim.clone();
+        crate::runtime::handle().spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), vim.logout()).await;
+        });
+    }
+}
+
+impl Provider for VsphereProvider {
+    fn http_client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    fn plan(
+        &self,
+        source_id: &str,
+        options: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Box<dyn Flow>> {
+        let o: VsphereOptions = parse_provider_options(options)?;
+        if o.format != "ovf" && o.format != "ova" {
+            return Err(Error::InvalidArgument(format!(
+                "format {:?}: use \"ovf\" or \"ova\"",
+                o.format
+            )));
+        }
+        if !(1..=8).contains(&o.parallel_disks) {
+            return Err(Error::InvalidArgument(
+                "parallel_disks must be between 1 and 8".into(),
+            ));
+        }
+        if let Some(n) = &o.name {
+            validate_file_name(n)?;
+        }
+        if source_id.trim().is_empty() {
+            return Err(Error::InvalidArgument(
+                "source_id must name a VM (inventory path, name or vm-N id)".into(),
+            ));
+        }
+        Ok(Box::new(VsphereFlow {
+            vim: self.vim.clone(),
+            source: source_id.trim().to_string(),
+            opts: o,
+            vm: None,
+            base_name: String::new(),
+            lease: None,
+            lease_timeout: Duration::from_secs(300),
+            devices: Vec::new(),
+        }))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Device {
+    key: String,
+    name: String,
+}
+
+struct VsphereFlow {
+    vim: Arc<Vim>,
+    source: String,
+    opts: VsphereOptions,
+    vm: Option<Moref>,
+    base_name: String,
+    lease: Option<Moref>,
+    lease_timeout: Duration,
+    devices: Vec<Device>,
+}
+
+impl VsphereFlow {
+    async fn find_vm(&self) -> Result<Moref> {
+        let s = &self.source;
+        let is_moref = s
+            .strip_prefix("vm-")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if is_moref {
+            let vm = Moref::new("VirtualMachine", s);
+            // Checks it exists (a clear not-found rather than a fault later).
+            self.vim.properties(&vm, &["name"]).await?;
+            return Ok(vm);
+        }
+        if s.starts_with('/') {
+            return match self.vim.find_by_inventory_path(s).await? {
+                Some(m) if m.kind == "VirtualMachine" => Ok(m),
+                Some(m) => Err(Error::InvalidArgument(format!(
+                    "{s} is a {}, not a virtual machine",
+                    m.kind
+                ))),
+                None => Err(Error::NotFound(format!(
+                    "no virtual machine at inventory path {s}"
+                ))),
+            };
+        }
+        let found = self.vim.find_vms_by_name(s).await?;
+        match found.len() {
+            0 => Err(Error::NotFound(format!("no virtual machine named {s:?}"))),
+            1 => Ok(found.into_iter().next().expect("one")),
+            n => Err(Error::InvalidArgument(format!(
+                "{n} virtual machines are named {s:?}; give its inventory path or its id (vm-N)"
+            ))),
+        }
+    }
+
+    async fn find_snapshot(&self, vm: &Moref, name: &str) -> Result<Moref> {
+        let props = self.vim.properties(vm, &["snapshot"]).await?;
+        let tree = props
+            .into_iter()
+            .find(|(n, _)| n == "snapshot")
+            .map(|(_, v)| v);
+        fn walk(n: &xml::Node, name: &str, out: &mut Vec<Moref>) {
+            if (n.name == "rootSnapshotList" || n.name == "childSnapshotList")
+                && n.child_text("name") == Some(name)
+                && let Some(s) = n.child("snapshot")
+            {
+                out.push(Moref::new("VirtualMachineSnapshot", s.text.trim()));
+            }
+            for c in &n.children {
+                walk(c, name, out);
+            }
+        }
+        let mut found = Vec::new();
+        if let Some(t) = &tree {
+            walk(t, name, &mut found);
+        }
+        match found.len() {
+            0 => Err(Error::NotFound(format!(
+                "the VM has no snapshot named {name:?}"
+            ))),
+            1 => Ok(found.remove(0)),
+            n => Err(Error::InvalidArgument(format!(
+                "{n} snapshots are named {name:?}"
+            ))),
+        }
+    }
+
+    async fn wait_lease(&self, ctx: &FlowCtx, lease: &Moref) -> Result<xml::Node> {
+        let deadline = Instant::now() + Duration::from_millis(self.opts.lease_wait_timeout_ms);
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let props = self
+                .vim
+                .properties(lease, &["state", "info", "error"])
+                .await?;
+            let get = |n: &str| props.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+            match get("state").map(|v| v.text.trim()) {
+                Some("ready") => {
+                    return get("info")
+                        .cloned()
+                        .ok_or_else(|| Error::Remote("the ready lease has no info".into()));
+                }
+                Some("error") => {
+                    let msg = get("error")
+                        .and_then(|e| e.child_text("localizedMessage").map(str::to_string))
+                        .unwrap_or_else(|| "no reason given".into());
+                    return Err(Error::Remote(format!("the export lease failed: {msg}")));
+                }
+                Some("done") => {
+                    return Err(Error::Remote(
+                        "the export lease ended before the download".into(),
+                    ));
+                }
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout(format!(
+                    "the export lease was not ready within {} ms",
+                    self.opts.lease_wait_timeout_ms
+                )));
+            }
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Flow for VsphereFlow {
+    fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        Box::pin(async move {
+            let vm = self.find_vm().await?;
+            let name = self
+                .vim
+                .properties(&vm, &["name"])
+                .await?
+                .into_iter()
+                .find(|(n, _)| n == "name")
+                .map(|(_, v)| v.text)
+                .unwrap_or_else(|| vm.value.clone());
+            self.base_name = match &self.opts.name {
+                Some(n) => n.clone(),
+                None => sanitize_file_name(&name, "vm"),
+            };
+            self.vm = Some(vm.clone());
+            ctx.progress.set_phase(Phase::WaitingForCloud);
+            ctx.progress.set_message("requesting the export lease");
+            let r = match &self.opts.snapshot {
+                Some(s) => {
+                    let snap = self.find_snapshot(&vm, s).await?;
+                    self.vim.call("ExportSnapshot", &snap.xml("_this")).await?
+                }
+                None => self.vim.call("ExportVm", &vm.xml("_this")).await?,
+            };
+            let lease = r
+                .child("returnval")
+                .and_then(|n| n.attr("type").map(|t| Moref::new(t, n.text.trim())))
+                .ok_or_else(|| Error::Remote("ExportVm returned no lease".into()))?;
+            // From here on, cleanup aborts or completes this lease.
+            self.lease = Some(lease.clone());
+            ctx.progress.set_message("waiting for the export lease");
+            let info = self.wait_lease(ctx, &lease).await?;
+            ctx.progress.set_message("");
+            let timeout = info
+                .child_text("leaseTimeout")
+                .and_then(|t| t.trim().parse::<u64>().ok())
+                .unwrap_or(300);
+            self.lease_timeout = Duration::from_secs(timeout.max(4));
+
+            let host = self.vim.url.host_str().unwrap_or("localhost").to_string();
+            let cookie = self
+                .vim
+                .cookie()
+                .ok_or_else(|| Error::InvalidState("no vSphere session".into()))?;
+            let mut headers = HeaderMap::new();
+            let mut cv = HeaderValue::from_str(&cookie)
+                .map_err(|_| Error::Remote("bad session cookie".into()))?;
+            cv.set_sensitive(true);
+            headers.insert(COOKIE, cv);
+            let mut sources = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for d in info.children_named("deviceUrl") {
+                if d.child_text("disk").map(str::trim) != Some("true") {
+                    continue;
+                }
+                let raw = d.child_text("url").unwrap_or("").trim().to_string();
+                let url = device_url(&raw, &host, self.vim.url.port())?;
+                let target = d.child_text("targetId").unwrap_or("").trim();
+                let key = d.child_text("key").unwrap_or("").trim().to_string();
+                let fallback = format!("disk-{}.vmdk", sources.len());
+                let file =
+                    sanitize_file_name(target.rsplit(['/', '\\']).next().unwrap_or(""), &fallback);
+                let file = if file.is_empty() || !seen.insert(file.clone()) {
+                    fallback
+                } else {
+                    file
+                };
+                let size = d
+                    .child_text("fileSize")
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .filter(|s| *s > 0);
+                self.devices.push(Device {
+                    key,
+                    name: file.clone(),
+                });
+                sources.push(FileSource {
+                    name: file,
+                    url,
+                    headers: headers.clone(),
+                    size_hint: size,
+                    checksum: None,
+                    want_sha256: true,
+                });
+            }
+            if sources.is_empty() {
+                return Err(Error::NotFound(format!(
+                    "the export lease of {name} lists no disk"
+                )));
+            }
+            // Descriptor names must not collide with disk names.
+            for s in &sources {
+                if s.name == format!("{}.ovf", self.base_name)
+                    || s.name == format!("{}.mf", self.base_name)
+                {
+                    return Err(Error::Remote(format!(
+                        "a disk is named {}, like the descriptor",
+                        s.name
+                    )));
+                }
+            }
+            Ok(sources)
+        })
+    }
+
+    fn parallel_files(&self) -> Option<usize> {
+        Some(self.opts.parallel_disks)
+    }
+
+    fn keep_alive_interval(&self) -> Option<Duration> {
+        Some(self.lease_timeout / 4)
+    }
+
+    fn keep_alive<'a>(&'a mut self, percent: u8) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(lease) = &self.lease else {
+                return Ok(());
+            };
+            let body = format!(
+                "{}<percent>{}</percent>",
+                lease.xml("_this"),
+                percent.min(99)
+            );
+            self.vim
+                .call("HttpNfcLeaseProgress", &body)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn after_download<'a>(
+        &'a mut self,
+        _ctx: &'a FlowCtx,
+        files: &'a [Downloaded],
+        out_dir: &'a Path,
+    ) -> BoxFuture<'a, Result<AfterDownload>> {
+        Box::pin(async move {
+            let vm = self
+                .vm
+                .clone()
+                .ok_or_else(|| Error::InvalidState("no VM".into()))?;
+            // The descriptor lists the files as really downloaded (size) under their names.
+            let mut ovf_files = String::new();
+            for f in files {
+                let key = self
+                    .devices
+                    .iter()
+                    .find(|d| d.name == f.name)
+                    .map(|d| d.key.clone())
+                    .unwrap_or_default();
+                ovf_files.push_str(&format!(
+                    "<ovfFiles><deviceId>{}</deviceId><path>{}</path><size>{}</size></ovfFiles>",
+                    esc(&key),
+                    esc(&f.name),
+                    f.size
+                ));
+            }
+            let sc = self.vim.content()?;
+            let body = format!(
+                "{}{}<cdp>{ovf_files}<name>{}</name></cdp>",
+                sc.ovf_manager.xml("_this"),
+                vm.xml("obj"),
+                esc(&self.base_name)
+            );
+            let r = self.vim.call("CreateDescriptor", &body).await?;
+            let rv = r
+                .child("returnval")
+                .ok_or_else(|| Error::Remote("CreateDescriptor returned nothing".into()))?;
+            if let Some(err) = rv.child("error") {
+                let msg = err
+                    .child_text("localizedMessage")
+                    .unwrap_or("unknown error");
+                return Err(Error::Remote(format!("CreateDescriptor: {msg}")));
+            }
+            let descriptor = rv
+                .child_text("ovfDescriptor")
+                .ok_or_else(|| Error::Remote("CreateDescriptor returned no descriptor".into()))?
+                .to_string();
+            let (base, files, out_dir) = (
+                self.base_name.clone(),
+                files.to_vec(),
+                out_dir.to_path_buf(),
+            );
+            let ova = self.opts.format == "ova";
+            tokio::task::spawn_blocking(move || {
+                ovf::write(&out_dir, &base, &descriptor, &files, ova)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+        })
+    }
+
+    fn cleanup<'a>(&'a mut self, outcome: Outcome) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(lease) = self.lease.take() else {
+                return Ok(());
+            };
+            match outcome {
+                Outcome::Success => {
+                    let body = format!("{}<percent>100</percent>", lease.xml("_this"));
+                    let _ = self.vim.call("HttpNfcLeaseProgress", &body).await;
+                    self.vim
+                        .call("HttpNfcLeaseComplete", &lease.xml("_this"))
+                        .await
+                        .map(|_| ())
+                }
+                Outcome::Failure | Outcome::Cancelled => self
+                    .vim
+                    .call("HttpNfcLeaseAbort", &lease.xml("_this"))
+                    .await
+                    .map(|_| ()),
+            }
+        })
+    }
+
+    fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(vm) = &self.vm {
+            m.insert("vm".into(), vm.value.clone().into());
+        }
+        m.insert("format".into(), self.opts.format.clone().into());
+        m
+    }
+}
+
+/// A lease's device URL with `*` replaced by the host we connected to.
+fn device_url(raw: &str, host: &str, port: Option<u16>) -> Result<Url> {
+    let had_star = raw.contains("://*");
+    let fixed = raw.replacen("://*", &format!("://{host}"), 1);
+    let mut url = Url::parse(&fixed).map_err(|e| {
+        Error::Remote(format!(
+            "the lease gave a device URL that cannot be parsed: {e}"
+        ))
+    })?;
+    if had_star && url.port().is_none() {
+        let _ = url.set_port(port);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_urls() {
+        let u = device_url("https://*/nfc/52/disk-0.vmdk", "10.0.0.5", None).unwrap();
+        assert_eq!(u.as_str(), "https://10.0.0.5/nfc/52/disk-0.vmdk");
+        let u = device_url("https://esx1:443/nfc/52/disk-0.vmdk", "vc", Some(8443)).unwrap();
+        assert_eq!(u.host_str(), Some("esx1"));
+    }
+
+    #[test]
+    fn config_is_checked_and_password_hidden() {
+        let e = VsphereProvider::new(
+            r#"{"url": "https://h/sdk", "username": "u", "password": "p", "bogus": 1}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let cfg: VsphereConfig =
+            serde_json::from_str(r#"{"url": "h", "username": "u", "password": "hunter2"}"#)
+                .unwrap();
+        assert!(!format!("{cfg:?}").contains("hunter2"));
+    }
+}

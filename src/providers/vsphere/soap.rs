@@ -1,0 +1,292 @@
+//! A minimal vim25 SOAP client over reqwest: the dozen calls an export needs, with faults
+//! mapped to our errors. Passwords and session cookies never reach a message or a log.
+
+use std::sync::Mutex;
+
+use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use url::Url;
+
+use super::xml::{Node, esc, parse};
+use crate::error::{Error, Result};
+use crate::export::progress::lock;
+
+/// A managed object reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moref {
+    pub kind: String,
+    pub value: String,
+}
+
+impl Moref {
+    pub fn new(kind: &str, value: &str) -> Moref {
+        Moref {
+            kind: kind.to_string(),
+            value: value.to_string(),
+        }
+    }
+
+    fn from_node(n: &Node) -> Option<Moref> {
+        let kind = n.attr("type")?;
+        (!n.text.trim().is_empty()).then(|| Moref::new(kind, n.text.trim()))
+    }
+
+    /// `<tag type="Kind">value</tag>`
+    pub fn xml(&self, tag: &str) -> String {
+        format!(
+            "<{tag} type=\"{}\">{}</{tag}>",
+            esc(&self.kind),
+            esc(&self.value)
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceContent {
+    pub root_folder: Moref,
+    pub property_collector: Moref,
+    pub view_manager: Moref,
+    pub search_index: Moref,
+    pub session_manager: Moref,
+    pub ovf_manager: Moref,
+}
+
+pub struct Vim {
+    http: reqwest::Client,
+    pub url: Url,
+    cookie: Mutex<Option<String>>,
+    content: Mutex<Option<ServiceContent>>,
+}
+
+impl Vim {
+    pub fn new(http: reqwest::Client, url: Url) -> Vim {
+        Vim {
+            http,
+            url,
+            cookie: Mutex::new(None),
+            content: Mutex::new(None),
+        }
+    }
+
+    /// `vmware_soap_session=…`, for NFC downloads.
+    pub fn cookie(&self) -> Option<String> {
+        lock(&self.cookie).clone()
+    }
+
+    pub fn content(&self) -> Result<ServiceContent> {
+        lock(&self.content)
+            .clone()
+            .ok_or_else(|| Error::InvalidState("not connected".into()))
+    }
+
+    /// One SOAP call; returns the `…Response` element.
+    pub async fn call(&self, method: &str, inner: &str) -> Result<Node> {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body><{method} xmlns=\"urn:vim25\">{inner}</{method}></soapenv:Body></soapenv:Envelope>"
+        );
+        let mut req = self
+            .http
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", "\"urn:vim25/8.0\"")
+            .body(body);
+        if let Some(c) = self.cookie() {
+            let mut v = reqwest::header::HeaderValue::from_str(&c).map_err(|_| {
+                Error::Remote("the server's session cookie is not a valid header".into())
+            })?;
+            v.set_sensitive(true);
+            req = req.header(COOKIE, v);
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| Error::http(&format!("vSphere {method}"), e))?;
+        for v in resp.headers().get_all(SET_COOKIE) {
+            if let Ok(s) = v.to_str()
+                && let Some(first) = s.split(';').next()
+                && first.trim_start().starts_with("vmware_soap_session=")
+            {
+                *lock(&self.cookie) = Some(first.trim().to_string());
+            }
+        }
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Error::http(&format!("vSphere {method}"), e))?;
+        let doc = parse(&text).map_err(|_| {
+            Error::Remote(format!(
+                "vSphere {method}: HTTP {status}, and the answer is not SOAP"
+            ))
+        })?;
+        if let Some(fault) = doc.find("Fault") {
+            return Err(fault_error(method, fault));
+        }
+        if !status.is_success() {
+            return Err(Error::Remote(format!("vSphere {method}: HTTP {status}")));
+        }
+        let want = format!("{method}Response");
+        doc.find(&want)
+            .cloned()
+            .ok_or_else(|| Error::Remote(format!("vSphere {method}: no {want} in the answer")))
+    }
+
+    pub async fn connect(&self, username: &str, password: &str) -> Result<()> {
+        let r = self
+            .call(
+                "RetrieveServiceContent",
+                "<_this type=\"ServiceInstance\">ServiceInstance</_this>",
+            )
+            .await?;
+        let rv = r
+            .child("returnval")
+            .ok_or_else(|| Error::Remote("no service content".into()))?;
+        let get = |name: &str| {
+            rv.child(name).and_then(Moref::from_node).ok_or_else(|| {
+                Error::Unsupported(format!(
+                    "the server has no {name} (is this vCenter or ESXi?)"
+                ))
+            })
+        };
+        let sc = ServiceContent {
+            root_folder: get("rootFolder")?,
+            property_collector: get("propertyCollector")?,
+            view_manager: get("viewManager")?,
+            search_index: get("searchIndex")?,
+            session_manager: get("sessionManager")?,
+            ovf_manager: get("ovfManager")?,
+        };
+        let login = format!(
+            "{}<userName>{}</userName><password>{}</password>",
+            sc.session_manager.xml("_this"),
+            esc(username),
+            esc(password)
+        );
+        *lock(&self.content) = Some(sc);
+        self.call("Login", &login).await?;
+        if self.cookie().is_none() {
+            return Err(Error::Remote(
+                "vSphere Login: the server set no session cookie".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub async fn logout(&self) -> Result<()> {
+        let sc = self.content()?;
+        self.call("Logout", &sc.session_manager.xml("_this"))
+            .await?;
+        *lock(&self.cookie) = None;
+        Ok(())
+    }
+
+    pub async fn find_by_inventory_path(&self, path: &str) -> Result<Option<Moref>> {
+        let sc = self.content()?;
+        let r = self
+            .call(
+                "FindByInventoryPath",
+                &format!(
+                    "{}<inventoryPath>{}</inventoryPath>",
+                    sc.search_index.xml("_this"),
+                    esc(path)
+                ),
+            )
+            .await?;
+        Ok(r.child("returnval").and_then(Moref::from_node))
+    }
+
+    /// Every VM whose name is `name`, through a container view over the whole inventory.
+    pub async fn find_vms_by_name(&self, name: &str) -> Result<Vec<Moref>> {
+        let sc = self.content()?;
+        let r = self
+            .call(
+                "CreateContainerView",
+                &format!(
+                    "{}{}<type>VirtualMachine</type><recursive>true</recursive>",
+                    sc.view_manager.xml("_this"),
+                    sc.root_folder.xml("container")
+                ),
+            )
+            .await?;
+        let view = r
+            .child("returnval")
+            .and_then(Moref::from_node)
+            .ok_or_else(|| Error::Remote("CreateContainerView returned no view".into()))?;
+        let spec = format!(
+            "{}<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet></propSet><objectSet>{}<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>traverseEntities</name><type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet></specSet><options></options>",
+            sc.property_collector.xml("_this"),
+            view.xml("obj")
+        );
+        let result = self.call("RetrievePropertiesEx", &spec).await;
+        let _ = self.call("DestroyView", &view.xml("_this")).await;
+        let r = result?;
+        let mut found = Vec::new();
+        if let Some(rv) = r.child("returnval") {
+            for obj in rv.children_named("objects") {
+                let is_match = obj.children_named("propSet").any(|p| {
+                    p.child_text("name") == Some("name") && p.child_text("val") == Some(name)
+                });
+                if is_match && let Some(m) = obj.child("obj").and_then(Moref::from_node) {
+                    found.push(m);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Properties of one object: the `propSet` elements (name → val node).
+    pub async fn properties(&self, obj: &Moref, paths: &[&str]) -> Result<Vec<(String, Node)>> {
+        let sc = self.content()?;
+        let path_set: String = paths
+            .iter()
+            .map(|p| format!("<pathSet>{}</pathSet>", esc(p)))
+            .collect();
+        let spec = format!(
+            "{}<specSet><propSet><type>{}</type>{path_set}</propSet><objectSet>{}<skip>false</skip></objectSet></specSet><options></options>",
+            sc.property_collector.xml("_this"),
+            esc(&obj.kind),
+            obj.xml("obj")
+        );
+        let r = self.call("RetrievePropertiesEx", &spec).await?;
+        let mut out = Vec::new();
+        if let Some(o) = r.child("returnval").and_then(|rv| rv.child("objects")) {
+            for p in o.children_named("propSet") {
+                if let (Some(n), Some(v)) = (p.child_text("name"), p.child("val")) {
+                    out.push((n.to_string(), v.clone()));
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Maps a SOAP fault to our error, by the fault's type.
+fn fault_error(method: &str, fault: &Node) -> Error {
+    let msg = fault
+        .child_text("faultstring")
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    let kind = fault
+        .child("detail")
+        .and_then(|d| d.children.first())
+        .map(|f| {
+            f.attr("type")
+                .map(str::to_string)
+                .unwrap_or_else(|| f.name.trim_end_matches("Fault").to_string())
+        })
+        .unwrap_or_default();
+    let text = if msg.is_empty() {
+        format!("vSphere {method}: {kind}")
+    } else {
+        format!("vSphere {method}: {msg} ({kind})")
+    };
+    match kind.as_str() {
+        "InvalidLogin" | "NotAuthenticated" | "NoPermission" | "InvalidLoginFault" => {
+            Error::Auth(text)
+        }
+        "ManagedObjectNotFound" => Error::NotFound(text),
+        "InvalidArgument" | "InvalidRequest" => Error::InvalidArgument(text),
+        "NotSupported" | "MethodNotFound" => Error::Unsupported(text),
+        _ => Error::Remote(text),
+    }
+}

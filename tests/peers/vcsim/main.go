@@ -1,0 +1,413 @@
+// Test peer: vcsim (govmomi's vSphere simulator) plus the two methods it lacks, VirtualMachine.ExportVm and OvfManager.CreateDescriptor, added with vcsim's extension pattern; everything else (SOAP, sessions, inventory, NFC leases, property collector) is vcsim's own.
+//
+// It serves HTTPS with a CA it makes, writes disk fixtures into the VM's datastore files,
+// paces NFC downloads on demand, and reports what clients did on GET /hs-stats.
+// It prints one JSON line on stdout when ready, then serves until killed.
+package main
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"log"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/template"
+	"time"
+
+	"github.com/vmware/govmomi/object"
+	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/soap"
+	"github.com/vmware/govmomi/vim25/types"
+)
+
+type stats struct {
+	mu             sync.Mutex
+	ProgressCalls  int      `json:"progress_calls"`
+	ProgressAt     []int64  `json:"progress_at_ms"`
+	ProgressPct    []int32  `json:"progress_percent"`
+	Completed      int      `json:"completed"`
+	Aborted        int      `json:"aborted"`
+	Exports        int      `json:"exports"`
+	Descriptors    int      `json:"descriptors"`
+	NFCPaths       []string `json:"nfc_paths"`
+	LastOvfFiles   []types.OvfFile
+	DescriptorSeen string `json:"last_descriptor_name"`
+}
+
+var (
+	st           stats
+	start        = time.Now()
+	leaseTimeout = flag.Int("lease-timeout", 300, "leaseTimeout (seconds) given to export leases")
+	errorVM      = flag.String("error-vm", "", "VM whose export lease goes to the error state")
+	hostileVM    = flag.String("hostile-vm", "", "VM whose export lease names its disk ../../escape.vmdk")
+	nfcRate      = flag.Int("nfc-rate", 0, "pace NFC downloads to this many bytes/s per request (0: full speed)")
+)
+
+// lease wraps vcsim's lease to count keep-alives, completes and aborts.
+type lease struct {
+	*simulator.HttpNfcLease
+}
+
+func (l *lease) HttpNfcLeaseProgress(ctx *simulator.Context, req *types.HttpNfcLeaseProgress) soap.HasFault {
+	st.mu.Lock()
+	st.ProgressCalls++
+	st.ProgressAt = append(st.ProgressAt, time.Since(start).Milliseconds())
+	st.ProgressPct = append(st.ProgressPct, req.Percent)
+	st.mu.Unlock()
+	return l.HttpNfcLease.HttpNfcLeaseProgress(ctx, req)
+}
+
+func (l *lease) HttpNfcLeaseComplete(ctx *simulator.Context, req *types.HttpNfcLeaseComplete) soap.HasFault {
+	st.mu.Lock()
+	st.Completed++
+	st.mu.Unlock()
+	return l.HttpNfcLease.HttpNfcLeaseComplete(ctx, req)
+}
+
+func (l *lease) HttpNfcLeaseAbort(ctx *simulator.Context, req *types.HttpNfcLeaseAbort) soap.HasFault {
+	st.mu.Lock()
+	st.Aborted++
+	st.mu.Unlock()
+	return l.HttpNfcLease.HttpNfcLeaseAbort(ctx, req)
+}
+
+// exportVM adds ExportVm, reusing vcsim's ExportSnapshot lease code on the VM's current
+// configuration (no snapshot is created; the VM is not changed).
+type exportVM struct {
+	*simulator.VirtualMachine
+}
+
+func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasFault {
+	snap := &simulator.VirtualMachineSnapshot{}
+	snap.Vm = vm.Self
+	snap.Config = *vm.Config
+	// ExportSnapshot looks the VM up as vcsim's own type: put it back for the call.
+	ctx.Map.Put(vm.VirtualMachine)
+	res := snap.ExportSnapshot(ctx, &types.ExportSnapshot{This: vm.Self}).(*methods.ExportSnapshotBody)
+	ctx.Map.Put(vm)
+	ref := res.Res.Returnval
+	l := ctx.Session.Get(ref).(*simulator.HttpNfcLease)
+	ctx.WithLock(l, func() {
+		l.Info.LeaseTimeout = int32(*leaseTimeout)
+		if vm.Name == *hostileVM && len(l.Info.DeviceUrl) > 0 {
+			l.Info.DeviceUrl[0].TargetId = "../../escape.vmdk"
+		}
+	})
+	if vm.Name == *errorVM {
+		ctx.WithLock(l, func() {
+			ctx.Update(l, []types.PropertyChange{
+				{Name: "state", Val: types.HttpNfcLeaseStateError},
+				{Name: "error", Val: &types.LocalizedMethodFault{
+					Fault:            &types.FileFault{File: "disk"},
+					LocalizedMessage: "simulated lease failure: the disk is locked",
+				}},
+			})
+		})
+	}
+	ctx.Session.Put(&lease{l})
+	st.mu.Lock()
+	st.Exports++
+	st.mu.Unlock()
+	return &methods.ExportVmBody{Res: &types.ExportVmResponse{Returnval: ref}}
+}
+
+// ovfManager adds CreateDescriptor: an OVF 1.0 envelope for the VM's disks, listing the files
+// the client says it has (ovfFiles), as vCenter does.
+type ovfManager struct {
+	*simulator.OvfManager
+}
+
+var ovfTemplate = template.Must(template.New("ovf").Funcs(template.FuncMap{"add": func(a, b int) int { return a + b }}).Parse(`<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+  <References>
+{{- range $i, $f := .Files}}
+    <File ovf:href="{{$f.Path}}" ovf:id="file{{$i}}" ovf:size="{{$f.Size}}"/>
+{{- end}}
+  </References>
+  <DiskSection>
+    <Info>Virtual disk information</Info>
+{{- range $i, $f := .Files}}
+    <Disk ovf:capacity="{{index $.Capacity $i}}" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk{{$i}}" ovf:fileRef="file{{$i}}" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+{{- end}}
+  </DiskSection>
+  <NetworkSection>
+    <Info>The list of logical networks</Info>
+    <Network ovf:name="VM Network">
+      <Description>The VM Network network</Description>
+    </Network>
+  </NetworkSection>
+  <VirtualSystem ovf:id="{{.Name}}">
+    <Info>A virtual machine</Info>
+    <Name>{{.Name}}</Name>
+    <OperatingSystemSection ovf:id="1">
+      <Info>The kind of installed guest operating system</Info>
+    </OperatingSystemSection>
+    <VirtualHardwareSection>
+      <Info>Virtual hardware requirements</Info>
+      <System>
+        <vssd:ElementName>Virtual Hardware Family</vssd:ElementName>
+        <vssd:InstanceID>0</vssd:InstanceID>
+        <vssd:VirtualSystemIdentifier>{{.Name}}</vssd:VirtualSystemIdentifier>
+        <vssd:VirtualSystemType>vmx-13</vssd:VirtualSystemType>
+      </System>
+      <Item>
+        <rasd:AllocationUnits>hertz * 10^6</rasd:AllocationUnits>
+        <rasd:ElementName>{{.CPUs}} virtual CPU(s)</rasd:ElementName>
+        <rasd:InstanceID>1</rasd:InstanceID>
+        <rasd:ResourceType>3</rasd:ResourceType>
+        <rasd:VirtualQuantity>{{.CPUs}}</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:AllocationUnits>byte * 2^20</rasd:AllocationUnits>
+        <rasd:ElementName>{{.MemoryMB}}MB of memory</rasd:ElementName>
+        <rasd:InstanceID>2</rasd:InstanceID>
+        <rasd:ResourceType>4</rasd:ResourceType>
+        <rasd:VirtualQuantity>{{.MemoryMB}}</rasd:VirtualQuantity>
+      </Item>
+      <Item>
+        <rasd:Address>0</rasd:Address>
+        <rasd:ElementName>SCSI controller 0</rasd:ElementName>
+        <rasd:InstanceID>3</rasd:InstanceID>
+        <rasd:ResourceSubType>lsilogic</rasd:ResourceSubType>
+        <rasd:ResourceType>6</rasd:ResourceType>
+      </Item>
+{{- range $i, $f := .Files}}
+      <Item>
+        <rasd:AddressOnParent>{{$i}}</rasd:AddressOnParent>
+        <rasd:ElementName>Hard disk {{$i}}</rasd:ElementName>
+        <rasd:HostResource>ovf:/disk/vmdisk{{$i}}</rasd:HostResource>
+        <rasd:InstanceID>{{add $i 10}}</rasd:InstanceID>
+        <rasd:Parent>3</rasd:Parent>
+        <rasd:ResourceType>17</rasd:ResourceType>
+      </Item>
+{{- end}}
+    </VirtualHardwareSection>
+  </VirtualSystem>
+</Envelope>
+`))
+
+func (m *ovfManager) CreateDescriptor(ctx *simulator.Context, req *types.CreateDescriptor) soap.HasFault {
+	body := &methods.CreateDescriptorBody{}
+	vm, ok := ctx.Map.Get(req.Obj).(*exportVM)
+	if !ok {
+		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.Obj})
+		return body
+	}
+	name := req.Cdp.Name
+	if name == "" {
+		name = vm.Name
+	}
+	// Capacity of each disk, in device order.
+	var capacity []int64
+	for _, d := range object.VirtualDeviceList(vm.Config.Hardware.Device).SelectByType((*types.VirtualDisk)(nil)) {
+		capacity = append(capacity, d.(*types.VirtualDisk).CapacityInBytes)
+	}
+	for len(capacity) < len(req.Cdp.OvfFiles) {
+		capacity = append(capacity, 0)
+	}
+	for i, f := range req.Cdp.OvfFiles {
+		if capacity[i] < f.Size {
+			capacity[i] = f.Size
+		}
+	}
+	var buf bytes.Buffer
+	err := ovfTemplate.Execute(&buf, map[string]any{
+		"Name": name, "Files": req.Cdp.OvfFiles, "Capacity": capacity,
+		"CPUs": vm.Config.Hardware.NumCPU, "MemoryMB": vm.Config.Hardware.MemoryMB,
+	})
+	if err != nil {
+		body.Fault_ = simulator.Fault(err.Error(), &types.RuntimeFault{})
+		return body
+	}
+	st.mu.Lock()
+	st.Descriptors++
+	st.LastOvfFiles = req.Cdp.OvfFiles
+	st.DescriptorSeen = name
+	st.mu.Unlock()
+	body.Res = &types.CreateDescriptorResponse{Returnval: types.OvfCreateDescriptorResult{OvfDescriptor: buf.String()}}
+	return body
+}
+
+// makeCA returns a CA (PEM) and a server certificate for 127.0.0.1/localhost signed by it.
+func makeCA() ([]byte, tls.Certificate) {
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hypersdk test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// pacedWriter slows NFC bodies down.
+type pacedWriter struct {
+	http.ResponseWriter
+	rate int
+}
+
+func (p pacedWriter) Write(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		c := min(len(b), 32*1024)
+		w, err := p.ResponseWriter.Write(b[:c])
+		n += w
+		if err != nil {
+			return n, err
+		}
+		b = b[c:]
+		time.Sleep(time.Duration(float64(c) / float64(p.rate) * float64(time.Second)))
+	}
+	return n, nil
+}
+
+func main() {
+	user := flag.String("user", "admin", "username vcsim accepts")
+	pass := flag.String("pass", "s3cret-pass", "password vcsim accepts")
+	dir := flag.String("dir", "", "folder for the CA file and stats (default: a temp folder)")
+	var disks multi
+	flag.Var(&disks, "disk", "disk fixture for DC0_H0_VM0 (repeat for more disks)")
+	flag.Parse()
+	if *dir == "" {
+		d, err := os.MkdirTemp("", "vcsim-peer-")
+		if err != nil {
+			log.Fatal(err)
+		}
+		*dir = d
+	}
+
+	model := simulator.VPX()
+	model.Datacenter = 1
+	model.Cluster = 0
+	model.Host = 1
+	model.Machine = 3
+	if err := model.Create(); err != nil {
+		log.Fatal(err)
+	}
+	caPEM, cert := makeCA()
+	caFile := filepath.Join(*dir, "ca.pem")
+	if err := os.WriteFile(caFile, caPEM, 0o644); err != nil {
+		log.Fatal(err)
+	}
+	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	model.Service.Listen = &url.URL{Host: "127.0.0.1:0", User: url.UserPassword(*user, *pass)}
+
+	m := model.Map()
+	si := m.Get(types.ManagedObjectReference{Type: "ServiceInstance", Value: "ServiceInstance"}).(*simulator.ServiceInstance)
+	m.Put(&ovfManager{m.Get(*si.Content.OvfManager).(*simulator.OvfManager)})
+
+	// Disk fixtures for DC0_H0_VM0: as many disks as fixtures, bytes copied into the datastore.
+	var diskFiles []string
+	if len(disks) > 0 {
+		vm := m.Any("VirtualMachine").(*simulator.VirtualMachine)
+		for _, o := range m.All("VirtualMachine") {
+			if o.(*simulator.VirtualMachine).Name == "DC0_H0_VM0" {
+				vm = o.(*simulator.VirtualMachine)
+			}
+		}
+		devices := object.VirtualDeviceList(vm.Config.Hardware.Device)
+		existing := devices.SelectByType((*types.VirtualDisk)(nil))
+		if len(existing) == 0 {
+			log.Fatal("the VM has no disk to copy")
+		}
+		first := existing[0].(*types.VirtualDisk)
+		backing := first.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		var dp object.DatastorePath
+		dp.FromString(backing.FileName)
+		ds := m.Get(*backing.Datastore).(*simulator.Datastore)
+		for i, fixture := range disks {
+			data, err := os.ReadFile(fixture)
+			if err != nil {
+				log.Fatal(err)
+			}
+			rel := path.Join(path.Dir(dp.Path), fmt.Sprintf("disk-%d.vmdk", i))
+			disk := first
+			if i > 0 {
+				copyDisk := *first
+				b := *backing
+				copyDisk.Backing = &b
+				copyDisk.Key = first.Key + int32(i)
+				unit := *first.UnitNumber + int32(i)
+				copyDisk.UnitNumber = &unit
+				disk = &copyDisk
+				vm.Config.Hardware.Device = append(vm.Config.Hardware.Device, disk)
+			}
+			disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName = fmt.Sprintf("[%s] %s", dp.Datastore, rel)
+			disk.CapacityInBytes = int64(len(data))
+			local := path.Join(ds.Summary.Url, rel)
+			if err := os.MkdirAll(path.Dir(local), 0o755); err != nil {
+				log.Fatal(err)
+			}
+			if err := os.WriteFile(local, data, 0o644); err != nil {
+				log.Fatal(err)
+			}
+			diskFiles = append(diskFiles, local)
+		}
+	}
+
+	var vms []map[string]any
+	for _, obj := range m.All("VirtualMachine") {
+		vm := obj.(*simulator.VirtualMachine)
+		m.Put(&exportVM{vm})
+		vms = append(vms, map[string]any{"name": vm.Name, "moref": vm.Self.Value})
+	}
+
+	s := model.Service.NewServer()
+	inner := s.Server.Config.Handler
+	s.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/hs-stats":
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			_ = json.NewEncoder(w).Encode(&st)
+			return
+		case strings.HasPrefix(r.URL.Path, "/nfc/"):
+			st.mu.Lock()
+			st.NFCPaths = append(st.NFCPaths, r.URL.Path)
+			st.mu.Unlock()
+			if *nfcRate > 0 {
+				w = pacedWriter{w, *nfcRate}
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
+	ready := map[string]any{
+		"url": s.URL.Scheme + "://" + s.URL.Host + "/sdk", "ca_file": caFile,
+		"user": *user, "datacenter": "DC0", "vms": vms, "disk_files": diskFiles,
+	}
+	out, _ := json.Marshal(ready)
+	fmt.Println(string(out))
+	select {}
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,327 @@
+//! vSphere exports through the safe Rust API against vcsim (tests/peers/vcsim).
+#![cfg(feature = "vsphere")]
+
+mod support;
+
+use std::time::Duration;
+
+use hypersdk::{Client, ErrorKind, Phase};
+use serde_json::json;
+use sha2::Digest as _;
+use support::vcsim::Peer;
+use support::{Recorder, opts};
+
+fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(Duration::from_secs(120)))
+        .unwrap()
+        .expect("export did not end within 120 s")
+}
+
+#[test]
+fn ovf_export_of_a_two_disk_vm_matches_the_datastore_and_reimports() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let e = client
+        .start_export(
+            "/DC0/vm/DC0_H0_VM0",
+            &opts(out.path(), json!({})),
+            Some(rec.callback()),
+        )
+        .unwrap();
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let phases = rec.check();
+    assert!(
+        phases.contains(&Phase::WaitingForCloud) && phases.contains(&Phase::Downloading),
+        "{phases:?}"
+    );
+
+    // Disks equal the datastore's bytes.
+    let disks = peer.disk_files();
+    assert_eq!(r.files.len(), 2);
+    for (f, src) in r.files.iter().zip(&disks) {
+        assert_eq!(
+            std::fs::read(&f.path).unwrap(),
+            std::fs::read(src).unwrap(),
+            "{}",
+            f.name
+        );
+    }
+    // The manifest verifies every file, the descriptor included.
+    let mf = std::fs::read_to_string(out.path().join("DC0_H0_VM0.mf")).unwrap();
+    let mut lines = 0;
+    for line in mf.lines() {
+        let (name, sum) = line
+            .strip_prefix("SHA256(")
+            .unwrap()
+            .split_once(")= ")
+            .unwrap();
+        let data = std::fs::read(out.path().join(name)).unwrap();
+        assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sum, "{name}");
+        lines += 1;
+    }
+    assert_eq!(lines, 3);
+    // The descriptor was made after the download, with the real file sizes.
+    let ovf = std::fs::read_to_string(out.path().join("DC0_H0_VM0.ovf")).unwrap();
+    for f in &r.files {
+        assert!(
+            ovf.contains(&format!("ovf:href=\"{}\" ovf:id=\"file", f.name)),
+            "{ovf}"
+        );
+        assert!(
+            ovf.contains(&format!("ovf:size=\"{}\"", f.size)),
+            "size of {} missing",
+            f.name
+        );
+    }
+    let st = peer.stats();
+    assert_eq!(
+        (st["completed"].as_i64(), st["aborted"].as_i64()),
+        (Some(1), Some(0)),
+        "{st}"
+    );
+    assert_eq!(r.extra_files, vec!["DC0_H0_VM0.ovf", "DC0_H0_VM0.mf"]);
+
+    // govc imports the package back into vcsim.
+    let o = peer
+        .govc()
+        .args(["import.ovf", "-name", "reimported"])
+        .arg(out.path().join("DC0_H0_VM0.ovf"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "govc import.ovf: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = peer
+        .govc()
+        .args(["vm.info", "reimported"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("/DC0/vm/reimported"));
+}
+
+#[test]
+fn ova_has_the_descriptor_first_then_the_manifest_then_the_disks() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let moref = peer.moref("DC0_H0_VM0");
+    let r = wait(
+        &client
+            .start_export(
+                &moref,
+                &opts(out.path(), json!({"format": "ova", "name": "backup"})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let names: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["backup.ova"], "only the OVA is left");
+    let mut ar = tar::Archive::new(std::fs::File::open(out.path().join("backup.ova")).unwrap());
+    let members: Vec<(String, Vec<u8>)> = ar
+        .entries()
+        .unwrap()
+        .map(|e| {
+            let mut e = e.unwrap();
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+            (e.path().unwrap().to_string_lossy().into_owned(), v)
+        })
+        .collect();
+    let order: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        order,
+        vec!["backup.ovf", "backup.mf", "disk-0.vmdk", "disk-1.vmdk"]
+    );
+    assert_eq!(members[2].1, std::fs::read(&peer.disk_files()[0]).unwrap());
+}
+
+#[test]
+fn keep_alive_runs_on_a_short_lease() {
+    // Lease timeout 4 s → keep-alive every second; the download takes about 4 s.
+    let peer = Peer::start(&["-lease-timeout", "4", "-nfc-rate", "1000000"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let st = peer.stats();
+    let at: Vec<i64> = st["progress_at_ms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert!(at.len() >= 3, "keep-alive calls: {st}");
+    for w in at.windows(2) {
+        assert!(
+            w[1] - w[0] <= 2000,
+            "keep-alive gap {} ms on a 4 s lease",
+            w[1] - w[0]
+        );
+    }
+    let pct: Vec<i64> = st["progress_percent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert!(
+        pct.windows(2).all(|w| w[0] <= w[1]) && *pct.last().unwrap() == 100,
+        "percent {pct:?}"
+    );
+}
+
+#[test]
+fn cancel_mid_download_aborts_the_lease() {
+    let peer = Peer::start(&["-nfc-rate", "500000"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export("/DC0/vm/DC0_H0_VM0", &opts(out.path(), json!({})), None)
+        .unwrap();
+    while e.progress().bytes_done < 200_000 {
+        assert!(
+            !e.progress().phase.is_terminal(),
+            "ended early: {:?}",
+            e.result().map(|r| r.to_json())
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled");
+    let st = peer.stats();
+    assert_eq!(st["aborted"].as_i64(), Some(1), "{st}");
+    assert_eq!(st["completed"].as_i64(), Some(0), "{st}");
+    // The lease is gone: its disk URL now answers 404.
+    let path = st["nfc_paths"][0].as_str().unwrap().to_string();
+    let (status, _) = support::vcsim::http_get(&peer.url().replace("/sdk", &path), &peer.ca_file());
+    assert_eq!(status, 404);
+    assert!(!out.path().join("DC0_H0_VM0.ovf").exists());
+    assert!(!out.path().join("disk-0.vmdk").exists());
+}
+
+#[test]
+fn wrong_password_is_an_auth_error_without_the_password() {
+    let peer = Peer::start(&[]);
+    let cfg = json!({"url": peer.url(), "username": "admin", "password": "wrong-pw-123", "ca_bundle_path": peer.ca_file()});
+    let e = Client::new("vsphere", &cfg.to_string()).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    assert!(!e.to_string().contains("wrong-pw-123"));
+    // Without the CA, the server's certificate is refused.
+    let cfg = json!({"url": peer.url(), "username": "admin", "password": "s3cret-pass"});
+    let e = Client::new("vsphere", &cfg.to_string()).err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+#[test]
+fn unknown_vm_is_not_found() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for src in ["/DC0/vm/nope", "no-such-vm", "vm-99999"] {
+        let r = wait(
+            &client
+                .start_export(src, &opts(out.path(), json!({})), None)
+                .unwrap(),
+        );
+        let err = r
+            .error()
+            .unwrap_or_else(|| panic!("{src}: {}", r.to_json()));
+        assert_eq!(err.kind, ErrorKind::NotFound, "{src}: {}", err.message);
+    }
+    assert_eq!(peer.stats()["exports"].as_i64(), Some(0));
+}
+
+#[test]
+fn failing_lease_is_an_error_and_is_aborted() {
+    let peer = Peer::start(&["-error-vm", "DC0_H0_VM0"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    let err = r.error().unwrap();
+    assert_eq!(err.kind, ErrorKind::Remote);
+    assert!(
+        err.message.contains("simulated lease failure"),
+        "{}",
+        err.message
+    );
+    assert_eq!(err.phase, Phase::WaitingForCloud);
+    assert_eq!(peer.stats()["aborted"].as_i64(), Some(1));
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "no files at all"
+    );
+}
+
+#[test]
+fn hostile_target_id_stays_in_the_output_folder() {
+    let peer = Peer::start(&["-hostile-vm", "DC0_H0_VM0"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("a/b");
+    std::fs::create_dir_all(&out).unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(&out, json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(!root.path().join("escape.vmdk").exists());
+    for f in &r.files {
+        assert_eq!(f.path.parent().unwrap(), out, "{}", f.path.display());
+    }
+    assert!(out.join("escape.vmdk").exists());
+}
+
+#[test]
+fn bad_options_are_rejected_at_start() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export(
+            "DC0_H0_VM0",
+            &opts(out.path(), json!({"format": "zip"})),
+            None,
+        )
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("zip"), "{e}");
+    let e = client
+        .start_export(
+            "DC0_H0_VM0",
+            &opts(out.path(), json!({"parallel_disks": 9})),
+            None,
+        )
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("parallel_disks"), "{e}");
+    let e = client
+        .start_export(
+            "DC0_H0_VM0",
+            &opts(out.path(), json!({"snapshott": "x"})),
+            None,
+        )
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("snapshott"), "{e}");
+}
