@@ -9,6 +9,7 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     tokio::runtime::Builder::new_multi_thread()
         .thread_name("hypersdk")
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
         .expect("hypersdk: cannot start the tokio runtime")
@@ -17,4 +18,20 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// The shared runtime handle.
 pub fn handle() -> &'static tokio::runtime::Handle {
     RUNTIME.handle()
+}
+
+/// A write to a socket the peer has closed raises SIGPIPE on the writing thread. Rust programs
+/// ignore it in `main`, but as a library we run inside C, Go and .NET hosts whose default action
+/// kills the process (Go crashes on a SIGPIPE in a non-Go thread). Blocking it on our own
+/// threads turns it into the EPIPE error the code already handles, without touching the host's
+/// process-wide signal disposition.
+pub(crate) fn block_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: plain libc calls on a local, initialised signal set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }

@@ -204,7 +204,7 @@ func TestErrorsAreCategorised(t *testing.T) {
 }
 
 func TestManyExportsLeakNothing(t *testing.T) {
-	srv := server(t, map[string][]byte{"s": blob(50_000, 3)})
+	srv := server(t, map[string][]byte{"s": blob(50_000, 3), "big": blob(2<<20, 5)})
 	cl, err := NewClient("http", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -228,7 +228,7 @@ func TestManyExportsLeakNothing(t *testing.T) {
 		}
 	}
 	// Freed while running: cancelled, and its handle still released by the terminal call.
-	e, err := cl.StartExport(context.Background(), srv.URL+"/slow/s", opts(t.TempDir(), nil), nil)
+	e, err := cl.StartExport(context.Background(), srv.URL+"/slow/big", opts(t.TempDir(), nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
