@@ -1,7 +1,8 @@
-//! A small command line over the safe Rust API, used by the benchmarks: downloads every URL
-//! given, all at once, into OUT_DIR, and prints one result line per export.
+//! A small command line over the safe Rust API, used by the benchmarks: exports every source
+//! given (URLs for the http provider, VMs for vsphere), all at once, into OUT_DIR.
 //!
-//! usage: fetch [--options JSON] [--global JSON] [--progress] OUT_DIR URL...
+//! usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress]
+//!              OUT_DIR SOURCE...
 
 use std::time::Instant;
 
@@ -10,17 +11,21 @@ fn main() {
     let mut options = String::from("{}");
     let mut global = None;
     let mut show = false;
+    let mut provider = String::from("http");
+    let mut config = String::from("{}");
     let mut rest = Vec::new();
     while let Some(a) = args.next() {
         match a.as_str() {
             "--options" => options = args.next().expect("--options JSON"),
             "--global" => global = Some(args.next().expect("--global JSON")),
             "--progress" => show = true,
+            "--provider" => provider = args.next().expect("--provider NAME"),
+            "--config" => config = args.next().expect("--config JSON"),
             _ => rest.push(a),
         }
     }
     if rest.len() < 2 {
-        eprintln!("usage: fetch [--options JSON] [--global JSON] [--progress] OUT_DIR URL...");
+        eprintln!("usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] OUT_DIR SOURCE...");
         std::process::exit(2);
     }
     if let Some(g) = global {
@@ -31,7 +36,7 @@ fn main() {
         serde_json::from_str(&options).unwrap_or_else(|e| fail(&e.to_string()));
     opts["output_dir"] = serde_json::Value::String(out.clone());
     let opts = opts.to_string();
-    let client = hypersdk::Client::new("http", "{}").unwrap_or_else(|e| fail(&e.to_string()));
+    let client = hypersdk::Client::new(&provider, &config).unwrap_or_else(|e| fail(&e.to_string()));
     let t = Instant::now();
     let exports: Vec<_> = rest[1..]
         .iter()

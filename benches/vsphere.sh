@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# vSphere export benchmark: a VM with 4 disks of 512 MiB (random data, VMDK from qemu-img) on
+# the vcsim peer (tests/peers/vcsim). In the same run: `govc export.ovf` (govc from the same
+# govmomi) without and with a SHA-256 manifest (`-sha 256`; hypersdk always writes one),
+# hypersdk with its defaults (2 disks at a time) and with parallel_disks=4. Median of
+# RUNS wall times, ratio to govc, peak RSS; every disk compared with the datastore's bytes.
+#
+# usage: benches/vsphere.sh   (needs go, qemu-img; installs time/bc from apt if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
+RUNS="${RUNS:-3}"
+WORK="${BENCH_DIR:-/tmp/hs-bench-vsphere}"
+need=()
+[ -x /usr/bin/time ] || need+=(time)
+command -v bc >/dev/null || need+=(bc)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
+mkdir -p "$WORK/fixtures" "$WORK/bin"
+(cd tests/peers/vcsim && go build -o "$WORK/bin/vcsim-peer" . && go build -o "$WORK/bin/govc" ./cmd/govc)
+disks=()
+for i in 0 1 2 3; do
+  f="$WORK/fixtures/disk$i.vmdk"
+  if [ ! -f "$f" ]; then
+    head -c $((512 << 20)) /dev/urandom >"$WORK/fixtures/disk$i.raw"
+    qemu-img convert -f raw -O vmdk "$WORK/fixtures/disk$i.raw" "$f"
+    rm "$WORK/fixtures/disk$i.raw"
+  fi
+  disks+=(-disk "$f")
+done
+
+"$WORK/bin/vcsim-peer" -dir "$WORK" "${disks[@]}" >"$WORK/ready.json" 2>/dev/null &
+PEER=$!
+trap 'kill $PEER 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do [ -s "$WORK/ready.json" ] && break; sleep 0.1; done
+URL=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['url'])")
+CA=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['ca_file'])")
+mapfile -t SRC < <(python3 -c "import json;print('\n'.join(json.load(open('$WORK/ready.json'))['disk_files']))")
+CONFIG="{\"url\": \"$URL\", \"username\": \"admin\", \"password\": \"s3cret-pass\", \"ca_bundle_path\": \"$CA\"}"
+export GOVC_URL="$URL" GOVC_USERNAME=admin GOVC_PASSWORD=s3cret-pass GOVC_TLS_CA_CERTS="$CA" GOVC_PERSIST_SESSION=false
+
+measure() {
+  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+  local t0 t1 log
+  log="$(mktemp)"
+  t0=$(date +%s.%N)
+  /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
+  t1=$(date +%s.%N)
+  echo "$(echo "$t1 - $t0" | bc -l) $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")"
+}
+check() { # dir prefix: every exported disk equals its datastore file
+  for i in 0 1 2 3; do cmp -s "$1/$2disk-$i.vmdk" "${SRC[$i]}" || { echo "disk $i differs in $1" >&2; exit 1; }; done
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A SECS RSS
+for tool in govc govcsha hypersdk hypersdk4; do
+  times=(); maxrss=0
+  for _ in $(seq 1 "$RUNS"); do
+    case $tool in
+      govc) r=$(measure "$WORK/bin/govc" export.ovf -vm DC0_H0_VM0 "$WORK/out"); check "$WORK/out/DC0_H0_VM0" DC0_H0_VM0- ;;
+      govcsha) r=$(measure "$WORK/bin/govc" export.ovf -sha 256 -vm DC0_H0_VM0 "$WORK/out"); check "$WORK/out/DC0_H0_VM0" DC0_H0_VM0- ;;
+      hypersdk) r=$(measure "$FETCH" --provider vsphere --config "$CONFIG" "$WORK/out" /DC0/vm/DC0_H0_VM0); check "$WORK/out" "" ;;
+      hypersdk4) r=$(measure "$FETCH" --provider vsphere --config "$CONFIG" --options '{"parallel_disks": 4}' "$WORK/out" /DC0/vm/DC0_H0_VM0); check "$WORK/out" "" ;;
+    esac
+    times+=("${r% *}")
+    rss=${r#* }; [ "$rss" -gt "$maxrss" ] && maxrss=$rss
+  done
+  SECS[$tool]=$(printf '%s\n' "${times[@]}" | median)
+  RSS[$tool]=$maxrss
+done
+
+echo "### vSphere: VM with 4 × 512 MiB disks on vcsim (median of $RUNS, $(nproc) cores)"
+echo
+echo "| tool | seconds | MiB/s | vs govc (no manifest) | peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|"
+for tool in govc govcsha hypersdk hypersdk4; do
+  s=${SECS[$tool]}
+  name=$tool
+  [ "$tool" = hypersdk ] && name="hypersdk (parallel_disks 2, default)"
+  [ "$tool" = hypersdk4 ] && name="hypersdk (parallel_disks 4)"
+  [ "$tool" = govc ] && name="govc export.ovf (no manifest)"
+  [ "$tool" = govcsha ] && name="govc export.ovf -sha 256 (manifest, like hypersdk)"
+  printf '| %s | %.2f | %.0f | %.2f× | %d |\n' "$name" "$s" "$(echo "2048 / $s" | bc -l)" "$(echo "${SECS[govc]} / $s" | bc -l)" $((${RSS[$tool]} / 1024))
+done
