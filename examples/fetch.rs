@@ -25,7 +25,9 @@ fn main() {
         }
     }
     if rest.len() < 2 {
-        eprintln!("usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] OUT_DIR SOURCE...");
+        eprintln!(
+            "usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] OUT_DIR SOURCE..."
+        );
         std::process::exit(2);
     }
     if let Some(g) = global {

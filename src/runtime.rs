@@ -35,3 +35,17 @@ pub(crate) fn block_sigpipe() {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 }
+
+/// Runs a future to its end on the library runtime from synchronous code (a client's login),
+/// also when called from a thread of that runtime, by going through a scoped thread.
+pub(crate) fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // This thread does socket I/O too.
+            block_sigpipe();
+            handle().block_on(fut)
+        })
+        .join()
+        .expect("hypersdk: a blocking call panicked")
+    })
+}

@@ -8,6 +8,8 @@
 //! periodically → `after_download` (e.g. write an OVF descriptor) → `cleanup`, always, with its
 //! own deadline, even after a cancel.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod http;
 #[cfg(feature = "vsphere")]
 pub mod vsphere;
@@ -108,6 +110,8 @@ pub trait Flow: Send {
 
 /// The providers compiled into this build.
 pub const AVAILABLE: &[&str] = &[
+    #[cfg(feature = "aws")]
+    "aws",
     "http",
     #[cfg(feature = "vsphere")]
     "vsphere",
@@ -119,6 +123,8 @@ pub fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Provider>> 
         "http" => Ok(Arc::new(http::HttpProvider::new(config_json)?)),
         #[cfg(feature = "vsphere")]
         "vsphere" => Ok(Arc::new(vsphere::VsphereProvider::new(config_json)?)),
+        #[cfg(feature = "aws")]
+        "aws" => Ok(Arc::new(aws::AwsProvider::new(config_json)?)),
         #[allow(unreachable_patterns)]
         "aws" | "azure" | "gcp" | "vsphere" | "hyperv" => Err(Error::Unsupported(format!(
             "provider {name:?} is not built into this library; available: {}",

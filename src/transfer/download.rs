@@ -145,10 +145,16 @@ async fn send_with_retry(
             req = req.header(IF_RANGE, v);
         }
         let stall = Duration::from_millis(ctx.opts.stall_timeout_ms);
+        let mut request = req
+            .build()
+            .map_err(|e| Error::http(&format!("request for {}", src.name), e))?;
+        if let Some(signer) = &src.signer {
+            signer.sign(&mut request).await?;
+        }
         let sent = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(Error::Cancelled),
-            r = tokio::time::timeout(stall, req.send()) => r,
+            r = tokio::time::timeout(stall, ctx.client.execute(request)) => r,
         };
         let (err, wait) = match sent {
             Ok(Ok(resp)) => {

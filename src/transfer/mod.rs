@@ -39,9 +39,20 @@ pub struct FileSource {
     /// What the provider knows of the size before the first request, for early totals.
     pub size_hint: Option<u64>,
     pub checksum: Option<Checksum>,
+    /// Signs every request just before it is sent (S3 SigV4: credentials are fetched, and
+    /// refreshed, per request, so a day-long download never outlives a pre-signed URL).
+    pub signer: Option<Arc<dyn RequestSigner>>,
     /// The caller needs the file's SHA-256 (e.g. for an OVF manifest): computed while streaming
     /// when bytes arrive in order, otherwise by reading the file back before it is renamed.
     pub want_sha256: bool,
+}
+
+/// Adds authentication to one request (headers only; the body of a GET is empty).
+pub trait RequestSigner: Send + Sync + std::fmt::Debug {
+    fn sign<'a>(
+        &'a self,
+        req: &'a mut reqwest::Request,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<()>> + Send + 'a>>;
 }
 
 /// One file brought into its temp file, complete in size, not yet verified or renamed.

@@ -1,6 +1,8 @@
 //! Shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "aws")]
+pub mod moto;
 pub mod server;
 pub mod vcsim;
 

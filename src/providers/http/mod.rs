@@ -232,6 +232,7 @@ impl Provider for HttpProvider {
                 size_hint: o.size,
                 checksum: checksum_of(&o.sha256, &o.md5, &o.crc32c)?,
                 want_sha256: false,
+                signer: None,
             });
         } else {
             if o.files.is_empty() {
@@ -265,6 +266,7 @@ impl Provider for HttpProvider {
                     size_hint: f.size,
                     checksum: checksum_of(&f.sha256, &f.md5, &f.crc32c)?,
                     want_sha256: false,
+                    signer: None,
                 });
             }
         }

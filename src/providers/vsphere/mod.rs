@@ -88,16 +88,6 @@ pub struct VsphereProvider {
     vim: Arc<Vim>,
 }
 
-/// Runs a future to its end on the library runtime from synchronous code (also from a thread
-/// of that runtime, by going through a scoped thread).
-fn run_sync<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
-    std::thread::scope(|s| {
-        s.spawn(|| crate::runtime::handle().block_on(fut))
-            .join()
-            .expect("vsphere login thread")
-    })
-}
-
 impl VsphereProvider {
     pub fn new(config_json: &str) -> Result<Self> {
         let cfg: VsphereConfig = serde_json::from_str(config_json)
@@ -125,7 +115,7 @@ impl VsphereProvider {
         let vim = Arc::new(Vim::new(http.clone(), url));
         // One login per client; the session cookie also authorizes NFC downloads.
         let (v, user, pass) = (vim.clone(), cfg.username.clone(), cfg.password.clone());
-        run_sync(async move { v.connect(&user, &pass).await })?;
+        crate::runtime::block_on(async move { v.connect(&user, &pass).await })?;
         Ok(VsphereProvider { http, vim })
     }
 }
@@ -393,6 +383,7 @@ impl Flow for VsphereFlow {
                     size_hint: size,
                     checksum: None,
                     want_sha256: true,
+                    signer: None,
                 });
             }
             if sources.is_empty() {

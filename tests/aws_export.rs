@@ -1,0 +1,411 @@
+//! AWS exports through the safe Rust API against a real moto server (tests/peers/moto).
+#![cfg(feature = "aws")]
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hypersdk::{Client, ErrorKind, Phase};
+use serde_json::json;
+use support::moto::{moto, run};
+use support::server::pattern;
+use support::{Recorder, opts};
+
+fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(Duration::from_secs(120)))
+        .unwrap()
+        .expect("export did not end within 120 s")
+}
+
+fn client() -> Client {
+    Client::new("aws", &moto().config()).unwrap()
+}
+
+fn put(key: &str, data: Vec<u8>, with_checksum: bool) {
+    let s3 = moto().s3();
+    run(async {
+        let mut req = s3.put_object().bucket("exports").key(key).body(data.into());
+        if with_checksum {
+            req = req.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
+        }
+        req.send().await.unwrap();
+    });
+}
+
+#[test]
+fn instance_export_end_to_end() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": "vms/", "poll_interval_ms": 100}),
+    );
+    let e = client()
+        .start_export(&m.s("instance_id"), &o, Some(rec.callback()))
+        .unwrap();
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let task = r.provider["task_id"].as_str().unwrap().to_string();
+    assert!(task.starts_with("export-i-"));
+    assert_eq!(r.provider["key"], format!("vms/{task}.vmdk"));
+    assert_eq!(std::fs::read(&r.files[0].path).unwrap(), m.fixture);
+    assert_eq!(r.files[0].name, format!("{task}.vmdk"));
+    let phases = rec.check();
+    assert!(phases.contains(&Phase::WaitingForCloud), "{phases:?}");
+    let said: Vec<String> = rec
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|p| p.message.clone())
+        .collect();
+    assert!(
+        said.iter().any(|m| m.contains("converting the disk image")),
+        "task status never shown: {said:?}"
+    );
+    let t = m.tasks().into_iter().find(|t| t["id"] == task).unwrap();
+    assert_eq!(t["state"], "completed");
+}
+
+#[test]
+fn ami_export_and_delete_after_download() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": "amis/", "poll_interval_ms": 100,
+               "delete_s3_object_after_download": true, "file_name": "image.vmdk"}),
+    );
+    let r = wait(&client().start_export(&m.s("image_id"), &o, None).unwrap());
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(
+        r.provider["task_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("export-ami-")
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("image.vmdk")).unwrap(),
+        m.fixture
+    );
+    let key = r.provider["key"].as_str().unwrap().to_string();
+    let gone = run(async {
+        m.s3()
+            .head_object()
+            .bucket("exports")
+            .key(&key)
+            .send()
+            .await
+            .is_err()
+    });
+    assert!(gone, "the S3 object was not deleted");
+}
+
+#[test]
+fn s3_object_with_stored_checksum_is_verified_and_corruption_caught() {
+    let m = moto();
+    let data = pattern(3 << 20, 5);
+    put("plain/disk.raw", data.clone(), true);
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/plain/disk.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("disk.raw")).unwrap(), data);
+    assert_eq!(
+        r.files[0].checksum.as_ref().map(|c| c.algorithm),
+        Some("sha256")
+    );
+
+    m.corrupt("exports", "plain/disk.raw");
+    let out2 = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/plain/disk.raw",
+                &opts(out2.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    let err = r.error().unwrap();
+    assert_eq!(err.kind, ErrorKind::Verification, "{}", err.message);
+    assert!(
+        !out2.path().join("disk.raw").exists(),
+        "a corrupted download looks complete"
+    );
+}
+
+#[test]
+fn cancel_while_waiting_cancels_the_export_task() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    // Tasks under "slow/" never finish in the peer.
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": "slow/", "poll_interval_ms": 50}),
+    );
+    let e = client()
+        .start_export(&m.s("instance_id"), &o, None)
+        .unwrap();
+    let t = Instant::now();
+    while e.progress().phase != Phase::WaitingForCloud
+        || !e.progress().message.contains("never finishes")
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "never reached waiting-for-cloud"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    let task = r.provider["task_id"].as_str().unwrap().to_string();
+    let t = m.tasks().into_iter().find(|t| t["id"] == task).unwrap();
+    assert_eq!(
+        t["state"], "cancelled",
+        "moto did not see CancelExportTask: {t}"
+    );
+}
+
+#[test]
+fn timeout_cancels_the_export_task() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": "slow/", "poll_interval_ms": 50, "timeout_secs": 1}),
+    );
+    let r = wait(
+        &client()
+            .start_export(&m.s("instance_id"), &o, None)
+            .unwrap(),
+    );
+    assert_eq!(r.error().unwrap().kind, ErrorKind::Timeout);
+    let task = r.provider["task_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        m.tasks().into_iter().find(|t| t["id"] == task).unwrap()["state"],
+        "cancelled"
+    );
+}
+
+#[test]
+fn cancel_while_downloading_keeps_a_resumable_partial() {
+    let _ = moto();
+    let data = pattern(8 << 20, 6);
+    put("big/cancel.raw", data, false);
+    let out = tempfile::tempdir().unwrap();
+    let o = opts(out.path(), json!({"max_bytes_per_second": 2 << 20}));
+    let e = client()
+        .start_export("s3://exports/big/cancel.raw", &o, None)
+        .unwrap();
+    while e.progress().bytes_done < 1 << 20 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled");
+    assert!(!out.path().join("cancel.raw").exists());
+    assert!(out.path().join("cancel.raw.hspart.journal").exists());
+}
+
+#[test]
+fn killed_download_resumes_and_a_changed_object_starts_over() {
+    let _ = moto();
+    let size = 12 << 20;
+    let v1 = pattern(size, 7);
+    put("big/resume.raw", v1.clone(), false);
+    let out = tempfile::tempdir().unwrap();
+    let fetch = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/fetch");
+    assert!(
+        fetch.exists(),
+        "build the examples first (cargo build --examples)"
+    );
+    let mut child = Command::new(&fetch)
+        .args([
+            "--provider",
+            "aws",
+            "--config",
+            &moto().config(),
+            "--options",
+        ])
+        .arg(json!({"max_bytes_per_second": 3 << 20, "part_size": 1 << 20}).to_string())
+        .arg(out.path())
+        .arg("s3://exports/big/resume.raw")
+        .spawn()
+        .unwrap();
+    let journal = out.path().join("resume.raw.hspart.journal");
+    let t = Instant::now();
+    loop {
+        assert!(t.elapsed() < Duration::from_secs(60), "journal never grew");
+        let covered: u64 = std::fs::read(&journal)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|j| {
+                j["done"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if covered >= size as u64 / 3 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/big/resume.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("resume.raw")).unwrap(), v1);
+    assert!(
+        r.files[0].resumed_bytes >= size as u64 / 3,
+        "resumed {}",
+        r.files[0].resumed_bytes
+    );
+    assert_eq!(
+        r.files[0].resumed_bytes + r.files[0].fetched_bytes,
+        size as u64
+    );
+
+    // Interrupted again, then the object changes: the next run starts over.
+    let o = opts(
+        out.path(),
+        json!({"max_bytes_per_second": 3 << 20, "overwrite": true, "file_name": "again.raw"}),
+    );
+    let e = client()
+        .start_export("s3://exports/big/resume.raw", &o, None)
+        .unwrap();
+    while e.progress().bytes_done < size as u64 / 4 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.cancel();
+    assert_eq!(wait(&e).status, "cancelled");
+    let v2 = pattern(size, 8);
+    put("big/resume.raw", v2.clone(), false);
+    let o = opts(
+        out.path(),
+        json!({"overwrite": true, "file_name": "again.raw"}),
+    );
+    let r = wait(
+        &client()
+            .start_export("s3://exports/big/resume.raw", &o, None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(r.files[0].resumed_bytes, 0);
+    assert_eq!(std::fs::read(out.path().join("again.raw")).unwrap(), v2);
+}
+
+#[test]
+fn wrong_secret_is_an_auth_error_without_the_secret() {
+    let m = moto();
+    let cfg = json!({"region": "us-east-1", "endpoint_url": m.s("endpoint"),
+                     "access_key_id": m.s("access_key_id"), "secret_access_key": "not-the-secret-123"});
+    let c = Client::new("aws", &cfg.to_string()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &c.start_export(
+            &m.s("instance_id"),
+            &opts(out.path(), json!({"s3_bucket": "exports"})),
+            None,
+        )
+        .unwrap(),
+    );
+    let err = r.error().unwrap();
+    assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
+    assert!(
+        !r.to_json().contains("not-the-secret-123")
+            && !r.to_json().contains(&m.s("secret_access_key"))
+    );
+    // The S3 path signs too.
+    let r = wait(
+        &c.start_export(
+            "s3://exports/plain/disk.raw",
+            &opts(out.path(), json!({})),
+            None,
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.error().unwrap().kind, ErrorKind::Auth, "{}", r.to_json());
+}
+
+#[test]
+fn unknown_instance_and_bucket_are_clear_errors() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "i-0123456789abcdef0",
+                &opts(out.path(), json!({"s3_bucket": "exports"})),
+                None,
+            )
+            .unwrap(),
+    );
+    let err = r.error().unwrap();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{}", err.message);
+    assert!(
+        err.message.contains("i-0123456789abcdef0"),
+        "{}",
+        err.message
+    );
+    let r = wait(
+        &client()
+            .start_export(
+                &m.s("instance_id"),
+                &opts(out.path(), json!({"s3_bucket": "no-such-bucket"})),
+                None,
+            )
+            .unwrap(),
+    );
+    let err = r.error().unwrap();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{}", err.message);
+    assert!(err.message.contains("no-such-bucket"), "{}", err.message);
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/missing.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.error().unwrap().kind, ErrorKind::NotFound);
+    let e = client()
+        .start_export(&m.s("instance_id"), &opts(out.path(), json!({})), None)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("s3_bucket"), "{e}");
+    let e = client()
+        .start_export("vol-123", &opts(out.path(), json!({})), None)
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("vol-123"), "{e}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+}

@@ -1,0 +1,266 @@
+"""Stand-in for the one EC2 feature moto lacks, the VM export-task API (CreateInstanceExportTask, DescribeExportTasks, CancelExportTask, ExportImage, DescribeExportImageTasks), registered into moto's own EC2 responses and serialized by moto's serializer; everything else (EC2 instances and AMIs, S3, IAM, SigV4 checking, XML) is moto's.
+
+A task checks moto's real state (the instance or AMI exists, the bucket exists), stays
+"active" for --polls describe calls, then writes the disk fixture (a VMDK made with qemu-img)
+into moto's S3 under the key real AWS uses ({prefix}{task id}.{format}) and completes.
+
+Prints one JSON line when ready: endpoint, region, an access key with its secret (IAM
+authentication is on: requests are signature-checked), an instance id, an AMI id, a bucket,
+and a control URL (POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
+checksum; GET /tasks lists the tasks).
+"""
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+# Every request must carry a valid signature of a key that exists in moto's IAM.
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+
+import boto3  # noqa: E402
+from moto.core.responses import ActionResult  # noqa: E402
+from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError, InvalidInstanceIdError  # noqa: E402
+from moto.ec2.responses import EC2Response  # noqa: E402
+from moto.iam.models import iam_backends  # noqa: E402
+from moto.s3.models import s3_backends  # noqa: E402
+from moto.server import ThreadedMotoServer  # noqa: E402
+
+ACCOUNT = "123456789012"
+TASKS: dict = {}
+LOCK = threading.Lock()
+ARGS = None
+
+
+def s3_backend():
+    return s3_backends[ACCOUNT]["aws"]
+
+
+def check_bucket(bucket):
+    try:
+        s3_backend().get_bucket(bucket)
+    except Exception:
+        raise EC2ClientError("InvalidParameter", f"The S3 bucket '{bucket}' does not exist")
+
+
+def advance(task):
+    """One describe call: active for ARGS.polls calls, then the object appears in S3."""
+    if task["state"] != "active":
+        return
+    if ARGS.slow_prefix and task["key"].startswith(ARGS.slow_prefix):
+        task["message"] = "converting the disk image (this one never finishes)"
+        return
+    task["polls"] += 1
+    pct = min(99, task["polls"] * 100 // (ARGS.polls + 1))
+    task["progress"] = str(pct)
+    task["message"] = f"converting the disk image ({pct}%)"
+    if task["polls"] >= ARGS.polls:
+        with open(ARGS.fixture, "rb") as f:
+            data = f.read()
+        s3_backend().put_object(task["bucket"], task["key"], data)
+        task["state"] = "completed"
+        task["progress"] = "100"
+        task["message"] = ""
+
+
+def nested(self, *names):
+    """A structure parameter as a dict, whichever way moto's parser keyed it."""
+    for name in names:
+        v = self._get_param(name)
+        if isinstance(v, dict) and v:
+            return v
+        flat = {k.split(".", 1)[1]: self._get_param(k) for k in self._get_params() if k.startswith(name + ".")}
+        if flat:
+            return flat
+    return {}
+
+
+def create_instance_export_task(self):
+    instance_id = self._get_param("InstanceId")
+    env = self._get_param("TargetEnvironment")
+    spec = nested(self, "ExportToS3Task", "ExportToS3")
+    fmt = spec.get("DiskImageFormat") or "vmdk"
+    container = spec.get("ContainerFormat")
+    bucket = spec.get("S3Bucket")
+    prefix = spec.get("S3Prefix") or ""
+    self.ec2_backend.get_instance(instance_id)  # InvalidInstanceID.NotFound
+    check_bucket(bucket)
+    task_id = "export-i-" + secrets.token_hex(9)[:17]
+    ext = "ova" if container == "ova" else fmt.lower()
+    task = {
+        "kind": "instance", "id": task_id, "state": "active", "polls": 0, "progress": "0",
+        "message": "", "bucket": bucket, "key": f"{prefix}{task_id}.{ext}",
+        "resource": instance_id, "env": env, "format": fmt.upper(), "container": container,
+    }
+    with LOCK:
+        TASKS[task_id] = task
+    return ActionResult({"ExportTask": instance_task_shape(task)})
+
+
+def instance_task_shape(t):
+    s3 = {"DiskImageFormat": t["format"], "S3Bucket": t["bucket"], "S3Key": t["key"]}
+    if t["container"]:
+        s3["ContainerFormat"] = t["container"]
+    return {
+        "ExportTaskId": t["id"], "Description": "hypersdk test export", "State": t["state"],
+        "StatusMessage": t["message"],
+        "InstanceExportDetails": {"InstanceId": t["resource"], "TargetEnvironment": t["env"]},
+        "ExportToS3Task": s3,
+    }
+
+
+def describe_export_tasks(self):
+    ids = self._get_param("ExportTaskIds") or self._get_multi_param("ExportTaskId")
+    out = []
+    with LOCK:
+        for i in ids or [k for k, v in TASKS.items() if v["kind"] == "instance"]:
+            t = TASKS.get(i)
+            if t is None or t["kind"] != "instance":
+                raise EC2ClientError("InvalidExportTaskID.NotFound", f"The export task ID '{i}' does not exist")
+            advance(t)
+            out.append(instance_task_shape(t))
+    return ActionResult({"ExportTasks": out})
+
+
+def cancel_export_task(self):
+    task_id = self._get_param("ExportTaskId")
+    with LOCK:
+        t = TASKS.get(task_id)
+        if t is None:
+            raise EC2ClientError("InvalidExportTaskID.NotFound", f"The export task ID '{task_id}' does not exist")
+        if t["state"] not in ("active", "cancelling"):
+            raise EC2ClientError("IncorrectState", f"The export task '{task_id}' is {t['state']}")
+        t["state"] = "cancelled" if t["kind"] == "instance" else "deleted"
+        t["cancelled"] = True
+    return ActionResult({})
+
+
+def export_image(self):
+    image_id = self._get_param("ImageId")
+    fmt = self._get_param("DiskImageFormat") or "VMDK"
+    loc = nested(self, "S3ExportLocation")
+    bucket = loc.get("S3Bucket")
+    prefix = loc.get("S3Prefix") or ""
+    try:
+        self.ec2_backend.describe_images(ami_ids=[image_id])
+    except InvalidAMIIdError:
+        raise
+    check_bucket(bucket)
+    task_id = "export-ami-" + secrets.token_hex(9)[:17]
+    task = {
+        "kind": "image", "id": task_id, "state": "active", "polls": 0, "progress": "0",
+        "message": "", "bucket": bucket, "key": f"{prefix}{task_id}.{fmt.lower()}",
+        "resource": image_id, "format": fmt.upper(), "prefix": prefix,
+    }
+    with LOCK:
+        TASKS[task_id] = task
+    shape = image_task_shape(task)
+    shape["DiskImageFormat"] = task["format"]
+    return ActionResult(shape)
+
+
+def image_task_shape(t):
+    return {
+        "ExportImageTaskId": t["id"], "ImageId": t["resource"], "Status": t["state"],
+        "StatusMessage": t["message"], "Progress": t["progress"],
+        "S3ExportLocation": {"S3Bucket": t["bucket"], "S3Prefix": t["prefix"]},
+    }
+
+
+def describe_export_image_tasks(self):
+    ids = self._get_param("ExportImageTaskIds") or self._get_multi_param("ExportImageTaskId")
+    out = []
+    with LOCK:
+        for i in ids:
+            t = TASKS.get(i)
+            if t is None or t["kind"] != "image":  # noqa: SIM102
+                raise EC2ClientError("InvalidExportImageTaskId.NotFound", f"The export image task ID '{i}' does not exist")
+            advance(t)
+            out.append(image_task_shape(t))
+    return ActionResult({"ExportImageTasks": out})
+
+
+for fn in (create_instance_export_task, describe_export_tasks, cancel_export_task, export_image,
+           describe_export_image_tasks):
+    setattr(EC2Response, fn.__name__, fn)
+
+
+class Control(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        with LOCK:
+            body = json.dumps(list(TASKS.values())).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        q = parse_qs(urlparse(self.path).query)
+        key = s3_backend().get_object(q["bucket"][0], q["key"][0])
+        data = bytearray(key.value)
+        data[len(data) // 2] ^= 0xFF
+        # Same stored checksum and ETag, different bytes: what a corrupted copy looks like.
+        key._value_buffer.seek(0)
+        key._value_buffer.write(bytes(data))
+        self.send_response(204)
+        self.end_headers()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    global ARGS
+    p = argparse.ArgumentParser()
+    p.add_argument("--fixture", required=True)
+    p.add_argument("--polls", type=int, default=3)
+    p.add_argument("--slow-prefix", default="slow/", help="tasks writing under this prefix stay active")
+    p.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when the parent goes away")
+    ARGS = p.parse_args()
+    if ARGS.exit_on_stdin_eof:
+        def watch():
+            sys.stdin.read()
+            os._exit(0)
+        threading.Thread(target=watch, daemon=True).start()
+
+    iam = iam_backends[ACCOUNT]["global"]
+    iam.create_user("us-east-1", "hypersdk")
+    iam.put_user_policy("hypersdk", "all", json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    key = iam.create_access_key("hypersdk")
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    session = boto3.session.Session(aws_access_key_id=key.access_key_id,
+                                    aws_secret_access_key=key.secret_access_key, region_name="us-east-1")
+    ec2 = session.client("ec2", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    s3.create_bucket(Bucket="exports")
+
+    control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
+    threading.Thread(target=control.serve_forever, daemon=True).start()
+    print(json.dumps({
+        "endpoint": endpoint, "region": "us-east-1", "access_key_id": key.access_key_id,
+        "secret_access_key": key.secret_access_key, "instance_id": instance, "image_id": ami,
+        "bucket": "exports", "control": f"http://127.0.0.1:{control.server_address[1]}",
+    }), flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

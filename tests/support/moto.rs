@@ -1,0 +1,165 @@
+//! One moto server for the whole test process (tests/peers/moto: moto + the EC2 export-task
+//! stand-in), in a venv made on first use; it exits when this process does (stdin closes).
+#![allow(dead_code)]
+
+use std::io::BufRead as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+pub struct Moto {
+    pub info: serde_json::Value,
+    pub fixture: Vec<u8>,
+    _child: Mutex<(Child, ChildStdin)>,
+    _dir: tempfile::TempDir,
+}
+
+fn python() -> PathBuf {
+    if let Ok(p) = std::env::var("HS_MOTO_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let venv = Path::new(&home).join(".cache/hypersdk-tools/moto-venv");
+    let py = venv.join("bin/python");
+    let req = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/moto/requirements.txt");
+    let ok = py.exists()
+        && Command::new(&py)
+            .args(["-c", "import moto, boto3"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    if !ok {
+        let s = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
+        assert!(s.success(), "creating the moto venv failed");
+        let s = Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "-r"])
+            .arg(&req)
+            .status()
+            .expect("pip");
+        assert!(
+            s.success(),
+            "pip install -r tests/peers/moto/requirements.txt failed"
+        );
+    }
+    py
+}
+
+pub fn moto() -> &'static Moto {
+    static MOTO: OnceLock<Moto> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = dir.path().join("disk.raw");
+        std::fs::write(&raw, super::server::pattern(1 << 20, 31)).unwrap();
+        let vmdk = dir.path().join("disk.vmdk");
+        let s = Command::new("qemu-img")
+            .args(["convert", "-f", "raw", "-O", "vmdk"])
+            .arg(&raw)
+            .arg(&vmdk)
+            .status();
+        assert!(s.expect("qemu-img (apt: qemu-utils)").success());
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/moto/moto_peer.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg("--fixture")
+            .arg(&vmdk)
+            .arg("--exit-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the moto peer");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("moto peer said {line:?}"));
+        let stdin = child.stdin.take().unwrap();
+        Moto {
+            info,
+            fixture: std::fs::read(&vmdk).unwrap(),
+            _child: Mutex::new((child, stdin)),
+            _dir: dir,
+        }
+    })
+}
+
+impl Moto {
+    pub fn s(&self, k: &str) -> String {
+        self.info[k].as_str().unwrap().to_string()
+    }
+
+    pub fn config(&self) -> String {
+        serde_json::json!({
+            "region": "us-east-1", "endpoint_url": self.s("endpoint"),
+            "access_key_id": self.s("access_key_id"), "secret_access_key": self.s("secret_access_key"),
+        })
+        .to_string()
+    }
+
+    /// An S3 client of the SDK, for test setup.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let creds = aws_credential_types::Credentials::new(
+            self.s("access_key_id"),
+            self.s("secret_access_key"),
+            None,
+            None,
+            "test",
+        );
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url(self.s("endpoint"))
+            .force_path_style(true)
+            .credentials_provider(creds)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// The peer's export tasks (GET /tasks on its control port).
+    pub fn tasks(&self) -> Vec<serde_json::Value> {
+        control("GET", &format!("{}/tasks", self.s("control")))
+    }
+
+    /// Flips bytes of an object, keeping its stored checksum and ETag.
+    pub fn corrupt(&self, bucket: &str, key: &str) {
+        control(
+            "POST",
+            &format!("{}/corrupt?bucket={bucket}&key={key}", self.s("control")),
+        );
+    }
+}
+
+fn control(method: &str, url: &str) -> Vec<serde_json::Value> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let r = if method == "GET" {
+            c.get(url)
+        } else {
+            c.post(url)
+        }
+        .send()
+        .await
+        .unwrap();
+        assert!(r.status().is_success(), "control {url}: {}", r.status());
+        serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default()
+    })
+}
+
+/// Runs a future on a throwaway runtime (test setup through the SDK).
+pub fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
