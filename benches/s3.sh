@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# S3 download benchmark: a 2 GiB object served by s3s-fs (a Rust S3 server over a folder; moto
+# is far too slow to measure) on loopback. In the same run: hypersdk (examples/fetch,
+# provider aws, s3://bucket/key), s5cmd and rclone download it; median of RUNS wall times,
+# ratio to the faster of s5cmd and rclone, peak RSS; every output compared with the source.
+#
+# usage: benches/s3.sh   (installs rclone/time/bc from apt; builds s3s-fs 0.14.1 with cargo and
+#                         s5cmd v2.3.0 with go into ~/.cache/hypersdk-tools if missing)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
+RUNS="${RUNS:-3}"
+PORT="${PORT:-19000}"
+WORK="${BENCH_DIR:-/tmp/hs-bench-s3}"
+TOOLS="$HOME/.cache/hypersdk-tools"
+need=()
+[ -x /usr/bin/time ] || need+=(time)
+command -v bc >/dev/null || need+=(bc)
+command -v rclone >/dev/null || need+=(rclone)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+[ -x "$TOOLS/bin/s3s-fs" ] || cargo install s3s-fs@0.14.1 --features binary --locked --root "$TOOLS"
+if [ ! -x "$TOOLS/bin/s5cmd" ]; then
+  # The proxy serves v2.3.0 but not the version list `go install …@version` asks for.
+  d=$(mktemp -d)
+  printf 'module s5build\n\ngo 1.22\n\nrequire github.com/peak/s5cmd/v2 v2.3.0\n' >"$d/go.mod"
+  (cd "$d" && GOFLAGS=-mod=mod go build -o "$TOOLS/bin/s5cmd" github.com/peak/s5cmd/v2)
+fi
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
+
+export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1
+rm -rf "$WORK/root" && mkdir -p "$WORK/root/bench" "$WORK/src" "$WORK/out"
+[ -f "$WORK/src/big.bin" ] || head -c $((2 << 30)) /dev/urandom >"$WORK/src/big.bin"
+"$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$PORT" --access-key "$AWS_ACCESS_KEY_ID" \
+  --secret-key "$AWS_SECRET_ACCESS_KEY" "$WORK/root" >"$WORK/s3s.log" 2>&1 &
+SRV=$!
+trap 'kill $SRV 2>/dev/null || true' EXIT
+sleep 1
+EP="http://127.0.0.1:$PORT"
+S5="$TOOLS/bin/s5cmd --endpoint-url $EP"
+# Uploaded once through S3 so the server stores its ETag (it would hash the file per GET).
+$S5 cp "$WORK/src/big.bin" s3://bench/big.bin >/dev/null
+RCLONE_CONF="$WORK/rclone.conf"
+cat >"$RCLONE_CONF" <<CONF
+[bench]
+type = s3
+provider = Other
+access_key_id = $AWS_ACCESS_KEY_ID
+secret_access_key = $AWS_SECRET_ACCESS_KEY
+endpoint = $EP
+region = us-east-1
+force_path_style = true
+CONF
+CONFIG="{\"region\": \"us-east-1\", \"endpoint_url\": \"$EP\", \"access_key_id\": \"$AWS_ACCESS_KEY_ID\", \"secret_access_key\": \"$AWS_SECRET_ACCESS_KEY\"}"
+
+measure() {
+  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+  local t0 t1 log
+  log="$(mktemp)"
+  t0=$(date +%s.%N)
+  /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
+  t1=$(date +%s.%N)
+  echo "$(echo "$t1 - $t0" | bc -l) $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")"
+}
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+declare -A SECS RSS
+for tool in s5cmd rclone hypersdk; do
+  times=(); maxrss=0
+  for _ in $(seq 1 "$RUNS"); do
+    case $tool in
+      s5cmd) r=$(measure $S5 cp s3://bench/big.bin "$WORK/out/big.bin") ;;
+      rclone) r=$(measure rclone --config "$RCLONE_CONF" copyto --multi-thread-streams 8 bench:bench/big.bin "$WORK/out/big.bin") ;;
+      hypersdk) r=$(measure "$FETCH" --provider aws --config "$CONFIG" "$WORK/out" s3://bench/big.bin) ;;
+    esac
+    cmp -s "$WORK/out/big.bin" "$WORK/src/big.bin" || { echo "$tool: output differs" >&2; exit 1; }
+    times+=("${r% *}")
+    rss=${r#* }; [ "$rss" -gt "$maxrss" ] && maxrss=$rss
+  done
+  SECS[$tool]=$(printf '%s\n' "${times[@]}" | median)
+  RSS[$tool]=$maxrss
+done
+best=$(printf '%s\n' "${SECS[s5cmd]}" "${SECS[rclone]}" | sort -n | head -1)
+echo "### S3: one 2 GiB object from s3s-fs 0.14.1 on loopback (median of $RUNS, $(nproc) cores)"
+echo
+echo "| tool | seconds | MiB/s | vs faster of s5cmd/rclone | peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|"
+for tool in s5cmd rclone hypersdk; do
+  s=${SECS[$tool]}
+  printf '| %s | %.2f | %.0f | %.2f× | %d |\n' "$tool" "$s" "$(echo "2048 / $s" | bc -l)" "$(echo "$best / $s" | bc -l)" $((${RSS[$tool]} / 1024))
+done
