@@ -27,8 +27,8 @@ if [ ! -x "$TOOLS/bin/s5cmd" ]; then
   printf 'module s5build\n\ngo 1.22\n\nrequire github.com/peak/s5cmd/v2 v2.3.0\n' >"$d/go.mod"
   (cd "$d" && GOFLAGS=-mod=mod go build -o "$TOOLS/bin/s5cmd" github.com/peak/s5cmd/v2)
 fi
-cargo build --release --example fetch >&2
-FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
+cargo build --profile bench-build --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/bench-build/examples/fetch"
 
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1
 rm -rf "$WORK/root" && mkdir -p "$WORK/root/bench" "$WORK/src" "$WORK/out"

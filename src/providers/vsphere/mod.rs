@@ -256,6 +256,20 @@ impl VsphereFlow {
         }
     }
 
+    /// Capacity of each virtual disk of the VM, in device order.
+    async fn disk_capacities(&self, vm: &Moref) -> Result<Vec<u64>> {
+        let props = self.vim.properties(vm, &["config.hardware.device"]).await?;
+        let Some((_, devices)) = props.into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        Ok(devices
+            .children
+            .iter()
+            .filter(|d| d.attr("type") == Some("VirtualDisk"))
+            .filter_map(|d| d.child_text("capacityInBytes")?.trim().parse::<u64>().ok())
+            .collect())
+    }
+
     async fn wait_lease(&self, ctx: &FlowCtx, lease: &Moref) -> Result<xml::Node> {
         let deadline = Instant::now() + Duration::from_millis(self.opts.lease_wait_timeout_ms);
         let mut delay = Duration::from_millis(200);
@@ -350,6 +364,9 @@ impl Flow for VsphereFlow {
                 .map_err(|_| Error::Remote("bad session cookie".into()))?;
             cv.set_sensitive(true);
             headers.insert(COOKIE, cv);
+            // Best estimate while the lease gives no size: each disk's capacity, in device
+            // order. The total is corrected as real sizes arrive and never shows over 100 %.
+            let capacities = self.disk_capacities(&vm).await.unwrap_or_default();
             let mut sources = Vec::new();
             let mut seen = std::collections::HashSet::new();
             for d in info.children_named("deviceUrl") {
@@ -371,7 +388,8 @@ impl Flow for VsphereFlow {
                 let size = d
                     .child_text("fileSize")
                     .and_then(|s| s.trim().parse::<u64>().ok())
-                    .filter(|s| *s > 0);
+                    .filter(|s| *s > 0)
+                    .or_else(|| capacities.get(sources.len()).copied());
                 self.devices.push(Device {
                     key,
                     name: file.clone(),
