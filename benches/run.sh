@@ -66,20 +66,8 @@ trap 'nginx -c "$WORK/nginx/nginx.conf" -s stop 2>/dev/null || true' EXIT
 sleep 0.5
 BASE="http://127.0.0.1:$PORT"
 
-# measure NAME CMD... → prints "seconds maxrss_kib" (output dir emptied before each run)
-measure() {
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
-  local t0 t1 log
-  log="$(mktemp)"
-  t0=$(date +%s.%N)
-  /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
-  t1=$(date +%s.%N)
-  local rss
-  rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")
-  echo "$(echo "$t1 - $t0" | bc -l) $rss"
-}
+. benches/lib.sh
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A SECS RSS USED
 tools=(curl aria2c hypersdk)

@@ -30,6 +30,8 @@ fi
 cargo build --profile bench-build --example fetch >&2
 FETCH="$CARGO_TARGET_DIR/bench-build/examples/fetch"
 
+# rclone cannot use a custom CA bundle with its transport (plain http here anyway).
+unset AWS_CA_BUNDLE
 export AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1
 rm -rf "$WORK/root" && mkdir -p "$WORK/root/bench" "$WORK/src" "$WORK/out"
 [ -f "$WORK/src/big.bin" ] || head -c $((2 << 30)) /dev/urandom >"$WORK/src/big.bin"
@@ -55,16 +57,7 @@ force_path_style = true
 CONF
 CONFIG="{\"region\": \"us-east-1\", \"endpoint_url\": \"$EP\", \"access_key_id\": \"$AWS_ACCESS_KEY_ID\", \"secret_access_key\": \"$AWS_SECRET_ACCESS_KEY\"}"
 
-measure() {
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
-  local t0 t1 log
-  log="$(mktemp)"
-  t0=$(date +%s.%N)
-  /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
-  t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc -l) $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. benches/lib.sh
 
 declare -A SECS RSS
 for tool in s5cmd rclone hypersdk; do

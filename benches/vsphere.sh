@@ -44,19 +44,10 @@ mapfile -t SRC < <(python3 -c "import json;print('\n'.join(json.load(open('$WORK
 CONFIG="{\"url\": \"$URL\", \"username\": \"admin\", \"password\": \"s3cret-pass\", \"ca_bundle_path\": \"$CA\"}"
 export GOVC_URL="$URL" GOVC_USERNAME=admin GOVC_PASSWORD=s3cret-pass GOVC_TLS_CA_CERTS="$CA" GOVC_PERSIST_SESSION=false
 
-measure() {
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
-  local t0 t1 log
-  log="$(mktemp)"
-  t0=$(date +%s.%N)
-  /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; return 1; }
-  t1=$(date +%s.%N)
-  echo "$(echo "$t1 - $t0" | bc -l) $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")"
-}
+. benches/lib.sh
 check() { # dir prefix: every exported disk equals its datastore file
   for i in 0 1 2 3; do cmp -s "$1/$2disk-$i.vmdk" "${SRC[$i]}" || { echo "disk $i differs in $1" >&2; exit 1; }; done
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A SECS RSS
 for tool in govc govcsha hypersdk hypersdk4; do

@@ -48,18 +48,7 @@ fn killed_download_resumes_with_only_missing_bytes() {
     let t = Instant::now();
     loop {
         assert!(t.elapsed() < Duration::from_secs(60), "journal never grew");
-        let covered = std::fs::read(&journal)
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .map(|j| {
-                j["done"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap())
-                    .sum::<u64>()
-            })
-            .unwrap_or(0);
+        let covered = support::journal_covered(&journal);
         if covered >= size as u64 / 3 {
             break;
         }

@@ -119,3 +119,17 @@ pub fn opts(dir: &std::path::Path, extra: serde_json::Value) -> String {
     }
     o.to_string()
 }
+
+/// Bytes the resume journal at `path` records as in place (0 while it is missing or being
+/// replaced).
+pub fn journal_covered(path: &std::path::Path) -> u64 {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|j| {
+            j["done"].as_array().map(|ranges| {
+                ranges.iter().map(|r| r[1].as_u64().unwrap_or(0) - r[0].as_u64().unwrap_or(0)).sum()
+            })
+        })
+        .unwrap_or(0)
+}

@@ -58,6 +58,28 @@ pub struct HttpFile {
     pub size: Option<u64>,
 }
 
+impl HttpFile {
+    fn to_source(&self, headers: &HeaderMap) -> Result<FileSource> {
+        let url = parse_url(&self.url)?;
+        let name = match &self.file_name {
+            Some(n) => {
+                validate_file_name(n)?;
+                n.clone()
+            }
+            None => name_from_url(&url),
+        };
+        Ok(FileSource {
+            name,
+            url,
+            headers: headers.clone(),
+            size_hint: self.size,
+            checksum: checksum_of(&self.sha256, &self.md5, &self.crc32c)?,
+            want_sha256: false,
+            signer: None,
+        })
+    }
+}
+
 pub struct HttpProvider {
     client: reqwest::Client,
     headers: HeaderMap,
@@ -217,23 +239,15 @@ impl Provider for HttpProvider {
                     "give either a URL as source_id or options.files, not both".into(),
                 ));
             }
-            let url = parse_url(source_id.trim())?;
-            let name = match &o.file_name {
-                Some(n) => {
-                    validate_file_name(n)?;
-                    n.clone()
-                }
-                None => name_from_url(&url),
+            let single = HttpFile {
+                url: source_id.trim().to_string(),
+                file_name: o.file_name.clone(),
+                sha256: o.sha256.clone(),
+                md5: o.md5.clone(),
+                crc32c: o.crc32c.clone(),
+                size: o.size,
             };
-            files.push(FileSource {
-                name,
-                url,
-                headers: headers.clone(),
-                size_hint: o.size,
-                checksum: checksum_of(&o.sha256, &o.md5, &o.crc32c)?,
-                want_sha256: false,
-                signer: None,
-            });
+            files.push(single.to_source(&headers)?);
         } else {
             if o.files.is_empty() {
                 return Err(Error::InvalidArgument(
@@ -251,23 +265,7 @@ impl Provider for HttpProvider {
                 ));
             }
             for f in &o.files {
-                let url = parse_url(&f.url)?;
-                let name = match &f.file_name {
-                    Some(n) => {
-                        validate_file_name(n)?;
-                        n.clone()
-                    }
-                    None => name_from_url(&url),
-                };
-                files.push(FileSource {
-                    name,
-                    url,
-                    headers: headers.clone(),
-                    size_hint: f.size,
-                    checksum: checksum_of(&f.sha256, &f.md5, &f.crc32c)?,
-                    want_sha256: false,
-                    signer: None,
-                });
+                files.push(f.to_source(&headers)?);
             }
         }
         let mut seen = HashSet::new();
