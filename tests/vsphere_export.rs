@@ -201,7 +201,10 @@ fn cancel_mid_download_aborts_the_lease() {
     }
     // The lease gives no sizes here: the total is the disks' capacity, an estimate, not 0.
     let p = e.progress();
-    assert!(p.bytes_total >= 3 << 20 && p.bytes_done < p.bytes_total, "{p:?}");
+    assert!(
+        p.bytes_total >= 3 << 20 && p.bytes_done < p.bytes_total,
+        "{p:?}"
+    );
     e.cancel();
     let r = wait(&e);
     assert_eq!(r.status, "cancelled");

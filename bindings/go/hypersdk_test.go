@@ -257,7 +257,9 @@ func ourGoroutines() int {
 	n := runtime.Stack(buf, true)
 	count := 0
 	for _, g := range strings.Split(string(buf[:n]), "\n\n") {
-		if strings.Contains(g, "(*exportState).deliver") || strings.Contains(g, "(*Client).StartExport.func") {
+		// A goroutine that has not run yet shows only its go-statement wrapper
+		// (StartExport.gowrapN), one that runs shows deliver or the watcher (StartExport.funcN).
+		if strings.Contains(g, "(*exportState).deliver") || strings.Contains(g, "(*Client).StartExport.") {
 			count++
 		}
 	}

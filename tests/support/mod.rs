@@ -128,7 +128,10 @@ pub fn journal_covered(path: &std::path::Path) -> u64 {
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|j| {
             j["done"].as_array().map(|ranges| {
-                ranges.iter().map(|r| r[1].as_u64().unwrap_or(0) - r[0].as_u64().unwrap_or(0)).sum()
+                ranges
+                    .iter()
+                    .map(|r| r[1].as_u64().unwrap_or(0) - r[0].as_u64().unwrap_or(0))
+                    .sum()
             })
         })
         .unwrap_or(0)
