@@ -331,3 +331,36 @@ fn bad_options_are_rejected_at_start() {
         .unwrap();
     assert!(e.to_string().contains("snapshott"), "{e}");
 }
+
+#[test]
+fn freeing_the_client_does_not_cut_a_running_export() {
+    let peer = Peer::start(&["-nfc-rate", "2000000"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+        .unwrap();
+    while e.progress().phase != Phase::Downloading {
+        assert!(
+            !e.progress().phase.is_terminal(),
+            "{:?}",
+            e.result().map(|r| r.to_json())
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The session stays logged in while the export holds it.
+    drop(client);
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    // HttpNfcLeaseComplete needed the session: it lived as long as the export.
+    assert_eq!(peer.stats()["completed"].as_i64(), Some(1));
+    // With the client and the export both done, the session is logged out.
+    let t = std::time::Instant::now();
+    while peer.stats()["logouts"].as_i64() != Some(1) {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the session was never logged out"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

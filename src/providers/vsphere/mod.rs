@@ -120,16 +120,6 @@ impl VsphereProvider {
     }
 }
 
-impl Drop for VsphereProvider {
-    fn drop(&mut self) {
-        // Log out when the last user (client or export) lets go; best effort, bounded.
-        let vim = self.vim.clone();
-        crate::runtime::handle().spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(10), vim.logout()).await;
-        });
-    }
-}
-
 impl Provider for VsphereProvider {
     fn http_client(&self) -> &reqwest::Client {
         &self.http

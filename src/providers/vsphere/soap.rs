@@ -50,11 +50,36 @@ pub struct ServiceContent {
     pub ovf_manager: Moref,
 }
 
+/// A vim25 session. Shared (`Arc`) by the client and its running exports; it is logged out
+/// when the last of them lets go, so freeing a client never cuts a running export's lease or
+/// NFC downloads short.
 pub struct Vim {
     http: reqwest::Client,
     pub url: Url,
     cookie: Mutex<Option<String>>,
     content: Mutex<Option<ServiceContent>>,
+    logout_on_drop: bool,
+}
+
+impl Drop for Vim {
+    fn drop(&mut self) {
+        let cookie = lock(&self.cookie).take();
+        let content = lock(&self.content).take();
+        if !self.logout_on_drop || cookie.is_none() {
+            return;
+        }
+        // Best effort and bounded, through a copy that does not log out again.
+        let copy = Vim {
+            http: self.http.clone(),
+            url: self.url.clone(),
+            cookie: Mutex::new(cookie),
+            content: Mutex::new(content),
+            logout_on_drop: false,
+        };
+        crate::runtime::handle().spawn(async move {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), copy.logout()).await;
+        });
+    }
 }
 
 impl Vim {
@@ -64,6 +89,7 @@ impl Vim {
             url,
             cookie: Mutex::new(None),
             content: Mutex::new(None),
+            logout_on_drop: true,
         }
     }
 

@@ -17,6 +17,7 @@ import (
 	"encoding/pem"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math/big"
 	"net"
@@ -47,6 +48,7 @@ type stats struct {
 	Exports        int      `json:"exports"`
 	Descriptors    int      `json:"descriptors"`
 	NFCPaths       []string `json:"nfc_paths"`
+	Logouts        int      `json:"logouts"`
 	LastOvfFiles   []types.OvfFile
 	DescriptorSeen string `json:"last_descriptor_name"`
 }
@@ -388,6 +390,16 @@ func main() {
 			defer st.mu.Unlock()
 			_ = json.NewEncoder(w).Encode(&st)
 			return
+		case r.Method == http.MethodPost && r.URL.Path == "/sdk":
+			// Count logouts (a client must not leave sessions behind on vCenter); vcsim's
+			// SessionManager cannot be wrapped, so read the SOAP body on its way in.
+			body, _ := io.ReadAll(r.Body)
+			if bytes.Contains(body, []byte("<Logout")) {
+				st.mu.Lock()
+				st.Logouts++
+				st.mu.Unlock()
+			}
+			r.Body = io.NopCloser(bytes.NewReader(body))
 		case strings.HasPrefix(r.URL.Path, "/nfc/"):
 			st.mu.Lock()
 			st.NFCPaths = append(st.NFCPaths, r.URL.Path)
