@@ -209,6 +209,8 @@ const char *hs_phase_name(int32_t phase);
 // `progress_cb` may be NULL (use the pull functions). `user_data` is passed back to every call
 // and is not touched after the terminal call (done, failed or cancelled), which always comes,
 // exactly once, even after `hs_export_free` — so that call is where the caller may free it.
+// The first call (phase queued) may come before this function has returned and stored
+// `*out_export`.
 //
 // Ownership: strings are borrowed for the call; `client` may be freed right after. On success
 // `*out_export` receives an export the caller frees with `hs_export_free`. Bad options, a
