@@ -363,7 +363,8 @@ impl AwsUrl {
             }
         }
         let (base, path_style) = &self.s3_base;
-        let text = if *path_style {
+        // A bucket name with dots cannot be a TLS-valid host label: address it by path.
+        let text = if *path_style || bucket.contains('.') {
             format!("{}/{bucket}/{enc}", base.as_str().trim_end_matches('/'))
         } else {
             let host = base.host_str().unwrap_or("s3.amazonaws.com");
@@ -745,6 +746,10 @@ mod tests {
         assert_eq!(
             u.object_url("bk", "a/b.vmdk").unwrap().as_str(),
             "https://bk.s3.eu-west-1.amazonaws.com/a/b.vmdk"
+        );
+        assert_eq!(
+            u.object_url("b.k", "x").unwrap().as_str(),
+            "https://s3.eu-west-1.amazonaws.com/b.k/x"
         );
     }
 
