@@ -250,17 +250,7 @@ fn killed_download_resumes_and_a_changed_object_starts_over() {
         .spawn()
         .unwrap();
     let journal = out.path().join("resume.raw.hspart.journal");
-    let t = Instant::now();
-    loop {
-        assert!(t.elapsed() < Duration::from_secs(60), "journal never grew");
-        let covered = support::journal_covered(&journal);
-        if covered >= size as u64 / 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    support::kill_when_journal_covers(&mut child, &journal, size as u64 / 3);
     let r = wait(
         &client()
             .start_export(

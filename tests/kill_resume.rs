@@ -4,7 +4,7 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hypersdk::Client;
 use serde_json::json;
@@ -45,17 +45,7 @@ fn killed_download_resumes_with_only_missing_bytes() {
         .unwrap();
     // Kill once the journal records at least a third of the file.
     let journal = dir.path().join("crash.vmdk.hspart.journal");
-    let t = Instant::now();
-    loop {
-        assert!(t.elapsed() < Duration::from_secs(60), "journal never grew");
-        let covered = support::journal_covered(&journal);
-        if covered >= size as u64 / 3 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    support::kill_when_journal_covers(&mut child, &journal, size as u64 / 3);
     assert!(
         !dir.path().join("crash.vmdk").exists(),
         "a killed download left a final file"

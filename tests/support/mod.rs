@@ -136,3 +136,21 @@ pub fn journal_covered(path: &std::path::Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// Kills `child` (SIGKILL: no cleanup) once the journal at `journal` records `at_least` bytes.
+pub fn kill_when_journal_covers(
+    child: &mut std::process::Child,
+    journal: &std::path::Path,
+    at_least: u64,
+) {
+    let t = std::time::Instant::now();
+    while journal_covered(journal) < at_least {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "journal never grew"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
