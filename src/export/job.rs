@@ -141,7 +141,6 @@ impl Job {
         let fctx = FlowCtx {
             progress: progress.clone(),
             cancel: shared.cancel.clone(),
-            output_dir: self.opts.output_dir.clone(),
         };
         let sources = tokio::select! {
             biased;

@@ -32,7 +32,6 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub struct FlowCtx {
     pub progress: Arc<ProgressState>,
     pub cancel: CancellationToken,
-    pub output_dir: std::path::PathBuf,
 }
 
 /// What a provider adds after the downloads.

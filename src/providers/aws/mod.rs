@@ -108,8 +108,7 @@ pub struct AwsProvider {
     s3: aws_sdk_s3::Client,
     signer: Arc<sign::S3Signer>,
     /// Where objects are fetched: (base URL, path style).
-    s3_base: (Url, bool),
-    region: String,
+    urls: AwsUrl,
 }
 
 impl AwsProvider {
@@ -168,9 +167,10 @@ impl AwsProvider {
             http,
             ec2: aws_sdk_ec2::Client::new(&sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            signer: Arc::new(sign::S3Signer::new(provider, region.clone())),
-            s3_base: (base, path_style),
-            region,
+            signer: Arc::new(sign::S3Signer::new(provider, region)),
+            urls: AwsUrl {
+                s3_base: (base, path_style),
+            },
         })
     }
 }
@@ -189,13 +189,7 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static
         SdkError::TimeoutError(_) => {
             return Error::Timeout(format!("{what}: the request timed out"));
         }
-        SdkError::DispatchFailure(d) => {
-            return Error::Network(format!(
-                "{what}: {}",
-                aws_smithy_types_display(&err, d.is_io())
-            ));
-        }
-        _ => return Error::Network(format!("{what}: {}", aws_smithy_types_display(&err, false))),
+        _ => return Error::Network(format!("{what}: {}", error_chain(&err))),
     }
     let code = err.code().unwrap_or("").to_string();
     let msg = err.message().unwrap_or("").to_string();
@@ -214,7 +208,7 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static
         }
     }
     let text = if code.is_empty() {
-        format!("{what}: {}", aws_smithy_types_display(&err, false))
+        format!("{what}: {}", error_chain(&err))
     } else {
         format!("{what}: {code}: {msg}")
     };
@@ -240,9 +234,8 @@ fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static
     }
 }
 
-fn aws_smithy_types_display<E: std::error::Error + 'static, R: std::fmt::Debug>(
+fn error_chain<E: std::error::Error + 'static, R: std::fmt::Debug>(
     err: &aws_sdk_ec2::error::SdkError<E, R>,
-    _io: bool,
 ) -> String {
     // The whole chain (connection refused, TLS, …), without request details.
     let mut s = err.to_string();
@@ -323,31 +316,19 @@ impl Provider for AwsProvider {
             ec2: self.ec2.clone(),
             s3: self.s3.clone(),
             signer: self.signer.clone(),
-            url_of: {
-                let base = self.s3_base.clone();
-                Box::new(move |b: &str, k: &str| AwsProvider::object_url_with(&base, b, k))
-            },
+            urls: self.urls.clone(),
             source,
             opts: o,
             task: None,
             task_done: false,
             object: None,
-            _region: self.region.clone(),
         }))
-    }
-}
-
-impl AwsProvider {
-    fn object_url_with(base: &(Url, bool), bucket: &str, key: &str) -> Result<Url> {
-        AwsUrl {
-            s3_base: base.clone(),
-        }
-        .object_url(bucket, key)
     }
 }
 
 /// The URL of an object, its key encoded the way SigV4 for S3 expects (RFC 3986 unreserved
 /// characters and `/` kept, every other byte %-encoded).
+#[derive(Clone)]
 struct AwsUrl {
     s3_base: (Url, bool),
 }
@@ -395,19 +376,16 @@ impl Task {
     }
 }
 
-type UrlOf = Box<dyn Fn(&str, &str) -> Result<Url> + Send + Sync>;
-
 struct AwsFlow {
     ec2: aws_sdk_ec2::Client,
     s3: aws_sdk_s3::Client,
     signer: Arc<sign::S3Signer>,
-    url_of: UrlOf,
+    urls: AwsUrl,
     source: Source,
     opts: AwsOptions,
     task: Option<Task>,
     task_done: bool,
     object: Option<(String, String)>,
-    _region: String,
 }
 
 impl AwsFlow {
@@ -666,7 +644,7 @@ impl Flow for AwsFlow {
                 Some(n) => n.clone(),
                 None => sanitize_file_name(key.rsplit('/').next().unwrap_or(&key), "export.img"),
             };
-            let url = (self.url_of)(&bucket, &key)?;
+            let url = self.urls.object_url(&bucket, &key)?;
             Ok(vec![FileSource {
                 name,
                 url,
