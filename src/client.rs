@@ -22,8 +22,11 @@ impl Client {
     /// `provider` is `"http"` (cloud providers follow, each behind a cargo feature);
     /// `config_json` is that provider's config object (`""` or `"{}"` for defaults).
     pub fn new(provider: &str, config_json: &str) -> Result<Client> {
-        let provider_impl =
-            crate::runtime::handle().block_on_if_outside(|| new_provider(provider, config_json))?;
+        // Providers build HTTP clients that want a runtime context.
+        let provider_impl = {
+            let _guard = crate::runtime::handle().enter();
+            new_provider(provider, config_json)?
+        };
         Ok(Client {
             provider: provider_impl,
             name: provider.to_string(),
@@ -49,7 +52,7 @@ impl Client {
         let shared = ExportShared::new();
         let job = Job {
             shared: shared.clone(),
-            provider: self.provider.clone(),
+            _provider: self.provider.clone(),
             flow,
             opts: Arc::new(opts),
         };
@@ -68,28 +71,16 @@ impl Client {
     ) -> std::result::Result<ExportResult, crate::error::ExportError> {
         let e = self
             .start_export(source_id, options_json, on_progress)
-            .map_err(|e| crate::error::ExportError::from_error(&e, crate::export::Phase::Queued))?;
+            .map_err(|e| crate::error::ExportError::from_error(&e, crate::progress::Phase::Queued))?;
         let r = e
             .wait(None)
-            .map_err(|e| crate::error::ExportError::from_error(&e, crate::export::Phase::Queued))?
+            .map_err(|e| crate::error::ExportError::from_error(&e, crate::progress::Phase::Queued))?
             .ok_or_else(|| {
                 crate::error::ExportError::from_error(
                     &Error::Internal("wait returned without a result".into()),
-                    crate::export::Phase::Queued,
+                    crate::progress::Phase::Queued,
                 )
             })?;
         r.into_result()
-    }
-}
-
-trait BlockOnIfOutside {
-    fn block_on_if_outside<T>(&self, f: impl FnOnce() -> T) -> T;
-}
-
-impl BlockOnIfOutside for tokio::runtime::Handle {
-    /// Provider construction may build HTTP clients that want a runtime context.
-    fn block_on_if_outside<T>(&self, f: impl FnOnce() -> T) -> T {
-        let _guard = self.enter();
-        f()
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::export::Phase;
+use crate::progress::Phase;
 
 /// Errors of every layer below the C ABI.
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,24 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// A short stable name, used in result JSON.
+    /// Every kind.
+    pub const ALL: [ErrorKind; 13] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::NotFound,
+        ErrorKind::Auth,
+        ErrorKind::AlreadyExists,
+        ErrorKind::Io,
+        ErrorKind::Network,
+        ErrorKind::Verification,
+        ErrorKind::Cancelled,
+        ErrorKind::Timeout,
+        ErrorKind::Unsupported,
+        ErrorKind::Remote,
+        ErrorKind::InvalidState,
+        ErrorKind::Internal,
+    ];
+
+    /// A short stable name, used in result JSON and as the C status name.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::InvalidArgument => "invalid_argument",
@@ -137,5 +154,23 @@ impl std::fmt::Display for ExportError {
 }
 
 impl std::error::Error for ExportError {}
+
+impl ExportError {
+    pub(crate) fn from_error(e: &Error, phase: Phase) -> ExportError {
+        ExportError {
+            kind: e.kind(),
+            message: e.to_string(),
+            phase,
+        }
+    }
+
+    pub(crate) fn cancelled(phase: Phase) -> ExportError {
+        ExportError {
+            kind: ErrorKind::Cancelled,
+            message: "cancelled".into(),
+            phase,
+        }
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -10,15 +10,20 @@
 //!         │  safe API: Client, Export, Progress, ExportResult, Error
 //! export/     a job per export (phases, cancel, cleanup on every path), a dispatcher per
 //!             export (serialized, throttled callbacks, one terminal call), options
-//! transfer/   ranged parallel GETs → positioned writes in a sparse temp file; resume journal,
-//!             retries, stall detection, token buckets, one global buffer budget, checksums
-//! providers/  http now; aws, azure, gcp, vsphere, hyperv behind cargo features (Provider/Flow)
-//! runtime.rs  the one tokio runtime, created on first use
+//! providers/  one module per source behind a cargo feature (Provider/Flow seam, one registry
+//!             table), on a shared toolkit: net (HTTP client), poll (cloud-side waits),
+//!             process (child processes)
+//! transfer/   sources (HTTP, HTTP extents, local file, a file another process writes) →
+//!             positioned writes in a sparse temp file; resume journal, retries, stall
+//!             detection, token buckets, one global buffer budget, checksums
+//! progress.rs Phase, Progress, counters: the vocabulary every layer shares (the bottom layer,
+//!             with error.rs, sync.rs, runtime.rs)
 //! ```
 //!
 //! A call enters `ffi/`, becomes a job in `export/`, the job drives a provider's `Flow`, the flow
-//! hands URLs to `transfer/`, and progress flows back through atomic counters read by one
-//! dispatcher per export. Nothing below `ffi/` knows about C.
+//! hands `FileSource`s to `transfer/`, and progress flows back through atomic
+//! counters read by one dispatcher per export. Imports point down only: nothing below `ffi/`
+//! knows about C, nothing in `transfer/` knows about providers or the engine.
 //!
 //! ```no_run
 //! let client = hypersdk::Client::new("http", "{}")?;
@@ -32,20 +37,30 @@
 //! # Ok::<(), hypersdk::Error>(())
 //! ```
 
-pub mod client;
-pub mod error;
-pub mod export;
-pub mod ffi;
-pub mod paths;
-pub mod providers;
-pub mod runtime;
-pub mod settings;
-pub mod transfer;
+mod client;
+mod error;
+mod export;
+mod ffi;
+mod paths;
+mod progress;
+mod providers;
+mod runtime;
+mod settings;
+mod sync;
+mod transfer;
 
 pub use client::Client;
 pub use error::{Error, ErrorKind, ExportError, Result};
-pub use export::{Export, ExportResult, FileResult, Phase, Progress, ProgressCallback};
+pub use export::{
+    ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback,
+};
+pub use progress::{Phase, Progress};
+pub use providers::available as available_providers;
 pub use settings::{GlobalSettings, configure};
 
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A boxed future, as the provider seam passes them around.
+pub(crate) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;

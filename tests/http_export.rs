@@ -315,6 +315,19 @@ fn stalled_part_is_retried() {
     let r = wait(&e);
     assert_eq!(r.status, "done", "{}", r.to_json());
     assert_eq!(std::fs::read(dir.path().join("s.bin")).unwrap(), data);
+    // The stalls were detected and given up on after the stall timeout, not sat out (20 s),
+    // and the result counts the retries they caused.
+    let stalls = server.stalls();
+    assert_eq!(stalls.len(), 2, "{stalls:?}");
+    for s in &stalls {
+        assert!(s.abandoned, "a stalled connection was not given up: {stalls:?}");
+        assert!(
+            s.lasted >= Duration::from_millis(250) && s.lasted < Duration::from_secs(5),
+            "given up after {:?}, with a 300 ms stall timeout",
+            s.lasted
+        );
+    }
+    assert!(r.files[0].retries >= 2, "{}", r.to_json());
 }
 
 #[test]

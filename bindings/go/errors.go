@@ -13,23 +13,25 @@ import (
 // Status is the library's status code (hs_status), stable across versions.
 type Status int
 
+// The values come from the C header: a status renamed or removed there fails to compile here.
+
 const (
-	StatusOK              Status = 0
-	StatusInvalidArgument Status = 1
-	StatusNotFound        Status = 2
-	StatusAuth            Status = 3
-	StatusAlreadyExists   Status = 4
-	StatusIO              Status = 5
-	StatusNetwork         Status = 6
-	StatusVerification    Status = 7
-	StatusCancelled       Status = 8
-	StatusTimeout         Status = 9
-	StatusUnsupported     Status = 10
-	StatusRemote          Status = 11
-	StatusInvalidState    Status = 12
-	StatusPending         Status = 13
-	StatusPanic           Status = 98
-	StatusInternal        Status = 99
+	StatusOK              Status = C.HS_STATUS_OK
+	StatusInvalidArgument Status = C.HS_STATUS_INVALID_ARGUMENT
+	StatusNotFound        Status = C.HS_STATUS_NOT_FOUND
+	StatusAuth            Status = C.HS_STATUS_AUTH
+	StatusAlreadyExists   Status = C.HS_STATUS_ALREADY_EXISTS
+	StatusIO              Status = C.HS_STATUS_IO
+	StatusNetwork         Status = C.HS_STATUS_NETWORK
+	StatusVerification    Status = C.HS_STATUS_VERIFICATION
+	StatusCancelled       Status = C.HS_STATUS_CANCELLED
+	StatusTimeout         Status = C.HS_STATUS_TIMEOUT
+	StatusUnsupported     Status = C.HS_STATUS_UNSUPPORTED
+	StatusRemote          Status = C.HS_STATUS_REMOTE
+	StatusInvalidState    Status = C.HS_STATUS_INVALID_STATE
+	StatusPending         Status = C.HS_STATUS_PENDING
+	StatusPanic           Status = C.HS_STATUS_PANIC
+	StatusInternal        Status = C.HS_STATUS_INTERNAL
 )
 
 func (s Status) String() string { return C.GoString(C.hs_status_name(C.int32_t(s))) }

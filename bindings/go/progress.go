@@ -13,16 +13,18 @@ import (
 // Phase of an export; PhaseDone, PhaseFailed and PhaseCancelled are terminal.
 type Phase int
 
+// The values come from the C header: a phase renamed or removed there fails to compile here.
+
 const (
-	PhaseQueued          Phase = 0
-	PhasePreparing       Phase = 1
-	PhaseWaitingForCloud Phase = 2
-	PhaseDownloading     Phase = 3
-	PhaseVerifying       Phase = 4
-	PhaseFinalizing      Phase = 5
-	PhaseDone            Phase = 6
-	PhaseFailed          Phase = 7
-	PhaseCancelled       Phase = 8
+	PhaseQueued          Phase = C.HS_PHASE_QUEUED
+	PhasePreparing       Phase = C.HS_PHASE_PREPARING
+	PhaseWaitingForCloud Phase = C.HS_PHASE_WAITING_FOR_CLOUD
+	PhaseDownloading     Phase = C.HS_PHASE_DOWNLOADING
+	PhaseVerifying       Phase = C.HS_PHASE_VERIFYING
+	PhaseFinalizing      Phase = C.HS_PHASE_FINALIZING
+	PhaseDone            Phase = C.HS_PHASE_DONE
+	PhaseFailed          Phase = C.HS_PHASE_FAILED
+	PhaseCancelled       Phase = C.HS_PHASE_CANCELLED
 )
 
 func (p Phase) String() string { return C.GoString(C.hs_phase_name(C.int32_t(p))) }

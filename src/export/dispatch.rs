@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::progress::{Phase, Progress, RateMeter};
+use crate::progress::{Phase, Progress, RateMeter};
 use super::{ExportShared, ProgressCallback};
 
 thread_local! {

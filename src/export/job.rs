@@ -11,20 +11,19 @@ use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
 
 use super::options::CommonOptions;
-use super::progress::{Phase, lock};
 use super::{ChecksumResult, ErrorResult, ExportResult, ExportShared, FileResult};
 use crate::error::{Error, ExportError, Result};
-use crate::providers::{Flow, FlowCtx, Outcome, Provider};
+use crate::progress::Phase;
+use crate::providers::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::settings::GLOBALS;
+use crate::sync::{lock, panic_text};
 use crate::transfer::throttle::RateLimiter;
-use crate::transfer::{Downloaded, TransferCtx, download::download, temp_path};
-
-/// Cleanup gets this long of its own, even after a cancel.
-const CLEANUP_DEADLINE: Duration = Duration::from_secs(120);
+use crate::transfer::{self, Downloaded, TransferCtx, temp_path};
 
 pub(crate) struct Job {
     pub shared: Arc<ExportShared>,
-    pub provider: Arc<dyn Provider>,
+    /// Keeps the provider (its login, its connection pool) alive while the export runs.
+    pub _provider: Arc<dyn Provider>,
     pub flow: Box<dyn Flow>,
     pub opts: Arc<CommonOptions>,
 }
@@ -56,7 +55,7 @@ impl Job {
                 .unwrap_or_else(|p| {
                     Err(Error::Internal(format!(
                         "export task panicked: {}",
-                        panic_text(&p)
+                        panic_text(&*p)
                     )))
                 }),
         };
@@ -69,27 +68,25 @@ impl Job {
         };
 
         // Cleanup on every path, with a fresh deadline that a cancel does not cut short.
+        let deadline = self.flow.cleanup_deadline();
+        let cctx = CleanupCtx::new(progress.clone(), kind);
         let cleanup = match tokio::time::timeout(
-            CLEANUP_DEADLINE,
-            AssertUnwindSafe(self.flow.cleanup(kind)).catch_unwind(),
+            deadline,
+            AssertUnwindSafe(self.flow.cleanup(&cctx)).catch_unwind(),
         )
         .await
         {
             Ok(Ok(Ok(()))) => None,
             Ok(Ok(Err(e))) => Some(e.to_string()),
-            Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&p))),
-            Err(_) => Some(format!(
-                "cleanup did not finish within {CLEANUP_DEADLINE:?}"
-            )),
+            Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&*p))),
+            Err(_) => Some(format!("cleanup did not finish within {deadline:?}")),
         };
         if let Some(c) = &cleanup {
             tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
         }
         if kind != Outcome::Success && !self.opts.keep_partial {
-            let paths = lock(&partials).clone();
-            for temp in paths {
-                let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(&temp));
-                let _ = std::fs::remove_file(&temp);
+            for temp in lock(&partials).iter() {
+                transfer::discard_partial(temp);
             }
         }
 
@@ -138,10 +135,7 @@ impl Job {
         let shared = self.shared.clone();
         let progress = shared.progress.clone();
         progress.set_phase(Phase::Preparing);
-        let fctx = FlowCtx {
-            progress: progress.clone(),
-            cancel: shared.cancel.clone(),
-        };
+        let fctx = FlowCtx::new(progress.clone(), shared.cancel.clone());
         let sources = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
@@ -172,9 +166,8 @@ impl Job {
         progress.set_phase(Phase::Downloading);
 
         let tctx = Arc::new(TransferCtx {
-            client: self.provider.http_client().clone(),
-            opts: self.opts.clone(),
-            limiter: Arc::new(RateLimiter::new(self.opts.max_bytes_per_second)),
+            opts: Arc::new(self.opts.transfer.clone()),
+            limiter: Arc::new(RateLimiter::new(self.opts.transfer.max_bytes_per_second)),
             progress: progress.clone(),
             // A child: the first file that fails stops the others, which then record what
             // they have on disk for the next run.
@@ -198,10 +191,12 @@ impl Job {
                     break;
                 };
                 done.push(None);
-                lock(partials).push(temp_path(&dest));
+                if !matches!(src.kind, transfer::SourceKind::Written(_)) {
+                    lock(partials).push(temp_path(&dest));
+                }
                 let (tctx, src) = (tctx.clone(), Arc::new(src));
                 progress.set_current_file(i as u32 + 1);
-                set.spawn(async move { (i, download(&tctx, &src, &dest, &counter).await) });
+                set.spawn(async move { (i, transfer::fetch(&tctx, &src, &dest, &counter).await) });
             }
             if set.is_empty() {
                 break;
@@ -248,7 +243,9 @@ impl Job {
         for f in &files {
             if let Some(sum) = f.checksum.clone() {
                 let (temp, name) = (f.temp.clone(), f.name.clone());
-                let check = tokio::task::spawn_blocking(move || sum.verify_file(&temp, &name));
+                let cancel = shared.cancel.clone();
+                let check =
+                    tokio::task::spawn_blocking(move || sum.verify_file(&temp, &name, &cancel));
                 tokio::select! {
                     biased;
                     _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
@@ -285,8 +282,7 @@ impl Job {
         tokio::task::spawn_blocking(move || {
             finalize(&to_rename, &dir, overwrite)?;
             for temp in consumed {
-                let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(&temp));
-                let _ = std::fs::remove_file(&temp);
+                transfer::discard_partial(&temp);
             }
             Ok::<_, Error>(())
         })
@@ -309,6 +305,7 @@ impl Job {
                     checksum,
                     fetched_bytes: f.fetched,
                     resumed_bytes: f.resumed,
+                    retries: f.retries,
                 })
                 .collect(),
             extra_files: after.extra.into_iter().map(|(_, n)| n).collect(),
@@ -330,19 +327,11 @@ fn finalize(files: &[(PathBuf, PathBuf)], dir: &std::path::Path, overwrite: bool
             )));
         }
         std::fs::rename(temp, dest).map_err(|e| Error::io(dest, "cannot rename into", e))?;
-        let _ = std::fs::remove_file(crate::transfer::journal::Journal::path_for(temp));
+        transfer::discard_journal(temp);
     }
-    #[cfg(unix)]
+    // The renames survive a crash only once the folder itself is synced.
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    let _ = dir;
     Ok(())
-}
-
-fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }

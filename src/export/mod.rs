@@ -2,10 +2,9 @@
 //! path), one progress dispatcher per export (serialized, throttled callbacks; exactly one
 //! terminal call), and the handle callers hold.
 
-pub mod dispatch;
-pub mod job;
-pub mod options;
-pub mod progress;
+pub(crate) mod dispatch;
+pub(crate) mod job;
+pub(crate) mod options;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
@@ -14,10 +13,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-pub use progress::{Phase, Progress, ProgressState};
+pub use crate::progress::{Phase, Progress};
+use crate::progress::ProgressState;
 
-use crate::error::{Error, ErrorKind, ExportError, Result};
-use progress::lock;
+use crate::error::{Error, ExportError, Result};
+use crate::sync::lock;
 
 /// A progress callback: called on a runtime thread, never twice at once for one export.
 pub type ProgressCallback = Box<dyn FnMut(&Progress) + Send>;
@@ -34,6 +34,8 @@ pub struct FileResult {
     pub checksum: Option<ChecksumResult>,
     pub fetched_bytes: u64,
     pub resumed_bytes: u64,
+    /// Requests or parts tried again after a failure or a stall.
+    pub retries: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -213,23 +215,5 @@ impl Export {
 
     pub fn id(&self) -> u64 {
         self.shared.id
-    }
-}
-
-impl ExportError {
-    pub(crate) fn from_error(e: &Error, phase: Phase) -> ExportError {
-        ExportError {
-            kind: e.kind(),
-            message: e.to_string(),
-            phase,
-        }
-    }
-
-    pub(crate) fn cancelled(phase: Phase) -> ExportError {
-        ExportError {
-            kind: ErrorKind::Cancelled,
-            message: "cancelled".into(),
-            phase,
-        }
     }
 }

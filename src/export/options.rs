@@ -7,35 +7,29 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::transfer::TransferOptions;
 
-/// Options every export understands. Defaults are documented on each field.
+/// Options every export understands. Defaults are documented on each field. Unknown keys never
+/// reach this struct (see [`CommonOptions::parse`]), so it needs no `deny_unknown_fields`, which
+/// serde cannot combine with the flattened downloader options.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CommonOptions {
+#[serde(default)]
+pub(crate) struct CommonOptions {
     /// Folder the files are written into; must exist. Default: the current directory.
     pub output_dir: PathBuf,
     /// Replace an existing file of the same name. Default false: an existing file is an error.
     pub overwrite: bool,
     /// Keep the temp file and journal on failure or cancel so the next run resumes. Default true.
     pub keep_partial: bool,
-    /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB.
-    pub part_size: u64,
-    /// Ranged requests in flight per file. Default 8.
-    pub parts_in_flight: usize,
     /// Files downloaded at the same time within one export. Default 2.
     pub parallel_files: usize,
-    /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
-    pub max_bytes_per_second: u64,
     /// Least time between two progress callbacks, ms. Default 100 (≤ 10 per second).
     pub progress_interval_ms: u64,
-    /// Attempts per request before the export fails. Default 5.
-    pub max_attempts: u32,
-    /// A request that yields no byte for this long is retried, ms. Default 30000.
-    pub stall_timeout_ms: u64,
     /// Connect timeout per attempt, ms. Default 30000.
     pub connect_timeout_ms: u64,
-    /// First retry delay, ms; doubles per attempt, with jitter, capped at 30 s. Default 500.
-    pub retry_base_delay_ms: u64,
+    /// How each file is fetched (part size, parallel parts, retries, stall timeout, rate).
+    #[serde(flatten)]
+    pub transfer: TransferOptions,
 }
 
 impl Default for CommonOptions {
@@ -44,15 +38,10 @@ impl Default for CommonOptions {
             output_dir: PathBuf::from("."),
             overwrite: false,
             keep_partial: true,
-            part_size: 8 << 20,
-            parts_in_flight: 8,
             parallel_files: 2,
-            max_bytes_per_second: 0,
             progress_interval_ms: 100,
-            max_attempts: 5,
-            stall_timeout_ms: 30_000,
             connect_timeout_ms: 30_000,
-            retry_base_delay_ms: 500,
+            transfer: TransferOptions::default(),
         }
     }
 }
@@ -71,6 +60,7 @@ impl CommonOptions {
         "stall_timeout_ms",
         "connect_timeout_ms",
         "retry_base_delay_ms",
+        "poll_file_interval_ms",
     ];
 
     /// Splits options JSON into the common part and the provider's part.
@@ -99,25 +89,13 @@ impl CommonOptions {
 
     fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
-        if self.part_size < 64 * 1024 || !self.part_size.is_multiple_of(64 * 1024) {
-            return bad("part_size must be a multiple of 65536 bytes (64 KiB), at least 65536");
-        }
-        if !(1..=64).contains(&self.parts_in_flight) {
-            return bad("parts_in_flight must be between 1 and 64");
-        }
         if !(1..=16).contains(&self.parallel_files) {
             return bad("parallel_files must be between 1 and 16");
-        }
-        if !(1..=100).contains(&self.max_attempts) {
-            return bad("max_attempts must be between 1 and 100");
-        }
-        if self.stall_timeout_ms < 100 {
-            return bad("stall_timeout_ms must be at least 100");
         }
         if self.progress_interval_ms == 0 {
             return bad("progress_interval_ms must be at least 1");
         }
-        Ok(())
+        self.transfer.validate()
     }
 
     /// Checks the output folder exists and is a folder, before anything is written.
@@ -137,7 +115,7 @@ impl CommonOptions {
 }
 
 /// Parses a provider's own options from what [`CommonOptions::parse`] left over.
-pub fn parse_provider_options<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_provider_options<T: serde::de::DeserializeOwned>(
     rest: serde_json::Map<String, serde_json::Value>,
 ) -> Result<T> {
     serde_json::from_value(serde_json::Value::Object(rest))
@@ -164,7 +142,7 @@ mod tests {
     #[test]
     fn splits_and_rejects() {
         let (c, rest) = CommonOptions::parse(r#"{"part_size":131072,"files":[]}"#).unwrap();
-        assert_eq!(c.part_size, 131072);
+        assert_eq!(c.transfer.part_size, 131072);
         assert!(rest.contains_key("files"));
         let e = CommonOptions::parse(r#"{"part_size":1000}"#).unwrap_err();
         assert!(e.to_string().contains("part_size"));

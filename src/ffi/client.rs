@@ -2,7 +2,9 @@
 
 use std::ffi::c_char;
 
-use super::{guard, guard_void, hs_error, hs_status, optional_str, out_slot, required_str};
+use super::{
+    guard, guard_value, guard_void, hs_error, hs_status, optional_str, out_slot, required_str,
+};
 use crate::Client;
 
 /// A configured provider. Create with `hs_client_new`, free with `hs_client_free`. Safe to use
@@ -14,7 +16,9 @@ pub struct hs_client {
 /// The library version, a static string such as "0.1.0". Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    guard_value(c"".as_ptr(), || {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    })
 }
 
 /// Sets process-wide limits from JSON: `max_concurrent_exports` (default 16; more wait in phase

@@ -1,6 +1,7 @@
 //! The C ABI: the only place with `extern "C"`, raw pointers and C strings. Every function body
-//! runs under [`guard`], so no panic crosses the boundary; every handle is a `Box` made here and
-//! freed by its `_free`, which accepts NULL.
+//! runs under [`guard`], [`guard_void`] or [`guard_value`], so no panic crosses the boundary
+//! (`tests/ffi_contract.rs` fails on an `extern "C"` function whose body does not start with
+//! one); every handle is a `Box` made here and freed by its `_free`, which accepts NULL.
 #![allow(non_camel_case_types)]
 // These functions are for C callers; the pointer contract of each is in the header (NULL is
 // checked, everything else is the caller's promise), as in rustls-ffi.
@@ -11,10 +12,9 @@ mod error;
 mod export;
 mod types;
 
-pub use client::*;
-pub use error::*;
-pub use export::*;
-pub use types::*;
+pub(crate) use client::hs_client;
+pub(crate) use error::hs_error;
+pub(crate) use types::*;
 
 use std::ffi::{CStr, c_char};
 use std::panic::AssertUnwindSafe;
@@ -39,11 +39,7 @@ pub(crate) fn guard(
             status
         }
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+            let msg = crate::sync::panic_text(&*p);
             error::set(
                 err,
                 hs_status::HS_STATUS_PANIC,
@@ -58,6 +54,11 @@ pub(crate) fn guard(
 /// Same, for functions that return nothing (the `_free`s): a panic is swallowed.
 pub(crate) fn guard_void(f: impl FnOnce()) {
     let _ = std::panic::catch_unwind(AssertUnwindSafe(f));
+}
+
+/// Same, for functions that return a plain value (names, accessors): a panic gives `fallback`.
+pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
 /// A required C string argument as UTF-8.

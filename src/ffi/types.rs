@@ -3,7 +3,7 @@
 use std::ffi::c_char;
 
 use crate::error::ErrorKind;
-use crate::export::{Phase, Progress};
+use crate::progress::{Phase, Progress};
 
 /// Result of every fallible call. Values are stable across versions.
 #[repr(C)]
@@ -44,6 +44,26 @@ pub enum hs_status {
 }
 
 impl hs_status {
+    /// Every status; the tests check it against the generated header.
+    pub(crate) const ALL: [hs_status; 16] = [
+        hs_status::HS_STATUS_OK,
+        hs_status::HS_STATUS_INVALID_ARGUMENT,
+        hs_status::HS_STATUS_NOT_FOUND,
+        hs_status::HS_STATUS_AUTH,
+        hs_status::HS_STATUS_ALREADY_EXISTS,
+        hs_status::HS_STATUS_IO,
+        hs_status::HS_STATUS_NETWORK,
+        hs_status::HS_STATUS_VERIFICATION,
+        hs_status::HS_STATUS_CANCELLED,
+        hs_status::HS_STATUS_TIMEOUT,
+        hs_status::HS_STATUS_UNSUPPORTED,
+        hs_status::HS_STATUS_REMOTE,
+        hs_status::HS_STATUS_INVALID_STATE,
+        hs_status::HS_STATUS_PENDING,
+        hs_status::HS_STATUS_PANIC,
+        hs_status::HS_STATUS_INTERNAL,
+    ];
+
     pub(crate) fn from_kind(k: ErrorKind) -> hs_status {
         match k {
             ErrorKind::InvalidArgument => hs_status::HS_STATUS_INVALID_ARGUMENT,

@@ -3,42 +3,93 @@
 //!
 //! The seam is two traits. A [`Provider`] lives as long as its client (one login, one HTTP
 //! client). For each export it makes a [`Flow`], which the engine drives:
-//! `prepare` (cloud side: create an export task, grant access, open a lease; phase
-//! `waiting-for-cloud` while the cloud works) → the downloads, with `keep_alive` called
-//! periodically → `after_download` (e.g. write an OVF descriptor) → `cleanup`, always, with its
-//! own deadline, even after a cancel.
+//! `prepare` (cloud side: create an export task, grant access, open a lease; the flow says
+//! [`FlowCtx::waiting_for_cloud`] while the cloud works) → the downloads, with `keep_alive`
+//! called periodically → `after_download` (e.g. write an OVF descriptor) → `cleanup`, always,
+//! under its own deadline ([`Flow::cleanup_deadline`]), even after a cancel.
+//!
+//! The toolkit every provider shares: [`net`] (the HTTP client with our TLS stack, header maps),
+//! [`poll`] (waiting for cloud-side work: operations, tasks, leases), [`process`] (child
+//! processes: arguments only, secrets on stdin, process-group kill). See "How to add a provider"
+//! in docs/DESIGN-NOTES.md.
 
 #[cfg(feature = "aws")]
-pub mod aws;
-pub mod http;
+pub(crate) mod aws;
+pub(crate) mod http;
+pub(crate) mod net;
+pub(crate) mod poll;
+// The runner for Hyper-V's PowerShell (and any helper to come); tested on its own until the
+// Hyper-V provider lands on it.
+#[allow(dead_code)]
+pub(crate) mod process;
 #[cfg(feature = "vsphere")]
-pub mod vsphere;
+pub(crate) mod vsphere;
 
-use std::future::Future;
-use std::path::Path;
-use std::pin::Pin;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::progress::ProgressState;
+use crate::progress::{Phase, ProgressState};
 use crate::transfer::{Downloaded, FileSource};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// What a flow may do to its export while it runs: say what the cloud is doing, and notice a
+/// cancel. It cannot set phases other than waiting-for-cloud (the engine owns the rest).
+pub(crate) struct FlowCtx {
+    progress: Arc<ProgressState>,
+    cancel: CancellationToken,
+}
 
-/// What a flow may use while it runs.
-pub struct FlowCtx {
-    pub progress: Arc<ProgressState>,
-    pub cancel: CancellationToken,
+impl FlowCtx {
+    pub(crate) fn new(progress: Arc<ProgressState>, cancel: CancellationToken) -> Self {
+        FlowCtx { progress, cancel }
+    }
+
+    /// The cloud is working for us (a task, a grant, a lease): phase waiting-for-cloud, with
+    /// `msg` as the progress message.
+    pub fn waiting_for_cloud(&self, msg: &str) {
+        self.progress.set_message(msg);
+        if !self.progress.phase().is_terminal() {
+            self.progress.set_phase(Phase::WaitingForCloud);
+        }
+    }
+
+    /// The progress message (e.g. a cloud task's status); empty clears it.
+    pub fn message(&self, msg: &str) {
+        self.progress.set_message(msg);
+    }
+
+    /// Fires when the export is cancelled.
+    pub fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
+/// What cleanup may do: say which step runs ("revoking access…"), and know how the export
+/// ended. It has no cancel: cleanup runs to its end or to its own deadline.
+pub(crate) struct CleanupCtx {
+    progress: Arc<ProgressState>,
+    pub outcome: Outcome,
+}
+
+impl CleanupCtx {
+    pub(crate) fn new(progress: Arc<ProgressState>, outcome: Outcome) -> Self {
+        CleanupCtx { progress, outcome }
+    }
+
+    pub fn message(&self, msg: &str) {
+        self.progress.set_message(msg);
+    }
 }
 
 /// What a provider adds after the downloads.
 #[derive(Debug, Default)]
-pub struct AfterDownload {
+pub(crate) struct AfterDownload {
     /// (temp path, final file name): renamed into place with the downloads, after them.
-    pub extra: Vec<(std::path::PathBuf, String)>,
+    pub extra: Vec<(PathBuf, String)>,
     /// The downloads were packed into an extra file: remove their temp files instead of
     /// renaming them.
     pub consumed: bool,
@@ -46,16 +97,14 @@ pub struct AfterDownload {
 
 /// How an export ended, for cleanup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success,
     Failure,
     Cancelled,
 }
 
-pub trait Provider: Send + Sync + 'static {
-    /// The reqwest client downloads go through (TLS settings, proxies of this client).
-    fn http_client(&self) -> &reqwest::Client;
-
+/// A configured provider (per client).
+pub(crate) trait Provider: Send + Sync + 'static {
     /// Parses the export's options (what the common options left) and checks them; runs on the
     /// caller's thread, so bad input is an error from `start`, before anything happens.
     fn plan(
@@ -65,8 +114,9 @@ pub trait Provider: Send + Sync + 'static {
     ) -> Result<Box<dyn Flow>>;
 }
 
-pub trait Flow: Send {
-    /// The cloud side, up to the point where there are URLs to fetch.
+/// One export's run through a provider.
+pub(crate) trait Flow: Send {
+    /// The cloud side, up to the point where there are files to fetch.
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>>;
 
     /// How often `keep_alive` must run during the downloads (e.g. an NFC lease's timeout / 4).
@@ -91,13 +141,19 @@ pub trait Flow: Send {
         &'a mut self,
         _ctx: &'a FlowCtx,
         _files: &'a [Downloaded],
-        _out_dir: &'a Path,
+        _out_dir: &'a std::path::Path,
     ) -> BoxFuture<'a, Result<AfterDownload>> {
         Box::pin(async { Ok(AfterDownload::default()) })
     }
 
-    /// Always runs once, on every path, under its own deadline.
-    fn cleanup<'a>(&'a mut self, _outcome: Outcome) -> BoxFuture<'a, Result<()>> {
+    /// How long cleanup may take (a cloud-side delete can itself be a long operation). The
+    /// clock starts when cleanup starts, after a cancel too.
+    fn cleanup_deadline(&self) -> Duration {
+        Duration::from_secs(120)
+    }
+
+    /// Always runs once, on every path, under `cleanup_deadline`.
+    fn cleanup<'a>(&'a mut self, _ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -107,31 +163,62 @@ pub trait Flow: Send {
     }
 }
 
-/// The providers compiled into this build.
-pub const AVAILABLE: &[&str] = &[
+/// One entry of the provider table: a name and how to build it from its config JSON.
+struct Registration {
+    name: &'static str,
+    new: fn(&str) -> Result<Arc<dyn Provider>>,
+}
+
+/// Every provider compiled into this build. Adding a provider is one module and one line here.
+const REGISTRY: &[Registration] = &[
     #[cfg(feature = "aws")]
-    "aws",
-    "http",
+    Registration {
+        name: "aws",
+        new: |c| Ok(Arc::new(aws::AwsProvider::new(c)?)),
+    },
+    Registration {
+        name: "http",
+        new: |c| Ok(Arc::new(http::HttpProvider::new(c)?)),
+    },
     #[cfg(feature = "vsphere")]
-    "vsphere",
+    Registration {
+        name: "vsphere",
+        new: |c| Ok(Arc::new(vsphere::VsphereProvider::new(c)?)),
+    },
 ];
 
+/// Providers that exist, built into this library or not (a clear "not built in" error for
+/// those behind a disabled cargo feature).
+const KNOWN: &[&str] = &["aws", "azure", "gcp", "http", "hyperv", "vsphere"];
+
+/// The providers compiled into this build.
+pub fn available() -> Vec<&'static str> {
+    REGISTRY.iter().map(|r| r.name).collect()
+}
+
 /// Builds a provider by name from its config JSON.
-pub fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Provider>> {
-    match name {
-        "http" => Ok(Arc::new(http::HttpProvider::new(config_json)?)),
-        #[cfg(feature = "vsphere")]
-        "vsphere" => Ok(Arc::new(vsphere::VsphereProvider::new(config_json)?)),
-        #[cfg(feature = "aws")]
-        "aws" => Ok(Arc::new(aws::AwsProvider::new(config_json)?)),
-        #[allow(unreachable_patterns)]
-        "aws" | "azure" | "gcp" | "vsphere" | "hyperv" => Err(Error::Unsupported(format!(
-            "provider {name:?} is not built into this library; available: {}",
-            AVAILABLE.join(", ")
-        ))),
-        other => Err(Error::InvalidArgument(format!(
-            "unknown provider {other:?}; available: {}",
-            AVAILABLE.join(", ")
-        ))),
+pub(crate) fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Provider>> {
+    if let Some(r) = REGISTRY.iter().find(|r| r.name == name) {
+        let json = if config_json.trim().is_empty() {
+            "{}"
+        } else {
+            config_json
+        };
+        return (r.new)(json);
     }
+    let list = available().join(", ");
+    if KNOWN.contains(&name) {
+        Err(Error::Unsupported(format!(
+            "provider {name:?} is not built into this library; available: {list}"
+        )))
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "unknown provider {name:?}; available: {list}"
+        )))
+    }
+}
+
+/// Parses a provider's client config, naming the provider in the error.
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(provider: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| Error::InvalidArgument(format!("{provider} config: {e}")))
 }

@@ -8,7 +8,38 @@ use std::path::Path;
 use base64::Engine as _;
 use md5::Digest as _;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::{Error, Result};
+
+/// Read-back chunk: a cancel is noticed between two of these (well under a second).
+const READ_CHUNK: usize = 1 << 20;
+
+/// Reads `path` to its end in chunks, feeding each to `f`; stops with `Cancelled` between
+/// chunks once `cancel` fires, so verifying a terabyte does not hold up a cancel.
+fn read_all(path: &Path, cancel: &CancellationToken, mut f: impl FnMut(&[u8])) -> Result<()> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| Error::io(path, "cannot read", e))?;
+        if n == 0 {
+            return Ok(());
+        }
+        f(&buf[..n]);
+    }
+}
+
+/// SHA-256 of a whole file (for a manifest), read back.
+pub(crate) fn sha256_file(path: &Path, cancel: &CancellationToken) -> Result<[u8; 32]> {
+    let mut h = sha2::Sha256::new();
+    read_all(path, cancel, |b| h.update(b))?;
+    Ok(h.finalize().into())
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Checksum {
@@ -61,8 +92,8 @@ impl Checksum {
     }
 
     /// Reads `path` and compares; the error names the file and both digests.
-    pub fn verify_file(&self, path: &Path, name: &str) -> Result<()> {
-        let got = self.compute(path)?;
+    pub fn verify_file(&self, path: &Path, name: &str, cancel: &CancellationToken) -> Result<()> {
+        let got = self.compute(path, cancel)?;
         if got != *self {
             return Err(Error::Verification(format!(
                 "{} of {name} is {}, expected {}",
@@ -74,25 +105,15 @@ impl Checksum {
         Ok(())
     }
 
-    fn compute(&self, path: &Path) -> Result<Checksum> {
-        let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
-        let mut buf = vec![0u8; 1 << 20];
+    fn compute(&self, path: &Path, cancel: &CancellationToken) -> Result<Checksum> {
         let mut sha = sha2::Sha256::new();
         let mut md5 = md5::Md5::new();
         let mut crc = 0u32;
-        loop {
-            let n = f
-                .read(&mut buf)
-                .map_err(|e| Error::io(path, "cannot read", e))?;
-            if n == 0 {
-                break;
-            }
-            match self {
-                Checksum::Sha256(_) => sha.update(&buf[..n]),
-                Checksum::Md5(_) => md5.update(&buf[..n]),
-                Checksum::Crc32c(_) => crc = crc32c::crc32c_append(crc, &buf[..n]),
-            }
-        }
+        read_all(path, cancel, |b| match self {
+            Checksum::Sha256(_) => sha.update(b),
+            Checksum::Md5(_) => md5.update(b),
+            Checksum::Crc32c(_) => crc = crc32c::crc32c_append(crc, b),
+        })?;
         Ok(match self {
             Checksum::Sha256(_) => Checksum::Sha256(sha.finalize().into()),
             Checksum::Md5(_) => Checksum::Md5(md5.finalize().into()),
@@ -133,12 +154,16 @@ mod tests {
         std::fs::write(&p, b"abc").unwrap();
         Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72")
             .unwrap()
-            .verify_file(&p, "x")
+            .verify_file(&p, "x", &CancellationToken::new())
             .unwrap();
         Checksum::Crc32c(crc32c::crc32c(b"abc"))
-            .verify_file(&p, "x")
+            .verify_file(&p, "x", &CancellationToken::new())
             .unwrap();
-        let e = Checksum::Crc32c(1).verify_file(&p, "x").unwrap_err();
+        let e = Checksum::Crc32c(1).verify_file(&p, "x", &CancellationToken::new()).unwrap_err();
         assert!(e.to_string().contains("expected 00000001"), "{e}");
+        let cancelled = CancellationToken::new();
+        cancelled.cancel();
+        let e = Checksum::Crc32c(1).verify_file(&p, "x", &cancelled).unwrap_err();
+        assert!(matches!(e, Error::Cancelled), "{e}");
     }
 }

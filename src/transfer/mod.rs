@@ -1,19 +1,35 @@
-//! The downloader every provider uses: ranged parallel GETs streamed into positioned writes in a
-//! temp file beside the destination, a resume journal, retries with backoff, stall detection,
-//! bandwidth limits, one global buffer budget, sparse output, and checksum verification.
+//! The downloader every provider uses: bytes from a source into positioned writes in a temp file
+//! beside the destination, a resume journal, retries with backoff, stall detection, bandwidth
+//! limits, one global buffer budget, sparse output, and checksum verification.
 //!
-//! A provider hands over [`FileSource`]s (a URL, headers, what it knows of size and checksum);
-//! [`download::download`] brings one into `<dest>.hspart` and returns a [`Downloaded`]; the
-//! export engine verifies and renames.
+//! A provider describes each file as a [`FileSource`] of one [`SourceKind`]:
+//! - [`SourceKind::Http`]: a URL, fetched in ranged parts (or one stream when the server ignores
+//!   Range);
+//! - [`SourceKind::HttpExtents`]: only the given extents of a URL (Azure page ranges, any sparse
+//!   map), the rest left as holes;
+//! - [`SourceKind::Local`]: a local file, copied in parts like a remote one;
+//! - [`SourceKind::Written`]: a file another process writes (Hyper-V's `Export-VM`), watched
+//!   until the writer says it is finished.
+//!
+//! [`fetch`] brings one into place and returns a [`Downloaded`]; the export engine verifies and
+//! renames. Module map: `http` (requests, probe), `ranged` (parts in parallel + journal, for any
+//! [`ranged::RangeFetch`]), `stream` (one sequential HTTP stream), `local` (local files, written
+//! files), `body` (stall-aware chunk reads), `retry` (one retry rule), `journal`, `range_set`,
+//! `sparse`, `checksum`, `throttle`, `budget`.
 
-pub mod budget;
-pub mod checksum;
-pub mod download;
-pub mod journal;
-pub mod range_set;
-pub mod retry;
-pub mod sparse;
-pub mod throttle;
+pub(crate) mod body;
+pub(crate) mod budget;
+pub(crate) mod checksum;
+pub(crate) mod http;
+pub(crate) mod journal;
+pub(crate) mod local;
+pub(crate) mod options;
+pub(crate) mod range_set;
+pub(crate) mod ranged;
+pub(crate) mod retry;
+pub(crate) mod sparse;
+pub(crate) mod stream;
+pub(crate) mod throttle;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,74 +38,205 @@ use reqwest::header::HeaderMap;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-pub use checksum::Checksum;
+pub(crate) use checksum::Checksum;
+pub(crate) use options::TransferOptions;
 
-use crate::export::options::CommonOptions;
-use crate::export::progress::ProgressState;
+use crate::error::{Error, Result};
+use crate::progress::{FileCounters, ProgressState};
+use journal::Journal;
 use throttle::RateLimiter;
 
-/// One file to fetch, as a provider describes it.
+/// One file to bring into the output folder, as a provider describes it.
 #[derive(Debug, Clone)]
-pub struct FileSource {
+pub(crate) struct FileSource {
     /// Plain file name inside the output folder (already validated or sanitized).
     pub name: String,
-    pub url: Url,
-    /// Extra request headers (may carry credentials: never logged).
-    pub headers: HeaderMap,
-    /// What the provider knows of the size before the first request, for early totals.
+    pub kind: SourceKind,
+    /// What the provider knows of the size before the first byte, for early totals.
     pub size_hint: Option<u64>,
     pub checksum: Option<Checksum>,
-    /// Signs every request just before it is sent (S3 SigV4: credentials are fetched, and
-    /// refreshed, per request, so a day-long download never outlives a pre-signed URL).
-    pub signer: Option<Arc<dyn RequestSigner>>,
     /// The caller needs the file's SHA-256 (e.g. for an OVF manifest): computed while streaming
     /// when bytes arrive in order, otherwise by reading the file back before it is renamed.
     pub want_sha256: bool,
 }
 
+impl FileSource {
+    /// A plain URL.
+    pub fn http(name: String, http: HttpSource) -> FileSource {
+        FileSource {
+            name,
+            kind: SourceKind::Http(http),
+            size_hint: None,
+            checksum: None,
+            want_sha256: false,
+        }
+    }
+}
+
+/// Where the bytes of one file come from. (Extents are Azure's page ranges and Written is
+/// Hyper-V's `Export-VM`: until those providers land, only the tests in this module build them.)
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub(crate) enum SourceKind {
+    /// A URL, fetched in ranged parts when the server supports Range, else as one stream.
+    Http(HttpSource),
+    /// Only `extents` (`[start, end)`, sorted, within `size`) of a URL are fetched; the rest of
+    /// the file reads as zeros and stays a hole. The object must answer ranged GETs.
+    HttpExtents {
+        http: HttpSource,
+        size: u64,
+        extents: Vec<(u64, u64)>,
+    },
+    /// A local file, copied in parts (resumable like a download).
+    Local(PathBuf),
+    /// A file another process writes; see [`Written`].
+    Written(Written),
+}
+
+/// An HTTP(S) object and how to ask for it.
+#[derive(Clone)]
+pub(crate) struct HttpSource {
+    /// The client of the provider that made the source (its TLS settings and connection pool).
+    pub client: reqwest::Client,
+    pub url: Url,
+    /// Extra request headers (may carry credentials: never logged).
+    pub headers: HeaderMap,
+    /// Signs every request just before it is sent (S3 SigV4: credentials are fetched, and
+    /// refreshed, per request, so a day-long download never outlives a pre-signed URL).
+    pub signer: Option<Arc<dyn RequestSigner>>,
+}
+
+impl std::fmt::Debug for HttpSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values and query strings may be credentials.
+        f.debug_struct("HttpSource")
+            .field("url", &redact_url(&self.url))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A file another process is writing at `path` (on a local or mounted file system). The
+/// engine reports its growth as progress and takes it once `state` says the writer finished;
+/// the provider owns the writer (and kills it in its cleanup).
+#[derive(Debug, Clone)]
+pub(crate) struct Written {
+    pub path: PathBuf,
+    /// The size the file has when complete, if known (checked at the end).
+    pub final_size: Option<u64>,
+    pub state: tokio::sync::watch::Receiver<WriterState>,
+}
+
+/// What the writer of a [`Written`] file says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)]
+pub(crate) enum WriterState {
+    Running,
+    Finished,
+    Failed(String),
+}
+
 /// Adds authentication to one request (headers only; the body of a GET is empty).
-pub trait RequestSigner: Send + Sync + std::fmt::Debug {
-    fn sign<'a>(
-        &'a self,
-        req: &'a mut reqwest::Request,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::error::Result<()>> + Send + 'a>>;
+pub(crate) trait RequestSigner: Send + Sync + std::fmt::Debug {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> crate::BoxFuture<'a, Result<()>>;
 }
 
 /// One file brought into its temp file, complete in size, not yet verified or renamed.
 #[derive(Debug, Clone)]
-pub struct Downloaded {
+pub(crate) struct Downloaded {
     pub name: String,
     pub dest: PathBuf,
+    /// Where the bytes are now: `<dest>.hspart`, or the file another process wrote.
     pub temp: PathBuf,
     pub size: u64,
     /// The checksum to verify: the provider's, or one the server sent.
     pub checksum: Option<Checksum>,
-    /// Bytes received over the network in this run.
+    /// Bytes received in this run.
     pub fetched: u64,
     /// Bytes kept from an earlier run.
     pub resumed: u64,
+    /// Requests or parts tried again after a failure or a stall.
+    pub retries: u32,
     /// SHA-256 of the whole file, when the source asked for it.
     pub sha256: Option<[u8; 32]>,
 }
 
 /// What every transfer of one export shares.
-pub struct TransferCtx {
-    pub client: reqwest::Client,
-    pub opts: Arc<CommonOptions>,
+pub(crate) struct TransferCtx {
+    pub opts: Arc<TransferOptions>,
     pub limiter: Arc<RateLimiter>,
     pub progress: Arc<ProgressState>,
     pub cancel: CancellationToken,
 }
 
+/// Brings `src` into place for `dest` (see the module docs). The source may change under us
+/// once (a new ETag mid-download): then the file starts over, once.
+pub(crate) async fn fetch(
+    ctx: &Arc<TransferCtx>,
+    src: &Arc<FileSource>,
+    dest: &Path,
+    counters: &Arc<FileCounters>,
+) -> Result<Downloaded> {
+    let temp = temp_path(dest);
+    for round in 0..2 {
+        let result = match &src.kind {
+            SourceKind::Http(h) => http::fetch(ctx, src, h, &temp, counters).await,
+            SourceKind::HttpExtents {
+                http: h,
+                size,
+                extents,
+            } => http::fetch_extents(ctx, src, h, *size, extents, &temp, counters).await,
+            SourceKind::Local(path) => local::copy(ctx, src, path, &temp, counters).await,
+            SourceKind::Written(w) => local::follow(ctx, src, w, counters).await,
+        };
+        match result {
+            Err(Error::SourceChanged(_)) if round == 0 => {
+                tracing::info!(file = %src.name, "source changed during download, starting over");
+                continue;
+            }
+            Err(e) => return Err(e),
+            Ok(mut d) => {
+                d.dest = dest.to_path_buf();
+                d.retries = counters.retries();
+                if src.want_sha256 && d.sha256.is_none() {
+                    // Parts arrive out of order: hash the finished file once.
+                    let temp = d.temp.clone();
+                    let cancel = ctx.cancel.clone();
+                    d.sha256 = Some(
+                        blocking(move || checksum::sha256_file(&temp, &cancel)).await?,
+                    );
+                }
+                return Ok(d);
+            }
+        }
+    }
+    Err(Error::Remote(format!(
+        "{} kept changing while it was downloaded",
+        src.name
+    )))
+}
+
 /// `<dest>.hspart`: where bytes live until verified.
-pub fn temp_path(dest: &Path) -> PathBuf {
+pub(crate) fn temp_path(dest: &Path) -> PathBuf {
     let mut s = dest.as_os_str().to_owned();
     s.push(".hspart");
     PathBuf::from(s)
 }
 
+/// Removes a temp file and its journal (a failed export with `keep_partial` off, or temp files
+/// whose bytes were packed elsewhere).
+pub(crate) fn discard_partial(temp: &Path) {
+    let _ = std::fs::remove_file(Journal::path_for(temp));
+    let _ = std::fs::remove_file(temp);
+}
+
+/// Removes the journal of a temp file that was renamed into place.
+pub(crate) fn discard_journal(temp: &Path) {
+    let _ = std::fs::remove_file(Journal::path_for(temp));
+}
+
 /// A URL as it may appear in messages: no user info, no query (signatures, SAS tokens).
-pub fn redact_url(url: &Url) -> String {
+pub(crate) fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
@@ -97,3 +244,30 @@ pub fn redact_url(url: &Url) -> String {
     u.set_fragment(None);
     u.to_string()
 }
+
+/// Runs file work on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(Error::Internal(format!("a file task failed: {e}"))))
+}
+
+/// Waits for both bandwidth limits (this export's and the process's) to allow `n` bytes.
+pub(crate) async fn throttle(ctx: &TransferCtx, cancel: &CancellationToken, n: u64) -> Result<()> {
+    let wait = match (
+        ctx.limiter.reserve(n),
+        crate::settings::GLOBALS.limiter.reserve(n),
+    ) {
+        (None, None) => return Ok(()),
+        (a, b) => a.unwrap_or_default().max(b.unwrap_or_default()),
+    };
+    tokio::select! {
+        _ = cancel.cancelled() => Err(Error::Cancelled),
+        _ = tokio::time::sleep(wait) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,11 @@
-//! When and how long to wait before trying a request again.
+//! When and how long to wait before trying again: one rule for every retry loop of the
+//! downloader (a request, a part, a stream).
 
 use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
 
 use rand::Rng as _;
 use reqwest::StatusCode;
@@ -32,6 +37,61 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(d.min(Duration::from_secs(300)))
 }
 
+/// Whether an error is worth another attempt (connection trouble, stalls, 5xx/429).
+pub(crate) fn is_retryable(e: &Error) -> bool {
+    matches!(e, Error::Network(_) | Error::Timeout(_))
+}
+
+/// The failed attempts of one operation. `failed` decides whether to go on: a retryable error
+/// waits (backoff with jitter, or the server's `Retry-After`) and returns `Ok`; anything else,
+/// or the last allowed attempt, returns the error. An attempt that made progress starts the
+/// count again, so a link that drops every few hundred MB never exhausts the attempts of a 5 TB
+/// download.
+pub(crate) struct Attempts {
+    failed: u32,
+    max: u32,
+    base: Duration,
+    /// Retries made so far (for the result), across resets.
+    pub retries: u32,
+}
+
+impl Attempts {
+    pub(crate) fn new(max: u32, base: Duration) -> Self {
+        Attempts {
+            failed: 0,
+            max: max.max(1),
+            base,
+            retries: 0,
+        }
+    }
+
+    pub(crate) async fn failed(
+        &mut self,
+        err: Error,
+        progressed: bool,
+        server_wait: Option<Duration>,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        if !is_retryable(&err) {
+            return Err(err);
+        }
+        if progressed {
+            self.failed = 0;
+        }
+        self.failed += 1;
+        if self.failed >= self.max {
+            return Err(err);
+        }
+        let wait = server_wait.unwrap_or_else(|| backoff(self.base, self.failed - 1));
+        self.retries += 1;
+        tracing::debug!(attempt = self.failed, ?wait, error = %err, "retrying");
+        tokio::select! {
+            _ = cancel.cancelled() => Err(Error::Cancelled),
+            _ = tokio::time::sleep(wait) => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +104,30 @@ mod tests {
         let d3 = backoff(b, 3);
         assert!(d3 >= Duration::from_millis(400) && d3 <= Duration::from_millis(800));
         assert!(backoff(b, 30) <= MAX_DELAY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn attempts_stop_reset_and_skip_fatal_errors() {
+        let cancel = CancellationToken::new();
+        let mut a = Attempts::new(3, Duration::from_millis(10));
+        let net = || Error::Network("x".into());
+        assert!(a.failed(net(), false, None, &cancel).await.is_ok());
+        assert!(a.failed(net(), false, None, &cancel).await.is_ok());
+        assert!(a.failed(net(), false, None, &cancel).await.is_err());
+        // Progress starts the count again.
+        let mut a = Attempts::new(3, Duration::from_millis(10));
+        for _ in 0..10 {
+            a.failed(net(), true, None, &cancel).await.unwrap();
+        }
+        assert_eq!(a.retries, 10);
+        let e = a
+            .failed(Error::NotFound("y".into()), false, None, &cancel)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::NotFound(_)));
+        cancel.cancel();
+        let e = a.failed(net(), false, None, &cancel).await.unwrap_err();
+        assert!(matches!(e, Error::Cancelled));
     }
 
     #[test]

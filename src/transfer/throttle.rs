@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::export::progress::lock;
+use crate::sync::lock;
 
 pub struct RateLimiter {
     /// Bytes per second; 0 = unlimited. Can change while transfers run.
@@ -52,12 +52,6 @@ impl RateLimiter {
             None
         } else {
             Some(Duration::from_secs_f64(-b.tokens / rate))
-        }
-    }
-
-    pub async fn acquire(&self, n: u64) {
-        if let Some(wait) = self.reserve(n) {
-            tokio::time::sleep(wait).await;
         }
     }
 }

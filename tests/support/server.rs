@@ -42,8 +42,17 @@ struct Object {
     etag: String,
 }
 
+/// One stall the server made: how long it lasted, and whether the client closed the connection
+/// (gave up on it) before the stall was over.
+#[derive(Debug, Clone)]
+pub struct Stall {
+    pub lasted: Duration,
+    pub abandoned: bool,
+}
+
 #[derive(Default)]
 struct State {
+    stalls: Mutex<Vec<Stall>>,
     objects: Mutex<HashMap<String, Object>>,
     faults: Mutex<Faults>,
     body_bytes: AtomicU64,
@@ -113,6 +122,11 @@ impl TestServer {
     pub fn reset_stats(&self) {
         self.state.body_bytes.store(0, Ordering::Relaxed);
         self.state.requests.lock().unwrap().clear();
+    }
+
+    /// The stalls served so far.
+    pub fn stalls(&self) -> Vec<Stall> {
+        self.state.stalls.lock().unwrap().clone()
     }
 
     /// "GET /path bytes=a-b" lines, one per request.
@@ -297,7 +311,20 @@ async fn respond(
             st.body_bytes.fetch_add(n as u64, Ordering::Relaxed);
             sent += n as u64;
             piece = &piece[n..];
-            tokio::time::sleep(f.stall_for).await;
+            // Stall, but notice when the client gives up on us (it closes the connection).
+            let started = std::time::Instant::now();
+            let mut probe = [0u8; 1];
+            let abandoned = tokio::select! {
+                _ = tokio::time::sleep(f.stall_for) => false,
+                r = sock.read(&mut probe) => matches!(r, Ok(0) | Err(_)),
+            };
+            st.stalls.lock().unwrap().push(Stall {
+                lasted: started.elapsed(),
+                abandoned,
+            });
+            if abandoned {
+                return Ok(false);
+            }
             f.stall_count = 0;
         }
         sock.write_all(piece).await?;

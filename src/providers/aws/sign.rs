@@ -14,10 +14,10 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 
 use crate::error::{Error, Result};
-use crate::export::progress::lock;
+use crate::sync::lock;
 use crate::transfer::RequestSigner;
 
-pub struct S3Signer {
+pub(crate) struct S3Signer {
     provider: SharedCredentialsProvider,
     region: String,
     cached: Mutex<Option<Credentials>>,
@@ -32,7 +32,7 @@ impl std::fmt::Debug for S3Signer {
 }
 
 impl S3Signer {
-    pub fn new(provider: SharedCredentialsProvider, region: String) -> Self {
+    pub(crate) fn new(provider: SharedCredentialsProvider, region: String) -> Self {
         S3Signer {
             provider,
             region,
@@ -63,7 +63,7 @@ impl RequestSigner for S3Signer {
     fn sign<'a>(
         &'a self,
         req: &'a mut reqwest::Request,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<()>> + Send + 'a>> {
+    ) -> crate::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let identity: Identity = self.credentials().await?.into();
             let mut settings = SigningSettings::default();

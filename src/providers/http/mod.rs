@@ -4,20 +4,22 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::{BoxFuture, Flow, FlowCtx, Provider};
+use super::net::{build_client, header_map};
+use super::{Flow, FlowCtx, Provider, parse_config};
+use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
 use crate::paths::{sanitize_file_name, validate_file_name};
-use crate::transfer::{Checksum, FileSource};
+use crate::transfer::{Checksum, FileSource, HttpSource};
 
 /// Client config of the `http` provider.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HttpConfig {
+pub(crate) struct HttpConfig {
     /// Headers sent with every request (e.g. Authorization). Never logged.
     pub headers: BTreeMap<String, String>,
     /// Extra trusted CA certificates, PEM text.
@@ -33,7 +35,7 @@ pub struct HttpConfig {
 /// Export options of the `http` provider (besides the common ones).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct HttpOptions {
+pub(crate) struct HttpOptions {
     /// Several files in one export (a VM's disks); then `source_id` is empty.
     pub files: Vec<HttpFile>,
     /// Headers for this export's requests, on top of the client's.
@@ -49,7 +51,7 @@ pub struct HttpOptions {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpFile {
+pub(crate) struct HttpFile {
     pub url: String,
     pub file_name: Option<String>,
     pub sha256: Option<String>,
@@ -59,7 +61,7 @@ pub struct HttpFile {
 }
 
 impl HttpFile {
-    fn to_source(&self, headers: &HeaderMap) -> Result<FileSource> {
+    fn to_source(&self, client: &reqwest::Client, headers: &HeaderMap) -> Result<FileSource> {
         let url = parse_url(&self.url)?;
         let name = match &self.file_name {
             Some(n) => {
@@ -68,32 +70,29 @@ impl HttpFile {
             }
             None => name_from_url(&url),
         };
-        Ok(FileSource {
+        let mut src = FileSource::http(
             name,
-            url,
-            headers: headers.clone(),
-            size_hint: self.size,
-            checksum: checksum_of(&self.sha256, &self.md5, &self.crc32c)?,
-            want_sha256: false,
-            signer: None,
-        })
+            HttpSource {
+                client: client.clone(),
+                url,
+                headers: headers.clone(),
+                signer: None,
+            },
+        );
+        src.size_hint = self.size;
+        src.checksum = checksum_of(&self.sha256, &self.md5, &self.crc32c)?;
+        Ok(src)
     }
 }
 
-pub struct HttpProvider {
+pub(crate) struct HttpProvider {
     client: reqwest::Client,
     headers: HeaderMap,
 }
 
 impl HttpProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let json = if config_json.trim().is_empty() {
-            "{}"
-        } else {
-            config_json
-        };
-        let cfg: HttpConfig = serde_json::from_str(json)
-            .map_err(|e| Error::InvalidArgument(format!("http config: {e}")))?;
+        let cfg: HttpConfig = parse_config("http", config_json)?;
         let client = build_client(
             cfg.ca_bundle_pem.as_deref(),
             cfg.ca_bundle_path.as_deref(),
@@ -105,63 +104,6 @@ impl HttpProvider {
             headers: header_map(&cfg.headers)?,
         })
     }
-}
-
-/// A reqwest client with our TLS stack, optional extra CAs, and connection reuse tuned for many
-/// parallel ranged GETs to one host.
-pub fn build_client(
-    ca_pem: Option<&str>,
-    ca_path: Option<&std::path::Path>,
-    insecure: bool,
-    connect_timeout: Duration,
-) -> Result<reqwest::Client> {
-    crate::runtime::handle(); // installs the TLS provider
-    let mut b = reqwest::Client::builder()
-        .connect_timeout(connect_timeout)
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .user_agent(concat!("hypersdk/", env!("CARGO_PKG_VERSION")));
-    let mut pems: Vec<Vec<u8>> = Vec::new();
-    if let Some(p) = ca_pem {
-        pems.push(p.as_bytes().to_vec());
-    }
-    if let Some(path) = ca_path {
-        pems.push(std::fs::read(path).map_err(|e| {
-            Error::InvalidArgument(format!("ca_bundle_path {}: {e}", path.display()))
-        })?);
-    }
-    for pem in pems {
-        let certs = reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| Error::InvalidArgument(format!("CA bundle is not valid PEM: {e}")))?;
-        if certs.is_empty() {
-            return Err(Error::InvalidArgument(
-                "CA bundle holds no certificate".into(),
-            ));
-        }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
-    }
-    if insecure {
-        b = b.tls_danger_accept_invalid_certs(true);
-    }
-    b.build()
-        .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
-}
-
-/// Header names and values checked up front, so a typo is an error naming the header (but not
-/// its value, which may be a secret).
-pub fn header_map(h: &BTreeMap<String, String>) -> Result<HeaderMap> {
-    let mut map = HeaderMap::new();
-    for (k, v) in h {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| Error::InvalidArgument(format!("header name {k:?} is not valid")))?;
-        let mut value = HeaderValue::from_str(v)
-            .map_err(|_| Error::InvalidArgument(format!("value of header {k:?} is not valid")))?;
-        value.set_sensitive(true);
-        map.insert(name, value);
-    }
-    Ok(map)
 }
 
 fn parse_url(s: &str) -> Result<Url> {
@@ -220,10 +162,6 @@ fn percent_decode(s: &str) -> String {
 }
 
 impl Provider for HttpProvider {
-    fn http_client(&self) -> &reqwest::Client {
-        &self.client
-    }
-
     fn plan(
         &self,
         source_id: &str,
@@ -247,7 +185,7 @@ impl Provider for HttpProvider {
                 crc32c: o.crc32c.clone(),
                 size: o.size,
             };
-            files.push(single.to_source(&headers)?);
+            files.push(single.to_source(&self.client, &headers)?);
         } else {
             if o.files.is_empty() {
                 return Err(Error::InvalidArgument(
@@ -265,7 +203,7 @@ impl Provider for HttpProvider {
                 ));
             }
             for f in &o.files {
-                files.push(f.to_source(&headers)?);
+                files.push(f.to_source(&self.client, &headers)?);
             }
         }
         let mut seen = HashSet::new();

@@ -13,26 +13,27 @@ mod xml;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
-use super::http::build_client;
-use super::{AfterDownload, BoxFuture, Flow, FlowCtx, Outcome, Provider};
+use super::net::build_client;
+use super::poll::{Backoff, Poll, poll_until};
+use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
+use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::Phase;
 use crate::export::options::parse_provider_options;
 use crate::paths::{sanitize_file_name, validate_file_name};
-use crate::transfer::{Downloaded, FileSource};
+use crate::transfer::{Downloaded, FileSource, HttpSource};
 use soap::{Moref, Vim};
 use xml::esc;
 
 /// Client config of the `vsphere` provider.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct VsphereConfig {
+pub(crate) struct VsphereConfig {
     /// `https://host/sdk` (a bare host gets `https://` and `/sdk`).
     pub url: String,
     pub username: String,
@@ -58,7 +59,7 @@ impl std::fmt::Debug for VsphereConfig {
 /// Export options of the `vsphere` provider.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct VsphereOptions {
+pub(crate) struct VsphereOptions {
     /// `ovf` (a folder of .ovf, .mf and disks) or `ova` (one tar). Default `ovf`.
     pub format: String,
     /// Export this snapshot (by name) instead of the VM's current state.
@@ -83,15 +84,14 @@ impl Default for VsphereOptions {
     }
 }
 
-pub struct VsphereProvider {
+pub(crate) struct VsphereProvider {
     http: reqwest::Client,
     vim: Arc<Vim>,
 }
 
 impl VsphereProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let cfg: VsphereConfig = serde_json::from_str(config_json)
-            .map_err(|e| Error::InvalidArgument(format!("vsphere config: {e}")))?;
+        let cfg: VsphereConfig = parse_config("vsphere", config_json)?;
         let mut url = cfg.url.trim().to_string();
         if !url.contains("://") {
             url = format!("https://{url}");
@@ -121,10 +121,6 @@ impl VsphereProvider {
 }
 
 impl Provider for VsphereProvider {
-    fn http_client(&self) -> &reqwest::Client {
-        &self.http
-    }
-
     fn plan(
         &self,
         source_id: &str,
@@ -152,6 +148,7 @@ impl Provider for VsphereProvider {
         }
         Ok(Box::new(VsphereFlow {
             vim: self.vim.clone(),
+            http: self.http.clone(),
             source: source_id.trim().to_string(),
             opts: o,
             vm: None,
@@ -171,6 +168,7 @@ struct Device {
 
 struct VsphereFlow {
     vim: Arc<Vim>,
+    http: reqwest::Client,
     source: String,
     opts: VsphereOptions,
     vm: Option<Moref>,
@@ -261,45 +259,39 @@ impl VsphereFlow {
     }
 
     async fn wait_lease(&self, ctx: &FlowCtx, lease: &Moref) -> Result<xml::Node> {
-        let deadline = Instant::now() + Duration::from_millis(self.opts.lease_wait_timeout_ms);
-        let mut delay = Duration::from_millis(200);
-        loop {
-            let props = self
-                .vim
-                .properties(lease, &["state", "info", "error"])
-                .await?;
-            let get = |n: &str| props.iter().find(|(k, _)| k == n).map(|(_, v)| v);
-            match get("state").map(|v| v.text.trim()) {
-                Some("ready") => {
-                    return get("info")
+        poll_until(
+            ctx,
+            "the export lease",
+            Duration::from_millis(self.opts.lease_wait_timeout_ms),
+            Backoff::growing(Duration::from_millis(200), Duration::from_secs(5)),
+            || async {
+                let props = self
+                    .vim
+                    .properties(lease, &["state", "info", "error"])
+                    .await?;
+                let get = |n: &str| props.iter().find(|(k, _)| k == n).map(|(_, v)| v);
+                match get("state").map(|v| v.text.trim()) {
+                    Some("ready") => get("info")
                         .cloned()
-                        .ok_or_else(|| Error::Remote("the ready lease has no info".into()));
-                }
-                Some("error") => {
-                    let msg = get("error")
-                        .and_then(|e| e.child_text("localizedMessage").map(str::to_string))
-                        .unwrap_or_else(|| "no reason given".into());
-                    return Err(Error::Remote(format!("the export lease failed: {msg}")));
-                }
-                Some("done") => {
-                    return Err(Error::Remote(
+                        .map(Poll::Done)
+                        .ok_or_else(|| Error::Remote("the ready lease has no info".into())),
+                    Some("error") => {
+                        let msg = get("error")
+                            .and_then(|e| e.child_text("localizedMessage").map(str::to_string))
+                            .unwrap_or_else(|| "no reason given".into());
+                        Err(Error::Remote(format!("the export lease failed: {msg}")))
+                    }
+                    Some("done") => Err(Error::Remote(
                         "the export lease ended before the download".into(),
-                    ));
+                    )),
+                    other => Ok(Poll::pending(format!(
+                        "waiting for the export lease ({})",
+                        other.unwrap_or("initializing")
+                    ))),
                 }
-                _ => {}
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Timeout(format!(
-                    "the export lease was not ready within {} ms",
-                    self.opts.lease_wait_timeout_ms
-                )));
-            }
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
-                _ = tokio::time::sleep(delay) => {}
-            }
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
+            },
+        )
+        .await
     }
 }
 
@@ -320,8 +312,7 @@ impl Flow for VsphereFlow {
                 None => sanitize_file_name(&name, "vm"),
             };
             self.vm = Some(vm.clone());
-            ctx.progress.set_phase(Phase::WaitingForCloud);
-            ctx.progress.set_message("requesting the export lease");
+            ctx.waiting_for_cloud("requesting the export lease");
             let r = match &self.opts.snapshot {
                 Some(s) => {
                     let snap = self.find_snapshot(&vm, s).await?;
@@ -335,9 +326,9 @@ impl Flow for VsphereFlow {
                 .ok_or_else(|| Error::Remote("ExportVm returned no lease".into()))?;
             // From here on, cleanup aborts or completes this lease.
             self.lease = Some(lease.clone());
-            ctx.progress.set_message("waiting for the export lease");
+            ctx.message("waiting for the export lease");
             let info = self.wait_lease(ctx, &lease).await?;
-            ctx.progress.set_message("");
+            ctx.message("");
             let timeout = info
                 .child_text("leaseTimeout")
                 .and_then(|t| t.trim().parse::<u64>().ok())
@@ -384,15 +375,18 @@ impl Flow for VsphereFlow {
                     key,
                     name: file.clone(),
                 });
-                sources.push(FileSource {
-                    name: file,
-                    url,
-                    headers: headers.clone(),
-                    size_hint: size,
-                    checksum: None,
-                    want_sha256: true,
-                    signer: None,
-                });
+                let mut src = FileSource::http(
+                    file,
+                    HttpSource {
+                        client: self.http.clone(),
+                        url,
+                        headers: headers.clone(),
+                        signer: None,
+                    },
+                );
+                src.size_hint = size;
+                src.want_sha256 = true;
+                sources.push(src);
             }
             if sources.is_empty() {
                 return Err(Error::NotFound(format!(
@@ -501,13 +495,14 @@ impl Flow for VsphereFlow {
         })
     }
 
-    fn cleanup<'a>(&'a mut self, outcome: Outcome) -> BoxFuture<'a, Result<()>> {
+    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let Some(lease) = self.lease.take() else {
                 return Ok(());
             };
-            match outcome {
+            match ctx.outcome {
                 Outcome::Success => {
+                    ctx.message("completing the export lease");
                     let body = format!("{}<percent>100</percent>", lease.xml("_this"));
                     let _ = self.vim.call("HttpNfcLeaseProgress", &body).await;
                     self.vim
@@ -515,11 +510,13 @@ impl Flow for VsphereFlow {
                         .await
                         .map(|_| ())
                 }
-                Outcome::Failure | Outcome::Cancelled => self
-                    .vim
-                    .call("HttpNfcLeaseAbort", &lease.xml("_this"))
-                    .await
-                    .map(|_| ()),
+                Outcome::Failure | Outcome::Cancelled => {
+                    ctx.message("aborting the export lease");
+                    self.vim
+                        .call("HttpNfcLeaseAbort", &lease.xml("_this"))
+                        .await
+                        .map(|_| ())
+                }
             }
         })
     }

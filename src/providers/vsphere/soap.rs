@@ -8,7 +8,7 @@ use url::Url;
 
 use super::xml::{Node, esc, parse};
 use crate::error::{Error, Result};
-use crate::export::progress::lock;
+use crate::sync::lock;
 
 /// A managed object reference.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! The progress model: atomic counters that the downloader bumps without locks, an event queue
 //! for phase and file changes (so none is lost between two deliveries), and the snapshot that
-//! callbacks and the pull API see.
+//! callbacks and the pull API see. It sits below `transfer/` and `providers/`: the vocabulary every
+//! layer shares.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -8,6 +9,8 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::Notify;
+
+use crate::sync::lock;
 
 /// The phases of an export, in the order they normally happen. Values are stable (C ABI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,18 +46,26 @@ impl Phase {
         }
     }
 
+    /// Every phase, in order.
+    pub const ALL: [Phase; 9] = [
+        Phase::Queued,
+        Phase::Preparing,
+        Phase::WaitingForCloud,
+        Phase::Downloading,
+        Phase::Verifying,
+        Phase::Finalizing,
+        Phase::Done,
+        Phase::Failed,
+        Phase::Cancelled,
+    ];
+
+    /// The phase with this value, if there is one.
+    pub fn from_repr(v: i64) -> Option<Phase> {
+        Phase::ALL.into_iter().find(|p| *p as i64 == v)
+    }
+
     fn from_u8(v: u8) -> Phase {
-        match v {
-            0 => Phase::Queued,
-            1 => Phase::Preparing,
-            2 => Phase::WaitingForCloud,
-            3 => Phase::Downloading,
-            4 => Phase::Verifying,
-            5 => Phase::Finalizing,
-            6 => Phase::Done,
-            7 => Phase::Failed,
-            _ => Phase::Cancelled,
-        }
+        Phase::from_repr(v.into()).unwrap_or(Phase::Failed)
     }
 }
 
@@ -89,6 +100,18 @@ pub struct FileCounters {
     /// Bytes already counted by an attempt that was thrown away; new bytes fill this first, so
     /// counters never go backwards when a file starts over.
     credit: AtomicU64,
+    /// Requests or parts of this file tried again after a failure or a stall.
+    retries: AtomicU32,
+}
+
+impl FileCounters {
+    pub(crate) fn add_retries(&self, n: u32) {
+        self.retries.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn retries(&self) -> u32 {
+        self.retries.load(Ordering::Relaxed)
+    }
 }
 
 /// Shared, mostly lock-free progress state of one export.
@@ -158,6 +181,7 @@ impl ProgressState {
                     done: AtomicU64::new(0),
                     total: AtomicU64::new(*size),
                     credit: AtomicU64::new(0),
+                    retries: AtomicU32::new(0),
                 })
             })
             .collect();
@@ -329,7 +353,4 @@ impl RateMeter {
     }
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding one of these locks leaves plain data behind; keep going.
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+

@@ -1,0 +1,133 @@
+//! The `aws` provider's client config and export options.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::paths::validate_file_name;
+
+/// Client config of the `aws` provider. Credentials come from the standard chain
+/// (environment, profile, web identity, instance metadata) unless keys are given here.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AwsConfig {
+    pub region: String,
+    /// For S3-compatible stores and local testing.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Path-style S3 addressing (`endpoint/bucket/key`). Default: on with `endpoint_url`.
+    #[serde(default)]
+    pub force_path_style: Option<bool>,
+    #[serde(default)]
+    pub profile: Option<String>,
+    #[serde(default)]
+    pub access_key_id: Option<String>,
+    #[serde(default)]
+    pub secret_access_key: Option<String>,
+    #[serde(default)]
+    pub session_token: Option<String>,
+}
+
+impl std::fmt::Debug for AwsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AwsConfig")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url)
+            .field("profile", &self.profile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsConfig {
+    pub fn check(&self) -> Result<()> {
+        if self.region.trim().is_empty() {
+            return Err(Error::InvalidArgument("aws config: region is empty".into()));
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(Error::InvalidArgument(
+                "aws config: give both access_key_id and secret_access_key, or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Export options of the `aws` provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AwsOptions {
+    /// Bucket the export task writes into (required for `i-…` and `ami-…`).
+    pub s3_bucket: Option<String>,
+    pub s3_prefix: String,
+    /// `vmware` (default), `citrix` or `microsoft` (instances only).
+    pub target_environment: String,
+    /// `vmdk` (default), `vhd` or `raw`.
+    pub disk_image_format: String,
+    /// `ova` to get an OVA (instances only).
+    pub container_format: Option<String>,
+    /// IAM role for ExportImage (default: AWS's `vmimport`).
+    pub role_name: Option<String>,
+    /// Delete the S3 object once the local file is complete. Default false.
+    pub delete_s3_object_after_download: bool,
+    /// Longest wait for the cloud side, seconds. Default 21600 (6 h).
+    pub timeout_secs: u64,
+    /// Time between two status polls, ms. Default 15000.
+    pub poll_interval_ms: u64,
+    /// Local file name (default: the object's name).
+    pub file_name: Option<String>,
+}
+
+impl Default for AwsOptions {
+    fn default() -> Self {
+        AwsOptions {
+            s3_bucket: None,
+            s3_prefix: String::new(),
+            target_environment: "vmware".into(),
+            disk_image_format: "vmdk".into(),
+            container_format: None,
+            role_name: None,
+            delete_s3_object_after_download: false,
+            timeout_secs: 6 * 3600,
+            poll_interval_ms: 15_000,
+            file_name: None,
+        }
+    }
+}
+
+impl AwsOptions {
+    /// Checks the options; `needs_bucket` for sources that go through an export task.
+    pub fn check(&self, needs_bucket: bool) -> Result<()> {
+        if needs_bucket && self.s3_bucket.as_deref().is_none_or(str::is_empty) {
+            return Err(Error::InvalidArgument(
+                "s3_bucket is required to export an instance or an AMI".into(),
+            ));
+        }
+        if !["vmdk", "vhd", "raw"].contains(&self.disk_image_format.to_lowercase().as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "disk_image_format {:?}: use vmdk, vhd or raw",
+                self.disk_image_format
+            )));
+        }
+        if !["vmware", "citrix", "microsoft"].contains(&self.target_environment.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "target_environment {:?}: use vmware, citrix or microsoft",
+                self.target_environment
+            )));
+        }
+        if let Some(c) = &self.container_format
+            && c != "ova"
+        {
+            return Err(Error::InvalidArgument(format!(
+                "container_format {c:?}: only \"ova\" exists"
+            )));
+        }
+        if let Some(n) = &self.file_name {
+            validate_file_name(n)?;
+        }
+        if self.poll_interval_ms < 10 || self.timeout_secs == 0 {
+            return Err(Error::InvalidArgument(
+                "poll_interval_ms must be ≥ 10 and timeout_secs ≥ 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}

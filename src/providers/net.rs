@@ -1,0 +1,68 @@
+//! The HTTP client every provider builds on: one TLS stack (rustls + aws-lc-rs), optional extra
+//! CAs, connection reuse tuned for many parallel ranged GETs to one host; and header maps
+//! checked up front.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::error::{Error, Result};
+
+/// A reqwest client with our TLS stack, optional extra CAs, and connection reuse tuned for many
+/// parallel ranged GETs to one host.
+pub(crate) fn build_client(
+    ca_pem: Option<&str>,
+    ca_path: Option<&std::path::Path>,
+    insecure: bool,
+    connect_timeout: Duration,
+) -> Result<reqwest::Client> {
+    crate::runtime::handle(); // installs the TLS provider
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("hypersdk/", env!("CARGO_PKG_VERSION")));
+    let mut pems: Vec<Vec<u8>> = Vec::new();
+    if let Some(p) = ca_pem {
+        pems.push(p.as_bytes().to_vec());
+    }
+    if let Some(path) = ca_path {
+        pems.push(std::fs::read(path).map_err(|e| {
+            Error::InvalidArgument(format!("ca_bundle_path {}: {e}", path.display()))
+        })?);
+    }
+    for pem in pems {
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| Error::InvalidArgument(format!("CA bundle is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(Error::InvalidArgument(
+                "CA bundle holds no certificate".into(),
+            ));
+        }
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if insecure {
+        b = b.tls_danger_accept_invalid_certs(true);
+    }
+    b.build()
+        .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
+}
+
+/// Header names and values checked up front, so a typo is an error naming the header (but not
+/// its value, which may be a secret).
+pub(crate) fn header_map(h: &BTreeMap<String, String>) -> Result<HeaderMap> {
+    let mut map = HeaderMap::new();
+    for (k, v) in h {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::InvalidArgument(format!("header name {k:?} is not valid")))?;
+        let mut value = HeaderValue::from_str(v)
+            .map_err(|_| Error::InvalidArgument(format!("value of header {k:?} is not valid")))?;
+        value.set_sensitive(true);
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+

@@ -1,0 +1,300 @@
+//! HTTP sources: a probe request learns size, validator and range support; then ranged parts
+//! in parallel (resumable, see `ranged`) or one sequential stream (see `stream`) when the server
+//! ignores Range or gives no length.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::{Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+
+use super::body::{ByteStream, http_body};
+use super::checksum::Checksum;
+use super::journal::Validator;
+use super::range_set::RangeSet;
+use super::ranged::{self, RangeFetch};
+use super::retry::{is_retryable_status, retry_after};
+use super::{Downloaded, FileSource, HttpSource, TransferCtx, redact_url, stream};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::progress::FileCounters;
+
+/// A plain URL: probe, then ranged parts or one stream.
+pub(crate) async fn fetch(
+    ctx: &Arc<TransferCtx>,
+    src: &Arc<FileSource>,
+    http: &HttpSource,
+    temp: &Path,
+    counters: &Arc<FileCounters>,
+) -> Result<Downloaded> {
+    let probe = send_with_retry(ctx, &ctx.cancel, http, &src.name, Some((0, 0)), None).await?;
+    match probe.status() {
+        StatusCode::PARTIAL_CONTENT => {
+            let validator = validator_of(&probe, content_range_total(&probe)?);
+            let server_sum = server_checksum(probe.headers());
+            drop(probe);
+            let fetcher = ranges(ctx, src, http, &validator);
+            let mut d = ranged::download(
+                ctx,
+                src,
+                fetcher,
+                temp,
+                counters,
+                validator,
+                RangeSet::new(),
+            )
+            .await?;
+            d.checksum = d.checksum.or(server_sum);
+            Ok(d)
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            // Only an empty object has no byte 0.
+            let validator = validator_of(&probe, 0);
+            drop(probe);
+            let fetcher = ranges(ctx, src, http, &validator);
+            ranged::download(
+                ctx,
+                src,
+                fetcher,
+                temp,
+                counters,
+                validator,
+                RangeSet::new(),
+            )
+            .await
+        }
+        _ => stream::download(ctx, src, http, temp, counters, probe).await,
+    }
+}
+
+/// Only the given extents of a URL; everything else is a hole from the start.
+pub(crate) async fn fetch_extents(
+    ctx: &Arc<TransferCtx>,
+    src: &Arc<FileSource>,
+    http: &HttpSource,
+    size: u64,
+    extents: &[(u64, u64)],
+    temp: &Path,
+    counters: &Arc<FileCounters>,
+) -> Result<Downloaded> {
+    let mut data = RangeSet::new();
+    for &(a, b) in extents {
+        if a > b || b > size {
+            return Err(Error::Internal(format!(
+                "{}: extent {a}..{b} lies outside the {size} bytes of the file",
+                src.name
+            )));
+        }
+        data.insert(a, b);
+    }
+    let mut holes = RangeSet::new();
+    for (a, b) in data.gaps(size) {
+        holes.insert(a, b);
+    }
+    // The probe learns the validator (ETag) that every part is checked against; a sparse source
+    // must answer ranges, so anything but a 206 (or 416 for an empty object) is an error.
+    let probe_at = extents.first().map(|e| e.0).unwrap_or(0);
+    let validator = if size == 0 || data.covered() == 0 {
+        Validator {
+            size,
+            etag: None,
+            last_modified: None,
+        }
+    } else {
+        let probe =
+            send_with_retry(ctx, &ctx.cancel, http, &src.name, Some((probe_at, probe_at)), None)
+                .await?;
+        if probe.status() != StatusCode::PARTIAL_CONTENT {
+            return Err(Error::Remote(format!(
+                "{}: the server does not answer ranged requests (HTTP {}), which a sparse source needs",
+                src.name,
+                probe.status()
+            )));
+        }
+        let total = content_range_total(&probe)?;
+        if total != size {
+            return Err(Error::SourceChanged(src.name.clone()));
+        }
+        validator_of(&probe, size)
+    };
+    let fetcher = ranges(ctx, src, http, &validator);
+    ranged::download(ctx, src, fetcher, temp, counters, validator, holes).await
+}
+
+fn ranges(
+    ctx: &Arc<TransferCtx>,
+    src: &FileSource,
+    http: &HttpSource,
+    validator: &Validator,
+) -> Arc<dyn RangeFetch> {
+    Arc::new(HttpRanges {
+        ctx: ctx.clone(),
+        http: http.clone(),
+        name: src.name.clone(),
+        if_range: validator.if_range().map(str::to_string),
+        size: validator.size,
+    })
+}
+
+/// Ranged GETs of one object version: `If-Range` with the validator, and only a 206 whose
+/// Content-Range is exactly the request is accepted (anything else: the source changed).
+struct HttpRanges {
+    ctx: Arc<TransferCtx>,
+    http: HttpSource,
+    name: String,
+    if_range: Option<String>,
+    size: u64,
+}
+
+impl RangeFetch for HttpRanges {
+    fn open<'a>(
+        &'a self,
+        start: u64,
+        end: u64,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ByteStream>> {
+        Box::pin(async move {
+            let resp = send_with_retry(
+                &self.ctx,
+                cancel,
+                &self.http,
+                &self.name,
+                Some((start, end - 1)),
+                self.if_range.as_deref(),
+            )
+            .await?;
+            if resp.status() != StatusCode::PARTIAL_CONTENT {
+                // With If-Range, a 200 means the object is another one now.
+                return Err(Error::SourceChanged(self.name.clone()));
+            }
+            match parse_content_range(&resp) {
+                Some((a, b, t)) if a == start && b == end - 1 && t == self.size => {}
+                _ => return Err(Error::SourceChanged(self.name.clone())),
+            }
+            Ok(http_body(resp, &self.name))
+        })
+    }
+}
+
+pub(crate) fn validator_of(resp: &Response, size: u64) -> Validator {
+    let h = resp.headers();
+    let text = |k| {
+        h.get(k)
+            .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Validator {
+        size,
+        etag: text(ETAG),
+        last_modified: text(LAST_MODIFIED),
+    }
+}
+
+/// `Content-Range: bytes a-b/total` → (a, b, total).
+fn parse_content_range(resp: &Response) -> Option<(u64, u64, u64)> {
+    let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    let rest = v.trim().strip_prefix("bytes ")?;
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.split_once('-')?;
+    Some((
+        a.trim().parse().ok()?,
+        b.trim().parse().ok()?,
+        total.trim().parse().ok()?,
+    ))
+}
+
+fn content_range_total(resp: &Response) -> Result<u64> {
+    parse_content_range(resp)
+        .map(|(_, _, t)| t)
+        .ok_or_else(|| Error::Remote("a 206 answer without a usable Content-Range header".into()))
+}
+
+/// A whole-object checksum the server volunteers (GCS `x-goog-hash`, Azure's stored MD5).
+fn server_checksum(h: &HeaderMap) -> Option<Checksum> {
+    for v in h.get_all("x-goog-hash") {
+        for part in v.to_str().ok()?.split(',') {
+            if let Some(c) = part.trim().strip_prefix("crc32c=") {
+                return Checksum::parse("crc32c", c).ok();
+            }
+        }
+    }
+    let md5 = h.get("x-ms-blob-content-md5")?.to_str().ok()?;
+    Checksum::parse("md5", md5).ok()
+}
+
+/// One request, retried on connection errors, stalls, 5xx and 429 (honouring Retry-After).
+/// `range` is inclusive. Answers that will not get better (401, 404, …) are mapped to errors.
+pub(crate) async fn send_with_retry(
+    ctx: &TransferCtx,
+    cancel: &CancellationToken,
+    http: &HttpSource,
+    name: &str,
+    range: Option<(u64, u64)>,
+    if_range: Option<&str>,
+) -> Result<Response> {
+    let mut attempts = ctx.opts.attempts();
+    let stall = ctx.opts.stall();
+    loop {
+        let (err, wait) = match send_once(http, name, range, if_range, stall, cancel).await {
+            Ok(resp) => {
+                let status = resp.status();
+                if status.is_success()
+                    || status == StatusCode::RANGE_NOT_SATISFIABLE && range == Some((0, 0))
+                {
+                    return Ok(resp);
+                }
+                let err = status_error(status, name, &http.url);
+                let wait = is_retryable_status(status)
+                    .then(|| retry_after(resp.headers()))
+                    .flatten();
+                (err, wait)
+            }
+            Err(e) => (e, None),
+        };
+        attempts.failed(err, false, wait, cancel).await?;
+    }
+}
+
+async fn send_once(
+    http: &HttpSource,
+    name: &str,
+    range: Option<(u64, u64)>,
+    if_range: Option<&str>,
+    stall: Duration,
+    cancel: &CancellationToken,
+) -> Result<Response> {
+    let mut req = http.client.get(http.url.clone()).headers(http.headers.clone());
+    if let Some((a, b)) = range {
+        req = req.header(RANGE, format!("bytes={a}-{b}"));
+    }
+    if let Some(v) = if_range {
+        req = req.header(IF_RANGE, v);
+    }
+    let mut request = req
+        .build()
+        .map_err(|e| Error::http(&format!("request for {name}"), e))?;
+    if let Some(signer) = &http.signer {
+        signer.sign(&mut request).await?;
+    }
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(Error::Cancelled),
+        r = tokio::time::timeout(stall, http.client.execute(request)) => match r {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) => Err(Error::http(&format!("request for {name}"), e)),
+            Err(_) => Err(Error::Timeout(format!("no answer for {name} within {stall:?}"))),
+        },
+    }
+}
+
+fn status_error(status: StatusCode, name: &str, url: &url::Url) -> Error {
+    let what = format!("HTTP {status} for {name} ({})", redact_url(url));
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Auth(what),
+        StatusCode::NOT_FOUND | StatusCode::GONE => Error::NotFound(what),
+        s if is_retryable_status(s) => Error::Network(what),
+        _ => Error::Remote(what),
+    }
+}

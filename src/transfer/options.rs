@@ -1,0 +1,73 @@
+//! The downloader's own knobs. They are part of the flat export options (the engine embeds this
+//! struct), but `transfer/` reads only this, not the engine's options.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How one file is fetched. Defaults are documented on each field.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TransferOptions {
+    /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB.
+    pub part_size: u64,
+    /// Ranged requests in flight per file. Default 8.
+    pub parts_in_flight: usize,
+    /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
+    pub max_bytes_per_second: u64,
+    /// Attempts per request before the export fails; reset when bytes arrive. Default 5.
+    pub max_attempts: u32,
+    /// A request that yields no byte for this long is retried, ms. Default 30000.
+    pub stall_timeout_ms: u64,
+    /// First retry delay, ms; doubles per attempt, with jitter, capped at 30 s. Default 500.
+    pub retry_base_delay_ms: u64,
+    /// How often a file that another process writes is looked at, ms. Default 500.
+    pub poll_file_interval_ms: u64,
+}
+
+impl Default for TransferOptions {
+    fn default() -> Self {
+        TransferOptions {
+            part_size: 8 << 20,
+            parts_in_flight: 8,
+            max_bytes_per_second: 0,
+            max_attempts: 5,
+            stall_timeout_ms: 30_000,
+            retry_base_delay_ms: 500,
+            poll_file_interval_ms: 500,
+        }
+    }
+}
+
+impl TransferOptions {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
+        if self.part_size < 64 * 1024 || !self.part_size.is_multiple_of(64 * 1024) {
+            return bad("part_size must be a multiple of 65536 bytes (64 KiB), at least 65536");
+        }
+        if !(1..=64).contains(&self.parts_in_flight) {
+            return bad("parts_in_flight must be between 1 and 64");
+        }
+        if !(1..=100).contains(&self.max_attempts) {
+            return bad("max_attempts must be between 1 and 100");
+        }
+        if self.stall_timeout_ms < 100 {
+            return bad("stall_timeout_ms must be at least 100");
+        }
+        if !(10..=60_000).contains(&self.poll_file_interval_ms) {
+            return bad("poll_file_interval_ms must be between 10 and 60000");
+        }
+        Ok(())
+    }
+
+    pub(crate) fn stall(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.stall_timeout_ms)
+    }
+
+    pub(crate) fn attempts(&self) -> super::retry::Attempts {
+        super::retry::Attempts::new(
+            self.max_attempts,
+            std::time::Duration::from_millis(self.retry_base_delay_ms),
+        )
+    }
+}

@@ -1,0 +1,320 @@
+//! Parts in parallel into a preallocated sparse temp file, with a resume journal; for any
+//! source that can hand out the bytes of `[start, end)` ([`RangeFetch`]: HTTP ranges, a local
+//! file). Parts are aligned on `part_size` boundaries so a resumed run asks for the same ranges.
+//! Each part flushes what it received when it stops for any reason, and the journal records
+//! ranges only after their bytes are synced, so nothing received is fetched twice and nothing
+//! claimed is missing after a crash.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::body::{ByteStream, next_chunk};
+use super::journal::{Journal, Validator};
+use super::range_set::RangeSet;
+use super::sparse::{write_sparse, zero_range};
+use super::{Downloaded, FileSource, TransferCtx, blocking, throttle};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::progress::FileCounters;
+use crate::settings::GLOBALS;
+use crate::sync::lock;
+
+/// Bytes buffered per part before one positioned write.
+pub(crate) const WRITE_BUFFER: usize = 1 << 20;
+/// Least time between two journal syncs.
+const JOURNAL_EVERY: Duration = Duration::from_secs(1);
+
+/// A source of byte ranges of one fixed version of a file.
+pub(crate) trait RangeFetch: Send + Sync {
+    /// The bytes of `[start, end)`, in order; retried as the source needs before the first
+    /// byte. `Error::SourceChanged` when the source is no longer the version being fetched.
+    fn open<'a>(
+        &'a self,
+        start: u64,
+        end: u64,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<ByteStream>>;
+}
+
+/// State shared by the parts of one file.
+struct Ranged {
+    ctx: Arc<TransferCtx>,
+    fetch: Arc<dyn RangeFetch>,
+    name: String,
+    file: Arc<File>,
+    temp: PathBuf,
+    journal_path: PathBuf,
+    journal: std::sync::Mutex<Journal>,
+    last_sync: std::sync::Mutex<Instant>,
+    sync_lock: tokio::sync::Mutex<()>,
+    counters: Arc<FileCounters>,
+    fetched: AtomicU64,
+    /// Stops the parts: the export's cancel, or the first part that failed. Parts then flush
+    /// what they received, so the journal keeps every byte that reached the file.
+    stop: CancellationToken,
+}
+
+/// Brings every byte of `validator.size` not in `holes` into `temp` (holes read as zeros).
+pub(crate) async fn download(
+    ctx: &Arc<TransferCtx>,
+    src: &FileSource,
+    fetch: Arc<dyn RangeFetch>,
+    temp: &Path,
+    counters: &Arc<FileCounters>,
+    validator: Validator,
+    holes: RangeSet,
+) -> Result<Downloaded> {
+    let size = validator.size;
+    let hole_bytes = holes.covered();
+    // Progress counts the bytes that have to arrive; holes are neither fetched nor counted.
+    ctx.progress.set_file_total(counters, size - hole_bytes);
+    let journal_path = Journal::path_for(temp);
+    let (file, journal) = {
+        let temp = temp.to_path_buf();
+        let journal_path = journal_path.clone();
+        blocking(move || open_temp(&temp, &journal_path, validator, &holes)).await?
+    };
+    let resumed = journal.done.covered().saturating_sub(hole_bytes);
+    // Counters restart from what is really on disk (a retried round starts from zero).
+    ctx.progress.restart_file(counters);
+    ctx.progress.add_done(counters, resumed, false);
+    let gaps = journal.done.gaps(size);
+    let state = Arc::new(Ranged {
+        ctx: ctx.clone(),
+        fetch,
+        name: src.name.clone(),
+        file: Arc::new(file),
+        temp: temp.to_path_buf(),
+        journal_path,
+        journal: std::sync::Mutex::new(journal),
+        last_sync: std::sync::Mutex::new(Instant::now()),
+        sync_lock: tokio::sync::Mutex::new(()),
+        counters: counters.clone(),
+        fetched: AtomicU64::new(0),
+        stop: ctx.cancel.child_token(),
+    });
+
+    let part = ctx.opts.part_size;
+    let mut parts = Vec::new();
+    for (a, b) in gaps {
+        let mut s = a;
+        while s < b {
+            let e = ((s / part) + 1) * part;
+            parts.push((s, e.min(b)));
+            s = e.min(b);
+        }
+    }
+    let mut parts = parts.into_iter();
+    let mut set = JoinSet::new();
+    let mut failure: Option<Error> = None;
+    loop {
+        while failure.is_none() && set.len() < ctx.opts.parts_in_flight {
+            let Some((a, b)) = parts.next() else { break };
+            let st = state.clone();
+            set.spawn(async move { fetch_part(&st, a, b).await });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let r = joined.unwrap_or_else(|e| Err(Error::Internal(format!("a part task failed: {e}"))));
+        if let Err(e) = r {
+            // Keep the first cause (a cancel of the export wins); stop the other parts.
+            let user_cancel = matches!(e, Error::Cancelled) && ctx.cancel.is_cancelled();
+            if failure.is_none() || user_cancel && !matches!(failure, Some(Error::Cancelled)) {
+                failure = Some(if user_cancel { Error::Cancelled } else { e });
+            }
+            state.stop.cancel();
+        }
+    }
+    // Whatever happened, record what is safely on disk so the next run resumes from there.
+    let sync = sync_journal(&state).await;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    sync?;
+    let done = lock(&state.journal).done.covered();
+    if done != size {
+        return Err(Error::Verification(format!(
+            "{}: {done} of {size} bytes in place",
+            src.name
+        )));
+    }
+    Ok(Downloaded {
+        name: src.name.clone(),
+        dest: PathBuf::new(),
+        temp: temp.to_path_buf(),
+        size,
+        checksum: src.checksum.clone(),
+        fetched: state.fetched.load(Ordering::Relaxed),
+        resumed,
+        retries: 0,
+        sha256: None,
+    })
+}
+
+/// Opens the temp file: resumes when the journal matches the source, otherwise starts a fresh
+/// sparse file of the right size whose holes count as done.
+fn open_temp(
+    temp: &Path,
+    journal_path: &Path,
+    validator: Validator,
+    holes: &RangeSet,
+) -> Result<(File, Journal)> {
+    if validator.is_usable()
+        && let Some(j) = Journal::load(journal_path)
+        && j.validator == validator
+        && let Ok(file) = File::options().read(true).write(true).open(temp)
+        && file
+            .metadata()
+            .map(|m| m.len() == validator.size)
+            .unwrap_or(false)
+    {
+        // Ranges not in the journal may hold bytes of a lost attempt: make them zeros again,
+        // since zero blocks are skipped when written.
+        for (a, b) in j.done.gaps(validator.size) {
+            zero_range(&file, temp, a, b)?;
+        }
+        return Ok((file, j));
+    }
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temp)
+        .map_err(|e| Error::io(temp, "cannot create", e))?;
+    file.set_len(validator.size)
+        .map_err(|e| Error::io(temp, "cannot size", e))?;
+    let mut j = Journal::new(validator);
+    for (a, b) in holes.ranges() {
+        j.done.insert(a, b);
+    }
+    j.store(journal_path)?;
+    Ok((file, j))
+}
+
+/// Fetches `[start, end)` into place, retrying and continuing from the last byte received.
+async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
+    let cap = WRITE_BUFFER.min((end - start) as usize);
+    let _permit = tokio::select! {
+        _ = st.stop.cancelled() => return Err(Error::Cancelled),
+        p = GLOBALS.budget.acquire(cap as u64) => p,
+    };
+    let mut buf = Vec::with_capacity(cap);
+    let mut pos = start; // next byte to receive
+    let mut attempts = st.ctx.opts.attempts();
+    while pos < end {
+        let before = pos;
+        let r = stream_range(st, &mut buf, cap, &mut pos, end).await;
+        // Bytes received before a failure are good (same validator): keep them.
+        flush(st, &mut buf, pos).await?;
+        if let Err(e) = r {
+            tracing::debug!(file = %st.name, pos, error = %e, "part interrupted");
+            let retried = attempts.retries;
+            attempts.failed(e, pos > before, None, &st.stop).await?;
+            st.counters.add_retries(attempts.retries - retried);
+        }
+    }
+    maybe_sync_journal(st).await
+}
+
+/// One request for `[*pos, end)`; appends to `buf`, flushing when full, advancing `*pos`.
+async fn stream_range(
+    st: &Arc<Ranged>,
+    buf: &mut Vec<u8>,
+    cap: usize,
+    pos: &mut u64,
+    end: u64,
+) -> Result<()> {
+    let ctx = &st.ctx;
+    let mut body = st.fetch.open(*pos, end, &st.stop).await?;
+    let stall = ctx.opts.stall();
+    while let Some(chunk) = next_chunk(&mut body, stall, &st.stop, &st.name).await? {
+        if chunk.len() as u64 > end - *pos {
+            return Err(Error::Remote(format!(
+                "{}: the server sent more than the range asked for",
+                st.name
+            )));
+        }
+        throttle(ctx, &st.stop, chunk.len() as u64).await?;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            let n = rest.len().min(cap - buf.len());
+            buf.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            *pos += n as u64;
+            // Counted on arrival, so slow links show live progress; the bytes reach the file
+            // on the next flush, which also runs when the request fails.
+            st.fetched.fetch_add(n as u64, Ordering::Relaxed);
+            st.ctx.progress.add_done(&st.counters, n as u64, true);
+            if buf.len() == cap {
+                flush(st, buf, *pos).await?;
+            }
+        }
+    }
+    if *pos < end {
+        return Err(Error::Network(format!(
+            "{}: connection closed {} bytes early",
+            st.name,
+            end - *pos
+        )));
+    }
+    Ok(())
+}
+
+/// Writes the buffered bytes, which end at `end_pos`.
+async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64) -> Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let data = std::mem::take(buf);
+    let n = data.len() as u64;
+    let file = st.file.clone();
+    let temp = st.temp.clone();
+    let mut data = blocking(move || {
+        write_sparse(&file, &temp, end_pos - n, &data)?;
+        Ok(data)
+    })
+    .await?;
+    data.clear();
+    *buf = data;
+    lock(&st.journal).done.insert(end_pos - n, end_pos);
+    Ok(())
+}
+
+async fn maybe_sync_journal(st: &Arc<Ranged>) -> Result<()> {
+    if lock(&st.last_sync).elapsed() < JOURNAL_EVERY {
+        return Ok(());
+    }
+    // One sync at a time; a part that finds one running leaves it the work.
+    let Ok(_guard) = st.sync_lock.try_lock() else {
+        return Ok(());
+    };
+    sync_journal_locked(st).await
+}
+
+async fn sync_journal(st: &Arc<Ranged>) -> Result<()> {
+    let _guard = st.sync_lock.lock().await;
+    sync_journal_locked(st).await
+}
+
+/// Syncs the data, then records the ranges that were done before the sync.
+async fn sync_journal_locked(st: &Arc<Ranged>) -> Result<()> {
+    let snapshot = lock(&st.journal).clone();
+    let file = st.file.clone();
+    let (temp, jp) = (st.temp.clone(), st.journal_path.clone());
+    blocking(move || {
+        file.sync_data()
+            .map_err(|e| Error::io(&temp, "cannot sync", e))?;
+        snapshot.store(&jp)
+    })
+    .await?;
+    *lock(&st.last_sync) = Instant::now();
+    Ok(())
+}

@@ -1,0 +1,318 @@
+//! The source kinds beyond a plain URL, driven through `fetch` as the engine drives them: HTTP
+//! extents against the real test server (the one the integration tests use), a local file, and
+//! a file another process writes.
+
+use std::os::unix::fs::MetadataExt as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::progress::ProgressState;
+
+#[path = "../../tests/support/server.rs"]
+#[allow(dead_code, clippy::all)]
+mod server;
+use server::{Faults, TestServer, pattern};
+
+fn ctx(opts: TransferOptions) -> (Arc<TransferCtx>, Arc<ProgressState>) {
+    let progress = Arc::new(ProgressState::new());
+    let ctx = Arc::new(TransferCtx {
+        opts: Arc::new(opts),
+        limiter: Arc::new(throttle::RateLimiter::new(0)),
+        progress: progress.clone(),
+        cancel: CancellationToken::new(),
+    });
+    (ctx, progress)
+}
+
+fn small_parts() -> TransferOptions {
+    TransferOptions {
+        part_size: 256 << 10,
+        parts_in_flight: 4,
+        retry_base_delay_ms: 10,
+        ..Default::default()
+    }
+}
+
+fn http(server: &TestServer, path: &str) -> HttpSource {
+    HttpSource {
+        client: reqwest::Client::new(),
+        url: Url::parse(&server.url(path)).unwrap(),
+        headers: HeaderMap::new(),
+        signer: None,
+    }
+}
+
+/// Bytes of the file that are really allocated on disk.
+fn allocated(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().blocks() * 512
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extents_fetch_only_the_data_and_leave_holes() {
+    let server = TestServer::start().await;
+    let size = 8u64 << 20;
+    // Data at [1 MiB, 1.5 MiB) and [6 MiB, 6 MiB + 100 KiB); zeros elsewhere, as a page blob
+    // with two written ranges reads.
+    let extents = vec![(1 << 20, 3 << 19), (6 << 20, (6 << 20) + 100_000)];
+    let mut data = vec![0u8; size as usize];
+    for &(a, b) in &extents {
+        data[a as usize..b as usize].copy_from_slice(&pattern((b - a) as usize, a));
+    }
+    server.put("blob.vhd", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob.vhd");
+    let (ctx, progress) = ctx(small_parts());
+    let counters = progress.set_files(&[("blob.vhd".into(), 0)]);
+    let src = Arc::new(FileSource {
+        name: "blob.vhd".into(),
+        kind: SourceKind::HttpExtents {
+            http: http(&server, "blob.vhd"),
+            size,
+            extents: extents.clone(),
+        },
+        size_hint: Some(size),
+        checksum: None,
+        want_sha256: false,
+    });
+    server.reset_stats();
+    let d = fetch(&ctx, &src, &dest, &counters[0]).await.unwrap();
+    assert_eq!(d.size, size);
+    let data_bytes: u64 = extents.iter().map(|(a, b)| b - a).sum();
+    assert_eq!(d.fetched, data_bytes);
+    assert_eq!(std::fs::read(&d.temp).unwrap(), data);
+    // Only bytes of the extents crossed the wire (plus the one-byte probe).
+    assert_eq!(server.body_bytes(), data_bytes + 1);
+    for r in server.requests() {
+        let range = r.rsplit(' ').next().unwrap().trim_start_matches("bytes=");
+        let (a, b) = range.split_once('-').unwrap();
+        let (a, b): (u64, u64) = (a.parse().unwrap(), b.parse().unwrap());
+        assert!(
+            extents.iter().any(|&(s, e)| a >= s && b < e),
+            "{r} asks for bytes outside the extents"
+        );
+    }
+    // Progress counts the bytes that had to arrive, and the holes stay holes on disk.
+    let p = progress.snapshot();
+    assert_eq!((p.bytes_done, p.bytes_total), (data_bytes, data_bytes));
+    assert!(
+        allocated(&d.temp) < size / 2,
+        "{} bytes allocated for {data_bytes} bytes of data",
+        allocated(&d.temp)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extents_resume_and_refuse_a_server_without_ranges() {
+    let server = TestServer::start().await;
+    let size = 2u64 << 20;
+    let data = pattern(size as usize, 3);
+    server.put("d.vhd", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("d.vhd");
+    let extents = vec![(0, size)];
+    let src = Arc::new(FileSource {
+        name: "d.vhd".into(),
+        kind: SourceKind::HttpExtents {
+            http: http(&server, "d.vhd"),
+            size,
+            extents,
+        },
+        size_hint: None,
+        checksum: None,
+        want_sha256: false,
+    });
+    // First run: cut every body after 100 KB, with one attempt per part: it fails, having
+    // written and journalled the start of some parts.
+    server.set_faults(Faults {
+        cut_after: 100_000,
+        cut_count: 100,
+        ..Default::default()
+    });
+    let (c1, p1) = ctx(TransferOptions {
+        max_attempts: 1,
+        ..small_parts()
+    });
+    let counters = p1.set_files(&[("d.vhd".into(), 0)]);
+    assert!(fetch(&c1, &src, &dest, &counters[0]).await.is_err());
+    // Second run: only what is missing is fetched.
+    server.set_faults(Faults::default());
+    server.reset_stats();
+    let (c2, p2) = ctx(small_parts());
+    let counters = p2.set_files(&[("d.vhd".into(), 0)]);
+    let d = fetch(&c2, &src, &dest, &counters[0]).await.unwrap();
+    assert!(d.resumed > 0, "nothing was kept from the first run");
+    assert_eq!(d.resumed + d.fetched, size);
+    assert_eq!(server.body_bytes(), d.fetched + 1);
+    assert_eq!(std::fs::read(&d.temp).unwrap(), data);
+
+    // A server that ignores Range cannot serve a sparse source: a clear error, no guessing.
+    server.set_faults(Faults {
+        ignore_range: true,
+        ..Default::default()
+    });
+    let (c3, p3) = ctx(small_parts());
+    let counters = p3.set_files(&[("d.vhd".into(), 0)]);
+    let e = fetch(&c3, &src, &dir.path().join("other.vhd"), &counters[0])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("ranged requests"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_file_is_copied_in_parts_with_holes() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = dir.path().join("source.img");
+    let mut data = pattern(3 << 20, 5);
+    data[1 << 20..2 << 20].fill(0);
+    std::fs::write(&from, &data).unwrap();
+    let dest = dir.path().join("copy.img");
+    let (ctx, progress) = ctx(small_parts());
+    let counters = progress.set_files(&[("copy.img".into(), 0)]);
+    let src = Arc::new(FileSource {
+        name: "copy.img".into(),
+        kind: SourceKind::Local(from.clone()),
+        size_hint: None,
+        checksum: Some(Checksum::Sha256(
+            sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&data)).into(),
+        )),
+        want_sha256: true,
+    });
+    let d = fetch(&ctx, &src, &dest, &counters[0]).await.unwrap();
+    assert_eq!(d.temp, temp_path(&dest));
+    assert_eq!(std::fs::read(&d.temp).unwrap(), data);
+    assert_eq!(d.fetched, data.len() as u64);
+    assert!(allocated(&d.temp) <= (2 << 20) + (64 << 10));
+    let want: [u8; 32] =
+        sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&data)).into();
+    assert_eq!(d.sha256, Some(want));
+    assert_eq!(progress.snapshot().bytes_done, data.len() as u64);
+
+    // A directory is not a file to copy.
+    let src = Arc::new(FileSource {
+        name: "x".into(),
+        kind: SourceKind::Local(dir.path().to_path_buf()),
+        size_hint: None,
+        checksum: None,
+        want_sha256: false,
+    });
+    let counters = progress.set_files(&[("x".into(), 0)]);
+    let e = fetch(&ctx, &src, &dir.path().join("x"), &counters[0])
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
+fn written(path: &Path, final_size: Option<u64>) -> (FileSource, tokio::sync::watch::Sender<WriterState>) {
+    let (tx, rx) = tokio::sync::watch::channel(WriterState::Running);
+    let src = FileSource {
+        name: "disk.vhdx".into(),
+        kind: SourceKind::Written(Written {
+            path: path.to_path_buf(),
+            final_size,
+            state: rx,
+        }),
+        size_hint: None,
+        checksum: None,
+        want_sha256: false,
+    };
+    (src, tx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_file_reports_growth_and_ends_with_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("staging.vhdx");
+    let (src, tx) = written(&path, Some(4 << 20));
+    let src = Arc::new(src);
+    let (ctx, progress) = ctx(TransferOptions {
+        poll_file_interval_ms: 10,
+        ..Default::default()
+    });
+    let counters = progress.set_files(&[("disk.vhdx".into(), 0)]);
+    let writer_path = path.clone();
+    let writer = tokio::spawn(async move {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(&writer_path).unwrap();
+        for i in 0..4u64 {
+            f.write_all(&pattern(1 << 20, i)).unwrap();
+            f.flush().unwrap();
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        tx.send(WriterState::Finished).unwrap();
+    });
+    let watcher = {
+        let progress = progress.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..100 {
+                seen.push(progress.snapshot().bytes_done);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
+    let d = fetch(&ctx, &src, &dir.path().join("disk.vhdx"), &counters[0])
+        .await
+        .unwrap();
+    writer.await.unwrap();
+    assert_eq!(d.temp, path, "the bytes stay where the writer put them");
+    assert_eq!(d.size, 4 << 20);
+    let seen = watcher.await.unwrap();
+    // Progress moved in steps while the file grew, not in one jump at the end.
+    let steps: std::collections::BTreeSet<u64> = seen.into_iter().collect();
+    assert!(
+        steps.iter().filter(|b| **b > 0 && **b < 4 << 20).count() >= 2,
+        "{steps:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_file_failures_sizes_and_cancel() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.vhdx");
+    std::fs::write(&path, b"partial").unwrap();
+    let opts = TransferOptions {
+        poll_file_interval_ms: 10,
+        ..Default::default()
+    };
+
+    // The writer fails: its message is the error.
+    let (src, tx) = written(&path, None);
+    let (c, p) = ctx(opts.clone());
+    let counters = p.set_files(&[("w".into(), 0)]);
+    tx.send(WriterState::Failed("Export-VM: access denied".into()))
+        .unwrap();
+    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    assert!(e.to_string().contains("access denied"), "{e}");
+
+    // The writer finishes with the wrong size.
+    let (src, tx) = written(&path, Some(1000));
+    let (c, p) = ctx(opts.clone());
+    let counters = p.set_files(&[("w".into(), 0)]);
+    tx.send(WriterState::Finished).unwrap();
+    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    assert!(matches!(e, Error::Verification(_)), "{e}");
+
+    // The writer vanishes without a word.
+    let (src, tx) = written(&path, None);
+    drop(tx);
+    let (c, p) = ctx(opts.clone());
+    let counters = p.set_files(&[("w".into(), 0)]);
+    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    assert!(matches!(e, Error::Internal(_)), "{e}");
+
+    // Cancel while the writer runs.
+    let (src, _tx) = written(&path, None);
+    let (c, p) = ctx(opts);
+    let counters = p.set_files(&[("w".into(), 0)]);
+    let cancel = c.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        cancel.cancel();
+    });
+    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    assert!(matches!(e, Error::Cancelled), "{e}");
+}
