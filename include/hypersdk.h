@@ -244,9 +244,9 @@ hs_status hs_export_progress(const hs_export *handle,
                              hs_progress *out);
 
 // The result of an ended export as JSON: `status` ("done", "failed", "cancelled"), `files`
-// (name, path, size, verified checksum, fetched and resumed bytes), totals, `elapsed_ms`,
-// `error` (kind, message, phase) and provider fields. Available from inside the terminal
-// callback. Returns `HS_STATUS_PENDING` (and `*out_json` NULL) while the export runs.
+// (name, path, size, verified checksum, fetched and resumed bytes, retries), totals,
+// `elapsed_ms`, `error` (kind, message, phase) and provider fields. Available from inside the
+// terminal callback. Returns `HS_STATUS_PENDING` (and `*out_json` NULL) while the export runs.
 //
 // Ownership: `*out_json` receives a string the caller frees with `hs_string_free`.
 hs_status hs_export_result_json(const hs_export *handle,

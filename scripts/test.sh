@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Runs every test: Rust unit and integration tests (real HTTP peer on 127.0.0.1), the C programs
-# under AddressSanitizer, and the header freshness check. One debug build serves them all.
+# Runs every check: formatting, Rust unit and integration tests (real HTTP peer on 127.0.0.1,
+# moto, vcsim), the C programs under AddressSanitizer and Valgrind, the header's freshness and
+# C/C++ compilation, the Go binding (go test -race), and clippy with warnings as errors. One
+# debug build serves them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
 
+cargo fmt --all --check
 cargo build --lib --examples
 # The vSphere tests build tests/peers/vcsim (vcsim + ExportVm + CreateDescriptor) and govc
 # with Go on first use; the Go binding's end-to-end test uses the same peer.
@@ -13,4 +16,5 @@ export HS_VCSIM_PEER="$CARGO_TARGET_DIR/debug/peers/vcsim-peer"
 if [ -d bindings/go ] && command -v go >/dev/null; then
   ./scripts/test-go.sh
 fi
+cargo clippy --all-targets -- -D warnings
 echo "all tests passed"

@@ -71,7 +71,9 @@ impl Client {
     ) -> std::result::Result<ExportResult, crate::error::ExportError> {
         let e = self
             .start_export(source_id, options_json, on_progress)
-            .map_err(|e| crate::error::ExportError::from_error(&e, crate::progress::Phase::Queued))?;
+            .map_err(|e| {
+                crate::error::ExportError::from_error(&e, crate::progress::Phase::Queued)
+            })?;
         let r = e
             .wait(None)
             .map_err(|e| crate::error::ExportError::from_error(&e, crate::progress::Phase::Queued))?

@@ -58,21 +58,23 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     /// Every kind.
-    pub const ALL: [ErrorKind; 13] = [
-        ErrorKind::InvalidArgument,
-        ErrorKind::NotFound,
-        ErrorKind::Auth,
-        ErrorKind::AlreadyExists,
-        ErrorKind::Io,
-        ErrorKind::Network,
-        ErrorKind::Verification,
-        ErrorKind::Cancelled,
-        ErrorKind::Timeout,
-        ErrorKind::Unsupported,
-        ErrorKind::Remote,
-        ErrorKind::InvalidState,
-        ErrorKind::Internal,
-    ];
+    pub fn all() -> [ErrorKind; 13] {
+        [
+            ErrorKind::InvalidArgument,
+            ErrorKind::NotFound,
+            ErrorKind::Auth,
+            ErrorKind::AlreadyExists,
+            ErrorKind::Io,
+            ErrorKind::Network,
+            ErrorKind::Verification,
+            ErrorKind::Cancelled,
+            ErrorKind::Timeout,
+            ErrorKind::Unsupported,
+            ErrorKind::Remote,
+            ErrorKind::InvalidState,
+            ErrorKind::Internal,
+        ]
+    }
 
     /// A short stable name, used in result JSON and as the C status name.
     pub fn as_str(self) -> &'static str {

@@ -45,15 +45,14 @@ mod paths;
 mod progress;
 mod providers;
 mod runtime;
+mod secret;
 mod settings;
 mod sync;
 mod transfer;
 
 pub use client::Client;
 pub use error::{Error, ErrorKind, ExportError, Result};
-pub use export::{
-    ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback,
-};
+pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
 pub use progress::{Phase, Progress};
 pub use providers::available as available_providers;
 pub use settings::{GlobalSettings, configure};

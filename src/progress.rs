@@ -47,21 +47,23 @@ impl Phase {
     }
 
     /// Every phase, in order.
-    pub const ALL: [Phase; 9] = [
-        Phase::Queued,
-        Phase::Preparing,
-        Phase::WaitingForCloud,
-        Phase::Downloading,
-        Phase::Verifying,
-        Phase::Finalizing,
-        Phase::Done,
-        Phase::Failed,
-        Phase::Cancelled,
-    ];
+    pub fn all() -> [Phase; 9] {
+        [
+            Phase::Queued,
+            Phase::Preparing,
+            Phase::WaitingForCloud,
+            Phase::Downloading,
+            Phase::Verifying,
+            Phase::Finalizing,
+            Phase::Done,
+            Phase::Failed,
+            Phase::Cancelled,
+        ]
+    }
 
     /// The phase with this value, if there is one.
     pub fn from_repr(v: i64) -> Option<Phase> {
-        Phase::ALL.into_iter().find(|p| *p as i64 == v)
+        Phase::all().into_iter().find(|p| *p as i64 == v)
     }
 
     fn from_u8(v: u8) -> Phase {
@@ -352,5 +354,3 @@ impl RateMeter {
         self.rate
     }
 }
-
-

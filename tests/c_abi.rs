@@ -1,6 +1,7 @@
 //! Drives the C programs in tests/c/: each is compiled against include/hypersdk.h and the
-//! freshly built libhypersdk.so with AddressSanitizer + UBSan, run against a real HTTP peer, and
-//! must exit 0 with no sanitizer report.
+//! freshly built libhypersdk.so, run against a real HTTP peer, and must exit 0 with no report:
+//! once with AddressSanitizer + UBSan, once (without them) under Valgrind's memcheck, which also
+//! sees what happens inside the Rust library (uninitialised reads, invalid frees, leaks).
 
 mod support;
 
@@ -16,7 +17,13 @@ fn lib_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
-fn compile(name: &str, out: &Path) -> PathBuf {
+#[derive(Clone, Copy, PartialEq)]
+enum Check {
+    Sanitizers,
+    Valgrind,
+}
+
+fn compile(name: &str, out: &Path, check: Check) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let lib = lib_dir();
     assert!(
@@ -25,13 +32,16 @@ fn compile(name: &str, out: &Path) -> PathBuf {
         lib.display()
     );
     let bin = out.join(name);
-    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
-        .args([
+    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()));
+    cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"]);
+    if check == Check::Sanitizers {
+        cc.args([
             "-fsanitize=address,undefined",
             "-fno-omit-frame-pointer",
             "-fno-sanitize-recover=all",
-        ])
+        ]);
+    }
+    let status = cc
         .arg(format!("-I{}", root.join("include").display()))
         .arg(root.join("tests/c").join(format!("{name}.c")))
         .arg(format!("-L{}", lib.display()))
@@ -44,8 +54,25 @@ fn compile(name: &str, out: &Path) -> PathBuf {
     bin
 }
 
-fn run(bin: &Path, args: &[&str]) {
-    let out = Command::new(bin)
+fn run(bin: &Path, args: &[&str], check: Check) {
+    let mut cmd = match check {
+        Check::Sanitizers => Command::new(bin),
+        Check::Valgrind => {
+            let mut c = Command::new("valgrind");
+            // Definite leaks and memory errors fail the run; the library's runtime lives as
+            // long as the process by design ("still reachable").
+            c.args([
+                "--error-exitcode=97",
+                "--leak-check=full",
+                "--errors-for-leak-kinds=definite",
+                "--show-leak-kinds=definite",
+                "--quiet",
+            ])
+            .arg(bin);
+            c
+        }
+    };
+    let out = cmd
         .args(args)
         .env(
             "ASAN_OPTIONS",
@@ -63,7 +90,7 @@ fn run(bin: &Path, args: &[&str]) {
         out.status
     );
     assert!(
-        !stderr.contains("Sanitizer"),
+        !stderr.contains("Sanitizer") && !stderr.contains("== ERROR SUMMARY"),
         "sanitizer report from {}:\n{stderr}",
         bin.display()
     );
@@ -71,6 +98,15 @@ fn run(bin: &Path, args: &[&str]) {
 
 #[test]
 fn c_programs_under_address_sanitizer() {
+    c_programs(Check::Sanitizers);
+}
+
+#[test]
+fn c_programs_under_valgrind() {
+    c_programs(Check::Valgrind);
+}
+
+fn c_programs(check: Check) {
     let rt = peer_runtime();
     let fast = rt.block_on(TestServer::start());
     let slow = rt.block_on(TestServer::start());
@@ -89,10 +125,11 @@ fn c_programs_under_address_sanitizer() {
     let out = tempfile::tempdir().unwrap();
     let outs = out.path().to_str().unwrap();
 
-    let bin = compile("concurrent", build.path());
+    let bin = compile("concurrent", build.path(), check);
     run(
         &bin,
         &[&format!("http://{}", fast.addr), &n.to_string(), outs],
+        check,
     );
     for (i, s) in sizes.iter().enumerate() {
         let got = std::fs::read(out.path().join(format!("file{i}.bin"))).unwrap();
@@ -103,10 +140,11 @@ fn c_programs_under_address_sanitizer() {
     }
 
     let cancel_dir = tempfile::tempdir().unwrap();
-    let bin = compile("cancel_in_callback", build.path());
+    let bin = compile("cancel_in_callback", build.path(), check);
     run(
         &bin,
         &[&slow.url("slow.bin"), cancel_dir.path().to_str().unwrap()],
+        check,
     );
     assert!(
         !cancel_dir.path().join("slow.bin").exists(),
@@ -114,10 +152,11 @@ fn c_programs_under_address_sanitizer() {
     );
 
     let misuse_dir = tempfile::tempdir().unwrap();
-    let bin = compile("misuse", build.path());
+    let bin = compile("misuse", build.path(), check);
     run(
         &bin,
         &[&slow.url("slow.bin"), misuse_dir.path().to_str().unwrap()],
+        check,
     );
     assert!(
         !misuse_dir.path().join("slow.bin").exists(),

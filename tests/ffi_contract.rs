@@ -45,7 +45,11 @@ fn every_extern_fn_goes_through_the_panic_guard() {
         }
     }
     assert!(checked >= 15, "found only {checked} extern functions");
-    assert!(bad.is_empty(), "outside the panic guard:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "outside the panic guard:\n{}",
+        bad.join("\n")
+    );
 }
 
 /// The header compiles alone as C99 and as C++ (cbindgen's `cpp_compat`), warnings as errors.
@@ -126,7 +130,7 @@ fn status_and_phase_names_follow_the_header() {
 #[test]
 fn error_kinds_name_their_status() {
     let statuses = header_enum("HS_STATUS_");
-    for kind in hypersdk::ErrorKind::ALL {
+    for kind in hypersdk::ErrorKind::all() {
         let want = format!("HS_STATUS_{}", kind.as_str().to_ascii_uppercase());
         assert!(
             statuses.iter().any(|(n, _)| *n == want),

@@ -246,6 +246,7 @@ fn cut_connections_are_retried_from_where_they_stopped() {
         data.len() as u64 + 1,
         "probe byte + each byte once"
     );
+    assert!(r.files[0].retries >= 4, "{}", r.to_json());
 }
 
 #[test]
@@ -304,10 +305,11 @@ fn stalled_part_is_retried() {
     let (_rt, server, dir, client) = setup();
     let data = pattern(1_000_000, 9);
     server.put("s.bin", data.clone());
+    // The count is per response: the 1-byte probe takes one, the part and its retry stall.
     server.set_faults(Faults {
         stall_after: 50_000,
         stall_for: Duration::from_secs(20),
-        stall_count: 2,
+        stall_count: 3,
         ..Default::default()
     });
     let o = opts(dir.path(), json!({"stall_timeout_ms": 300}));
@@ -320,7 +322,10 @@ fn stalled_part_is_retried() {
     let stalls = server.stalls();
     assert_eq!(stalls.len(), 2, "{stalls:?}");
     for s in &stalls {
-        assert!(s.abandoned, "a stalled connection was not given up: {stalls:?}");
+        assert!(
+            s.abandoned,
+            "a stalled connection was not given up: {stalls:?}"
+        );
         assert!(
             s.lasted >= Duration::from_millis(250) && s.lasted < Duration::from_secs(5),
             "given up after {:?}, with a 300 ms stall timeout",

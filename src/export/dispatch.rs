@@ -7,8 +7,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::progress::{Phase, Progress, RateMeter};
 use super::{ExportShared, ProgressCallback};
+use crate::progress::{Phase, Progress, RateMeter};
 
 thread_local! {
     /// The export whose callback runs on this thread right now (0 = none).

@@ -5,7 +5,6 @@
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
@@ -17,8 +16,9 @@ use crate::progress::Phase;
 use crate::providers::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::settings::GLOBALS;
 use crate::sync::{lock, panic_text};
+use crate::transfer::outdir::DestLock;
 use crate::transfer::throttle::RateLimiter;
-use crate::transfer::{self, Downloaded, TransferCtx, temp_path};
+use crate::transfer::{self, Downloaded, OutDir, TransferCtx};
 
 pub(crate) struct Job {
     pub shared: Arc<ExportShared>,
@@ -28,8 +28,18 @@ pub(crate) struct Job {
     pub opts: Arc<CommonOptions>,
 }
 
-/// Temp files this run created or used, to remove when `keep_partial` is off.
-type Partials = Arc<Mutex<Vec<PathBuf>>>;
+/// What this run holds in the output folder: the folder, the destinations it locked, and the
+/// names whose temp files it made (removed when `keep_partial` is off and the export failed).
+#[derive(Default)]
+struct Claims {
+    dir: Option<Arc<OutDir>>,
+    locks: Vec<DestLock>,
+    temps: Vec<String>,
+    /// Temp names of provider files (descriptor, manifest, OVA).
+    extra_temps: Vec<String>,
+}
+
+type Partials = Arc<Mutex<Claims>>;
 
 struct Done {
     files: Vec<FileResult>,
@@ -84,9 +94,23 @@ impl Job {
         if let Some(c) = &cleanup {
             tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
         }
-        if kind != Outcome::Success && !self.opts.keep_partial {
-            for temp in lock(&partials).iter() {
-                transfer::discard_partial(temp);
+        {
+            let mut claims = lock(&partials);
+            if let Some(dir) = claims.dir.clone() {
+                if kind != Outcome::Success {
+                    // Provider files are made whole in one step: a partial one is worthless.
+                    for t in &claims.extra_temps {
+                        dir.remove(t);
+                    }
+                    if !self.opts.keep_partial {
+                        for name in &claims.temps {
+                            transfer::discard_partial(&dir, name);
+                        }
+                    }
+                }
+                for l in claims.locks.drain(..) {
+                    dir.unlock(l);
+                }
             }
         }
 
@@ -144,18 +168,36 @@ impl Job {
         if sources.is_empty() {
             return Err(Error::NotFound("the source has no file to export".into()));
         }
-        let out_dir = self.opts.output_dir.clone();
-        let mut dests = Vec::new();
-        for s in &sources {
-            crate::paths::validate_file_name(&s.name)?;
-            let dest = out_dir.join(&s.name);
-            if !self.opts.overwrite && dest.exists() {
-                return Err(Error::AlreadyExists(format!(
-                    "{} exists; set overwrite to replace it",
-                    dest.display()
+        let dir = {
+            let (path, mode) = (self.opts.output_dir.clone(), self.opts.file_mode()?);
+            Arc::new(
+                tokio::task::spawn_blocking(move || OutDir::open(&path, mode))
+                    .await
+                    .map_err(|e| Error::Internal(e.to_string()))??,
+            )
+        };
+        lock(partials).dir = Some(dir.clone());
+        // Every final name of the export (files and the provider's extras) is checked and
+        // claimed before a byte moves: valid, distinct, free (unless overwrite), and locked
+        // against a second export of the same destination.
+        let mut names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+        names.extend(self.flow.extra_names());
+        let mut seen = std::collections::HashSet::new();
+        for name in &names {
+            crate::paths::validate_file_name(name)?;
+            if !seen.insert(name.to_lowercase()) {
+                return Err(Error::InvalidArgument(format!(
+                    "two files of this export would be written as {name:?}"
                 )));
             }
-            dests.push(dest);
+            if !self.opts.overwrite && dir.exists(name) {
+                return Err(Error::AlreadyExists(format!(
+                    "{} exists; set overwrite to replace it",
+                    dir.join(name).display()
+                )));
+            }
+            let l = dir.lock(name)?;
+            lock(partials).locks.push(l);
         }
         let counters = progress.set_files(
             &sources
@@ -166,6 +208,7 @@ impl Job {
         progress.set_phase(Phase::Downloading);
 
         let tctx = Arc::new(TransferCtx {
+            dir: dir.clone(),
             opts: Arc::new(self.opts.transfer.clone()),
             limiter: Arc::new(RateLimiter::new(self.opts.transfer.max_bytes_per_second)),
             progress: progress.clone(),
@@ -173,12 +216,14 @@ impl Job {
             // they have on disk for the next run.
             cancel: shared.cancel.child_token(),
         });
-        let mut pending = sources.into_iter().zip(dests).zip(counters).enumerate();
+        let mut pending = sources.into_iter().zip(counters).enumerate();
         let mut set = JoinSet::new();
         let mut done: Vec<Option<Downloaded>> = Vec::new();
-        let keep_alive = self.flow.keep_alive_interval();
-        let mut ticker = tokio::time::interval(keep_alive.unwrap_or(Duration::from_secs(3600)));
-        ticker.tick().await;
+        // Only flows that keep something alive (an NFC lease) get a ticker.
+        let mut keep_alive = self
+            .flow
+            .keep_alive_interval()
+            .map(|every| tokio::time::interval_at(tokio::time::Instant::now() + every, every));
         let mut failure = None;
         let parallel = self
             .flow
@@ -187,16 +232,16 @@ impl Job {
             .max(1);
         loop {
             while failure.is_none() && set.len() < parallel {
-                let Some((i, ((src, dest), counter))) = pending.next() else {
+                let Some((i, (src, counter))) = pending.next() else {
                     break;
                 };
                 done.push(None);
                 if !matches!(src.kind, transfer::SourceKind::Written(_)) {
-                    lock(partials).push(temp_path(&dest));
+                    lock(partials).temps.push(src.name.clone());
                 }
                 let (tctx, src) = (tctx.clone(), Arc::new(src));
                 progress.set_current_file(i as u32 + 1);
-                set.spawn(async move { (i, transfer::fetch(&tctx, &src, &dest, &counter).await) });
+                set.spawn(async move { (i, transfer::fetch(&tctx, &src, &counter).await) });
             }
             if set.is_empty() {
                 break;
@@ -221,7 +266,7 @@ impl Job {
                         }
                     }
                 }
-                _ = ticker.tick(), if keep_alive.is_some() => {
+                _ = async { keep_alive.as_mut().expect("guarded").tick().await }, if keep_alive.is_some() => {
                     let p = progress.snapshot();
                     let pct = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(0).min(100) as u8;
                     if let Err(e) = self.flow.keep_alive(pct).await
@@ -242,10 +287,11 @@ impl Job {
         let mut verified = Vec::new();
         for f in &files {
             if let Some(sum) = f.checksum.clone() {
-                let (temp, name) = (f.temp.clone(), f.name.clone());
+                let (file, temp, name) = (f.file.clone(), f.temp.clone(), f.name.clone());
                 let cancel = shared.cancel.clone();
-                let check =
-                    tokio::task::spawn_blocking(move || sum.verify_file(&temp, &name, &cancel));
+                let check = tokio::task::spawn_blocking(move || {
+                    sum.verify_file(&file, &temp, &name, &cancel)
+                });
                 tokio::select! {
                     biased;
                     _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
@@ -258,31 +304,37 @@ impl Job {
             }));
         }
         progress.set_phase(Phase::Finalizing);
-        let after = self.flow.after_download(&fctx, &files, &out_dir).await?;
+        let after = self.flow.after_download(&fctx, &files, &dir).await?;
         for (temp, _) in &after.extra {
-            lock(partials).push(temp.clone());
+            lock(partials).extra_temps.push(temp.clone());
         }
         let overwrite = self.opts.overwrite;
-        let mut to_rename: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut to_rename: Vec<Rename> = Vec::new();
         if !after.consumed {
-            to_rename.extend(files.iter().map(|f| (f.temp.clone(), f.dest.clone())));
+            to_rename.extend(files.iter().map(|f| Rename {
+                file: Some(f.file.clone()),
+                from: match &f.temp_name {
+                    Some(t) => From::Temp(t.clone()),
+                    None => From::Path(f.temp.clone()),
+                },
+                to: f.name.clone(),
+            }));
         }
-        to_rename.extend(
-            after
-                .extra
-                .iter()
-                .map(|(t, name)| (t.clone(), out_dir.join(name))),
-        );
-        let consumed: Vec<PathBuf> = if after.consumed {
-            files.iter().map(|f| f.temp.clone()).collect()
+        to_rename.extend(after.extra.iter().map(|(t, name)| Rename {
+            file: None,
+            from: From::Temp(t.clone()),
+            to: name.clone(),
+        }));
+        let consumed: Vec<String> = if after.consumed {
+            files.iter().map(|f| f.name.clone()).collect()
         } else {
             Vec::new()
         };
-        let dir = out_dir.clone();
+        let d = dir.clone();
         tokio::task::spawn_blocking(move || {
-            finalize(&to_rename, &dir, overwrite)?;
-            for temp in consumed {
-                transfer::discard_partial(&temp);
+            finalize(&d, &to_rename, overwrite)?;
+            for name in consumed {
+                transfer::discard_partial(&d, &name);
             }
             Ok::<_, Error>(())
         })
@@ -291,7 +343,7 @@ impl Job {
         // When the downloads were packed (an OVA), their bytes live in the first extra file.
         let packed_into = after
             .consumed
-            .then(|| after.extra.first().map(|(_, n)| out_dir.join(n)))
+            .then(|| after.extra.first().map(|(_, n)| dir.join(n)))
             .flatten();
 
         Ok(Done {
@@ -313,25 +365,36 @@ impl Job {
     }
 }
 
-/// Renames every verified temp file to its final name, drops the journals, and syncs the folder
+/// Where a finished file is now.
+enum From {
+    /// A temp file of ours in the output folder.
+    Temp(String),
+    /// A file another process wrote, where it chose.
+    Path(PathBuf),
+}
+
+struct Rename {
+    /// The open file, synced before the rename.
+    file: Option<Arc<std::fs::File>>,
+    from: From,
+    to: String,
+}
+
+/// Renames every verified temp file to its final name (refusing to replace a file unless
+/// `overwrite`: decided by the kernel at the rename), drops the journals, and syncs the folder
 /// so the renames survive a crash.
-fn finalize(files: &[(PathBuf, PathBuf)], dir: &std::path::Path, overwrite: bool) -> Result<()> {
-    for (temp, dest) in files {
-        std::fs::File::open(temp)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| Error::io(temp, "cannot sync", e))?;
-        if !overwrite && dest.exists() {
-            return Err(Error::AlreadyExists(format!(
-                "{} appeared during the export",
-                dest.display()
-            )));
+fn finalize(dir: &OutDir, files: &[Rename], overwrite: bool) -> Result<()> {
+    for r in files {
+        if let Some(f) = &r.file {
+            f.sync_all()
+                .map_err(|e| Error::io(&dir.join(&r.to), "cannot sync", e))?;
         }
-        std::fs::rename(temp, dest).map_err(|e| Error::io(dest, "cannot rename into", e))?;
-        transfer::discard_journal(temp);
+        match &r.from {
+            From::Temp(t) => dir.rename(t, &r.to, overwrite)?,
+            From::Path(p) => dir.rename_from(p, &r.to, overwrite)?,
+        }
+        transfer::discard_journal(dir, &r.to);
     }
-    // The renames survive a crash only once the folder itself is synced.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    dir.sync();
     Ok(())
 }

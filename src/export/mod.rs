@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-pub use crate::progress::{Phase, Progress};
 use crate::progress::ProgressState;
+pub use crate::progress::{Phase, Progress};
 
 use crate::error::{Error, ExportError, Result};
 use crate::sync::lock;

@@ -27,6 +27,9 @@ pub(crate) struct CommonOptions {
     pub progress_interval_ms: u64,
     /// Connect timeout per attempt, ms. Default 30000.
     pub connect_timeout_ms: u64,
+    /// Permissions of the files the export creates, octal text. Default "0600": disk images
+    /// hold whole machines.
+    pub file_mode: String,
     /// How each file is fetched (part size, parallel parts, retries, stall timeout, rate).
     #[serde(flatten)]
     pub transfer: TransferOptions,
@@ -41,6 +44,7 @@ impl Default for CommonOptions {
             parallel_files: 2,
             progress_interval_ms: 100,
             connect_timeout_ms: 30_000,
+            file_mode: "0600".into(),
             transfer: TransferOptions::default(),
         }
     }
@@ -59,6 +63,7 @@ impl CommonOptions {
         "max_attempts",
         "stall_timeout_ms",
         "connect_timeout_ms",
+        "file_mode",
         "retry_base_delay_ms",
         "poll_file_interval_ms",
     ];
@@ -95,7 +100,21 @@ impl CommonOptions {
         if self.progress_interval_ms == 0 {
             return bad("progress_interval_ms must be at least 1");
         }
+        self.file_mode()?;
         self.transfer.validate()
+    }
+
+    /// `file_mode` as permission bits.
+    pub fn file_mode(&self) -> Result<u32> {
+        u32::from_str_radix(self.file_mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o777 && *m & 0o600 == 0o600)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "file_mode {:?} must be octal permissions such as \"0600\" or \"0640\", readable and writable by the owner",
+                    self.file_mode
+                ))
+            })
     }
 
     /// Checks the output folder exists and is a folder, before anything is written.

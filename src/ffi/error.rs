@@ -112,14 +112,17 @@ static STATUS_NAMES: LazyLock<Vec<(i32, CString)>> = LazyLock::new(|| {
         .map(|s| {
             let debug = format!("{s:?}");
             let name = debug.trim_start_matches("HS_STATUS_").to_ascii_lowercase();
-            (*s as i32, CString::new(name).expect("no NUL in a variant name"))
+            (
+                *s as i32,
+                CString::new(name).expect("no NUL in a variant name"),
+            )
         })
         .collect()
 });
 
 /// Phase names, from `Phase::as_str` (the names the result JSON uses too).
 static PHASE_NAMES: LazyLock<Vec<(i32, CString)>> = LazyLock::new(|| {
-    Phase::ALL
+    Phase::all()
         .iter()
         .map(|p| {
             (

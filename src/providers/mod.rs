@@ -25,7 +25,6 @@ pub(crate) mod process;
 #[cfg(feature = "vsphere")]
 pub(crate) mod vsphere;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::progress::{Phase, ProgressState};
-use crate::transfer::{Downloaded, FileSource};
+use crate::transfer::{Downloaded, FileSource, OutDir};
 
 /// What a flow may do to its export while it runs: say what the cloud is doing, and notice a
 /// cancel. It cannot set phases other than waiting-for-cloud (the engine owns the rest).
@@ -88,8 +87,9 @@ impl CleanupCtx {
 /// What a provider adds after the downloads.
 #[derive(Debug, Default)]
 pub(crate) struct AfterDownload {
-    /// (temp path, final file name): renamed into place with the downloads, after them.
-    pub extra: Vec<(PathBuf, String)>,
+    /// (temp name, final name), both in the output folder: renamed into place with the
+    /// downloads, after them. The final names must be among `Flow::extra_names`.
+    pub extra: Vec<(String, String)>,
     /// The downloads were packed into an extra file: remove their temp files instead of
     /// renaming them.
     pub consumed: bool,
@@ -135,13 +135,20 @@ pub(crate) trait Flow: Send {
         None
     }
 
+    /// The names of the extra files `after_download` will write (descriptor, manifest, OVA),
+    /// known once `prepare` has run: the engine checks and locks them with the downloads'.
+    fn extra_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// After every file is verified and before anything is renamed: a provider may write extra
-    /// files (descriptor, manifest, an OVA that packs the downloads) as temp files in `out_dir`.
+    /// files (descriptor, manifest, an OVA that packs the downloads) as temp files of the
+    /// output folder, made through `dir` (`OutDir::create_new`, never by path).
     fn after_download<'a>(
         &'a mut self,
         _ctx: &'a FlowCtx,
         _files: &'a [Downloaded],
-        _out_dir: &'a std::path::Path,
+        _dir: &'a Arc<OutDir>,
     ) -> BoxFuture<'a, Result<AfterDownload>> {
         Box::pin(async { Ok(AfterDownload::default()) })
     }
@@ -219,6 +226,10 @@ pub(crate) fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Prov
 }
 
 /// Parses a provider's client config, naming the provider in the error.
-pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(provider: &str, json: &str) -> Result<T> {
-    serde_json::from_str(json).map_err(|e| Error::InvalidArgument(format!("{provider} config: {e}")))
+pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
+    provider: &str,
+    json: &str,
+) -> Result<T> {
+    serde_json::from_str(json)
+        .map_err(|e| Error::InvalidArgument(format!("{provider} config: {e}")))
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::error::{Error, Result};
+use crate::secret::Secret;
 
 /// A reqwest client with our TLS stack, optional extra CAs, and connection reuse tuned for many
 /// parallel ranged GETs to one host.
@@ -53,16 +54,15 @@ pub(crate) fn build_client(
 
 /// Header names and values checked up front, so a typo is an error naming the header (but not
 /// its value, which may be a secret).
-pub(crate) fn header_map(h: &BTreeMap<String, String>) -> Result<HeaderMap> {
+pub(crate) fn header_map(h: &BTreeMap<String, Secret>) -> Result<HeaderMap> {
     let mut map = HeaderMap::new();
     for (k, v) in h {
         let name = HeaderName::from_bytes(k.as_bytes())
             .map_err(|_| Error::InvalidArgument(format!("header name {k:?} is not valid")))?;
-        let mut value = HeaderValue::from_str(v)
+        let mut value = HeaderValue::from_str(v.expose())
             .map_err(|_| Error::InvalidArgument(format!("value of header {k:?} is not valid")))?;
         value.set_sensitive(true);
         map.insert(name, value);
     }
     Ok(map)
 }
-

@@ -228,7 +228,10 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, Error::Timeout(_)), "{e}");
         let m = e.to_string();
-        assert!(m.contains("export task export-i-1 did not finish within 1 min"), "{m}");
+        assert!(
+            m.contains("export task export-i-1 did not finish within 1 min"),
+            "{m}"
+        );
         assert!(m.contains("last status: converting 42%"), "{m}");
     }
 
@@ -247,7 +250,7 @@ mod tests {
             "op",
             Duration::from_secs(3600),
             Backoff::fixed(Duration::from_secs(1)),
-            || std::future::pending::<Result<Poll<()>>>(),
+            std::future::pending::<Result<Poll<()>>>,
         )
         .await
         .unwrap_err();

@@ -136,8 +136,7 @@ impl Running {
             let secrets = secrets.clone();
             let name = name.clone();
             tokio::spawn(async move {
-                let mut framed =
-                    FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
+                let mut framed = FramedRead::new(stdout, LinesCodec::new_with_max_length(MAX_LINE));
                 while let Some(line) = framed.next().await {
                     let item = match line {
                         Ok(l) => Ok(parse_line(&l, &secrets)),
@@ -364,7 +363,11 @@ mod tests {
                 Line::Text("warning: plain text".into())
             ]
         );
-        assert!(out.stderr.contains("login with *** failed"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("login with *** failed"),
+            "{}",
+            out.stderr
+        );
         assert!(!out.stderr.contains("hunter2"));
     }
 
@@ -402,7 +405,10 @@ mod tests {
         ));
         let mut running = Running::spawn(spec).unwrap();
         let first = running.next_line(&cancel).await.unwrap();
-        assert_eq!(first, Some(Line::Json(serde_json::json!({"started": true}))));
+        assert_eq!(
+            first,
+            Some(Line::Json(serde_json::json!({"started": true})))
+        );
         let pid: i32 = std::fs::read_to_string(&pidfile)
             .unwrap()
             .trim()

@@ -2,7 +2,8 @@
 //! arrive out of order, so a whole-file digest cannot be streamed; reading back also checks what
 //! really reached the disk).
 
-use std::io::Read;
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -15,29 +16,42 @@ use crate::error::{Error, Result};
 /// Read-back chunk: a cancel is noticed between two of these (well under a second).
 const READ_CHUNK: usize = 1 << 20;
 
-/// Reads `path` to its end in chunks, feeding each to `f`; stops with `Cancelled` between
-/// chunks once `cancel` fires, so verifying a terabyte does not hold up a cancel.
-fn read_all(path: &Path, cancel: &CancellationToken, mut f: impl FnMut(&[u8])) -> Result<()> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, "cannot open", e))?;
+/// Reads the open `file` from its start to its end in chunks (positioned reads: the handle's
+/// cursor is not used, so several readers may share it), feeding each to `f`; stops with
+/// `Cancelled` between chunks once `cancel` fires, so verifying a terabyte does not hold up a
+/// cancel. Reading through the handle, not a path, means a file swapped in meanwhile is not
+/// what gets verified.
+fn read_all(
+    file: &File,
+    path: &Path,
+    cancel: &CancellationToken,
+    mut f: impl FnMut(&[u8]),
+) -> Result<()> {
     let mut buf = vec![0u8; READ_CHUNK];
+    let mut pos = 0u64;
     loop {
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
         let n = file
-            .read(&mut buf)
+            .read_at(&mut buf, pos)
             .map_err(|e| Error::io(path, "cannot read", e))?;
         if n == 0 {
             return Ok(());
         }
+        pos += n as u64;
         f(&buf[..n]);
     }
 }
 
-/// SHA-256 of a whole file (for a manifest), read back.
-pub(crate) fn sha256_file(path: &Path, cancel: &CancellationToken) -> Result<[u8; 32]> {
+/// SHA-256 of a whole file (for a manifest), read back through its handle.
+pub(crate) fn sha256_file(
+    file: &File,
+    path: &Path,
+    cancel: &CancellationToken,
+) -> Result<[u8; 32]> {
     let mut h = sha2::Sha256::new();
-    read_all(path, cancel, |b| h.update(b))?;
+    read_all(file, path, cancel, |b| h.update(b))?;
     Ok(h.finalize().into())
 }
 
@@ -92,8 +106,14 @@ impl Checksum {
     }
 
     /// Reads `path` and compares; the error names the file and both digests.
-    pub fn verify_file(&self, path: &Path, name: &str, cancel: &CancellationToken) -> Result<()> {
-        let got = self.compute(path, cancel)?;
+    pub fn verify_file(
+        &self,
+        file: &File,
+        path: &Path,
+        name: &str,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let got = self.compute(file, path, cancel)?;
         if got != *self {
             return Err(Error::Verification(format!(
                 "{} of {name} is {}, expected {}",
@@ -105,11 +125,11 @@ impl Checksum {
         Ok(())
     }
 
-    fn compute(&self, path: &Path, cancel: &CancellationToken) -> Result<Checksum> {
+    fn compute(&self, file: &File, path: &Path, cancel: &CancellationToken) -> Result<Checksum> {
         let mut sha = sha2::Sha256::new();
         let mut md5 = md5::Md5::new();
         let mut crc = 0u32;
-        read_all(path, cancel, |b| match self {
+        read_all(file, path, cancel, |b| match self {
             Checksum::Sha256(_) => sha.update(b),
             Checksum::Md5(_) => md5.update(b),
             Checksum::Crc32c(_) => crc = crc32c::crc32c_append(crc, b),
@@ -152,18 +172,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("x");
         std::fs::write(&p, b"abc").unwrap();
+        let f = File::open(&p).unwrap();
         Checksum::parse("md5", "900150983cd24fb0d6963f7d28e17f72")
             .unwrap()
-            .verify_file(&p, "x", &CancellationToken::new())
+            .verify_file(&f, &p, "x", &CancellationToken::new())
             .unwrap();
         Checksum::Crc32c(crc32c::crc32c(b"abc"))
-            .verify_file(&p, "x", &CancellationToken::new())
+            .verify_file(&f, &p, "x", &CancellationToken::new())
             .unwrap();
-        let e = Checksum::Crc32c(1).verify_file(&p, "x", &CancellationToken::new()).unwrap_err();
+        let e = Checksum::Crc32c(1)
+            .verify_file(&f, &p, "x", &CancellationToken::new())
+            .unwrap_err();
         assert!(e.to_string().contains("expected 00000001"), "{e}");
         let cancelled = CancellationToken::new();
         cancelled.cancel();
-        let e = Checksum::Crc32c(1).verify_file(&p, "x", &cancelled).unwrap_err();
+        let e = Checksum::Crc32c(1)
+            .verify_file(&f, &p, "x", &cancelled)
+            .unwrap_err();
         assert!(matches!(e, Error::Cancelled), "{e}");
     }
 }

@@ -2,7 +2,6 @@
 //! in parallel (resumable, see `ranged`) or one sequential stream (see `stream`) when the server
 //! ignores Range or gives no length.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use super::journal::Validator;
 use super::range_set::RangeSet;
 use super::ranged::{self, RangeFetch};
 use super::retry::{is_retryable_status, retry_after};
-use super::{Downloaded, FileSource, HttpSource, TransferCtx, redact_url, stream};
+use super::{Downloaded, FileSource, HttpSource, TempFile, TransferCtx, redact_url, stream};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
@@ -26,7 +25,7 @@ pub(crate) async fn fetch(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
     http: &HttpSource,
-    temp: &Path,
+    temp: &TempFile,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
     let probe = send_with_retry(ctx, &ctx.cancel, http, &src.name, Some((0, 0)), None).await?;
@@ -76,7 +75,7 @@ pub(crate) async fn fetch_extents(
     http: &HttpSource,
     size: u64,
     extents: &[(u64, u64)],
-    temp: &Path,
+    temp: &TempFile,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
     let mut data = RangeSet::new();
@@ -103,9 +102,15 @@ pub(crate) async fn fetch_extents(
             last_modified: None,
         }
     } else {
-        let probe =
-            send_with_retry(ctx, &ctx.cancel, http, &src.name, Some((probe_at, probe_at)), None)
-                .await?;
+        let probe = send_with_retry(
+            ctx,
+            &ctx.cancel,
+            http,
+            &src.name,
+            Some((probe_at, probe_at)),
+            None,
+        )
+        .await?;
         if probe.status() != StatusCode::PARTIAL_CONTENT {
             return Err(Error::Remote(format!(
                 "{}: the server does not answer ranged requests (HTTP {}), which a sparse source needs",
@@ -265,7 +270,10 @@ async fn send_once(
     stall: Duration,
     cancel: &CancellationToken,
 ) -> Result<Response> {
-    let mut req = http.client.get(http.url.clone()).headers(http.headers.clone());
+    let mut req = http
+        .client
+        .get(http.url.clone())
+        .headers(http.headers.clone());
     if let Some((a, b)) = range {
         req = req.header(RANGE, format!("bytes={a}-{b}"));
     }

@@ -3,10 +3,11 @@
 //! describes has been synced, so after a crash it never claims bytes that are not on disk.
 //! It holds no URL (URLs can carry credentials).
 
-use std::path::{Path, PathBuf};
+use std::io::{Read as _, Write as _};
 
 use serde::{Deserialize, Serialize};
 
+use super::outdir::{JOURNAL_SUFFIX, OutDir};
 use super::range_set::RangeSet;
 use crate::error::{Error, Result};
 
@@ -51,25 +52,29 @@ impl Journal {
         }
     }
 
-    pub fn path_for(temp: &Path) -> PathBuf {
-        let mut s = temp.as_os_str().to_owned();
-        s.push(".journal");
-        PathBuf::from(s)
+    /// The journal's name beside destination `name`.
+    pub fn name_for(name: &str) -> String {
+        format!("{name}{JOURNAL_SUFFIX}")
     }
 
-    /// Reads a journal; a missing, unreadable or inconsistent one is `None` (start over).
-    pub fn load(path: &Path) -> Option<Journal> {
-        let text = std::fs::read(path).ok()?;
+    /// Reads a journal; a missing, unreadable, inconsistent or foreign one (a symlink, a file
+    /// of another user) is `None`: start over.
+    pub fn load(dir: &OutDir, name: &str) -> Option<Journal> {
+        let mut f = dir.open_own(name).ok()??;
+        let mut text = Vec::new();
+        f.read_to_end(&mut text).ok()?;
         let j: Journal = serde_json::from_slice(&text).ok()?;
         (j.version == VERSION && j.done.is_valid_for(j.validator.size)).then_some(j)
     }
 
-    pub fn store(&self, path: &Path) -> Result<()> {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+    /// Writes the journal atomically: a temp file of ours, then a rename over the old one.
+    pub fn store(&self, dir: &OutDir, name: &str) -> Result<()> {
+        let tmp = format!("{name}.tmp");
         let data = serde_json::to_vec(self).map_err(|e| Error::Internal(e.to_string()))?;
-        std::fs::write(&tmp, data).map_err(|e| Error::io(&tmp, "cannot write journal", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, "cannot write journal", e))
+        let mut f = dir.create_replacing_own(&tmp)?;
+        f.write_all(&data)
+            .map_err(|e| Error::io(&dir.join(&tmp), "cannot write journal", e))?;
+        drop(f);
+        dir.rename(&tmp, name, true)
     }
 }

@@ -13,7 +13,7 @@ use super::body::ByteStream;
 use super::journal::Validator;
 use super::range_set::RangeSet;
 use super::ranged::{self, RangeFetch};
-use super::{Downloaded, FileSource, TransferCtx, Written, WriterState};
+use super::{Downloaded, FileSource, TempFile, TransferCtx, WriterState, Written};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
@@ -23,7 +23,7 @@ pub(crate) async fn copy(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
     path: &Path,
-    temp: &Path,
+    temp: &TempFile,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
     let validator = identity(path).await?;
@@ -31,7 +31,16 @@ pub(crate) async fn copy(
         path: path.to_path_buf(),
         validator: validator.clone(),
     });
-    ranged::download(ctx, src, fetcher, temp, counters, validator, RangeSet::new()).await
+    ranged::download(
+        ctx,
+        src,
+        fetcher,
+        temp,
+        counters,
+        validator,
+        RangeSet::new(),
+    )
+    .await
 }
 
 /// Size, device, inode and modification time: a local file's "ETag".
@@ -89,7 +98,8 @@ impl RangeFetch for LocalRanges {
                 .await
                 .map_err(|e| Error::io(&self.path, "cannot seek in", e))?;
             let path = self.path.clone();
-            let reader = tokio_util::io::ReaderStream::with_capacity(f.take(end - start), 256 << 10);
+            let reader =
+                tokio_util::io::ReaderStream::with_capacity(f.take(end - start), 256 << 10);
             Ok(Box::pin(futures_util::StreamExt::map(reader, move |r| {
                 r.map_err(|e| Error::io(&path, "cannot read", e))
             })) as ByteStream)
@@ -151,10 +161,14 @@ pub(crate) async fn follow(
                 if size > seen {
                     ctx.progress.add_done(counters, size - seen, true);
                 }
+                let file = std::fs::File::open(&w.path)
+                    .map_err(|e| Error::io(&w.path, "cannot open", e))?;
                 return Ok(Downloaded {
                     name: src.name.clone(),
                     dest: PathBuf::new(),
                     temp: w.path.clone(),
+                    temp_name: None,
+                    file: Arc::new(file),
                     size,
                     checksum: src.checksum.clone(),
                     fetched: size,

@@ -24,6 +24,7 @@ pub(crate) mod http;
 pub(crate) mod journal;
 pub(crate) mod local;
 pub(crate) mod options;
+pub(crate) mod outdir;
 pub(crate) mod range_set;
 pub(crate) mod ranged;
 pub(crate) mod retry;
@@ -31,7 +32,8 @@ pub(crate) mod sparse;
 pub(crate) mod stream;
 pub(crate) mod throttle;
 
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use reqwest::header::HeaderMap;
@@ -40,6 +42,7 @@ use url::Url;
 
 pub(crate) use checksum::Checksum;
 pub(crate) use options::TransferOptions;
+pub(crate) use outdir::OutDir;
 
 use crate::error::{Error, Result};
 use crate::progress::{FileCounters, ProgressState};
@@ -144,10 +147,17 @@ pub(crate) trait RequestSigner: Send + Sync + std::fmt::Debug {
 /// One file brought into its temp file, complete in size, not yet verified or renamed.
 #[derive(Debug, Clone)]
 pub(crate) struct Downloaded {
+    /// The final name in the output folder.
     pub name: String,
     pub dest: PathBuf,
     /// Where the bytes are now: `<dest>.hspart`, or the file another process wrote.
     pub temp: PathBuf,
+    /// The temp file's name in the output folder (`None` for a file another process wrote
+    /// where it chose).
+    pub temp_name: Option<String>,
+    /// The open temp file: verification and packing read through it, not through a path that
+    /// could be swapped meanwhile.
+    pub file: Arc<File>,
     pub size: u64,
     /// The checksum to verify: the provider's, or one the server sent.
     pub checksum: Option<Checksum>,
@@ -163,21 +173,23 @@ pub(crate) struct Downloaded {
 
 /// What every transfer of one export shares.
 pub(crate) struct TransferCtx {
+    /// The output folder, opened once; every file is made through it.
+    pub dir: Arc<OutDir>,
     pub opts: Arc<TransferOptions>,
     pub limiter: Arc<RateLimiter>,
     pub progress: Arc<ProgressState>,
     pub cancel: CancellationToken,
 }
 
-/// Brings `src` into place for `dest` (see the module docs). The source may change under us
-/// once (a new ETag mid-download): then the file starts over, once.
+/// Brings `src` into place for the file `src.name` of the output folder (see the module docs).
+/// The source may change under us once (a new ETag mid-download): then the file starts over,
+/// once.
 pub(crate) async fn fetch(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
-    dest: &Path,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
-    let temp = temp_path(dest);
+    let temp = TempFile::for_name(&ctx.dir, &src.name);
     for round in 0..2 {
         let result = match &src.kind {
             SourceKind::Http(h) => http::fetch(ctx, src, h, &temp, counters).await,
@@ -196,15 +208,14 @@ pub(crate) async fn fetch(
             }
             Err(e) => return Err(e),
             Ok(mut d) => {
-                d.dest = dest.to_path_buf();
+                d.dest = ctx.dir.join(&src.name);
                 d.retries = counters.retries();
                 if src.want_sha256 && d.sha256.is_none() {
                     // Parts arrive out of order: hash the finished file once.
-                    let temp = d.temp.clone();
+                    let (file, path) = (d.file.clone(), d.temp.clone());
                     let cancel = ctx.cancel.clone();
-                    d.sha256 = Some(
-                        blocking(move || checksum::sha256_file(&temp, &cancel)).await?,
-                    );
+                    d.sha256 =
+                        Some(blocking(move || checksum::sha256_file(&file, &path, &cancel)).await?);
                 }
                 return Ok(d);
             }
@@ -216,23 +227,38 @@ pub(crate) async fn fetch(
     )))
 }
 
-/// `<dest>.hspart`: where bytes live until verified.
-pub(crate) fn temp_path(dest: &Path) -> PathBuf {
-    let mut s = dest.as_os_str().to_owned();
-    s.push(".hspart");
-    PathBuf::from(s)
+/// The temp file of one destination: `<name>.hspart` (bytes until verified) and its journal
+/// `<name>.hspart.journal`, both in the output folder.
+#[derive(Debug, Clone)]
+pub(crate) struct TempFile {
+    pub name: String,
+    pub journal: String,
+    /// For messages.
+    pub path: PathBuf,
 }
 
-/// Removes a temp file and its journal (a failed export with `keep_partial` off, or temp files
-/// whose bytes were packed elsewhere).
-pub(crate) fn discard_partial(temp: &Path) {
-    let _ = std::fs::remove_file(Journal::path_for(temp));
-    let _ = std::fs::remove_file(temp);
+impl TempFile {
+    pub fn for_name(dir: &OutDir, dest_name: &str) -> TempFile {
+        let name = format!("{dest_name}{}", outdir::TEMP_SUFFIX);
+        TempFile {
+            journal: Journal::name_for(dest_name),
+            path: dir.join(&name),
+            name,
+        }
+    }
 }
 
-/// Removes the journal of a temp file that was renamed into place.
-pub(crate) fn discard_journal(temp: &Path) {
-    let _ = std::fs::remove_file(Journal::path_for(temp));
+/// Removes the temp file and journal of destination `dest_name` (a failed export with
+/// `keep_partial` off, or downloads whose bytes were packed elsewhere).
+pub(crate) fn discard_partial(dir: &OutDir, dest_name: &str) {
+    let t = TempFile::for_name(dir, dest_name);
+    dir.remove(&t.journal);
+    dir.remove(&t.name);
+}
+
+/// Removes the journal of a destination whose temp file was renamed into place.
+pub(crate) fn discard_journal(dir: &OutDir, dest_name: &str) {
+    dir.remove(&Journal::name_for(dest_name));
 }
 
 /// A URL as it may appear in messages: no user info, no query (signatures, SAS tokens).

@@ -6,7 +6,7 @@
 //! claimed is missing after a crash.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use super::body::{ByteStream, next_chunk};
 use super::journal::{Journal, Validator};
 use super::range_set::RangeSet;
 use super::sparse::{write_sparse, zero_range};
-use super::{Downloaded, FileSource, TransferCtx, blocking, throttle};
+use super::{Downloaded, FileSource, OutDir, TempFile, TransferCtx, blocking, throttle};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
@@ -48,8 +48,7 @@ struct Ranged {
     fetch: Arc<dyn RangeFetch>,
     name: String,
     file: Arc<File>,
-    temp: PathBuf,
-    journal_path: PathBuf,
+    temp: TempFile,
     journal: std::sync::Mutex<Journal>,
     last_sync: std::sync::Mutex<Instant>,
     sync_lock: tokio::sync::Mutex<()>,
@@ -65,7 +64,7 @@ pub(crate) async fn download(
     ctx: &Arc<TransferCtx>,
     src: &FileSource,
     fetch: Arc<dyn RangeFetch>,
-    temp: &Path,
+    temp: &TempFile,
     counters: &Arc<FileCounters>,
     validator: Validator,
     holes: RangeSet,
@@ -74,11 +73,9 @@ pub(crate) async fn download(
     let hole_bytes = holes.covered();
     // Progress counts the bytes that have to arrive; holes are neither fetched nor counted.
     ctx.progress.set_file_total(counters, size - hole_bytes);
-    let journal_path = Journal::path_for(temp);
     let (file, journal) = {
-        let temp = temp.to_path_buf();
-        let journal_path = journal_path.clone();
-        blocking(move || open_temp(&temp, &journal_path, validator, &holes)).await?
+        let (dir, temp) = (ctx.dir.clone(), temp.clone());
+        blocking(move || open_temp(&dir, &temp, validator, &holes)).await?
     };
     let resumed = journal.done.covered().saturating_sub(hole_bytes);
     // Counters restart from what is really on disk (a retried round starts from zero).
@@ -90,8 +87,7 @@ pub(crate) async fn download(
         fetch,
         name: src.name.clone(),
         file: Arc::new(file),
-        temp: temp.to_path_buf(),
-        journal_path,
+        temp: temp.clone(),
         journal: std::sync::Mutex::new(journal),
         last_sync: std::sync::Mutex::new(Instant::now()),
         sync_lock: tokio::sync::Mutex::new(()),
@@ -148,7 +144,9 @@ pub(crate) async fn download(
     Ok(Downloaded {
         name: src.name.clone(),
         dest: PathBuf::new(),
-        temp: temp.to_path_buf(),
+        temp: temp.path.clone(),
+        temp_name: Some(temp.name.clone()),
+        file: state.file.clone(),
         size,
         checksum: src.checksum.clone(),
         fetched: state.fetched.load(Ordering::Relaxed),
@@ -158,44 +156,55 @@ pub(crate) async fn download(
     })
 }
 
-/// Opens the temp file: resumes when the journal matches the source, otherwise starts a fresh
-/// sparse file of the right size whose holes count as done.
+/// Opens the temp file: resumes when the journal matches the source and the temp file is
+/// ours, otherwise starts a fresh sparse file of the right size whose holes count as done.
+/// Anything planted under the temp's name (a symlink, another user's file) is an error.
 fn open_temp(
-    temp: &Path,
-    journal_path: &Path,
+    dir: &OutDir,
+    temp: &TempFile,
     validator: Validator,
     holes: &RangeSet,
 ) -> Result<(File, Journal)> {
-    if validator.is_usable()
-        && let Some(j) = Journal::load(journal_path)
-        && j.validator == validator
-        && let Ok(file) = File::options().read(true).write(true).open(temp)
-        && file
-            .metadata()
-            .map(|m| m.len() == validator.size)
-            .unwrap_or(false)
-    {
-        // Ranges not in the journal may hold bytes of a lost attempt: make them zeros again,
-        // since zero blocks are skipped when written.
-        for (a, b) in j.done.gaps(validator.size) {
-            zero_range(&file, temp, a, b)?;
+    let existing = dir.open_own(&temp.name)?;
+    if let Some(file) = existing {
+        if validator.is_usable()
+            && let Some(j) = Journal::load(dir, &temp.journal)
+            && j.validator == validator
+            && file
+                .metadata()
+                .map(|m| m.len() == validator.size)
+                .unwrap_or(false)
+        {
+            // Ranges not in the journal may hold bytes of a lost attempt: make them zeros
+            // again, since zero blocks are skipped when written.
+            for (a, b) in j.done.gaps(validator.size) {
+                zero_range(&file, &temp.path, a, b)?;
+            }
+            return Ok((file, j));
         }
-        return Ok((file, j));
+        // Ours, but of another version of the source: start it over.
+        file.set_len(0)
+            .map_err(|e| Error::io(&temp.path, "cannot truncate", e))?;
+        return fresh(dir, temp, file, validator, holes);
     }
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(temp)
-        .map_err(|e| Error::io(temp, "cannot create", e))?;
+    let file = dir.create_new(&temp.name)?;
+    fresh(dir, temp, file, validator, holes)
+}
+
+fn fresh(
+    dir: &OutDir,
+    temp: &TempFile,
+    file: File,
+    validator: Validator,
+    holes: &RangeSet,
+) -> Result<(File, Journal)> {
     file.set_len(validator.size)
-        .map_err(|e| Error::io(temp, "cannot size", e))?;
+        .map_err(|e| Error::io(&temp.path, "cannot size", e))?;
     let mut j = Journal::new(validator);
     for (a, b) in holes.ranges() {
         j.done.insert(a, b);
     }
-    j.store(journal_path)?;
+    j.store(dir, &temp.journal)?;
     Ok((file, j))
 }
 
@@ -276,9 +285,9 @@ async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64) -> Result<()> 
     let data = std::mem::take(buf);
     let n = data.len() as u64;
     let file = st.file.clone();
-    let temp = st.temp.clone();
+    let path = st.temp.path.clone();
     let mut data = blocking(move || {
-        write_sparse(&file, &temp, end_pos - n, &data)?;
+        write_sparse(&file, &path, end_pos - n, &data)?;
         Ok(data)
     })
     .await?;
@@ -308,11 +317,11 @@ async fn sync_journal(st: &Arc<Ranged>) -> Result<()> {
 async fn sync_journal_locked(st: &Arc<Ranged>) -> Result<()> {
     let snapshot = lock(&st.journal).clone();
     let file = st.file.clone();
-    let (temp, jp) = (st.temp.clone(), st.journal_path.clone());
+    let (dir, temp) = (st.ctx.dir.clone(), st.temp.clone());
     blocking(move || {
         file.sync_data()
-            .map_err(|e| Error::io(&temp, "cannot sync", e))?;
-        snapshot.store(&jp)
+            .map_err(|e| Error::io(&temp.path, "cannot sync", e))?;
+        snapshot.store(&dir, &temp.journal)
     })
     .await?;
     *lock(&st.last_sync) = Instant::now();

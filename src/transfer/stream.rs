@@ -12,10 +12,9 @@ use reqwest::header::CONTENT_LENGTH;
 
 use super::body::{http_body, next_chunk};
 use super::http::send_with_retry;
-use super::journal::Journal;
 use super::ranged::WRITE_BUFFER;
 use super::sparse::write_sparse;
-use super::{Downloaded, FileSource, HttpSource, TransferCtx, blocking, throttle};
+use super::{Downloaded, FileSource, HttpSource, TempFile, TransferCtx, blocking, throttle};
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
 use crate::settings::GLOBALS;
@@ -24,13 +23,13 @@ pub(crate) async fn download(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
     http: &HttpSource,
-    temp: &Path,
+    temp: &TempFile,
     counters: &Arc<FileCounters>,
     first: Response,
 ) -> Result<Downloaded> {
     ctx.progress.restart_file(counters);
     // Nothing here can be resumed: an old journal no longer describes the temp file.
-    let _ = std::fs::remove_file(Journal::path_for(temp));
+    ctx.dir.remove(&temp.journal);
     let cap = WRITE_BUFFER;
     let _permit = tokio::select! {
         _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
@@ -55,17 +54,13 @@ pub(crate) async fn download(
             ctx.progress.set_file_total(counters, len);
         }
         let file = {
-            let temp = temp.to_path_buf();
+            let (dir, temp) = (ctx.dir.clone(), temp.clone());
             blocking(move || {
-                let f = File::options()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(&temp)
-                    .map_err(|e| Error::io(&temp, "cannot create", e))?;
+                // Every attempt starts from byte 0, in a file of ours (never through a link).
+                let f = dir.create_replacing_own(&temp.name)?;
                 if let Some(len) = length {
                     f.set_len(len)
-                        .map_err(|e| Error::io(&temp, "cannot size", e))?;
+                        .map_err(|e| Error::io(&temp.path, "cannot size", e))?;
                 }
                 Ok(Arc::new(f))
             })
@@ -93,7 +88,7 @@ pub(crate) async fn download(
             if buf.len() >= cap {
                 let at = pos;
                 pos += buf.len() as u64;
-                buf = write_block(&file, temp, at, std::mem::take(&mut buf)).await?;
+                buf = write_block(&file, &temp.path, at, std::mem::take(&mut buf)).await?;
                 if pos > high_water {
                     ctx.progress.add_done(counters, pos - high_water, true);
                     high_water = pos;
@@ -103,7 +98,7 @@ pub(crate) async fn download(
         if !buf.is_empty() {
             let at = pos;
             pos += buf.len() as u64;
-            write_block(&file, temp, at, buf).await?;
+            write_block(&file, &temp.path, at, buf).await?;
             if pos > high_water {
                 ctx.progress.add_done(counters, pos - high_water, true);
                 high_water = pos;
@@ -118,7 +113,7 @@ pub(crate) async fn download(
         };
         match outcome {
             Ok(()) => {
-                let (f, p) = (file.clone(), temp.to_path_buf());
+                let (f, p) = (file.clone(), temp.path.clone());
                 blocking(move || {
                     // Trailing zero blocks were skipped: give the file its full length.
                     f.set_len(pos)
@@ -130,7 +125,9 @@ pub(crate) async fn download(
                 return Ok(Downloaded {
                     name: src.name.clone(),
                     dest: PathBuf::new(),
-                    temp: temp.to_path_buf(),
+                    temp: temp.path.clone(),
+                    temp_name: Some(temp.name.clone()),
+                    file,
                     size: pos,
                     checksum: src.checksum.clone(),
                     fetched,

@@ -3,6 +3,7 @@
 //! a file another process writes.
 
 use std::os::unix::fs::MetadataExt as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +17,10 @@ use crate::progress::ProgressState;
 mod server;
 use server::{Faults, TestServer, pattern};
 
-fn ctx(opts: TransferOptions) -> (Arc<TransferCtx>, Arc<ProgressState>) {
+fn ctx(dir: &Path, opts: TransferOptions) -> (Arc<TransferCtx>, Arc<ProgressState>) {
     let progress = Arc::new(ProgressState::new());
     let ctx = Arc::new(TransferCtx {
+        dir: Arc::new(OutDir::open(dir, 0o600).unwrap()),
         opts: Arc::new(opts),
         limiter: Arc::new(throttle::RateLimiter::new(0)),
         progress: progress.clone(),
@@ -63,8 +65,7 @@ async fn extents_fetch_only_the_data_and_leave_holes() {
     }
     server.put("blob.vhd", data.clone());
     let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("blob.vhd");
-    let (ctx, progress) = ctx(small_parts());
+    let (ctx, progress) = ctx(dir.path(), small_parts());
     let counters = progress.set_files(&[("blob.vhd".into(), 0)]);
     let src = Arc::new(FileSource {
         name: "blob.vhd".into(),
@@ -78,7 +79,7 @@ async fn extents_fetch_only_the_data_and_leave_holes() {
         want_sha256: false,
     });
     server.reset_stats();
-    let d = fetch(&ctx, &src, &dest, &counters[0]).await.unwrap();
+    let d = fetch(&ctx, &src, &counters[0]).await.unwrap();
     assert_eq!(d.size, size);
     let data_bytes: u64 = extents.iter().map(|(a, b)| b - a).sum();
     assert_eq!(d.fetched, data_bytes);
@@ -111,7 +112,6 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
     let data = pattern(size as usize, 3);
     server.put("d.vhd", data.clone());
     let dir = tempfile::tempdir().unwrap();
-    let dest = dir.path().join("d.vhd");
     let extents = vec![(0, size)];
     let src = Arc::new(FileSource {
         name: "d.vhd".into(),
@@ -131,18 +131,21 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
         cut_count: 100,
         ..Default::default()
     });
-    let (c1, p1) = ctx(TransferOptions {
-        max_attempts: 1,
-        ..small_parts()
-    });
+    let (c1, p1) = ctx(
+        dir.path(),
+        TransferOptions {
+            max_attempts: 1,
+            ..small_parts()
+        },
+    );
     let counters = p1.set_files(&[("d.vhd".into(), 0)]);
-    assert!(fetch(&c1, &src, &dest, &counters[0]).await.is_err());
+    assert!(fetch(&c1, &src, &counters[0]).await.is_err());
     // Second run: only what is missing is fetched.
     server.set_faults(Faults::default());
     server.reset_stats();
-    let (c2, p2) = ctx(small_parts());
+    let (c2, p2) = ctx(dir.path(), small_parts());
     let counters = p2.set_files(&[("d.vhd".into(), 0)]);
-    let d = fetch(&c2, &src, &dest, &counters[0]).await.unwrap();
+    let d = fetch(&c2, &src, &counters[0]).await.unwrap();
     assert!(d.resumed > 0, "nothing was kept from the first run");
     assert_eq!(d.resumed + d.fetched, size);
     assert_eq!(server.body_bytes(), d.fetched + 1);
@@ -153,11 +156,13 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
         ignore_range: true,
         ..Default::default()
     });
-    let (c3, p3) = ctx(small_parts());
-    let counters = p3.set_files(&[("d.vhd".into(), 0)]);
-    let e = fetch(&c3, &src, &dir.path().join("other.vhd"), &counters[0])
-        .await
-        .unwrap_err();
+    let (c3, p3) = ctx(dir.path(), small_parts());
+    let counters = p3.set_files(&[("other.vhd".into(), 0)]);
+    let other = Arc::new(FileSource {
+        name: "other.vhd".into(),
+        ..(*src).clone()
+    });
+    let e = fetch(&c3, &other, &counters[0]).await.unwrap_err();
     assert!(e.to_string().contains("ranged requests"), "{e}");
 }
 
@@ -168,8 +173,7 @@ async fn local_file_is_copied_in_parts_with_holes() {
     let mut data = pattern(3 << 20, 5);
     data[1 << 20..2 << 20].fill(0);
     std::fs::write(&from, &data).unwrap();
-    let dest = dir.path().join("copy.img");
-    let (ctx, progress) = ctx(small_parts());
+    let (ctx, progress) = ctx(dir.path(), small_parts());
     let counters = progress.set_files(&[("copy.img".into(), 0)]);
     let src = Arc::new(FileSource {
         name: "copy.img".into(),
@@ -180,8 +184,9 @@ async fn local_file_is_copied_in_parts_with_holes() {
         )),
         want_sha256: true,
     });
-    let d = fetch(&ctx, &src, &dest, &counters[0]).await.unwrap();
-    assert_eq!(d.temp, temp_path(&dest));
+    let d = fetch(&ctx, &src, &counters[0]).await.unwrap();
+    assert_eq!(d.temp, dir.path().join("copy.img.hspart"));
+    assert_eq!(d.temp_name.as_deref(), Some("copy.img.hspart"));
     assert_eq!(std::fs::read(&d.temp).unwrap(), data);
     assert_eq!(d.fetched, data.len() as u64);
     assert!(allocated(&d.temp) <= (2 << 20) + (64 << 10));
@@ -199,13 +204,14 @@ async fn local_file_is_copied_in_parts_with_holes() {
         want_sha256: false,
     });
     let counters = progress.set_files(&[("x".into(), 0)]);
-    let e = fetch(&ctx, &src, &dir.path().join("x"), &counters[0])
-        .await
-        .unwrap_err();
+    let e = fetch(&ctx, &src, &counters[0]).await.unwrap_err();
     assert!(e.to_string().contains("not a regular file"), "{e}");
 }
 
-fn written(path: &Path, final_size: Option<u64>) -> (FileSource, tokio::sync::watch::Sender<WriterState>) {
+fn written(
+    path: &Path,
+    final_size: Option<u64>,
+) -> (FileSource, tokio::sync::watch::Sender<WriterState>) {
     let (tx, rx) = tokio::sync::watch::channel(WriterState::Running);
     let src = FileSource {
         name: "disk.vhdx".into(),
@@ -227,10 +233,13 @@ async fn written_file_reports_growth_and_ends_with_its_writer() {
     let path = dir.path().join("staging.vhdx");
     let (src, tx) = written(&path, Some(4 << 20));
     let src = Arc::new(src);
-    let (ctx, progress) = ctx(TransferOptions {
-        poll_file_interval_ms: 10,
-        ..Default::default()
-    });
+    let (ctx, progress) = ctx(
+        dir.path(),
+        TransferOptions {
+            poll_file_interval_ms: 10,
+            ..Default::default()
+        },
+    );
     let counters = progress.set_files(&[("disk.vhdx".into(), 0)]);
     let writer_path = path.clone();
     let writer = tokio::spawn(async move {
@@ -254,9 +263,7 @@ async fn written_file_reports_growth_and_ends_with_its_writer() {
             seen
         })
     };
-    let d = fetch(&ctx, &src, &dir.path().join("disk.vhdx"), &counters[0])
-        .await
-        .unwrap();
+    let d = fetch(&ctx, &src, &counters[0]).await.unwrap();
     writer.await.unwrap();
     assert_eq!(d.temp, path, "the bytes stay where the writer put them");
     assert_eq!(d.size, 4 << 20);
@@ -281,38 +288,38 @@ async fn written_file_failures_sizes_and_cancel() {
 
     // The writer fails: its message is the error.
     let (src, tx) = written(&path, None);
-    let (c, p) = ctx(opts.clone());
+    let (c, p) = ctx(dir.path(), opts.clone());
     let counters = p.set_files(&[("w".into(), 0)]);
     tx.send(WriterState::Failed("Export-VM: access denied".into()))
         .unwrap();
-    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    let e = fetch(&c, &Arc::new(src), &counters[0]).await.unwrap_err();
     assert!(e.to_string().contains("access denied"), "{e}");
 
     // The writer finishes with the wrong size.
     let (src, tx) = written(&path, Some(1000));
-    let (c, p) = ctx(opts.clone());
+    let (c, p) = ctx(dir.path(), opts.clone());
     let counters = p.set_files(&[("w".into(), 0)]);
     tx.send(WriterState::Finished).unwrap();
-    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    let e = fetch(&c, &Arc::new(src), &counters[0]).await.unwrap_err();
     assert!(matches!(e, Error::Verification(_)), "{e}");
 
     // The writer vanishes without a word.
     let (src, tx) = written(&path, None);
     drop(tx);
-    let (c, p) = ctx(opts.clone());
+    let (c, p) = ctx(dir.path(), opts.clone());
     let counters = p.set_files(&[("w".into(), 0)]);
-    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    let e = fetch(&c, &Arc::new(src), &counters[0]).await.unwrap_err();
     assert!(matches!(e, Error::Internal(_)), "{e}");
 
     // Cancel while the writer runs.
     let (src, _tx) = written(&path, None);
-    let (c, p) = ctx(opts);
+    let (c, p) = ctx(dir.path(), opts);
     let counters = p.set_files(&[("w".into(), 0)]);
     let cancel = c.cancel.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(50)).await;
         cancel.cancel();
     });
-    let e = fetch(&c, &Arc::new(src), &path, &counters[0]).await.unwrap_err();
+    let e = fetch(&c, &Arc::new(src), &counters[0]).await.unwrap_err();
     assert!(matches!(e, Error::Cancelled), "{e}");
 }

@@ -25,7 +25,10 @@ static void on_progress(void *user_data, const hs_progress *p) {
     return;
   }
   char *json = NULL;
+  /* Usually pending here; but the result is set just before the terminal phase, so a reading
+     delivered in between may already get it (and must free it). */
   if (hs_export_result_json(e, &json, NULL) == HS_STATUS_PENDING && json == NULL) atomic_store(&c->pending_seen, 1);
+  hs_string_free(json);
   hs_error *err = NULL;
   if (hs_export_wait(e, 1000, &err) == HS_STATUS_INVALID_STATE) atomic_store(&c->wait_refused, 1);
   hs_error_free(err);

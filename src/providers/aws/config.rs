@@ -4,10 +4,11 @@ use serde::Deserialize;
 
 use crate::error::{Error, Result};
 use crate::paths::validate_file_name;
+use crate::secret::Secret;
 
 /// Client config of the `aws` provider. Credentials come from the standard chain
 /// (environment, profile, web identity, instance metadata) unless keys are given here.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AwsConfig {
     pub region: String,
@@ -22,19 +23,9 @@ pub(crate) struct AwsConfig {
     #[serde(default)]
     pub access_key_id: Option<String>,
     #[serde(default)]
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     #[serde(default)]
-    pub session_token: Option<String>,
-}
-
-impl std::fmt::Debug for AwsConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AwsConfig")
-            .field("region", &self.region)
-            .field("endpoint_url", &self.endpoint_url)
-            .field("profile", &self.profile)
-            .finish_non_exhaustive()
-    }
+    pub session_token: Option<Secret>,
 }
 
 impl AwsConfig {

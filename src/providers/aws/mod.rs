@@ -61,8 +61,8 @@ impl AwsProvider {
             if let (Some(id), Some(secret)) = (&cfg.access_key_id, &cfg.secret_access_key) {
                 loader = loader.credentials_provider(aws_credential_types::Credentials::new(
                     id,
-                    secret,
-                    cfg.session_token.clone(),
+                    secret.expose(),
+                    cfg.session_token.as_ref().map(|t| t.expose().to_string()),
                     None,
                     "hypersdk-config",
                 ));

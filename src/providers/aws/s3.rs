@@ -32,10 +32,17 @@ impl S3Urls {
         }
         // A bucket name with dots cannot be a TLS-valid host label: address it by path.
         let text = if self.path_style || bucket.contains('.') {
-            format!("{}/{bucket}/{enc}", self.base.as_str().trim_end_matches('/'))
+            format!(
+                "{}/{bucket}/{enc}",
+                self.base.as_str().trim_end_matches('/')
+            )
         } else {
             let host = self.base.host_str().unwrap_or("s3.amazonaws.com");
-            let port = self.base.port().map(|p| format!(":{p}")).unwrap_or_default();
+            let port = self
+                .base
+                .port()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
             format!("{}://{bucket}.{host}{port}/{enc}", self.base.scheme())
         };
         Url::parse(&text).map_err(|e| Error::InvalidArgument(format!("S3 object URL: {e}")))

@@ -60,10 +60,7 @@ impl S3Signer {
 }
 
 impl RequestSigner for S3Signer {
-    fn sign<'a>(
-        &'a self,
-        req: &'a mut reqwest::Request,
-    ) -> crate::BoxFuture<'a, Result<()>> {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> crate::BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             let identity: Identity = self.credentials().await?.into();
             let mut settings = SigningSettings::default();

@@ -14,6 +14,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
 use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::secret::Secret;
 use crate::transfer::{Checksum, FileSource, HttpSource};
 
 /// Client config of the `http` provider.
@@ -21,7 +22,7 @@ use crate::transfer::{Checksum, FileSource, HttpSource};
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct HttpConfig {
     /// Headers sent with every request (e.g. Authorization). Never logged.
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// Extra trusted CA certificates, PEM text.
     pub ca_bundle_pem: Option<String>,
     /// Extra trusted CA certificates, path of a PEM file.
@@ -39,7 +40,7 @@ pub(crate) struct HttpOptions {
     /// Several files in one export (a VM's disks); then `source_id` is empty.
     pub files: Vec<HttpFile>,
     /// Headers for this export's requests, on top of the client's.
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// File name for a single `source_id` URL (default: the URL's last path segment).
     pub file_name: Option<String>,
     pub sha256: Option<String>,

@@ -11,7 +11,6 @@ mod ovf;
 mod soap;
 mod xml;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,34 +25,26 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
 use crate::paths::{sanitize_file_name, validate_file_name};
-use crate::transfer::{Downloaded, FileSource, HttpSource};
+use crate::secret::Secret;
+use crate::transfer::{Downloaded, FileSource, HttpSource, OutDir};
 use soap::{Moref, Vim};
 use xml::esc;
 
 /// Client config of the `vsphere` provider.
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct VsphereConfig {
     /// `https://host/sdk` (a bare host gets `https://` and `/sdk`).
     pub url: String,
     pub username: String,
     /// Never logged, never in an error.
-    pub password: String,
+    pub password: Secret,
     #[serde(default)]
     pub ca_bundle_pem: Option<String>,
     #[serde(default)]
     pub ca_bundle_path: Option<std::path::PathBuf>,
     #[serde(default)]
     pub insecure_skip_verify: bool,
-}
-
-impl std::fmt::Debug for VsphereConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VsphereConfig")
-            .field("url", &self.url)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 /// Export options of the `vsphere` provider.
@@ -115,7 +106,7 @@ impl VsphereProvider {
         let vim = Arc::new(Vim::new(http.clone(), url));
         // One login per client; the session cookie also authorizes NFC downloads.
         let (v, user, pass) = (vim.clone(), cfg.username.clone(), cfg.password.clone());
-        crate::runtime::block_on(async move { v.connect(&user, &pass).await })?;
+        crate::runtime::block_on(async move { v.connect(&user, pass.expose()).await })?;
         Ok(VsphereProvider { http, vim })
     }
 }
@@ -393,17 +384,7 @@ impl Flow for VsphereFlow {
                     "the export lease of {name} lists no disk"
                 )));
             }
-            // Descriptor names must not collide with disk names.
-            for s in &sources {
-                if s.name == format!("{}.ovf", self.base_name)
-                    || s.name == format!("{}.mf", self.base_name)
-                {
-                    return Err(Error::Remote(format!(
-                        "a disk is named {}, like the descriptor",
-                        s.name
-                    )));
-                }
-            }
+            // The engine checks that no disk is named like the descriptor (extra_names).
             Ok(sources)
         })
     }
@@ -433,11 +414,15 @@ impl Flow for VsphereFlow {
         })
     }
 
+    fn extra_names(&self) -> Vec<String> {
+        ovf::names(&self.base_name, self.opts.format == "ova")
+    }
+
     fn after_download<'a>(
         &'a mut self,
         _ctx: &'a FlowCtx,
         files: &'a [Downloaded],
-        out_dir: &'a Path,
+        dir: &'a Arc<OutDir>,
     ) -> BoxFuture<'a, Result<AfterDownload>> {
         Box::pin(async move {
             let vm = self
@@ -481,17 +466,11 @@ impl Flow for VsphereFlow {
                 .child_text("ovfDescriptor")
                 .ok_or_else(|| Error::Remote("CreateDescriptor returned no descriptor".into()))?
                 .to_string();
-            let (base, files, out_dir) = (
-                self.base_name.clone(),
-                files.to_vec(),
-                out_dir.to_path_buf(),
-            );
+            let (base, files, dir) = (self.base_name.clone(), files.to_vec(), dir.clone());
             let ova = self.opts.format == "ova";
-            tokio::task::spawn_blocking(move || {
-                ovf::write(&out_dir, &base, &descriptor, &files, ova)
-            })
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
+            tokio::task::spawn_blocking(move || ovf::write(&dir, &base, &descriptor, &files, ova))
+                .await
+                .map_err(|e| Error::Internal(e.to_string()))?
         })
     }
 

@@ -2,16 +2,25 @@
 //! `<name>.ova` (tar: descriptor first, then manifest, then disks, as the OVF spec requires).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt as _;
 
 use sha2::Digest as _;
 
 use crate::error::{Error, Result};
 use crate::providers::AfterDownload;
-use crate::transfer::{Downloaded, temp_path};
+use crate::transfer::{Downloaded, OutDir};
+
+/// The names `write` makes: `.ovf` + `.mf`, or one `.ova`.
+pub fn names(base: &str, ova: bool) -> Vec<String> {
+    if ova {
+        vec![format!("{base}.ova")]
+    } else {
+        vec![format!("{base}.ovf"), format!("{base}.mf")]
+    }
+}
 
 pub fn write(
-    out_dir: &Path,
+    dir: &OutDir,
     base: &str,
     descriptor: &str,
     files: &[Downloaded],
@@ -30,25 +39,31 @@ pub fn write(
         manifest.push_str(&format!("SHA256({})= {}\n", f.name, hex::encode(sum)));
     }
     if !ova {
-        let ovf_tmp = temp_path(&out_dir.join(&ovf_name));
-        let mf_tmp = temp_path(&out_dir.join(&mf_name));
-        write_synced(&ovf_tmp, descriptor.as_bytes())?;
-        write_synced(&mf_tmp, manifest.as_bytes())?;
+        let ovf_tmp = format!("{ovf_name}.hspart");
+        let mf_tmp = format!("{mf_name}.hspart");
+        write_synced(dir, &ovf_tmp, descriptor.as_bytes())?;
+        write_synced(dir, &mf_tmp, manifest.as_bytes())?;
         return Ok(AfterDownload {
             extra: vec![(ovf_tmp, ovf_name), (mf_tmp, mf_name)],
             consumed: false,
         });
     }
     let ova_name = format!("{base}.ova");
-    let ova_tmp = temp_path(&out_dir.join(&ova_name));
-    let file =
-        std::fs::File::create(&ova_tmp).map_err(|e| Error::io(&ova_tmp, "cannot create", e))?;
+    let ova_tmp = format!("{ova_name}.hspart");
+    let ova_path = dir.join(&ova_tmp);
+    let file = dir.create_replacing_own(&ova_tmp)?;
     let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, file));
-    let io = |e: std::io::Error| Error::io(&ova_tmp, "cannot write", e);
+    let io = |e: std::io::Error| Error::io(&ova_path, "cannot write", e);
     append_bytes(&mut tar, &ovf_name, descriptor.as_bytes()).map_err(io)?;
     append_bytes(&mut tar, &mf_name, manifest.as_bytes()).map_err(io)?;
     for f in files {
-        tar.append_path_with_name(&f.temp, &f.name).map_err(io)?;
+        // The disk's verified bytes, read through its open handle (not its path).
+        let mut h = tar::Header::new_gnu();
+        h.set_size(f.size);
+        h.set_mode(0o644);
+        h.set_mtime(now_secs());
+        tar.append_data(&mut h, &f.name, HandleReader::new(&f.file))
+            .map_err(io)?;
     }
     let file = tar
         .into_inner()
@@ -70,18 +85,41 @@ fn append_bytes<W: std::io::Write>(
     let mut h = tar::Header::new_ustar();
     h.set_size(data.len() as u64);
     h.set_mode(0o644);
-    h.set_mtime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-    );
+    h.set_mtime(now_secs());
     tar.append_data(&mut h, name, data)
 }
 
-fn write_synced(path: &PathBuf, data: &[u8]) -> Result<()> {
-    let mut f = std::fs::File::create(path).map_err(|e| Error::io(path, "cannot create", e))?;
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Reads a shared file handle from its start with positioned reads.
+struct HandleReader<'a> {
+    file: &'a std::fs::File,
+    pos: u64,
+}
+
+impl<'a> HandleReader<'a> {
+    fn new(file: &'a std::fs::File) -> Self {
+        HandleReader { file, pos: 0 }
+    }
+}
+
+impl std::io::Read for HandleReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+fn write_synced(dir: &OutDir, name: &str, data: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    let mut f = dir.create_replacing_own(name)?;
     f.write_all(data)
-        .map_err(|e| Error::io(path, "cannot write", e))?;
-    f.sync_all().map_err(|e| Error::io(path, "cannot sync", e))
+        .map_err(|e| Error::io(&path, "cannot write", e))?;
+    f.sync_all().map_err(|e| Error::io(&path, "cannot sync", e))
 }
