@@ -65,8 +65,9 @@ pub fn validate_file_name(name: &str) -> Result<()> {
 
 /// Turns a name from a URL or a server into a safe plain file name: separators, control
 /// characters and characters Windows forbids become `_`, leading dots and trailing dots and
-/// spaces are dropped, a Windows device name gets a `_` in front, one of the library's own
-/// endings gets `_` after it, and an empty result becomes `fallback`.
+/// spaces are dropped, a Windows device name gets a `_` in front, the library's own `.hspart`
+/// becomes `_hspart` and its other endings get a `_` after them, and an empty result becomes
+/// `fallback`.
 pub fn sanitize_file_name(raw: &str, fallback: &str) -> String {
     let mapped: String = raw
         .chars()
@@ -97,8 +98,11 @@ pub fn sanitize_file_name(raw: &str, fallback: &str) -> String {
     if windows_reserved(&out) {
         out.insert(0, '_');
     }
-    if reserved_ending(&out).is_some() {
-        out.push('_');
+    while let Some(e) = reserved_ending(&out) {
+        match out.to_ascii_lowercase().find(".hspart") {
+            Some(i) if e == ".hspart" => out.replace_range(i..i + 1, "_"),
+            _ => out.push('_'),
+        }
     }
     out
 }
@@ -148,7 +152,8 @@ mod tests {
         assert_eq!(sanitize_file_name("a<b>|c?.vmdk", "f"), "a_b__c_.vmdk");
         assert_eq!(sanitize_file_name("aux.vmdk", "f"), "_aux.vmdk");
         assert_eq!(sanitize_file_name("disk. . ", "f"), "disk");
-        assert_eq!(sanitize_file_name("x.hspart", "f"), "x.hspart_");
+        assert_eq!(sanitize_file_name("x.hspart", "f"), "x_hspart");
+        assert_eq!(sanitize_file_name("x.HSPART.lock", "f"), "x_HSPART.lock_");
         let long = "é".repeat(300);
         assert!(sanitize_file_name(&long, "f").len() <= MAX_NAME_BYTES);
         for raw in ["..", "CON", "a.lock", "x. ", "é".repeat(150).as_str()] {
