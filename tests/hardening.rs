@@ -296,3 +296,46 @@ fn hostile_and_reserved_names() {
         assert!(e.to_string().contains("file name"), "{e}");
     }
 }
+
+#[test]
+fn a_redirect_to_another_origin_does_not_carry_the_sources_headers() {
+    let (rt, origin, dir, _) = setup();
+    let other = rt.block_on(TestServer::start());
+    let data = pattern(700_000, 9);
+    other.put("disk.vmdk", data.clone());
+    origin.set_faults(Faults {
+        redirect_to: Some(format!("http://{}", other.addr)),
+        ..Default::default()
+    });
+    let client = Client::new(
+        "http",
+        r#"{"headers": {"x-api-key": "key-for-the-origin-only"}}"#,
+    )
+    .unwrap();
+    let r = wait(
+        &client
+            .start_export(
+                &origin.url("disk.vmdk"),
+                &opts(
+                    dir.path(),
+                    json!({"headers": {"Authorization": "Bearer origin-token"}}),
+                ),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(dir.path().join("disk.vmdk")).unwrap(), data);
+    assert!(
+        origin.saw_in_heads("key-for-the-origin-only"),
+        "the origin got its header"
+    );
+    assert!(
+        !other.saw_in_heads("key-for-the-origin-only"),
+        "x-api-key leaked to another origin"
+    );
+    assert!(
+        !other.saw_in_heads("origin-token"),
+        "Authorization leaked to another origin"
+    );
+}

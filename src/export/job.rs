@@ -20,6 +20,10 @@ use crate::transfer::outdir::DestLock;
 use crate::transfer::throttle::RateLimiter;
 use crate::transfer::{self, Downloaded, OutDir, TransferCtx};
 
+/// How long a cancelled `prepare` may take to reach a point where it stops by itself (a cloud
+/// API call has its own deadline, 60 s by default).
+const CREATE_GRACE: std::time::Duration = std::time::Duration::from_secs(90);
+
 pub(crate) struct Job {
     pub shared: Arc<ExportShared>,
     /// Keeps the provider (its login, its connection pool) alive while the export runs.
@@ -160,10 +164,20 @@ impl Job {
         let progress = shared.progress.clone();
         progress.set_phase(Phase::Preparing);
         let fctx = FlowCtx::new(progress.clone(), shared.cancel.clone());
-        let sources = tokio::select! {
-            biased;
-            _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
-            r = self.flow.prepare(&fctx) => r?,
+        let sources = {
+            let prepare = self.flow.prepare(&fctx);
+            tokio::pin!(prepare);
+            tokio::select! {
+                r = &mut prepare => r?,
+                _ = shared.cancel.cancelled() => {
+                    // A create call in flight (an export task, a lease, a grant) must finish,
+                    // so that its id is known and cleanup can undo it; the flow sees the
+                    // cancel at its next wait and returns. Only a flow stuck past the grace
+                    // is dropped.
+                    let _ = tokio::time::timeout(CREATE_GRACE, &mut prepare).await;
+                    return Err(Error::Cancelled);
+                }
+            }
         };
         if sources.is_empty() {
             return Err(Error::NotFound("the source has no file to export".into()));
@@ -181,7 +195,12 @@ impl Job {
         // claimed before a byte moves: valid, distinct, free (unless overwrite), and locked
         // against a second export of the same destination.
         let mut names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
-        names.extend(self.flow.extra_names());
+        let extras = self.flow.extra_names();
+        lock(partials).extra_temps = extras
+            .iter()
+            .map(|n| transfer::TempFile::for_name(&dir, n).name)
+            .collect();
+        names.extend(extras);
         let mut seen = std::collections::HashSet::new();
         for name in &names {
             crate::paths::validate_file_name(name)?;
@@ -269,7 +288,12 @@ impl Job {
                 _ = async { keep_alive.as_mut().expect("guarded").tick().await }, if keep_alive.is_some() => {
                     let p = progress.snapshot();
                     let pct = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(0).min(100) as u8;
-                    if let Err(e) = self.flow.keep_alive(pct).await
+                    let kept = tokio::select! {
+                        biased;
+                        _ = shared.cancel.cancelled() => Ok(()),
+                        r = self.flow.keep_alive(pct) => r,
+                    };
+                    if let Err(e) = kept
                         && failure.is_none()
                     {
                         tctx.cancel.cancel();
@@ -304,9 +328,16 @@ impl Job {
             }));
         }
         progress.set_phase(Phase::Finalizing);
-        let after = self.flow.after_download(&fctx, &files, &dir).await?;
+        let after = tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
+            r = self.flow.after_download(&fctx, &files, &dir) => r?,
+        };
         for (temp, _) in &after.extra {
-            lock(partials).extra_temps.push(temp.clone());
+            let mut claims = lock(partials);
+            if !claims.extra_temps.contains(temp) {
+                claims.extra_temps.push(temp.clone());
+            }
         }
         let overwrite = self.opts.overwrite;
         let mut to_rename: Vec<Rename> = Vec::new();

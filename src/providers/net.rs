@@ -10,6 +10,18 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+/// How a client treats redirects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redirects {
+    /// Downloads: same-origin redirects are followed (at most 10); a cross-origin one is handed
+    /// back to the downloader, which follows it without the source's own headers and signer
+    /// (they may be credentials meant for the first host); https → http is refused.
+    SameOrigin,
+    /// API calls (SOAP with a password or a session): never followed, a 307 would re-send the
+    /// credentials wherever it points.
+    Never,
+}
+
 /// A reqwest client with our TLS stack, optional extra CAs, and connection reuse tuned for many
 /// parallel ranged GETs to one host.
 pub(crate) fn build_client(
@@ -17,9 +29,30 @@ pub(crate) fn build_client(
     ca_path: Option<&std::path::Path>,
     insecure: bool,
     connect_timeout: Duration,
+    redirects: Redirects,
 ) -> Result<reqwest::Client> {
     crate::runtime::handle(); // installs the TLS provider
+    let policy = match redirects {
+        Redirects::Never => reqwest::redirect::Policy::none(),
+        Redirects::SameOrigin => reqwest::redirect::Policy::custom(|attempt| {
+            let from = attempt.previous().last().cloned();
+            if attempt.previous().len() > 10 {
+                attempt.error("more than 10 redirects")
+            } else if let Some(from) = from {
+                if from.scheme() == "https" && attempt.url().scheme() != "https" {
+                    attempt.error("refused a redirect from https to http")
+                } else if from.origin() != attempt.url().origin() {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            } else {
+                attempt.follow()
+            }
+        }),
+    };
     let mut b = reqwest::Client::builder()
+        .redirect(policy)
         .connect_timeout(connect_timeout)
         .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
@@ -50,6 +83,35 @@ pub(crate) fn build_client(
     }
     b.build()
         .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
+}
+
+/// Reads a response body of at most `max` bytes: a server that sends more (a hostile or broken
+/// API endpoint) gets a clean error instead of all the memory it asks for.
+pub(crate) async fn read_capped(
+    resp: reqwest::Response,
+    max: usize,
+    what: &str,
+) -> Result<Vec<u8>> {
+    use futures_util::StreamExt as _;
+    if resp.content_length().is_some_and(|l| l > max as u64) {
+        return Err(Error::Remote(format!(
+            "{what}: the answer is larger than {} MiB",
+            max >> 20
+        )));
+    }
+    let mut body = resp.bytes_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| Error::http(what, e))?;
+        if out.len() + chunk.len() > max {
+            return Err(Error::Remote(format!(
+                "{what}: the answer is larger than {} MiB",
+                max >> 20
+            )));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Header names and values checked up front, so a typo is an error naming the header (but not

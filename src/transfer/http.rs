@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, RANGE};
+use reqwest::header::{CONTENT_RANGE, ETAG, HeaderMap, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE};
 use reqwest::{Response, StatusCode};
 use tokio_util::sync::CancellationToken;
 
@@ -270,32 +270,63 @@ async fn send_once(
     stall: Duration,
     cancel: &CancellationToken,
 ) -> Result<Response> {
-    let mut req = http
-        .client
-        .get(http.url.clone())
-        .headers(http.headers.clone());
-    if let Some((a, b)) = range {
-        req = req.header(RANGE, format!("bytes={a}-{b}"));
+    let mut url = http.url.clone();
+    // Same-origin redirects are followed by the client itself; one to another origin comes
+    // back here and is followed without the source's headers and signer, which may be
+    // credentials for the first host only (an API key, a SigV4 signature).
+    for hop in 0..=MAX_CROSS_ORIGIN_REDIRECTS {
+        let first = hop == 0;
+        let mut req = http.client.get(url.clone());
+        if first {
+            req = req.headers(http.headers.clone());
+        }
+        if let Some((a, b)) = range {
+            req = req.header(RANGE, format!("bytes={a}-{b}"));
+        }
+        if let Some(v) = if_range {
+            req = req.header(IF_RANGE, v);
+        }
+        let mut request = req
+            .build()
+            .map_err(|e| Error::http(&format!("request for {name}"), e))?;
+        if first && let Some(signer) = &http.signer {
+            signer.sign(&mut request).await?;
+        }
+        let resp = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(Error::Cancelled),
+            r = tokio::time::timeout(stall, http.client.execute(request)) => match r {
+                Ok(Ok(resp)) => resp,
+                Ok(Err(e)) => return Err(Error::http(&format!("request for {name}"), e)),
+                Err(_) => {
+                    return Err(Error::Timeout(format!("no answer for {name} within {stall:?}")));
+                }
+            },
+        };
+        if !resp.status().is_redirection() {
+            return Ok(resp);
+        }
+        let Some(next) = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| url.join(l).ok())
+        else {
+            return Ok(resp);
+        };
+        if url.scheme() == "https" && next.scheme() != "https" {
+            return Err(Error::Remote(format!(
+                "{name}: refused a redirect from https to {}",
+                next.scheme()
+            )));
+        }
+        url = next;
     }
-    if let Some(v) = if_range {
-        req = req.header(IF_RANGE, v);
-    }
-    let mut request = req
-        .build()
-        .map_err(|e| Error::http(&format!("request for {name}"), e))?;
-    if let Some(signer) = &http.signer {
-        signer.sign(&mut request).await?;
-    }
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => Err(Error::Cancelled),
-        r = tokio::time::timeout(stall, http.client.execute(request)) => match r {
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(Error::http(&format!("request for {name}"), e)),
-            Err(_) => Err(Error::Timeout(format!("no answer for {name} within {stall:?}"))),
-        },
-    }
+    Err(Error::Remote(format!("{name}: too many redirects")))
 }
+
+/// Redirects to another origin followed per request.
+const MAX_CROSS_ORIGIN_REDIRECTS: usize = 5;
 
 fn status_error(status: StatusCode, name: &str, url: &url::Url) -> Error {
     let what = format!("HTTP {status} for {name} ({})", redact_url(url));

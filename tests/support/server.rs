@@ -34,6 +34,8 @@ pub struct Faults {
     pub bytes_per_sec: u64,
     /// Answer 401 unless this `Authorization` value is sent.
     pub require_auth: Option<String>,
+    /// Answer every GET with `307 Temporary Redirect` to this base URL (same path).
+    pub redirect_to: Option<String>,
 }
 
 #[derive(Clone)]
@@ -53,6 +55,8 @@ pub struct Stall {
 #[derive(Default)]
 struct State {
     stalls: Mutex<Vec<Stall>>,
+    /// Every request head as received.
+    heads: Mutex<Vec<String>>,
     objects: Mutex<HashMap<String, Object>>,
     faults: Mutex<Faults>,
     body_bytes: AtomicU64,
@@ -124,6 +128,16 @@ impl TestServer {
         self.state.requests.lock().unwrap().clear();
     }
 
+    /// Whether any request so far carried `text` in its head (header names and values).
+    pub fn saw_in_heads(&self, text: &str) -> bool {
+        self.state
+            .heads
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|h| h.to_ascii_lowercase().contains(&text.to_ascii_lowercase()))
+    }
+
     /// The stalls served so far.
     pub fn stalls(&self) -> Vec<Stall> {
         self.state.stalls.lock().unwrap().clone()
@@ -186,6 +200,7 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> 
             .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
             .collect();
         let range = headers.get("range").cloned();
+        st.heads.lock().unwrap().push(head.clone());
         st.requests.lock().unwrap().push(format!(
             "{method} {path} {}",
             range.clone().unwrap_or_default()
@@ -227,6 +242,17 @@ async fn respond(
             .unwrap_or_default();
         sock.write_all(
             format!("HTTP/1.1 503 Service Unavailable\r\n{ra}Content-Length: 0\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        return Ok(true);
+    }
+    if let Some(base) = &f.redirect_to {
+        sock.write_all(
+            format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: {}{path}\r\nContent-Length: 0\r\n\r\n",
+                base.trim_end_matches('/')
+            )
+            .as_bytes(),
         )
         .await?;
         return Ok(true);

@@ -82,7 +82,13 @@ impl AwsProvider {
             Some(u) => u,
             None => Url::parse(&format!("https://s3.{region}.amazonaws.com")).expect("static URL"),
         };
-        let http = super::net::build_client(None, None, false, Duration::from_secs(30))?;
+        let http = super::net::build_client(
+            None,
+            None,
+            false,
+            Duration::from_secs(30),
+            super::net::Redirects::SameOrigin,
+        )?;
         Ok(AwsProvider {
             http,
             ec2: aws_sdk_ec2::Client::new(&sdk),

@@ -8,7 +8,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::net::{build_client, header_map};
+use super::net::{Redirects, build_client, header_map};
 use super::{Flow, FlowCtx, Provider, parse_config};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
@@ -99,6 +99,7 @@ impl HttpProvider {
             cfg.ca_bundle_path.as_deref(),
             cfg.insecure_skip_verify,
             Duration::from_millis(cfg.connect_timeout_ms.unwrap_or(30_000)),
+            Redirects::SameOrigin,
         )?;
         Ok(HttpProvider {
             client,

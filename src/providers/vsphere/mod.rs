@@ -18,7 +18,7 @@ use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
-use super::net::build_client;
+use super::net::{Redirects, build_client};
 use super::poll::{Backoff, Poll, poll_until};
 use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
 use crate::BoxFuture;
@@ -45,6 +45,13 @@ pub(crate) struct VsphereConfig {
     pub ca_bundle_path: Option<std::path::PathBuf>,
     #[serde(default)]
     pub insecure_skip_verify: bool,
+    /// Deadline of every SOAP call, login included, ms. Default 60000.
+    #[serde(default = "default_api_timeout_ms")]
+    pub api_timeout_ms: u64,
+}
+
+fn default_api_timeout_ms() -> u64 {
+    60_000
 }
 
 /// Export options of the `vsphere` provider.
@@ -97,13 +104,21 @@ impl VsphereProvider {
         if url.path() == "/" || url.path().is_empty() {
             url.set_path("/sdk");
         }
+        if !(100..=3_600_000).contains(&cfg.api_timeout_ms) {
+            return Err(Error::InvalidArgument(
+                "vsphere config: api_timeout_ms must be between 100 and 3600000".into(),
+            ));
+        }
+        // No redirects at all: a SOAP call carries the password or the session.
         let http = build_client(
             cfg.ca_bundle_pem.as_deref(),
             cfg.ca_bundle_path.as_deref(),
             cfg.insecure_skip_verify,
             Duration::from_secs(30),
+            Redirects::Never,
         )?;
-        let vim = Arc::new(Vim::new(http.clone(), url));
+        let timeout = Duration::from_millis(cfg.api_timeout_ms);
+        let vim = Arc::new(Vim::new(http.clone(), url, timeout));
         // One login per client; the session cookie also authorizes NFC downloads.
         let (v, user, pass) = (vim.clone(), cfg.username.clone(), cfg.password.clone());
         crate::runtime::block_on(async move { v.connect(&user, pass.expose()).await })?;

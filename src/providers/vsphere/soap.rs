@@ -8,7 +8,11 @@ use url::Url;
 
 use super::xml::{Node, esc, parse};
 use crate::error::{Error, Result};
+use crate::providers::net::read_capped;
 use crate::sync::lock;
+
+/// The largest SOAP answer read (a descriptor of a VM with many disks is well under 1 MiB).
+const MAX_SOAP_BODY: usize = 32 << 20;
 
 /// A managed object reference.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +60,8 @@ pub struct ServiceContent {
 pub struct Vim {
     http: reqwest::Client,
     pub url: Url,
+    /// Deadline of one call.
+    timeout: std::time::Duration,
     cookie: Mutex<Option<String>>,
     content: Mutex<Option<ServiceContent>>,
     logout_on_drop: bool,
@@ -72,6 +78,7 @@ impl Drop for Vim {
         let copy = Vim {
             http: self.http.clone(),
             url: self.url.clone(),
+            timeout: self.timeout,
             cookie: Mutex::new(cookie),
             content: Mutex::new(content),
             logout_on_drop: false,
@@ -83,10 +90,11 @@ impl Drop for Vim {
 }
 
 impl Vim {
-    pub fn new(http: reqwest::Client, url: Url) -> Vim {
+    pub fn new(http: reqwest::Client, url: Url, timeout: std::time::Duration) -> Vim {
         Vim {
             http,
             url,
+            timeout,
             cookie: Mutex::new(None),
             content: Mutex::new(None),
             logout_on_drop: true,
@@ -114,6 +122,7 @@ impl Vim {
             .post(self.url.clone())
             .header(CONTENT_TYPE, "text/xml; charset=utf-8")
             .header("SOAPAction", "\"urn:vim25/8.0\"")
+            .timeout(self.timeout)
             .body(body);
         if let Some(c) = self.cookie() {
             let mut v = reqwest::header::HeaderValue::from_str(&c).map_err(|_| {
@@ -122,10 +131,8 @@ impl Vim {
             v.set_sensitive(true);
             req = req.header(COOKIE, v);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Error::http(&format!("vSphere {method}"), e))?;
+        let what = format!("vSphere {method}");
+        let resp = req.send().await.map_err(|e| Error::http(&what, e))?;
         for v in resp.headers().get_all(SET_COOKIE) {
             if let Ok(s) = v.to_str()
                 && let Some(first) = s.split(';').next()
@@ -135,13 +142,16 @@ impl Vim {
             }
         }
         let status = resp.status();
-        let text = resp
-            .text()
-            .await
-            .map_err(|e| Error::http(&format!("vSphere {method}"), e))?;
-        let doc = parse(&text).map_err(|_| {
+        if status.is_redirection() {
+            return Err(Error::Remote(format!(
+                "{what}: HTTP {status}; SOAP calls follow no redirect (it would carry the session elsewhere)"
+            )));
+        }
+        let body = read_capped(resp, MAX_SOAP_BODY, &what).await?;
+        let text = String::from_utf8_lossy(&body);
+        let doc = parse(&text).map_err(|e| {
             Error::Remote(format!(
-                "vSphere {method}: HTTP {status}, and the answer is not SOAP"
+                "vSphere {method}: HTTP {status}, and the answer is not SOAP ({e})"
             ))
         })?;
         if let Some(fault) = doc.find("Fault") {

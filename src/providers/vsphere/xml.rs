@@ -54,12 +54,19 @@ fn bad(e: impl std::fmt::Display) -> Error {
     Error::Remote(format!("the server sent XML that cannot be read: {e}"))
 }
 
+/// Deepest nesting accepted. vim25 answers nest a dozen levels; the tree's users recurse, so a
+/// hostile 200 000-deep document must be refused here rather than overflow a stack later.
+const MAX_DEPTH: usize = 256;
+
 pub fn parse(xml: &str) -> Result<Node> {
     let mut reader = quick_xml::Reader::from_str(xml);
     let mut stack: Vec<Node> = vec![Node::default()];
     loop {
         match reader.read_event().map_err(bad)? {
             Event::Start(e) => {
+                if stack.len() > MAX_DEPTH {
+                    return Err(bad(format!("nesting deeper than {MAX_DEPTH} levels")));
+                }
                 let node = start_node(&e)?;
                 stack.push(node);
             }
