@@ -26,6 +26,21 @@
  *     callback; user_data is never touched after it returns. hs_export_wait returns only after
  *     it has returned.
  *   - No panic crosses the boundary: internal bugs return HS_STATUS_PANIC.
+ *
+ * PROCESS
+ *   - hs_client_free is the last call on a client; exports started from it keep running.
+ *   - Before the process exits, cancel running exports and wait for them (hs_export_cancel,
+ *     then hs_export_wait): cloud-side cleanup (cancel a task, abort a lease, revoke access)
+ *     runs in that wait; exiting earlier leaves it undone.
+ *   - Not fork-safe once used: a child made by fork() after the first hs_client_new cannot use
+ *     the library (its threads stay in the parent); hs_client_new and hs_export_start return
+ *     HS_STATUS_INVALID_STATE there. Fork before first use, or exec.
+ *
+ * FILES
+ *   - Everything is created in output_dir through an open handle on it, never following a
+ *     symlink (O_NOFOLLOW | O_EXCL), with mode 0600 unless the file_mode option says otherwise.
+ *     A destination is locked (<name>.hspart.lock) for the whole export: a second export of
+ *     it, in this process or another, fails at once with HS_STATUS_ALREADY_EXISTS.
  */
 
 

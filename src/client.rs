@@ -22,6 +22,7 @@ impl Client {
     /// `provider` is `"http"` (cloud providers follow, each behind a cargo feature);
     /// `config_json` is that provider's config object (`""` or `"{}"` for defaults).
     pub fn new(provider: &str, config_json: &str) -> Result<Client> {
+        crate::runtime::check_not_forked()?;
         // Providers build HTTP clients that want a runtime context.
         let provider_impl = {
             let _guard = crate::runtime::handle().enter();
@@ -45,6 +46,7 @@ impl Client {
         options_json: &str,
         on_progress: Option<ProgressCallback>,
     ) -> Result<Export> {
+        crate::runtime::check_not_forked()?;
         let (opts, rest) = CommonOptions::parse(options_json)?;
         opts.check_output_dir()?;
         let flow = self.provider.plan(source_id, rest)?;

@@ -3,7 +3,11 @@
 
 use std::sync::LazyLock;
 
+/// The process the runtime was made in: its threads do not survive a `fork`.
+static OWNER_PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
+    let _ = OWNER_PID.set(std::process::id());
     // Two TLS providers may be compiled in once cloud SDKs join; pick one explicitly so no
     // client panics at start-up. An error only means another caller installed one already.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -18,6 +22,19 @@ static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
 /// The shared runtime handle.
 pub fn handle() -> &'static tokio::runtime::Handle {
     RUNTIME.handle()
+}
+
+/// A child made by `fork` after the library started has the runtime's memory but none of its
+/// threads: anything that waits on them would hang. Entry points refuse instead.
+pub(crate) fn check_not_forked() -> crate::error::Result<()> {
+    match OWNER_PID.get() {
+        Some(pid) if *pid != std::process::id() => Err(crate::error::Error::InvalidState(
+            "hypersdk was started in the parent process; after fork a child cannot use it \
+             (start exports in the parent, or exec a new program)"
+                .into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A write to a socket the peer has closed raises SIGPIPE on the writing thread. Rust programs

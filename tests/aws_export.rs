@@ -386,5 +386,18 @@ fn unknown_instance_and_bucket_are_clear_errors() {
         .err()
         .unwrap();
     assert!(e.to_string().contains("vol-123"), "{e}");
+    // Bucket names that are not S3's are refused before any URL is made of them.
+    for (src, o) in [
+        ("s3://evil.com:443?x=/key", json!({})),
+        ("s3://Exports/key", json!({})),
+        (m.s("instance_id").as_str(), json!({"s3_bucket": "a/../b"})),
+    ] {
+        let e = client()
+            .start_export(src, &opts(out.path(), o), None)
+            .err()
+            .unwrap_or_else(|| panic!("{src} accepted"));
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+        assert!(e.to_string().contains("bucket"), "{e}");
+    }
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }

@@ -68,7 +68,8 @@ fn run(bin: &Path, args: &[&str], check: Check) {
                 "--show-leak-kinds=definite",
                 "--quiet",
             ])
-            .arg(bin);
+            .arg(bin)
+            .env("HS_TEST_UNDER_VALGRIND", "1");
             c
         }
     };

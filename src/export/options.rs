@@ -25,8 +25,6 @@ pub(crate) struct CommonOptions {
     pub parallel_files: usize,
     /// Least time between two progress callbacks, ms. Default 100 (≤ 10 per second).
     pub progress_interval_ms: u64,
-    /// Connect timeout per attempt, ms. Default 30000.
-    pub connect_timeout_ms: u64,
     /// Permissions of the files the export creates, octal text. Default "0600": disk images
     /// hold whole machines.
     pub file_mode: String,
@@ -43,7 +41,6 @@ impl Default for CommonOptions {
             keep_partial: true,
             parallel_files: 2,
             progress_interval_ms: 100,
-            connect_timeout_ms: 30_000,
             file_mode: "0600".into(),
             transfer: TransferOptions::default(),
         }
@@ -62,7 +59,6 @@ impl CommonOptions {
         "progress_interval_ms",
         "max_attempts",
         "stall_timeout_ms",
-        "connect_timeout_ms",
         "file_mode",
         "retry_base_delay_ms",
         "poll_file_interval_ms",

@@ -5,6 +5,7 @@
 
 #define _DEFAULT_SOURCE
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

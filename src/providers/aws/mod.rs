@@ -126,6 +126,12 @@ impl Provider for AwsProvider {
             )));
         };
         o.check(!matches!(source, Source::Object { .. }))?;
+        if let Source::Object { bucket, .. } = &source {
+            s3::validate_bucket(bucket)?;
+        }
+        if let Some(b) = &o.s3_bucket {
+            s3::validate_bucket(b)?;
+        }
         Ok(Box::new(AwsFlow {
             ec2: self.ec2.clone(),
             s3: self.s3.clone(),

@@ -11,6 +11,29 @@ use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
 use crate::transfer::{Checksum, FileSource, HttpSource};
 
+/// Checks a bucket name against S3's rules before it goes into a URL or a host name: 3–63
+/// characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter
+/// or digit, no `..`, not an IP address.
+pub(crate) fn validate_bucket(name: &str) -> Result<()> {
+    let ok = (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric())
+        && !name.contains("..")
+        && !name.contains(".-")
+        && !name.contains("-.")
+        && name.parse::<std::net::Ipv4Addr>().is_err();
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument(format!(
+            "{name:?} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)"
+        )))
+    }
+}
+
 /// Builds object URLs: the base endpoint and whether buckets are addressed by path.
 #[derive(Clone)]
 pub(crate) struct S3Urls {
@@ -139,6 +162,27 @@ pub(crate) async fn delete_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_s3_rules() {
+        for good in ["exports", "my.exports-2", "a1b"] {
+            validate_bucket(good).unwrap();
+        }
+        for bad in [
+            "ab",
+            "Exports",
+            "under_score",
+            "evil.com/x?y",
+            "a..b",
+            "-start",
+            "end.",
+            "192.168.1.1",
+            "host:443",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_bucket(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 
     #[test]
     fn object_urls_are_encoded_for_sigv4() {
