@@ -1,11 +1,23 @@
 //! A text that must never be shown (password, secret key, header value): `Debug` prints `***`,
 //! so a config struct can derive `Debug` and stay safe to log. Read from JSON as a plain string.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Secret(String);
+
+/// Read as any JSON value first, so that a wrong type (a number given as a password) is an
+/// error that does not quote the value, as serde's own "invalid type: integer `…`" would.
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::String(s) => Ok(Secret(s)),
+            _ => Err(serde::de::Error::custom(
+                "expected a string here (the value given is not shown: it may be a secret)",
+            )),
+        }
+    }
+}
 
 impl Secret {
     /// The text itself, for the one place that must send it.
@@ -37,5 +49,10 @@ mod tests {
         let shown = format!("{c:?} {c:#?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("***"));
+        let e = serde_json::from_str::<Config>(r#"{"user": "u", "password": 73198421}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("73198421"), "{e}");
+        assert!(e.contains("not shown"), "{e}");
     }
 }

@@ -339,3 +339,160 @@ fn a_redirect_to_another_origin_does_not_carry_the_sources_headers() {
         "Authorization leaked to another origin"
     );
 }
+
+/// First run: every body cut after 100 KB, one attempt per part, so it fails with part of the
+/// file kept; returns the bytes it kept.
+fn interrupted_run(server: &TestServer, client: &Client, dir: &std::path::Path, path: &str) -> u64 {
+    let mut f = server.faults().clone();
+    f.cut_after = 100_000;
+    f.cut_count = 1000;
+    server.set_faults(f.clone());
+    let r = wait(
+        &client
+            .start_export(
+                &server.url(path),
+                &opts(dir, json!({"max_attempts": 1})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed", "{}", r.to_json());
+    f.cut_count = 0;
+    server.set_faults(f);
+    std::fs::metadata(dir.join(format!("{path}.hspart"))).map_or(0, |m| m.len())
+}
+
+#[test]
+fn a_weak_etag_is_no_ground_for_resuming() {
+    let (_rt, server, dir, client) = setup();
+    let data = pattern(1 << 20, 10);
+    server.put("w.bin", data.clone());
+    server.set_faults(Faults {
+        weak_etag: true,
+        ..Default::default()
+    });
+    assert!(interrupted_run(&server, &client, dir.path(), "w.bin") > 0);
+    server.reset_stats();
+    let r = wait(
+        &client
+            .start_export(&server.url("w.bin"), &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(
+        r.files[0].resumed_bytes,
+        0,
+        "resumed under a weak ETag: {}",
+        r.to_json()
+    );
+    assert_eq!(r.files[0].fetched_bytes, data.len() as u64);
+    assert_eq!(std::fs::read(dir.path().join("w.bin")).unwrap(), data);
+}
+
+#[test]
+fn a_part_from_another_version_is_never_kept() {
+    let (_rt, server, dir, client) = setup();
+    server.put("v.bin", pattern(1 << 20, 11));
+    server.set_faults(Faults {
+        wrong_part_etag: true,
+        ..Default::default()
+    });
+    let r = wait(
+        &client
+            .start_export(&server.url("v.bin"), &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    let err = r
+        .error()
+        .expect("parts of another version must fail the export");
+    assert!(
+        err.message.contains("changed on the server"),
+        "{}",
+        err.message
+    );
+    assert!(!dir.path().join("v.bin").exists());
+}
+
+#[test]
+fn the_size_option_is_enforced_and_unverified_sizes_are_said() {
+    let (_rt, server, dir, client) = setup();
+    let data = pattern(300_000, 12);
+    server.put("s.bin", data.clone());
+    let r = wait(
+        &client
+            .start_export(
+                &server.url("s.bin"),
+                &opts(dir.path(), json!({"size": 299_999})),
+                None,
+            )
+            .unwrap(),
+    );
+    let err = r
+        .error()
+        .expect("a size other than the stated one must fail");
+    assert_eq!(err.kind, ErrorKind::Verification, "{}", err.message);
+    assert!(!dir.path().join("s.bin").exists());
+
+    // A body that ends with the connection, with no length anywhere: done, but said so.
+    server.set_faults(Faults {
+        ignore_range: true,
+        no_length: true,
+        ..Default::default()
+    });
+    let r = wait(
+        &client
+            .start_export(&server.url("s.bin"), &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(!r.files[0].size_verified, "{}", r.to_json());
+    assert!(r.to_json().contains("\"size_verified\":false"));
+    // The same with the size given: verified.
+    let other = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export(
+                &server.url("s.bin"),
+                &opts(other.path(), json!({"size": 300_000})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(r.files[0].size_verified, "{}", r.to_json());
+}
+
+#[test]
+fn a_416_is_empty_only_when_the_server_says_so() {
+    let (_rt, server, dir, client) = setup();
+    server.put("e.bin", pattern(5000, 13));
+    server.set_faults(Faults {
+        always_416: true,
+        ..Default::default()
+    });
+    let r = wait(
+        &client
+            .start_export(&server.url("e.bin"), &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    let err = r
+        .error()
+        .expect("a 416 for a 5000-byte object is not an empty file");
+    assert!(err.message.contains("416"), "{}", err.message);
+    assert!(!dir.path().join("e.bin").exists());
+    // A real empty object still works.
+    server.set_faults(Faults::default());
+    server.put("empty.bin", Vec::new());
+    let r = wait(
+        &client
+            .start_export(&server.url("empty.bin"), &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(
+        std::fs::metadata(dir.path().join("empty.bin"))
+            .unwrap()
+            .len(),
+        0
+    );
+}

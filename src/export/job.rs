@@ -389,6 +389,7 @@ impl Job {
                     fetched_bytes: f.fetched,
                     resumed_bytes: f.resumed,
                     retries: f.retries,
+                    size_verified: f.size_verified,
                 })
                 .collect(),
             extra_files: after.extra.into_iter().map(|(_, n)| n).collect(),

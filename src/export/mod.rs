@@ -36,6 +36,9 @@ pub struct FileResult {
     pub resumed_bytes: u64,
     /// Requests or parts tried again after a failure or a stall.
     pub retries: u32,
+    /// Whether the size is the source's own (stated by the server or the cloud, or given as
+    /// `size`); false only for a stream that ended without a stated length.
+    pub size_verified: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -49,7 +49,13 @@ pub(crate) async fn fetch(
             Ok(d)
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
-            // Only an empty object has no byte 0.
+            // Only an empty object has no byte 0, and the server must say so.
+            if content_range_star_total(&probe) != Some(0) {
+                return Err(Error::Remote(format!(
+                    "{}: the server refused the first byte (HTTP 416) without saying the object is empty",
+                    src.name
+                )));
+            }
             let validator = validator_of(&probe, 0);
             drop(probe);
             let fetcher = ranges(ctx, src, http, &validator);
@@ -139,6 +145,7 @@ fn ranges(
         http: http.clone(),
         name: src.name.clone(),
         if_range: validator.if_range().map(str::to_string),
+        etag: validator.strong_etag().map(str::to_string),
         size: validator.size,
     })
 }
@@ -150,6 +157,9 @@ struct HttpRanges {
     http: HttpSource,
     name: String,
     if_range: Option<String>,
+    /// Every part must come from this version (a server that honours If-Range badly, or a
+    /// cache in between, may answer a 206 of another one).
+    etag: Option<String>,
     size: u64,
 }
 
@@ -178,6 +188,12 @@ impl RangeFetch for HttpRanges {
                 Some((a, b, t)) if a == start && b == end - 1 && t == self.size => {}
                 _ => return Err(Error::SourceChanged(self.name.clone())),
             }
+            if let Some(want) = &self.etag {
+                let got = resp.headers().get(ETAG).and_then(|v| v.to_str().ok());
+                if got != Some(want.as_str()) {
+                    return Err(Error::SourceChanged(self.name.clone()));
+                }
+            }
             Ok(http_body(resp, &self.name))
         })
     }
@@ -195,6 +211,12 @@ pub(crate) fn validator_of(resp: &Response, size: u64) -> Validator {
         etag: text(ETAG),
         last_modified: text(LAST_MODIFIED),
     }
+}
+
+/// `Content-Range: bytes */total` (a 416's way of giving the size) → total.
+fn content_range_star_total(resp: &Response) -> Option<u64> {
+    let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    v.trim().strip_prefix("bytes */")?.trim().parse().ok()
 }
 
 /// `Content-Range: bytes a-b/total` → (a, b, total).

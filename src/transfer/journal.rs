@@ -22,9 +22,16 @@ pub struct Validator {
 }
 
 impl Validator {
-    /// Whether resuming against this validator is safe: some identity beyond the size.
+    /// Whether bytes kept from an earlier run may be trusted against this validator: only a
+    /// strong ETag (or a provider's own identity: S3 ETag, GCS generation, Azure ETag, a local
+    /// file's inode and mtime) says the object is byte for byte the same. A weak ETag or a
+    /// Last-Modified date does not, so without a strong one a resume starts over.
     pub fn is_usable(&self) -> bool {
-        self.etag.is_some() || self.last_modified.is_some()
+        self.strong_etag().is_some()
+    }
+
+    pub fn strong_etag(&self) -> Option<&str> {
+        self.etag.as_deref().filter(|e| !e.starts_with("W/"))
     }
 
     /// The value for an `If-Range` header: a strong ETag, else Last-Modified.

@@ -175,6 +175,7 @@ pub(crate) async fn follow(
                     resumed: 0,
                     retries: 0,
                     sha256: None,
+                    size_verified: w.final_size.is_some(),
                 });
             }
         }

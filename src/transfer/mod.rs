@@ -55,8 +55,12 @@ pub(crate) struct FileSource {
     /// Plain file name inside the output folder (already validated or sanitized).
     pub name: String,
     pub kind: SourceKind,
-    /// What the provider knows of the size before the first byte, for early totals.
+    /// What the provider knows of the size before the first byte, for early totals (an
+    /// estimate is fine: the real size wins).
     pub size_hint: Option<u64>,
+    /// The exact size, when the caller or the cloud states it: a file of another size fails
+    /// verification.
+    pub expected_size: Option<u64>,
     pub checksum: Option<Checksum>,
     /// The caller needs the file's SHA-256 (e.g. for an OVF manifest): computed while streaming
     /// when bytes arrive in order, otherwise by reading the file back before it is renamed.
@@ -70,6 +74,7 @@ impl FileSource {
             name,
             kind: SourceKind::Http(http),
             size_hint: None,
+            expected_size: None,
             checksum: None,
             want_sha256: false,
         }
@@ -169,6 +174,9 @@ pub(crate) struct Downloaded {
     pub retries: u32,
     /// SHA-256 of the whole file, when the source asked for it.
     pub sha256: Option<[u8; 32]>,
+    /// Whether the size is known to be the source's (a length or range the server stated, an
+    /// expected size): false only for a stream that ended without either.
+    pub size_verified: bool,
 }
 
 /// What every transfer of one export shares.
@@ -190,7 +198,8 @@ pub(crate) async fn fetch(
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
     let temp = TempFile::for_name(&ctx.dir, &src.name);
-    for round in 0..2 {
+    let mut started_over = false;
+    loop {
         let result = match &src.kind {
             SourceKind::Http(h) => http::fetch(ctx, src, h, &temp, counters).await,
             SourceKind::HttpExtents {
@@ -202,7 +211,8 @@ pub(crate) async fn fetch(
             SourceKind::Written(w) => local::follow(ctx, src, w, counters).await,
         };
         match result {
-            Err(Error::SourceChanged(_)) if round == 0 => {
+            Err(Error::SourceChanged(_)) if !started_over => {
+                started_over = true;
                 tracing::info!(file = %src.name, "source changed during download, starting over");
                 continue;
             }
@@ -210,6 +220,15 @@ pub(crate) async fn fetch(
             Ok(mut d) => {
                 d.dest = ctx.dir.join(&src.name);
                 d.retries = counters.retries();
+                if let Some(want) = src.expected_size {
+                    if d.size != want {
+                        return Err(Error::Verification(format!(
+                            "{} has {} bytes, {want} expected",
+                            src.name, d.size
+                        )));
+                    }
+                    d.size_verified = true;
+                }
                 if src.want_sha256 && d.sha256.is_none() {
                     // Parts arrive out of order: hash the finished file once.
                     let (file, path) = (d.file.clone(), d.temp.clone());
@@ -221,10 +240,6 @@ pub(crate) async fn fetch(
             }
         }
     }
-    Err(Error::Remote(format!(
-        "{} kept changing while it was downloaded",
-        src.name
-    )))
 }
 
 /// The temp file of one destination: `<name>.hspart` (bytes until verified) and its journal
@@ -261,13 +276,23 @@ pub(crate) fn discard_journal(dir: &OutDir, dest_name: &str) {
     dir.remove(&Journal::name_for(dest_name));
 }
 
-/// A URL as it may appear in messages: no user info, no query (signatures, SAS tokens).
+/// A URL as it may appear in messages: no user info, no query (signatures, SAS tokens), and
+/// no NFC ticket (the path segment after `/nfc/`, which authorizes the download by itself).
 pub(crate) fn redact_url(url: &Url) -> String {
     let mut u = url.clone();
     let _ = u.set_username("");
     let _ = u.set_password(None);
     u.set_query(None);
     u.set_fragment(None);
+    if let Some(segments) = url.path_segments() {
+        let mut out: Vec<&str> = Vec::new();
+        let mut after_nfc = false;
+        for s in segments {
+            out.push(if after_nfc { "***" } else { s });
+            after_nfc = s.eq_ignore_ascii_case("nfc");
+        }
+        u.set_path(&out.join("/"));
+    }
     u.to_string()
 }
 
@@ -297,3 +322,13 @@ pub(crate) async fn throttle(ctx: &TransferCtx, cancel: &CancellationToken, n: u
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn urls_lose_credentials_and_tickets() {
+        let u = url::Url::parse("https://u:p@esx1/nfc/52a1-ticket-9f/disk-0.vmdk?sig=abc#frag")
+            .unwrap();
+        assert_eq!(super::redact_url(&u), "https://esx1/nfc/***/disk-0.vmdk");
+    }
+}

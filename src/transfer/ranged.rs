@@ -153,6 +153,7 @@ pub(crate) async fn download(
         resumed,
         retries: 0,
         sha256: None,
+        size_verified: true,
     })
 }
 

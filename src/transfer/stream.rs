@@ -134,6 +134,8 @@ pub(crate) async fn download(
                     resumed: 0,
                     retries: 0,
                     sha256: sha.take().map(|h| sha2::Digest::finalize(h).into()),
+                    // A stream that ended without a stated length may have been cut short.
+                    size_verified: length.is_some(),
                 });
             }
             Err(e) => {

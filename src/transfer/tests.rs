@@ -75,6 +75,7 @@ async fn extents_fetch_only_the_data_and_leave_holes() {
             extents: extents.clone(),
         },
         size_hint: Some(size),
+        expected_size: None,
         checksum: None,
         want_sha256: false,
     });
@@ -121,6 +122,7 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
             extents,
         },
         size_hint: None,
+        expected_size: None,
         checksum: None,
         want_sha256: false,
     });
@@ -179,6 +181,7 @@ async fn local_file_is_copied_in_parts_with_holes() {
         name: "copy.img".into(),
         kind: SourceKind::Local(from.clone()),
         size_hint: None,
+        expected_size: None,
         checksum: Some(Checksum::Sha256(
             sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&data)).into(),
         )),
@@ -200,6 +203,7 @@ async fn local_file_is_copied_in_parts_with_holes() {
         name: "x".into(),
         kind: SourceKind::Local(dir.path().to_path_buf()),
         size_hint: None,
+        expected_size: None,
         checksum: None,
         want_sha256: false,
     });
@@ -221,6 +225,7 @@ fn written(
             state: rx,
         }),
         size_hint: None,
+        expected_size: None,
         checksum: None,
         want_sha256: false,
     };

@@ -36,6 +36,12 @@ pub struct Faults {
     pub require_auth: Option<String>,
     /// Answer every GET with `307 Temporary Redirect` to this base URL (same path).
     pub redirect_to: Option<String>,
+    /// Send the ETag as a weak one (`W/"…"`).
+    pub weak_etag: bool,
+    /// Answer ranged requests with another ETag than the object's (a lying cache).
+    pub wrong_part_etag: bool,
+    /// Answer every ranged request with 416 and `Content-Range: bytes */<real size>`.
+    pub always_416: bool,
 }
 
 #[derive(Clone)]
@@ -276,11 +282,25 @@ async fn respond(
         return Ok(true);
     }
     let len = obj.data.len() as u64;
+    let etag = if f.weak_etag {
+        format!("W/{}", obj.etag)
+    } else {
+        obj.etag.clone()
+    };
+    if f.always_416 && headers.contains_key("range") {
+        sock.write_all(
+            format!("HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        )
+        .await?;
+        return Ok(true);
+    }
     let mut range = None;
     if !f.ignore_range
         && let Some(r) = headers.get("range")
     {
-        let if_range_ok = headers.get("if-range").is_none_or(|v| *v == obj.etag);
+        let if_range_ok = headers
+            .get("if-range")
+            .is_none_or(|v| *v == obj.etag || *v == etag);
         if if_range_ok && let Some(spec) = r.strip_prefix("bytes=") {
             let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
             let a: u64 = a.parse().unwrap_or(0);
@@ -303,10 +323,12 @@ async fn respond(
         Some((a, b)) => ("206 Partial Content", a, b + 1),
         None => ("200 OK", 0, len),
     };
-    let mut head = format!(
-        "HTTP/1.1 {status}\r\nETag: {}\r\nAccept-Ranges: bytes\r\n",
-        obj.etag
-    );
+    let sent_etag = if f.wrong_part_etag && range.is_some() && start > 0 {
+        "\"another-version\"".to_string()
+    } else {
+        etag
+    };
+    let mut head = format!("HTTP/1.1 {status}\r\nETag: {sent_etag}\r\nAccept-Ranges: bytes\r\n");
     if let Some((a, b)) = range {
         head.push_str(&format!("Content-Range: bytes {a}-{b}/{len}\r\n"));
     }

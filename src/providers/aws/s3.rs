@@ -144,6 +144,7 @@ impl ObjectSource<'_> {
             },
         );
         src.size_hint = head.content_length().and_then(|l| u64::try_from(l).ok());
+        src.expected_size = src.size_hint;
         src.checksum = checksum;
         Ok(src)
     }

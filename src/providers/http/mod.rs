@@ -50,7 +50,7 @@ pub(crate) struct HttpOptions {
     pub size: Option<u64>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HttpFile {
     pub url: String,
@@ -59,6 +59,35 @@ pub(crate) struct HttpFile {
     pub md5: Option<String>,
     pub crc32c: Option<String>,
     pub size: Option<u64>,
+}
+
+impl std::fmt::Debug for HttpFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // A pre-signed URL's query is a credential.
+        f.debug_struct("HttpFile")
+            .field("url", &redact_text_url(&self.url))
+            .field("file_name", &self.file_name)
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL given as text, for messages: its query and user info dropped even if it does not
+/// parse.
+fn redact_text_url(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(u) => crate::transfer::redact_url(&u),
+        Err(_) => {
+            let no_query = s.split(['?', '#']).next().unwrap_or("");
+            match no_query.split_once("://") {
+                Some((scheme, rest)) => {
+                    let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                    format!("{scheme}://{host_part}")
+                }
+                None => no_query.to_string(),
+            }
+        }
+    }
 }
 
 impl HttpFile {
@@ -81,6 +110,7 @@ impl HttpFile {
             },
         );
         src.size_hint = self.size;
+        src.expected_size = self.size;
         src.checksum = checksum_of(&self.sha256, &self.md5, &self.crc32c)?;
         Ok(src)
     }
@@ -109,7 +139,8 @@ impl HttpProvider {
 }
 
 fn parse_url(s: &str) -> Result<Url> {
-    let url = Url::parse(s).map_err(|e| Error::InvalidArgument(format!("URL {s:?}: {e}")))?;
+    let url = Url::parse(s)
+        .map_err(|e| Error::InvalidArgument(format!("URL {:?}: {e}", redact_text_url(s))))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::InvalidArgument(format!(
             "URL scheme {:?} is not http or https",
@@ -277,6 +308,20 @@ mod tests {
         .unwrap();
         assert!(e.to_string().contains("bad name"), "{e}");
         assert!(HttpProvider::new(r#"{"ca_bundle_pem": "nope"}"#).is_err());
+        // A URL that does not parse (a bad port) keeps its signature out of the error.
+        let e = plan(
+            "https://user:pw@bucket.s3.amazonaws.com:99999/d.vmdk?X-Amz-Signature=sig-123abc",
+            serde_json::json!({}),
+        )
+        .err()
+        .unwrap();
+        let m = e.to_string();
+        assert!(!m.contains("sig-123abc") && !m.contains("pw@"), "{m}");
+        let f: HttpFile = serde_json::from_value(
+            serde_json::json!({"url": "https://h/x?sig=sig-456def", "file_name": "x"}),
+        )
+        .unwrap();
+        assert!(!format!("{f:?}").contains("sig-456def"));
         let e = HttpProvider::new(r#"{"insecure": true}"#).err().unwrap();
         assert!(e.to_string().contains("insecure"), "{e}");
     }

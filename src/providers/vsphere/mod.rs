@@ -365,13 +365,14 @@ impl Flow for VsphereFlow {
                 let target = d.child_text("targetId").unwrap_or("").trim();
                 let key = d.child_text("key").unwrap_or("").trim().to_string();
                 let fallback = format!("disk-{}.vmdk", sources.len());
-                let file =
+                let mut file =
                     sanitize_file_name(target.rsplit(['/', '\\']).next().unwrap_or(""), &fallback);
-                let file = if file.is_empty() || !seen.insert(file.clone()) {
-                    fallback
-                } else {
-                    file
-                };
+                // Target ids that collide (after cleaning) get distinct names.
+                let mut n = sources.len();
+                while !seen.insert(file.to_lowercase()) {
+                    file = format!("disk-{n}.vmdk");
+                    n += 1;
+                }
                 let size = d
                     .child_text("fileSize")
                     .and_then(|s| s.trim().parse::<u64>().ok())
@@ -381,12 +382,19 @@ impl Flow for VsphereFlow {
                     key,
                     name: file.clone(),
                 });
+                // The session cookie goes only to the vCenter it belongs to; a device URL on an
+                // ESXi host carries its own ticket in the path.
+                let headers = if url.origin() == self.vim.url.origin() {
+                    headers.clone()
+                } else {
+                    HeaderMap::new()
+                };
                 let mut src = FileSource::http(
                     file,
                     HttpSource {
                         client: self.http.clone(),
                         url,
-                        headers: headers.clone(),
+                        headers,
                         signer: None,
                     },
                 );
