@@ -177,6 +177,45 @@ fn cancel_while_waiting_cancels_the_export_task() {
     );
 }
 
+/// A cancel that arrives while the create call is in flight never leaves an export task
+/// running in the cloud: the call completes, its id is recorded, and cleanup cancels it. (The
+/// peer's create call takes 0.8 s under a "slowcreate/" prefix.)
+#[test]
+fn cancel_during_the_create_call_still_cancels_the_task() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": "slow/slowcreate/", "poll_interval_ms": 50}),
+    );
+    let e = client()
+        .start_export(&m.s("instance_id"), &o, None)
+        .unwrap();
+    let t = Instant::now();
+    while !e.progress().message.contains("creating the export task") {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "never reached the create call"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    let task = r.provider["task_id"]
+        .as_str()
+        .unwrap_or_else(|| {
+            panic!(
+                "the task created during the cancel is unknown: {}",
+                r.to_json()
+            )
+        })
+        .to_string();
+    let t = m.tasks().into_iter().find(|t| t["id"] == task).unwrap();
+    assert_eq!(t["state"], "cancelled", "left running in the cloud: {t}");
+}
+
 #[test]
 fn timeout_cancels_the_export_task() {
     let m = moto();

@@ -80,7 +80,10 @@ impl Seen {
 fn assert_hidden(seen: &Seen, secrets: &[&str]) {
     let mut all = seen.0.lock().unwrap().join("\n");
     let traced = String::from_utf8_lossy(&log().lock().unwrap()).into_owned();
-    assert!(traced.len() > 1000, "tracing captured almost nothing: {traced}");
+    assert!(
+        traced.len() > 1000,
+        "tracing captured almost nothing: {traced}"
+    );
     all.push_str(&traced);
     for s in secrets {
         assert!(!all.contains(s), "{s:?} leaked:\n{all}");

@@ -7,7 +7,8 @@ into moto's S3 under the key real AWS uses ({prefix}{task id}.{format}) and comp
 Prints one JSON line when ready: endpoint, region, an access key with its secret (IAM
 authentication is on: requests are signature-checked), an instance id, an AMI id, a bucket,
 and a control URL (POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
-checksum; GET /tasks lists the tasks).
+checksum; GET /tasks lists the tasks). A prefix holding "slowcreate/" makes the create call
+take 0.8 s (to cancel during it); one starting with the --slow-prefix never finishes.
 """
 
 import argparse
@@ -17,6 +18,7 @@ import secrets
 import socket
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -90,6 +92,9 @@ def create_instance_export_task(self):
     prefix = spec.get("S3Prefix") or ""
     self.ec2_backend.get_instance(instance_id)  # InvalidInstanceID.NotFound
     check_bucket(bucket)
+    if "slowcreate/" in prefix:
+        # A create call that takes its time, so a test can cancel while it is in flight.
+        time.sleep(0.8)
     task_id = "export-i-" + secrets.token_hex(9)[:17]
     ext = "ova" if container == "ova" else fmt.lower()
     task = {
