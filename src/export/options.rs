@@ -62,6 +62,7 @@ impl CommonOptions {
         "file_mode",
         "retry_base_delay_ms",
         "poll_file_interval_ms",
+        "verify_resumed",
     ];
 
     /// Splits options JSON into the common part and the provider's part.

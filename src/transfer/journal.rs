@@ -48,6 +48,11 @@ pub struct Journal {
     pub version: u32,
     pub validator: Validator,
     pub done: RangeSet,
+    /// CRC32C of what each part received so far: part start → (end, crc of `[start, end)`).
+    /// On resume, bytes kept from an earlier run are read back and checked against these
+    /// (when no whole-file checksum will check them anyway).
+    #[serde(default)]
+    pub crcs: std::collections::BTreeMap<u64, (u64, u32)>,
 }
 
 impl Journal {
@@ -56,6 +61,7 @@ impl Journal {
             version: VERSION,
             validator,
             done: RangeSet::new(),
+            crcs: Default::default(),
         }
     }
 

@@ -23,6 +23,10 @@ pub struct TransferOptions {
     pub retry_base_delay_ms: u64,
     /// How often a file that another process writes is looked at, ms. Default 500.
     pub poll_file_interval_ms: u64,
+    /// On resume, re-check the bytes kept from an earlier run against the CRC32C of each part
+    /// in the journal, and fetch again what does not match (or has no CRC), when no whole-file
+    /// checksum will check them at the end. Default true.
+    pub verify_resumed: bool,
 }
 
 impl Default for TransferOptions {
@@ -35,6 +39,7 @@ impl Default for TransferOptions {
             stall_timeout_ms: 30_000,
             retry_base_delay_ms: 500,
             poll_file_interval_ms: 500,
+            verify_resumed: true,
         }
     }
 }

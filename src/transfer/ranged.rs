@@ -73,9 +73,11 @@ pub(crate) async fn download(
     let hole_bytes = holes.covered();
     // Progress counts the bytes that have to arrive; holes are neither fetched nor counted.
     ctx.progress.set_file_total(counters, size - hole_bytes);
+    // Kept bytes are re-checked part by part unless a whole-file checksum will check them.
+    let verify = ctx.opts.verify_resumed && src.checksum.is_none();
     let (file, journal) = {
-        let (dir, temp) = (ctx.dir.clone(), temp.clone());
-        blocking(move || open_temp(&dir, &temp, validator, &holes)).await?
+        let (dir, temp, cancel) = (ctx.dir.clone(), temp.clone(), ctx.cancel.clone());
+        blocking(move || open_temp(&dir, &temp, validator, &holes, verify, &cancel)).await?
     };
     let resumed = journal.done.covered().saturating_sub(hole_bytes);
     // Counters restart from what is really on disk (a retried round starts from zero).
@@ -165,17 +167,22 @@ fn open_temp(
     temp: &TempFile,
     validator: Validator,
     holes: &RangeSet,
+    verify: bool,
+    cancel: &CancellationToken,
 ) -> Result<(File, Journal)> {
     let existing = dir.open_own(&temp.name)?;
     if let Some(file) = existing {
         if validator.is_usable()
-            && let Some(j) = Journal::load(dir, &temp.journal)
+            && let Some(mut j) = Journal::load(dir, &temp.journal)
             && j.validator == validator
             && file
                 .metadata()
                 .map(|m| m.len() == validator.size)
                 .unwrap_or(false)
         {
+            if verify {
+                recheck_kept(&file, temp, &mut j, holes, cancel)?;
+            }
             // Ranges not in the journal may hold bytes of a lost attempt: make them zeros
             // again, since zero blocks are skipped when written.
             for (a, b) in j.done.gaps(validator.size) {
@@ -209,6 +216,57 @@ fn fresh(
     Ok((file, j))
 }
 
+/// Keeps only the bytes of an earlier run that still match their part's CRC32C (and the
+/// holes, which were never written); everything else is fetched again.
+fn recheck_kept(
+    file: &File,
+    temp: &TempFile,
+    j: &mut Journal,
+    holes: &RangeSet,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    use std::os::unix::fs::FileExt as _;
+    let mut done = RangeSet::new();
+    for (a, b) in holes.ranges() {
+        done.insert(a, b);
+    }
+    let mut kept = std::collections::BTreeMap::new();
+    let mut buf = vec![0u8; WRITE_BUFFER];
+    let mut dropped = 0u64;
+    for (&start, &(end, want)) in &j.crcs {
+        let mut crc = 0u32;
+        let mut pos = start;
+        while pos < end {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let n = ((end - pos) as usize).min(buf.len());
+            file.read_exact_at(&mut buf[..n], pos)
+                .map_err(|e| Error::io(&temp.path, "cannot read", e))?;
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            pos += n as u64;
+        }
+        if crc == want {
+            done.insert(start, end);
+            kept.insert(start, (end, want));
+        } else {
+            dropped += end - start;
+        }
+    }
+    let unverified = j.done.covered().saturating_sub(done.covered());
+    if dropped > 0 || unverified > 0 {
+        tracing::warn!(
+            file = %temp.path.display(),
+            mismatched = dropped,
+            fetched_again = unverified,
+            "bytes kept from an earlier run did not check out; fetching them again"
+        );
+    }
+    j.done = done;
+    j.crcs = kept;
+    Ok(())
+}
+
 /// Fetches `[start, end)` into place, retrying and continuing from the last byte received.
 async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
     let cap = WRITE_BUFFER.min((end - start) as usize);
@@ -218,12 +276,14 @@ async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
     };
     let mut buf = Vec::with_capacity(cap);
     let mut pos = start; // next byte to receive
+    // CRC32C of [start, pos): bytes of one part arrive in order.
+    let mut crc = Crc { start, value: 0 };
     let mut attempts = st.ctx.opts.attempts();
     while pos < end {
         let before = pos;
-        let r = stream_range(st, &mut buf, cap, &mut pos, end).await;
+        let r = stream_range(st, &mut buf, cap, &mut pos, end, &mut crc).await;
         // Bytes received before a failure are good (same validator): keep them.
-        flush(st, &mut buf, pos).await?;
+        flush(st, &mut buf, pos, &crc).await?;
         if let Err(e) = r {
             tracing::debug!(file = %st.name, pos, error = %e, "part interrupted");
             let retried = attempts.retries;
@@ -231,7 +291,36 @@ async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
             st.counters.add_retries(attempts.retries - retried);
         }
     }
+    merge_crc(&mut lock(&st.journal).crcs, start);
     maybe_sync_journal(st).await
+}
+
+/// Joins a finished part's CRC with the entries just before and after it (CRC32C values
+/// combine), so a contiguous download keeps a handful of entries, not one per part.
+fn merge_crc(crcs: &mut std::collections::BTreeMap<u64, (u64, u32)>, start: u64) {
+    let Some(&(end, crc)) = crcs.get(&start) else {
+        return;
+    };
+    let (mut s, mut e, mut c) = (start, end, crc);
+    if let Some((&ps, &(pe, pc))) = crcs.range(..start).next_back()
+        && pe == start
+    {
+        crcs.remove(&start);
+        c = crc32c::crc32c_combine(pc, c, (e - s) as usize);
+        s = ps;
+    }
+    if let Some(&(ne, nc)) = crcs.get(&e) {
+        crcs.remove(&e);
+        c = crc32c::crc32c_combine(c, nc, (ne - e) as usize);
+        e = ne;
+    }
+    crcs.insert(s, (e, c));
+}
+
+/// The running CRC32C of one part's bytes.
+struct Crc {
+    start: u64,
+    value: u32,
 }
 
 /// One request for `[*pos, end)`; appends to `buf`, flushing when full, advancing `*pos`.
@@ -241,6 +330,7 @@ async fn stream_range(
     cap: usize,
     pos: &mut u64,
     end: u64,
+    crc: &mut Crc,
 ) -> Result<()> {
     let ctx = &st.ctx;
     let mut body = st.fetch.open(*pos, end, &st.stop).await?;
@@ -257,6 +347,7 @@ async fn stream_range(
         while !rest.is_empty() {
             let n = rest.len().min(cap - buf.len());
             buf.extend_from_slice(&rest[..n]);
+            crc.value = crc32c::crc32c_append(crc.value, &rest[..n]);
             rest = &rest[n..];
             *pos += n as u64;
             // Counted on arrival, so slow links show live progress; the bytes reach the file
@@ -264,7 +355,7 @@ async fn stream_range(
             st.fetched.fetch_add(n as u64, Ordering::Relaxed);
             st.ctx.progress.add_done(&st.counters, n as u64, true);
             if buf.len() == cap {
-                flush(st, buf, *pos).await?;
+                flush(st, buf, *pos, crc).await?;
             }
         }
     }
@@ -278,8 +369,9 @@ async fn stream_range(
     Ok(())
 }
 
-/// Writes the buffered bytes, which end at `end_pos`.
-async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64) -> Result<()> {
+/// Writes the buffered bytes, which end at `end_pos`, and records them (with the part's CRC
+/// up to there) for the next journal sync.
+async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64, crc: &Crc) -> Result<()> {
     if buf.is_empty() {
         return Ok(());
     }
@@ -294,7 +386,9 @@ async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64) -> Result<()> 
     .await?;
     data.clear();
     *buf = data;
-    lock(&st.journal).done.insert(end_pos - n, end_pos);
+    let mut j = lock(&st.journal);
+    j.done.insert(end_pos - n, end_pos);
+    j.crcs.insert(crc.start, (end_pos, crc.value));
     Ok(())
 }
 
@@ -327,4 +421,23 @@ async fn sync_journal_locked(st: &Arc<Ranged>) -> Result<()> {
     .await?;
     *lock(&st.last_sync) = Instant::now();
     Ok(())
+}
+
+#[cfg(test)]
+mod crc_tests {
+    #[test]
+    fn finished_parts_merge_into_one_entry() {
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let part = |a: usize, b: usize| crc32c::crc32c(&data[a..b]);
+        let mut crcs = std::collections::BTreeMap::new();
+        // Parts finish out of order: [1000, 2000), then [0, 1000), then [2000, 3000).
+        crcs.insert(1000, (2000, part(1000, 2000)));
+        super::merge_crc(&mut crcs, 1000);
+        crcs.insert(0, (1000, part(0, 1000)));
+        super::merge_crc(&mut crcs, 0);
+        crcs.insert(2000, (3000, part(2000, 3000)));
+        super::merge_crc(&mut crcs, 2000);
+        assert_eq!(crcs.len(), 1);
+        assert_eq!(crcs[&0], (3000, crc32c::crc32c(&data)));
+    }
 }

@@ -328,3 +328,54 @@ async fn written_file_failures_sizes_and_cancel() {
     let e = fetch(&c, &Arc::new(src), &counters[0]).await.unwrap_err();
     assert!(matches!(e, Error::Cancelled), "{e}");
 }
+
+/// Bytes kept from an earlier run that were changed on disk meanwhile are caught by the
+/// journal's per-part CRC32C and fetched again; with the check off they would stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_kept_bytes_are_fetched_again() {
+    use std::os::unix::fs::FileExt as _;
+    for verify in [true, false] {
+        let server = TestServer::start().await;
+        let size = 2u64 << 20;
+        let data = pattern(size as usize, 21);
+        server.put("k.vmdk", data.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let src = Arc::new(FileSource::http("k.vmdk".into(), http(&server, "k.vmdk")));
+        server.set_faults(Faults {
+            cut_after: 200_000,
+            cut_count: 100,
+            ..Default::default()
+        });
+        let (c1, p1) = ctx(
+            dir.path(),
+            TransferOptions {
+                max_attempts: 1,
+                ..small_parts()
+            },
+        );
+        let counters = p1.set_files(&[("k.vmdk".into(), 0)]);
+        assert!(fetch(&c1, &src, &counters[0]).await.is_err());
+        // Flip a byte inside what the first run kept (the start of the first part).
+        let temp = dir.path().join("k.vmdk.hspart");
+        let f = std::fs::OpenOptions::new().write(true).open(&temp).unwrap();
+        f.write_all_at(&[data[1000] ^ 0xff], 1000).unwrap();
+        drop(f);
+        server.set_faults(Faults::default());
+        let (c2, p2) = ctx(
+            dir.path(),
+            TransferOptions {
+                verify_resumed: verify,
+                ..small_parts()
+            },
+        );
+        let counters = p2.set_files(&[("k.vmdk".into(), 0)]);
+        let d = fetch(&c2, &src, &counters[0]).await.unwrap();
+        assert!(d.resumed > 0, "nothing was kept");
+        let got = std::fs::read(&d.temp).unwrap();
+        if verify {
+            assert!(got == data, "the corrupted byte survived the resume");
+        } else {
+            assert!(got != data, "the control run should keep the corruption");
+        }
+    }
+}
