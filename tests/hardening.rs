@@ -10,27 +10,10 @@ use std::time::Duration;
 
 use hypersdk::{Client, ErrorKind};
 use serde_json::json;
+use support::opts;
 use support::server::{Faults, TestServer, pattern};
-use support::{opts, peer_runtime};
 
-fn setup() -> (
-    tokio::runtime::Runtime,
-    TestServer,
-    tempfile::TempDir,
-    Client,
-) {
-    let rt = peer_runtime();
-    let server = rt.block_on(TestServer::start());
-    let dir = tempfile::tempdir().unwrap();
-    let client = Client::new("http", "{}").unwrap();
-    (rt, server, dir, client)
-}
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(60)))
-        .unwrap()
-        .expect("export did not end within 60 s")
-}
+use support::{http_setup as setup, wait_export as wait};
 
 /// A file outside the output folder that a planted link points at, with known bytes.
 fn victim() -> (tempfile::TempDir, std::path::PathBuf) {

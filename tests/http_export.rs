@@ -7,27 +7,10 @@ use std::time::{Duration, Instant};
 
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
-use support::server::{Faults, TestServer, pattern};
-use support::{Recorder, opts, peer_runtime};
+use support::server::{Faults, pattern};
+use support::{Recorder, opts};
 
-fn setup() -> (
-    tokio::runtime::Runtime,
-    TestServer,
-    tempfile::TempDir,
-    Client,
-) {
-    let rt = peer_runtime();
-    let server = rt.block_on(TestServer::start());
-    let dir = tempfile::tempdir().unwrap();
-    let client = Client::new("http", "{}").unwrap();
-    (rt, server, dir, client)
-}
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(60)))
-        .unwrap()
-        .expect("export did not end within 60 s")
-}
+use support::{http_setup as setup, wait_export as wait};
 
 #[test]
 fn ranged_download_is_exact_with_honest_progress() {

@@ -29,25 +29,11 @@ pub(crate) async fn fetch(
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
     let probe = send_with_retry(ctx, &ctx.cancel, http, &src.name, Some((0, 0)), None).await?;
-    match probe.status() {
-        StatusCode::PARTIAL_CONTENT => {
-            let validator = validator_of(&probe, content_range_total(&probe)?);
-            let server_sum = server_checksum(probe.headers());
-            drop(probe);
-            let fetcher = ranges(ctx, src, http, &validator);
-            let mut d = ranged::download(
-                ctx,
-                src,
-                fetcher,
-                temp,
-                counters,
-                validator,
-                RangeSet::new(),
-            )
-            .await?;
-            d.checksum = d.checksum.or(server_sum);
-            Ok(d)
-        }
+    let (validator, server_sum) = match probe.status() {
+        StatusCode::PARTIAL_CONTENT => (
+            validator_of(&probe, content_range_total(&probe)?),
+            server_checksum(probe.headers()),
+        ),
         StatusCode::RANGE_NOT_SATISFIABLE => {
             // Only an empty object has no byte 0, and the server must say so.
             if content_range_star_total(&probe) != Some(0) {
@@ -56,22 +42,25 @@ pub(crate) async fn fetch(
                     src.name
                 )));
             }
-            let validator = validator_of(&probe, 0);
-            drop(probe);
-            let fetcher = ranges(ctx, src, http, &validator);
-            ranged::download(
-                ctx,
-                src,
-                fetcher,
-                temp,
-                counters,
-                validator,
-                RangeSet::new(),
-            )
-            .await
+            (validator_of(&probe, 0), None)
         }
-        _ => stream::download(ctx, src, http, temp, counters, probe).await,
-    }
+        // The server ignores Range: its answer is the one stream.
+        _ => return stream::download(ctx, src, http, temp, counters, probe).await,
+    };
+    drop(probe);
+    let fetcher = ranges(ctx, src, http, &validator);
+    let mut d = ranged::download(
+        ctx,
+        src,
+        fetcher,
+        temp,
+        counters,
+        validator,
+        RangeSet::new(),
+    )
+    .await?;
+    d.checksum = d.checksum.or(server_sum);
+    Ok(d)
 }
 
 /// Only the given extents of a URL; everything else is a hole from the start.

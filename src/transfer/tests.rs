@@ -38,6 +38,31 @@ fn small_parts() -> TransferOptions {
     }
 }
 
+/// A first run whose every body is cut after `cut_after` bytes, with one attempt per part: it
+/// fails, having written and journalled the start of some parts.
+async fn interrupted_first_run(
+    server: &TestServer,
+    dir: &Path,
+    src: &Arc<FileSource>,
+    cut_after: u64,
+) {
+    server.set_faults(Faults {
+        cut_after,
+        cut_count: 100,
+        ..Default::default()
+    });
+    let (c1, p1) = ctx(
+        dir,
+        TransferOptions {
+            max_attempts: 1,
+            ..small_parts()
+        },
+    );
+    let counters = p1.set_files(&[(src.name.clone(), 0)]);
+    assert!(fetch(&c1, src, &counters[0]).await.is_err());
+    server.set_faults(Faults::default());
+}
+
 fn http(server: &TestServer, path: &str) -> HttpSource {
     HttpSource {
         client: reqwest::Client::new(),
@@ -126,24 +151,8 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
         checksum: None,
         want_sha256: false,
     });
-    // First run: cut every body after 100 KB, with one attempt per part: it fails, having
-    // written and journalled the start of some parts.
-    server.set_faults(Faults {
-        cut_after: 100_000,
-        cut_count: 100,
-        ..Default::default()
-    });
-    let (c1, p1) = ctx(
-        dir.path(),
-        TransferOptions {
-            max_attempts: 1,
-            ..small_parts()
-        },
-    );
-    let counters = p1.set_files(&[("d.vhd".into(), 0)]);
-    assert!(fetch(&c1, &src, &counters[0]).await.is_err());
+    interrupted_first_run(&server, dir.path(), &src, 100_000).await;
     // Second run: only what is missing is fetched.
-    server.set_faults(Faults::default());
     server.reset_stats();
     let (c2, p2) = ctx(dir.path(), small_parts());
     let counters = p2.set_files(&[("d.vhd".into(), 0)]);
@@ -341,26 +350,12 @@ async fn corrupted_kept_bytes_are_fetched_again() {
         server.put("k.vmdk", data.clone());
         let dir = tempfile::tempdir().unwrap();
         let src = Arc::new(FileSource::http("k.vmdk".into(), http(&server, "k.vmdk")));
-        server.set_faults(Faults {
-            cut_after: 200_000,
-            cut_count: 100,
-            ..Default::default()
-        });
-        let (c1, p1) = ctx(
-            dir.path(),
-            TransferOptions {
-                max_attempts: 1,
-                ..small_parts()
-            },
-        );
-        let counters = p1.set_files(&[("k.vmdk".into(), 0)]);
-        assert!(fetch(&c1, &src, &counters[0]).await.is_err());
+        interrupted_first_run(&server, dir.path(), &src, 200_000).await;
         // Flip a byte inside what the first run kept (the start of the first part).
         let temp = dir.path().join("k.vmdk.hspart");
         let f = std::fs::OpenOptions::new().write(true).open(&temp).unwrap();
         f.write_all_at(&[data[1000] ^ 0xff], 1000).unwrap();
         drop(f);
-        server.set_faults(Faults::default());
         let (c2, p2) = ctx(
             dir.path(),
             TransferOptions {

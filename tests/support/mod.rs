@@ -107,6 +107,28 @@ pub fn peer_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A runtime for the peers, the HTTP test server on it, an empty output folder, and an `http`
+/// client.
+pub fn http_setup() -> (
+    tokio::runtime::Runtime,
+    server::TestServer,
+    tempfile::TempDir,
+    hypersdk::Client,
+) {
+    let rt = peer_runtime();
+    let server = rt.block_on(server::TestServer::start());
+    let dir = tempfile::tempdir().unwrap();
+    let client = hypersdk::Client::new("http", "{}").unwrap();
+    (rt, server, dir, client)
+}
+
+/// Waits for the end of an export (a minute at most).
+pub fn wait_export(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(std::time::Duration::from_secs(60)))
+        .unwrap()
+        .expect("export did not end within 60 s")
+}
+
 pub fn opts(dir: &std::path::Path, extra: serde_json::Value) -> String {
     let mut o = serde_json::json!({
         "output_dir": dir,
