@@ -165,6 +165,7 @@ impl ProgressState {
         self.wake.notify_one();
     }
 
+    #[cfg_attr(not(any(feature = "aws", feature = "vsphere")), allow(dead_code))]
     pub fn set_message(&self, msg: &str) {
         let mut m = lock(&self.message);
         if *m != msg {

@@ -1,13 +1,11 @@
 //! Process-wide settings: the limits every export shares (concurrent exports, total bandwidth,
-//! buffer memory). They can be changed at any time; running transfers follow.
-
-use std::sync::LazyLock;
+//! buffer memory). They can be changed at any time; running transfers follow. The limits live
+//! with the layer that enforces them (`export::job::EXPORT_SLOTS`,
+//! `transfer::PROCESS_LIMITS`); this module only parses and applies.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::transfer::budget::{BufferBudget, Pool};
-use crate::transfer::throttle::RateLimiter;
 
 /// Settings for the whole process (`hs_global_configure`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -24,27 +22,12 @@ pub struct GlobalSettings {
 impl Default for GlobalSettings {
     fn default() -> Self {
         GlobalSettings {
-            max_concurrent_exports: 16,
+            max_concurrent_exports: crate::export::job::DEFAULT_MAX_CONCURRENT_EXPORTS,
             max_bytes_per_second: 0,
-            buffer_budget_bytes: 64 << 20,
+            buffer_budget_bytes: crate::transfer::DEFAULT_BUFFER_BUDGET,
         }
     }
 }
-
-pub(crate) struct Globals {
-    pub export_slots: Pool,
-    pub limiter: RateLimiter,
-    pub budget: BufferBudget,
-}
-
-pub(crate) static GLOBALS: LazyLock<Globals> = LazyLock::new(|| {
-    let s = GlobalSettings::default();
-    Globals {
-        export_slots: Pool::new(s.max_concurrent_exports),
-        limiter: RateLimiter::new(s.max_bytes_per_second),
-        budget: BufferBudget::new(s.buffer_budget_bytes),
-    }
-});
 
 /// Applies settings given as JSON; keys left out keep their defaults.
 pub fn configure(json: &str) -> Result<GlobalSettings> {
@@ -60,9 +43,12 @@ pub fn configure(json: &str) -> Result<GlobalSettings> {
             "buffer_budget_bytes must be at least 1 MiB".into(),
         ));
     }
-    let g = &*GLOBALS;
-    g.export_slots.resize(s.max_concurrent_exports);
-    g.limiter.set_rate(s.max_bytes_per_second);
-    g.budget.resize(s.buffer_budget_bytes);
+    crate::export::job::EXPORT_SLOTS.resize(s.max_concurrent_exports);
+    crate::transfer::PROCESS_LIMITS
+        .limiter
+        .set_rate(s.max_bytes_per_second);
+    crate::transfer::PROCESS_LIMITS
+        .budget
+        .resize(s.buffer_budget_bytes);
     Ok(s)
 }

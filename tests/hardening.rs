@@ -479,3 +479,59 @@ fn a_416_is_empty_only_when_the_server_says_so() {
         0
     );
 }
+
+/// Open descriptors of this process that point at `path`.
+fn open_fds_on(path: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+/// A cancel during the read-back verification of a large file stops the reading itself within
+/// a second (not only the wait for it): nothing keeps reading the temp file in the background.
+#[test]
+fn cancel_during_verification_stops_the_read_back() {
+    let (_rt, server, dir, client) = setup();
+    let data = pattern(768 << 20, 14);
+    let sum = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&data))
+    };
+    server.put("big.img", data);
+    let e = client
+        .start_export(
+            &server.url("big.img"),
+            &opts(dir.path(), json!({"sha256": sum, "part_size": 8 << 20})),
+            None,
+        )
+        .unwrap();
+    let t = std::time::Instant::now();
+    while e.progress().phase != hypersdk::Phase::Verifying {
+        assert!(
+            e.result().is_none(),
+            "ended before verifying: {:?}",
+            e.result().map(|r| r.to_json())
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "never reached verifying"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let cancelled_at = std::time::Instant::now();
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    let temp = dir.path().join("big.img.hspart");
+    while open_fds_on(&temp) > 0 {
+        assert!(
+            cancelled_at.elapsed() < Duration::from_secs(1),
+            "the temp file is still being read {:?} after the cancel",
+            cancelled_at.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -14,11 +14,19 @@ use super::{ChecksumResult, ErrorResult, ExportResult, ExportShared, FileResult}
 use crate::error::{Error, ExportError, Result};
 use crate::progress::Phase;
 use crate::providers::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
-use crate::settings::GLOBALS;
 use crate::sync::{lock, panic_text};
+use crate::transfer::budget::Pool;
 use crate::transfer::outdir::DestLock;
 use crate::transfer::throttle::RateLimiter;
 use crate::transfer::{self, Downloaded, OutDir, TransferCtx};
+
+/// Exports running at once in this process (`max_concurrent_exports`); the rest wait in phase
+/// queued.
+pub(crate) static EXPORT_SLOTS: std::sync::LazyLock<Pool> =
+    std::sync::LazyLock::new(|| Pool::new(DEFAULT_MAX_CONCURRENT_EXPORTS));
+
+/// Exports running at once, by default.
+pub(crate) const DEFAULT_MAX_CONCURRENT_EXPORTS: u64 = 16;
 
 /// How long a cancelled `prepare` may take to reach a point where it stops by itself (a cloud
 /// API call has its own deadline, 60 s by default).
@@ -59,7 +67,7 @@ impl Job {
         let slot = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => None,
-            p = GLOBALS.export_slots.acquire(1) => Some(p),
+            p = EXPORT_SLOTS.acquire(1) => Some(p),
         };
         let outcome: Result<Done> = match slot {
             None => Err(Error::Cancelled),

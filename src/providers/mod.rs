@@ -13,6 +13,10 @@
 //! processes: arguments only, secrets on stdin, process-group kill). See "How to add a provider"
 //! in docs/DESIGN-NOTES.md.
 
+// Built without any cloud provider (`--no-default-features`), the toolkit has no user but its
+// own tests.
+#![cfg_attr(not(any(feature = "aws", feature = "vsphere")), allow(dead_code))]
+
 #[cfg(feature = "aws")]
 pub(crate) mod aws;
 pub(crate) mod http;

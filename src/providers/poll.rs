@@ -42,6 +42,7 @@ pub(crate) struct Backoff {
 
 impl Backoff {
     /// The same interval every time (a task whose progress is worth seeing at a steady pace).
+    #[cfg_attr(not(feature = "aws"), allow(dead_code))]
     pub fn fixed(every: Duration) -> Self {
         Backoff {
             first: every,

@@ -82,7 +82,6 @@ pub(crate) struct Running {
     secrets: Arc<Vec<String>>,
     deadline: tokio::time::Instant,
     timeout: Duration,
-    exited: bool,
 }
 
 impl Running {
@@ -177,7 +176,6 @@ impl Running {
             secrets,
             deadline: tokio::time::Instant::now() + spec.timeout,
             timeout: spec.timeout,
-            exited: false,
         })
     }
 
@@ -203,7 +201,7 @@ impl Running {
     /// an error carrying the (redacted) end of stderr.
     pub async fn finish(mut self, cancel: &CancellationToken) -> Result<Finished> {
         let mut lines = Vec::new();
-        let status = loop {
+        loop {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
@@ -220,17 +218,24 @@ impl Running {
                         self.kill();
                         return Err(e);
                     }
-                    // stdout closed: now the exit status (stderr is read to its end as well).
-                    None => {
-                        let s = self
-                            .child
-                            .wait()
-                            .await
-                            .map_err(|e| Error::Io(format!("waiting for {}: {e}", self.name)))?;
-                        self.exited = true;
-                        break s;
-                    }
+                    // stdout closed: now the exit status (under the same cancel and deadline:
+                    // a child may close stdout and go on running).
+                    None => break,
                 },
+            }
+        }
+        let status = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => {
+                self.kill();
+                return Err(Error::Cancelled);
+            }
+            _ = tokio::time::sleep_until(self.deadline) => {
+                self.kill();
+                return Err(self.timed_out());
+            }
+            s = self.child.wait() => {
+                s.map_err(|e| Error::Io(format!("waiting for {}: {e}", self.name)))?
             }
         };
         if let Some(h) = self.stderr_done.take() {
@@ -429,6 +434,14 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("the grandchild {pid} outlived its process group");
+    }
+
+    #[tokio::test]
+    async fn a_child_that_closes_stdout_and_lingers_still_meets_the_deadline() {
+        let mut spec = sh("exec >&-; sleep 30");
+        spec.timeout = Duration::from_millis(300);
+        let e = run(spec, &CancellationToken::new()).await.unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
     }
 
     #[tokio::test]

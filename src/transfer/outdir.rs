@@ -86,8 +86,14 @@ impl OutDir {
     /// Creates `name`, which must not exist (`O_EXCL`): a symlink or any file planted under
     /// that name makes this fail instead of writing through it.
     pub fn create_new(&self, name: &str) -> Result<File> {
-        self.openat(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)
-            .map_err(|e| self.planted_or_io(name, "cannot create", e))
+        let f = self
+            .openat(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL)
+            .map_err(|e| self.planted_or_io(name, "cannot create", e))?;
+        // Exactly the mode asked for, whatever the umask (it can only have narrowed it).
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(self.mode))
+            .map_err(|e| Error::io(&self.join(name), "cannot set the mode of", e))?;
+        Ok(f)
     }
 
     /// Opens an existing `name` that this library made: a regular file, owned by this user,

@@ -22,7 +22,6 @@ use super::{Downloaded, FileSource, OutDir, TempFile, TransferCtx, blocking, thr
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
-use crate::settings::GLOBALS;
 use crate::sync::lock;
 
 /// Bytes buffered per part before one positioned write.
@@ -272,7 +271,7 @@ async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
     let cap = WRITE_BUFFER.min((end - start) as usize);
     let _permit = tokio::select! {
         _ = st.stop.cancelled() => return Err(Error::Cancelled),
-        p = GLOBALS.budget.acquire(cap as u64) => p,
+        p = super::PROCESS_LIMITS.budget.acquire(cap as u64) => p,
     };
     let mut buf = Vec::with_capacity(cap);
     let mut pos = start; // next byte to receive

@@ -17,7 +17,6 @@ use super::sparse::write_sparse;
 use super::{Downloaded, FileSource, HttpSource, TempFile, TransferCtx, blocking, throttle};
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
-use crate::settings::GLOBALS;
 
 pub(crate) async fn download(
     ctx: &Arc<TransferCtx>,
@@ -33,7 +32,7 @@ pub(crate) async fn download(
     let cap = WRITE_BUFFER;
     let _permit = tokio::select! {
         _ = ctx.cancel.cancelled() => return Err(Error::Cancelled),
-        p = GLOBALS.budget.acquire(cap as u64) => p,
+        p = super::PROCESS_LIMITS.budget.acquire(cap as u64) => p,
     };
     let mut resp = Some(first);
     let mut high_water = 0u64;
