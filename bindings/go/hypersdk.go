@@ -98,6 +98,10 @@ type FileResult struct {
 	} `json:"checksum"`
 	FetchedBytes uint64 `json:"fetched_bytes"`
 	ResumedBytes uint64 `json:"resumed_bytes"`
+	// Retries counts requests or parts tried again after a failure or a stall.
+	Retries uint32 `json:"retries"`
+	// SizeVerified is false only for a stream that ended without a stated length.
+	SizeVerified bool `json:"size_verified"`
 }
 
 // Result describes how an export ended.

@@ -121,7 +121,8 @@ func TestConcurrentExports(t *testing.T) {
 			if last.BytesDone != uint64(len(data)) || last.BytesTotal != uint64(len(data)) {
 				t.Errorf("%s: final progress %d/%d", name, last.BytesDone, last.BytesTotal)
 			}
-			if res.Status != "done" || len(res.Files) != 1 || res.Files[0].Size != uint64(len(data)) {
+			if res.Status != "done" || len(res.Files) != 1 || res.Files[0].Size != uint64(len(data)) ||
+				!res.Files[0].SizeVerified {
 				t.Errorf("%s: result %s", name, res.JSON)
 			}
 			got, err := os.ReadFile(filepath.Join(dir, name))
