@@ -99,7 +99,9 @@ impl OutDir {
     /// Opens an existing `name` that this library made: a regular file, owned by this user,
     /// with one link. `None` when there is no such name.
     pub fn open_own(&self, name: &str) -> Result<Option<File>> {
-        let f = match self.openat(name, libc::O_RDWR) {
+        // O_NONBLOCK: a FIFO planted under the name must not block the open (regular files
+        // ignore the flag).
+        let f = match self.openat(name, libc::O_RDWR | libc::O_NONBLOCK) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.planted_or_io(name, "cannot open", e)),
@@ -214,10 +216,11 @@ impl OutDir {
     pub fn lock(&self, name: &str) -> Result<DestLock> {
         let lock_name = format!("{name}{LOCK_SUFFIX}");
         for _ in 0..5 {
-            let mut f = match self.openat(&lock_name, libc::O_RDWR | libc::O_CREAT) {
-                Ok(f) => f,
-                Err(e) => return Err(self.planted_or_io(&lock_name, "cannot create", e)),
-            };
+            let mut f =
+                match self.openat(&lock_name, libc::O_RDWR | libc::O_CREAT | libc::O_NONBLOCK) {
+                    Ok(f) => f,
+                    Err(e) => return Err(self.planted_or_io(&lock_name, "cannot create", e)),
+                };
             let m = f
                 .metadata()
                 .map_err(|e| Error::io(&self.join(&lock_name), "cannot inspect", e))?;
