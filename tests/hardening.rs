@@ -535,3 +535,39 @@ fn cancel_during_verification_stops_the_read_back() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_redirect_from_https_to_http_is_refused() {
+    let (rt, plain, dir, _) = setup();
+    let cert = support::server::TestCert::new();
+    let secure = rt.block_on(TestServer::start_tls(&cert));
+    plain.put("d.vmdk", pattern(100_000, 15));
+    secure.put("d.vmdk", pattern(100_000, 15));
+    let cfg = json!({"ca_bundle_pem": cert.cert_pem, "headers": {"x-api-key": "https-only-key"}});
+    let client = Client::new("http", &cfg.to_string()).unwrap();
+    // The HTTPS server itself works with the CA...
+    let ok = wait(
+        &client
+            .start_export(&secure.url("d.vmdk"), &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(ok.status, "done", "{}", ok.to_json());
+    // ...and its redirect to plain HTTP is refused, with nothing sent there.
+    secure.set_faults(Faults {
+        redirect_to: Some(format!("http://{}", plain.addr)),
+        ..Default::default()
+    });
+    let other = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export(&secure.url("d.vmdk"), &opts(other.path(), json!({})), None)
+            .unwrap(),
+    );
+    let err = r.error().expect("a downgrade must fail the export");
+    assert!(err.message.contains("https to http"), "{}", err.message);
+    assert!(
+        plain.requests().is_empty(),
+        "something was sent over plain HTTP"
+    );
+    assert!(!other.path().join("d.vmdk").exists());
+}

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Ways to misbehave; counters say for how many responses.
 #[derive(Debug, Default, Clone)]
@@ -74,33 +74,113 @@ pub struct TestServer {
     pub addr: SocketAddr,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
+    scheme: &'static str,
+}
+
+/// A self-signed certificate for 127.0.0.1 (made with the openssl command), for HTTPS peers.
+pub struct TestCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl TestCert {
+    pub fn new() -> TestCert {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let ok = std::process::Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+            ])
+            .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            // An end-entity certificate that is its own trust anchor (webpki refuses a CA
+            // certificate as a server's).
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "extendedKeyUsage=serverAuth"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl (apt: openssl) is needed for HTTPS test peers")
+            .success();
+        assert!(ok, "openssl could not make a test certificate");
+        TestCert {
+            cert_pem: std::fs::read_to_string(cert).unwrap(),
+            key_pem: std::fs::read_to_string(key).unwrap(),
+        }
+    }
 }
 
 impl TestServer {
     /// Starts on 127.0.0.1 with an ephemeral port on the current tokio runtime.
     pub async fn start() -> TestServer {
+        Self::start_with(None).await
+    }
+
+    /// The same server over HTTPS with `cert`.
+    pub async fn start_tls(cert: &TestCert) -> TestServer {
+        use rustls::pki_types::pem::PemObject as _;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert.cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        Self::start_with(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind 127.0.0.1");
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State::default());
         let st = state.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     continue;
                 };
-                let st = st.clone();
+                let _ = sock.set_nodelay(true);
+                let (st, tls) = (st.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = serve_conn(sock, st).await;
+                    let _ = match tls {
+                        None => serve_conn(sock, st).await,
+                        Some(acceptor) => match acceptor.accept(sock).await {
+                            Ok(s) => serve_conn(s, st).await,
+                            Err(_) => Ok(()),
+                        },
+                    };
                 });
             }
         });
-        TestServer { addr, state, task }
+        TestServer {
+            addr,
+            state,
+            task,
+            scheme,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}/{}", self.addr, path.trim_start_matches('/'))
+        format!(
+            "{}://{}/{}",
+            self.scheme,
+            self.addr,
+            path.trim_start_matches('/')
+        )
     }
 
     /// Puts (or replaces, with a new ETag) an object.
@@ -175,8 +255,10 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     v
 }
 
-async fn serve_conn(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> {
-    sock.set_nodelay(true)?;
+async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
+    mut sock: S,
+    st: Arc<State>,
+) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     loop {
         // Read one request head.
@@ -220,7 +302,7 @@ async fn serve_conn(mut sock: TcpStream, st: Arc<State>) -> std::io::Result<()> 
 
 /// Writes one response; returns whether the connection may carry another.
 async fn respond(
-    sock: &mut TcpStream,
+    sock: &mut (impl AsyncRead + AsyncWrite + Unpin),
     st: &State,
     method: &str,
     path: &str,
