@@ -364,3 +364,27 @@ fn freeing_the_client_does_not_cut_a_running_export() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// The session cookie goes to the vCenter only: a device URL on another host (an ESXi host, here
+/// the same peer named "localhost") is fetched without it, one on the vCenter with it.
+#[test]
+fn the_session_cookie_goes_to_the_vcenter_only() {
+    for (extra, want_cookie) in [(&[][..], true), (&["-device-host", "localhost"][..], false)] {
+        let peer = Peer::start(extra);
+        let client = Client::new("vsphere", &peer.config()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{extra:?}: {}", r.to_json());
+        let cookies: Vec<bool> =
+            serde_json::from_value(peer.stats()["nfc_cookies"].clone()).unwrap();
+        assert!(!cookies.is_empty());
+        assert!(
+            cookies.iter().all(|c| *c == want_cookie),
+            "{extra:?}: cookie sent on NFC requests: {cookies:?}"
+        );
+    }
+}

@@ -1,7 +1,8 @@
 // Test peer: vcsim (govmomi's vSphere simulator) plus the two methods it lacks, VirtualMachine.ExportVm and OvfManager.CreateDescriptor, added with vcsim's extension pattern; everything else (SOAP, sessions, inventory, NFC leases, property collector) is vcsim's own.
 //
 // It serves HTTPS with a CA it makes, writes disk fixtures into the VM's datastore files,
-// paces NFC downloads on demand, and reports what clients did on GET /hs-stats.
+// paces NFC downloads on demand, names device URLs with another host on demand (as an ESXi
+// host's would be), and reports what clients did on GET /hs-stats.
 // It prints one JSON line on stdout when ready, then serves until killed.
 package main
 
@@ -48,6 +49,7 @@ type stats struct {
 	Exports        int      `json:"exports"`
 	Descriptors    int      `json:"descriptors"`
 	NFCPaths       []string `json:"nfc_paths"`
+	NFCCookies     []bool   `json:"nfc_cookies"`
 	Logouts        int      `json:"logouts"`
 	LastOvfFiles   []types.OvfFile
 	DescriptorSeen string `json:"last_descriptor_name"`
@@ -60,6 +62,7 @@ var (
 	errorVM      = flag.String("error-vm", "", "VM whose export lease goes to the error state")
 	hostileVM    = flag.String("hostile-vm", "", "VM whose export lease names its disk ../../escape.vmdk")
 	nfcRate      = flag.Int("nfc-rate", 0, "pace NFC downloads to this many bytes/s per request (0: full speed)")
+	deviceHost   = flag.String("device-host", "", "name device URLs with this host (as an ESXi host's would be)")
 )
 
 // lease wraps vcsim's lease to count keep-alives, completes and aborts.
@@ -110,6 +113,15 @@ func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.H
 		l.Info.LeaseTimeout = int32(*leaseTimeout)
 		if vm.Name == *hostileVM && len(l.Info.DeviceUrl) > 0 {
 			l.Info.DeviceUrl[0].TargetId = "../../escape.vmdk"
+		}
+		if *deviceHost != "" {
+			for i := range l.Info.DeviceUrl {
+				d := &l.Info.DeviceUrl[i]
+				if u, err := url.Parse(d.Url); err == nil {
+					u.Host = *deviceHost + ":" + u.Port()
+					d.Url = u.String()
+				}
+			}
 		}
 	})
 	if vm.Name == *errorVM {
@@ -403,6 +415,7 @@ func main() {
 		case strings.HasPrefix(r.URL.Path, "/nfc/"):
 			st.mu.Lock()
 			st.NFCPaths = append(st.NFCPaths, r.URL.Path)
+			st.NFCCookies = append(st.NFCCookies, r.Header.Get("Cookie") != "")
 			st.mu.Unlock()
 			if *nfcRate > 0 {
 				w = pacedWriter{w, *nfcRate}
