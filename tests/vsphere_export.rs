@@ -298,6 +298,33 @@ fn hostile_target_id_stays_in_the_output_folder() {
     assert!(out.join("escape.vmdk").exists());
 }
 
+/// Disks whose target ids collide (here: all "disk.vmdk", and one of them named like the
+/// fallback of another) get distinct files, and the manifest names each.
+#[test]
+fn colliding_target_ids_get_distinct_names() {
+    let peer = Peer::start(&["-same-target", "disk-1.vmdk"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let names: std::collections::BTreeSet<String> =
+        r.files.iter().map(|f| f.name.clone()).collect();
+    assert_eq!(names.len(), r.files.len(), "{names:?}");
+    assert!(r.files.len() >= 2, "{}", r.to_json());
+    let mf = std::fs::read_to_string(out.path().join("DC0_H0_VM0.mf")).unwrap();
+    for n in &names {
+        assert!(out.path().join(n).exists(), "{n} missing");
+        assert!(
+            mf.contains(&format!("SHA256({n})")),
+            "{n} not in the manifest:\n{mf}"
+        );
+    }
+}
+
 #[test]
 fn bad_options_are_rejected_at_start() {
     let peer = Peer::start(&[]);

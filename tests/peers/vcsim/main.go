@@ -63,6 +63,7 @@ var (
 	hostileVM    = flag.String("hostile-vm", "", "VM whose export lease names its disk ../../escape.vmdk")
 	nfcRate      = flag.Int("nfc-rate", 0, "pace NFC downloads to this many bytes/s per request (0: full speed)")
 	deviceHost   = flag.String("device-host", "", "name device URLs with this host (as an ESXi host's would be)")
+	sameTarget   = flag.String("same-target", "", "give every disk of the lease this targetId (colliding names)")
 )
 
 // lease wraps vcsim's lease to count keep-alives, completes and aborts.
@@ -113,6 +114,11 @@ func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.H
 		l.Info.LeaseTimeout = int32(*leaseTimeout)
 		if vm.Name == *hostileVM && len(l.Info.DeviceUrl) > 0 {
 			l.Info.DeviceUrl[0].TargetId = "../../escape.vmdk"
+		}
+		if *sameTarget != "" {
+			for i := range l.Info.DeviceUrl {
+				l.Info.DeviceUrl[i].TargetId = *sameTarget
+			}
 		}
 		if *deviceHost != "" {
 			for i := range l.Info.DeviceUrl {
