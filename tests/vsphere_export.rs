@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
@@ -215,6 +215,44 @@ fn cancel_mid_download_aborts_the_lease() {
     let path = st["nfc_paths"][0].as_str().unwrap().to_string();
     let (status, _) = support::vcsim::http_get(&peer.url().replace("/sdk", &path), &peer.ca_file());
     assert_eq!(status, 404);
+    assert!(!out.path().join("DC0_H0_VM0.ovf").exists());
+    assert!(!out.path().join("disk-0.vmdk").exists());
+}
+
+/// A cancel while the provider's after-download step hangs (a vCenter slow to answer
+/// CreateDescriptor) ends the export at once, aborts the lease and leaves no final file.
+#[test]
+fn cancel_while_the_descriptor_is_made_ends_at_once() {
+    let peer = Peer::start(&["-descriptor-delay-ms", "20000"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+        .unwrap();
+    let t = Instant::now();
+    while e.progress().phase != Phase::Finalizing {
+        assert!(
+            e.result().is_none(),
+            "ended early: {:?}",
+            e.result().map(|r| r.to_json())
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "never reached finalizing"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let cancelled_at = Instant::now();
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    assert!(
+        cancelled_at.elapsed() < Duration::from_secs(5),
+        "the cancel waited {:?} for the descriptor",
+        cancelled_at.elapsed()
+    );
+    assert_eq!(peer.stats()["aborted"].as_i64(), Some(1));
     assert!(!out.path().join("DC0_H0_VM0.ovf").exists());
     assert!(!out.path().join("disk-0.vmdk").exists());
 }

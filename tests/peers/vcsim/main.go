@@ -64,6 +64,7 @@ var (
 	nfcRate      = flag.Int("nfc-rate", 0, "pace NFC downloads to this many bytes/s per request (0: full speed)")
 	deviceHost   = flag.String("device-host", "", "name device URLs with this host (as an ESXi host's would be)")
 	sameTarget   = flag.String("same-target", "", "give every disk of the lease this targetId (colliding names)")
+	descDelay    = flag.Int("descriptor-delay-ms", 0, "answer CreateDescriptor only after this long (a slow vCenter)")
 )
 
 // lease wraps vcsim's lease to count keep-alives, completes and aborts.
@@ -224,6 +225,9 @@ var ovfTemplate = template.Must(template.New("ovf").Funcs(template.FuncMap{"add"
 `))
 
 func (m *ovfManager) CreateDescriptor(ctx *simulator.Context, req *types.CreateDescriptor) soap.HasFault {
+	if *descDelay > 0 {
+		time.Sleep(time.Duration(*descDelay) * time.Millisecond)
+	}
 	body := &methods.CreateDescriptorBody{}
 	vm, ok := ctx.Map.Get(req.Obj).(*exportVM)
 	if !ok {
