@@ -398,18 +398,19 @@ mod tests {
         assert!(matches!(e, Error::NotFound(_)), "{e}");
     }
 
-    /// A grandchild in the background must die with the cancelled child.
-    #[tokio::test]
-    async fn cancel_kills_the_process_group() {
+    /// A child that leaves a grandchild (`sleep 300`) in the background, and that grandchild's
+    /// pid, once the child has said it started.
+    async fn child_with_grandchild(
+        cancel: &CancellationToken,
+    ) -> (Running, i32, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
-        let cancel = CancellationToken::new();
         let spec = sh(&format!(
             "sleep 300 & echo $! > {}; echo '{{\"started\":true}}'; wait",
             pidfile.display()
         ));
         let mut running = Running::spawn(spec).unwrap();
-        let first = running.next_line(&cancel).await.unwrap();
+        let first = running.next_line(cancel).await.unwrap();
         assert_eq!(
             first,
             Some(Line::Json(serde_json::json!({"started": true})))
@@ -420,20 +421,31 @@ mod tests {
             .parse()
             .unwrap();
         assert!(alive(pid));
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            c.cancel();
-        });
-        let r = running.finish(&cancel).await;
-        assert!(r.is_err());
+        (running, pid, dir)
+    }
+
+    async fn assert_dies(pid: i32, what: &str) {
         for _ in 0..100 {
             if !alive(pid) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("the grandchild {pid} outlived its process group");
+        panic!("the grandchild {pid} outlived {what}");
+    }
+
+    /// A grandchild in the background must die with the cancelled child.
+    #[tokio::test]
+    async fn cancel_kills_the_process_group() {
+        let cancel = CancellationToken::new();
+        let (running, pid, _dir) = child_with_grandchild(&cancel).await;
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            c.cancel();
+        });
+        assert!(running.finish(&cancel).await.is_err());
+        assert_dies(pid, "its cancelled process group").await;
     }
 
     #[tokio::test]
@@ -454,27 +466,8 @@ mod tests {
 
     #[tokio::test]
     async fn drop_kills_the_process_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let pidfile = dir.path().join("pid");
-        let cancel = CancellationToken::new();
-        let spec = sh(&format!(
-            "sleep 300 & echo $! > {}; echo ready; wait",
-            pidfile.display()
-        ));
-        let mut running = Running::spawn(spec).unwrap();
-        running.next_line(&cancel).await.unwrap();
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        let (running, pid, _dir) = child_with_grandchild(&CancellationToken::new()).await;
         drop(running);
-        for _ in 0..100 {
-            if !alive(pid) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the grandchild {pid} outlived a dropped Running");
+        assert_dies(pid, "a dropped Running").await;
     }
 }
