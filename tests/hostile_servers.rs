@@ -147,3 +147,35 @@ fn a_redirected_call_is_not_followed() {
         "the redirect was followed"
     );
 }
+
+/// A silent EC2 endpoint ends the export with a timeout (the SDK's attempts each have the
+/// configured deadline), never a hang.
+#[cfg(feature = "aws")]
+#[test]
+fn a_silent_aws_endpoint_times_out() {
+    let rt = support::peer_runtime();
+    let peer = start(&rt, Answer::Nothing);
+    let cfg = serde_json::json!({
+        "region": "us-east-1", "endpoint_url": format!("http://127.0.0.1:{}", peer.port),
+        "access_key_id": "AKIDTEST", "secret_access_key": "not-used-secret",
+        "api_timeout_ms": 300,
+    });
+    let client = Client::new("aws", &cfg.to_string()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let o = serde_json::json!({"output_dir": out.path(), "s3_bucket": "exports"});
+    let t = Instant::now();
+    let e = client
+        .start_export("i-0123456789abcdef0", &o.to_string(), None)
+        .unwrap();
+    let r = e
+        .wait(Some(Duration::from_secs(60)))
+        .unwrap()
+        .expect("the export must end");
+    let err = r.error().expect("a silent endpoint must fail the export");
+    assert_eq!(err.kind, ErrorKind::Timeout, "{}", err.message);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+}

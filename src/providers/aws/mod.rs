@@ -53,8 +53,15 @@ impl AwsProvider {
         let path_style = cfg.force_path_style.unwrap_or(endpoint.is_some());
         let region = cfg.region.clone();
         let sdk = crate::runtime::block_on(async {
+            // Every API call has a deadline: a silent endpoint must not hang an export (or
+            // its cleanup) forever.
+            let timeouts = aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(30))
+                .operation_attempt_timeout(Duration::from_millis(cfg.api_timeout_ms))
+                .build();
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(cfg.region.clone()));
+                .region(aws_config::Region::new(cfg.region.clone()))
+                .timeout_config(timeouts);
             if let Some(p) = &cfg.profile {
                 loader = loader.profile_name(p);
             }
