@@ -112,6 +112,11 @@ pub(crate) struct HttpSource {
     /// Signs every request just before it is sent (S3 SigV4: credentials are fetched, and
     /// refreshed, per request, so a day-long download never outlives a pre-signed URL).
     pub signer: Option<Arc<dyn RequestSigner>>,
+    /// Ask for each range's MD5 and check it (Azure Blob's `x-ms-range-get-content-md5`, which
+    /// the service answers for ranges of at most 4 MiB: parts are cut to that size). A range
+    /// that does not match fails the file with a verification error, and its bytes are not
+    /// kept for a resume.
+    pub range_md5: bool,
 }
 
 impl std::fmt::Debug for HttpSource {

@@ -64,6 +64,29 @@ impl RangeSet {
         self.map.insert(s, e);
     }
 
+    /// Removes `[start, end)`.
+    pub fn remove(&mut self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        let mut cut = Vec::new();
+        if let Some((&a, &b)) = self.map.range(..start).next_back()
+            && b > start
+        {
+            cut.push((a, b));
+        }
+        cut.extend(self.map.range(start..end).map(|(&a, &b)| (a, b)));
+        for (a, b) in cut {
+            self.map.remove(&a);
+            if a < start {
+                self.map.insert(a, start);
+            }
+            if b > end {
+                self.map.insert(end, b);
+            }
+        }
+    }
+
     /// The ranges, in order.
     pub fn ranges(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.map.iter().map(|(&a, &b)| (a, b))
@@ -130,6 +153,20 @@ mod tests {
         let good: RangeSet = serde_json::from_str("[[5,10],[11,12]]").unwrap();
         assert!(good.is_valid_for(20));
         assert_eq!(serde_json::to_string(&good).unwrap(), "[[5,10],[11,12]]");
+    }
+
+    #[test]
+    fn removes_across_and_inside_ranges() {
+        let mut r = RangeSet::new();
+        r.insert(0, 10);
+        r.insert(20, 30);
+        r.insert(40, 50);
+        r.remove(5, 25);
+        assert_eq!(list(&r), vec![(0, 5), (25, 30), (40, 50)]);
+        r.remove(42, 44);
+        assert_eq!(list(&r), vec![(0, 5), (25, 30), (40, 42), (44, 50)]);
+        r.remove(0, 100);
+        assert_eq!(r.covered(), 0);
     }
 
     #[test]

@@ -39,6 +39,11 @@ pub(crate) trait RangeFetch: Send + Sync {
         end: u64,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ByteStream>>;
+
+    /// The largest range one request may ask for (parts are cut to it).
+    fn max_part(&self) -> u64 {
+        u64::MAX
+    }
 }
 
 /// State shared by the parts of one file.
@@ -97,7 +102,7 @@ pub(crate) async fn download(
         stop: ctx.cancel.child_token(),
     });
 
-    let part = ctx.opts.part_size;
+    let part = ctx.opts.part_size.min(state.fetch.max_part()).max(1);
     let mut parts = Vec::new();
     for (a, b) in gaps {
         let mut s = a;
@@ -283,6 +288,13 @@ async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
         let r = stream_range(st, &mut buf, cap, &mut pos, end, &mut crc).await;
         // Bytes received before a failure are good (same validator): keep them.
         flush(st, &mut buf, pos, &crc).await?;
+        if let Err(e @ Error::Verification(_)) = r {
+            // The range's own checksum did not match: none of its bytes may count for a resume.
+            let mut j = lock(&st.journal);
+            j.done.remove(before, pos);
+            j.crcs.remove(&start);
+            return Err(e);
+        }
         if let Err(e) = r {
             tracing::debug!(file = %st.name, pos, error = %e, "part interrupted");
             let retried = attempts.retries;

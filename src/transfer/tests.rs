@@ -69,6 +69,7 @@ fn http(server: &TestServer, path: &str) -> HttpSource {
         url: Url::parse(&server.url(path)).unwrap(),
         headers: HeaderMap::new(),
         signer: None,
+        range_md5: false,
     }
 }
 
@@ -175,6 +176,70 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
     });
     let e = fetch(&c3, &other, &counters[0]).await.unwrap_err();
     assert!(e.to_string().contains("ranged requests"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn range_md5_is_asked_for_checked_and_a_mismatch_is_not_kept() {
+    let server = TestServer::start().await;
+    let size = 12u64 << 20;
+    let data = pattern(size as usize, 17);
+    server.put("md5.vhd", data.clone());
+    let src = |name: &str| {
+        Arc::new(FileSource {
+            name: name.into(),
+            kind: SourceKind::HttpExtents {
+                http: HttpSource {
+                    range_md5: true,
+                    ..http(&server, "md5.vhd")
+                },
+                size,
+                extents: vec![(0, size)],
+            },
+            size_hint: None,
+            expected_size: None,
+            checksum: None,
+            want_sha256: false,
+        })
+    };
+    // Default 8 MiB parts: cut to 4 MiB, each asking for its MD5, which matches.
+    let dir = tempfile::tempdir().unwrap();
+    let (c1, p1) = ctx(dir.path(), TransferOptions::default());
+    let counters = p1.set_files(&[("good.vhd".into(), 0)]);
+    let d = fetch(&c1, &src("good.vhd"), &counters[0]).await.unwrap();
+    assert_eq!(std::fs::read(&d.temp).unwrap(), data);
+    let ranged: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| !r.ends_with("bytes=0-0"))
+        .collect();
+    assert_eq!(ranged.len(), 3, "{ranged:?}");
+    assert!(server.saw_in_heads("x-ms-range-get-content-md5: true"));
+
+    // One range's stated MD5 is wrong: a verification error naming the range, and the journal
+    // does not count its bytes (a resume fetches them again); the other ranges are kept.
+    let bad_at = (5 << 20) + 123;
+    server.set_faults(Faults {
+        wrong_range_md5_at: Some(bad_at),
+        ..Default::default()
+    });
+    let (c2, p2) = ctx(
+        dir.path(),
+        TransferOptions {
+            parts_in_flight: 1,
+            ..TransferOptions::default()
+        },
+    );
+    let counters = p2.set_files(&[("bad.vhd".into(), 0)]);
+    let e = fetch(&c2, &src("bad.vhd"), &counters[0]).await.unwrap_err();
+    assert!(matches!(e, Error::Verification(_)), "{e}");
+    assert!(e.to_string().contains("MD5"), "{e}");
+    let j = journal::Journal::load(&c2.dir, &journal::Journal::name_for("bad.vhd")).unwrap();
+    let done: Vec<(u64, u64)> = j.done.ranges().collect();
+    assert!(
+        done.iter().all(|&(a, b)| !(a..b).contains(&bad_at)),
+        "the journal keeps the mismatched range: {done:?}"
+    );
+    assert!(done.contains(&(0, 4 << 20)), "{done:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

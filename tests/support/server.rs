@@ -42,6 +42,9 @@ pub struct Faults {
     pub wrong_part_etag: bool,
     /// Answer every ranged request with 416 and `Content-Range: bytes */<real size>`.
     pub always_416: bool,
+    /// Answer `x-ms-range-get-content-md5: true` with a wrong `Content-MD5` for ranges that
+    /// contain this offset (the right one for the others, as Azure Blob does).
+    pub wrong_range_md5_at: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -413,6 +416,16 @@ async fn respond(
     let mut head = format!("HTTP/1.1 {status}\r\nETag: {sent_etag}\r\nAccept-Ranges: bytes\r\n");
     if let Some((a, b)) = range {
         head.push_str(&format!("Content-Range: bytes {a}-{b}/{len}\r\n"));
+        if headers.get("x-ms-range-get-content-md5").map(String::as_str) == Some("true") {
+            use base64::Engine as _;
+            use md5::Digest as _;
+            let mut md5 = md5::Md5::digest(&obj.data[a as usize..=b as usize]);
+            if f.wrong_range_md5_at.is_some_and(|at| (a..=b).contains(&at)) {
+                md5[0] ^= 1;
+            }
+            let md5 = base64::engine::general_purpose::STANDARD.encode(md5);
+            head.push_str(&format!("Content-MD5: {md5}\r\n"));
+        }
     }
     if f.no_length {
         head.push_str("Connection: close\r\n\r\n");

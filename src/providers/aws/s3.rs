@@ -141,6 +141,7 @@ impl ObjectSource<'_> {
                 url: self.urls.object_url(bucket, key)?,
                 headers: Default::default(),
                 signer: Some(self.signer.clone()),
+                range_md5: false,
             },
         );
         src.size_hint = head.content_length().and_then(|l| u64::try_from(l).ok());

@@ -107,6 +107,7 @@ impl HttpFile {
                 url,
                 headers: headers.clone(),
                 signer: None,
+                range_md5: false,
             },
         );
         src.size_hint = self.size;

@@ -396,6 +396,7 @@ impl Flow for VsphereFlow {
                         url,
                         headers,
                         signer: None,
+                        range_md5: false,
                     },
                 );
                 src.size_hint = size;
