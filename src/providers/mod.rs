@@ -15,10 +15,15 @@
 
 // Built without any cloud provider (`--no-default-features`), the toolkit has no user but its
 // own tests.
-#![cfg_attr(not(any(feature = "aws", feature = "vsphere")), allow(dead_code))]
+#![cfg_attr(
+    not(any(feature = "aws", feature = "azure", feature = "vsphere")),
+    allow(dead_code)
+)]
 
 #[cfg(feature = "aws")]
 pub(crate) mod aws;
+#[cfg(feature = "azure")]
+pub(crate) mod azure;
 pub(crate) mod http;
 pub(crate) mod net;
 pub(crate) mod poll;
@@ -40,7 +45,9 @@ use crate::progress::{Phase, ProgressState};
 use crate::transfer::{Downloaded, FileSource, OutDir};
 
 /// What a flow may do to its export while it runs: say what the cloud is doing, and notice a
-/// cancel. It cannot set phases other than waiting-for-cloud (the engine owns the rest).
+/// cancel. It cannot set phases other than waiting-for-cloud (the engine owns the rest). A flow
+/// may keep a clone for its keep-alive work.
+#[derive(Clone)]
 pub(crate) struct FlowCtx {
     progress: Arc<ProgressState>,
     cancel: CancellationToken,
@@ -85,6 +92,13 @@ impl CleanupCtx {
 
     pub fn message(&self, msg: &str) {
         self.progress.set_message(msg);
+    }
+
+    /// A context for the shared poller during cleanup: messages show, and its cancel never
+    /// fires (cleanup runs to its end or to its deadline).
+    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
+    pub fn poll_ctx(&self) -> FlowCtx {
+        FlowCtx::new(self.progress.clone(), CancellationToken::new())
     }
 }
 
@@ -186,6 +200,11 @@ const REGISTRY: &[Registration] = &[
     Registration {
         name: "aws",
         new: |c| Ok(Arc::new(aws::AwsProvider::new(c)?)),
+    },
+    #[cfg(feature = "azure")]
+    Registration {
+        name: "azure",
+        new: |c| Ok(Arc::new(azure::AzureProvider::new(c)?)),
     },
     Registration {
         name: "http",

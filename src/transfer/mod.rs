@@ -301,6 +301,16 @@ pub(crate) fn redact_url(url: &Url) -> String {
     u.to_string()
 }
 
+/// [`redact_url`] for a text that may or may not parse as a URL (a source id as given): what
+/// follows `?` or `#` is dropped either way.
+#[cfg_attr(not(feature = "azure"), allow(dead_code))]
+pub(crate) fn redact_url_text(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(u) => redact_url(&u),
+        Err(_) => text.split(['?', '#']).next().unwrap_or("").to_string(),
+    }
+}
+
 /// Runs file work on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,

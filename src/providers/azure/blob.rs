@@ -1,0 +1,211 @@
+//! Page blobs behind a SAS (a disk's grant) or an Entra ID token (a blob URL): properties,
+//! page ranges (with `azure_storage_blob`, paginated), and the [`FileSource`] that fetches only
+//! those ranges with per-range MD5.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use azure_core::credentials::TokenCredential;
+use futures_util::TryStreamExt as _;
+use reqwest::StatusCode;
+use url::Url;
+
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::transfer::{Checksum, FileSource, HttpSource, RequestSigner, SourceKind, redact_url};
+
+/// Blob service version for our own requests (HEAD, ranged GETs with a token).
+const BLOB_VERSION: &str = "2021-08-06";
+
+/// How blob requests are authorized.
+#[derive(Clone)]
+pub(crate) enum BlobAuth {
+    /// A SAS: the URL's query, replaced in every request by the current one, so a renewed
+    /// grant reaches downloads already running.
+    Sas(Arc<std::sync::Mutex<String>>),
+    /// An Entra ID token for Azure Storage, fetched (and refreshed) per request.
+    Token(Arc<dyn TokenCredential>),
+}
+
+impl std::fmt::Debug for BlobAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BlobAuth::Sas(_) => "BlobAuth::Sas(***)",
+            BlobAuth::Token(_) => "BlobAuth::Token",
+        })
+    }
+}
+
+impl RequestSigner for BlobAuth {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            req.headers_mut()
+                .insert("x-ms-version", reqwest::header::HeaderValue::from_static(BLOB_VERSION));
+            match self {
+                BlobAuth::Sas(q) => {
+                    let q = crate::sync::lock(q).clone();
+                    req.url_mut().set_query(Some(&q));
+                }
+                BlobAuth::Token(cred) => {
+                    let t = cred
+                        .get_token(&["https://storage.azure.com/.default"], None)
+                        .await
+                        .map_err(|e| Error::Auth(format!("getting a token for Azure Storage: {}", first_line(&e.to_string()))))?;
+                    let v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.token.secret()))
+                        .map_err(|_| Error::Auth("Entra ID gave an unusable token".into()))?;
+                    req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").chars().take(300).collect()
+}
+
+/// What a HEAD says about a blob.
+struct Properties {
+    size: u64,
+    page_blob: bool,
+    md5: Option<String>,
+}
+
+async fn properties(http: &reqwest::Client, url: &Url, auth: &BlobAuth, name: &str) -> Result<Properties> {
+    let mut req = http
+        .head(url.clone())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| Error::http(&format!("HEAD {name}"), e))?;
+    auth.sign(&mut req).await?;
+    let resp = http
+        .execute(req)
+        .await
+        .map_err(|e| Error::http(&format!("HEAD {name}"), e))?;
+    let what = format!("HTTP {} for {name} ({})", resp.status(), redact_url(url));
+    match resp.status() {
+        s if s.is_success() => {}
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(Error::Auth(what)),
+        StatusCode::NOT_FOUND => return Err(Error::NotFound(what)),
+        _ => return Err(Error::Remote(what)),
+    }
+    let h = resp.headers();
+    let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let size = text("content-length")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Error::Remote(format!("{name}: the blob service gave no size")))?;
+    Ok(Properties {
+        size,
+        page_blob: text("x-ms-blob-type").as_deref() == Some("PageBlob"),
+        md5: text("content-md5").filter(|v| !v.is_empty()),
+    })
+}
+
+/// The written ranges of a page blob, `[start, end)`, sorted and merged.
+async fn page_ranges(http: &reqwest::Client, url: &Url, auth: &BlobAuth) -> Result<Vec<(u64, u64)>> {
+    use azure_storage_blob::clients::PageBlobClient;
+    let mut options = azure_storage_blob::PageBlobClientOptions::default();
+    options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http.clone())));
+    let (url, cred) = match auth {
+        BlobAuth::Sas(q) => {
+            let mut u = url.clone();
+            u.set_query(Some(&crate::sync::lock(q).clone()));
+            (u, None)
+        }
+        BlobAuth::Token(c) => (url.clone(), Some(c.clone())),
+    };
+    let what = format!("listing the page ranges of {}", redact_url(&url));
+    let client = PageBlobClient::new(url, cred, Some(options)).map_err(|e| sdk_error(&what, &e))?;
+    let mut pages = client
+        .list_page_ranges(None)
+        .map_err(|e| sdk_error(&what, &e))?;
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    while let Some(resp) = pages.try_next().await.map_err(|e| sdk_error(&what, &e))? {
+        let list = resp.into_model().map_err(|e| sdk_error(&what, &e))?;
+        for r in list.page_ranges {
+            let (Some(a), Some(b)) = (r.start, r.end) else { continue };
+            let (Ok(a), Ok(b)) = (u64::try_from(a), u64::try_from(b)) else {
+                return Err(Error::Remote(format!("{what}: a negative offset")));
+            };
+            if b < a {
+                return Err(Error::Remote(format!("{what}: a range ends before it starts")));
+            }
+            out.push((a, b + 1));
+        }
+    }
+    out.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
+    for (a, b) in out {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    Ok(merged)
+}
+
+/// An `azure_core` error as ours, without its text (which may quote the URL and its SAS).
+fn sdk_error(what: &str, e: &azure_core::Error) -> Error {
+    use azure_core::error::ErrorKind as K;
+    match e.kind() {
+        K::HttpResponse { status, error_code, .. } => {
+            let code = error_code.as_deref().unwrap_or("");
+            let text = format!("{what}: HTTP {} {code}", u16::from(*status));
+            match u16::from(*status) {
+                401 | 403 => Error::Auth(text),
+                404 => Error::NotFound(text),
+                429 | 500..=599 => Error::Network(text),
+                _ => Error::Remote(text),
+            }
+        }
+        K::Credential => Error::Auth(format!("{what}: {}", first_line(&e.to_string()))),
+        K::Io => Error::Network(format!("{what}: connection failed")),
+        _ => Error::Remote(format!("{what}: {:?}", e.kind())),
+    }
+}
+
+/// The downloader's source for one blob: only its written pages when it is a page blob,
+/// per-range MD5 on, its size exact, its stored MD5 (if any) checked at the end.
+pub(crate) async fn file_source(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &BlobAuth,
+    file_name: String,
+) -> Result<FileSource> {
+    if url.scheme() != "https" {
+        return Err(Error::Remote(format!(
+            "{file_name}: the blob URL is not https ({}); a SAS must not travel in clear",
+            redact_url(url)
+        )));
+    }
+    let props = properties(http, url, auth, &file_name).await?;
+    let source = HttpSource {
+        client: http.clone(),
+        url: url.clone(),
+        headers: Default::default(),
+        signer: Some(Arc::new(auth.clone())),
+        range_md5: true,
+    };
+    let kind = if props.page_blob {
+        SourceKind::HttpExtents {
+            http: source,
+            size: props.size,
+            extents: page_ranges(http, url, auth).await?,
+        }
+    } else {
+        SourceKind::Http(source)
+    };
+    let checksum = match &props.md5 {
+        Some(m) => Some(Checksum::parse("md5", m)?),
+        None => None,
+    };
+    Ok(FileSource {
+        name: file_name,
+        kind,
+        size_hint: Some(props.size),
+        expected_size: Some(props.size),
+        checksum,
+        want_sha256: false,
+    })
+}
