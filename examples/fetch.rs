@@ -2,7 +2,7 @@
 //! given (URLs for the http provider, VMs for vsphere), all at once, into OUT_DIR.
 //!
 //! usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress]
-//!              OUT_DIR SOURCE...
+//!              OUT_DIR SOURCE...   (--config @FILE reads the config from FILE)
 
 use std::time::Instant;
 
@@ -20,7 +20,13 @@ fn main() {
             "--global" => global = Some(args.next().expect("--global JSON")),
             "--progress" => show = true,
             "--provider" => provider = args.next().expect("--provider NAME"),
-            "--config" => config = args.next().expect("--config JSON"),
+            // `--config @FILE` reads it from a file: secrets stay off the command line.
+            "--config" => {
+                config = args.next().expect("--config JSON");
+                if let Some(path) = config.strip_prefix('@') {
+                    config = std::fs::read_to_string(path).unwrap_or_else(|e| fail(&e.to_string()));
+                }
+            }
             _ => rest.push(a),
         }
     }

@@ -198,7 +198,12 @@ impl RangeFetch for HttpRanges {
                 .map(str::to_string);
             let body = http_body(resp, &self.name);
             Ok(match md5 {
-                Some(want) => md5_checked(body, want, end - start, format!("{} bytes {start}..{end}", self.name)),
+                Some(want) => md5_checked(
+                    body,
+                    want,
+                    end - start,
+                    format!("{} bytes {start}..{end}", self.name),
+                ),
                 None => body,
             })
         })
@@ -252,8 +257,8 @@ fn md5_checked(body: ByteStream, want: String, len: u64, what: String) -> ByteSt
             }
             None => {
                 use base64::Engine as _;
-                let got = base64::engine::general_purpose::STANDARD
-                    .encode(st.hash.take()?.finalize());
+                let got =
+                    base64::engine::general_purpose::STANDARD.encode(st.hash.take()?.finalize());
                 if got == st.want || st.seen != st.len {
                     None
                 } else {

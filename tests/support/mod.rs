@@ -1,6 +1,8 @@
 //! Shared by the integration tests.
 #![allow(dead_code)]
 
+#[cfg(feature = "azure")]
+pub mod azure;
 #[cfg(feature = "aws")]
 pub mod moto;
 pub mod server;
@@ -175,4 +177,13 @@ pub fn kill_when_journal_covers(
     }
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// Runs a future on a throwaway runtime (test setup against a peer's control endpoint).
+pub fn block_on_peer<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }

@@ -416,7 +416,11 @@ async fn respond(
     let mut head = format!("HTTP/1.1 {status}\r\nETag: {sent_etag}\r\nAccept-Ranges: bytes\r\n");
     if let Some((a, b)) = range {
         head.push_str(&format!("Content-Range: bytes {a}-{b}/{len}\r\n"));
-        if headers.get("x-ms-range-get-content-md5").map(String::as_str) == Some("true") {
+        if headers
+            .get("x-ms-range-get-content-md5")
+            .map(String::as_str)
+            == Some("true")
+        {
             use base64::Engine as _;
             use md5::Digest as _;
             let mut md5 = md5::Md5::digest(&obj.data[a as usize..=b as usize]);

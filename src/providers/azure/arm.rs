@@ -93,7 +93,9 @@ impl Arm {
             && super::config::is_resource_name(parts[3])
             && super::config::is_resource_name(parts[7]);
         if !ok {
-            return Err(Error::Remote(format!("ARM gave an unusable resource id {id:?}")));
+            return Err(Error::Remote(format!(
+                "ARM gave an unusable resource id {id:?}"
+            )));
         }
         let kind = if parts[6].eq_ignore_ascii_case("snapshots") {
             "snapshots"
@@ -110,8 +112,15 @@ impl Arm {
     async fn token(&self) -> Result<String> {
         let t = tokio::time::timeout(self.timeout, self.cred.get_token(&[&self.scope], None))
             .await
-            .map_err(|_| Error::Timeout(format!("no token from Entra ID within {:?}", self.timeout)))?
-            .map_err(|e| Error::Auth(format!("getting a token for Azure Resource Manager: {}", one_line(&e.to_string()))))?;
+            .map_err(|_| {
+                Error::Timeout(format!("no token from Entra ID within {:?}", self.timeout))
+            })?
+            .map_err(|e| {
+                Error::Auth(format!(
+                    "getting a token for Azure Resource Manager: {}",
+                    one_line(&e.to_string())
+                ))
+            })?;
         Ok(t.token.secret().to_string())
     }
 
@@ -165,7 +174,8 @@ impl Arm {
                     body,
                 });
             }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < 4 {
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < 4
+            {
                 let wait = retry_after(&headers).unwrap_or(Duration::from_millis(500 << attempt));
                 tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
                 continue;
@@ -209,7 +219,14 @@ impl Arm {
                         "Succeeded" => Ok(Poll::Done(a.body["properties"]["output"].clone())),
                         "Failed" | "Canceled" | "Cancelled" => Err(operation_error(what, &a.body)),
                         _ => Ok(Poll::Pending {
-                            status: format!("{what}: {}", if status.is_empty() { "InProgress" } else { &status }),
+                            status: format!(
+                                "{what}: {}",
+                                if status.is_empty() {
+                                    "InProgress"
+                                } else {
+                                    &status
+                                }
+                            ),
                             retry_after: retry_after(&a.headers),
                         }),
                     }
@@ -253,7 +270,11 @@ fn retry_after(h: &HeaderMap) -> Option<Duration> {
 }
 
 fn one_line(s: &str) -> String {
-    let line = s.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    let line = s
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
     line.chars().take(300).collect()
 }
 
@@ -265,7 +286,9 @@ fn arm_error(status: StatusCode, what: &str, body: &Value) -> Error {
         (Some(c), None) => c.to_string(),
         _ => String::new(),
     };
-    let text = format!("ARM {what}: HTTP {status} {detail}").trim().to_string();
+    let text = format!("ARM {what}: HTTP {status} {detail}")
+        .trim()
+        .to_string();
     match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Auth(text),
         StatusCode::NOT_FOUND => Error::NotFound(text),
@@ -280,7 +303,9 @@ fn operation_error(what: &str, body: &Value) -> Error {
     let e = &body["error"];
     Error::Remote(format!(
         "{what} failed in Azure: {} {}",
-        e["code"].as_str().unwrap_or(body["status"].as_str().unwrap_or("")),
+        e["code"]
+            .as_str()
+            .unwrap_or(body["status"].as_str().unwrap_or("")),
         one_line(e["message"].as_str().unwrap_or(""))
     ))
 }

@@ -39,8 +39,10 @@ impl std::fmt::Debug for BlobAuth {
 impl RequestSigner for BlobAuth {
     fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            req.headers_mut()
-                .insert("x-ms-version", reqwest::header::HeaderValue::from_static(BLOB_VERSION));
+            req.headers_mut().insert(
+                "x-ms-version",
+                reqwest::header::HeaderValue::from_static(BLOB_VERSION),
+            );
             match self {
                 BlobAuth::Sas(q) => {
                     let q = crate::sync::lock(q).clone();
@@ -50,9 +52,17 @@ impl RequestSigner for BlobAuth {
                     let t = cred
                         .get_token(&["https://storage.azure.com/.default"], None)
                         .await
-                        .map_err(|e| Error::Auth(format!("getting a token for Azure Storage: {}", first_line(&e.to_string()))))?;
-                    let v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.token.secret()))
-                        .map_err(|_| Error::Auth("Entra ID gave an unusable token".into()))?;
+                        .map_err(|e| {
+                            Error::Auth(format!(
+                                "getting a token for Azure Storage: {}",
+                                first_line(&e.to_string())
+                            ))
+                        })?;
+                    let v = reqwest::header::HeaderValue::from_str(&format!(
+                        "Bearer {}",
+                        t.token.secret()
+                    ))
+                    .map_err(|_| Error::Auth("Entra ID gave an unusable token".into()))?;
                     req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
                 }
             }
@@ -72,7 +82,12 @@ struct Properties {
     md5: Option<String>,
 }
 
-async fn properties(http: &reqwest::Client, url: &Url, auth: &BlobAuth, name: &str) -> Result<Properties> {
+async fn properties(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &BlobAuth,
+    name: &str,
+) -> Result<Properties> {
     let mut req = http
         .head(url.clone())
         .timeout(Duration::from_secs(60))
@@ -103,10 +118,15 @@ async fn properties(http: &reqwest::Client, url: &Url, auth: &BlobAuth, name: &s
 }
 
 /// The written ranges of a page blob, `[start, end)`, sorted and merged.
-async fn page_ranges(http: &reqwest::Client, url: &Url, auth: &BlobAuth) -> Result<Vec<(u64, u64)>> {
+async fn page_ranges(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &BlobAuth,
+) -> Result<Vec<(u64, u64)>> {
     use azure_storage_blob::clients::PageBlobClient;
     let mut options = azure_storage_blob::PageBlobClientOptions::default();
-    options.client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http.clone())));
+    options.client_options.transport =
+        Some(azure_core::http::Transport::new(Arc::new(http.clone())));
     let (url, cred) = match auth {
         BlobAuth::Sas(q) => {
             let mut u = url.clone();
@@ -124,12 +144,16 @@ async fn page_ranges(http: &reqwest::Client, url: &Url, auth: &BlobAuth) -> Resu
     while let Some(resp) = pages.try_next().await.map_err(|e| sdk_error(&what, &e))? {
         let list = resp.into_model().map_err(|e| sdk_error(&what, &e))?;
         for r in list.page_ranges {
-            let (Some(a), Some(b)) = (r.start, r.end) else { continue };
+            let (Some(a), Some(b)) = (r.start, r.end) else {
+                continue;
+            };
             let (Ok(a), Ok(b)) = (u64::try_from(a), u64::try_from(b)) else {
                 return Err(Error::Remote(format!("{what}: a negative offset")));
             };
             if b < a {
-                return Err(Error::Remote(format!("{what}: a range ends before it starts")));
+                return Err(Error::Remote(format!(
+                    "{what}: a range ends before it starts"
+                )));
             }
             out.push((a, b + 1));
         }
@@ -149,7 +173,9 @@ async fn page_ranges(http: &reqwest::Client, url: &Url, auth: &BlobAuth) -> Resu
 fn sdk_error(what: &str, e: &azure_core::Error) -> Error {
     use azure_core::error::ErrorKind as K;
     match e.kind() {
-        K::HttpResponse { status, error_code, .. } => {
+        K::HttpResponse {
+            status, error_code, ..
+        } => {
             let code = error_code.as_deref().unwrap_or("");
             let text = format!("{what}: HTTP {} {code}", u16::from(*status));
             match u16::from(*status) {

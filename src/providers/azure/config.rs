@@ -74,7 +74,9 @@ impl AzureConfig {
         if let Some(rg) = &self.resource_group
             && !is_resource_name(rg)
         {
-            return bad(format!("resource_group {rg:?} is not a resource group name"));
+            return bad(format!(
+                "resource_group {rg:?} is not a resource group name"
+            ));
         }
         if !(100..=3_600_000).contains(&self.api_timeout_ms) {
             return bad("api_timeout_ms must be between 100 and 3600000".into());
@@ -104,7 +106,10 @@ impl AzureConfig {
                 let (Some(t), Some(c), Some(s)) =
                     (&self.tenant_id, &self.client_id, &self.client_secret)
                 else {
-                    return bad("credential client_secret needs tenant_id, client_id and client_secret".into());
+                    return bad(
+                        "credential client_secret needs tenant_id, client_id and client_secret"
+                            .into(),
+                    );
                 };
                 CredentialKind::ClientSecret {
                     tenant: t.clone(),
@@ -183,7 +188,9 @@ impl AzureOptions {
         if let Some(rg) = &self.resource_group
             && !is_resource_name(rg)
         {
-            return bad(format!("resource_group {rg:?} is not a resource group name"));
+            return bad(format!(
+                "resource_group {rg:?} is not a resource group name"
+            ));
         }
         if !(300..=7 * 24 * 3600).contains(&self.access_duration_secs) {
             return bad("access_duration_secs must be between 300 and 604800".into());
@@ -212,8 +219,7 @@ pub(crate) fn is_resource_name(s: &str) -> bool {
         && s.len() <= 90
         && s != "."
         && s != ".."
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.()".contains(c))
 }
 
@@ -237,13 +243,15 @@ pub(crate) fn parse_source(src: &str, subscription: &str, rg: Option<&str>) -> R
         )))
     };
     if src.starts_with("https://") || src.starts_with("http://") {
-        let u = url::Url::parse(src).map_err(|_| {
-            Error::InvalidArgument("source: not a valid blob URL".into())
-        })?;
+        let u = url::Url::parse(src)
+            .map_err(|_| Error::InvalidArgument("source: not a valid blob URL".into()))?;
         if u.scheme() != "https" {
             return invalid("a blob URL must be https:// (a SAS must not travel in clear)");
         }
-        if u.path_segments().map(|s| s.filter(|p| !p.is_empty()).count()) < Some(2) {
+        if u.path_segments()
+            .map(|s| s.filter(|p| !p.is_empty()).count())
+            < Some(2)
+        {
             return invalid("a blob URL is https://ACCOUNT.blob.core.windows.net/CONTAINER/BLOB");
         }
         return Ok(Source::Blob(u));
@@ -302,19 +310,43 @@ mod tests {
 
     #[test]
     fn sources_parse_and_hostile_names_are_refused() {
-        let id = format!("/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Compute/disks/d1");
+        let id =
+            format!("/subscriptions/{SUB}/resourceGroups/rg1/providers/Microsoft.Compute/disks/d1");
         assert_eq!(
             parse_source(&id, SUB, None).unwrap(),
-            Source::Disk { rg: "rg1".into(), name: "d1".into() }
+            Source::Disk {
+                rg: "rg1".into(),
+                name: "d1".into()
+            }
         );
-        let vm = format!("/subscriptions/{SUB}/resourceGroups/rg1/providers/microsoft.compute/virtualMachines/web-01");
-        assert!(matches!(parse_source(&vm, SUB, None).unwrap(), Source::Vm { .. }));
-        assert!(matches!(parse_source("snapshot:s1", SUB, Some("rg")).unwrap(), Source::Snapshot { .. }));
-        assert!(matches!(parse_source("vm:v", SUB, Some("rg")).unwrap(), Source::Vm { .. }));
-        assert!(matches!(parse_source("d", SUB, Some("rg")).unwrap(), Source::Disk { .. }));
+        let vm = format!(
+            "/subscriptions/{SUB}/resourceGroups/rg1/providers/microsoft.compute/virtualMachines/web-01"
+        );
+        assert!(matches!(
+            parse_source(&vm, SUB, None).unwrap(),
+            Source::Vm { .. }
+        ));
+        assert!(matches!(
+            parse_source("snapshot:s1", SUB, Some("rg")).unwrap(),
+            Source::Snapshot { .. }
+        ));
+        assert!(matches!(
+            parse_source("vm:v", SUB, Some("rg")).unwrap(),
+            Source::Vm { .. }
+        ));
+        assert!(matches!(
+            parse_source("d", SUB, Some("rg")).unwrap(),
+            Source::Disk { .. }
+        ));
         let e = parse_source("d", SUB, None).unwrap_err();
         assert!(e.to_string().contains("resource_group"), "{e}");
-        for hostile in ["a'b\"c; rm -rf /", "../disks/other", "d?x=1", "d%2F..", "a b"] {
+        for hostile in [
+            "a'b\"c; rm -rf /",
+            "../disks/other",
+            "d?x=1",
+            "d%2F..",
+            "a b",
+        ] {
             let e = parse_source(hostile, SUB, Some("rg")).unwrap_err();
             assert!(matches!(e, Error::InvalidArgument(_)), "{hostile}: {e}");
         }
@@ -323,8 +355,12 @@ mod tests {
         let bad_rg = id.replace("rg1", "rg1..%2f");
         assert!(parse_source(&bad_rg, SUB, None).is_err());
         // A blob URL's SAS never shows in the error.
-        let e = parse_source("http://a.blob.core.windows.net/c/b.vhd?sig=SECRETSIG", SUB, None)
-            .unwrap_err();
+        let e = parse_source(
+            "http://a.blob.core.windows.net/c/b.vhd?sig=SECRETSIG",
+            SUB,
+            None,
+        )
+        .unwrap_err();
         assert!(!e.to_string().contains("SECRETSIG"), "{e}");
         assert!(matches!(
             parse_source("https://a.blob.core.windows.net/c/b.vhd?sig=x", SUB, None).unwrap(),
@@ -338,7 +374,10 @@ mod tests {
             r#"{{"subscription_id": "{SUB}", "tenant_id": "t", "client_id": "c", "client_secret": "topsecret"}}"#
         ))
         .unwrap();
-        assert!(matches!(c.check().unwrap(), CredentialKind::ClientSecret { .. }));
+        assert!(matches!(
+            c.check().unwrap(),
+            CredentialKind::ClientSecret { .. }
+        ));
         assert!(!format!("{c:?}").contains("topsecret"));
         let c: AzureConfig = serde_json::from_str(&format!(
             r#"{{"subscription_id": "{SUB}", "client_secret": "topsecret"}}"#

@@ -53,7 +53,13 @@ impl AzureProvider {
         let ca = (cfg.ca_bundle_pem.as_deref(), cfg.ca_bundle_path.as_deref());
         // ARM and token calls carry credentials: no redirect is ever followed.
         let api_http = build_client(ca.0, ca.1, false, Duration::from_secs(30), Redirects::Never)?;
-        let blob_http = build_client(ca.0, ca.1, false, Duration::from_secs(30), Redirects::SameOrigin)?;
+        let blob_http = build_client(
+            ca.0,
+            ca.1,
+            false,
+            Duration::from_secs(30),
+            Redirects::SameOrigin,
+        )?;
         let cred = credential(&kind, &cfg, &api_http)?;
         let arm_base = Url::parse(&cfg.arm_endpoint).expect("checked");
         Ok(AzureProvider {
@@ -72,7 +78,11 @@ impl AzureProvider {
 }
 
 /// The Entra ID credential, its requests sent through our client (our TLS stack and CAs).
-fn credential(kind: &CredentialKind, cfg: &AzureConfig, http: &reqwest::Client) -> Result<Arc<dyn TokenCredential>> {
+fn credential(
+    kind: &CredentialKind,
+    cfg: &AzureConfig,
+    http: &reqwest::Client,
+) -> Result<Arc<dyn TokenCredential>> {
     let mut client_options = azure_core::http::ClientOptions::default();
     client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http.clone())));
     if let Some(host) = &cfg.authority_host {
@@ -82,24 +92,24 @@ fn credential(kind: &CredentialKind, cfg: &AzureConfig, http: &reqwest::Client) 
     }
     let bad = |e: azure_core::Error| Error::InvalidArgument(format!("azure credential: {e}"));
     Ok(match kind {
-        CredentialKind::ClientSecret { tenant, client, secret } => {
-            azure_identity::ClientSecretCredential::new(
-                tenant,
-                client.clone(),
-                azure_core::credentials::Secret::new(secret.expose().to_string()),
-                Some(azure_identity::ClientSecretCredentialOptions { client_options }),
-            )
-            .map_err(bad)?
-        }
-        CredentialKind::ManagedIdentity => {
-            azure_identity::ManagedIdentityCredential::new(Some(
-                azure_identity::ManagedIdentityCredentialOptions {
-                    client_options,
-                    ..Default::default()
-                },
-            ))
-            .map_err(bad)?
-        }
+        CredentialKind::ClientSecret {
+            tenant,
+            client,
+            secret,
+        } => azure_identity::ClientSecretCredential::new(
+            tenant,
+            client.clone(),
+            azure_core::credentials::Secret::new(secret.expose().to_string()),
+            Some(azure_identity::ClientSecretCredentialOptions { client_options }),
+        )
+        .map_err(bad)?,
+        CredentialKind::ManagedIdentity => azure_identity::ManagedIdentityCredential::new(Some(
+            azure_identity::ManagedIdentityCredentialOptions {
+                client_options,
+                ..Default::default()
+            },
+        ))
+        .map_err(bad)?,
         CredentialKind::AzureCli => azure_identity::AzureCliCredential::new(None).map_err(bad)?,
         CredentialKind::DeveloperTools => {
             azure_identity::DeveloperToolsCredential::new(None).map_err(bad)?
@@ -108,10 +118,17 @@ fn credential(kind: &CredentialKind, cfg: &AzureConfig, http: &reqwest::Client) 
 }
 
 impl Provider for AzureProvider {
-    fn plan(&self, source_id: &str, options: serde_json::Map<String, Value>) -> Result<Box<dyn Flow>> {
+    fn plan(
+        &self,
+        source_id: &str,
+        options: serde_json::Map<String, Value>,
+    ) -> Result<Box<dyn Flow>> {
         let opts: AzureOptions = parse_provider_options(options)?;
         opts.check()?;
-        let rg = opts.resource_group.as_deref().or(self.resource_group.as_deref());
+        let rg = opts
+            .resource_group
+            .as_deref()
+            .or(self.resource_group.as_deref());
         let source = config::parse_source(source_id, self.arm.subscription(), rg)?;
         if matches!(source, Source::Vm { .. }) && opts.file_name.is_some() {
             return Err(Error::InvalidArgument(
@@ -189,7 +206,13 @@ impl AzureFlow {
 
     /// A disk to export: itself when it can be granted, else (attached to a running VM) a
     /// snapshot of it made for this export.
-    async fn disk_target(&mut self, ctx: &FlowCtx, rg: &str, name: &str, file: String) -> Result<Target> {
+    async fn disk_target(
+        &mut self,
+        ctx: &FlowCtx,
+        rg: &str,
+        name: &str,
+        file: String,
+    ) -> Result<Target> {
         let disk = self.arm.get(self.arm.url(rg, "disks", name, None)).await?;
         let id = disk["id"].as_str().unwrap_or_default().to_string();
         let state = disk["properties"]["diskState"].as_str().unwrap_or("");
@@ -207,12 +230,16 @@ impl AzureFlow {
                 "disk {name} is attached to a running VM and cannot be granted access; set snapshot_attached to export a snapshot of it"
             )));
         }
-        let suffix: String = (0..6).map(|_| format!("{:x}", rand::random::<u8>() % 16)).collect();
+        let suffix: String = (0..6)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
         let base: String = name.chars().take(80 - 10).collect();
         let snap = format!("{base}-hs-{suffix}");
         // Recorded before the request: a cancel while it runs still deletes it.
         self.snapshots.push((rg.to_string(), snap.clone()));
-        ctx.waiting_for_cloud(&format!("snapshotting disk {name} (attached to a running VM)"));
+        ctx.waiting_for_cloud(&format!(
+            "snapshotting disk {name} (attached to a running VM)"
+        ));
         let body = json!({
             "location": disk["location"],
             "properties": {
@@ -222,10 +249,20 @@ impl AzureFlow {
         });
         let first = self
             .arm
-            .call(Method::PUT, self.arm.url(rg, "snapshots", &snap, None), Some(&body))
+            .call(
+                Method::PUT,
+                self.arm.url(rg, "snapshots", &snap, None),
+                Some(&body),
+            )
             .await?;
         self.arm
-            .wait(ctx, &format!("snapshot of {name}"), first, self.timeout(), self.first_delay())
+            .wait(
+                ctx,
+                &format!("snapshot of {name}"),
+                first,
+                self.timeout(),
+                self.first_delay(),
+            )
             .await?;
         Ok(Target {
             rg: rg.into(),
@@ -239,9 +276,9 @@ impl AzureFlow {
     async fn targets(&mut self, ctx: &FlowCtx) -> Result<Vec<Target>> {
         let ext = self.ext();
         let named = |n: &str, o: &AzureOptions| {
-            o.file_name
-                .clone()
-                .unwrap_or_else(|| sanitize_file_name(&format!("{n}.{ext}"), &format!("disk.{ext}")))
+            o.file_name.clone().unwrap_or_else(|| {
+                sanitize_file_name(&format!("{n}.{ext}"), &format!("disk.{ext}"))
+            })
         };
         match self.source.clone() {
             Source::Disk { rg, name } => {
@@ -249,7 +286,10 @@ impl AzureFlow {
                 Ok(vec![self.disk_target(ctx, &rg, &name, file).await?])
             }
             Source::Snapshot { rg, name } => {
-                let s = self.arm.get(self.arm.url(&rg, "snapshots", &name, None)).await?;
+                let s = self
+                    .arm
+                    .get(self.arm.url(&rg, "snapshots", &name, None))
+                    .await?;
                 Ok(vec![Target {
                     file: named(&name, &self.opts),
                     source_id: s["id"].as_str().unwrap_or_default().to_string(),
@@ -259,11 +299,17 @@ impl AzureFlow {
                 }])
             }
             Source::Vm { rg, name } => {
-                let vm = self.arm.get(self.arm.url(&rg, "virtualMachines", &name, None)).await?;
+                let vm = self
+                    .arm
+                    .get(self.arm.url(&rg, "virtualMachines", &name, None))
+                    .await?;
                 let sp = &vm["properties"]["storageProfile"];
                 let mut ids = Vec::new();
                 let mut disks: Vec<&Value> = vec![&sp["osDisk"]];
-                let mut data: Vec<&Value> = sp["dataDisks"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+                let mut data: Vec<&Value> = sp["dataDisks"]
+                    .as_array()
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default();
                 data.sort_by_key(|d| d["lun"].as_u64().unwrap_or(u64::MAX));
                 disks.extend(data);
                 for d in disks {
@@ -284,7 +330,8 @@ impl AzureFlow {
                 let mut out = Vec::new();
                 for id in ids {
                     let (drg, dname, _) = self.arm.id_url(&id, None)?;
-                    let file = sanitize_file_name(&format!("{dname}.{ext}"), &format!("disk.{ext}"));
+                    let file =
+                        sanitize_file_name(&format!("{dname}.{ext}"), &format!("disk.{ext}"));
                     out.push(self.disk_target(ctx, &drg, &dname, file).await?);
                 }
                 Ok(out)
@@ -302,17 +349,28 @@ impl AzureFlow {
         });
         let first = self
             .arm
-            .call(Method::POST, self.arm.url(rg, kind, name, Some("beginGetAccess")), Some(&body))
+            .call(
+                Method::POST,
+                self.arm.url(rg, kind, name, Some("beginGetAccess")),
+                Some(&body),
+            )
             .await?;
         let out = self
             .arm
-            .wait(ctx, &format!("read access to {name}"), first, self.timeout(), self.first_delay())
+            .wait(
+                ctx,
+                &format!("read access to {name}"),
+                first,
+                self.timeout(),
+                self.first_delay(),
+            )
             .await?;
         let sas = out["accessSAS"]
             .as_str()
             .or_else(|| out["accessSas"].as_str())
             .ok_or_else(|| Error::Remote(format!("the grant of {name} gave no accessSAS")))?;
-        let url = Url::parse(sas).map_err(|_| Error::Remote(format!("the grant of {name} gave an unusable SAS URL")))?;
+        let url = Url::parse(sas)
+            .map_err(|_| Error::Remote(format!("the grant of {name} gave an unusable SAS URL")))?;
         if url.scheme() != "https" {
             return Err(Error::Remote(format!(
                 "the grant of {name} gave a SAS URL that is not https; refusing to send it in clear"
@@ -324,10 +382,20 @@ impl AzureFlow {
     async fn revoke(&self, ctx: &FlowCtx, g: &Grant) -> Result<()> {
         let first = self
             .arm
-            .call(Method::POST, self.arm.url(&g.rg, g.kind, &g.name, Some("endGetAccess")), None)
+            .call(
+                Method::POST,
+                self.arm.url(&g.rg, g.kind, &g.name, Some("endGetAccess")),
+                None,
+            )
             .await?;
         self.arm
-            .wait(ctx, &format!("revoking access to {}", g.name), first, Duration::from_secs(600), Duration::from_millis(200))
+            .wait(
+                ctx,
+                &format!("revoking access to {}", g.name),
+                first,
+                Duration::from_secs(600),
+                Duration::from_millis(200),
+            )
             .await?;
         Ok(())
     }
@@ -336,7 +404,8 @@ impl AzureFlow {
 /// The expiry a SAS states (`se`, ISO 8601).
 fn sas_expiry(url: &Url) -> Option<SystemTime> {
     let se = url.query_pairs().find(|(k, _)| k == "se")?.1.to_string();
-    let t = time::OffsetDateTime::parse(&se, &time::format_description::well_known::Rfc3339).ok()?;
+    let t =
+        time::OffsetDateTime::parse(&se, &time::format_description::well_known::Rfc3339).ok()?;
     let secs = u64::try_from(t.unix_timestamp()).ok()?;
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
@@ -361,18 +430,21 @@ impl Flow for AzureFlow {
                 } else {
                     BlobAuth::Token(self.cred.clone())
                 };
-                let last = url.path_segments().and_then(|mut s| s.next_back()).unwrap_or("");
+                let last = url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .unwrap_or("");
                 let file = match &self.opts.file_name {
                     Some(n) => n.clone(),
-                    None => sanitize_file_name(
-                        &percent_decode(last),
-                        &format!("blob.{}", self.ext()),
-                    ),
+                    None => {
+                        sanitize_file_name(&percent_decode(last), &format!("blob.{}", self.ext()))
+                    }
                 };
                 let mut bare = url.clone();
                 bare.set_query(None);
                 let src = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
-                self.files.push(json!({"file": file, "blob": crate::transfer::redact_url(&url)}));
+                self.files
+                    .push(json!({"file": file, "blob": crate::transfer::redact_url(&url)}));
                 return Ok(vec![src]);
             }
             let targets = self.targets(ctx).await?;
@@ -402,7 +474,9 @@ impl Flow for AzureFlow {
                 if t.kind == "snapshots" {
                     f["exported_from"] = json!(format!(
                         "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",
-                        self.arm.subscription(), t.rg, t.name
+                        self.arm.subscription(),
+                        t.rg,
+                        t.name
                     ));
                 }
                 self.files.push(f);
@@ -420,7 +494,9 @@ impl Flow for AzureFlow {
     /// next request.
     fn keep_alive<'a>(&'a mut self, _percent: u8) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
-            let Some(ctx) = self.ctx.clone() else { return Ok(()) };
+            let Some(ctx) = self.ctx.clone() else {
+                return Ok(());
+            };
             let now = SystemTime::now();
             for i in 0..self.grants.len() {
                 if !needs_renewal(&self.grants[i], now) {
@@ -467,10 +543,20 @@ impl Flow for AzureFlow {
                 let r = async {
                     let first = self
                         .arm
-                        .call(Method::DELETE, self.arm.url(rg, "snapshots", name, None), None)
+                        .call(
+                            Method::DELETE,
+                            self.arm.url(rg, "snapshots", name, None),
+                            None,
+                        )
                         .await?;
                     self.arm
-                        .wait(&pctx, &format!("deleting snapshot {name}"), first, Duration::from_secs(600), Duration::from_millis(200))
+                        .wait(
+                            &pctx,
+                            &format!("deleting snapshot {name}"),
+                            first,
+                            Duration::from_secs(600),
+                            Duration::from_millis(200),
+                        )
                         .await
                 }
                 .await;
@@ -528,7 +614,12 @@ mod tests {
     fn sas_expiry_and_renewal_margin() {
         let u = Url::parse("https://a/c/b?sv=1&se=2030-01-01T00%3A00%3A00Z&sig=x").unwrap();
         let exp = sas_expiry(&u).unwrap();
-        assert_eq!(exp.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs(), 1_893_456_000);
+        assert_eq!(
+            exp.duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs(),
+            1_893_456_000
+        );
         let g = |granted: SystemTime| Grant {
             rg: String::new(),
             kind: "disks",

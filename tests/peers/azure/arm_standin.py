@@ -1,0 +1,528 @@
+# Stand-in for Azure Resource Manager (disks, snapshots, VMs, beginGetAccess/endGetAccess) and the Entra ID token endpoint ONLY; blob storage is the real Azurite, which this script starts.
+"""
+The Azure peer of the tests. It starts Azurite (HTTPS, the tests' certificate) and serves, over
+HTTPS on another port:
+
+- `POST /{tenant}/oauth2/v2.0/token`: client credentials; a wrong secret gets Entra ID's 401.
+- ARM under `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/`:
+  `disks/{n}`, `snapshots/{n}` (GET, PUT = snapshot of a disk, DELETE), `virtualMachines/{n}`
+  (GET), and `{disks|snapshots}/{n}/beginGetAccess|endGetAccess` (POST). Every ARM call must
+  carry a token this script issued. Writes answer 202 with `Azure-AsyncOperation` and
+  `Location`; operations finish after `op_polls` looks.
+- A grant creates a stored access policy on the blob's container in Azurite and answers a SAS
+  made from it (`si=`), so `endGetAccess`, which deletes the policy, really revokes the SAS.
+- `/_admin/...` (no auth, tests only): `POST disks` {name, rg, path, state, location}, `POST vms`
+  {name, rg, os_disk, data_disks: [[lun, disk]]}, `POST faults` {disk, grant_fails, hold:
+  ["grant"|"snapshot"], sas_ttl_secs, op_polls, retry_after} (per disk: a snapshot's faults are
+  its source disk's), `POST sas` {rg, name}, `GET stats`.
+
+The first line of stdout is JSON: {"arm", "blob", "tenant", "client_id", "client_secret",
+"subscription"}. It exits when stdin closes (with --exit-on-stdin-eof).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import secrets
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from azure.storage.blob import (
+    AccessPolicy,
+    BlobSasPermissions,
+    BlobServiceClient,
+    generate_blob_sas,
+)
+
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+TENANT = "72f988bf-0000-0000-0000-00000000test"
+CLIENT_ID = "hypersdk-test-app"
+CLIENT_SECRET = "s3cr3t-Cl1ent~Value"
+SUB = "00000000-0000-0000-0000-0000000000ab"
+PAGE = 512
+
+lock = threading.Lock()
+state = {
+    "disks": {},  # (rg, name) -> {path, state, location, container, blob, size}
+    "snapshots": {},  # (rg, name) -> same shape, plus source
+    "vms": {},  # (rg, name) -> {os_disk, data_disks}
+    "tokens": set(),
+    "ops": {},  # op id -> {polls_left, result, error}
+    "policies": {},  # (kind, rg, name) -> [policy ids]
+    "stats": {
+        "tokens_issued": 0,
+        "bad_secret": 0,
+        "unauthorized_arm": 0,
+        "grants": 0,
+        "revokes": 0,
+        "snapshots_made": 0,
+        "snapshots_deleted": 0,
+    },
+    "faults": {},
+    "per": {},  # disk name -> counters of that disk (grants, revokes, snapshots_*, last_sas)
+}
+
+
+def bump(name, key, value=None):
+    d = state["per"].setdefault(name, {"grants": 0, "revokes": 0, "snapshots_made": 0, "snapshots_deleted": 0})
+    if value is None:
+        d[key] = d.get(key, 0) + 1
+    else:
+        d[key] = value
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def container_for(name):
+    c = "".join(ch if ch.isalnum() else "-" for ch in name.lower())[:50].strip("-")
+    return f"hs-{c}-{secrets.token_hex(3)}"
+
+
+class Peer:
+    def __init__(self, blob_url, ca):
+        self.blob_url = blob_url
+        conn = f"DefaultEndpointsProtocol=https;AccountName={ACCOUNT};AccountKey={KEY};BlobEndpoint={blob_url};"
+        self.svc = BlobServiceClient.from_connection_string(conn, connection_verify=ca)
+
+    def upload(self, path, container, blob, md5=None):
+        """Uploads the 512-byte pages of `path` that are not all zeros into a page blob."""
+        size = os.path.getsize(path)
+        if size % PAGE:
+            raise ValueError("a page blob's size is a multiple of 512")
+        cc = self.svc.get_container_client(container)
+        try:
+            cc.create_container()
+        except Exception:
+            pass
+        bc = cc.get_blob_client(blob)
+        bc.create_page_blob(size)
+        chunk = 4 << 20
+        with open(path, "rb") as f:
+            off = 0
+            while off < size:
+                data = f.read(chunk)
+                # Runs of non-zero pages within the chunk.
+                i = 0
+                while i < len(data):
+                    if data[i : i + PAGE].count(0) == PAGE:
+                        i += PAGE
+                        continue
+                    j = i
+                    while j < len(data) and data[j : j + PAGE].count(0) != PAGE and j - i < (4 << 20):
+                        j += PAGE
+                    bc.upload_page(data[i:j], offset=off + i, length=j - i)
+                    i = j
+                off += len(data)
+        if md5 is not None:
+            from azure.storage.blob import ContentSettings
+            import base64
+
+            bc.set_http_headers(ContentSettings(content_md5=bytearray(base64.b64decode(md5))))
+
+    def grant(self, res, kind, rg, name, ttl):
+        pid = "g" + secrets.token_hex(6)
+        cc = self.svc.get_container_client(res["container"])
+        acl = cc.get_container_access_policy()
+        ids = {i.id: i.access_policy for i in acl.get("signed_identifiers", [])}
+        expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ttl)
+        # The policy grants read; the SAS states its expiry (`se`) as Azure's disk grants do.
+        ids[pid] = AccessPolicy(permission=BlobSasPermissions(read=True))
+        cc.set_container_access_policy(signed_identifiers=ids)
+        sas = generate_blob_sas(
+            ACCOUNT, res["container"], res["blob"], account_key=KEY, policy_id=pid, expiry=expiry
+        )
+        state["policies"].setdefault((kind, rg, name), []).append(pid)
+        return f"{self.blob_url}/{res['container']}/{res['blob']}?{sas}"
+
+    def revoke(self, res, kind, rg, name):
+        pids = state["policies"].pop((kind, rg, name), [])
+        if not pids:
+            return
+        cc = self.svc.get_container_client(res["container"])
+        acl = cc.get_container_access_policy()
+        ids = {i.id: i.access_policy for i in acl.get("signed_identifiers", []) if i.id not in pids}
+        cc.set_container_access_policy(signed_identifiers=ids)
+
+    def delete(self, res):
+        try:
+            self.svc.get_container_client(res["container"]).delete_container()
+        except Exception:
+            pass
+
+
+PEER = None
+ARM_URL = None
+
+
+def arm_id(rg, kind, name):
+    return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send_json(self, code, body, headers=None):
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def arm_error(self, code, err, msg):
+        self.send_json(code, {"error": {"code": err, "message": msg}})
+
+    def do_GET(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def do_PUT(self):
+        self.route("PUT")
+
+    def do_DELETE(self):
+        self.route("DELETE")
+
+    def route(self, method):
+        u = urllib.parse.urlparse(self.path)
+        parts = [p for p in u.path.split("/") if p]
+        body = self.body()
+        try:
+            if parts[:1] == ["_admin"]:
+                return self.admin(method, parts[1:], body)
+            if len(parts) == 4 and parts[1:] == ["oauth2", "v2.0", "token"] and method == "POST":
+                return self.token(parts[0], body)
+            auth = self.headers.get("Authorization", "")
+            with lock:
+                ok = auth.startswith("Bearer ") and auth[7:] in state["tokens"]
+                if not ok:
+                    state["stats"]["unauthorized_arm"] += 1
+            if not ok:
+                return self.arm_error(401, "AuthenticationFailed", "no valid bearer token")
+            if parts[:1] == ["operations"]:
+                return self.operation(parts[1], parts[2] if len(parts) > 2 else "status")
+            return self.arm(method, parts, body)
+        except Exception as e:  # a bug here shows in the test, not as a hang
+            self.arm_error(500, "StandInError", repr(e))
+
+    def token(self, tenant, body):
+        form = urllib.parse.parse_qs(body.decode())
+        with lock:
+            if (
+                tenant != TENANT
+                or form.get("client_id") != [CLIENT_ID]
+                or form.get("client_secret") != [CLIENT_SECRET]
+            ):
+                state["stats"]["bad_secret"] += 1
+                return self.send_json(
+                    401,
+                    {
+                        "error": "invalid_client",
+                        "error_description": "AADSTS7000215: Invalid client secret provided.",
+                    },
+                )
+            tok = "tok-" + secrets.token_hex(16)
+            state["tokens"].add(tok)
+            state["stats"]["tokens_issued"] += 1
+        self.send_json(200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": tok})
+
+    def new_op(self, result=None, error=None, polls=None, kind=None, name=None):
+        op = secrets.token_hex(8)
+        f = state["faults"].get(name, {})
+        state["ops"][op] = {
+            "polls_left": f.get("op_polls", 2) if polls is None else polls,
+            "result": result,
+            "error": error,
+            # Operations of the kinds in faults["hold"] ("grant", "snapshot") never finish.
+            "hold": kind in f.get("hold", []),
+        }
+        headers = {
+            "Azure-AsyncOperation": f"{ARM_URL}/operations/{op}",
+            "Location": f"{ARM_URL}/operations/{op}/result",
+        }
+        if f.get("retry_after") is not None:
+            headers["Retry-After"] = str(f["retry_after"])
+        return headers
+
+    def operation(self, op, which):
+        with lock:
+            o = state["ops"].get(op)
+            if o is None:
+                return self.arm_error(404, "NotFound", "no such operation")
+            hold = o["hold"]
+            if o["polls_left"] > 0 or hold:
+                if not hold:
+                    o["polls_left"] -= 1
+                if which == "status":
+                    return self.send_json(200, {"status": "InProgress"})
+                return self.send_json(202, None, {"Location": f"{ARM_URL}/operations/{op}/result"})
+            result = o["result"]() if callable(o["result"]) else o["result"]
+            o["result"] = result
+            if o["error"]:
+                return self.send_json(200, {"status": "Failed", "error": o["error"]})
+        if which == "status":
+            out = {"status": "Succeeded"}
+            if result is not None:
+                out["properties"] = {"output": result}
+            return self.send_json(200, out)
+        return self.send_json(200, result)
+
+    def resource(self, kind, rg, name):
+        table = {"disks": "disks", "snapshots": "snapshots"}[kind]
+        return state[table].get((rg, name))
+
+    def arm(self, method, parts, body):
+        # subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/KIND/NAME[/ACTION]
+        if len(parts) < 8 or parts[0] != "subscriptions" or parts[1] != SUB or parts[4] != "providers":
+            return self.arm_error(404, "InvalidResourceType", "not an ARM path the stand-in knows")
+        rg, kind, name = parts[3], parts[6], parts[7]
+        action = parts[8] if len(parts) > 8 else None
+        with lock:
+            if kind == "virtualMachines":
+                vm = state["vms"].get((rg, name))
+                if vm is None:
+                    return self.arm_error(404, "ResourceNotFound", f"VM {name} not found")
+                data = [
+                    {"lun": lun, "name": d, "managedDisk": {"id": arm_id(rg, "disks", d)}}
+                    for lun, d in vm["data_disks"]
+                ]
+                return self.send_json(
+                    200,
+                    {
+                        "id": arm_id(rg, kind, name),
+                        "name": name,
+                        "location": "westeurope",
+                        "properties": {
+                            "storageProfile": {
+                                "osDisk": {"name": vm["os_disk"], "managedDisk": {"id": arm_id(rg, "disks", vm["os_disk"])}},
+                                "dataDisks": data,
+                            }
+                        },
+                    },
+                )
+            if kind not in ("disks", "snapshots"):
+                return self.arm_error(404, "InvalidResourceType", kind)
+            res = self.resource(kind, rg, name)
+            if method == "PUT" and kind == "snapshots" and action is None:
+                req = json.loads(body or b"{}")
+                src = req.get("properties", {}).get("creationData", {}).get("sourceResourceId", "")
+                sp = src.split("/")
+                disk = state["disks"].get((sp[4], sp[8])) if len(sp) == 9 else None
+                if disk is None:
+                    return self.arm_error(404, "ResourceNotFound", f"source disk {src} not found")
+                snap = dict(disk)
+                snap.update(state="Unattached", idle_state="Unattached", container=container_for(name), blob="abcd", source=src, owner=sp[8])
+                state["snapshots"][(rg, name)] = snap
+                state["stats"]["snapshots_made"] += 1
+                bump(sp[8], "snapshots_made")
+                path, md5 = disk["path"], disk.get("md5")
+
+                def done(snap=snap, path=path, md5=md5):
+                    PEER.upload(path, snap["container"], snap["blob"], md5)
+                    return None
+
+                disk_name = sp[8] if len(sp) == 9 else ""
+                h = self.new_op(result=done, kind="snapshot", name=disk_name)
+                return self.send_json(202, {"id": arm_id(rg, kind, name), "name": name, "properties": {"provisioningState": "Creating"}}, h)
+            if res is None:
+                return self.arm_error(404, "ResourceNotFound", f"{kind[:-1].capitalize()} {name} not found")
+            if method == "GET" and action is None:
+                return self.send_json(
+                    200,
+                    {
+                        "id": arm_id(rg, kind, name),
+                        "name": name,
+                        "location": res["location"],
+                        "properties": {
+                            "diskSizeBytes": res["size"],
+                            "diskState": res["state"],
+                            "provisioningState": "Succeeded",
+                        },
+                    },
+                )
+            if method == "DELETE" and kind == "snapshots" and action is None:
+                del state["snapshots"][(rg, name)]
+                state["stats"]["snapshots_deleted"] += 1
+                bump(res.get("owner", name), "snapshots_deleted")
+                PEER.delete(res)
+                return self.send_json(202, None, self.new_op(result=None, polls=1))
+            if method == "POST" and action == "beginGetAccess":
+                if res["state"] == "Attached":
+                    return self.arm_error(409, "OperationNotAllowed", f"Disk {name} is attached to a running VM.")
+                state["stats"]["grants"] += 1
+                owner = res.get("owner", name)
+                bump(owner, "grants")
+                f = state["faults"].get(owner, {})
+                if f.get("grant_fails"):
+                    return self.send_json(202, None, self.new_op(error={"code": "InternalOperationError", "message": "grant failed in the stand-in"}, kind="grant", name=owner))
+                ttl = int(f.get("sas_ttl_secs") or json.loads(body or b"{}").get("durationInSeconds", 3600))
+                res["state"] = "ActiveSAS"
+
+                def sas(res=res, kind=kind, rg=rg, name=name, ttl=ttl, owner=owner):
+                    url = PEER.grant(res, kind, rg, name, ttl)
+                    bump(owner, "last_sas", url)
+                    return {"accessSAS": url}
+
+                return self.send_json(202, None, self.new_op(result=sas, kind="grant", name=owner))
+            if method == "POST" and action == "endGetAccess":
+                state["stats"]["revokes"] += 1
+                bump(res.get("owner", name), "revokes")
+                PEER.revoke(res, kind, rg, name)
+                if res["state"] == "ActiveSAS":
+                    res["state"] = res.get("idle_state", "Unattached")
+                return self.send_json(202, None, self.new_op(result=None, polls=1))
+        return self.arm_error(405, "MethodNotAllowed", f"{method} {self.path}")
+
+    def admin(self, method, parts, body):
+        req = json.loads(body or b"{}")
+        with lock:
+            if parts == ["disks"] and method == "POST":
+                size = os.path.getsize(req["path"])
+                rec = {
+                    "path": req["path"],
+                    "state": req.get("state", "Unattached"),
+                    "idle_state": req.get("state", "Unattached"),
+                    "location": req.get("location", "westeurope"),
+                    "container": container_for(req["name"]),
+                    "blob": "abcd",
+                    "size": size,
+                    "md5": req.get("md5"),
+                }
+                kind = req.get("kind", "disks")
+                state[kind][(req["rg"], req["name"])] = rec
+            elif parts == ["vms"] and method == "POST":
+                state["vms"][(req["rg"], req["name"])] = {
+                    "os_disk": req["os_disk"],
+                    "data_disks": req.get("data_disks", []),
+                }
+                return self.send_json(200, {})
+            elif parts == ["faults"] and method == "POST":
+                # Faults of one disk (tests run in parallel against one peer).
+                state["faults"][req.pop("disk")] = req
+                return self.send_json(200, {})
+            elif parts == ["sas"] and method == "POST":
+                res = state["disks"][(req["rg"], req["name"])]
+                url = PEER.grant(res, "blob", req["rg"], req["name"], 3600)
+                return self.send_json(200, {"sas": url})
+            elif parts == ["stats"] and len(parts) == 1 and "disk=" in (urllib.parse.urlparse(self.path).query or ""):
+                name = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["disk"][0]
+                bump(name, "grants", state["per"].get(name, {}).get("grants", 0))
+                s = dict(state["per"][name])
+                s["active_policies"] = sum(
+                    len(v) for (k, rg, n), v in state["policies"].items()
+                    if n == name or state["snapshots"].get((rg, n), {}).get("owner") == name
+                )
+                d = state["disks"].get(("rg1", name))
+                s["state"] = d["state"] if d else None
+                s["snapshots_left"] = sorted(n for (_, n), r in state["snapshots"].items() if r.get("owner") == name)
+                return self.send_json(200, s)
+            elif parts == ["stats"]:
+                s = dict(state["stats"])
+                s["last_sas"] = state.get("last_sas")
+                s["disk_states"] = {n: r["state"] for (_, n), r in state["disks"].items()}
+                s["active_policies"] = sum(len(v) for v in state["policies"].values())
+                s["snapshots"] = sorted(n for (_, n) in state["snapshots"])
+                return self.send_json(200, s)
+            else:
+                return self.send_json(404, {"error": "no such admin call"})
+        # Upload outside the lock (a 64 MiB fixture takes a moment).
+        PEER.upload(rec["path"], rec["container"], rec["blob"], rec["md5"])
+        return self.send_json(200, {"blob": f"{PEER.blob_url}/{rec['container']}/{rec['blob']}"})
+
+
+def main():
+    global PEER, ARM_URL
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--azurite", required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--exit-on-stdin-eof", action="store_true")
+    a = ap.parse_args()
+
+    blob_port = free_port()
+    azurite = subprocess.Popen(
+        [
+            a.azurite,
+            "--blobHost", "127.0.0.1",
+            "--blobPort", str(blob_port),
+            "--location", a.workdir,
+            "--cert", a.cert,
+            "--key", a.key,
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    blob_url = f"https://127.0.0.1:{blob_port}/{ACCOUNT}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", blob_port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline or azurite.poll() is not None:
+                print(json.dumps({"error": "azurite did not start"}), flush=True)
+                sys.exit(1)
+            time.sleep(0.2)
+    PEER = Peer(blob_url, a.cert)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(a.cert, a.key)
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    ARM_URL = f"https://127.0.0.1:{httpd.server_address[1]}"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    print(
+        json.dumps(
+            {
+                "arm": ARM_URL,
+                "blob": blob_url,
+                "tenant": TENANT,
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "subscription": SUB,
+            }
+        ),
+        flush=True,
+    )
+    try:
+        if a.exit_on_stdin_eof:
+            sys.stdin.read()
+        else:
+            while True:
+                time.sleep(3600)
+    finally:
+        os.killpg(azurite.pid, 15)
+
+
+if __name__ == "__main__":
+    main()
