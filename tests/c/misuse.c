@@ -39,7 +39,10 @@ int main(int argc, char **argv) {
   expect_error(hs_client_new("http", "{}", NULL, &err), HS_STATUS_INVALID_ARGUMENT, &err, "out_client");
   expect_error(hs_client_new("nosuch", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "nosuch");
   /* Providers not built into this library yet say so. */
-  expect_error(hs_client_new("azure", "{}", &client, &err), HS_STATUS_UNSUPPORTED, &err, "azure");
+  expect_error(hs_client_new("gcp", "{}", &client, &err), HS_STATUS_UNSUPPORTED, &err, "gcp");
+  expect_error(hs_client_new("azure", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "subscription_id");
+  expect_error(hs_client_new("azure", "{\"subscription_id\": \"s\", \"client_secret\": \"x\"}", &client, &err),
+               HS_STATUS_INVALID_ARGUMENT, &err, "tenant_id");
   expect_error(hs_client_new("aws", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "region");
   expect_error(hs_client_new("vsphere", "{\"url\": \"https://127.0.0.1:1/sdk\"}", &client, &err),
                HS_STATUS_INVALID_ARGUMENT, &err, "username");

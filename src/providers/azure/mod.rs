@@ -83,8 +83,10 @@ fn credential(
     cfg: &AzureConfig,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn TokenCredential>> {
-    let mut client_options = azure_core::http::ClientOptions::default();
-    client_options.transport = Some(azure_core::http::Transport::new(Arc::new(http.clone())));
+    let mut client_options = azure_core::http::ClientOptions {
+        transport: Some(azure_core::http::Transport::new(Arc::new(http.clone()))),
+        ..Default::default()
+    };
     if let Some(host) = &cfg.authority_host {
         let mut custom = azure_core::cloud::CustomConfiguration::default();
         custom.authority_host = host.clone();
