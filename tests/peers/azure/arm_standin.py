@@ -139,8 +139,10 @@ class Peer:
         acl = cc.get_container_access_policy()
         ids = {i.id: i.access_policy for i in acl.get("signed_identifiers", [])}
         expiry = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=ttl)
-        # The policy grants read; the SAS states its expiry (`se`) as Azure's disk grants do.
-        ids[pid] = AccessPolicy(permission=BlobSasPermissions(read=True))
+        # The SAS states its expiry (`se`) as Azure's disk grants do; Azurite enforces the
+        # policy's copy of it (it reads start, expiry and permissions from the policy once the
+        # signature, computed over the SAS's own fields, matches).
+        ids[pid] = AccessPolicy(permission=BlobSasPermissions(read=True), expiry=expiry)
         cc.set_container_access_policy(signed_identifiers=ids)
         sas = generate_blob_sas(
             ACCOUNT, res["container"], res["blob"], account_key=KEY, policy_id=pid, expiry=expiry
