@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Azure page blob benchmark: a 4 GiB page blob with 25 % of its pages written (scattered 4 MiB
 # runs), served by Azurite 3.35.0 over HTTPS on loopback, read through a SAS. In the same run:
-# hypersdk (examples/fetch, provider azure, the blob URL), azcopy v10.31.0 (`azcopy copy`) and
+# hypersdk (examples/fetch, provider azure, the blob URL), azcopy v10.28.1 (`azcopy copy`) and
 # aria2c (16 connections on the SAS URL). Reports the median wall time of RUNS, bytes that crossed
 # loopback during a run (/sys/class/net/lo: payload plus TLS and HTTP overhead), bytes allocated
 # on disk, peak RSS; every output is compared with the source.
@@ -24,7 +24,7 @@ fi
 tests/peers/azure/install.sh
 if [ ! -x "$TOOLS/bin/azcopy" ]; then
   d=$(mktemp -d)
-  printf 'module azbuild\n\ngo 1.22\n\nrequire github.com/Azure/azure-storage-azcopy/v10 v10.31.0\n' >"$d/go.mod"
+  printf 'module azbuild\n\ngo 1.22\n\nrequire github.com/Azure/azure-storage-azcopy/v10 v10.28.1\n' >"$d/go.mod"
   (cd "$d" && GOFLAGS=-mod=mod go build -o "$TOOLS/bin/azcopy" github.com/Azure/azure-storage-azcopy/v10)
 fi
 cargo build --profile bench-build --example fetch >&2
