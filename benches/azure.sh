@@ -82,7 +82,7 @@ for tool in azcopy aria2c hypersdk; do
   for _ in $(seq 1 "$RUNS"); do
     before=$(lo)
     case $tool in
-      azcopy) r=$(measure "$TOOLS/bin/azcopy" copy "$SAS" "$WORK/out/bench.vhd" --log-level ERROR) ;;
+      azcopy) r=$(measure "$TOOLS/bin/azcopy" copy "$SAS" "$WORK/out/bench.vhd" --from-to BlobLocal --log-level ERROR) ;;
       aria2c) r=$(measure aria2c -q -x 16 -s 16 -k 4M --ca-certificate="$WORK/cert.pem" \
         --file-allocation=none -d "$WORK/out" -o bench.vhd "$SAS") ;;
       hypersdk) r=$(measure "$FETCH" --provider azure --config "@$CONFIG_FILE" \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check: formatting, Rust unit and integration tests (real HTTP peer on 127.0.0.1,
 # moto, vcsim), the C programs under AddressSanitizer and Valgrind, the header's freshness and
-# C/C++ compilation, the Go binding (go test -race), and clippy with warnings as errors. One
+# C/C++ compilation, the Go binding (go test -race), the C# binding (Mono), the PowerShell
+# module's static checks, and clippy with warnings as errors. One
 # debug build serves them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,5 +17,10 @@ export HS_VCSIM_PEER="$CARGO_TARGET_DIR/debug/peers/vcsim-peer"
 if [ -d bindings/go ] && command -v go >/dev/null; then
   ./scripts/test-go.sh
 fi
+# The C# binding on Mono (mcs + mono from apt mono-devel), against the same debug build; its
+# vSphere and AWS tests use the vcsim peer and the moto venv the Rust tests made.
+bindings/csharp/tests/run.sh
+# The PowerShell module: parsed with tree-sitter-powershell (no PowerShell runs here).
+bindings/powershell/check.sh
 cargo clippy --all-targets -- -D warnings
 echo "all tests passed"

@@ -1,0 +1,475 @@
+# HyperSdk: PowerShell cmdlets over the HyperSdk .NET binding (HyperSdk.dll), which calls the
+# hypersdk C library. Every export runs in the library; these functions start, watch (polling
+# every 250 ms on the pipeline thread, so Write-Progress is safe), cancel and collect them.
+# NOTE: this module has not been run under PowerShell in the project's CI (none is available
+# there); its syntax, exports, help and verbs are checked statically, and the .NET code it calls
+# is covered by the C# tests.
+
+Set-StrictMode -Version 3.0
+
+# Exports started in this session, by id.
+$script:HsExports = [ordered]@{}
+$script:HsNextId = 1
+
+function ConvertTo-HsJson {
+    param([object] $Value)
+    if ($null -eq $Value) { return $null }
+    if ($Value -is [string]) { return $Value }
+    return ($Value | ConvertTo-Json -Depth 10 -Compress)
+}
+
+function Merge-HsCredential {
+    # Puts a PSCredential into the provider's config under the keys that provider reads.
+    param([hashtable] $Config, [string] $Provider, [System.Management.Automation.PSCredential] $Credential)
+    $merged = @{}
+    if ($Config) { foreach ($k in $Config.Keys) { $merged[$k] = $Config[$k] } }
+    if ($Credential) {
+        $plain = $Credential.GetNetworkCredential().Password
+        switch ($Provider) {
+            'azure' { $merged['client_id'] = $Credential.UserName; $merged['client_secret'] = $plain }
+            'aws' { $merged['access_key_id'] = $Credential.UserName; $merged['secret_access_key'] = $plain }
+            default { $merged['username'] = $Credential.UserName; $merged['password'] = $plain }
+        }
+    }
+    return $merged
+}
+
+function New-HsExportRecord {
+    param([string] $Provider, [string] $Source, [string] $OutputPath, [object] $Export, [object] $Client)
+    $record = [pscustomobject]@{
+        PSTypeName = 'HyperSdk.Export'
+        Id         = $script:HsNextId
+        Provider   = $Provider
+        Source     = $Source
+        OutputPath = $OutputPath
+        Started    = Get-Date
+        Export     = $Export
+        Client     = $Client
+    }
+    $script:HsNextId++
+    $script:HsExports[[string]$record.Id] = $record
+    return $record
+}
+
+function Get-HsExportRecord {
+    param([object] $InputObject, [int[]] $Id)
+    if ($InputObject) { return @($InputObject) }
+    if ($Id) {
+        foreach ($i in $Id) {
+            $r = $script:HsExports[[string]$i]
+            if (-not $r) { Write-Error -Message "No export with id $i in this session." -Category ObjectNotFound; continue }
+            $r
+        }
+        return
+    }
+    return @($script:HsExports.Values)
+}
+
+function Get-HsProgressObject {
+    param([object] $Record)
+    $p = $Record.Export.Progress
+    [pscustomobject]@{
+        PSTypeName         = 'HyperSdk.Progress'
+        Id                 = $Record.Id
+        Source             = $Record.Source
+        Phase              = $p.Phase
+        FileIndex          = $p.FileIndex
+        FileCount          = $p.FileCount
+        FileName           = $p.FileName
+        BytesDone          = $p.BytesDone
+        BytesTotal         = $p.BytesTotal
+        RateBytesPerSecond = $p.RateBytesPerSecond
+        EtaSeconds         = $p.EtaSeconds
+        Message            = $p.Message
+    }
+}
+
+function Write-HsProgressBar {
+    param([object] $Record, [object] $Progress, [int] $ParentId)
+    $percent = 0
+    if ($Progress.BytesTotal -gt 0) { $percent = [int](100 * $Progress.BytesDone / $Progress.BytesTotal) }
+    $status = '{0} - file {1}/{2} {3}' -f $Progress.Phase, $Progress.FileIndex, $Progress.FileCount, $Progress.FileName
+    if ($Progress.Message) { $status = $status + ' - ' + $Progress.Message }
+    $bar = @{
+        Activity        = "hypersdk export $($Record.Id): $($Record.Source)"
+        Status          = $status
+        PercentComplete = [Math]::Min(100, [Math]::Max(0, $percent))
+        Id              = 100 + $Record.Id
+        ParentId        = $ParentId
+    }
+    if ($null -ne $Progress.EtaSeconds) { $bar['SecondsRemaining'] = [int]$Progress.EtaSeconds }
+    Write-Progress @bar
+}
+
+<#
+.SYNOPSIS
+Starts an export of a VM, disk or object to a local folder.
+
+.DESCRIPTION
+Starts one export through the hypersdk library and returns an export object at once (or, with
+-Wait, waits for it with a progress bar and returns its result). The export runs in the library;
+use Get-HsExport to see its progress, Wait-HsExport to wait, Stop-HsExport to cancel and
+Receive-HsExportResult to collect the result. Credentials given with -Credential are put into
+the provider's config and never appear in errors or logs.
+
+.PARAMETER Provider
+The provider: hyperv, aws, azure, vsphere or http.
+
+.PARAMETER Config
+The provider's configuration, as a hashtable (or a JSON string).
+
+.PARAMETER Credential
+A credential merged into the config: user name and password (vsphere, hyperv), client id and
+secret (azure), access key id and secret key (aws).
+
+.PARAMETER Source
+What to export: a VM name, an instance id, a disk, a URL. Takes pipeline input.
+
+.PARAMETER OutputPath
+The folder the files are written to; it must exist.
+
+.PARAMETER Option
+Export options as a hashtable (for example @{ format = 'ova'; overwrite = $true }).
+
+.PARAMETER Wait
+Wait for the export with a progress bar and return its result instead of the export object.
+
+.EXAMPLE
+Start-HsExport -Provider vsphere -Config @{ url = 'https://vcenter/sdk' } -Credential (Get-Credential) -Source '/DC1/vm/db01' -OutputPath D:\Exports -Wait
+
+.EXAMPLE
+'i-0abc', 'i-0def' | Start-HsExport -Provider aws -Config @{ region = 'eu-west-1' } -OutputPath /backups -Option @{ s3_bucket = 'exports' }
+#>
+function Start-HsExport {
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    [OutputType('HyperSdk.Export')]
+    param(
+        [Parameter(Mandatory = $true)]
+        [ValidateSet('hyperv', 'aws', 'azure', 'vsphere', 'http', 'gcp')]
+        [string] $Provider,
+
+        [object] $Config,
+
+        [System.Management.Automation.PSCredential] $Credential,
+
+        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
+        [Alias('Name', 'Id')]
+        [string[]] $Source,
+
+        [Parameter(Mandatory = $true)]
+        [string] $OutputPath,
+
+        [hashtable] $Option,
+
+        [switch] $Wait
+    )
+    begin {
+        if ($Config -is [string]) {
+            if ($Credential) { throw 'Give -Config as a hashtable to combine it with -Credential.' }
+            $configJson = $Config
+        }
+        else {
+            $configJson = ConvertTo-HsJson (Merge-HsCredential -Config $Config -Provider $Provider -Credential $Credential)
+        }
+        $client = [HyperSdk.HyperSdkClient]::new($Provider, $configJson)
+        # A remote Hyper-V export writes on the host: its path is not resolved here.
+        $resolved = $OutputPath
+        $remote = $Provider -eq 'hyperv' -and $Config -is [hashtable] -and $Config.ContainsKey('host') -and $Config['host']
+        if (-not $remote) { $resolved = (Resolve-Path -LiteralPath $OutputPath -ErrorAction Stop).ProviderPath }
+        $started = [System.Collections.Generic.List[object]]::new()
+    }
+    process {
+        foreach ($s in $Source) {
+            if (-not $PSCmdlet.ShouldProcess($s, "Export to $resolved")) { continue }
+            $opts = @{}
+            if ($Option) { foreach ($k in $Option.Keys) { $opts[$k] = $Option[$k] } }
+            $opts['output_dir'] = $resolved
+            $export = $client.StartExport($s, (ConvertTo-HsJson $opts), $null)
+            $record = New-HsExportRecord -Provider $Provider -Source $s -OutputPath $resolved -Export $export -Client $client
+            if ($Wait) { $started.Add($record) } else { $record }
+        }
+    }
+    end {
+        if ($Wait -and $started.Count -gt 0) {
+            $started | Wait-HsExport | Receive-HsExportResult
+        }
+    }
+}
+
+<#
+.SYNOPSIS
+Waits for exports to end, with a progress bar each.
+
+.DESCRIPTION
+Polls the exports every 250 ms on the pipeline thread and draws one progress bar per export
+(under a parent bar for all of them). Ctrl+C cancels the exports it waits for; their cloud
+cleanup runs before they end. Returns the export objects once they have ended.
+
+.PARAMETER InputObject
+Export objects from Start-HsExport or Get-HsExport. Takes pipeline input.
+
+.PARAMETER Id
+Ids of exports of this session.
+
+.PARAMETER TimeoutSec
+Stop waiting after this many seconds (the exports keep running). Default: no limit.
+
+.EXAMPLE
+Get-HsExport | Wait-HsExport
+
+.EXAMPLE
+Wait-HsExport -Id 3 -TimeoutSec 600
+#>
+function Wait-HsExport {
+    [CmdletBinding(DefaultParameterSetName = 'Object')]
+    [OutputType('HyperSdk.Export')]
+    param(
+        [Parameter(ParameterSetName = 'Object', Mandatory = $true, ValueFromPipeline = $true)]
+        [object[]] $InputObject,
+
+        [Parameter(ParameterSetName = 'Id', Mandatory = $true)]
+        [int[]] $Id,
+
+        [int] $TimeoutSec = -1
+    )
+    begin { $all = [System.Collections.Generic.List[object]]::new() }
+    process {
+        foreach ($r in (Get-HsExportRecord -InputObject $InputObject -Id $Id)) { $all.Add($r) }
+    }
+    end {
+        $deadline = $null
+        if ($TimeoutSec -ge 0) { $deadline = (Get-Date).AddSeconds($TimeoutSec) }
+        $finished = $false
+        try {
+            while ($true) {
+                $running = @($all | Where-Object { -not $_.Export.Completion.IsCompleted })
+                $done = $all.Count - $running.Count
+                Write-Progress -Id 99 -Activity 'hypersdk exports' -Status "$done of $($all.Count) ended" -PercentComplete ([int](100 * $done / [Math]::Max(1, $all.Count)))
+                foreach ($r in $all) { Write-HsProgressBar -Record $r -Progress $r.Export.Progress -ParentId 99 }
+                if ($running.Count -eq 0) { break }
+                if ($deadline -and (Get-Date) -gt $deadline) {
+                    Write-Warning "Stopped waiting after $TimeoutSec s; $($running.Count) export(s) still run."
+                    break
+                }
+                Start-Sleep -Milliseconds 250
+            }
+            $finished = $true
+        }
+        finally {
+            foreach ($r in $all) { Write-Progress -Id (100 + $r.Id) -Activity 'hypersdk export' -Completed }
+            Write-Progress -Id 99 -Activity 'hypersdk exports' -Completed
+            if (-not $finished) {
+                # Ctrl+C (StopProcessing): cancel what we were waiting for, let cleanup run.
+                foreach ($r in $all) { $r.Export.Cancel() }
+                foreach ($r in $all) { [void] $r.Export.Wait([TimeSpan]::FromMinutes(5)) }
+            }
+        }
+        $all
+    }
+}
+
+<#
+.SYNOPSIS
+Cancels exports.
+
+.DESCRIPTION
+Asks each export to stop and returns at once (with -Wait, after their cloud cleanup has run:
+cancel a task, abort a lease, revoke access, delete a temporary snapshot).
+
+.PARAMETER InputObject
+Export objects. Takes pipeline input.
+
+.PARAMETER Id
+Ids of exports of this session.
+
+.PARAMETER Wait
+Wait until each export has ended.
+
+.EXAMPLE
+Get-HsExport -Id 2 | Stop-HsExport -Wait
+#>
+function Stop-HsExport {
+    [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'Object')]
+    param(
+        [Parameter(ParameterSetName = 'Object', Mandatory = $true, ValueFromPipeline = $true)]
+        [object[]] $InputObject,
+
+        [Parameter(ParameterSetName = 'Id', Mandatory = $true)]
+        [int[]] $Id,
+
+        [switch] $Wait
+    )
+    process {
+        foreach ($r in (Get-HsExportRecord -InputObject $InputObject -Id $Id)) {
+            if ($PSCmdlet.ShouldProcess($r.Source, 'Cancel export')) {
+                $r.Export.Cancel()
+                if ($Wait) { [void] $r.Export.Wait([TimeSpan]::FromMinutes(5)) }
+            }
+        }
+    }
+}
+
+<#
+.SYNOPSIS
+Shows the progress of exports started in this session.
+
+.DESCRIPTION
+Returns one progress object per export: phase, file i of n, bytes done and total, rate, ETA and
+the cloud's status message. Every number is one the library read; nothing is estimated here.
+
+.PARAMETER Id
+Ids of exports; all of this session when left out.
+
+.EXAMPLE
+Get-HsExport | Format-Table Id, Source, Phase, BytesDone, BytesTotal, Message
+#>
+function Get-HsExport {
+    [CmdletBinding()]
+    [OutputType('HyperSdk.Progress')]
+    param(
+        [Parameter(ValueFromPipelineByPropertyName = $true)]
+        [int[]] $Id
+    )
+    process {
+        foreach ($r in (Get-HsExportRecord -Id $Id)) { Get-HsProgressObject -Record $r }
+    }
+}
+
+<#
+.SYNOPSIS
+Returns the results of ended exports and forgets them.
+
+.DESCRIPTION
+For each ended export, returns its result (status, files with sizes and verified checksums,
+bytes fetched and resumed, cleanup errors) and removes it from the session's list. A failed
+export writes an error record with the library's status and message; -Keep leaves it listed.
+
+.PARAMETER InputObject
+Export objects. Takes pipeline input.
+
+.PARAMETER Id
+Ids of exports of this session.
+
+.PARAMETER Keep
+Keep the exports in the session's list.
+
+.EXAMPLE
+Get-HsExport | Wait-HsExport | Receive-HsExportResult
+#>
+function Receive-HsExportResult {
+    [CmdletBinding(DefaultParameterSetName = 'Object')]
+    param(
+        [Parameter(ParameterSetName = 'Object', Mandatory = $true, ValueFromPipeline = $true)]
+        [object[]] $InputObject,
+
+        [Parameter(ParameterSetName = 'Id', Mandatory = $true)]
+        [int[]] $Id,
+
+        [switch] $Keep
+    )
+    process {
+        foreach ($r in (Get-HsExportRecord -InputObject $InputObject -Id $Id)) {
+            if (-not $r.Export.Completion.IsCompleted) {
+                Write-Error -Message "Export $($r.Id) ($($r.Source)) is still running." -Category ResourceBusy
+                continue
+            }
+            try {
+                $result = $r.Export.GetResult()
+                [pscustomobject]@{
+                    PSTypeName   = 'HyperSdk.Result'
+                    Id           = $r.Id
+                    Source       = $r.Source
+                    Status       = $result.Status
+                    Files        = $result.Files
+                    BytesFetched = $result.BytesFetched
+                    BytesResumed = $result.BytesResumed
+                    ElapsedMs    = $result.ElapsedMs
+                    CleanupError = $result.CleanupError
+                    Json         = $result.RawJson
+                }
+            }
+            catch [HyperSdk.HyperSdkException] {
+                $e = $_.Exception
+                Write-Error -Exception $e -Message "Export $($r.Id) ($($r.Source)) ended $($e.Status) during $($e.Phase): $($e.Message)" -Category OperationStopped
+            }
+            if (-not $Keep) {
+                $script:HsExports.Remove([string]$r.Id)
+                $r.Export.Dispose()
+            }
+        }
+    }
+}
+
+<#
+.SYNOPSIS
+Exports a Hyper-V VM to a folder, with real byte progress.
+
+.DESCRIPTION
+The one-liner for Hyper-V admins: exports the VM (full Export-VM layout, or only its VHD/VHDX
+files with -VhdOnly) from this host or a remote one, waits with a progress bar that counts the
+bytes really written against the disks' sizes, and returns the result. The VM is never stopped,
+saved or otherwise changed. Needs the hyperv provider in the library.
+
+.PARAMETER Name
+The VM's name or id. Takes pipeline input, also from Get-VM objects.
+
+.PARAMETER Path
+The folder to export into (on the Hyper-V host for a remote export).
+
+.PARAMETER ComputerName
+A remote Hyper-V host (WinRM); this machine when left out.
+
+.PARAMETER Credential
+The credential for the remote host; sent on the helper's standard input, never on a command line.
+
+.PARAMETER VhdOnly
+Only the virtual disks of the current state (through a production checkpoint that is removed again).
+
+.PARAMETER IncludeSnapshots
+Include the VM's checkpoints in a full export.
+
+.EXAMPLE
+Export-HsHyperVVM -Name web01 -Path E:\Exports
+
+.EXAMPLE
+Get-VM -Name 'sql*' | Export-HsHyperVVM -Path \\backup\vms -VhdOnly
+#>
+function Export-HsHyperVVM {
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    [OutputType('HyperSdk.Result')]
+    param(
+        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
+        [Alias('VMName')]
+        [string[]] $Name,
+
+        [Parameter(Mandatory = $true)]
+        [string] $Path,
+
+        [string] $ComputerName,
+
+        [System.Management.Automation.PSCredential] $Credential,
+
+        [switch] $VhdOnly,
+
+        [switch] $IncludeSnapshots
+    )
+    begin {
+        $config = @{}
+        if ($ComputerName) { $config['host'] = $ComputerName; $config['transport'] = 'winrm' }
+        $option = @{ export_type = 'full'; include_snapshots = [bool]$IncludeSnapshots }
+        if ($VhdOnly) { $option['export_type'] = 'vhd-only' }
+        $names = [System.Collections.Generic.List[string]]::new()
+    }
+    process {
+        foreach ($n in $Name) {
+            if ($PSCmdlet.ShouldProcess($n, "Export Hyper-V VM to $Path")) { $names.Add($n) }
+        }
+    }
+    end {
+        if ($names.Count -gt 0) {
+            Start-HsExport -Provider hyperv -Config $config -Credential $Credential -Source $names.ToArray() -OutputPath $Path -Option $option -Wait -Confirm:$false
+        }
+    }
+}
+
+Export-ModuleMember -Function 'Start-HsExport', 'Wait-HsExport', 'Stop-HsExport', 'Get-HsExport', 'Receive-HsExportResult', 'Export-HsHyperVVM'

@@ -1,0 +1,180 @@
+"""Static checks of the PowerShell module (no PowerShell runs on our machines).
+
+Every .ps1/.psm1/.psd1 under bindings/powershell parses with tree-sitter-powershell with no
+ERROR or MISSING node; every function in the manifest's FunctionsToExport is defined in the root
+module and listed in its Export-ModuleMember; each of them uses an approved verb and has
+comment-based help with .SYNOPSIS, .DESCRIPTION, at least one .EXAMPLE and a .PARAMETER for
+every parameter. `--self-test` runs the same checks on broken samples and fails unless each
+defect is reported (so the checker itself can fail).
+"""
+
+import pathlib
+import sys
+
+import tree_sitter as ts
+import tree_sitter_powershell as tsp
+
+PARSER = ts.Parser(ts.Language(tsp.language()))
+
+# Get-Verb's approved verbs (PowerShell 7), the ones a module may use without a warning.
+APPROVED = set("""
+Add Clear Close Copy Enter Exit Find Format Get Hide Join Lock Move New Open Optimize Pop Push
+Redo Remove Rename Reset Resize Search Select Set Show Skip Split Step Switch Undo Unlock Watch
+Connect Disconnect Read Receive Send Write Backup Checkpoint Compare Compress Convert ConvertFrom
+ConvertTo Dismount Edit Expand Export Group Import Initialize Limit Merge Mount Out Publish
+Restore Save Sync Unpublish Update Debug Measure Ping Repair Resolve Test Trace Approve Assert
+Build Complete Confirm Deny Deploy Disable Enable Install Invoke Register Request Restart Resume
+Start Stop Submit Suspend Uninstall Unregister Wait Block Grant Protect Revoke Unblock Unprotect
+Use
+""".split())
+
+
+def nodes(n, kind):
+    if n.type == kind:
+        yield n
+    for c in n.children:
+        yield from nodes(c, kind)
+
+
+def parse_errors(src):
+    out = []
+
+    def walk(n):
+        if n.type == "ERROR" or n.is_missing:
+            line = n.start_point[0] + 1
+            out.append(f"line {line}: {'missing ' + n.type if n.is_missing else 'syntax error'}: "
+                       f"{src[n.start_byte:n.start_byte + 60].decode(errors='replace')!r}")
+            return
+        for c in n.children:
+            walk(c)
+
+    walk(PARSER.parse(src).root_node)
+    return out
+
+
+def strings_of(node):
+    return [s.text.decode().strip("'\"") for s in nodes(node, "string_literal")]
+
+
+def manifest_exports(src):
+    tree = PARSER.parse(src)
+    for e in nodes(tree.root_node, "hash_entry"):
+        key = e.child_by_field_name("key") or next(nodes(e, "key_expression"), None)
+        if key is not None and key.text.decode().strip() == "FunctionsToExport":
+            return strings_of(e)
+    return None
+
+
+def check_module(psm1, exported):
+    """Problems of the functions `exported` in the module source `psm1`."""
+    problems = []
+    tree = PARSER.parse(psm1)
+    functions = {}
+    comments = list(nodes(tree.root_node, "comment"))
+    for f in nodes(tree.root_node, "function_statement"):
+        name = next(nodes(f, "function_name")).text.decode()
+        # Comment-based help: a <# … #> block right before the function (only blank space between).
+        help_text = ""
+        for c in comments:
+            if c.end_byte <= f.start_byte and not psm1[c.end_byte:f.start_byte].strip() and c.text.startswith(b"<#"):
+                help_text = c.text.decode()
+        params = [v.text.decode().lstrip("$") for sp in nodes(f, "script_parameter")
+                  for v in sp.children if v.type == "variable"]
+        functions[name] = (help_text, params)
+    member_lists = []
+    for p in nodes(tree.root_node, "command"):
+        if p.text.startswith(b"Export-ModuleMember"):
+            member_lists.append(strings_of(p))
+    for name in exported:
+        if name not in functions:
+            problems.append(f"{name}: listed in FunctionsToExport but not defined")
+            continue
+        verb = name.split("-", 1)[0]
+        if "-" not in name or verb not in APPROVED:
+            problems.append(f"{name}: {verb!r} is not an approved verb")
+        help_text, params = functions[name]
+        upper = help_text.upper()
+        for section in (".SYNOPSIS", ".DESCRIPTION", ".EXAMPLE"):
+            if section not in upper:
+                problems.append(f"{name}: comment-based help lacks {section}")
+        for prm in params:
+            if f".PARAMETER {prm.upper()}" not in upper:
+                problems.append(f"{name}: no .PARAMETER help for -{prm}")
+        if member_lists and not any(name in m for m in member_lists):
+            problems.append(f"{name}: not in Export-ModuleMember")
+    return problems
+
+
+def check_tree(root):
+    problems = []
+    files = sorted(p for p in root.rglob("*") if p.suffix in (".ps1", ".psm1", ".psd1"))
+    if not files:
+        return ["no PowerShell files found"]
+    for f in files:
+        for e in parse_errors(f.read_bytes()):
+            problems.append(f"{f.relative_to(root)}: {e}")
+    for psd1 in (p for p in files if p.suffix == ".psd1"):
+        exported = manifest_exports(psd1.read_bytes())
+        if not exported:
+            problems.append(f"{psd1.name}: no FunctionsToExport")
+            continue
+        psm1 = psd1.with_suffix(".psm1")
+        if not psm1.exists():
+            problems.append(f"{psd1.name}: no root module {psm1.name}")
+            continue
+        problems += [f"{psm1.name}: {p}" for p in check_module(psm1.read_bytes(), exported)]
+    return problems
+
+
+GOOD = b"""<#
+.SYNOPSIS
+Gets a thing.
+.DESCRIPTION
+Gets it.
+.PARAMETER Name
+The name.
+.EXAMPLE
+Get-Thing -Name x
+#>
+function Get-Thing {
+    [CmdletBinding()]
+    param([string] $Name)
+    $Name
+}
+"""
+
+
+def self_test():
+    cases = {
+        "syntax error": (b"function Get-Thing { param([string] $Name) if ( { }\n", None),
+        "unapproved verb": (GOOD.replace(b"Get-Thing", b"Fetch-Thing"), ["Fetch-Thing"]),
+        "no help": (GOOD.split(b"#>\n", 1)[1], ["Get-Thing"]),
+        "undocumented parameter": (GOOD.replace(b"param([string] $Name)", b"param([string] $Name, [int] $Count)"), ["Get-Thing"]),
+        "not defined": (GOOD, ["Get-Thing", "Remove-Thing"]),
+    }
+    assert not check_module(GOOD, ["Get-Thing"]) and not parse_errors(GOOD), "the good sample must pass"
+    failed = 0
+    for what, (src, exported) in cases.items():
+        found = parse_errors(src) if exported is None else check_module(src, exported)
+        if not found:
+            print(f"self-test: the checker missed: {what}")
+            failed += 1
+    return failed
+
+
+def main():
+    root = pathlib.Path(__file__).resolve().parent
+    if "--self-test" in sys.argv:
+        failed = self_test()
+        print("self-test:", "ok" if not failed else f"{failed} defect(s) not caught")
+        return 1 if failed else 0
+    problems = check_tree(root)
+    for p in problems:
+        print("powershell:", p)
+    n = len(list(root.rglob("*.ps*1")))
+    print(f"powershell: {n} file(s) checked, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
