@@ -264,17 +264,7 @@ fn killed_download_resumes_and_a_changed_object_starts_over() {
     let v1 = pattern(size, 7);
     put("big/resume.raw", v1.clone(), false);
     let out = tempfile::tempdir().unwrap();
-    let fetch = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/fetch");
-    assert!(
-        fetch.exists(),
-        "build the examples first (cargo build --examples)"
-    );
+    let fetch = support::fetch_example();
     let mut child = Command::new(&fetch)
         .args([
             "--provider",

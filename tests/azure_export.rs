@@ -515,17 +515,7 @@ fn killed_export_resumes_under_a_new_sas_with_only_missing_pages() {
     let az = azure();
     let f = fixture();
     az.add("disks", "crash", &f.path, "Unattached", None);
-    let exe = std::env::current_exe().unwrap();
-    let fetch = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/fetch");
-    assert!(
-        fetch.exists(),
-        "build the examples first (cargo build --examples)"
-    );
+    let fetch = support::fetch_example();
     let out = tempfile::tempdir().unwrap();
     let conf = az.dir.path().join("azure-config.json");
     std::fs::write(&conf, az.config()).unwrap();

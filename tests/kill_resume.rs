@@ -13,18 +13,7 @@ use support::{opts, peer_runtime};
 
 #[test]
 fn killed_download_resumes_with_only_missing_bytes() {
-    let exe = std::env::current_exe().unwrap();
-    let fetch = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/fetch");
-    assert!(
-        fetch.exists(),
-        "build the examples first (cargo build --examples): {}",
-        fetch.display()
-    );
+    let fetch = support::fetch_example();
 
     let rt = peer_runtime();
     let server = rt.block_on(TestServer::start());

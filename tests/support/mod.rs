@@ -187,3 +187,20 @@ pub fn block_on_peer<T>(f: impl std::future::Future<Output = T>) -> T {
         .unwrap()
         .block_on(f)
 }
+
+/// The `fetch` example (examples/fetch.rs), built by `cargo build --examples` (and `cargo test`).
+pub fn fetch_example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let fetch = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/fetch");
+    assert!(
+        fetch.exists(),
+        "build the examples first (cargo build --examples): {}",
+        fetch.display()
+    );
+    fetch
+}

@@ -152,28 +152,27 @@ static class Tests
 {
     static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
 
+    /// <summary>Every PREFIX_NAME = N of the header is the enum member Name = N, and the enum
+    /// has no other member.</summary>
+    static void SameAsHeader<T>(string header, string prefix) where T : struct
+    {
+        var found = Regex.Matches(header, prefix + @"([A-Z_]+) = (\d+)");
+        Check.That(found.Count == Enum.GetValues(typeof(T)).Length, "as many " + typeof(T).Name + " values as the header");
+        foreach (Match m in found)
+        {
+            var name = string.Concat(m.Groups[1].Value.Split('_').Select(w => w.Substring(0, 1) + w.Substring(1).ToLowerInvariant()));
+            T v;
+            Check.That(Enum.TryParse(name, out v), typeof(T).Name + "." + name + " exists");
+            Check.That(Convert.ToInt32(v) == int.Parse(m.Groups[2].Value), typeof(T).Name + "." + name + " value");
+        }
+    }
+
     [Test]
     static void StatusPhaseAndLayoutMatchTheHeader()
     {
         var h = File.ReadAllText(Path.Combine(Peers.Root, "include/hypersdk.h"));
-        var statuses = Regex.Matches(h, @"HS_STATUS_([A-Z_]+) = (\d+)");
-        Check.That(statuses.Count == Enum.GetValues(typeof(Status)).Length, "as many statuses as the header");
-        foreach (Match m in statuses)
-        {
-            var name = string.Concat(m.Groups[1].Value.Split('_').Select(w => w.Substring(0, 1) + w.Substring(1).ToLowerInvariant()));
-            Status s;
-            Check.That(Enum.TryParse(name, out s), "status " + name + " exists");
-            Check.That((int)s == int.Parse(m.Groups[2].Value), "status " + name + " value");
-        }
-        var phases = Regex.Matches(h, @"HS_PHASE_([A-Z_]+) = (\d+)");
-        Check.That(phases.Count == Enum.GetValues(typeof(Phase)).Length, "as many phases as the header");
-        foreach (Match m in phases)
-        {
-            var name = string.Concat(m.Groups[1].Value.Split('_').Select(w => w.Substring(0, 1) + w.Substring(1).ToLowerInvariant()));
-            Phase p;
-            Check.That(Enum.TryParse(name, out p), "phase " + name + " exists");
-            Check.That((int)p == int.Parse(m.Groups[2].Value), "phase " + name + " value");
-        }
+        SameAsHeader<Status>(h, "HS_STATUS_");
+        SameAsHeader<Phase>(h, "HS_PHASE_");
         Check.That(h.Contains("#define HS_FILE_NAME_MAX 256") && h.Contains("#define HS_MESSAGE_MAX 512"), "inline string sizes");
         var t = typeof(HyperSdkClient).Assembly.GetType("HyperSdk.NativeProgress");
         Check.That(Marshal.SizeOf(t) == 832, "hs_progress is 832 bytes, not " + Marshal.SizeOf(t));
