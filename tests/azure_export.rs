@@ -385,6 +385,64 @@ fn cancel_while_granting_and_while_snapshotting_cleans_up() {
 }
 
 #[test]
+fn cancel_while_an_arm_call_hangs_ends_at_once() {
+    let az = azure();
+    let f = fixture();
+    az.add("disks", "silent", &f.path, "Unattached", None);
+    az.faults("silent", json!({"hang_get_secs": 30}));
+    let out = tempfile::tempdir().unwrap();
+    let e = client()
+        .start_export("silent", &opts(out.path(), json!({})), None)
+        .unwrap();
+    wait_until(&e, "preparing", |p| p.phase == Phase::Preparing);
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "a cancel waited {:?} for a silent ARM call",
+        t.elapsed()
+    );
+    assert_eq!(stat("silent", "grants"), 0);
+}
+
+#[test]
+fn a_failed_renewal_is_tried_again_while_the_sas_still_works() {
+    let az = azure();
+    let f = fixture();
+    az.add("disks", "renew-flaky", &f.path, "Unattached", None);
+    az.faults(
+        "renew-flaky",
+        json!({"sas_ttl_secs": 6, "renewal_failures": 1}),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "renew-flaky",
+                &opts(
+                    out.path(),
+                    json!({"poll_interval_ms": 50, "max_bytes_per_second": f.written / 10}),
+                ),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(
+        std::fs::read(out.path().join("renew-flaky.vhd")).unwrap(),
+        f.bytes
+    );
+    let s = az.disk("renew-flaky");
+    assert!(
+        s["grants"].as_u64().unwrap() >= 3,
+        "first, failed, renewed: {s}"
+    );
+}
+
+#[test]
 fn cancel_while_downloading_revokes_and_leaves_nothing() {
     let az = azure();
     let f = fixture();

@@ -163,6 +163,8 @@ struct Grant {
     granted: SystemTime,
     expires: Option<SystemTime>,
     renewals: u32,
+    /// After a failed renewal: not before this time again.
+    retry_at: Option<SystemTime>,
 }
 
 /// A disk (or snapshot) to grant and download.
@@ -420,76 +422,96 @@ fn needs_renewal(g: &Grant, now: SystemTime) -> bool {
     now + margin >= exp
 }
 
+impl AzureFlow {
+    /// The cloud side (see `Flow::prepare`).
+    async fn prepare_sources(&mut self, ctx: &FlowCtx) -> Result<Vec<FileSource>> {
+        self.ctx = Some(ctx.clone());
+        if let Source::Blob(url) = &self.source {
+            let url = url.clone();
+            let has_sas = url.query_pairs().any(|(k, _)| k == "sig");
+            let auth = if has_sas {
+                BlobAuth::Sas(Arc::new(Mutex::new(url.query().unwrap_or("").to_string())))
+            } else {
+                BlobAuth::Token(self.cred.clone())
+            };
+            let last = url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or("");
+            let file = match &self.opts.file_name {
+                Some(n) => n.clone(),
+                None => sanitize_file_name(&percent_decode(last), &format!("blob.{}", self.ext())),
+            };
+            let mut bare = url.clone();
+            bare.set_query(None);
+            let src = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
+            self.files
+                .push(json!({"file": file, "blob": crate::transfer::redact_url(&url)}));
+            return Ok(vec![src]);
+        }
+        let targets = self.targets(ctx).await?;
+        let mut sources = Vec::new();
+        for t in &targets {
+            ctx.waiting_for_cloud(&format!("granting read access to {}", t.name));
+            // Recorded before the request: a cancel while it runs still revokes it.
+            self.grants.push(Grant {
+                rg: t.rg.clone(),
+                kind: t.kind,
+                name: t.name.clone(),
+                sas: Arc::new(Mutex::new(String::new())),
+                granted: SystemTime::now(),
+                expires: None,
+                renewals: 0,
+                retry_at: None,
+            });
+            let url = self.grant(ctx, &t.rg, t.kind, &t.name).await?;
+            let g = self.grants.last_mut().expect("pushed");
+            *lock(&g.sas) = url.query().unwrap_or("").to_string();
+            g.granted = SystemTime::now();
+            g.expires = sas_expiry(&url);
+            let auth = BlobAuth::Sas(g.sas.clone());
+            let mut bare = url.clone();
+            bare.set_query(None);
+            sources.push(blob::file_source(&self.http, &bare, &auth, t.file.clone()).await?);
+            let mut f = json!({"file": t.file, "source_id": t.source_id});
+            if t.kind == "snapshots" {
+                f["exported_from"] = json!(format!(
+                    "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",
+                    self.arm.subscription(),
+                    t.rg,
+                    t.name
+                ));
+            }
+            self.files.push(f);
+        }
+        ctx.message("");
+        Ok(sources)
+    }
+}
+
 impl Flow for AzureFlow {
+    /// A cancel ends `prepare` at once, even inside an ARM call: every grant and snapshot is
+    /// recorded before its request is sent, so cleanup undoes whatever the cloud did.
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
-            self.ctx = Some(ctx.clone());
-            if let Source::Blob(url) = &self.source {
-                let url = url.clone();
-                let has_sas = url.query_pairs().any(|(k, _)| k == "sig");
-                let auth = if has_sas {
-                    BlobAuth::Sas(Arc::new(Mutex::new(url.query().unwrap_or("").to_string())))
-                } else {
-                    BlobAuth::Token(self.cred.clone())
-                };
-                let last = url
-                    .path_segments()
-                    .and_then(|mut s| s.next_back())
-                    .unwrap_or("");
-                let file = match &self.opts.file_name {
-                    Some(n) => n.clone(),
-                    None => {
-                        sanitize_file_name(&percent_decode(last), &format!("blob.{}", self.ext()))
-                    }
-                };
-                let mut bare = url.clone();
-                bare.set_query(None);
-                let src = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
-                self.files
-                    .push(json!({"file": file, "blob": crate::transfer::redact_url(&url)}));
-                return Ok(vec![src]);
+            let cancel = ctx.cancel().clone();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Error::Cancelled),
+                r = self.prepare_sources(ctx) => r,
             }
-            let targets = self.targets(ctx).await?;
-            let mut sources = Vec::new();
-            for t in &targets {
-                ctx.waiting_for_cloud(&format!("granting read access to {}", t.name));
-                // Recorded before the request: a cancel while it runs still revokes it.
-                self.grants.push(Grant {
-                    rg: t.rg.clone(),
-                    kind: t.kind,
-                    name: t.name.clone(),
-                    sas: Arc::new(Mutex::new(String::new())),
-                    granted: SystemTime::now(),
-                    expires: None,
-                    renewals: 0,
-                });
-                let url = self.grant(ctx, &t.rg, t.kind, &t.name).await?;
-                let g = self.grants.last_mut().expect("pushed");
-                *lock(&g.sas) = url.query().unwrap_or("").to_string();
-                g.granted = SystemTime::now();
-                g.expires = sas_expiry(&url);
-                let auth = BlobAuth::Sas(g.sas.clone());
-                let mut bare = url.clone();
-                bare.set_query(None);
-                sources.push(blob::file_source(&self.http, &bare, &auth, t.file.clone()).await?);
-                let mut f = json!({"file": t.file, "source_id": t.source_id});
-                if t.kind == "snapshots" {
-                    f["exported_from"] = json!(format!(
-                        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",
-                        self.arm.subscription(),
-                        t.rg,
-                        t.name
-                    ));
-                }
-                self.files.push(f);
-            }
-            ctx.message("");
-            Ok(sources)
         })
     }
 
+    /// A clock check, every second (more often for a SAS that lives less than 10 s), so a
+    /// renewal, or its retry, is never late by more than a tenth of the SAS's life.
     fn keep_alive_interval(&self) -> Option<Duration> {
-        (!self.grants.is_empty()).then_some(Duration::from_secs(1))
+        let shortest = self
+            .grants
+            .iter()
+            .filter_map(|g| g.expires?.duration_since(g.granted).ok())
+            .min()?;
+        Some((shortest / 10).clamp(Duration::from_millis(100), Duration::from_secs(1)))
     }
 
     /// Renews a grant whose SAS is about to expire; downloads pick the new SAS up at their
@@ -501,19 +523,42 @@ impl Flow for AzureFlow {
             };
             let now = SystemTime::now();
             for i in 0..self.grants.len() {
-                if !needs_renewal(&self.grants[i], now) {
+                if !needs_renewal(&self.grants[i], now)
+                    || self.grants[i].retry_at.is_some_and(|t| now < t)
+                {
                     continue;
                 }
                 let (rg, kind, name) = {
                     let g = &self.grants[i];
                     (g.rg.clone(), g.kind, g.name.clone())
                 };
-                let url = self.grant(&ctx, &rg, kind, &name).await?;
+                let url = match self.grant(&ctx, &rg, kind, &name).await {
+                    Ok(u) => u,
+                    // Tried again while the current SAS still works: in half its remaining
+                    // life, at most 10 s.
+                    Err(e)
+                        if self.grants[i]
+                            .expires
+                            .is_some_and(|x| SystemTime::now() < x) =>
+                    {
+                        tracing::warn!(disk = %name, error = %e, "renewing read access failed; trying again");
+                        let now = SystemTime::now();
+                        let left = self.grants[i]
+                            .expires
+                            .and_then(|x| x.duration_since(now).ok())
+                            .unwrap_or_default();
+                        self.grants[i].retry_at =
+                            Some(now + (left / 2).min(Duration::from_secs(10)));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let g = &mut self.grants[i];
                 *lock(&g.sas) = url.query().unwrap_or("").to_string();
                 g.granted = SystemTime::now();
                 g.expires = sas_expiry(&url);
                 g.renewals += 1;
+                g.retry_at = None;
                 tracing::info!(disk = %name, "read access renewed");
             }
             Ok(())
@@ -630,6 +675,7 @@ mod tests {
             granted,
             expires: Some(exp),
             renewals: 0,
+            retry_at: None,
         };
         // An hour-long SAS: renewed in its last 20 minutes, capped at 10.
         let hour = exp - Duration::from_secs(3600);

@@ -13,7 +13,8 @@ HTTPS on another port:
   made from it (`si=`), so `endGetAccess`, which deletes the policy, really revokes the SAS.
 - `/_admin/...` (no auth, tests only): `POST disks` {name, rg, path, state, location}, `POST vms`
   {name, rg, os_disk, data_disks: [[lun, disk]]}, `POST faults` {disk, grant_fails, hold:
-  ["grant"|"snapshot"], sas_ttl_secs, op_polls, retry_after} (per disk: a snapshot's faults are
+  ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
+  hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
   its source disk's), `POST sas` {rg, name}, `GET stats`.
 
 The first line of stdout is JSON: {"arm", "blob", "tenant", "client_id", "client_secret",
@@ -304,6 +305,11 @@ class Handler(BaseHTTPRequestHandler):
         rg, kind, name = parts[3], parts[6], parts[7]
         action = parts[8] if len(parts) > 8 else None
         with lock:
+            hang = state["faults"].get(name, {}).get("hang_get_secs", 0) if method == "GET" else 0
+        if hang:
+            # A silent ARM (outside the lock: other tests go on).
+            time.sleep(hang)
+        with lock:
             if kind == "virtualMachines":
                 vm = state["vms"].get((rg, name))
                 if vm is None:
@@ -379,6 +385,10 @@ class Handler(BaseHTTPRequestHandler):
                 owner = res.get("owner", name)
                 bump(owner, "grants")
                 f = state["faults"].get(owner, {})
+                fail_renewals = f.get("renewal_failures", 0)
+                if fail_renewals and state["per"][owner]["grants"] > 1:
+                    f["renewal_failures"] = fail_renewals - 1
+                    return self.send_json(202, None, self.new_op(error={"code": "InternalOperationError", "message": "renewal failed in the stand-in"}, kind="grant", name=owner))
                 if f.get("grant_fails"):
                     return self.send_json(202, None, self.new_op(error={"code": "InternalOperationError", "message": "grant failed in the stand-in"}, kind="grant", name=owner))
                 ttl = int(f.get("sas_ttl_secs") or json.loads(body or b"{}").get("durationInSeconds", 3600))
