@@ -224,6 +224,35 @@ fn snapshot_by_arm_id_and_blob_url_with_sas() {
 }
 
 #[test]
+fn blob_url_without_sas_is_read_with_an_entra_token() {
+    let az = azure();
+    let f = fixture();
+    let blob = az.add("disks", "token-blob", &f.path, "Unattached", None)["blob"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let issued = az.stats()["storage_tokens_issued"].as_u64().unwrap_or(0);
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(&blob, &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(&r.files[0].path).unwrap(), f.bytes);
+    assert!(
+        r.bytes_fetched <= f.written + 1,
+        "fetched {}",
+        r.bytes_fetched
+    );
+    assert!(
+        az.stats()["storage_tokens_issued"].as_u64().unwrap_or(0) > issued,
+        "no storage token was asked for"
+    );
+    assert_eq!(stat("token-blob", "grants"), 0);
+}
+
+#[test]
 fn vm_with_an_attached_disk_goes_through_a_snapshot_that_is_deleted() {
     let az = azure();
     let f = fixture();

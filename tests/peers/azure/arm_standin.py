@@ -171,6 +171,18 @@ PEER = None
 ARM_URL = None
 
 
+def jwt_for_storage(tenant):
+    import base64
+
+    def b64(d):
+        return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
+
+    now = int(time.time())
+    claims = {"aud": "https://storage.azure.com", "iss": f"https://sts.windows.net/{tenant}/",
+              "iat": now - 60, "nbf": now - 60, "exp": now + 3600, "tid": tenant, "oid": "hypersdk-test"}
+    return b64({"alg": "HS256", "typ": "JWT"}) + "." + b64(claims) + "." + b64({"sig": secrets.token_hex(8)})
+
+
 def arm_id(rg, kind, name):
     return f"/subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Compute/{kind}/{name}"
 
@@ -248,8 +260,15 @@ class Handler(BaseHTTPRequestHandler):
                         "error_description": "AADSTS7000215: Invalid client secret provided.",
                     },
                 )
-            tok = "tok-" + secrets.token_hex(16)
-            state["tokens"].add(tok)
+            scope = form.get("scope", [""])[0]
+            if "storage.azure.com" in scope:
+                # For Azure Storage, a JWT Azurite accepts in `--oauth basic` mode (it checks the
+                # claims, not the signature).
+                tok = jwt_for_storage(tenant)
+                state["stats"]["storage_tokens_issued"] = state["stats"].get("storage_tokens_issued", 0) + 1
+            else:
+                tok = "tok-" + secrets.token_hex(16)
+                state["tokens"].add(tok)
             state["stats"]["tokens_issued"] += 1
         self.send_json(200, {"token_type": "Bearer", "expires_in": 3600, "ext_expires_in": 3600, "access_token": tok})
 
@@ -487,6 +506,8 @@ def main():
             "--key", a.key,
             "--skipApiVersionCheck",
             "--loose",
+            # Bearer tokens for blob URLs without a SAS (claims checked, not signatures).
+            "--oauth", "basic",
             "--silent",
         ],
         stdout=subprocess.DEVNULL,
