@@ -16,6 +16,9 @@ use crate::transfer::{Checksum, FileSource, HttpSource, RequestSigner, SourceKin
 
 /// Blob service version for our own requests (HEAD, ranged GETs with a token).
 const BLOB_VERSION: &str = "2021-08-06";
+/// Deadline of one call that is not a download (HEAD, a page of page ranges, a token): a
+/// silent server must not hang an export.
+const CALL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How blob requests are authorized.
 #[derive(Clone)]
@@ -49,15 +52,22 @@ impl RequestSigner for BlobAuth {
                     req.url_mut().set_query(Some(&q));
                 }
                 BlobAuth::Token(cred) => {
-                    let t = cred
-                        .get_token(&["https://storage.azure.com/.default"], None)
-                        .await
-                        .map_err(|e| {
-                            Error::Auth(format!(
-                                "getting a token for Azure Storage: {}",
-                                first_line(&e.to_string())
-                            ))
-                        })?;
+                    let t = tokio::time::timeout(
+                        CALL_DEADLINE,
+                        cred.get_token(&["https://storage.azure.com/.default"], None),
+                    )
+                    .await
+                    .map_err(|_| {
+                        Error::Timeout(format!(
+                            "no token for Azure Storage within {CALL_DEADLINE:?}"
+                        ))
+                    })?
+                    .map_err(|e| {
+                        Error::Auth(format!(
+                            "getting a token for Azure Storage: {}",
+                            first_line(&e.to_string())
+                        ))
+                    })?;
                     let v = reqwest::header::HeaderValue::from_str(&format!(
                         "Bearer {}",
                         t.token.secret()
@@ -90,7 +100,7 @@ async fn properties(
 ) -> Result<Properties> {
     let mut req = http
         .head(url.clone())
-        .timeout(Duration::from_secs(60))
+        .timeout(CALL_DEADLINE)
         .build()
         .map_err(|e| Error::http(&format!("HEAD {name}"), e))?;
     auth.sign(&mut req).await?;
@@ -122,6 +132,7 @@ async fn page_ranges(
     http: &reqwest::Client,
     url: &Url,
     auth: &BlobAuth,
+    deadline: Duration,
 ) -> Result<Vec<(u64, u64)>> {
     use azure_storage_blob::clients::PageBlobClient;
     let mut options = azure_storage_blob::PageBlobClientOptions::default();
@@ -141,7 +152,13 @@ async fn page_ranges(
         .list_page_ranges(None)
         .map_err(|e| sdk_error(&what, &e))?;
     let mut out: Vec<(u64, u64)> = Vec::new();
-    while let Some(resp) = pages.try_next().await.map_err(|e| sdk_error(&what, &e))? {
+    loop {
+        let page = tokio::time::timeout(deadline, pages.try_next())
+            .await
+            .map_err(|_| Error::Timeout(format!("{what}: no answer within {deadline:?}")))?;
+        let Some(resp) = page.map_err(|e| sdk_error(&what, &e))? else {
+            break;
+        };
         let list = resp.into_model().map_err(|e| sdk_error(&what, &e))?;
         for r in list.page_ranges {
             let (Some(a), Some(b)) = (r.start, r.end) else {
@@ -217,7 +234,7 @@ pub(crate) async fn file_source(
         SourceKind::HttpExtents {
             http: source,
             size: props.size,
-            extents: page_ranges(http, url, auth).await?,
+            extents: page_ranges(http, url, auth, CALL_DEADLINE).await?,
         }
     } else {
         SourceKind::Http(source)
@@ -234,4 +251,36 @@ pub(crate) async fn file_source(
         checksum,
         want_sha256: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A blob service that accepts the connection and never answers: listing page ranges ends
+    /// with a timeout instead of hanging the export.
+    #[tokio::test]
+    async fn a_silent_blob_service_times_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _held = tokio::spawn(async move {
+            let mut socks = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                socks.push(s);
+            }
+        });
+        let url = Url::parse(&format!("http://{addr}/account/container/blob")).unwrap();
+        let auth = BlobAuth::Sas(Arc::new(std::sync::Mutex::new("sig=x".into())));
+        crate::runtime::handle(); // installs the TLS provider the client needs
+        let e = page_ranges(
+            &reqwest::Client::new(),
+            &url,
+            &auth,
+            Duration::from_millis(300),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, Error::Timeout(_)), "{e}");
+        assert!(!e.to_string().contains("sig=x"), "{e}");
+    }
 }
