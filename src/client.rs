@@ -49,7 +49,7 @@ impl Client {
         crate::runtime::check_not_forked()?;
         let (opts, rest) = CommonOptions::parse(options_json)?;
         opts.check_output_dir()?;
-        let flow = self.provider.plan(source_id, rest)?;
+        let flow = self.provider.plan(source_id, &opts, rest)?;
         let interval = Duration::from_millis(opts.progress_interval_ms);
         let shared = ExportShared::new();
         let job = Job {

@@ -169,9 +169,17 @@ def main():
         print("self-test:", "ok" if not failed else f"{failed} defect(s) not caught")
         return 1 if failed else 0
     problems = check_tree(root)
+    # The Hyper-V provider's scripts, compiled into the library: they must parse too.
+    scripts = root.parent.parent / "src" / "providers" / "hyperv" / "scripts"
+    found = sorted(scripts.glob("*.ps1"))
+    if not found:
+        problems.append(f"no scripts in {scripts}")
+    for f in found:
+        for e in parse_errors(f.read_bytes()):
+            problems.append(f"{f.relative_to(root.parent.parent)}: {e}")
     for p in problems:
         print("powershell:", p)
-    n = len(list(root.rglob("*.ps*1")))
+    n = len(list(root.rglob("*.ps*1"))) + len(found)
     print(f"powershell: {n} file(s) checked, {len(problems)} problem(s)")
     return 1 if problems else 0
 

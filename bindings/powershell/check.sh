@@ -4,10 +4,6 @@
 # checker's self-test (it must catch planted defects), then the module.
 set -euo pipefail
 cd "$(dirname "$0")"
-venv="${HS_TOOLS_DIR:-$HOME/.cache/hypersdk-tools}/ps-venv"
-if ! "$venv/bin/python" -c "import tree_sitter, tree_sitter_powershell" 2>/dev/null; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q tree-sitter==0.26.1 tree-sitter-powershell==0.26.4
-fi
-"$venv/bin/python" check.py --self-test
-"$venv/bin/python" check.py
+py="$(../../tests/peers/hyperv/install.sh)"
+"$py" check.py --self-test
+"$py" check.py

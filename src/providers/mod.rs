@@ -25,11 +25,12 @@ pub(crate) mod aws;
 #[cfg(feature = "azure")]
 pub(crate) mod azure;
 pub(crate) mod http;
+#[cfg(feature = "hyperv")]
+pub(crate) mod hyperv;
 pub(crate) mod net;
 pub(crate) mod poll;
-// The runner for Hyper-V's PowerShell (and any helper to come); tested on its own until the
-// Hyper-V provider lands on it.
-#[allow(dead_code)]
+// The runner for Hyper-V's PowerShell (and any helper to come).
+#[cfg_attr(not(feature = "hyperv"), allow(dead_code))]
 pub(crate) mod process;
 #[cfg(feature = "vsphere")]
 pub(crate) mod vsphere;
@@ -123,11 +124,12 @@ pub(crate) enum Outcome {
 
 /// A configured provider (per client).
 pub(crate) trait Provider: Send + Sync + 'static {
-    /// Parses the export's options (what the common options left) and checks them; runs on the
-    /// caller's thread, so bad input is an error from `start`, before anything happens.
+    /// Parses the export's options (what the common options left; the common ones are there to
+    /// read, e.g. output_dir) and checks them; runs on the caller's thread, so bad input is an error from `start`, before anything happens.
     fn plan(
         &self,
         source_id: &str,
+        common: &crate::export::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>>;
 }
@@ -209,6 +211,11 @@ const REGISTRY: &[Registration] = &[
     Registration {
         name: "http",
         new: |c| Ok(Arc::new(http::HttpProvider::new(c)?)),
+    },
+    #[cfg(feature = "hyperv")]
+    Registration {
+        name: "hyperv",
+        new: |c| Ok(Arc::new(hyperv::HyperVProvider::new(c)?)),
     },
     #[cfg(feature = "vsphere")]
     Registration {

@@ -66,8 +66,10 @@ pub(crate) enum Line {
 #[derive(Debug)]
 pub(crate) struct Finished {
     /// Lines not yet taken with `next_line`.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub lines: Vec<Line>,
     /// The end of stderr, redacted.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub stderr: String,
 }
 
@@ -298,6 +300,7 @@ impl Drop for Running {
 }
 
 /// Runs `spec` to its end: every stdout line and the redacted stderr.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn run(spec: ProcessSpec, cancel: &CancellationToken) -> Result<Finished> {
     Running::spawn(spec)?.finish(cancel).await
 }

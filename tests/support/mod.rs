@@ -3,6 +3,8 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "hyperv")]
+pub mod hyperv;
 #[cfg(feature = "aws")]
 pub mod moto;
 pub mod server;

@@ -110,6 +110,7 @@ impl Provider for AwsProvider {
     fn plan(
         &self,
         source_id: &str,
+        _common: &crate::export::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: AwsOptions = parse_provider_options(options)?;

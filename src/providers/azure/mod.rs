@@ -123,6 +123,7 @@ impl Provider for AzureProvider {
     fn plan(
         &self,
         source_id: &str,
+        _common: &crate::export::options::CommonOptions,
         options: serde_json::Map<String, Value>,
     ) -> Result<Box<dyn Flow>> {
         let opts: AzureOptions = parse_provider_options(options)?;

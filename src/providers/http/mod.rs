@@ -199,6 +199,7 @@ impl Provider for HttpProvider {
     fn plan(
         &self,
         source_id: &str,
+        _common: &crate::export::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: HttpOptions = parse_provider_options(options)?;
@@ -270,7 +271,7 @@ mod tests {
 
     fn plan(src: &str, opts: serde_json::Value) -> Result<Box<dyn Flow>> {
         let p = HttpProvider::new("{}").unwrap();
-        p.plan(src, opts.as_object().unwrap().clone())
+        p.plan(src, &Default::default(), opts.as_object().unwrap().clone())
     }
 
     #[test]

@@ -130,6 +130,7 @@ impl Provider for VsphereProvider {
     fn plan(
         &self,
         source_id: &str,
+        _common: &crate::export::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: VsphereOptions = parse_provider_options(options)?;

@@ -1,0 +1,420 @@
+//! Hyper-V exports through the safe Rust API against the PowerShell + Hyper-V stand-in of
+//! tests/peers/hyperv (no PowerShell exists on our machines): the library's real scripts are
+//! decoded, parsed and matched by the stand-in, which then acts as Hyper-V would.
+#![cfg(feature = "hyperv")]
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use hypersdk::{Client, ErrorKind, Phase};
+use serde_json::{Value, json};
+use support::hyperv::{HyperV, alive, disks, group_members, raw_of, vm};
+use support::{Recorder, opts};
+
+const ID1: &str = "6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c";
+
+fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(Duration::from_secs(120)))
+        .unwrap()
+        .expect("export did not end within 120 s")
+}
+
+fn hv_opts(dir: &Path, extra: Value) -> String {
+    let mut o = json!({"poll_file_interval_ms": 20});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    opts(dir, o)
+}
+
+/// Nothing but what `names` lists is left in the output folder (no staging folder, no temp).
+fn only(dir: &Path, names: &[&str]) {
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.ends_with(".hslock"))
+        .collect();
+    left.sort();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(left, want, "the output folder holds something else");
+}
+
+fn checkpoints(hv: &HyperV) -> Vec<Value> {
+    hv.state()["checkpoints"].as_array().unwrap().clone()
+}
+
+#[test]
+fn full_export_lays_out_the_vm_with_real_progress_and_removes_its_checkpoint() {
+    let name = "web-01 ü $(whoami)";
+    let hv = HyperV::new(
+        json!({"vms": [vm(name, ID1, json!({"write_delay_ms": 15, "chunk": 131072}))]}),
+    );
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let e = client
+        .start_export(name, &hv_opts(out.path(), json!({})), Some(rec.callback()))
+        .unwrap();
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    only(out.path(), &[name]);
+    let folder = out.path().join(name);
+    for (i, d) in disks().iter().enumerate() {
+        let f = folder.join(format!("Virtual Hard Disks/disk{i}.vhdx"));
+        assert_eq!(std::fs::read(&f).unwrap(), std::fs::read(&d.vhdx).unwrap());
+        assert_eq!(raw_of(&f), d.raw, "disk{i} does not hold the VM's bytes");
+    }
+    assert!(
+        folder
+            .join(format!("Virtual Machines/{}.vmcx", ID1.to_uppercase()))
+            .is_file()
+    );
+    assert_eq!(r.files.len(), 2);
+    assert_eq!(r.provider["folder"], json!(folder));
+    assert_eq!(r.provider["checkpoint"]["made"], true, "{}", r.to_json());
+    assert_eq!(r.provider["checkpoint"]["removed"], true);
+    assert!(checkpoints(&hv).is_empty(), "{:?}", hv.state());
+    assert_eq!(r.provider["verified"].as_array().unwrap().len(), 2);
+
+    // Progress: totals are the disks' real sizes from the first byte on, and bytes rise
+    // through values read from the growing files.
+    let phases = rec.check();
+    assert!(phases.contains(&Phase::Downloading), "{phases:?}");
+    let total: u64 = disks()
+        .iter()
+        .map(|d| std::fs::metadata(&d.vhdx).unwrap().len())
+        .sum();
+    let ev = rec.events.lock().unwrap().clone();
+    let downloading: Vec<_> = ev
+        .iter()
+        .filter(|p| p.phase == Phase::Downloading)
+        .collect();
+    assert_eq!(downloading[0].bytes_total, total, "{:?}", downloading[0]);
+    let between: std::collections::BTreeSet<u64> = downloading
+        .iter()
+        .map(|p| p.bytes_done)
+        .filter(|&b| b > 0 && b < total)
+        .collect();
+    assert!(
+        between.len() >= 3,
+        "too few intermediate sizes: {between:?}"
+    );
+    assert!(
+        ev.iter().any(|p| p.message.contains("Hyper-V export")),
+        "Hyper-V's percent never reached the message"
+    );
+    assert_eq!(rec.last().bytes_done, total);
+}
+
+#[test]
+fn hostile_vm_names_reach_powershell_as_data_only() {
+    let names = [
+        "a'b\"c",
+        "$(whoami)",
+        "x; Remove-Item -Recurse /",
+        "ünïcødé 名前 `n",
+    ];
+    let ids = [
+        "00000000-0000-4000-8000-000000000001",
+        "00000000-0000-4000-8000-000000000002",
+        "00000000-0000-4000-8000-000000000003",
+        "00000000-0000-4000-8000-000000000004",
+    ];
+    let hv = HyperV::new(
+        json!({"vms": names.iter().zip(ids).map(|(n, id)| vm(n, id, json!({}))).collect::<Vec<_>>()}),
+    );
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    for (n, id) in names.iter().zip(ids) {
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export(
+                    n,
+                    &hv_opts(out.path(), json!({"export_type": "vhd-only"})),
+                    None,
+                )
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{n}: {}", r.to_json());
+        assert_eq!(r.provider["vm"]["id"], id, "{n}: the wrong VM was exported");
+        only(out.path(), &["disk0.vhdx", "disk1.vhdx"]);
+        for (i, d) in disks().iter().enumerate() {
+            assert_eq!(
+                raw_of(&out.path().join(format!("disk{i}.vhdx"))),
+                d.raw,
+                "{n}"
+            );
+        }
+    }
+    let calls = hv.calls();
+    let inventories: Vec<&Value> = calls
+        .iter()
+        .filter(|c| c["script"] == "inventory")
+        .collect();
+    assert_eq!(inventories.len(), names.len());
+    for (c, n) in inventories.iter().zip(names) {
+        // The name arrived as data, byte for byte ...
+        assert_eq!(c["input"]["vm"], n);
+    }
+    for c in &calls {
+        let text = c["text"].as_str().unwrap();
+        for n in names {
+            // ... and never as code, on the command line or in the environment.
+            assert!(!text.contains(n), "{n:?} is in the {} script", c["script"]);
+            assert!(!c["argv"].as_str().unwrap().contains(n), "{n:?} in argv");
+            assert!(
+                !c["environ"].as_str().unwrap().contains(n),
+                "{n:?} in environ"
+            );
+        }
+    }
+}
+
+#[test]
+fn winrm_password_goes_on_stdin_only_and_a_wrong_one_is_auth() {
+    let password = "S3cr3t-'Pa55\"$x";
+    let out = tempfile::tempdir().unwrap();
+    let hv = HyperV::new(json!({
+        "vms": [vm("db-1", ID1, json!({}))],
+        "remote": {"transport": "winrm", "host": "hv1.example", "username": "CORP\\ops", "password": password},
+        "share": {"host": "\\\\nas\\exports", "local": out.path()},
+    }));
+    let cfg = |pw: &str| {
+        hv.config(json!({"host": "hv1.example", "username": "CORP\\ops", "password": pw}))
+    };
+    let client = Client::new("hyperv", &cfg(password)).unwrap();
+    let o = hv_opts(
+        out.path(),
+        json!({"export_type": "vhd-only", "host_output_dir": "\\\\nas\\exports"}),
+    );
+    let r = wait(&client.start_export("db-1", &o, None).unwrap());
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(r.provider["transport"], "winrm");
+    assert_eq!(raw_of(&out.path().join("disk0.vhdx")), disks()[0].raw);
+    let calls = hv.calls();
+    assert!(calls.len() >= 3, "{calls:?}");
+    for c in &calls {
+        assert_eq!(
+            c["script"], "remote",
+            "a remote export runs every script through remote.ps1"
+        );
+        assert!(
+            !c["argv"].as_str().unwrap().contains(password),
+            "password in argv"
+        );
+        assert!(
+            !c["environ"].as_str().unwrap().contains(password),
+            "password in environ"
+        );
+        assert!(!c["text"].as_str().unwrap().contains(password));
+        // It travelled on stdin, the one place it belongs.
+        assert_eq!(c["input"]["password"], password);
+    }
+
+    let wrong = Client::new("hyperv", &cfg("nope")).unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    let r = wait(
+        &wrong
+            .start_export(
+                "db-1",
+                &hv_opts(
+                    out2.path(),
+                    json!({"export_type": "vhd-only", "host_output_dir": "\\\\nas\\exports"}),
+                ),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    assert_eq!(r.error().unwrap().kind, ErrorKind::Auth);
+    assert!(!r.to_json().contains("nope"));
+}
+
+#[test]
+fn cancel_mid_export_kills_powershell_stops_the_job_and_removes_everything() {
+    let hv = HyperV::new(
+        json!({"vms": [vm("slow", ID1, json!({"write_delay_ms": 200, "chunk": 65536}))]}),
+    );
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let e = client
+        .start_export(
+            "slow",
+            &hv_opts(out.path(), json!({})),
+            Some(rec.callback()),
+        )
+        .unwrap();
+    let t = Instant::now();
+    while e.progress().bytes_done == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "{:?}", e.progress());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let export_call = hv
+        .calls()
+        .into_iter()
+        .find(|c| c["script"] == "export")
+        .expect("the export script ran");
+    let writer = hv.state()["jobs"][0]["pid"].as_i64().unwrap();
+    assert!(alive(writer));
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    rec.check();
+    // PowerShell and everything in its process group are gone ...
+    let (pid, pgid) = (
+        export_call["pid"].as_i64().unwrap(),
+        export_call["pgid"].as_i64().unwrap(),
+    );
+    assert!(!alive(pid), "the export's PowerShell outlived the cancel");
+    assert!(group_members(pgid).is_empty(), "its process group lives on");
+    // ... the Hyper-V job (outside it, like the Hyper-V service) was stopped by cleanup ...
+    assert!(!alive(writer), "Hyper-V's export job still runs");
+    assert_eq!(r.provider["jobs_stopped"], 1, "{}", r.to_json());
+    // ... its checkpoint removed, and no partial export left behind.
+    assert!(checkpoints(&hv).is_empty(), "{:?}", hv.state());
+    assert_eq!(r.provider["checkpoint"]["removed"], true);
+    only(out.path(), &[]);
+}
+
+#[test]
+fn a_failing_export_leaves_nothing_and_removes_the_checkpoint() {
+    let hv =
+        HyperV::new(json!({"vms": [vm("full-disk", ID1, json!({"fail_after_bytes": 1_500_000}))]}));
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export(
+                "full-disk",
+                &hv_opts(out.path(), json!({"export_type": "vhd-only"})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    let err = r.error().cloned().unwrap();
+    assert!(err.message.contains("not enough space"), "{}", err.message);
+    assert!(checkpoints(&hv).is_empty(), "{:?}", hv.state());
+    only(out.path(), &[]);
+    assert!(r.cleanup_error.is_none(), "{:?}", r.cleanup_error);
+}
+
+#[test]
+fn an_export_refused_by_hyperv_maps_its_error_and_cleans_up() {
+    let hv = HyperV::new(
+        json!({"vms": [vm("locked", ID1, json!({"export_error": "You do not have permission to export"}))]}),
+    );
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("locked", &hv_opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    let err = r.error().unwrap();
+    assert_eq!(err.kind, ErrorKind::Auth, "{}", err.message);
+    assert!(
+        checkpoints(&hv).is_empty(),
+        "the checkpoint made before the refusal remains"
+    );
+    only(out.path(), &[]);
+}
+
+#[test]
+fn unknown_vm_is_not_found_and_missing_powershell_is_unsupported() {
+    let hv = HyperV::new(json!({"vms": [vm("exists", ID1, json!({}))]}));
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    for src in [
+        "nope",
+        "00000000-0000-4000-8000-00000000ffff",
+        "EXISTS*",
+        "*",
+    ] {
+        let r = wait(
+            &client
+                .start_export(src, &hv_opts(out.path(), json!({})), None)
+                .unwrap(),
+        );
+        assert_eq!(r.status, "failed", "{src}");
+        assert_eq!(r.error().unwrap().kind, ErrorKind::NotFound, "{src}");
+    }
+    only(out.path(), &[]);
+
+    let Err(e) = Client::new(
+        "hyperv",
+        &json!({"powershell_path": "/nonexistent/pwsh"}).to_string(),
+    ) else {
+        panic!("a client without PowerShell");
+    };
+    assert_eq!(e.kind(), ErrorKind::Unsupported);
+    assert!(e.to_string().contains("/nonexistent/pwsh"), "{e}");
+}
+
+#[test]
+fn a_hanging_powershell_times_out_and_its_tree_is_killed() {
+    let hv = HyperV::new(json!({"vms": [vm("stuck", ID1, json!({"hang_inventory": true}))]}));
+    let client = Client::new("hyperv", &hv.config(json!({"timeout_secs": 2}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("stuck", &hv_opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    assert_eq!(r.error().unwrap().kind, ErrorKind::Timeout);
+    let grandchild: i64 = std::fs::read_to_string(hv.dir.path().join("hang-grandchild.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let t = Instant::now();
+    while alive(grandchild) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the hanging PowerShell's child outlived the timeout"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_standin_refuses_a_script_that_is_not_the_crates() {
+    // What makes every other test meaningful: the stand-in acts only on the library's own
+    // scripts, so a test passes only if that exact text reached PowerShell.
+    let hv = HyperV::new(json!({"vms": []}));
+    let run = |script: &str| {
+        let b64 = {
+            use std::io::Write as _;
+            let mut child = std::process::Command::new("base64")
+                .arg("-w0")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let utf16: Vec<u8> = script.encode_utf16().flat_map(u16::to_le_bytes).collect();
+            child.stdin.take().unwrap().write_all(&utf16).unwrap();
+            String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+        };
+        let mut child = std::process::Command::new(&hv.pwsh)
+            .args(["-NoProfile", "-NonInteractive", "-EncodedCommand", &b64])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        drop(child.stdin.take());
+        child.wait().unwrap().code()
+    };
+    assert_eq!(run("Remove-Item -Recurse C:\\"), Some(66));
+    assert_eq!(
+        run("Get-VM | Where-Object { "),
+        Some(1),
+        "a syntax error must be refused"
+    );
+}
