@@ -1,4 +1,5 @@
-"""Static checks of the PowerShell module (no PowerShell runs on our machines).
+"""Static checks of the PowerShell module and the Hyper-V provider's scripts (no PowerShell runs
+on our machines).
 
 Every .ps1/.psm1/.psd1 under bindings/powershell parses with tree-sitter-powershell with no
 ERROR or MISSING node; every function in the manifest's FunctionsToExport is defined in the root

@@ -40,6 +40,11 @@ int main(int argc, char **argv) {
   expect_error(hs_client_new("nosuch", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "nosuch");
   /* Providers not built into this library yet say so. */
   expect_error(hs_client_new("gcp", "{}", &client, &err), HS_STATUS_UNSUPPORTED, &err, "gcp");
+  /* Hyper-V without PowerShell is unsupported, naming what was looked for. */
+  expect_error(hs_client_new("hyperv", "{\"powershell_path\": \"/nonexistent/pwsh\"}", &client, &err),
+               HS_STATUS_UNSUPPORTED, &err, "/nonexistent/pwsh");
+  expect_error(hs_client_new("hyperv", "{\"host\": \"hv1\", \"transport\": \"telnet\"}", &client, &err),
+               HS_STATUS_INVALID_ARGUMENT, &err, "telnet");
   expect_error(hs_client_new("azure", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "subscription_id");
   expect_error(hs_client_new("azure", "{\"subscription_id\": \"s\", \"client_secret\": \"x\"}", &client, &err),
                HS_STATUS_INVALID_ARGUMENT, &err, "tenant_id");

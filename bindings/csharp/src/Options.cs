@@ -166,4 +166,32 @@ namespace HyperSdk
             Put(d, "name", Name);
         }
     }
+
+    /// <summary>Options of the "hyperv" provider.</summary>
+    public class HyperVExportOptions : ExportOptions
+    {
+        /// <summary>full (default: Export-VM's layout) or vhd-only (the disks alone).</summary>
+        public string ExportType { get; set; }
+        public bool? IncludeSnapshots { get; set; }
+        /// <summary>Remote hosts: the output folder as the Hyper-V host sees it.</summary>
+        public string HostOutputDir { get; set; }
+        /// <summary>full: the folder's name in the output folder (default: the VM's name).</summary>
+        public string FolderName { get; set; }
+        /// <summary>Test-VHD on every exported disk (default true).</summary>
+        public bool? Verify { get; set; }
+        public long? TimeoutSecs { get; set; }
+
+        public HyperVExportOptions(string outputDir) : base(outputDir) { }
+
+        protected override void Add(IDictionary<string, object> d)
+        {
+            base.Add(d);
+            Put(d, "export_type", ExportType);
+            Put(d, "include_snapshots", IncludeSnapshots);
+            Put(d, "host_output_dir", HostOutputDir);
+            Put(d, "folder_name", FolderName);
+            Put(d, "verify", Verify);
+            Put(d, "timeout_secs", TimeoutSecs);
+        }
+    }
 }

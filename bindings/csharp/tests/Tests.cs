@@ -265,6 +265,29 @@ static class Tests
     }
 
     [Test]
+    static void HyperVOptionsAreTheLibrarysKeys()
+    {
+        // /bin/true stands for a PowerShell that answers nothing: enough to see the options
+        // accepted or refused by the library itself (end-to-end Hyper-V runs in the Rust tests).
+        var dir = Peers.Temp();
+        using (var c = new HyperSdkClient("hyperv", "{\"powershell_path\": \"/bin/true\"}"))
+        {
+            var good = new HyperVExportOptions(dir) { ExportType = "vhd-only", Verify = false, TimeoutSecs = 60 };
+            using (var x = c.StartExport("web01", good))
+            {
+                Check.That(x.Wait(Minute), "ended");
+                var failed = Check.Throws<HyperSdkException>(() => x.GetResult(), "a PowerShell that names no VM");
+                Check.That(failed.Status == Status.Remote && failed.Message.Contains("named no VM"), failed.Message);
+            }
+            var remoteOnly = new HyperVExportOptions(dir) { HostOutputDir = @"\\nas\exports" };
+            var e = Check.Throws<InvalidOptionException>(() => c.StartExport("web01", remoteOnly), "host_output_dir on a local client");
+            Check.That(e.Message.Contains("host_output_dir"), e.Message);
+        }
+        var u = Check.Throws<HyperSdkException>(() => new HyperSdkClient("hyperv", "{\"powershell_path\": \"/nonexistent/pwsh\"}"), "no PowerShell");
+        Check.That(u.Status == Status.Unsupported && u.Message.Contains("/nonexistent/pwsh"), u.Message);
+    }
+
+    [Test]
     static void DisposeWhileRunningStillEndsAndUnpins()
     {
         var url = Peers.Serve(1, 8 << 20, 512 << 10);

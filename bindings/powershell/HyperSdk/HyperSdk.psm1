@@ -172,10 +172,7 @@ function Start-HsExport {
             $configJson = ConvertTo-HsJson (Merge-HsCredential -Config $Config -Provider $Provider -Credential $Credential)
         }
         $client = [HyperSdk.HyperSdkClient]::new($Provider, $configJson)
-        # A remote Hyper-V export writes on the host: its path is not resolved here.
-        $resolved = $OutputPath
-        $remote = $Provider -eq 'hyperv' -and $Config -is [hashtable] -and $Config.ContainsKey('host') -and $Config['host']
-        if (-not $remote) { $resolved = (Resolve-Path -LiteralPath $OutputPath -ErrorAction Stop).ProviderPath }
+        $resolved = (Resolve-Path -LiteralPath $OutputPath -ErrorAction Stop).ProviderPath
         $started = [System.Collections.Generic.List[object]]::new()
     }
     process {
@@ -414,10 +411,16 @@ saved or otherwise changed. Needs the hyperv provider in the library.
 The VM's name or id. Takes pipeline input, also from Get-VM objects.
 
 .PARAMETER Path
-The folder to export into (on the Hyper-V host for a remote export).
+The folder to export into. For a remote host: a share both machines reach, as this machine sees it.
+
+.PARAMETER HostPath
+For a remote host: the same share as the Hyper-V host sees it (e.g. \\nas\exports).
 
 .PARAMETER ComputerName
-A remote Hyper-V host (WinRM); this machine when left out.
+A remote Hyper-V host (WinRM, or SSH remoting with -UseSsh); this machine when left out.
+
+.PARAMETER UseSsh
+Reach the remote host through PowerShell remoting over SSH (key-based) instead of WinRM.
 
 .PARAMETER Credential
 The credential for the remote host; sent on the helper's standard input, never on a command line.
@@ -433,6 +436,9 @@ Export-HsHyperVVM -Name web01 -Path E:\Exports
 
 .EXAMPLE
 Get-VM -Name 'sql*' | Export-HsHyperVVM -Path \\backup\vms -VhdOnly
+
+.EXAMPLE
+Export-HsHyperVVM -Name db1 -ComputerName hv2 -Credential (Get-Credential) -Path Z:\exports -HostPath \\nas\exports
 #>
 function Export-HsHyperVVM {
     [CmdletBinding(SupportsShouldProcess = $true)]
@@ -445,7 +451,11 @@ function Export-HsHyperVVM {
         [Parameter(Mandatory = $true)]
         [string] $Path,
 
+        [string] $HostPath,
+
         [string] $ComputerName,
+
+        [switch] $UseSsh,
 
         [System.Management.Automation.PSCredential] $Credential,
 
@@ -455,8 +465,13 @@ function Export-HsHyperVVM {
     )
     begin {
         $config = @{}
-        if ($ComputerName) { $config['host'] = $ComputerName; $config['transport'] = 'winrm' }
         $option = @{ export_type = 'full'; include_snapshots = [bool]$IncludeSnapshots }
+        if ($ComputerName) {
+            if (-not $HostPath) { throw 'A remote export needs -HostPath: the -Path share as the Hyper-V host sees it.' }
+            $config['host'] = $ComputerName
+            $config['transport'] = if ($UseSsh) { 'ssh' } else { 'winrm' }
+            $option['host_output_dir'] = $HostPath
+        }
         if ($VhdOnly) { $option['export_type'] = 'vhd-only' }
         $names = [System.Collections.Generic.List[string]]::new()
     }
