@@ -16,7 +16,12 @@
 // Built without any cloud provider (`--no-default-features`), the toolkit has no user but its
 // own tests.
 #![cfg_attr(
-    not(any(feature = "aws", feature = "azure", feature = "vsphere")),
+    not(any(
+        feature = "aws",
+        feature = "azure",
+        feature = "gcp",
+        feature = "vsphere"
+    )),
     allow(dead_code)
 )]
 
@@ -24,6 +29,8 @@
 pub(crate) mod aws;
 #[cfg(feature = "azure")]
 pub(crate) mod azure;
+#[cfg(feature = "gcp")]
+pub(crate) mod gcp;
 pub(crate) mod http;
 #[cfg(feature = "hyperv")]
 pub(crate) mod hyperv;
@@ -97,7 +104,7 @@ impl CleanupCtx {
 
     /// A context for the shared poller during cleanup: messages show, and its cancel never
     /// fires (cleanup runs to its end or to its deadline).
-    #[cfg_attr(not(feature = "azure"), allow(dead_code))]
+    #[cfg_attr(not(any(feature = "azure", feature = "gcp")), allow(dead_code))]
     pub fn poll_ctx(&self) -> FlowCtx {
         FlowCtx::new(self.progress.clone(), CancellationToken::new())
     }
@@ -207,6 +214,11 @@ const REGISTRY: &[Registration] = &[
     Registration {
         name: "azure",
         new: |c| Ok(Arc::new(azure::AzureProvider::new(c)?)),
+    },
+    #[cfg(feature = "gcp")]
+    Registration {
+        name: "gcp",
+        new: |c| Ok(Arc::new(gcp::GcpProvider::new(c)?)),
     },
     Registration {
         name: "http",

@@ -3,6 +3,8 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 #[cfg(feature = "hyperv")]
 pub mod hyperv;
 #[cfg(feature = "aws")]

@@ -1,0 +1,632 @@
+//! GCP: Compute Engine disks, instances (every disk) and images to local VMDK/VHDX/VHD/QCOW2,
+//! the way `gcloud compute images export` does it, and Cloud Storage objects by `gs://` URL.
+//!
+//! Flow per disk: GET the disk → `images.insert` of a temporary image from it (forceCreate when
+//! it is attached: the instance keeps running, nothing is stopped) → wait for the global
+//! operation (phase waiting-for-cloud, its progress as message) → Cloud Build runs
+//! `gce_vm_image_export` into `gs://{bucket}/{prefix}{name}.{ext}` → poll the build (its status
+//! as message) → the object's size, crc32c and generation → ranged parallel download with a
+//! bearer token per request and the generation pinned in every GET → crc32c verified. Cleanup
+//! on every path, under its own deadline: a running build is cancelled, the temporary image
+//! deleted, the exported object deleted after a failure or cancel (and after success with
+//! `delete_object_after_download`).
+//!
+//! Files: `config` (client config, options, sources), `api` (Compute and Cloud Build through
+//! the SDK), `storage` (Cloud Storage JSON API, the request signer).
+
+mod api;
+mod config;
+mod storage;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use google_cloud_auth::credentials::Credentials;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::net::{Redirects, build_client};
+use super::poll::{Backoff, Poll, poll_until};
+use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::export::options::{CommonOptions, parse_provider_options};
+use crate::paths::sanitize_file_name;
+use crate::sync::lock;
+use crate::transfer::FileSource;
+use api::Gce;
+use config::{CredentialSource, GcpConfig, GcpOptions, Source};
+use storage::{GcpSigner, ObjectMeta, Storage};
+
+pub(crate) struct GcpProvider {
+    cfg: GcpConfig,
+    creds: Credentials,
+    storage: Arc<Storage>,
+    /// Compute and Cloud Build clients, made on first use (their builders are async).
+    gce: Arc<OnceCell<Arc<Gce>>>,
+    timeout: Duration,
+}
+
+impl GcpProvider {
+    pub fn new(config_json: &str) -> Result<Self> {
+        let cfg: GcpConfig = parse_config("gcp", config_json)?;
+        let source = cfg.check()?;
+        let _rt = crate::runtime::handle().enter();
+        let creds = credentials(source)?;
+        let timeout = Duration::from_millis(cfg.api_timeout_ms);
+        let http = build_client(
+            None,
+            None,
+            false,
+            Duration::from_secs(30),
+            Redirects::SameOrigin,
+        )?;
+        let storage = Arc::new(Storage {
+            http,
+            base: url::Url::parse(&cfg.storage_endpoint).expect("checked"),
+            signer: GcpSigner {
+                creds: creds.clone(),
+                timeout,
+            },
+            timeout,
+        });
+        Ok(GcpProvider {
+            cfg,
+            creds,
+            storage,
+            gce: Arc::new(OnceCell::new()),
+            timeout,
+        })
+    }
+}
+
+/// google-cloud-auth's credentials for the configured source, with the cloud-platform scope.
+fn credentials(source: CredentialSource) -> Result<Credentials> {
+    use google_cloud_auth::credentials as c;
+    const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+    let bad = |e: google_cloud_auth::build_errors::Error| {
+        Error::InvalidArgument(format!(
+            "gcp credentials: {}",
+            storage::one_line(&e.to_string())
+        ))
+    };
+    Ok(match source {
+        CredentialSource::Anonymous => c::anonymous::Builder::new().build(),
+        CredentialSource::Adc => c::Builder::default()
+            .with_scopes([SCOPE])
+            .build()
+            .map_err(bad)?,
+        CredentialSource::Json(v) => match v["type"].as_str() {
+            Some("service_account") => c::service_account::Builder::new(v)
+                .with_access_specifier(c::service_account::AccessSpecifier::from_scopes([SCOPE]))
+                .build()
+                .map_err(bad)?,
+            Some("authorized_user") => c::user_account::Builder::new(v)
+                .with_scopes([SCOPE])
+                .build()
+                .map_err(bad)?,
+            Some("impersonated_service_account") => c::impersonated::Builder::new(v)
+                .with_scopes([SCOPE])
+                .build()
+                .map_err(bad)?,
+            _ => c::external_account::Builder::new(v)
+                .with_scopes([SCOPE])
+                .build()
+                .map_err(bad)?,
+        },
+    })
+}
+
+impl Provider for GcpProvider {
+    fn plan(
+        &self,
+        source_id: &str,
+        _common: &CommonOptions,
+        options: serde_json::Map<String, Value>,
+    ) -> Result<Box<dyn Flow>> {
+        let opts: GcpOptions = parse_provider_options(options)?;
+        opts.check()?;
+        let project = opts.project.as_deref().or(self.cfg.project.as_deref());
+        let zone = opts.zone.as_deref().or(self.cfg.zone.as_deref());
+        let source = config::parse_source(source_id, project, zone)?;
+        let bucket = opts.bucket.clone().or(self.cfg.bucket.clone());
+        let exports = !matches!(source, Source::Object { .. });
+        if exports && bucket.is_none() {
+            return Err(Error::InvalidArgument(
+                "gcp: an image export needs a bucket (config or options) to write into".into(),
+            ));
+        }
+        if matches!(source, Source::Instance { .. }) && opts.file_name.is_some() {
+            return Err(Error::InvalidArgument(
+                "file_name names one file; an instance exports one file per disk".into(),
+            ));
+        }
+        let prefix = opts.prefix.clone().unwrap_or(self.cfg.prefix.clone());
+        Ok(Box::new(GcpFlow {
+            storage: self.storage.clone(),
+            gce_cell: self.gce.clone(),
+            creds: self.creds.clone(),
+            endpoints: (
+                self.cfg.compute_endpoint.clone(),
+                self.cfg.cloudbuild_endpoint.clone(),
+            ),
+            timeout: self.timeout,
+            gce: None,
+            source,
+            bucket: bucket.unwrap_or_default(),
+            prefix,
+            opts,
+            units: Arc::new(Mutex::new(Vec::new())),
+            cleaned: Default::default(),
+        }))
+    }
+}
+
+/// One file of the export and what was made in the cloud for it. Recorded before each create
+/// call is sent, so cleanup undoes whatever may exist.
+#[derive(Debug, Clone, Default)]
+struct Unit {
+    file: String,
+    /// `projects/P/zones/Z/disks/N` for a disk export.
+    disk: Option<String>,
+    project: String,
+    /// The image exported (the temporary one, or the caller's own).
+    image: Option<String>,
+    temp_image: bool,
+    image_deleted: bool,
+    build_requested: bool,
+    build_id: Option<String>,
+    build_status: Option<String>,
+    build_running: bool,
+    /// Where the export was written (bucket, object).
+    destination: Option<(String, String)>,
+    /// This run's build wrote the object (so a failed run removes it).
+    object_ours: bool,
+    object: Option<ObjectMeta>,
+    object_deleted: bool,
+}
+
+#[derive(Debug, Default)]
+struct Cleaned {
+    builds_cancelled: u32,
+}
+
+struct GcpFlow {
+    storage: Arc<Storage>,
+    gce_cell: Arc<OnceCell<Arc<Gce>>>,
+    creds: Credentials,
+    endpoints: (String, String),
+    timeout: Duration,
+    gce: Option<Arc<Gce>>,
+    source: Source,
+    bucket: String,
+    prefix: String,
+    opts: GcpOptions,
+    units: Arc<Mutex<Vec<Unit>>>,
+    cleaned: Cleaned,
+}
+
+impl GcpFlow {
+    async fn gce(&mut self) -> Result<Arc<Gce>> {
+        let (c, b) = &self.endpoints;
+        let g = self
+            .gce_cell
+            .get_or_try_init(|| async {
+                Gce::new(&self.creds, c, b, self.timeout)
+                    .await
+                    .map(Arc::new)
+            })
+            .await?
+            .clone();
+        self.gce = Some(g.clone());
+        Ok(g)
+    }
+
+    fn ext(&self) -> &'static str {
+        config::extension(&self.opts.format).expect("checked")
+    }
+}
+
+/// A temporary image's name: `hs-{disk}-{random}`, at most 63 characters.
+fn temp_image_name(disk: &str) -> String {
+    let tag = hex::encode(rand::random::<[u8; 4]>());
+    let keep = disk.len().min(63 - 4 - tag.len());
+    format!("hs-{}-{tag}", &disk[..keep])
+}
+
+/// A random UUID (v4) for `requestId`: a retried insert is then the same insert.
+fn request_id() -> String {
+    let mut b: [u8; 16] = rand::random();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h = hex::encode(b);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// `…/projects/P/zones/Z/disks/N` → (P, Z, N), checked.
+fn disk_parts(link: &str) -> Result<(String, String, String)> {
+    let path = link
+        .split_once("/compute/v1/")
+        .map(|(_, p)| p)
+        .unwrap_or(link);
+    match config::parse_source(path, None, None)? {
+        Source::Disk {
+            project,
+            zone,
+            name,
+        } => Ok((project, zone, name)),
+        _ => Err(Error::Remote(format!(
+            "GCE named {link:?} as a disk, which it is not"
+        ))),
+    }
+}
+
+/// Brings one unit to the point where its object is in Cloud Storage: image (if a disk),
+/// build, object metadata; the file source for it.
+async fn prepare_unit(
+    ctx: &FlowCtx,
+    gce: &Gce,
+    storage: &Storage,
+    units: &Mutex<Vec<Unit>>,
+    i: usize,
+    opts: &GcpOptions,
+    (bucket, object): (&str, &str),
+) -> Result<FileSource> {
+    let unit = lock(units)[i].clone();
+    let poll = Backoff::fixed(Duration::from_millis(opts.poll_interval_ms));
+    let stage = Duration::from_secs(opts.timeout_secs);
+    let reuse = if opts.reuse_object {
+        match storage.metadata(bucket, object).await {
+            Ok(m) => Some(m),
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
+    let meta = match reuse {
+        Some(m) => m,
+        None => {
+            let image = match &unit.disk {
+                Some(link) => {
+                    let (project, zone, name) = disk_parts(link)?;
+                    ctx.waiting_for_cloud(&format!("reading disk {name}"));
+                    let disk = gce.disk(&project, &zone, &name).await?;
+                    let image = temp_image_name(&name);
+                    {
+                        let mut u = lock(units);
+                        u[i].image = Some(image.clone());
+                        u[i].temp_image = true;
+                    }
+                    ctx.waiting_for_cloud(&format!("creating image {image} from disk {name}"));
+                    let op = gce
+                        .insert_image(
+                            &unit.project,
+                            &image,
+                            &disk.self_link,
+                            disk.attached,
+                            &request_id(),
+                        )
+                        .await?;
+                    let what = format!("creating image {image}");
+                    poll_until(ctx, &what, stage, poll, || async {
+                        let s = gce.global_op(&unit.project, &op).await?;
+                        if let Some(e) = s.error {
+                            return Err(Error::Remote(format!("{what} failed in GCE: {e}")));
+                        }
+                        Ok(if s.done {
+                            Poll::Done(())
+                        } else {
+                            Poll::pending(format!("{what}: {}%", s.progress))
+                        })
+                    })
+                    .await?;
+                    image
+                }
+                None => unit.image.clone().expect("an image or a disk"),
+            };
+            let destination = format!("gs://{bucket}/{object}");
+            lock(units)[i].build_requested = true;
+            ctx.waiting_for_cloud(&format!("starting the export of {image} to {destination}"));
+            let build = gce
+                .create_build(
+                    &unit.project,
+                    &image,
+                    &opts.format,
+                    &destination,
+                    opts.timeout_secs,
+                )
+                .await?;
+            {
+                let mut u = lock(units);
+                u[i].build_id = Some(build.clone());
+                u[i].build_running = true;
+                u[i].object_ours = true;
+            }
+            let what = format!("export build {build}");
+            poll_until(ctx, &what, stage, poll, || async {
+                let s = gce.build(&unit.project, &build).await?;
+                let name = s.status.name().unwrap_or("UNKNOWN").to_string();
+                lock(units)[i].build_status = Some(name.clone());
+                if s.running() {
+                    return Ok(Poll::pending(format!(
+                        "Cloud Build {build}: {name} {}",
+                        s.detail
+                    )));
+                }
+                lock(units)[i].build_running = false;
+                if s.status == google_cloud_build_v1::model::build::Status::Success {
+                    Ok(Poll::Done(()))
+                } else {
+                    Err(Error::Remote(format!(
+                        "the export build {build} of image {image} ended {name}: {}",
+                        s.detail
+                    )))
+                }
+            })
+            .await?;
+            storage.metadata(bucket, object).await?
+        }
+    };
+    lock(units)[i].object = Some(meta.clone());
+    let file = lock(units)[i].file.clone();
+    let mut src = FileSource::http(file, storage.source(&meta));
+    src.size_hint = Some(meta.size);
+    src.expected_size = Some(meta.size);
+    src.checksum = meta.crc32c.clone();
+    Ok(src)
+}
+
+impl Flow for GcpFlow {
+    fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        Box::pin(async move {
+            let ext = self.ext();
+            let named = |stem: &str| {
+                self.opts
+                    .file_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{stem}.{ext}"))
+            };
+            let mut units = Vec::new();
+            match self.source.clone() {
+                Source::Object { bucket, name } => {
+                    let leaf = name.rsplit('/').next().unwrap_or(&name);
+                    units.push(Unit {
+                        file: self
+                            .opts
+                            .file_name
+                            .clone()
+                            .unwrap_or_else(|| sanitize_file_name(leaf, "object")),
+                        destination: Some((bucket, name)),
+                        ..Default::default()
+                    });
+                }
+                Source::Image { project, name } => units.push(Unit {
+                    file: named(&name),
+                    project,
+                    image: Some(name),
+                    ..Default::default()
+                }),
+                Source::Disk {
+                    project,
+                    zone,
+                    name,
+                } => units.push(Unit {
+                    file: named(&name),
+                    disk: Some(format!("projects/{project}/zones/{zone}/disks/{name}")),
+                    project,
+                    ..Default::default()
+                }),
+                Source::Instance {
+                    project,
+                    zone,
+                    name,
+                } => {
+                    ctx.waiting_for_cloud(&format!("reading instance {name}"));
+                    let gce = self.gce().await?;
+                    for d in gce.instance_disks(&project, &zone, &name).await? {
+                        let (dp, dz, dn) = disk_parts(&d.source)?;
+                        units.push(Unit {
+                            file: format!("{dn}.{ext}"),
+                            disk: Some(format!("projects/{dp}/zones/{dz}/disks/{dn}")),
+                            project: project.clone(),
+                            ..Default::default()
+                        });
+                    }
+                    if units.is_empty() {
+                        return Err(Error::NotFound(format!(
+                            "instance {name} has no disk to export"
+                        )));
+                    }
+                }
+            }
+            for u in &mut units {
+                if u.destination.is_none() {
+                    let stem = u.file.rsplit_once('.').map(|(s, _)| s).unwrap_or(&u.file);
+                    let stem = u
+                        .disk
+                        .as_deref()
+                        .and_then(|d| d.rsplit('/').next())
+                        .or(u.image.as_deref())
+                        .unwrap_or(stem);
+                    u.destination =
+                        Some((self.bucket.clone(), format!("{}{stem}.{ext}", self.prefix)));
+                }
+            }
+            *lock(&self.units) = units.clone();
+            if matches!(self.source, Source::Object { .. }) {
+                let (b, o) = units[0].destination.clone().expect("set");
+                ctx.message("reading the object's metadata");
+                let meta = self.storage.metadata(&b, &o).await?;
+                lock(&self.units)[0].object = Some(meta.clone());
+                let mut src = FileSource::http(units[0].file.clone(), self.storage.source(&meta));
+                src.size_hint = Some(meta.size);
+                src.expected_size = Some(meta.size);
+                src.checksum = meta.crc32c.clone();
+                return Ok(vec![src]);
+            }
+            let gce = self.gce().await?;
+            // Every disk of an instance goes through Compute and Cloud Build at once.
+            let jobs = units.iter().enumerate().map(|(i, u)| {
+                let (b, o) = u.destination.clone().expect("set");
+                let (gce, storage, all, opts) = (&gce, &self.storage, &self.units, &self.opts);
+                async move { prepare_unit(ctx, gce, storage, all, i, opts, (&b, &o)).await }
+            });
+            let results = futures_util::future::join_all(jobs).await;
+            results.into_iter().collect()
+        })
+    }
+
+    fn cleanup_deadline(&self) -> Duration {
+        // Cancelling a build and deleting an image are operations of their own.
+        Duration::from_secs(600)
+    }
+
+    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let pctx = ctx.poll_ctx();
+            let mut errors = Vec::new();
+            let units = lock(&self.units).clone();
+            let needs_gce = units
+                .iter()
+                .any(|u| u.build_requested || (u.temp_image && !u.image_deleted));
+            let gce = match (&self.gce, needs_gce) {
+                (Some(g), _) => Some(g.clone()),
+                (None, true) => self.gce().await.ok(),
+                (None, false) => None,
+            };
+            for (i, u) in units.iter().enumerate() {
+                if let (Some(g), Some(id), true) = (&gce, &u.build_id, u.build_running) {
+                    ctx.message(&format!("cancelling export build {id}"));
+                    match g.cancel_build(&u.project, id).await {
+                        Ok(()) => {
+                            self.cleaned.builds_cancelled += 1;
+                            let mut all = lock(&self.units);
+                            all[i].build_running = false;
+                            all[i].build_status = Some("CANCELLED".into());
+                        }
+                        Err(e) => errors.push(format!("cancelling build {id}: {e}")),
+                    }
+                }
+                if let (Some(g), Some(image), true) = (&gce, &u.image, u.temp_image) {
+                    ctx.message(&format!("deleting image {image}"));
+                    let r = async {
+                        if let Some(op) = g.delete_image(&u.project, image).await? {
+                            let what = format!("deleting image {image}");
+                            poll_until(
+                                &pctx,
+                                &what,
+                                Duration::from_secs(300),
+                                Backoff::growing(
+                                    Duration::from_millis(100),
+                                    Duration::from_secs(5),
+                                ),
+                                || async {
+                                    let s = g.global_op(&u.project, &op).await?;
+                                    if let Some(e) = s.error {
+                                        return Err(Error::Remote(format!("{what}: {e}")));
+                                    }
+                                    Ok(if s.done {
+                                        Poll::Done(())
+                                    } else {
+                                        Poll::pending(what.clone())
+                                    })
+                                },
+                            )
+                            .await?;
+                        }
+                        Ok::<_, Error>(())
+                    }
+                    .await;
+                    match r {
+                        Ok(()) => lock(&self.units)[i].image_deleted = true,
+                        Err(e) => errors.push(format!("deleting image {image}: {e}")),
+                    }
+                } else if u.temp_image && gce.is_none() {
+                    errors.push(format!(
+                        "image {} may remain: no Compute client",
+                        u.image.as_deref().unwrap_or("")
+                    ));
+                }
+                // The exported object: removed after success when asked, and after a failure
+                // or cancel when this run's build wrote it (unless kept for reuse_object).
+                let remove = match ctx.outcome {
+                    Outcome::Success => self.opts.delete_object_after_download,
+                    _ => u.object_ours && !self.opts.reuse_object,
+                };
+                if remove {
+                    let meta = match (&u.object, &u.destination) {
+                        (Some(m), _) => Some(m.clone()),
+                        // The build may have written it after we stopped looking.
+                        (None, Some((b, o))) if u.object_ours => {
+                            self.storage.metadata(b, o).await.ok()
+                        }
+                        _ => None,
+                    };
+                    if let Some(m) = meta {
+                        ctx.message(&format!("deleting gs://{}/{}", m.bucket, m.name));
+                        match self.storage.delete(&m).await {
+                            Ok(()) => lock(&self.units)[i].object_deleted = true,
+                            Err(e) => {
+                                errors.push(format!("deleting gs://{}/{}: {e}", m.bucket, m.name))
+                            }
+                        }
+                    }
+                }
+            }
+            if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(Error::Remote(errors.join("; ")))
+            }
+        })
+    }
+
+    fn result_fields(&self) -> serde_json::Map<String, Value> {
+        let units = lock(&self.units).clone();
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "exports".into(),
+            Value::Array(
+                units
+                    .iter()
+                    .map(|u| {
+                        json!({
+                            "file": u.file,
+                            "disk": u.disk,
+                            "image": u.image,
+                            "image_temporary": u.temp_image,
+                            "image_deleted": u.image_deleted,
+                            "build_id": u.build_id,
+                            "build_status": u.build_status,
+                            "object": u.destination.as_ref().map(|(b, o)| format!("gs://{b}/{o}")),
+                            "generation": u.object.as_ref().map(|o| o.generation.clone()),
+                            "object_deleted": u.object_deleted,
+                        })
+                    })
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "images_made".into(),
+            json!(units.iter().filter(|u| u.temp_image).count()),
+        );
+        m.insert(
+            "images_deleted".into(),
+            json!(units.iter().filter(|u| u.image_deleted).count()),
+        );
+        m.insert(
+            "builds_cancelled".into(),
+            json!(self.cleaned.builds_cancelled),
+        );
+        m.insert("format".into(), json!(self.opts.format));
+        m
+    }
+}

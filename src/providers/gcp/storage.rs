@@ -1,0 +1,214 @@
+//! Cloud Storage through its JSON API on our HTTP client: object metadata, delete, and the
+//! download source (ranged media GETs with the generation pinned, a bearer token per request).
+//! google-cloud-storage's own metadata and delete calls are gRPC-only (`StorageControl`), and
+//! its reads do not fit the ranged downloader, so these few calls are ours.
+
+use std::time::Duration;
+
+use google_cloud_auth::credentials::{CacheableResource, Credentials};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use url::Url;
+
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::transfer::{Checksum, HttpSource, RequestSigner};
+
+/// Largest metadata answer read.
+const MAX_BODY: usize = 1 << 20;
+
+/// Adds the credentials' headers (`Authorization: Bearer …`, a quota project) to a request,
+/// fresh for each one: google-cloud-auth caches and refreshes the token, so a day-long download
+/// never outlives it.
+#[derive(Clone)]
+pub(crate) struct GcpSigner {
+    pub creds: Credentials,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for GcpSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GcpSigner")
+    }
+}
+
+impl GcpSigner {
+    pub async fn headers(&self) -> Result<reqwest::header::HeaderMap> {
+        let got = tokio::time::timeout(self.timeout, self.creds.headers(http::Extensions::new()))
+            .await
+            .map_err(|_| Error::Timeout(format!("no GCP access token within {:?}", self.timeout)))?
+            .map_err(|e| Error::Auth(format!("GCP credentials: {}", one_line(&e.to_string()))))?;
+        match got {
+            CacheableResource::New { data, .. } => Ok(data),
+            CacheableResource::NotModified => Err(Error::Internal(
+                "GCP credentials answered \"not modified\" to a request without a tag".into(),
+            )),
+        }
+    }
+}
+
+impl RequestSigner for GcpSigner {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            for (k, v) in self.headers().await?.iter() {
+                req.headers_mut().insert(k.clone(), v.clone());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// What the download needs of an object.
+#[derive(Debug, Clone)]
+pub(crate) struct ObjectMeta {
+    pub bucket: String,
+    pub name: String,
+    pub size: u64,
+    pub generation: String,
+    pub crc32c: Option<Checksum>,
+}
+
+pub(crate) struct Storage {
+    pub http: reqwest::Client,
+    pub base: Url,
+    pub signer: GcpSigner,
+    pub timeout: Duration,
+}
+
+impl Storage {
+    /// `{base}/storage/v1/b/{bucket}/o/{object}`, the object name as one encoded segment.
+    fn object_url(&self, bucket: &str, name: &str) -> Url {
+        let mut u = self.base.clone();
+        u.path_segments_mut()
+            .expect("http(s) URL")
+            .pop_if_empty()
+            .extend(["storage", "v1", "b", bucket, "o", name]);
+        u
+    }
+
+    async fn call(&self, method: Method, url: Url, what: &str) -> Result<Value> {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut req = self
+                .http
+                .request(method.clone(), url.clone())
+                .timeout(self.timeout)
+                .build()
+                .map_err(|e| Error::http(what, e))?;
+            self.signer.sign(&mut req).await?;
+            let resp = match self.http.execute(req).await {
+                Ok(r) => r,
+                Err(e) if attempt < 4 => {
+                    tracing::debug!(%what, error = %e, "GCS call failed, retrying");
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(Error::http(what, e)),
+            };
+            let status = resp.status();
+            let text = crate::providers::net::read_capped(resp, MAX_BODY, what).await?;
+            let body: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
+            if status.is_success() {
+                return Ok(body);
+            }
+            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < 4
+            {
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                continue;
+            }
+            return Err(http_error(status, what, &body));
+        }
+    }
+
+    pub async fn metadata(&self, bucket: &str, name: &str) -> Result<ObjectMeta> {
+        let what = format!("GCS gs://{bucket}/{name}");
+        let v = self
+            .call(Method::GET, self.object_url(bucket, name), &what)
+            .await?;
+        let size = v["size"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Remote(format!("{what}: no size in the object's metadata")))?;
+        let generation = v["generation"]
+            .as_str()
+            .filter(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| Error::Remote(format!("{what}: no generation in the metadata")))?
+            .to_string();
+        let crc32c = match v["crc32c"].as_str() {
+            Some(c) => Some(Checksum::parse("crc32c", c).map_err(|e| {
+                Error::Remote(format!("{what}: the object's crc32c is unusable: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(ObjectMeta {
+            bucket: bucket.into(),
+            name: name.into(),
+            size,
+            generation,
+            crc32c,
+        })
+    }
+
+    /// Deletes exactly the generation we downloaded (a newer object of the same name stays).
+    pub async fn delete(&self, o: &ObjectMeta) -> Result<()> {
+        let mut u = self.object_url(&o.bucket, &o.name);
+        u.query_pairs_mut()
+            .append_pair("ifGenerationMatch", &o.generation);
+        match self
+            .call(
+                Method::DELETE,
+                u,
+                &format!("deleting gs://{}/{}", o.bucket, o.name),
+            )
+            .await
+        {
+            Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The object's bytes, generation pinned: a replaced object answers 404, never new bytes
+    /// mixed into old ones.
+    pub fn source(&self, o: &ObjectMeta) -> HttpSource {
+        let mut url = self.object_url(&o.bucket, &o.name);
+        url.query_pairs_mut()
+            .append_pair("alt", "media")
+            .append_pair("generation", &o.generation);
+        HttpSource {
+            client: self.http.clone(),
+            url,
+            headers: Default::default(),
+            signer: Some(std::sync::Arc::new(self.signer.clone())),
+            range_md5: false,
+        }
+    }
+}
+
+pub(crate) fn http_error(status: StatusCode, what: &str, body: &Value) -> Error {
+    let msg = body["error"]["message"].as_str().unwrap_or("");
+    let text = format!("{what}: HTTP {status} {}", one_line(msg))
+        .trim()
+        .to_string();
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Auth(text),
+        StatusCode::NOT_FOUND => Error::NotFound(text),
+        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => Error::InvalidState(text),
+        StatusCode::BAD_REQUEST => Error::InvalidArgument(text),
+        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Error::Network(text),
+        _ => Error::Remote(text),
+    }
+}
+
+pub(crate) fn one_line(s: &str) -> String {
+    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if s.len() > 300 {
+        let mut cut = 300;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &s[..cut])
+    } else {
+        s
+    }
+}

@@ -1,0 +1,505 @@
+//! GCP exports through the safe Rust API against fake-gcs-server (real objects, ranges, crc32c,
+//! generations) behind the Compute + Cloud Build stand-in of tests/peers/gcp, which converts
+//! disks with qemu-img when a build succeeds and checks a bearer token on every call.
+#![cfg(feature = "gcp")]
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use hypersdk::{Client, ErrorKind, Phase};
+use serde_json::{Value, json};
+use support::gcp::{BUCKET, PROJECT, ZONE, gcp};
+use support::{Recorder, opts};
+
+fn client() -> Client {
+    Client::new("gcp", &gcp().config(json!({}))).unwrap()
+}
+
+fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(Duration::from_secs(120)))
+        .unwrap()
+        .expect("export did not end within 120 s")
+}
+
+fn gopts(dir: &Path, extra: Value) -> String {
+    let mut o = json!({"poll_interval_ms": 50});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    opts(dir, o)
+}
+
+/// Nothing at a final name in the output folder (temp files may stay).
+fn no_final_files(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let n = e.unwrap().file_name().to_string_lossy().to_string();
+        assert!(n.contains(".hspart"), "{n} was left at a final name");
+    }
+}
+
+fn wait_until(e: &hypersdk::Export, what: &str, f: impl Fn(&hypersdk::Progress) -> bool) {
+    let t = Instant::now();
+    while !f(&e.progress()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "never saw {what}: {:?}",
+            e.progress()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn object_exists(bucket: &str, object: &str) -> bool {
+    let url = format!(
+        "http://127.0.0.1:{}/storage/v1/b/{bucket}/o/{}",
+        gcp().gcs_port,
+        object.replace('/', "%2F")
+    );
+    support::block_on_peer(async { reqwest::get(url).await.unwrap().status().is_success() })
+}
+
+fn upload(object: &str, bytes: &[u8]) {
+    let g = gcp();
+    let p = g
+        .dir
+        .path()
+        .join(format!("up-{}", object.replace('/', "_")));
+    std::fs::write(&p, bytes).unwrap();
+    g.admin(
+        "object",
+        json!({"bucket": BUCKET, "object": object, "path": p}),
+    );
+}
+
+#[test]
+fn attached_disk_to_vmdk_through_image_and_build_then_image_deleted() {
+    let g = gcp();
+    let raw = g.disk("web-disk-1", 3 << 20, 21, &["instances/web-1"]);
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let e = client()
+        .start_export(
+            "web-disk-1",
+            &gopts(out.path(), json!({})),
+            Some(rec.callback()),
+        )
+        .unwrap();
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let file = out.path().join("web-disk-1.vmdk");
+    assert_eq!(
+        g.raw_of(&file),
+        raw,
+        "the VMDK does not hold the disk's bytes"
+    );
+    assert_eq!(r.files[0].checksum.as_ref().unwrap().algorithm, "crc32c");
+    let phases = rec.check();
+    assert!(phases.contains(&Phase::WaitingForCloud), "{phases:?}");
+    // The build ran the step and arguments gcloud uses.
+    let builds = g.builds_of("hs-web-disk-1-");
+    assert_eq!(builds.len(), 1, "{builds:?}");
+    let b = &builds[0];
+    assert_eq!(
+        b["step"],
+        "gcr.io/compute-image-tools/gce_vm_image_export:release"
+    );
+    let args: Vec<&str> = b["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert!(args.contains(&"-format=vmdk"), "{args:?}");
+    assert!(args.contains(&"-client_id=api"), "{args:?}");
+    assert!(
+        args.contains(&"-destination_uri=gs://hs-exports/exports/web-disk-1.vmdk"),
+        "{args:?}"
+    );
+    assert!(
+        args.iter().any(|a| a.starts_with(&format!(
+            "-source_image=projects/{PROJECT}/global/images/hs-web-disk-1-"
+        ))),
+        "{args:?}"
+    );
+    // The temporary image is gone; the exported object stays (no delete_object_after_download).
+    assert!(g.live_images_of("web-disk-1").is_empty());
+    let x = &r.provider["exports"][0];
+    assert_eq!(
+        (x["image_temporary"].as_bool(), x["image_deleted"].as_bool()),
+        (Some(true), Some(true)),
+        "{x}"
+    );
+    assert!(object_exists(BUCKET, "exports/web-disk-1.vmdk"));
+}
+
+#[test]
+fn image_to_qcow2_needs_no_temporary_image_and_object_can_be_deleted() {
+    let g = gcp();
+    let raw = support::server::pattern(2 << 20, 23);
+    let p = g.dir.path().join("golden.raw");
+    std::fs::write(&p, &raw).unwrap();
+    g.admin(
+        "image",
+        json!({"project": PROJECT, "name": "golden-1", "raw": p}),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                &format!("projects/{PROJECT}/global/images/golden-1"),
+                &gopts(
+                    out.path(),
+                    json!({"format": "qcow2", "delete_object_after_download": true}),
+                ),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(g.raw_of(&out.path().join("golden-1.qcow2")), raw);
+    assert_eq!(r.provider["images_made"], 0);
+    assert_eq!(r.provider["exports"][0]["object_deleted"], true);
+    assert!(
+        !object_exists(BUCKET, "exports/golden-1.qcow2"),
+        "the object outlived delete_object_after_download"
+    );
+}
+
+#[test]
+fn instance_exports_every_disk_boot_first() {
+    let g = gcp();
+    let boot = g.disk("app-1-boot", 2 << 20, 31, &["instances/app-1"]);
+    let data = g.disk("app-1-data", 1 << 20, 37, &["instances/app-1"]);
+    g.admin(
+        "instance",
+        json!({"project": PROJECT, "zone": ZONE, "name": "app-1",
+               "disks": [{"name": "app-1-data", "boot": false}, {"name": "app-1-boot", "boot": true}]}),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "instance:app-1",
+                &gopts(out.path(), json!({"format": "vhdx"})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["app-1-boot.vhdx", "app-1-data.vhdx"]);
+    assert_eq!(g.raw_of(&out.path().join("app-1-boot.vhdx")), boot);
+    assert_eq!(g.raw_of(&out.path().join("app-1-data.vhdx")), data);
+    assert!(g.live_images_of("app-1-boot").is_empty() && g.live_images_of("app-1-data").is_empty());
+    assert_eq!(r.provider["images_deleted"], 2);
+}
+
+#[test]
+fn gs_object_downloads_with_crc32c_and_a_lying_crc32c_is_caught() {
+    let bytes = support::server::pattern((5 << 20) + 123, 41);
+    upload("plain/disk.img", &bytes);
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                &format!("gs://{BUCKET}/plain/disk.img"),
+                &gopts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("disk.img")).unwrap(), bytes);
+    assert_eq!(
+        r.files[0].checksum.as_ref().unwrap().value,
+        format!("{:08x}", crc32c::crc32c(&bytes))
+    );
+
+    upload("plain/liar.img", &bytes);
+    gcp().admin(
+        "lie_crc32c",
+        json!({"object": format!("{BUCKET}/plain/liar.img")}),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                &format!("gs://{BUCKET}/plain/liar.img"),
+                &gopts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    assert_eq!(
+        r.error().unwrap().kind,
+        ErrorKind::Verification,
+        "{}",
+        r.to_json()
+    );
+    no_final_files(out.path());
+}
+
+#[test]
+fn a_failed_build_is_a_clear_error_and_the_image_is_still_deleted() {
+    let g = gcp();
+    g.disk("broken-1", 1 << 20, 43, &[]);
+    g.faults(
+        "broken-1",
+        json!({"build_fails": "step 0 failed: the export workflow could not read the disk"}),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export("broken-1", &gopts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    let err = r.error().unwrap();
+    assert!(
+        err.message.contains("could not read the disk") && err.message.contains("FAILURE"),
+        "{}",
+        err.message
+    );
+    assert!(
+        g.live_images_of("broken-1").is_empty(),
+        "the temporary image outlived a failed build"
+    );
+    no_final_files(out.path());
+}
+
+/// Cancels once `ready` holds and checks cleanup: image gone, build cancelled when running, no
+/// object left, nothing at a final name, one terminal callback.
+fn cancel_when(
+    disk: &str,
+    faults: Value,
+    extra: Value,
+    ready: impl Fn(&hypersdk::Progress) -> bool,
+) -> hypersdk::ExportResult {
+    let g = gcp();
+    g.disk(disk, 6 << 20, 47, &[]);
+    g.faults(disk, faults);
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let e = client()
+        .start_export(disk, &gopts(out.path(), extra), Some(rec.callback()))
+        .unwrap();
+    wait_until(&e, "the moment to cancel", ready);
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    rec.check();
+    assert!(
+        g.live_images_of(disk).is_empty(),
+        "the temporary image outlived the cancel"
+    );
+    for b in g.builds_of(&format!("hs-{disk}-")) {
+        assert_ne!(
+            b["status"], "WORKING",
+            "a build still runs after the cancel: {b}"
+        );
+        assert_ne!(
+            b["status"], "QUEUED",
+            "a build still runs after the cancel: {b}"
+        );
+    }
+    assert!(
+        !object_exists(BUCKET, &format!("exports/{disk}.vmdk")),
+        "the exported object outlived the cancel"
+    );
+    no_final_files(out.path());
+    r
+}
+
+#[test]
+fn cancel_during_image_creation_deletes_the_image() {
+    let r = cancel_when("hold-img", json!({"hold_image": true}), json!({}), |p| {
+        p.phase == Phase::WaitingForCloud && p.message.contains("creating image")
+    });
+    assert_eq!(r.provider["images_deleted"], 1, "{}", r.to_json());
+    assert!(gcp().builds_of("hs-hold-img-").is_empty());
+}
+
+#[test]
+fn cancel_during_the_build_cancels_it() {
+    let r = cancel_when("hold-build", json!({"hold_build": true}), json!({}), |p| {
+        p.message.contains("Cloud Build")
+    });
+    assert_eq!(r.provider["builds_cancelled"], 1, "{}", r.to_json());
+    let b = gcp().builds_of("hs-hold-build-");
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["status"], "CANCELLED");
+}
+
+#[test]
+fn cancel_during_the_download_removes_the_object_and_the_image() {
+    let r = cancel_when(
+        "slow-dl",
+        json!({}),
+        json!({"max_bytes_per_second": 400_000, "keep_partial": false}),
+        |p| p.phase == Phase::Downloading && p.bytes_done > 0,
+    );
+    assert_eq!(
+        r.provider["exports"][0]["object_deleted"],
+        true,
+        "{}",
+        r.to_json()
+    );
+}
+
+#[test]
+fn a_replaced_object_starts_over_on_resume() {
+    let first = support::server::pattern(4 << 20, 51);
+    upload("replace/obj.img", &first);
+    let out = tempfile::tempdir().unwrap();
+    let o = gopts(
+        out.path(),
+        json!({"max_bytes_per_second": 1_000_000, "part_size": 262144, "parts_in_flight": 2}),
+    );
+    let e = client()
+        .start_export(&format!("gs://{BUCKET}/replace/obj.img"), &o, None)
+        .unwrap();
+    wait_until(&e, "bytes", |p| p.bytes_done > 1 << 20);
+    e.cancel();
+    assert_eq!(wait(&e).status, "cancelled");
+    assert!(support::journal_covered(&out.path().join("obj.img.hspart.journal")) > 0);
+    let second = support::server::pattern(4 << 20, 53);
+    upload("replace/obj.img", &second);
+    let r = wait(
+        &client()
+            .start_export(
+                &format!("gs://{BUCKET}/replace/obj.img"),
+                &gopts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(r.bytes_resumed, 0, "bytes of the old object were kept");
+    assert_eq!(std::fs::read(out.path().join("obj.img")).unwrap(), second);
+}
+
+#[test]
+fn kill_9_then_resume_fetches_only_what_is_missing() {
+    let g = gcp();
+    let bytes = support::server::pattern(8 << 20, 57);
+    upload("crash/disk.img", &bytes);
+    let fetch = support::fetch_example();
+    let out = tempfile::tempdir().unwrap();
+    let conf = g.dir.path().join("gcp-config.json");
+    std::fs::write(&conf, g.config(json!({}))).unwrap();
+    let mut child = Command::new(&fetch)
+        .arg("--provider")
+        .arg("gcp")
+        .arg("--config")
+        .arg(format!("@{}", conf.display()))
+        .arg("--options")
+        .arg(
+            json!({"part_size": 262144, "parts_in_flight": 2, "max_bytes_per_second": 1_500_000})
+                .to_string(),
+        )
+        .arg(out.path())
+        .arg(format!("gs://{BUCKET}/crash/disk.img"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    support::kill_when_journal_covers(
+        &mut child,
+        &out.path().join("disk.img.hspart.journal"),
+        2 << 20,
+    );
+    let r = wait(
+        &client()
+            .start_export(
+                &format!("gs://{BUCKET}/crash/disk.img"),
+                &gopts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(r.bytes_resumed >= 2 << 20, "resumed {}", r.bytes_resumed);
+    assert!(
+        r.bytes_fetched <= bytes.len() as u64 - r.bytes_resumed + (1 << 20),
+        "fetched {}",
+        r.bytes_fetched
+    );
+    assert_eq!(std::fs::read(out.path().join("disk.img")).unwrap(), bytes);
+}
+
+#[test]
+fn wrong_project_is_not_found_and_missing_credentials_are_auth() {
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "projects/no-such-proj/zones/europe-west1-b/disks/web-disk-1",
+                &gopts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(
+        r.error().unwrap().kind,
+        ErrorKind::NotFound,
+        "{}",
+        r.to_json()
+    );
+
+    // No credentials at all: every call is refused.
+    let anon = Client::new(
+        "gcp",
+        &gcp().config(json!({"credentials_json": null, "anonymous": true})),
+    )
+    .unwrap();
+    let r = wait(
+        &anon
+            .start_export("web-disk-1", &gopts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.error().unwrap().kind, ErrorKind::Auth, "{}", r.to_json());
+    // A login the token endpoint refuses.
+    let revoked = Client::new(
+        "gcp",
+        &gcp().config(json!({"credentials_json": gcp().credentials("rt-revoked")})),
+    )
+    .unwrap();
+    let r = wait(
+        &revoked
+            .start_export(
+                &format!("gs://{BUCKET}/plain/disk.img"),
+                &gopts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.error().unwrap().kind, ErrorKind::Auth, "{}", r.to_json());
+    assert!(!r.to_json().contains("cs-good"), "the client secret leaked");
+    no_final_files(out.path());
+}
+
+#[test]
+fn bad_input_is_refused_before_anything_starts() {
+    let out = tempfile::tempdir().unwrap();
+    let c = client();
+    for (src, o) in [
+        ("a'b\"c; rm -rf /", json!({})),
+        ("web-disk-1", json!({"format": "raw"})),
+        ("instance:app-1", json!({"file_name": "one.vmdk"})),
+        ("gs://UPPER/x", json!({})),
+    ] {
+        let e = c.start_export(src, &gopts(out.path(), o.clone()), None);
+        let Err(e) = e else {
+            panic!("{src} {o} was accepted")
+        };
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{src}: {e}");
+    }
+    let nobucket = Client::new("gcp", &gcp().config(json!({"bucket": null}))).unwrap();
+    let Err(e) = nobucket.start_export("web-disk-1", &gopts(out.path(), json!({})), None) else {
+        panic!("an export without a bucket was accepted")
+    };
+    assert!(e.to_string().contains("bucket"), "{e}");
+}

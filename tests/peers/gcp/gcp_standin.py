@@ -1,0 +1,454 @@
+"""Stand-in for exactly two Google APIs: Compute Engine (disks, instances, images, global operations) and Cloud Build (builds create/get/cancel).
+
+Everything else is real or recorded as such: objects live in fake-gcs-server (started here, the
+real JSON API, ranges, crc32c, generations), which this server fronts under /storage, /download
+and /upload so that every call carries a bearer token we check; tokens come from an OAuth token
+endpoint (/token, the `authorized_user` refresh flow google-cloud-auth runs). A build of
+`gce_vm_image_export` converts the image's disk with `qemu-img convert` into the asked format and
+uploads it into fake-gcs-server when it succeeds. Counters (images made/deleted, builds made/
+cancelled) and faults per disk, image or instance are under /_admin.
+
+Usage: gcp_standin.py --fake-gcs PATH --workdir DIR [--exit-on-stdin-eof]
+Prints one JSON line {"port": N, "gcs_port": M} once both listen.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+STATE = {
+    "disks": {},        # (project, zone, name) -> {raw, users}
+    "instances": {},    # (project, zone, name) -> {disks: [{name, boot}]}
+    "images": {},       # (project, name) -> {raw, status, source_disk, polls_left}
+    "operations": {},   # name -> {status, progress, polls_left, target, error, kind}
+    "builds": {},       # id -> {...}
+    "faults": {},       # name -> {...}
+    "tokens": {},       # token -> expiry (epoch)
+    "clients": {},      # refresh_token -> client_secret
+    "stats": {"images_made": 0, "images_deleted": 0, "builds_made": 0, "builds_cancelled": 0,
+              "unauthenticated": 0, "token_grants": 0, "object_gets": 0},
+    "lie_crc32c": set(),  # "bucket/object" whose metadata lies about crc32c
+}
+ARGS = None
+GCS_PORT = 0
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def gerror(code, message, reason, status=None):
+    return code, {"error": {"code": code, "message": message, "status": status or "",
+                            "errors": [{"reason": reason, "message": message, "domain": "global"}]}}
+
+
+def fault(name, key, default=None):
+    return STATE["faults"].get(name, {}).get(key, default)
+
+
+def gcs(method, path, body=None, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=60)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, data
+
+
+def upload(bucket, obj, path):
+    with open(path, "rb") as f:
+        data = f.read()
+    q = urllib.parse.urlencode({"uploadType": "media", "name": obj})
+    status, body = gcs("POST", f"/upload/storage/v1/b/{bucket}/o?{q}", data,
+                       {"Content-Type": "application/octet-stream"})
+    if status != 200:
+        raise RuntimeError(f"upload to fake-gcs-server failed: {status} {body[:200]}")
+
+
+def ensure_bucket(bucket):
+    gcs("POST", "/storage/v1/b?project=test", json.dumps({"name": bucket}).encode(),
+        {"Content-Type": "application/json"})
+
+
+def run_build(b):
+    """The export step: convert the image's disk and upload it, as gce_vm_image_export does."""
+    img = STATE["images"].get((b["project"], b["image"]))
+    if img is None or img["status"] != "READY":
+        b["status"], b["detail"] = "FAILURE", f"source image {b['image']} not found"
+        return
+    dest = b["destination"]
+    if not dest.startswith("gs://"):
+        b["status"], b["detail"] = "FAILURE", "bad destination"
+        return
+    bucket, obj = dest[5:].split("/", 1)
+    fmt = {"vmdk": "vmdk", "vhdx": "vhdx", "vpc": "vpc", "qcow2": "qcow2"}[b["format"]]
+    out = os.path.join(ARGS.workdir, f"build-{b['id']}.{fmt}")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, img["raw"], out], check=True)
+    ensure_bucket(bucket)
+    upload(bucket, obj, out)
+    os.remove(out)
+    b["status"] = "SUCCESS"
+
+
+def op_json(name):
+    op = STATE["operations"][name]
+    j = {"kind": "compute#operation", "id": str(abs(hash(name)) % (10 ** 12)), "name": name,
+         "operationType": op["kind"], "targetLink": op["target"], "status": op["status"],
+         "progress": op["progress"], "selfLink": f"http://x/compute/v1/projects/{op['project']}/global/operations/{name}"}
+    if op.get("error"):
+        j["error"] = {"errors": [{"code": "RESOURCE_ERROR", "message": op["error"]}]}
+    return j
+
+
+def new_op(project, kind, target, polls, on_done=None):
+    name = "operation-" + uuid.uuid4().hex[:12]
+    STATE["operations"][name] = {"project": project, "kind": kind, "target": target,
+                                 "status": "PENDING" if polls else "DONE", "progress": 0 if polls else 100,
+                                 "polls_left": polls, "on_done": on_done}
+    if not polls and on_done:
+        on_done()
+    return name
+
+
+def build_json(b):
+    j = {"id": b["id"], "projectId": b["project"], "status": b["status"], "statusDetail": b.get("detail", ""),
+         "steps": [{"name": b["step"], "args": b["args"], "status": b["status"] if b["status"] != "QUEUED" else "PENDING"}],
+         "tags": b["tags"]}
+    return j
+
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send(self, code, obj, headers=None):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def authed(self):
+        h = self.headers.get("Authorization", "")
+        tok = h[7:] if h.startswith("Bearer ") else None
+        with LOCK:
+            ok = tok is not None and STATE["tokens"].get(tok, 0) > time.time()
+            if not ok:
+                STATE["stats"]["unauthenticated"] += 1
+        if not ok:
+            self.send(*gerror(401, "Request had invalid authentication credentials.", "authError", "UNAUTHENTICATED"))
+        return ok
+
+    def do_GET(self):
+        self.route("GET")
+
+    def do_POST(self):
+        self.route("POST")
+
+    def do_DELETE(self):
+        self.route("DELETE")
+
+    def do_HEAD(self):
+        self.route("HEAD")
+
+    def route(self, method):
+        u = urllib.parse.urlsplit(self.path)
+        path, query = u.path, urllib.parse.parse_qs(u.query)
+        parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")]
+        try:
+            if parts[0] == "_admin":
+                return self.admin(method, parts[1:], json.loads(self.body() or b"{}"))
+            if path == "/token" and method == "POST":
+                return self.token()
+            if not self.authed():
+                return
+            if parts[:2] == ["compute", "v1"]:
+                return self.compute(method, parts[2:], query)
+            if parts[:1] == ["v1"] and len(parts) >= 4 and parts[3].startswith("builds"):
+                return self.cloudbuild(method, parts[1:], query)
+            if parts[0] in ("storage", "download", "upload"):
+                return self.proxy(method, path, u.query, parts)
+            self.send(*gerror(404, f"no such API: {path}", "notFound"))
+        except Exception as e:  # a stand-in bug shows as a 500 with its text
+            self.send(500, {"error": {"code": 500, "message": f"stand-in: {e!r}"}})
+
+    # -- OAuth ------------------------------------------------------------------------------
+    def token(self):
+        raw = self.body().decode()
+        if "json" in self.headers.get("Content-Type", ""):
+            form = {k: [v] for k, v in json.loads(raw).items() if isinstance(v, str)}
+        else:
+            form = urllib.parse.parse_qs(raw)
+        rt = form.get("refresh_token", [""])[0]
+        cs = form.get("client_secret", [""])[0]
+        with LOCK:
+            good = STATE["clients"].get(rt) == cs and rt != ""
+            if good:
+                tok = "ya29." + secrets.token_urlsafe(24)
+                ttl = STATE["faults"].get("_token", {}).get("ttl", 3600)
+                STATE["tokens"][tok] = time.time() + ttl
+                STATE["stats"]["token_grants"] += 1
+        if not good:
+            return self.send(400, {"error": "invalid_grant", "error_description": "Bad Request"})
+        self.send(200, {"access_token": tok, "expires_in": ttl, "token_type": "Bearer",
+                        "scope": "https://www.googleapis.com/auth/cloud-platform"})
+
+    # -- Compute ----------------------------------------------------------------------------
+    def compute(self, method, p, query):
+        # projects/P/zones/Z/disks/D | projects/P/zones/Z/instances/I | projects/P/global/images[/N]
+        # | projects/P/global/operations/O
+        if len(p) < 3 or p[0] != "projects":
+            return self.send(*gerror(404, "not found", "notFound"))
+        project = p[1]
+        with LOCK:
+            if p[2] == "zones" and len(p) == 6 and method == "GET":
+                zone, kind, name = p[3], p[4], p[5]
+                if kind == "disks":
+                    d = STATE["disks"].get((project, zone, name))
+                    if d is None:
+                        return self.send(*gerror(404, f"The resource 'projects/{project}/zones/{zone}/disks/{name}' was not found", "notFound"))
+                    return self.send(200, {"kind": "compute#disk", "name": name, "sizeGb": "1",
+                                           "selfLink": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/disks/{name}",
+                                           "status": "READY", "users": d["users"]})
+                if kind == "instances":
+                    i = STATE["instances"].get((project, zone, name))
+                    if i is None:
+                        return self.send(*gerror(404, f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found", "notFound"))
+                    disks = [{"boot": d["boot"], "deviceName": d["name"], "index": n,
+                              "source": f"https://www.googleapis.com/compute/v1/projects/{project}/zones/{zone}/disks/{d['name']}"}
+                             for n, d in enumerate(i["disks"])]
+                    return self.send(200, {"kind": "compute#instance", "name": name, "status": "RUNNING", "disks": disks})
+            if p[2] == "global" and len(p) >= 4 and p[3] == "images":
+                if method == "POST" and len(p) == 4:
+                    return self.insert_image(project, query)
+                if len(p) == 5 and method == "GET":
+                    img = STATE["images"].get((project, p[4]))
+                    if img is None:
+                        return self.send(*gerror(404, f"The resource 'projects/{project}/global/images/{p[4]}' was not found", "notFound"))
+                    return self.send(200, {"kind": "compute#image", "name": p[4], "status": img["status"],
+                                           "sourceDisk": img.get("source_disk", "")})
+                if len(p) == 5 and method == "DELETE":
+                    img = STATE["images"].get((project, p[4]))
+                    if img is None:
+                        return self.send(*gerror(404, f"The resource 'projects/{project}/global/images/{p[4]}' was not found", "notFound"))
+
+                    def gone(key=(project, p[4])):
+                        STATE["images"].pop(key, None)
+                        STATE["stats"]["images_deleted"] += 1
+                    op = new_op(project, "delete", f"images/{p[4]}", 1, gone)
+                    return self.send(200, op_json(op))
+            if p[2] == "global" and len(p) == 5 and p[3] == "operations" and method == "GET":
+                op = STATE["operations"].get(p[4])
+                if op is None:
+                    return self.send(*gerror(404, "operation not found", "notFound"))
+                if op["status"] != "DONE" and not op.get("hold"):
+                    op["polls_left"] -= 1
+                    op["status"] = "RUNNING"
+                    op["progress"] = min(90, op["progress"] + 30)
+                    if op["polls_left"] <= 0:
+                        op["status"], op["progress"] = "DONE", 100
+                        if op.get("on_done"):
+                            op["on_done"]()
+                return self.send(200, op_json(p[4]))
+        self.send(*gerror(404, "not found", "notFound"))
+
+    def insert_image(self, project, query):
+        body = json.loads(self.body())
+        name, src = body.get("name", ""), body.get("sourceDisk", "")
+        # .../projects/P/zones/Z/disks/D
+        sp = src.split("/projects/", 1)[-1].split("/")
+        if len(sp) != 5 or sp[1] != "zones" or sp[3] != "disks":
+            return self.send(*gerror(400, f"Invalid value for field 'resource.sourceDisk': '{src}'", "invalid"))
+        key = (sp[0], sp[2], sp[4])
+        disk = STATE["disks"].get(key)
+        if disk is None:
+            return self.send(*gerror(404, f"The resource 'projects/{sp[0]}/zones/{sp[2]}/disks/{sp[4]}' was not found", "notFound"))
+        if disk["users"] and query.get("forceCreate", ["false"])[0] != "true":
+            return self.send(*gerror(400, f"The disk resource '{src}' is already being used", "resourceInUseByAnotherResource"))
+        if (project, name) in STATE["images"]:
+            return self.send(*gerror(409, f"The resource 'projects/{project}/global/images/{name}' already exists", "alreadyExists"))
+        STATE["images"][(project, name)] = {"raw": disk["raw"], "status": "PENDING", "source_disk": src}
+        STATE["stats"]["images_made"] += 1
+
+        def ready(key=(project, name)):
+            if key in STATE["images"]:
+                STATE["images"][key]["status"] = "READY"
+        op = new_op(project, "insert", f"images/{name}", fault(sp[4], "image_polls", 2), ready)
+        if fault(sp[4], "hold_image"):
+            STATE["operations"][op]["hold"] = True
+        self.send(200, op_json(op))
+
+    # -- Cloud Build ------------------------------------------------------------------------
+    def cloudbuild(self, method, p, query):
+        project = p[1]
+        with LOCK:
+            if method == "POST" and len(p) == 3 and p[2] == "builds":
+                b = json.loads(self.body())
+                step = b["steps"][0]
+                args = step.get("args", [])
+                opt = {a.split("=", 1)[0]: a.split("=", 1)[1] for a in args if "=" in a}
+                if "gce_vm_image_export" not in step.get("name", "") or "-source_image" not in opt \
+                        or "-destination_uri" not in opt or "-format" not in opt:
+                    return self.send(*gerror(400, "not an image export build", "invalid", "INVALID_ARGUMENT"))
+                image = opt["-source_image"].rsplit("/", 1)[-1]
+                bid = str(uuid.uuid4())
+                disk = STATE["images"].get((project, image), {}).get("source_disk", "").rsplit("/", 1)[-1]
+                STATE["builds"][bid] = {"id": bid, "project": project, "status": "QUEUED", "step": step["name"],
+                                        "args": args, "tags": b.get("tags", []), "image": image,
+                                        "destination": opt["-destination_uri"], "format": opt["-format"],
+                                        "polls_left": fault(disk or image, "build_polls", 2),
+                                        "fails": fault(disk or image, "build_fails"),
+                                        "hold": fault(disk or image, "hold_build")}
+                STATE["stats"]["builds_made"] += 1
+                meta = {"@type": "type.googleapis.com/google.devtools.cloudbuild.v1.BuildOperationMetadata",
+                        "build": build_json(STATE["builds"][bid])}
+                return self.send(200, {"name": f"operations/build/{project}/{base64.b64encode(bid.encode()).decode()}",
+                                       "metadata": meta})
+            if len(p) == 4 and p[2] == "builds":
+                bid, action = (p[3].split(":", 1) + [""])[:2]
+                b = STATE["builds"].get(bid)
+                if b is None or b["project"] != project:
+                    return self.send(*gerror(404, "build not found", "notFound", "NOT_FOUND"))
+                if method == "POST" and action == "cancel":
+                    if b["status"] in ("QUEUED", "WORKING"):
+                        b["status"] = "CANCELLED"
+                        STATE["stats"]["builds_cancelled"] += 1
+                    return self.send(200, build_json(b))
+                if method == "GET" and not action:
+                    if b["status"] in ("QUEUED", "WORKING") and not b["hold"]:
+                        b["polls_left"] -= 1
+                        b["status"] = "WORKING"
+                        if b["polls_left"] <= 0:
+                            if b["fails"]:
+                                b["status"], b["detail"] = "FAILURE", b["fails"]
+                            else:
+                                run_build(b)
+                    elif b["hold"] and b["status"] == "QUEUED":
+                        b["status"] = "WORKING"
+                    return self.send(200, build_json(b))
+        self.send(*gerror(404, "not found", "notFound"))
+
+    # -- Storage (fake-gcs-server behind a token check) -----------------------------------------
+    def proxy(self, method, path, query, parts):
+        body = self.body() if method in ("POST", "PUT") else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "content-type", "if-match", "if-none-match")}
+        c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=120)
+        c.request(method, path + ("?" + query if query else ""), body=body, headers=headers)
+        r = c.getresponse()
+        media = "alt=media" in (query or "")
+        if not media and r.status == 200 and method == "GET" and len(parts) >= 6 and parts[4] == "o":
+            data = json.loads(r.read())
+            c.close()
+            with LOCK:
+                STATE["stats"]["object_gets"] += 1
+                if f"{parts[3]}/{parts[5]}" in STATE["lie_crc32c"]:
+                    data["crc32c"] = "AAAAAA=="
+            return self.send(200, data)
+        self.send_response(r.status)
+        length = r.getheader("Content-Length")
+        for k, v in r.getheaders():
+            if k.lower() in ("content-type", "content-length", "content-range", "etag", "accept-ranges",
+                             "x-goog-generation", "x-goog-hash", "x-goog-stored-content-length", "last-modified"):
+                self.send_header(k, v)
+        if length is None:
+            self.send_header("Content-Length", "0")
+        self.end_headers()
+        if method != "HEAD":
+            while True:
+                chunk = r.read(256 * 1024)
+                if not chunk:
+                    break
+                try:
+                    self.wfile.write(chunk)
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+        c.close()
+
+    # -- Admin ------------------------------------------------------------------------------
+    def admin(self, method, p, body):
+        with LOCK:
+            what = p[0] if p else ""
+            if what == "disk":
+                STATE["disks"][(body["project"], body["zone"], body["name"])] = {"raw": body["raw"], "users": body.get("users", [])}
+            elif what == "instance":
+                STATE["instances"][(body["project"], body["zone"], body["name"])] = {"disks": body["disks"]}
+            elif what == "image":
+                STATE["images"][(body["project"], body["name"])] = {"raw": body["raw"], "status": "READY", "source_disk": ""}
+            elif what == "faults":
+                STATE["faults"][body["name"]] = body["faults"]
+            elif what == "client":
+                STATE["clients"][body["refresh_token"]] = body["client_secret"]
+            elif what == "lie_crc32c":
+                STATE["lie_crc32c"].add(body["object"])
+            elif what == "object":
+                ensure_bucket(body["bucket"])
+                upload(body["bucket"], body["object"], body["path"])
+            elif what == "stats":
+                s = dict(STATE["stats"])
+                s["live_images"] = [n for (_, n), i in STATE["images"].items() if i.get("source_disk")]
+                s["builds"] = [{"id": b["id"], "status": b["status"], "args": b["args"], "step": b["step"],
+                                "tags": b["tags"], "image": b["image"]} for b in STATE["builds"].values()]
+                return self.send(200, s)
+            else:
+                return self.send(404, {"error": "no such admin call"})
+        self.send(200, {"ok": True})
+
+
+def main():
+    global ARGS, GCS_PORT
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fake-gcs", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--exit-on-stdin-eof", action="store_true")
+    ARGS = ap.parse_args()
+    GCS_PORT = free_port()
+    gcs_proc = subprocess.Popen([ARGS.fake_gcs, "-scheme", "http", "-host", "127.0.0.1", "-port", str(GCS_PORT),
+                                 "-backend", "memory", "-public-host", f"127.0.0.1:{GCS_PORT}", "-log-level", "error"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", GCS_PORT), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.05)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    print(json.dumps({"port": srv.server_address[1], "gcs_port": GCS_PORT}), flush=True)
+    try:
+        if ARGS.exit_on_stdin_eof:
+            sys.stdin.read()
+        else:
+            while True:
+                time.sleep(3600)
+    finally:
+        gcs_proc.kill()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+//! One GCP peer for the whole test process: fake-gcs-server (real object storage: ranges,
+//! crc32c, generations) behind the Compute + Cloud Build stand-in of tests/peers/gcp, which
+//! checks a bearer token on every call and mints tokens through the OAuth refresh flow. Built
+//! and started on first use; it exits when this process does (stdin closes).
+#![allow(dead_code)]
+
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use serde_json::{Value, json};
+
+pub const PROJECT: &str = "hs-test-proj";
+pub const ZONE: &str = "europe-west1-b";
+pub const BUCKET: &str = "hs-exports";
+
+pub struct Gcp {
+    pub port: u16,
+    pub gcs_port: u16,
+    pub dir: tempfile::TempDir,
+    _child: Mutex<(Child, ChildStdin)>,
+}
+
+pub fn gcp() -> &'static Gcp {
+    static PEER: OnceLock<Gcp> = OnceLock::new();
+    PEER.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/gcp");
+        let out = Command::new(root.join("install.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run tests/peers/gcp/install.sh");
+        assert!(
+            out.status.success(),
+            "tests/peers/gcp/install.sh failed (go install fake-gcs-server)"
+        );
+        let fake_gcs = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = Command::new("python3")
+            .arg(root.join("gcp_standin.py"))
+            .arg("--fake-gcs")
+            .arg(&fake_gcs)
+            .arg("--workdir")
+            .arg(dir.path())
+            .arg("--exit-on-stdin-eof")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the GCP peer");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: Value = serde_json::from_str(&line).expect("the GCP peer's first line");
+        let stdin = child.stdin.take().unwrap();
+        let g = Gcp {
+            port: info["port"].as_u64().unwrap() as u16,
+            gcs_port: info["gcs_port"].as_u64().unwrap() as u16,
+            dir,
+            _child: Mutex::new((child, stdin)),
+        };
+        g.admin(
+            "client",
+            json!({"refresh_token": "rt-good", "client_secret": "cs-good"}),
+        );
+        g
+    })
+}
+
+impl Gcp {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn admin(&self, what: &str, body: Value) -> Value {
+        let url = format!("{}/_admin/{what}", self.url());
+        super::block_on_peer(async {
+            let r = reqwest::Client::new()
+                .post(url)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "admin {what}: {}", r.status());
+            r.json::<Value>().await.unwrap()
+        })
+    }
+
+    pub fn stats(&self) -> Value {
+        self.admin("stats", json!({}))
+    }
+
+    /// A user login (`authorized_user`) whose refresh goes to the stand-in's token endpoint.
+    pub fn credentials(&self, refresh_token: &str) -> String {
+        json!({
+            "type": "authorized_user",
+            "client_id": "hs-test-client",
+            "client_secret": "cs-good",
+            "refresh_token": refresh_token,
+            "token_uri": format!("{}/token", self.url()),
+        })
+        .to_string()
+    }
+
+    pub fn config(&self, extra: Value) -> String {
+        let mut c = json!({
+            "project": PROJECT,
+            "zone": ZONE,
+            "bucket": BUCKET,
+            "prefix": "exports/",
+            "credentials_json": self.credentials("rt-good"),
+            "storage_endpoint": self.url(),
+            "compute_endpoint": self.url(),
+            "cloudbuild_endpoint": self.url(),
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c.to_string()
+    }
+
+    /// A raw disk of `len` known bytes (seed), as the stand-in's disk `name`.
+    pub fn disk(&self, name: &str, len: usize, seed: u64, users: &[&str]) -> Vec<u8> {
+        let raw = super::server::pattern(len, seed);
+        let p = self.dir.path().join(format!("{name}.raw"));
+        std::fs::write(&p, &raw).unwrap();
+        self.admin(
+            "disk",
+            json!({"project": PROJECT, "zone": ZONE, "name": name, "raw": p, "users": users}),
+        );
+        raw
+    }
+
+    pub fn faults(&self, name: &str, faults: Value) {
+        self.admin("faults", json!({"name": name, "faults": faults}));
+    }
+
+    /// Temporary images still alive whose name starts with `hs-{disk}-`.
+    pub fn live_images_of(&self, disk: &str) -> Vec<String> {
+        self.stats()["live_images"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|n| n.starts_with(&format!("hs-{disk}-")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Builds that exported an image whose name starts with `image_prefix`: {id, status, args,
+    /// step, tags, image}.
+    pub fn builds_of(&self, image_prefix: &str) -> Vec<Value> {
+        self.stats()["builds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|b| b["image"].as_str().unwrap().starts_with(image_prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// The raw bytes of a disk image file (qemu-img convert -O raw).
+    pub fn raw_of(&self, file: &Path) -> Vec<u8> {
+        let out = tempfile::tempdir().unwrap();
+        let raw = out.path().join("x.raw");
+        let ok = Command::new("qemu-img")
+            .args(["convert", "-O", "raw"])
+            .arg(file)
+            .arg(&raw)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "qemu-img could not read {}", file.display());
+        std::fs::read(&raw).unwrap()
+    }
+}
