@@ -179,10 +179,9 @@ hs_status hs_global_configure(const char *settings_json,
                               hs_error **err);
 
 // Creates a client for `provider` with its config JSON (NULL or "" for defaults): "http",
-// "aws", "azure", "hyperv", "vsphere" (each behind a cargo feature, all on by default; "gcp"
-// is not built yet and, like a provider left out of a build, answers
-// `HS_STATUS_UNSUPPORTED`; so does "hyperv" when no PowerShell is found). Unknown fields are
-// an error naming the field.
+// "aws", "azure", "gcp", "hyperv", "vsphere" (each behind a cargo feature, all on by default;
+// a provider left out of a build answers `HS_STATUS_UNSUPPORTED`, and so does "hyperv" when
+// no PowerShell is found). Unknown fields are an error naming the field.
 //
 // Ownership: `provider` and `config_json` are borrowed for the call. On success `*out_client`
 // receives a client the caller owns and frees with `hs_client_free`; on failure it is set to

@@ -38,8 +38,11 @@ int main(int argc, char **argv) {
   CHECK(client == NULL, "client set on failure");
   expect_error(hs_client_new("http", "{}", NULL, &err), HS_STATUS_INVALID_ARGUMENT, &err, "out_client");
   expect_error(hs_client_new("nosuch", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "nosuch");
-  /* Providers not built into this library yet say so. */
-  expect_error(hs_client_new("gcp", "{}", &client, &err), HS_STATUS_UNSUPPORTED, &err, "gcp");
+  /* GCP credentials that are not JSON: named, and never quoted (they hold keys). */
+  expect_error(hs_client_new("gcp", "{\"credentials_json\": \"{not json SECRET\"}", &client, &err),
+               HS_STATUS_INVALID_ARGUMENT, &err, "not JSON");
+  expect_error(hs_client_new("gcp", "{\"anonymous\": true, \"zone\": \"Bad Zone\"}", &client, &err),
+               HS_STATUS_INVALID_ARGUMENT, &err, "zone");
   /* Hyper-V without PowerShell is unsupported, naming what was looked for. */
   expect_error(hs_client_new("hyperv", "{\"powershell_path\": \"/nonexistent/pwsh\"}", &client, &err),
                HS_STATUS_UNSUPPORTED, &err, "/nonexistent/pwsh");

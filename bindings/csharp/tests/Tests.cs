@@ -260,8 +260,8 @@ static class Tests
             Check.That(e2.Message.Length > 0, "message");
         }
         Check.Throws<InvalidOptionException>(() => new HyperSdkClient("http", "{\"nope\": 1}"), "bad config");
-        var u = Check.Throws<HyperSdkException>(() => new HyperSdkClient("gcp", "{}"), "not built");
-        Check.That(u.Status == Status.Unsupported, "gcp is unsupported: " + u.Status);
+        var g = Check.Throws<InvalidOptionException>(() => new HyperSdkClient("gcp", "{\"credentials_json\": \"{oops\"}"), "bad GCP credentials");
+        Check.That(g.Message.Contains("not JSON") && !g.Message.Contains("oops"), g.Message);
     }
 
     [Test]
