@@ -28,6 +28,7 @@ function Merge-HsCredential {
         switch ($Provider) {
             'azure' { $merged['client_id'] = $Credential.UserName; $merged['client_secret'] = $plain }
             'aws' { $merged['access_key_id'] = $Credential.UserName; $merged['secret_access_key'] = $plain }
+            'gcp' { $merged['credentials_json'] = $plain }
             default { $merged['username'] = $Credential.UserName; $merged['password'] = $plain }
         }
     }
@@ -113,14 +114,14 @@ Receive-HsExportResult to collect the result. Credentials given with -Credential
 the provider's config and never appear in errors or logs.
 
 .PARAMETER Provider
-The provider: hyperv, aws, azure, vsphere or http.
+The provider: hyperv, aws, azure, gcp, vsphere or http.
 
 .PARAMETER Config
 The provider's configuration, as a hashtable (or a JSON string).
 
 .PARAMETER Credential
 A credential merged into the config: user name and password (vsphere, hyperv), client id and
-secret (azure), access key id and secret key (aws).
+secret (azure), access key id and secret key (aws), the credentials JSON as password (gcp).
 
 .PARAMETER Source
 What to export: a VM name, an instance id, a disk, a URL. Takes pipeline input.
