@@ -191,6 +191,21 @@ hs_status hs_client_new(const char *provider,
                         hs_client **out_client,
                         hs_error **err);
 
+// The sources `client` can export, as a JSON array of objects: `id` (what to give
+// `hs_export_start`), `kind` (`instance`, `image`, `disk`, `snapshot`, `vm`, `object`),
+// `name`, and when known `size_bytes` and `state`. `filter_json` (NULL or "" for none) is an
+// object with `kind`, `name_contains` and the provider's own keys (gcp: `zone`, `bucket`,
+// `prefix`; azure: `resource_group`; …); an unknown key is `HS_STATUS_INVALID_ARGUMENT`
+// naming it. Blocks until the cloud answers (five minutes at most). A provider that has
+// nothing to list ("http") answers `HS_STATUS_UNSUPPORTED`.
+//
+// Ownership: `*out_json` receives a string the caller frees with `hs_string_free` (NULL on
+// failure).
+hs_status hs_client_list_sources(const hs_client *client,
+                                 const char *filter_json,
+                                 char **out_json,
+                                 hs_error **err);
+
 // Frees a client. Exports started from it keep running and stay valid. NULL is a no-op.
 void hs_client_free(hs_client *client);
 

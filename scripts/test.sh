@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check: formatting, Rust unit and integration tests (real HTTP peer on 127.0.0.1,
 # moto, vcsim), the C programs under AddressSanitizer and Valgrind, the header's freshness and
-# C/C++ compilation, the Go binding (go test -race), the C# binding (Mono), the PowerShell
+# C/C++ compilation, the `hypersdk` command (driven as a binary), the Go binding (go test -race), the C# binding (Mono), the PowerShell
 # module's static checks, and clippy with warnings as errors. One
 # debug build serves them all.
 set -euo pipefail
@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
 
 cargo fmt --all --check
-cargo build --lib --examples
+# The library, its examples (the HTTP peer the CLI tests use) and the `hypersdk` command.
+cargo build --workspace --lib --bins --examples
 # The vSphere tests build tests/peers/vcsim (vcsim + ExportVm + CreateDescriptor) and govc
 # with Go on first use; the Go binding's end-to-end test uses the same peer.
-cargo test --no-fail-fast
+cargo test --workspace --no-fail-fast
 export HS_VCSIM_PEER="$CARGO_TARGET_DIR/debug/peers/vcsim-peer"
 if [ -d bindings/go ] && command -v go >/dev/null; then
   ./scripts/test-go.sh
@@ -22,5 +23,5 @@ fi
 bindings/csharp/tests/run.sh
 # The PowerShell module: parsed with tree-sitter-powershell (no PowerShell runs here).
 bindings/powershell/check.sh
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "all tests passed"

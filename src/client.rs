@@ -38,6 +38,59 @@ impl Client {
         &self.name
     }
 
+    /// The sources this provider can export (instances and images, disks and snapshots, VMs),
+    /// for front ends. `filter_json`: `""` or an object with `kind` (`instance`, `image`,
+    /// `disk`, `snapshot`, `vm`, `object`), `name_contains`, and the provider's own keys (a
+    /// zone, a resource group, a bucket and prefix…). Blocks until the cloud answers (at most
+    /// five minutes).
+    pub fn list_sources(&self, filter_json: &str) -> Result<Vec<crate::providers::SourceInfo>> {
+        crate::runtime::check_not_forked()?;
+        let mut scope = match filter_json.trim() {
+            "" => serde_json::Map::new(),
+            t => match serde_json::from_str(t) {
+                Ok(serde_json::Value::Object(m)) => m,
+                Ok(_) => {
+                    return Err(Error::InvalidArgument(
+                        "list filter must be a JSON object".into(),
+                    ));
+                }
+                Err(e) => return Err(Error::InvalidArgument(format!("list filter: {e}"))),
+            },
+        };
+        let text = |v: Option<serde_json::Value>, k: &str| match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(Error::InvalidArgument(format!(
+                "list filter {k} must be a string"
+            ))),
+        };
+        let kind = text(scope.remove("kind"), "kind")?;
+        let contains = text(scope.remove("name_contains"), "name_contains")?;
+        if let Some(k) = &kind
+            && !["instance", "image", "disk", "snapshot", "vm", "object"].contains(&k.as_str())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "list filter kind {k:?} is not one of instance, image, disk, snapshot, vm, object"
+            )));
+        }
+        let provider = self.provider.clone();
+        let all = crate::runtime::handle().block_on(async move {
+            tokio::time::timeout(Duration::from_secs(300), provider.list(&scope))
+                .await
+                .map_err(|_| Error::Timeout("listing sources took more than 5 minutes".into()))?
+        })?;
+        let needle = contains.map(|c| c.to_lowercase());
+        Ok(all
+            .into_iter()
+            .filter(|s| kind.as_deref().is_none_or(|k| s.kind == k))
+            .filter(|s| {
+                needle
+                    .as_deref()
+                    .is_none_or(|n| s.name.to_lowercase().contains(n))
+            })
+            .collect())
+    }
+
     /// Starts an export and returns at once; the export runs on the internal runtime. Bad
     /// options and a missing output folder are errors here, before anything is touched.
     pub fn start_export(

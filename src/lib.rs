@@ -54,6 +54,7 @@ pub use client::Client;
 pub use error::{Error, ErrorKind, ExportError, Result};
 pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
 pub use progress::{Phase, Progress};
+pub use providers::SourceInfo;
 pub use providers::available as available_providers;
 pub use settings::{GlobalSettings, configure};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
 use support::azure::azure;
-use support::{Recorder, opts};
+use support::{Recorder, opts, wait_until};
 
 /// A fixed VHD (qemu-img, `-o subformat=fixed`) of a 48 MiB disk whose data sits in three
 /// scattered regions; everything else was never written. Returns (path, bytes, written bytes
@@ -92,19 +92,6 @@ fn no_final_files(dir: &Path) {
 fn no_sas(text: &str) {
     assert!(!text.contains("sig="), "a SAS signature leaked: {text}");
     assert!(!text.contains("si=g"), "a SAS leaked: {text}");
-}
-
-/// Waits until the export's progress satisfies `f`.
-fn wait_until(e: &hypersdk::Export, what: &str, f: impl Fn(&hypersdk::Progress) -> bool) {
-    let t = Instant::now();
-    while !f(&e.progress()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "never saw {what}: {:?}",
-            e.progress()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

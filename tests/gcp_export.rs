@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::{Value, json};
 use support::gcp::{BUCKET, PROJECT, ZONE, gcp};
-use support::{Recorder, opts};
+use support::{Recorder, opts, wait_until};
 
 fn client() -> Client {
     Client::new("gcp", &gcp().config(json!({}))).unwrap()
@@ -37,18 +37,6 @@ fn no_final_files(dir: &Path) {
     for e in std::fs::read_dir(dir).unwrap() {
         let n = e.unwrap().file_name().to_string_lossy().to_string();
         assert!(n.contains(".hspart"), "{n} was left at a final name");
-    }
-}
-
-fn wait_until(e: &hypersdk::Export, what: &str, f: impl Fn(&hypersdk::Progress) -> bool) {
-    let t = Instant::now();
-    while !f(&e.progress()) {
-        assert!(
-            t.elapsed() < Duration::from_secs(60),
-            "never saw {what}: {:?}",
-            e.progress()
-        );
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -502,4 +490,63 @@ fn bad_input_is_refused_before_anything_starts() {
         panic!("an export without a bucket was accepted")
     };
     assert!(e.to_string().contains("bucket"), "{e}");
+}
+
+#[test]
+fn list_shows_instances_disks_images_and_objects_with_filters() {
+    let g = gcp();
+    g.disk("lst-disk-1", 1 << 20, 61, &["instances/lst-vm"]);
+    g.admin(
+        "instance",
+        json!({"project": PROJECT, "zone": ZONE, "name": "lst-vm", "disks": [{"name": "lst-disk-1", "boot": true}]}),
+    );
+    upload("lst/a.img", b"abc");
+    let c = client();
+    let all = c
+        .list_sources(&json!({"bucket": BUCKET, "prefix": "lst/"}).to_string())
+        .unwrap();
+    let has = |kind: &str, id: &str| all.iter().any(|s| s.kind == kind && s.id == id);
+    assert!(
+        has(
+            "instance",
+            &format!("projects/{PROJECT}/zones/{ZONE}/instances/lst-vm")
+        ),
+        "{all:?}"
+    );
+    assert!(
+        has(
+            "disk",
+            &format!("projects/{PROJECT}/zones/{ZONE}/disks/lst-disk-1")
+        ),
+        "{all:?}"
+    );
+    assert!(
+        has("object", &format!("gs://{BUCKET}/lst/a.img")),
+        "{all:?}"
+    );
+    let disks = c
+        .list_sources(&json!({"kind": "disk", "name_contains": "LST-DISK"}).to_string())
+        .unwrap();
+    assert!(
+        !disks.is_empty()
+            && disks
+                .iter()
+                .all(|s| s.kind == "disk" && s.name.contains("lst-disk")),
+        "{disks:?}"
+    );
+    for bad in [
+        json!({"region": "x"}),
+        json!({"kind": "bucket"}),
+        json!({"zone": 3}),
+    ] {
+        let e = c.list_sources(&bad.to_string()).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}: {e}");
+    }
+    // Listing needs the same credentials as exporting.
+    let anon = Client::new(
+        "gcp",
+        &g.config(json!({"credentials_json": null, "anonymous": true})),
+    )
+    .unwrap();
+    assert_eq!(anon.list_sources("").unwrap_err().kind(), ErrorKind::Auth);
 }

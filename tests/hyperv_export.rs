@@ -418,3 +418,31 @@ fn the_standin_refuses_a_script_that_is_not_the_crates() {
         "a syntax error must be refused"
     );
 }
+
+#[test]
+fn list_shows_every_vm_with_its_disk_bytes() {
+    let hv = HyperV::new(
+        json!({"vms": [vm("web-01", ID1, json!({})), vm("db-01", "00000000-0000-4000-8000-000000000009", json!({}))]}),
+    );
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let all = client.list_sources("").unwrap();
+    assert_eq!(all.len(), 2, "{all:?}");
+    let web = all.iter().find(|s| s.name == "web-01").unwrap();
+    assert_eq!((web.kind, web.id.as_str()), ("vm", ID1));
+    let bytes: u64 = disks()
+        .iter()
+        .map(|d| std::fs::metadata(&d.vhdx).unwrap().len())
+        .sum();
+    assert_eq!(web.size_bytes, Some(bytes));
+    let db = client
+        .list_sources(&json!({"name_contains": "DB"}).to_string())
+        .unwrap();
+    assert_eq!(db.len(), 1);
+    assert_eq!(db[0].name, "db-01");
+    assert!(
+        client
+            .list_sources(&json!({"zone": "x"}).to_string())
+            .is_err()
+    );
+    assert!(hv.calls().iter().any(|c| c["script"] == "list"));
+}

@@ -10,20 +10,20 @@ use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
 
 use super::options::CommonOptions;
+use super::queue::SlotQueue;
 use super::{ChecksumResult, ErrorResult, ExportResult, ExportShared, FileResult};
 use crate::error::{Error, ExportError, Result};
 use crate::progress::Phase;
 use crate::providers::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::sync::{lock, panic_text};
-use crate::transfer::budget::Pool;
 use crate::transfer::outdir::DestLock;
 use crate::transfer::throttle::RateLimiter;
 use crate::transfer::{self, Downloaded, OutDir, TransferCtx};
 
 /// Exports running at once in this process (`max_concurrent_exports`); the rest wait in phase
-/// queued.
-pub(crate) static EXPORT_SLOTS: std::sync::LazyLock<Pool> =
-    std::sync::LazyLock::new(|| Pool::new(DEFAULT_MAX_CONCURRENT_EXPORTS));
+/// queued, highest `priority` first.
+pub(crate) static EXPORT_SLOTS: std::sync::LazyLock<SlotQueue> =
+    std::sync::LazyLock::new(|| SlotQueue::new(DEFAULT_MAX_CONCURRENT_EXPORTS));
 
 /// Exports running at once, by default.
 pub(crate) const DEFAULT_MAX_CONCURRENT_EXPORTS: u64 = 16;
@@ -67,7 +67,7 @@ impl Job {
         let slot = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => None,
-            p = EXPORT_SLOTS.acquire(1) => Some(p),
+            p = EXPORT_SLOTS.acquire(self.opts.priority) => Some(p),
         };
         let outcome: Result<Done> = match slot {
             None => Err(Error::Cancelled),

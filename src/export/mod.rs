@@ -5,6 +5,7 @@
 pub(crate) mod dispatch;
 pub(crate) mod job;
 pub(crate) mod options;
+pub(crate) mod queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};

@@ -25,6 +25,9 @@ pub(crate) struct CommonOptions {
     pub parallel_files: usize,
     /// Least time between two progress callbacks, ms. Default 100 (≤ 10 per second).
     pub progress_interval_ms: u64,
+    /// Place in the queue for a slot (`max_concurrent_exports`): higher first, arrival order
+    /// within a priority. Default 0.
+    pub priority: i32,
     /// Permissions of the files the export creates, octal text. Default "0600": disk images
     /// hold whole machines.
     pub file_mode: String,
@@ -41,6 +44,7 @@ impl Default for CommonOptions {
             keep_partial: true,
             parallel_files: 2,
             progress_interval_ms: 100,
+            priority: 0,
             file_mode: "0600".into(),
             transfer: TransferOptions::default(),
         }
@@ -57,6 +61,7 @@ impl CommonOptions {
         "parallel_files",
         "max_bytes_per_second",
         "progress_interval_ms",
+        "priority",
         "max_attempts",
         "stall_timeout_ms",
         "file_mode",

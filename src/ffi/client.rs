@@ -67,6 +67,42 @@ pub extern "C" fn hs_client_new(
     })
 }
 
+/// The sources `client` can export, as a JSON array of objects: `id` (what to give
+/// `hs_export_start`), `kind` (`instance`, `image`, `disk`, `snapshot`, `vm`, `object`),
+/// `name`, and when known `size_bytes` and `state`. `filter_json` (NULL or "" for none) is an
+/// object with `kind`, `name_contains` and the provider's own keys (gcp: `zone`, `bucket`,
+/// `prefix`; azure: `resource_group`; …); an unknown key is `HS_STATUS_INVALID_ARGUMENT`
+/// naming it. Blocks until the cloud answers (five minutes at most). A provider that has
+/// nothing to list ("http") answers `HS_STATUS_UNSUPPORTED`.
+///
+/// Ownership: `*out_json` receives a string the caller frees with `hs_string_free` (NULL on
+/// failure).
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_client_list_sources(
+    client: *const hs_client,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+    err: *mut *mut hs_error,
+) -> hs_status {
+    guard(err, || {
+        out_slot(out_json, "out_json")?;
+        if client.is_null() {
+            return Err(crate::Error::InvalidArgument("client is NULL".into()));
+        }
+        // SAFETY: a live client by contract (checked non-NULL above).
+        let c = unsafe { &*client };
+        let filter = optional_str(filter_json, "filter_json", "")?;
+        let list = c.client.list_sources(filter)?;
+        let json = serde_json::to_string(&list)
+            .map_err(|e| crate::Error::Internal(format!("list JSON: {e}")))?;
+        let s = std::ffi::CString::new(json)
+            .map_err(|_| crate::Error::Internal("list JSON holds a NUL".into()))?;
+        // SAFETY: checked by out_slot.
+        unsafe { *out_json = s.into_raw() };
+        Ok(hs_status::HS_STATUS_OK)
+    })
+}
+
 /// Frees a client. Exports started from it keep running and stay valid. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_client_free(client: *mut hs_client) {

@@ -129,8 +129,39 @@ pub(crate) enum Outcome {
     Cancelled,
 }
 
+/// One thing a user can export, as `hs_client_list_sources` reports it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SourceInfo {
+    /// What to give an export as its source.
+    pub id: String,
+    /// `instance`, `image`, `disk`, `snapshot`, `vm` or `object`.
+    pub kind: &'static str,
+    pub name: String,
+    /// Bytes, when the cloud says (a disk's provisioned size, a VM's disks together).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    /// The cloud's own word for its state (`running`, `READY`, `Attached`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
 /// A configured provider (per client).
 pub(crate) trait Provider: Send + Sync + 'static {
+    /// The sources a user can export. `scope` holds the provider's own filter keys (a zone, a
+    /// resource group, a bucket…); the common `kind` and `name_contains` are applied by the
+    /// caller. An unknown key is an error naming it.
+    fn list<'a>(
+        &'a self,
+        scope: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> BoxFuture<'a, Result<Vec<SourceInfo>>> {
+        let _ = scope;
+        Box::pin(async {
+            Err(Error::Unsupported(
+                "this provider cannot list sources".into(),
+            ))
+        })
+    }
+
     /// Parses the export's options (what the common options left; the common ones are there to
     /// read, e.g. output_dir) and checks them; runs on the caller's thread, so bad input is an error from `start`, before anything happens.
     fn plan(
@@ -264,6 +295,37 @@ pub(crate) fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Prov
         Err(Error::InvalidArgument(format!(
             "unknown provider {name:?}; available: {list}"
         )))
+    }
+}
+
+/// Refuses scope keys a provider's `list` does not read.
+#[cfg_attr(not(any(feature = "gcp", feature = "hyperv")), allow(dead_code))]
+pub(crate) fn scope_keys(
+    provider: &str,
+    scope: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+) -> Result<()> {
+    match scope.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(Error::InvalidArgument(format!(
+            "{provider} list: unknown filter key {k:?} (known: kind, name_contains{})",
+            known.iter().map(|k| format!(", {k}")).collect::<String>()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A scope value that must be a string.
+#[cfg_attr(not(feature = "gcp"), allow(dead_code))]
+pub(crate) fn scope_str<'a>(
+    scope: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<Option<&'a str>> {
+    match scope.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::InvalidArgument(format!(
+            "list filter {key} must be a string"
+        ))),
     }
 }
 

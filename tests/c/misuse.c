@@ -38,6 +38,20 @@ int main(int argc, char **argv) {
   CHECK(client == NULL, "client set on failure");
   expect_error(hs_client_new("http", "{}", NULL, &err), HS_STATUS_INVALID_ARGUMENT, &err, "out_client");
   expect_error(hs_client_new("nosuch", "{}", &client, &err), HS_STATUS_INVALID_ARGUMENT, &err, "nosuch");
+  /* Listing: the http provider has nothing to list; a bad filter is named. */
+  {
+    hs_client *web = NULL;
+    char *json = (char *)"untouched";
+    CHECK(hs_client_new("http", "{}", &web, &err) == HS_STATUS_OK, "http client");
+    expect_error(hs_client_list_sources(web, NULL, &json, &err), HS_STATUS_UNSUPPORTED, &err, "cannot list");
+    CHECK(json == NULL, "out_json set on failure");
+    expect_error(hs_client_list_sources(web, "{\"kind\": \"bucket\"}", &json, &err), HS_STATUS_INVALID_ARGUMENT,
+                 &err, "bucket");
+    expect_error(hs_client_list_sources(web, "[1]", &json, &err), HS_STATUS_INVALID_ARGUMENT, &err, "object");
+    expect_error(hs_client_list_sources(NULL, NULL, &json, &err), HS_STATUS_INVALID_ARGUMENT, &err, "client");
+    expect_error(hs_client_list_sources(web, NULL, NULL, &err), HS_STATUS_INVALID_ARGUMENT, &err, "out_json");
+    hs_client_free(web);
+  }
   /* GCP credentials that are not JSON: named, and never quoted (they hold keys). */
   expect_error(hs_client_new("gcp", "{\"credentials_json\": \"{not json SECRET\"}", &client, &err),
                HS_STATUS_INVALID_ARGUMENT, &err, "not JSON");

@@ -128,6 +128,19 @@ pub fn http_setup() -> (
     (rt, server, dir, client)
 }
 
+/// Waits (a minute at most) until the export's progress satisfies `f`.
+pub fn wait_until(e: &hypersdk::Export, what: &str, f: impl Fn(&hypersdk::Progress) -> bool) {
+    let t = std::time::Instant::now();
+    while !f(&e.progress()) {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(60),
+            "never saw {what}: {:?}",
+            e.progress()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Waits for the end of an export (a minute at most).
 pub fn wait_export(e: &hypersdk::Export) -> hypersdk::ExportResult {
     e.wait(Some(std::time::Duration::from_secs(60)))

@@ -348,6 +348,91 @@ impl Gce {
     }
 }
 
+impl Gce {
+    /// Disks of one zone: (name, bytes, status, attached).
+    pub async fn list_disks(
+        &self,
+        project: &str,
+        zone: &str,
+    ) -> Result<Vec<(String, Option<u64>, String, bool)>> {
+        use google_cloud_gax::paginator::ItemPaginator as _;
+        let what = format!("listing disks of projects/{project}/zones/{zone}");
+        let mut items = self
+            .disks
+            .list()
+            .set_project(project)
+            .set_zone(zone)
+            .by_item();
+        let mut out = Vec::new();
+        while let Some(d) = self
+            .deadline(&what, async { items.next().await.transpose() })
+            .await?
+        {
+            out.push((
+                d.name.unwrap_or_default(),
+                d.size_gb.map(|g| (g as u64) << 30),
+                d.status
+                    .and_then(|s| s.name().map(str::to_string))
+                    .unwrap_or_default(),
+                !d.users.is_empty(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Instances of one zone: (name, status, disk count).
+    pub async fn list_instances(
+        &self,
+        project: &str,
+        zone: &str,
+    ) -> Result<Vec<(String, String, u64)>> {
+        use google_cloud_gax::paginator::ItemPaginator as _;
+        let what = format!("listing instances of projects/{project}/zones/{zone}");
+        let mut items = self
+            .instances
+            .list()
+            .set_project(project)
+            .set_zone(zone)
+            .by_item();
+        let mut out = Vec::new();
+        while let Some(i) = self
+            .deadline(&what, async { items.next().await.transpose() })
+            .await?
+        {
+            let gb: i64 = i.disks.iter().filter_map(|d| d.disk_size_gb).sum();
+            out.push((
+                i.name.unwrap_or_default(),
+                i.status
+                    .and_then(|s| s.name().map(str::to_string))
+                    .unwrap_or_default(),
+                (gb.max(0) as u64) << 30,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The project's own images: (name, bytes, status).
+    pub async fn list_images(&self, project: &str) -> Result<Vec<(String, Option<u64>, String)>> {
+        use google_cloud_gax::paginator::ItemPaginator as _;
+        let what = format!("listing images of project {project}");
+        let mut items = self.images.list().set_project(project).by_item();
+        let mut out = Vec::new();
+        while let Some(i) = self
+            .deadline(&what, async { items.next().await.transpose() })
+            .await?
+        {
+            out.push((
+                i.name.unwrap_or_default(),
+                i.disk_size_gb.map(|g| (g as u64) << 30),
+                i.status
+                    .and_then(|s| s.name().map(str::to_string))
+                    .unwrap_or_default(),
+            ));
+        }
+        Ok(out)
+    }
+}
+
 /// The SDK's error as ours: the HTTP status decides, then the error's class.
 pub(crate) fn sdk_error(what: &str, e: &google_cloud_gax::error::Error) -> Error {
     let msg = e

@@ -69,22 +69,13 @@ pub(crate) enum CredentialSource {
 impl GcpConfig {
     pub fn check(&self) -> Result<CredentialSource> {
         let bad = |m: String| Err(Error::InvalidArgument(format!("gcp config: {m}")));
-        if let Some(p) = &self.project
-            && !is_project(p)
-        {
-            return bad(format!("project {p:?} is not a project id"));
-        }
-        if let Some(z) = &self.zone
-            && !is_name(z)
-        {
-            return bad(format!("zone {z:?} is not a zone name"));
-        }
-        if let Some(b) = &self.bucket
-            && !is_bucket(b)
-        {
-            return bad(format!("bucket {b:?} is not a bucket name"));
-        }
-        check_prefix(&self.prefix)?;
+        check_where(
+            "config",
+            self.project.as_deref(),
+            self.zone.as_deref(),
+            self.bucket.as_deref(),
+            Some(&self.prefix),
+        )?;
         for (k, v) in [
             ("storage_endpoint", &self.storage_endpoint),
             ("compute_endpoint", &self.compute_endpoint),
@@ -199,24 +190,13 @@ impl GcpOptions {
                 self.format
             ));
         }
-        if let Some(p) = &self.project
-            && !is_project(p)
-        {
-            return bad(format!("project {p:?} is not a project id"));
-        }
-        if let Some(z) = &self.zone
-            && !is_name(z)
-        {
-            return bad(format!("zone {z:?} is not a zone name"));
-        }
-        if let Some(b) = &self.bucket
-            && !is_bucket(b)
-        {
-            return bad(format!("bucket {b:?} is not a bucket name"));
-        }
-        if let Some(p) = &self.prefix {
-            check_prefix(p)?;
-        }
+        check_where(
+            "options",
+            self.project.as_deref(),
+            self.zone.as_deref(),
+            self.bucket.as_deref(),
+            self.prefix.as_deref(),
+        )?;
         if let Some(f) = &self.file_name {
             crate::paths::validate_file_name(f)?;
         }
@@ -362,11 +342,30 @@ pub(crate) fn is_bucket(s: &str) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
-fn check_prefix(p: &str) -> Result<()> {
-    if p.len() > 512 || p.chars().any(char::is_control) || p.starts_with('/') || p.contains("..") {
-        return Err(Error::InvalidArgument(format!(
-            "gcp: prefix {p:?} must be a relative object name prefix"
-        )));
+/// Project, zone, bucket and prefix, wherever they are given (config or options).
+fn check_where(
+    place: &str,
+    project: Option<&str>,
+    zone: Option<&str>,
+    bucket: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<()> {
+    let bad = |m: String| Err(Error::InvalidArgument(format!("gcp {place}: {m}")));
+    if let Some(p) = project.filter(|p| !is_project(p)) {
+        return bad(format!("project {p:?} is not a project id"));
+    }
+    if let Some(z) = zone.filter(|z| !is_name(z)) {
+        return bad(format!("zone {z:?} is not a zone name"));
+    }
+    if let Some(b) = bucket.filter(|b| !is_bucket(b)) {
+        return bad(format!("bucket {b:?} is not a bucket name"));
+    }
+    if let Some(p) = prefix.filter(|p| {
+        p.len() > 512 || p.chars().any(char::is_control) || p.starts_with('/') || p.contains("..")
+    }) {
+        return bad(format!(
+            "prefix {p:?} must be a relative object name prefix"
+        ));
     }
     Ok(())
 }

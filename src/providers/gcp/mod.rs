@@ -117,7 +117,104 @@ fn credentials(source: CredentialSource) -> Result<Credentials> {
     })
 }
 
+impl GcpProvider {
+    async fn gce(&self) -> Result<Arc<Gce>> {
+        Ok(self
+            .gce
+            .get_or_try_init(|| async {
+                Gce::new(
+                    &self.creds,
+                    &self.cfg.compute_endpoint,
+                    &self.cfg.cloudbuild_endpoint,
+                    self.timeout,
+                )
+                .await
+                .map(Arc::new)
+            })
+            .await?
+            .clone())
+    }
+}
+
 impl Provider for GcpProvider {
+    fn list<'a>(
+        &'a self,
+        scope: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+        Box::pin(async move {
+            use super::SourceInfo;
+            super::scope_keys("gcp", scope, &["project", "zone", "bucket", "prefix"])?;
+            let project = super::scope_str(scope, "project")?.or(self.cfg.project.as_deref());
+            let zone = super::scope_str(scope, "zone")?.or(self.cfg.zone.as_deref());
+            let bucket = super::scope_str(scope, "bucket")?;
+            let prefix = super::scope_str(scope, "prefix")?.unwrap_or("");
+            let mut out = Vec::new();
+            if let Some(p) = project {
+                if !config::is_project(p) || zone.is_some_and(|z| !config::is_name(z)) {
+                    return Err(Error::InvalidArgument(format!(
+                        "gcp list: project {p:?} / zone {zone:?} is not a project id and zone"
+                    )));
+                }
+                let gce = self.gce().await?;
+                if let Some(z) = zone {
+                    for (name, state, size) in gce.list_instances(p, z).await? {
+                        out.push(SourceInfo {
+                            id: format!("projects/{p}/zones/{z}/instances/{name}"),
+                            kind: "instance",
+                            name,
+                            size_bytes: Some(size).filter(|s| *s > 0),
+                            state: Some(state),
+                        });
+                    }
+                    for (name, size, state, attached) in gce.list_disks(p, z).await? {
+                        out.push(SourceInfo {
+                            id: format!("projects/{p}/zones/{z}/disks/{name}"),
+                            kind: "disk",
+                            name,
+                            size_bytes: size,
+                            state: Some(if attached {
+                                format!("{state} (attached)")
+                            } else {
+                                state
+                            }),
+                        });
+                    }
+                }
+                for (name, size, state) in gce.list_images(p).await? {
+                    out.push(SourceInfo {
+                        id: format!("projects/{p}/global/images/{name}"),
+                        kind: "image",
+                        name,
+                        size_bytes: size,
+                        state: Some(state),
+                    });
+                }
+            }
+            if let Some(b) = bucket {
+                if !config::is_bucket(b) {
+                    return Err(Error::InvalidArgument(format!(
+                        "gcp list: bucket {b:?} is not a bucket name"
+                    )));
+                }
+                for (name, size) in self.storage.list(b, prefix).await? {
+                    out.push(SourceInfo {
+                        id: format!("gs://{b}/{name}"),
+                        kind: "object",
+                        name,
+                        size_bytes: Some(size),
+                        state: None,
+                    });
+                }
+            }
+            if project.is_none() && bucket.is_none() {
+                return Err(Error::InvalidArgument(
+                    "gcp list: give a project (config or filter) or a bucket".into(),
+                ));
+            }
+            Ok(out)
+        })
+    }
+
     fn plan(
         &self,
         source_id: &str,

@@ -150,6 +150,42 @@ impl Storage {
         })
     }
 
+    /// Objects of `bucket` under `prefix`: (name, size), every page.
+    pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut u = self.base.clone();
+            u.path_segments_mut()
+                .expect("http(s) URL")
+                .pop_if_empty()
+                .extend(["storage", "v1", "b", bucket, "o"]);
+            {
+                let mut q = u.query_pairs_mut();
+                q.append_pair("prefix", prefix)
+                    .append_pair("fields", "items(name,size),nextPageToken");
+                if let Some(t) = &token {
+                    q.append_pair("pageToken", t);
+                }
+            }
+            let v = self
+                .call(Method::GET, u, &format!("listing gs://{bucket}/{prefix}"))
+                .await?;
+            for o in v["items"].as_array().into_iter().flatten() {
+                if let Some(n) = o["name"].as_str() {
+                    out.push((
+                        n.to_string(),
+                        o["size"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0),
+                    ));
+                }
+            }
+            match v["nextPageToken"].as_str() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Deletes exactly the generation we downloaded (a newer object of the same name stays).
     pub async fn delete(&self, o: &ObjectMeta) -> Result<()> {
         let mut u = self.object_url(&o.bucket, &o.name);

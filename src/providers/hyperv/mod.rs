@@ -51,6 +51,35 @@ impl HyperVProvider {
 }
 
 impl Provider for HyperVProvider {
+    fn list<'a>(
+        &'a self,
+        scope: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+        Box::pin(async move {
+            super::scope_keys("hyperv", scope, &[])?;
+            let lines = self
+                .ps
+                .run(
+                    Script::List,
+                    &json!({}),
+                    self.control_timeout,
+                    &CancellationToken::new(),
+                )
+                .await?;
+            Ok(lines
+                .into_iter()
+                .filter(|l| l["event"] == "vm")
+                .map(|l| super::SourceInfo {
+                    id: l["id"].as_str().unwrap_or_default().to_string(),
+                    kind: "vm",
+                    name: l["name"].as_str().unwrap_or_default().to_string(),
+                    size_bytes: l["bytes"].as_u64(),
+                    state: l["state"].as_str().map(str::to_string),
+                })
+                .collect())
+        })
+    }
+
     fn plan(
         &self,
         source_id: &str,

@@ -28,6 +28,7 @@ pub(crate) enum Script {
     Export,
     Verify,
     Cleanup,
+    List,
 }
 
 impl Script {
@@ -37,6 +38,7 @@ impl Script {
             Script::Export => include_str!("scripts/export.ps1"),
             Script::Verify => include_str!("scripts/verify.ps1"),
             Script::Cleanup => include_str!("scripts/cleanup.ps1"),
+            Script::List => include_str!("scripts/list.ps1"),
         }
     }
 
@@ -46,6 +48,7 @@ impl Script {
             Script::Export => "export",
             Script::Verify => "verify",
             Script::Cleanup => "cleanup",
+            Script::List => "list",
         }
     }
 }
@@ -325,6 +328,7 @@ mod tests {
             Script::Export,
             Script::Verify,
             Script::Cleanup,
+            Script::List,
         ] {
             let t = s.text();
             assert!(t.contains("param([string]$InputJson)"), "{}", s.name());

@@ -226,6 +226,20 @@ class H(BaseHTTPRequestHandler):
             return self.send(*gerror(404, "not found", "notFound"))
         project = p[1]
         with LOCK:
+            if p[2] == "zones" and len(p) == 5 and method == "GET" and p[4] in ("disks", "instances"):
+                zone = p[3]
+                if p[4] == "disks":
+                    items = [{"name": n, "sizeGb": "1", "status": "READY", "users": d["users"]}
+                             for (pp, z, n), d in STATE["disks"].items() if pp == project and z == zone]
+                else:
+                    items = [{"name": n, "status": "RUNNING",
+                              "disks": [{"deviceName": d["name"], "boot": d["boot"], "diskSizeGb": "1"} for d in i["disks"]]}
+                             for (pp, z, n), i in STATE["instances"].items() if pp == project and z == zone]
+                return self.send(200, {"kind": f"compute#{p[4][:-1]}List", "items": items})
+            if p[2] == "global" and len(p) == 4 and p[3] == "images" and method == "GET":
+                items = [{"name": n, "status": i["status"], "diskSizeGb": "1"}
+                         for (pp, n), i in STATE["images"].items() if pp == project]
+                return self.send(200, {"kind": "compute#imageList", "items": items})
             if p[2] == "zones" and len(p) == 6 and method == "GET":
                 zone, kind, name = p[3], p[4], p[5]
                 if kind == "disks":

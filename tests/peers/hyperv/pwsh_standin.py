@@ -278,7 +278,15 @@ def cleanup(root, inp):
     out({"event": "cleaned", "jobs_stopped": stopped, "checkpoint_removed": removed})
 
 
-ACTIONS = {"inventory": inventory, "export": export, "verify": verify, "cleanup": cleanup}
+def list_vms(root, inp):
+    with State(root) as s:
+        vms = list(s["vms"])
+    for vm in vms:
+        size = sum(os.path.getsize(d["local"]) for d in vm["disks"])
+        out({"event": "vm", "name": vm["name"], "id": vm["id"], "state": vm.get("state", "Running"), "bytes": size})
+
+
+ACTIONS = {"list": list_vms, "inventory": inventory, "export": export, "verify": verify, "cleanup": cleanup}
 
 
 def record(root, script, text, stdin, inp):

@@ -1,0 +1,256 @@
+//! Batch profiles (TOML): several providers, each with its config, and the exports to run,
+//! all at once with priorities. Secrets never live in the profile: they come from environment
+//! variables or files named under `secrets`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::run::Job;
+
+pub(crate) const EXAMPLE: &str = r#"Profile example (migration.toml):
+  max_concurrent = 6
+
+  [providers.aws]
+  config = { region = "eu-west-1" }
+  secrets = { access_key_id = "env:AWS_ACCESS_KEY_ID", secret_access_key = "env:AWS_SECRET_ACCESS_KEY" }
+
+  [providers.vc]
+  provider = "vsphere"
+  config_file = "vcenter.json"                     # JSON, without the password
+  secrets = { password = "file:/run/secrets/vc" }
+
+  [[export]]
+  provider = "aws"
+  sources = ["i-0abc", "i-0def"]
+  output = "/backups/aws"
+  priority = 10                                    # higher first in the queue
+  options = { s3_bucket = "exports" }
+
+  [[export]]
+  provider = "vc"
+  sources = ["/DC1/vm/db01"]
+  output = "/backups/vsphere"
+  options = { format = "ova" }
+
+Run: hypersdk batch migration.toml [--json] [--max-concurrent N]"#;
+
+/// Config keys that hold secrets: refused inline, taken from `secrets` instead.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "client_secret",
+    "secret_access_key",
+    "session_token",
+    "credentials_json",
+];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Profile {
+    #[serde(default)]
+    max_concurrent: Option<u64>,
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderEntry>,
+    #[serde(default)]
+    export: Vec<ExportEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderEntry {
+    /// The provider (default: the table's name).
+    provider: Option<String>,
+    #[serde(default)]
+    config: Option<toml::Table>,
+    /// A JSON config file, relative to the profile.
+    config_file: Option<PathBuf>,
+    /// KEY = "env:NAME" or "file:PATH": merged into the config.
+    #[serde(default)]
+    secrets: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportEntry {
+    provider: String,
+    sources: Vec<String>,
+    output: PathBuf,
+    #[serde(default)]
+    priority: i32,
+    #[serde(default)]
+    options: Option<toml::Table>,
+}
+
+fn load(path: &Path) -> Result<Profile, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("profile {}: {e}", path.display()))?;
+    toml::from_str(&text).map_err(|e| format!("profile {}: {e}", path.display()))
+}
+
+/// The provider name and config JSON of the profile's entry `name`, secrets merged in.
+pub(crate) fn provider_config(path: &Path, name: &str) -> Result<(String, String), String> {
+    let profile = load(path)?;
+    let entry = profile
+        .providers
+        .get(name)
+        .ok_or_else(|| format!("profile {}: no [providers.{name}]", path.display()))?;
+    resolve(path, name, entry)
+}
+
+fn resolve(path: &Path, name: &str, e: &ProviderEntry) -> Result<(String, String), String> {
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut config: Map<String, Value> = match (&e.config, &e.config_file) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "[providers.{name}]: give config or config_file, not both"
+            ));
+        }
+        (Some(t), None) => match serde_json::to_value(t) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(format!("[providers.{name}]: config is not a table")),
+        },
+        (None, Some(f)) => {
+            let p = base.join(f);
+            let text = std::fs::read_to_string(&p)
+                .map_err(|err| format!("[providers.{name}] config_file {}: {err}", p.display()))?;
+            match serde_json::from_str(&text) {
+                Ok(Value::Object(m)) => m,
+                _ => {
+                    return Err(format!(
+                        "[providers.{name}] config_file {} is not a JSON object",
+                        p.display()
+                    ));
+                }
+            }
+        }
+        (None, None) => Map::new(),
+    };
+    if e.config.is_some()
+        && let Some(k) = config.keys().find(|k| SECRET_KEYS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "[providers.{name}]: {k} must not be written in the profile; put it under secrets as \"env:NAME\" or \"file:PATH\""
+        ));
+    }
+    for (k, how) in &e.secrets {
+        let value = if let Some(var) = how.strip_prefix("env:") {
+            std::env::var(var).map_err(|_| {
+                format!("[providers.{name}] secret {k}: environment variable {var} is not set")
+            })?
+        } else if let Some(f) = how.strip_prefix("file:") {
+            let p = base.join(f);
+            std::fs::read_to_string(&p)
+                .map_err(|err| format!("[providers.{name}] secret {k}: {}: {err}", p.display()))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string()
+        } else {
+            return Err(format!(
+                "[providers.{name}] secret {k}: give \"env:NAME\" or \"file:PATH\" (the value itself never goes in the profile)"
+            ));
+        };
+        config.insert(k.clone(), Value::from(value));
+    }
+    Ok((
+        e.provider.clone().unwrap_or_else(|| name.to_string()),
+        Value::Object(config).to_string(),
+    ))
+}
+
+pub(crate) fn run(path: &Path, out: &crate::Output) -> Result<u8, String> {
+    let profile = load(path)?;
+    if profile.export.is_empty() {
+        return Err(format!("profile {}: no [[export]]", path.display()));
+    }
+    let mut clients: BTreeMap<String, (String, Arc<hypersdk::Client>)> = BTreeMap::new();
+    let mut jobs = Vec::new();
+    for x in &profile.export {
+        if !clients.contains_key(&x.provider) {
+            let entry = profile.providers.get(&x.provider).ok_or_else(|| {
+                format!(
+                    "[[export]] names provider {:?}, which has no [providers.{0}]",
+                    x.provider
+                )
+            })?;
+            let (provider, config) = resolve(path, &x.provider, entry)?;
+            let client = hypersdk::Client::new(&provider, &config)
+                .map_err(|e| format!("[providers.{}]: {e}", x.provider))?;
+            clients.insert(x.provider.clone(), (provider, Arc::new(client)));
+        }
+        let (provider, client) = clients[&x.provider].clone();
+        let mut options: Map<String, Value> = match &x.options {
+            Some(t) => match serde_json::to_value(t) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            },
+            None => Map::new(),
+        };
+        options.insert(
+            "output_dir".into(),
+            Value::from(x.output.display().to_string()),
+        );
+        options.insert("priority".into(), x.priority.into());
+        for s in &x.sources {
+            jobs.push(Job {
+                label: format!("{}:{s}", x.provider),
+                provider: provider.clone(),
+                source: s.clone(),
+                client: client.clone(),
+                options: options.clone(),
+                config_file: None,
+                profile: Some((
+                    std::fs::canonicalize(path).unwrap_or(path.to_path_buf()),
+                    x.provider.clone(),
+                )),
+            });
+        }
+    }
+    let out = crate::Output {
+        json: out.json,
+        max_concurrent: profile.max_concurrent.unwrap_or(out.max_concurrent),
+    };
+    Ok(crate::run::run_all(jobs, &out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_come_from_env_or_files_never_the_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "s3cret\n").unwrap();
+        let p = dir.path().join("p.toml");
+        std::fs::write(
+            &p,
+            r#"
+[providers.vc]
+provider = "vsphere"
+config = { url = "https://vc/sdk", username = "u" }
+secrets = { password = "file:pw" }
+
+[providers.bad]
+provider = "vsphere"
+config = { url = "https://vc/sdk", password = "inline" }
+
+[providers.literal]
+provider = "vsphere"
+secrets = { password = "inline" }
+"#,
+        )
+        .unwrap();
+        let (provider, config) = provider_config(&p, "vc").unwrap();
+        assert_eq!(provider, "vsphere");
+        let c: Value = serde_json::from_str(&config).unwrap();
+        assert_eq!(c["password"], "s3cret");
+        assert_eq!(c["username"], "u");
+        let e = provider_config(&p, "bad").unwrap_err();
+        assert!(e.contains("password must not be written"), "{e}");
+        assert!(!e.contains("inline"), "{e}");
+        let e = provider_config(&p, "literal").unwrap_err();
+        assert!(e.contains("env:NAME"), "{e}");
+        assert!(provider_config(&p, "nope").is_err());
+    }
+}

@@ -1,0 +1,315 @@
+//! `hypersdk`: the command-line tool over the hypersdk library. Many exports from one or
+//! several providers at once, one live progress bar each (plain lines when stdout is not a
+//! terminal, JSON events with `--json`), a summary, exit codes that follow the worst outcome,
+//! a local history with resume, and Ctrl+C that undoes the cloud side before it exits.
+
+mod batch;
+mod history;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Map, Value};
+
+const EXAMPLES: &str = "\
+Examples:
+  hypersdk export http https://example.com/disk.img --output /backups
+  hypersdk export aws i-0abc i-0def --config aws.json -o s3_bucket=exports --output /backups
+  hypersdk export gcp instance:web-1 --config gcp.json -o format=vhdx --output /backups --json
+  hypersdk batch migration.toml --max-concurrent 8
+  hypersdk history
+  hypersdk history --resume 12
+
+Exit codes: 0 every export done; 2 bad input; 3 not found; 4 authentication; 5 network, timeout
+or cloud error; 6 verification failed or the source changed; 7 local file error; 8 unsupported
+or internal; 9 cancelled; 130 interrupted by Ctrl+C (after cloud cleanup ran). With several
+exports, the worst (highest) code wins.";
+
+#[derive(Parser)]
+#[command(name = "hypersdk", version, about = "Export VMs and disks from AWS, Azure, GCP, vSphere and Hyper-V onto local disk, many at once", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Export one or more sources of one provider, all at once.
+    #[command(after_help = "Examples:
+  hypersdk export http https://example.com/a.img https://example.com/b.img --output /backups
+  hypersdk export vsphere /DC1/vm/db01 --config vc.json -o format=ova --output /backups
+  echo '{\"region\": \"eu-west-1\"}' | hypersdk export aws ami-0123 --config - -o s3_bucket=exports")]
+    Export(ExportArgs),
+    /// Run a batch profile: several providers, each with its config, sources and options.
+    #[command(after_help = batch::EXAMPLE)]
+    Batch(BatchArgs),
+    /// Past exports (newest first), and resuming a failed or cancelled one.
+    #[command(after_help = "Examples:
+  hypersdk history
+  hypersdk history --json --limit 100
+  hypersdk history --resume 12      # runs export 12 again; its journal makes it fetch only what is missing")]
+    History(HistoryArgs),
+    /// The sources a provider can export: instances, images, disks, snapshots, VMs, objects.
+    #[command(after_help = "Examples:
+  hypersdk list gcp --config gcp.json --kind instance
+  hypersdk list gcp --config gcp.json --filter '{\"zone\": \"us-east1-b\", \"bucket\": \"exports\"}'
+  hypersdk list hyperv --name-contains web --json")]
+    List(ListArgs),
+    /// The providers built into this library.
+    Providers,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// aws, azure, gcp, hyperv, vsphere…
+    provider: String,
+    /// The provider's config: a JSON file, `-` for stdin, or inline JSON.
+    #[arg(long)]
+    config: Option<String>,
+    /// Only this kind: instance, image, disk, snapshot, vm, object.
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only names containing this text (any case).
+    #[arg(long)]
+    name_contains: Option<String>,
+    /// The provider's own filter keys, as a JSON object (a zone, a resource group, a bucket…).
+    #[arg(long)]
+    filter: Option<String>,
+    /// One JSON object per source.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct Output {
+    /// One JSON event per progress delivery and per result on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Exports running at once (the rest wait, by priority).
+    #[arg(long, default_value_t = 4)]
+    max_concurrent: u64,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// aws, azure, gcp, hyperv, vsphere or http.
+    provider: String,
+    /// What to export: instance ids, disk names, VM paths, URLs… one export each.
+    #[arg(required = true)]
+    sources: Vec<String>,
+    /// The provider's config: a JSON file, `-` for stdin, or inline JSON.
+    #[arg(long)]
+    config: Option<String>,
+    /// The folder the files go to.
+    #[arg(long, short = 'd', default_value = ".")]
+    output: PathBuf,
+    /// An export option, KEY=VALUE (VALUE read as JSON when it parses, else as text). Repeatable.
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
+    /// Queue priority of these exports (higher first).
+    #[arg(long, default_value_t = 0)]
+    priority: i32,
+    #[command(flatten)]
+    out: Output,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    /// The batch profile (TOML).
+    file: PathBuf,
+    #[command(flatten)]
+    out: Output,
+}
+
+#[derive(Args)]
+struct HistoryArgs {
+    /// Run this export again (same provider, source, options and config file).
+    #[arg(long, value_name = "ID")]
+    resume: Option<u64>,
+    /// The provider config for --resume, when the original came inline or from stdin.
+    #[arg(long)]
+    config: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.cmd {
+        Cmd::Export(a) => export(a),
+        Cmd::Batch(a) => batch::run(&a.file, &a.out),
+        Cmd::History(a) => history::command(&a),
+        Cmd::List(a) => list(a),
+        Cmd::Providers => {
+            for p in hypersdk::available_providers() {
+                println!("{p}");
+            }
+            Ok(0)
+        }
+    };
+    match code {
+        Ok(c) => ExitCode::from(c),
+        Err(e) => {
+            eprintln!("hypersdk: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn export(a: ExportArgs) -> Result<u8, String> {
+    let config = load_config(a.config.as_deref())?;
+    let client = std::sync::Arc::new(
+        hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?,
+    );
+    let mut options = parse_options(&a.options)?;
+    options.insert(
+        "output_dir".into(),
+        Value::from(a.output.display().to_string()),
+    );
+    if a.priority != 0 {
+        options.insert("priority".into(), a.priority.into());
+    }
+    let jobs = a
+        .sources
+        .iter()
+        .map(|s| run::Job {
+            label: s.clone(),
+            provider: a.provider.clone(),
+            source: s.clone(),
+            client: client.clone(),
+            options: options.clone(),
+            config_file: config.file.clone(),
+            profile: None,
+        })
+        .collect();
+    Ok(run::run_all(jobs, &a.out))
+}
+
+fn list(a: ListArgs) -> Result<u8, String> {
+    let config = load_config(a.config.as_deref())?;
+    let client = hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?;
+    let mut filter = match &a.filter {
+        Some(f) => match serde_json::from_str(f) {
+            Ok(Value::Object(m)) => m,
+            _ => return Err(format!("--filter {f:?} is not a JSON object")),
+        },
+        None => Map::new(),
+    };
+    if let Some(k) = a.kind {
+        filter.insert("kind".into(), k.into());
+    }
+    if let Some(n) = a.name_contains {
+        filter.insert("name_contains".into(), n.into());
+    }
+    let found = match client.list_sources(&Value::Object(filter).to_string()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("hypersdk: {e}");
+            return Ok(run::error_code(e.kind(), false));
+        }
+    };
+    if a.json {
+        for s in &found {
+            println!("{}", serde_json::to_string(s).unwrap_or_default());
+        }
+        return Ok(0);
+    }
+    println!(
+        "{:<9} {:<24} {:>12} {:<14} id",
+        "kind", "name", "size", "state"
+    );
+    for s in &found {
+        println!(
+            "{:<9} {:<24} {:>12} {:<14} {}",
+            s.kind,
+            s.name,
+            s.size_bytes.map(run::human).unwrap_or_else(|| "-".into()),
+            s.state.as_deref().unwrap_or("-"),
+            s.id
+        );
+    }
+    println!("{} source(s)", found.len());
+    Ok(0)
+}
+
+/// A provider config and, when it came from a file, that file (kept in the history so a resume
+/// reads it again; inline configs are never stored: they may hold secrets).
+pub(crate) struct Config {
+    pub text: String,
+    pub file: Option<PathBuf>,
+}
+
+pub(crate) fn load_config(arg: Option<&str>) -> Result<Config, String> {
+    match arg {
+        None => Ok(Config {
+            text: "{}".into(),
+            file: None,
+        }),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                .map_err(|e| format!("reading the config from stdin: {e}"))?;
+            Ok(Config {
+                text: s,
+                file: None,
+            })
+        }
+        Some(t) if t.trim_start().starts_with('{') => Ok(Config {
+            text: t.to_string(),
+            file: None,
+        }),
+        Some(path) => {
+            let p = PathBuf::from(path.strip_prefix('@').unwrap_or(path));
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| format!("config file {}: {e}", p.display()))?;
+            Ok(Config {
+                text,
+                file: Some(std::fs::canonicalize(&p).unwrap_or(p)),
+            })
+        }
+    }
+}
+
+/// `KEY=VALUE` pairs: VALUE as JSON when it parses (numbers, booleans, objects), else text.
+pub(crate) fn parse_options(pairs: &[String]) -> Result<Map<String, Value>, String> {
+    let mut m = Map::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("option {p:?} is not KEY=VALUE"))?;
+        if k.is_empty() {
+            return Err(format!("option {p:?} has no key"));
+        }
+        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::from(v));
+        m.insert(k.to_string(), v);
+    }
+    Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_parse_as_json_or_text() {
+        let m = parse_options(&[
+            "format=ova".into(),
+            "parallel_disks=4".into(),
+            "overwrite=true".into(),
+            "headers={\"a\":\"b\"}".into(),
+            "name=a=b".into(),
+        ])
+        .unwrap();
+        assert_eq!(m["format"], "ova");
+        assert_eq!(m["parallel_disks"], 4);
+        assert_eq!(m["overwrite"], true);
+        assert_eq!(m["headers"]["a"], "b");
+        assert_eq!(m["name"], "a=b");
+        assert!(parse_options(&["novalue".into()]).is_err());
+        assert!(parse_options(&["=x".into()]).is_err());
+    }
+}

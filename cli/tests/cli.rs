@@ -1,0 +1,444 @@
+//! The `hypersdk` command driven as a user would: its binary against the project's HTTP peer
+//! (examples/serve, built by `cargo build --examples`), each test with its own history folder.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_hypersdk");
+
+/// The project's HTTP peer: `count` files of `size` bytes, paced per connection.
+struct Peer {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(count: usize, size: usize, pace: u64) -> Peer {
+    let exe = std::env::current_exe().unwrap();
+    let serve = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/serve");
+    assert!(
+        serve.exists(),
+        "{} is missing: run `cargo build --examples` first",
+        serve.display()
+    );
+    let mut child = Command::new(serve)
+        .args([count.to_string(), size.to_string(), pace.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("READY ")
+        .expect("READY line")
+        .to_string();
+    Peer { child, url }
+}
+
+struct Env {
+    state: tempfile::TempDir,
+    out: tempfile::TempDir,
+}
+
+fn env() -> Env {
+    Env {
+        state: tempfile::tempdir().unwrap(),
+        out: tempfile::tempdir().unwrap(),
+    }
+}
+
+impl Env {
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.env("HYPERSDK_STATE_DIR", self.state.path());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn out(&self) -> &Path {
+        self.out.path()
+    }
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn json_lines(o: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn text_mode_on_a_pipe_exports_every_source_and_summarizes() {
+    let peer = serve(2, 1 << 20, 0);
+    let e = env();
+    let out = e.out().display().to_string();
+    let (a, b) = (
+        format!("{}/file0.bin", peer.url),
+        format!("{}/file1.bin", peer.url),
+    );
+    let o = e.run(&["export", "http", &a, &b, "--output", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("2 of 2 exports done"), "{s}");
+    assert!(!s.contains('\u{1b}'), "terminal escapes on a pipe: {s}");
+    assert!(s.contains("file0.bin: done ("), "no progress lines: {s}");
+    for f in ["file0.bin", "file1.bin"] {
+        assert_eq!(std::fs::metadata(e.out().join(f)).unwrap().len(), 1 << 20);
+    }
+}
+
+#[test]
+fn json_events_parse_and_end_with_one_result_per_export() {
+    let peer = serve(3, 512 << 10, 0);
+    let e = env();
+    let out = e.out().display().to_string();
+    let srcs: Vec<String> = (0..3)
+        .map(|i| format!("{}/file{i}.bin", peer.url))
+        .collect();
+    let mut args = vec!["export", "http", "--json", "--output", &out];
+    args.extend(srcs.iter().map(String::as_str));
+    let o = e.run(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = json_lines(&o);
+    let results: Vec<&Value> = ev.iter().filter(|v| v["event"] == "result").collect();
+    assert_eq!(results.len(), 3, "{ev:?}");
+    assert!(
+        ev[ev.len() - 3..].iter().all(|v| v["event"] == "result"),
+        "the results come last"
+    );
+    for r in &results {
+        assert_eq!(r["status"], "done");
+        assert_eq!(r["exit_code"], 0);
+        assert!(r["history_id"].as_u64().is_some());
+    }
+    let progress = ev.iter().filter(|v| v["event"] == "progress").count();
+    assert!(progress >= 3, "{progress} progress events");
+    assert!(ev.iter().any(|v| v["phase"] == "done"));
+}
+
+#[test]
+fn exit_codes_follow_the_worst_outcome() {
+    let peer = serve(1, 64 << 10, 0);
+    let e = env();
+    let out = e.out().display().to_string();
+    let good = format!("{}/file0.bin", peer.url);
+    let missing = format!("{}/nope.bin", peer.url);
+    let o = e.run(&[
+        "export",
+        "http",
+        &good,
+        "--output",
+        &out,
+        "-o",
+        "overwrite=true",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = e.run(&[
+        "export",
+        "http",
+        &good,
+        &missing,
+        "--output",
+        &out,
+        "-o",
+        "overwrite=true",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "not found wins over done: {}",
+        text(&o)
+    );
+    let o = e.run(&[
+        "export",
+        "http",
+        &good,
+        "--output",
+        &out,
+        "-o",
+        "bogus_option=1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("bogus_option"),
+        "{}",
+        text(&o)
+    );
+    let o = e.run(&["export", "nosuch", "x", "--output", &out]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = e.run(&["export", "http", &good, "--output", &out]);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "an existing file is a local-file error: {}",
+        text(&o)
+    );
+}
+
+/// Starts `hypersdk` with `args`, waits until the partial file holds `at_least` bytes, sends
+/// SIGINT, and returns the output.
+fn interrupt(e: &Env, args: &[&str], partial: &Path, at_least: u64) -> Output {
+    let child = e
+        .cmd()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while std::fs::metadata(partial).map(|m| m.len()).unwrap_or(0) < at_least
+        || !journal_covers(partial, 1)
+    {
+        assert!(t.elapsed() < Duration::from_secs(60), "no bytes arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: a plain syscall on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn journal_covers(partial: &Path, n: u64) -> bool {
+    let j = PathBuf::from(format!("{}.journal", partial.display()));
+    std::fs::read(j)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+        .and_then(|v| {
+            v["done"].as_array().map(|r| {
+                r.iter()
+                    .map(|x| x[1].as_u64().unwrap_or(0) - x[0].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            })
+        })
+        .is_some_and(|c| c >= n)
+}
+
+#[test]
+fn ctrl_c_cancels_exits_130_and_history_resumes_the_export() {
+    let peer = serve(1, 4 << 20, 1 << 20);
+    let e = env();
+    let out = e.out().display().to_string();
+    let src = format!("{}/file0.bin", peer.url);
+    let o = interrupt(
+        &e,
+        &[
+            "export",
+            "http",
+            &src,
+            "--output",
+            &out,
+            "-o",
+            "part_size=262144",
+            "-o",
+            "parts_in_flight=2",
+        ],
+        &e.out().join("file0.bin.hspart"),
+        256 << 10,
+    );
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let all = text(&o);
+    assert!(all.contains("interrupted"), "{all}");
+    assert!(
+        !e.out().join("file0.bin").exists(),
+        "a final file after Ctrl+C"
+    );
+
+    // The history has it, cancelled; --resume fetches only what is missing.
+    let h = e.run(&["history", "--json"]);
+    let recs = json_lines(&h);
+    assert_eq!(recs.len(), 1, "{}", text(&h));
+    assert_eq!(recs[0]["status"], "cancelled");
+    let id = recs[0]["id"].as_u64().unwrap().to_string();
+    let r = e.run(&["history", "--resume", &id, "--json"]);
+    assert_eq!(r.status.code(), Some(0), "{}", text(&r));
+    let res = json_lines(&r)
+        .into_iter()
+        .find(|v| v["event"] == "result")
+        .unwrap();
+    assert!(res["bytes_resumed"].as_u64().unwrap() > 0, "{res}");
+    assert_eq!(
+        std::fs::metadata(e.out().join("file0.bin")).unwrap().len(),
+        4 << 20
+    );
+    let h = e.run(&["history"]);
+    let s = String::from_utf8_lossy(&h.stdout);
+    assert!(s.contains("cancelled") && s.contains("done"), "{s}");
+    assert!(
+        s.contains("crc32c:") || s.contains("sha256:") || s.contains("no checksum"),
+        "{s}"
+    );
+    let again = e.run(&["history", "--resume", &id]);
+    assert_ne!(
+        again.status.code(),
+        Some(0),
+        "a done export was resumed again? {}",
+        text(&again)
+    );
+}
+
+#[test]
+fn batch_runs_by_priority_and_keeps_secrets_out_of_the_profile() {
+    // One slot: a slow export holds it while the others queue; they start by priority.
+    let slow = serve(1, 2 << 20, 2 << 20);
+    let fast = serve(3, 64 << 10, 0);
+    let e = env();
+    let dir = e.out().display().to_string();
+    let profile = e.state.path().join("p.toml");
+    std::fs::write(
+        &profile,
+        format!(
+            r#"
+max_concurrent = 1
+
+[providers.web]
+provider = "http"
+config = {{}}
+
+[[export]]
+provider = "web"
+sources = ["{s}/file0.bin"]
+output = "{dir}/slow"
+priority = 100
+
+[[export]]
+provider = "web"
+sources = ["{f}/file0.bin"]
+output = "{dir}/low"
+priority = 1
+
+[[export]]
+provider = "web"
+sources = ["{f}/file1.bin"]
+output = "{dir}/high"
+priority = 50
+
+[[export]]
+provider = "web"
+sources = ["{f}/file2.bin"]
+output = "{dir}/mid"
+priority = 10
+"#,
+            s = slow.url,
+            f = fast.url
+        ),
+    )
+    .unwrap();
+    for d in ["slow", "low", "high", "mid"] {
+        std::fs::create_dir(e.out().join(d)).unwrap();
+    }
+    let o = e.run(&["batch", profile.to_str().unwrap(), "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = json_lines(&o);
+    let mut started: Vec<String> = Vec::new();
+    for v in &ev {
+        if v["event"] == "progress" && v["phase"] != "queued" {
+            let x = v["export"].as_str().unwrap().to_string();
+            if !started.contains(&x) {
+                started.push(x);
+            }
+        }
+    }
+    let order: Vec<&str> = started
+        .iter()
+        .map(|s| match s {
+            s if s.contains(&slow.url) => "slow",
+            s if s.ends_with("file0.bin") => "low",
+            s if s.ends_with("file1.bin") => "high",
+            _ => "mid",
+        })
+        .collect();
+    assert_eq!(order, ["slow", "high", "mid", "low"], "{started:?}");
+    assert!(
+        ev.iter().any(|v| v["phase"] == "queued"),
+        "nothing was ever queued"
+    );
+
+    std::fs::write(
+        &profile,
+        "[providers.vc]\nprovider = \"vsphere\"\nconfig = { url = \"https://vc/sdk\", username = \"u\", password = \"hunter2\" }\n\n[[export]]\nprovider = \"vc\"\nsources = [\"vm\"]\noutput = \"/tmp\"\n",
+    )
+    .unwrap();
+    let o = e.run(&["batch", profile.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let all = text(&o);
+    assert!(all.contains("must not be written in the profile"), "{all}");
+    assert!(!all.contains("hunter2"), "{all}");
+}
+
+#[test]
+fn bars_redraw_in_place_on_a_terminal_and_end_full() {
+    let peer = serve(1, 2 << 20, 4 << 20);
+    let e = env();
+    let cmd = format!(
+        "'{}' export http '{}/file0.bin' --output '{}'",
+        BIN,
+        peer.url,
+        e.out().display()
+    );
+    // util-linux `script` gives the command a pseudo-terminal and copies what it draws.
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HYPERSDK_STATE_DIR", e.state.path())
+        .env("TERM", "xterm")
+        .env("COLUMNS", "160")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("\u{1b}[") || s.contains('\r'),
+        "no redraw sequences on a terminal: {s:?}"
+    );
+    assert!(s.contains("100%"), "the bar never reached 100 %: {s:?}");
+    assert!(s.contains("1 of 1 exports done"), "{s}");
+}
+
+#[test]
+fn help_has_examples() {
+    for args in [
+        vec!["--help"],
+        vec!["export", "--help"],
+        vec!["batch", "--help"],
+        vec!["history", "--help"],
+    ] {
+        let o = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(o.status.code(), Some(0));
+        let s = String::from_utf8_lossy(&o.stdout);
+        assert!(s.contains("hypersdk "), "{args:?}: {s}");
+        assert!(
+            s.to_lowercase().contains("example"),
+            "{args:?} has no example: {s}"
+        );
+    }
+}
