@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::{Value, json};

@@ -329,8 +329,8 @@ type Row<'a> = (
 fn summary(rows: &[Row], elapsed: Duration, interrupted: bool) {
     println!();
     println!(
-        "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  {}",
-        "id", "export", "provider", "status", "files", "bytes", "secs", "detail"
+        "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  detail",
+        "id", "export", "provider", "status", "files", "bytes", "secs"
     );
     for (label, provider, res, start_error, id) in rows {
         let id = id.map(|i| i.to_string()).unwrap_or_else(|| "-".into());
