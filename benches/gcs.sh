@@ -34,7 +34,7 @@ trap 'kill $GCS 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -s "http://127.0.0.1:$PORT/storage/v1/b" >/dev/null && break; sleep 0.1; done
 BASE="http://127.0.0.1:$PORT"
 curl -sS -X POST -H 'content-type: application/json' -d '{"name":"bench"}' "$BASE/storage/v1/b?project=p" >/dev/null
-curl -sS -X POST --data-binary @"$WORK/src.bin" -H 'content-type: application/octet-stream' \
+curl -sS -X POST -T "$WORK/src.bin" -H "content-type: application/octet-stream" \
   "$BASE/upload/storage/v1/b/bench/o?uploadType=media&name=big.bin" >/dev/null
 CONFIG="{\"anonymous\": true, \"storage_endpoint\": \"$BASE\"}"
 RCLONE_CONF="$WORK/rclone.conf"

@@ -430,3 +430,31 @@ fn unknown_instance_and_bucket_are_clear_errors() {
     }
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn list_shows_instances_own_images_and_objects() {
+    let m = moto();
+    put("listing/a.vmdk", vec![7u8; 1000], false);
+    let all = client()
+        .list_sources(&json!({"bucket": "exports", "prefix": "listing/"}).to_string())
+        .unwrap();
+    let find = |kind: &str, id: &str| all.iter().find(|s| s.kind == kind && s.id == id);
+    let i = find("instance", &m.s("instance_id")).unwrap_or_else(|| panic!("{all:?}"));
+    assert!(
+        matches!(i.state.as_deref(), Some("running" | "pending")),
+        "{i:?}"
+    );
+    // Images are the account's own (Owners=self): moto's public AMIs are not listed.
+    assert!(find("image", &m.s("image_id")).is_none(), "{all:?}");
+    let o = find("object", "s3://exports/listing/a.vmdk").unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(o.size_bytes, Some(1000));
+    let only = client()
+        .list_sources(&json!({"kind": "instance"}).to_string())
+        .unwrap();
+    assert!(!only.is_empty() && only.iter().all(|s| s.kind == "instance"));
+    let e = client()
+        .list_sources(&json!({"resource_group": "x"}).to_string())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.to_string().contains("resource_group"), "{e}");
+}

@@ -659,3 +659,44 @@ fn killed_export_resumes_under_a_new_sas_with_only_missing_pages() {
         f.written
     );
 }
+
+#[test]
+fn list_follows_pages_and_gives_ids_an_export_takes() {
+    let az = azure();
+    let f = fixture();
+    for n in ["lst-a", "lst-b", "lst-c"] {
+        az.add("disks", n, &f.path, "Unattached", None);
+    }
+    az.add_vm("lst-vm", "lst-a", &[(0, "lst-b")]);
+    // Pages of two: five or more resources need nextLink to be followed.
+    let all = client().list_sources("").unwrap();
+    let names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+    for n in ["lst-a", "lst-b", "lst-c", "lst-vm"] {
+        assert!(names.contains(&n), "{n} missing: {names:?}");
+    }
+    let a = all.iter().find(|s| s.name == "lst-a").unwrap();
+    assert_eq!(a.kind, "disk");
+    assert_eq!(a.size_bytes, Some(f.bytes.len() as u64));
+    let vm = all.iter().find(|s| s.name == "lst-vm").unwrap();
+    assert_eq!(vm.kind, "vm");
+    // The id is an export source as it stands.
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                &a.id,
+                &opts(out.path(), json!({"poll_interval_ms": 50})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let only = client()
+        .list_sources(&json!({"kind": "vm", "resource_group": "rg1"}).to_string())
+        .unwrap();
+    assert!(only.iter().all(|s| s.kind == "vm") && only.iter().any(|s| s.name == "lst-vm"));
+    let e = client()
+        .list_sources(&json!({"resource_group": "a b/c"}).to_string())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+}

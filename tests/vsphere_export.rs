@@ -291,6 +291,30 @@ fn unknown_vm_is_not_found() {
 }
 
 #[test]
+fn list_shows_every_vm_with_its_id_and_power_state() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let all = client.list_sources("").unwrap();
+    let vm0 = all
+        .iter()
+        .find(|s| s.name == "DC0_H0_VM0")
+        .unwrap_or_else(|| panic!("{all:?}"));
+    assert_eq!(vm0.kind, "vm");
+    assert_eq!(vm0.id, peer.moref("DC0_H0_VM0"));
+    assert_eq!(vm0.state.as_deref(), Some("poweredOn"));
+    assert!(
+        all.len() >= 2,
+        "vcsim's default inventory has several VMs: {all:?}"
+    );
+    let one = client
+        .list_sources(&json!({"name_contains": "h0_vm1"}).to_string())
+        .unwrap();
+    assert_eq!(one.len(), 1, "{one:?}");
+    // The id it gives is one an export takes.
+    assert!(one[0].id.starts_with("vm-"), "{one:?}");
+}
+
+#[test]
 fn failing_lease_is_an_error_and_is_aborted() {
     let peer = Peer::start(&["-error-vm", "DC0_H0_VM0"]);
     let client = Client::new("vsphere", &peer.config()).unwrap();

@@ -87,6 +87,45 @@ func (cl *Client) Close() error {
 	return nil
 }
 
+// Source is one thing a provider can export, as ListSources reports it.
+type Source struct {
+	// ID is what to give StartExport as the source.
+	ID        string  `json:"id"`
+	Kind      string  `json:"kind"` // instance, image, disk, snapshot, vm, object
+	Name      string  `json:"name"`
+	SizeBytes *uint64 `json:"size_bytes,omitempty"`
+	State     string  `json:"state,omitempty"`
+}
+
+// ListSources lists what the client's provider can export. filter is marshalled to JSON (nil
+// for none): "kind", "name_contains" and the provider's own keys (a zone, a resource group, a
+// bucket…). It blocks until the cloud answers.
+func (cl *Client) ListSources(filter any) ([]Source, error) {
+	js, err := toJSON(filter)
+	if err != nil {
+		return nil, err
+	}
+	cl.mu.RLock()
+	defer cl.mu.RUnlock()
+	if cl.c == nil {
+		return nil, &Error{Status: StatusInvalidArgument, Message: "the client is closed"}
+	}
+	cf := C.CString(js)
+	defer C.free(unsafe.Pointer(cf))
+	var out *C.char
+	var cerr *C.hs_error
+	if err := takeError(C.hs_client_list_sources(cl.c, cf, &out, &cerr), cerr); err != nil {
+		return nil, err
+	}
+	raw := C.GoString(out)
+	C.hs_string_free(out)
+	var list []Source
+	if err := json.Unmarshal([]byte(raw), &list); err != nil {
+		return nil, &Error{Status: StatusInternal, Message: "list JSON: " + err.Error()}
+	}
+	return list, nil
+}
+
 // FileResult is one file of a finished export.
 type FileResult struct {
 	Name     string `json:"name"`

@@ -101,6 +101,15 @@ func TestVsphereExportThroughVcsim(t *testing.T) {
 		t.Fatalf("phases %v", phases)
 	}
 
+	// Listing gives ids an export takes.
+	list, err := cl.ListSources(map[string]any{"kind": "vm", "name_contains": "DC0_H0_VM0"})
+	if err != nil || len(list) != 1 || list[0].Name != "DC0_H0_VM0" || !strings.HasPrefix(list[0].ID, "vm-") {
+		t.Fatalf("list: %v %+v", err, list)
+	}
+	if _, err := cl.ListSources(map[string]any{"zone": "x"}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an unknown filter key: %v", err)
+	}
+
 	// A wrong password is an authentication error.
 	_, err = NewClient("vsphere", map[string]any{
 		"url": info["url"], "username": "admin", "password": "nope", "ca_bundle_path": info["ca_file"],

@@ -299,7 +299,15 @@ pub(crate) fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Prov
 }
 
 /// Refuses scope keys a provider's `list` does not read.
-#[cfg_attr(not(any(feature = "gcp", feature = "hyperv")), allow(dead_code))]
+#[cfg_attr(
+    not(any(
+        feature = "aws",
+        feature = "gcp",
+        feature = "hyperv",
+        feature = "vsphere"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn scope_keys(
     provider: &str,
     scope: &serde_json::Map<String, serde_json::Value>,
@@ -315,7 +323,7 @@ pub(crate) fn scope_keys(
 }
 
 /// A scope value that must be a string.
-#[cfg_attr(not(feature = "gcp"), allow(dead_code))]
+#[cfg_attr(not(any(feature = "aws", feature = "gcp")), allow(dead_code))]
 pub(crate) fn scope_str<'a>(
     scope: &'a serde_json::Map<String, serde_json::Value>,
     key: &str,

@@ -1,5 +1,6 @@
 // The client (one provider, one login) and the process-wide calls.
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using System.Threading.Tasks;
 
@@ -46,6 +47,35 @@ namespace HyperSdk
         }
 
         /// <summary>Like the typed overload, with the options as raw JSON.</summary>
+        /// <summary>What this provider can export (instances, images, disks, snapshots, VMs,
+        /// objects). <paramref name="filterJson"/>: null, or a JSON object with kind,
+        /// name_contains and the provider's own keys. Blocks until the cloud answers.</summary>
+        public IReadOnlyList<SourceInfo> ListSources(string filterJson = null)
+        {
+            ThrowIfDisposed();
+            IntPtr json, err;
+            var st = Native.hs_client_list_sources(handle, filterJson == null ? null : Native.Utf8(filterJson), out json, out err);
+            if (st != 0) throw Native.TakeError(st, err, "hs_client_list_sources");
+            string text;
+            try { text = Native.FromUtf8(json); }
+            finally { Native.hs_string_free(json); }
+            var list = new List<SourceInfo>();
+            foreach (var o in (IList<object>)Json.Parse(text))
+            {
+                var d = (IDictionary<string, object>)o;
+                object size;
+                list.Add(new SourceInfo
+                {
+                    Id = Json.Str(d, "id"),
+                    Kind = Json.Str(d, "kind"),
+                    Name = Json.Str(d, "name"),
+                    SizeBytes = d.TryGetValue("size_bytes", out size) && size != null ? (long?)Json.Long(d, "size_bytes") : null,
+                    State = Json.Str(d, "state"),
+                });
+            }
+            return list;
+        }
+
         public Export StartExport(string source, string optionsJson, IProgress<ExportProgress> progress = null)
         {
             ThrowIfDisposed();

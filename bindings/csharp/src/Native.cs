@@ -46,6 +46,9 @@ namespace HyperSdk
         public static extern void hs_client_free(IntPtr client);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int hs_client_list_sources(ClientHandle client, byte[] filterJson, out IntPtr json, out IntPtr err);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int hs_error_code(IntPtr err);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

@@ -215,4 +215,16 @@ namespace HyperSdk
     {
         public InvalidOptionException(Phase phase, string message) : base(Status.InvalidArgument, phase, message) { }
     }
+
+    /// <summary>One thing a provider can export (<see cref="HyperSdkClient.ListSources"/>).</summary>
+    public sealed class SourceInfo
+    {
+        /// <summary>What to give StartExport as the source.</summary>
+        public string Id { get; internal set; }
+        /// <summary>instance, image, disk, snapshot, vm or object.</summary>
+        public string Kind { get; internal set; }
+        public string Name { get; internal set; }
+        public long? SizeBytes { get; internal set; }
+        public string State { get; internal set; }
+    }
 }

@@ -334,6 +334,10 @@ static class Tests
         var out1 = Peers.Temp();
         using (var c = new HyperSdkClient("vsphere", config))
         {
+            var vms = c.ListSources("{\"kind\": \"vm\", \"name_contains\": \"DC0_H0_VM0\"}");
+            Check.That(vms.Count == 1 && vms[0].Name == "DC0_H0_VM0" && vms[0].Id.StartsWith("vm-"), "one VM: " + vms.Count);
+            var le = Check.Throws<InvalidOptionException>(() => c.ListSources("{\"zone\": \"x\"}"), "unknown filter key");
+            Check.That(le.Message.Contains("zone"), le.Message);
             var rec = new Recorder();
             var r = c.ExportAsync("/DC0/vm/DC0_H0_VM0", new VsphereExportOptions(out1) { Format = "ova" }, rec).Result;
             Check.That(r.Status == "done", r.RawJson);
@@ -345,6 +349,16 @@ static class Tests
         var wrong = config.Replace("s3cret-pass", "nope");
         var e = Check.Throws<AuthException>(() => new HyperSdkClient("vsphere", wrong), "wrong password");
         Check.That(!e.Message.Contains("nope"), "the password is not in the error");
+    }
+
+    [Test]
+    static void HttpListsNothing()
+    {
+        using (var web = new HyperSdkClient("http"))
+        {
+            var u = Check.Throws<HyperSdkException>(() => web.ListSources(), "http lists nothing");
+            Check.That(u.Status == Status.Unsupported, "status " + u.Status);
+        }
     }
 
     [Test]

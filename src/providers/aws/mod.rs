@@ -107,6 +107,89 @@ impl AwsProvider {
 }
 
 impl Provider for AwsProvider {
+    fn list<'a>(
+        &'a self,
+        scope: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+        Box::pin(async move {
+            use super::SourceInfo;
+            use aws_sdk_ec2::types::Filter;
+            super::scope_keys("aws", scope, &["bucket", "prefix"])?;
+            let mut out = Vec::new();
+            let mut pages = self.ec2.describe_instances().into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| sdk_error::sdk_error("EC2 DescribeInstances", e))?;
+                for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                    let Some(id) = i.instance_id() else { continue };
+                    let name = i
+                        .tags()
+                        .iter()
+                        .find(|t| t.key() == Some("Name"))
+                        .and_then(|t| t.value())
+                        .unwrap_or(id);
+                    out.push(SourceInfo {
+                        id: id.to_string(),
+                        kind: "instance",
+                        name: name.to_string(),
+                        size_bytes: None,
+                        state: i
+                            .state()
+                            .and_then(|s| s.name())
+                            .map(|n| n.as_str().to_string()),
+                    });
+                }
+            }
+            let images = self
+                .ec2
+                .describe_images()
+                .owners("self")
+                .filters(Filter::builder().name("state").values("available").build())
+                .send()
+                .await
+                .map_err(|e| sdk_error::sdk_error("EC2 DescribeImages", e))?;
+            for im in images.images() {
+                let Some(id) = im.image_id() else { continue };
+                let gib: i64 = im
+                    .block_device_mappings()
+                    .iter()
+                    .filter_map(|b| b.ebs().and_then(|e| e.volume_size()))
+                    .map(i64::from)
+                    .sum();
+                out.push(SourceInfo {
+                    id: id.to_string(),
+                    kind: "image",
+                    name: im.name().unwrap_or(id).to_string(),
+                    size_bytes: (gib > 0).then_some((gib as u64) << 30),
+                    state: im.state().map(|s| s.as_str().to_string()),
+                });
+            }
+            if let Some(bucket) = super::scope_str(scope, "bucket")? {
+                let prefix = super::scope_str(scope, "prefix")?.unwrap_or("");
+                let mut pages = self
+                    .s3
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| sdk_error::sdk_error("S3 ListObjectsV2", e))?;
+                    for o in page.contents() {
+                        let Some(k) = o.key() else { continue };
+                        out.push(SourceInfo {
+                            id: format!("s3://{bucket}/{k}"),
+                            kind: "object",
+                            name: k.to_string(),
+                            size_bytes: o.size().map(|s| s.max(0) as u64),
+                            state: None,
+                        });
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn plan(
         &self,
         source_id: &str,

@@ -83,6 +83,43 @@ impl Arm {
         u
     }
 
+    /// Every `kind` (disks, snapshots, virtualMachines) of a resource group, or of the whole
+    /// subscription, following `nextLink` (same origin only, like every call).
+    pub async fn list(&self, rg: Option<&str>, kind: &str) -> Result<Vec<Value>> {
+        let mut u = self.base.clone();
+        {
+            let mut p = u.path_segments_mut().expect("https URL");
+            p.pop_if_empty()
+                .extend(["subscriptions", &self.subscription]);
+            if let Some(rg) = rg {
+                p.extend(["resourceGroups", rg]);
+            }
+            p.extend(["providers", "Microsoft.Compute", kind]);
+        }
+        u.query_pairs_mut().append_pair("api-version", COMPUTE_API);
+        let mut out = Vec::new();
+        let mut next = Some(u);
+        let mut pages = 0;
+        while let Some(url) = next.take() {
+            pages += 1;
+            if pages > 1000 {
+                return Err(Error::Remote(format!(
+                    "ARM listed {kind} in more than 1000 pages"
+                )));
+            }
+            let page = self.get(url).await?;
+            out.extend(page["value"].as_array().cloned().unwrap_or_default());
+            next =
+                match page["nextLink"].as_str() {
+                    Some(l) if !l.is_empty() => Some(Url::parse(l).map_err(|e| {
+                        Error::Remote(format!("ARM gave an unusable nextLink: {e}"))
+                    })?),
+                    _ => None,
+                };
+        }
+        Ok(out)
+    }
+
     /// The URL of an ARM id the cloud gave us (a VM's disk), checked to be one.
     pub fn id_url(&self, id: &str, action: Option<&str>) -> Result<(String, String, Url)> {
         let parts: Vec<&str> = id.trim_matches('/').split('/').collect();

@@ -120,6 +120,48 @@ fn credential(
 }
 
 impl Provider for AzureProvider {
+    fn list<'a>(
+        &'a self,
+        scope: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+        Box::pin(async move {
+            super::scope_keys("azure", scope, &["resource_group"])?;
+            let rg = super::scope_str(scope, "resource_group")?.or(self.resource_group.as_deref());
+            if let Some(r) = rg
+                && !config::is_resource_name(r)
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "azure list: resource_group {r:?} is not a resource group name"
+                )));
+            }
+            let mut out = Vec::new();
+            for (kind, what) in [
+                ("virtualMachines", "vm"),
+                ("disks", "disk"),
+                ("snapshots", "snapshot"),
+            ] {
+                for v in self.arm.list(rg, kind).await? {
+                    let (Some(id), Some(name)) = (v["id"].as_str(), v["name"].as_str()) else {
+                        continue;
+                    };
+                    let p = &v["properties"];
+                    out.push(super::SourceInfo {
+                        // An ARM id is itself an export source (disk, snapshot or VM).
+                        id: id.to_string(),
+                        kind: what,
+                        name: name.to_string(),
+                        size_bytes: p["diskSizeBytes"].as_u64(),
+                        state: p["diskState"]
+                            .as_str()
+                            .or(p["provisioningState"].as_str())
+                            .map(str::to_string),
+                    });
+                }
+            }
+            Ok(out)
+        })
+    }
+
     fn plan(
         &self,
         source_id: &str,

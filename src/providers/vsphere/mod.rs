@@ -127,6 +127,43 @@ impl VsphereProvider {
 }
 
 impl Provider for VsphereProvider {
+    fn list<'a>(
+        &'a self,
+        scope: &'a serde_json::Map<String, serde_json::Value>,
+    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+        Box::pin(async move {
+            super::scope_keys("vsphere", scope, &[])?;
+            let vms = self
+                .vim
+                .all_vms(&[
+                    "name",
+                    "runtime.powerState",
+                    "summary.storage.committed",
+                    "config.template",
+                ])
+                .await?;
+            Ok(vms
+                .into_iter()
+                .map(|(m, props)| {
+                    let get = |k: &str| {
+                        props
+                            .iter()
+                            .find(|(n, _)| n == k)
+                            .map(|(_, v)| v.text.clone())
+                    };
+                    let template = get("config.template").as_deref() == Some("true");
+                    super::SourceInfo {
+                        id: m.value.clone(),
+                        kind: if template { "image" } else { "vm" },
+                        name: get("name").unwrap_or_default(),
+                        size_bytes: get("summary.storage.committed").and_then(|c| c.parse().ok()),
+                        state: get("runtime.powerState"),
+                    }
+                })
+                .collect())
+        })
+    }
+
     fn plan(
         &self,
         source_id: &str,

@@ -230,8 +230,8 @@ impl Vim {
         Ok(r.child("returnval").and_then(Moref::from_node))
     }
 
-    /// Every VM whose name is `name`, through a container view over the whole inventory.
-    pub async fn find_vms_by_name(&self, name: &str) -> Result<Vec<Moref>> {
+    /// Every VM of the inventory with the properties `paths`, through a container view.
+    pub async fn all_vms(&self, paths: &[&str]) -> Result<Vec<(Moref, Vec<(String, Node)>)>> {
         let sc = self.content()?;
         let r = self
             .call(
@@ -247,8 +247,12 @@ impl Vim {
             .child("returnval")
             .and_then(Moref::from_node)
             .ok_or_else(|| Error::Remote("CreateContainerView returned no view".into()))?;
+        let path_set: String = paths
+            .iter()
+            .map(|p| format!("<pathSet>{}</pathSet>", esc(p)))
+            .collect();
         let spec = format!(
-            "{}<specSet><propSet><type>VirtualMachine</type><pathSet>name</pathSet></propSet><objectSet>{}<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>traverseEntities</name><type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet></specSet><options></options>",
+            "{}<specSet><propSet><type>VirtualMachine</type>{path_set}</propSet><objectSet>{}<skip>true</skip><selectSet xsi:type=\"TraversalSpec\"><name>traverseEntities</name><type>ContainerView</type><path>view</path><skip>false</skip></selectSet></objectSet></specSet><options></options>",
             sc.property_collector.xml("_this"),
             view.xml("obj")
         );
@@ -258,15 +262,34 @@ impl Vim {
         let mut found = Vec::new();
         if let Some(rv) = r.child("returnval") {
             for obj in rv.children_named("objects") {
-                let is_match = obj.children_named("propSet").any(|p| {
-                    p.child_text("name") == Some("name") && p.child_text("val") == Some(name)
-                });
-                if is_match && let Some(m) = obj.child("obj").and_then(Moref::from_node) {
-                    found.push(m);
-                }
+                let Some(m) = obj.child("obj").and_then(Moref::from_node) else {
+                    continue;
+                };
+                let props = obj
+                    .children_named("propSet")
+                    .filter_map(|p| {
+                        Some((p.child_text("name")?.to_string(), p.child("val")?.clone()))
+                    })
+                    .collect();
+                found.push((m, props));
             }
         }
         Ok(found)
+    }
+
+    /// Every VM whose name is `name`.
+    pub async fn find_vms_by_name(&self, name: &str) -> Result<Vec<Moref>> {
+        Ok(self
+            .all_vms(&["name"])
+            .await?
+            .into_iter()
+            .filter(|(_, props)| {
+                props
+                    .iter()
+                    .any(|(n, v)| n == "name" && v.text.as_str() == name)
+            })
+            .map(|(m, _)| m)
+            .collect())
     }
 
     /// Properties of one object: the `propSet` elements (name → val node).

@@ -317,8 +317,32 @@ class Handler(BaseHTTPRequestHandler):
         table = {"disks": "disks", "snapshots": "snapshots"}[kind]
         return state[table].get((rg, name))
 
+    def list(self, rg, kind):
+        """ARM list of disks, snapshots or VMs, in a resource group or the whole subscription,
+        in pages of two (so clients must follow nextLink)."""
+        with lock:
+            if kind == "virtualMachines":
+                items = [{"id": arm_id(r, kind, n), "name": n, "properties": {"provisioningState": "Succeeded"}}
+                         for (r, n) in state["vms"] if rg is None or r == rg]
+            elif kind in ("disks", "snapshots"):
+                items = [{"id": arm_id(r, kind, n), "name": n,
+                          "properties": {"diskSizeBytes": os.path.getsize(d["path"]), "diskState": d.get("state", "Unattached")}}
+                         for (r, n), d in state[kind].items() if rg is None or r == rg]
+            else:
+                return self.arm_error(404, "InvalidResourceType", kind)
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        start = int(q.get("skip", ["0"])[0])
+        page = {"value": items[start:start + 2]}
+        if start + 2 < len(items):
+            base = self.path.split("?", 1)[0]
+            page["nextLink"] = f"https://{self.headers.get('Host')}{base}?api-version={q['api-version'][0]}&skip={start + 2}"
+        return self.send_json(200, page)
+
     def arm(self, method, parts, body):
         # subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/KIND/NAME[/ACTION]
+        if method == "GET" and parts[:2] == ["subscriptions", SUB] and (
+                (len(parts) == 5 and parts[2] == "providers") or (len(parts) == 7 and parts[4] == "providers")):
+            return self.list(parts[3] if len(parts) == 7 else None, parts[-1])
         if len(parts) < 8 or parts[0] != "subscriptions" or parts[1] != SUB or parts[4] != "providers":
             return self.arm_error(404, "InvalidResourceType", "not an ARM path the stand-in knows")
         rg, kind, name = parts[3], parts[6], parts[7]
