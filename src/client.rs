@@ -74,7 +74,8 @@ impl Client {
             )));
         }
         let provider = self.provider.clone();
-        let all = crate::runtime::handle().block_on(async move {
+        // Through a scoped thread: also safe from inside a progress callback.
+        let all = crate::runtime::block_on(async move {
             tokio::time::timeout(Duration::from_secs(300), provider.list(&scope))
                 .await
                 .map_err(|_| Error::Timeout("listing sources took more than 5 minutes".into()))?

@@ -55,7 +55,6 @@ pub(crate) fn block_sigpipe() {
 
 /// Runs a future to its end on the library runtime from synchronous code (a client's login),
 /// also when called from a thread of that runtime, by going through a scoped thread.
-#[cfg_attr(not(any(feature = "aws", feature = "vsphere")), allow(dead_code))]
 pub(crate) fn block_on<T: Send>(fut: impl std::future::Future<Output = T> + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
