@@ -1,7 +1,9 @@
 # hypersdk — build, test, demo, install.
 #   make            release build of libhypersdk (.so + .a)
 #   make test       every test (Rust, C under ASan, header freshness) — what CI runs
-#   make demo       the C demo: several downloads at once from a local server, live progress
+#   make demo       the multi-cloud demo: local AWS, vSphere, Azure, GCP, Hyper-V and HTTP peers,
+#                   one `hypersdk batch` exporting from all of them at once, outputs checked
+#   make demo-c     the C demo: several downloads at once from a local server, live progress
 #   make install PREFIX=/usr/local   library, header and hypersdk.pc for pkg-config
 
 PREFIX ?= /usr/local
@@ -11,7 +13,7 @@ RELEASE_DIR := $(CARGO_TARGET_DIR)/release
 DEBUG_DIR := $(CARGO_TARGET_DIR)/debug
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
-.PHONY: all release test demo install clean header
+.PHONY: all release test demo demo-c install clean header
 
 all: release
 
@@ -25,6 +27,9 @@ test:
 	./scripts/test.sh
 
 demo:
+	./scripts/demo.py
+
+demo-c:
 	./scripts/demo.sh
 
 install: release

@@ -21,6 +21,11 @@ fi
 # The C# binding on Mono (mcs + mono from apt mono-devel), against the same debug build; its
 # vSphere and AWS tests use the vcsim peer and the moto venv the Rust tests made.
 bindings/csharp/tests/run.sh
+# The multi-cloud demo end to end (make demo): every peer, one `hypersdk batch`, every output
+# checked against its source, every peer stopped.
+demo_out="$(mktemp -d)"
+./scripts/demo.py "$demo_out"
+rm -rf "$demo_out"
 # The PowerShell module: parsed with tree-sitter-powershell (no PowerShell runs here).
 bindings/powershell/check.sh
 cargo clippy --workspace --all-targets -- -D warnings
