@@ -55,7 +55,21 @@ def start(cmd, stdin_pipe=True):
 
 
 def stop_all(*_):
+    # Closing stdin lets a peer stop what it started itself (the ARM stand-in stops Azurite);
+    # then the whole process group goes.
     for p in STARTED:
+        try:
+            if p.stdin:
+                p.stdin.close()
+        except OSError:
+            pass
+    deadline = time.time() + 10
+    for p in STARTED:
+        if p.stdin is not None:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                pass
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -26,6 +26,12 @@ bindings/csharp/tests/run.sh
 demo_out="$(mktemp -d)"
 ./scripts/demo.py "$demo_out"
 rm -rf "$demo_out"
+sleep 1
+if pgrep -f "hypersdk-demo-" >/dev/null; then
+  echo "the demo left peers running:" >&2
+  pgrep -af "hypersdk-demo-" >&2
+  exit 1
+fi
 # The PowerShell module: parsed with tree-sitter-powershell (no PowerShell runs here).
 bindings/powershell/check.sh
 cargo clippy --workspace --all-targets -- -D warnings
