@@ -442,3 +442,200 @@ fn help_has_examples() {
         );
     }
 }
+
+/// The GCP peer of tests/peers/gcp (fake-gcs-server behind the Compute + Cloud Build stand-in),
+/// started for one test.
+struct Gcp {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Gcp {
+    fn drop(&mut self) {
+        // Closing stdin stops the stand-in, which stops fake-gcs-server.
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn gcp() -> Gcp {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/gcp");
+    let out = Command::new(root.join("install.sh")).output().unwrap();
+    assert!(out.status.success(), "tests/peers/gcp/install.sh failed");
+    let fake = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new("python3")
+        .arg(root.join("gcp_standin.py"))
+        .args(["--fake-gcs", &fake, "--workdir"])
+        .arg(dir.path())
+        .arg("--exit-on-stdin-eof")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let info: Value = serde_json::from_str(&line).unwrap();
+    let g = Gcp {
+        child,
+        url: format!("http://127.0.0.1:{}", info["port"]),
+        dir,
+    };
+    g.admin(
+        "client",
+        serde_json::json!({"refresh_token": "rt", "client_secret": "cs"}),
+    );
+    g
+}
+
+impl Gcp {
+    fn admin(&self, what: &str, body: Value) -> Value {
+        let out = Command::new("curl")
+            .args(["-sS", "-X", "POST", "-d", &body.to_string()])
+            .arg(format!("{}/_admin/{what}", self.url))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "admin {what}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// A config file as users keep them.
+    fn config_file(&self) -> PathBuf {
+        let creds = serde_json::json!({"type": "authorized_user", "client_id": "c", "client_secret": "cs",
+            "refresh_token": "rt", "token_uri": format!("{}/token", self.url)});
+        let p = self.dir.path().join("gcp.json");
+        std::fs::write(
+            &p,
+            serde_json::json!({"project": "cli-proj-1", "zone": "europe-west1-b", "bucket": "cli-exports",
+                "credentials_json": creds.to_string(), "storage_endpoint": self.url,
+                "compute_endpoint": self.url, "cloudbuild_endpoint": self.url})
+            .to_string(),
+        )
+        .unwrap();
+        p
+    }
+
+    fn disk(&self, name: &str, faults: Value) {
+        let raw = self.dir.path().join(format!("{name}.raw"));
+        std::fs::write(&raw, vec![7u8; 1 << 20]).unwrap();
+        self.admin(
+            "disk",
+            serde_json::json!({"project": "cli-proj-1", "zone": "europe-west1-b", "name": name, "raw": raw}),
+        );
+        self.admin(
+            "faults",
+            serde_json::json!({"name": name, "faults": faults}),
+        );
+    }
+}
+
+#[test]
+fn ctrl_c_while_the_cloud_works_undoes_it_at_the_peer_and_list_shows_the_disks() {
+    let g = gcp();
+    g.disk("held-disk", serde_json::json!({"hold_build": true}));
+    let e = env();
+    let conf = g.config_file();
+    let out = e.out().display().to_string();
+
+    // list: the disk is there, filtered by kind and name.
+    let l = e.run(&[
+        "list",
+        "gcp",
+        "--config",
+        conf.to_str().unwrap(),
+        "--kind",
+        "disk",
+        "--name-contains",
+        "HELD",
+    ]);
+    assert_eq!(l.status.code(), Some(0), "{}", text(&l));
+    let s = String::from_utf8_lossy(&l.stdout);
+    assert!(
+        s.contains("projects/cli-proj-1/zones/europe-west1-b/disks/held-disk"),
+        "{s}"
+    );
+    assert!(s.contains("1 source(s)"), "{s}");
+
+    // Ctrl+C while Cloud Build works: the build is cancelled and the image deleted before exit.
+    let mut child = e
+        .cmd()
+        .args([
+            "export",
+            "gcp",
+            "held-disk",
+            "--config",
+            conf.to_str().unwrap(),
+            "--output",
+            &out,
+            "-o",
+            "poll_interval_ms=50",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let st = g.admin("stats", serde_json::json!({}));
+        if st["builds"]
+            .as_array()
+            .is_some_and(|b| b.iter().any(|b| b["status"] == "WORKING"))
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the build never started: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: a plain syscall on our own child.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = {
+        let t = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(60),
+                "no exit after Ctrl+C"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    assert_eq!(o.status.code(), Some(130), "{}", text(&o));
+    let st = g.admin("stats", serde_json::json!({}));
+    assert_eq!(st["builds_cancelled"], 1, "{st}");
+    assert_eq!(st["images_made"], st["images_deleted"], "{st}");
+    assert!(text(&o).contains("interrupted"), "{}", text(&o));
+
+    // A failure lands in the history too, with its error.
+    let f = e.run(&[
+        "export",
+        "gcp",
+        "no-such-disk",
+        "--config",
+        conf.to_str().unwrap(),
+        "--output",
+        &out,
+    ]);
+    assert_eq!(f.status.code(), Some(3), "{}", text(&f));
+    let h = json_lines(&e.run(&["history", "--json"]));
+    assert_eq!(h.len(), 2, "{h:?}");
+    assert_eq!(h[0]["status"], "failed");
+    assert_eq!(h[0]["error"]["kind"], "not_found");
+    assert_eq!(h[1]["status"], "cancelled");
+    assert_eq!(h[1]["config_file"], conf.to_str().unwrap());
+    let all: String = h.iter().map(|v| v.to_string()).collect();
+    assert!(
+        !all.contains("\"rt\"") && !all.contains("refresh_token"),
+        "a secret in the history: {all}"
+    );
+}
