@@ -298,6 +298,19 @@ pub(crate) fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Prov
     }
 }
 
+/// Cleanup's outcome from the steps that failed (each already says what it was undoing).
+#[cfg_attr(
+    not(any(feature = "azure", feature = "gcp", feature = "hyperv")),
+    allow(dead_code)
+)]
+pub(crate) fn cleanup_result(errors: Vec<String>) -> Result<()> {
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Remote(errors.join("; ")))
+    }
+}
+
 /// Refuses scope keys a provider's `list` does not read.
 #[cfg_attr(
     not(any(

@@ -655,11 +655,7 @@ impl Flow for AzureFlow {
                     Err(e) => errors.push(format!("deleting snapshot {name}: {e}")),
                 }
             }
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Remote(errors.join("; ")))
-            }
+            super::cleanup_result(errors)
         })
     }
 

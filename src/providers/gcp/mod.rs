@@ -678,11 +678,7 @@ impl Flow for GcpFlow {
                     }
                 }
             }
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Remote(errors.join("; ")))
-            }
+            super::cleanup_result(errors)
         })
     }
 

@@ -630,11 +630,7 @@ impl Flow for HyperVFlow {
                     Ok(Ok(())) => {}
                 }
             }
-            if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(Error::Remote(errors.join("; ")))
-            }
+            super::cleanup_result(errors)
         })
     }
 
