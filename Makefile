@@ -12,6 +12,7 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/hypersdk-target
 RELEASE_DIR := $(CARGO_TARGET_DIR)/release
 DEBUG_DIR := $(CARGO_TARGET_DIR)/debug
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 .PHONY: all release test demo demo-c install clean header
 
@@ -34,7 +35,9 @@ demo-c:
 
 install: release
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(RELEASE_DIR)/libhypersdk.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 0755 $(RELEASE_DIR)/libhypersdk.so $(DESTDIR)$(PREFIX)/lib/libhypersdk.so.$(VERSION)
+	ln -sf libhypersdk.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libhypersdk.so.$(MAJOR)
+	ln -sf libhypersdk.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libhypersdk.so
 	install -m 0644 $(RELEASE_DIR)/libhypersdk.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 0644 include/hypersdk.h $(DESTDIR)$(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' hypersdk.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/hypersdk.pc

@@ -164,3 +164,51 @@ fn c_programs(check: Check) {
         "a freed export left a final file"
     );
 }
+
+/// The shared library exports the `hs_*` functions and nothing else (a dependency's C symbols,
+/// such as crc-fast's `crc_fast_*`, stayed visible before the link flags of build.rs), and
+/// carries the SONAME programs record.
+#[test]
+fn the_shared_library_exports_only_hs_functions_and_has_a_soname() {
+    let so = lib_dir().join("libhypersdk.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&so)
+        .output()
+        .expect("nm (binutils)");
+    assert!(out.status.success());
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    let foreign: Vec<&String> = names.iter().filter(|n| !n.starts_with("hs_")).collect();
+    assert!(foreign.is_empty(), "exported but not ours: {foreign:?}");
+    // Every function of the header is there.
+    let header =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("include/hypersdk.h"))
+            .unwrap();
+    for n in header
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("hs_"))
+    {
+        let is_fn = header.contains(&format!("{n}("));
+        if is_fn {
+            assert!(
+                names.iter().any(|x| x == n),
+                "{n} is in the header but not exported"
+            );
+        }
+    }
+    let dyn_section = Command::new("readelf")
+        .args(["-d"])
+        .arg(&so)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dyn_section.stdout);
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    assert!(
+        text.contains(&format!("Library soname: [libhypersdk.so.{major}]")),
+        "{text}"
+    );
+    assert!(lib_dir().join(format!("libhypersdk.so.{major}")).exists());
+}
