@@ -40,11 +40,37 @@ use storage::{GcpSigner, ObjectMeta, Storage};
 
 pub(crate) struct GcpProvider {
     cfg: GcpConfig,
-    creds: Credentials,
     storage: Arc<Storage>,
-    /// Compute and Cloud Build clients, made on first use (their builders are async).
-    gce: Arc<OnceCell<Arc<Gce>>>,
+    gce: Arc<LazyGce>,
+}
+
+/// Compute and Cloud Build clients, made on first use (their builders are async) and shared by
+/// the client's listing and every export.
+struct LazyGce {
+    creds: Credentials,
+    compute_endpoint: String,
+    cloudbuild_endpoint: String,
     timeout: Duration,
+    cell: OnceCell<Arc<Gce>>,
+}
+
+impl LazyGce {
+    async fn get(&self) -> Result<Arc<Gce>> {
+        Ok(self
+            .cell
+            .get_or_try_init(|| async {
+                Gce::new(
+                    &self.creds,
+                    &self.compute_endpoint,
+                    &self.cloudbuild_endpoint,
+                    self.timeout,
+                )
+                .await
+                .map(Arc::new)
+            })
+            .await?
+            .clone())
+    }
 }
 
 impl GcpProvider {
@@ -70,13 +96,14 @@ impl GcpProvider {
             },
             timeout,
         });
-        Ok(GcpProvider {
-            cfg,
+        let gce = Arc::new(LazyGce {
             creds,
-            storage,
-            gce: Arc::new(OnceCell::new()),
+            compute_endpoint: cfg.compute_endpoint.clone(),
+            cloudbuild_endpoint: cfg.cloudbuild_endpoint.clone(),
             timeout,
-        })
+            cell: OnceCell::new(),
+        });
+        Ok(GcpProvider { cfg, storage, gce })
     }
 }
 
@@ -117,25 +144,6 @@ fn credentials(source: CredentialSource) -> Result<Credentials> {
     })
 }
 
-impl GcpProvider {
-    async fn gce(&self) -> Result<Arc<Gce>> {
-        Ok(self
-            .gce
-            .get_or_try_init(|| async {
-                Gce::new(
-                    &self.creds,
-                    &self.cfg.compute_endpoint,
-                    &self.cfg.cloudbuild_endpoint,
-                    self.timeout,
-                )
-                .await
-                .map(Arc::new)
-            })
-            .await?
-            .clone())
-    }
-}
-
 impl Provider for GcpProvider {
     fn list<'a>(
         &'a self,
@@ -155,7 +163,7 @@ impl Provider for GcpProvider {
                         "gcp list: project {p:?} / zone {zone:?} is not a project id and zone"
                     )));
                 }
-                let gce = self.gce().await?;
+                let gce = self.gce.get().await?;
                 if let Some(z) = zone {
                     for (name, state, size) in gce.list_instances(p, z).await? {
                         out.push(SourceInfo {
@@ -241,14 +249,7 @@ impl Provider for GcpProvider {
         let prefix = opts.prefix.clone().unwrap_or(self.cfg.prefix.clone());
         Ok(Box::new(GcpFlow {
             storage: self.storage.clone(),
-            gce_cell: self.gce.clone(),
-            creds: self.creds.clone(),
-            endpoints: (
-                self.cfg.compute_endpoint.clone(),
-                self.cfg.cloudbuild_endpoint.clone(),
-            ),
-            timeout: self.timeout,
-            gce: None,
+            gce: self.gce.clone(),
             source,
             bucket: bucket.unwrap_or_default(),
             prefix,
@@ -290,11 +291,7 @@ struct Cleaned {
 
 struct GcpFlow {
     storage: Arc<Storage>,
-    gce_cell: Arc<OnceCell<Arc<Gce>>>,
-    creds: Credentials,
-    endpoints: (String, String),
-    timeout: Duration,
-    gce: Option<Arc<Gce>>,
+    gce: Arc<LazyGce>,
     source: Source,
     bucket: String,
     prefix: String,
@@ -304,21 +301,6 @@ struct GcpFlow {
 }
 
 impl GcpFlow {
-    async fn gce(&mut self) -> Result<Arc<Gce>> {
-        let (c, b) = &self.endpoints;
-        let g = self
-            .gce_cell
-            .get_or_try_init(|| async {
-                Gce::new(&self.creds, c, b, self.timeout)
-                    .await
-                    .map(Arc::new)
-            })
-            .await?
-            .clone();
-        self.gce = Some(g.clone());
-        Ok(g)
-    }
-
     fn ext(&self) -> &'static str {
         config::extension(&self.opts.format).expect("checked")
     }
@@ -527,7 +509,7 @@ impl Flow for GcpFlow {
                     name,
                 } => {
                     ctx.waiting_for_cloud(&format!("reading instance {name}"));
-                    let gce = self.gce().await?;
+                    let gce = self.gce.get().await?;
                     for d in gce.instance_disks(&project, &zone, &name).await? {
                         let (dp, dz, dn) = disk_parts(&d.source)?;
                         units.push(Unit {
@@ -569,7 +551,7 @@ impl Flow for GcpFlow {
                 src.checksum = meta.crc32c.clone();
                 return Ok(vec![src]);
             }
-            let gce = self.gce().await?;
+            let gce = self.gce.get().await?;
             // Every disk of an instance goes through Compute and Cloud Build at once.
             let jobs = units.iter().enumerate().map(|(i, u)| {
                 let (b, o) = u.destination.clone().expect("set");
@@ -594,10 +576,10 @@ impl Flow for GcpFlow {
             let needs_gce = units
                 .iter()
                 .any(|u| u.build_requested || (u.temp_image && !u.image_deleted));
-            let gce = match (&self.gce, needs_gce) {
-                (Some(g), _) => Some(g.clone()),
-                (None, true) => self.gce().await.ok(),
-                (None, false) => None,
+            let gce = if needs_gce {
+                self.gce.get().await.ok()
+            } else {
+                None
             };
             for (i, u) in units.iter().enumerate() {
                 if let (Some(g), Some(id), true) = (&gce, &u.build_id, u.build_running) {
