@@ -1,10 +1,13 @@
 # hypersdk — build, test, demo, install.
-#   make            release build of libhypersdk (.so + .a)
+#   make            release build of libhypersdk (.so + .a), every provider (~6 min on 2 cores)
 #   make test       every test (Rust, C under ASan, header freshness) — what CI runs
 #   make demo       the multi-cloud demo: local AWS, vSphere, Azure, GCP, Hyper-V and HTTP peers,
 #                   one `hypersdk batch` exporting from all of them at once, outputs checked
 #   make demo-c     the C demo: several downloads at once from a local server, live progress
-#   make install PREFIX=/usr/local   library, header and hypersdk.pc for pkg-config
+#   make install PREFIX=/usr/local   library (.so.X.Y.Z + links, .a), header, hypersdk.pc for
+#                   pkg-config, CMake package config (find_package(hypersdk))
+#   make dist       dist/hypersdk-VERSION-linux-ARCH.tar.gz (+ .sha256): the same tree, relocatable,
+#                   with LICENSE and README, and runtimes/linux-ARCH/native/ for the .NET package
 
 PREFIX ?= /usr/local
 CARGO ?= cargo
@@ -14,7 +17,7 @@ DEBUG_DIR := $(CARGO_TARGET_DIR)/debug
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all release test demo demo-c install clean header
+.PHONY: all release test demo demo-c install install-files dist dist-files dist-extras clean header
 
 all: release
 
@@ -33,14 +36,58 @@ demo:
 demo-c:
 	./scripts/demo.sh
 
-install: release
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
-	install -m 0755 $(RELEASE_DIR)/libhypersdk.so $(DESTDIR)$(PREFIX)/lib/libhypersdk.so.$(VERSION)
-	ln -sf libhypersdk.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libhypersdk.so.$(MAJOR)
-	ln -sf libhypersdk.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libhypersdk.so
-	install -m 0644 $(RELEASE_DIR)/libhypersdk.a $(DESTDIR)$(PREFIX)/lib/
+# What the static library needs from the system (rustc --print native-static-libs, minus libc
+# and libgcc_s, which every C link brings); in hypersdk.pc's Libs.private and the CMake target.
+LIBS_PRIVATE := -lpthread -ldl -lm -lrt -lutil
+empty :=
+space := $(empty) $(empty)
+CMAKE_LIBS_PRIVATE := Threads::Threads;$(subst $(space),;,$(patsubst -l%,%,$(filter-out -lpthread,$(LIBS_PRIVATE))))
+ARCH := $(shell uname -m)
+# .NET runtime identifier of this machine.
+RID := linux-$(subst x86_64,x64,$(subst aarch64,arm64,$(ARCH)))
+# install-files copies from BUILD_DIR (the tests install the debug build into a temp prefix).
+BUILD_DIR ?= $(RELEASE_DIR)
+# The .pc's prefix: the install prefix, or for dist a path relative to the .pc file itself.
+PC_PREFIX ?= $(PREFIX)
+LIBDIR := $(DESTDIR)$(PREFIX)/lib
+
+install: release install-files
+
+install-files:
+	install -d $(LIBDIR)/pkgconfig $(LIBDIR)/cmake/hypersdk $(DESTDIR)$(PREFIX)/include
+	install -m 0755 $(BUILD_DIR)/libhypersdk.so $(LIBDIR)/libhypersdk.so.$(VERSION)
+	ln -sf libhypersdk.so.$(VERSION) $(LIBDIR)/libhypersdk.so.$(MAJOR)
+	ln -sf libhypersdk.so.$(MAJOR) $(LIBDIR)/libhypersdk.so
+	install -m 0644 $(BUILD_DIR)/libhypersdk.a $(LIBDIR)/
 	install -m 0644 include/hypersdk.h $(DESTDIR)$(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' hypersdk.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/hypersdk.pc
+	sed -e 's|@PREFIX@|$(PC_PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS_PRIVATE)|' \
+	  hypersdk.pc.in > $(LIBDIR)/pkgconfig/hypersdk.pc
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' -e 's|@CMAKE_LIBS_PRIVATE@|$(CMAKE_LIBS_PRIVATE)|' \
+	  cmake/hypersdk-config.cmake.in > $(LIBDIR)/cmake/hypersdk/hypersdk-config.cmake
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@MAJOR@|$(MAJOR)|g' \
+	  cmake/hypersdk-config-version.cmake.in > $(LIBDIR)/cmake/hypersdk/hypersdk-config-version.cmake
+
+DIST_NAME := hypersdk-$(VERSION)-linux-$(ARCH)
+DIST_DIR ?= dist
+
+dist: release dist-files
+
+dist-files:
+	rm -rf $(DIST_DIR)/$(DIST_NAME) $(DIST_DIR)/$(DIST_NAME).tar.gz $(DIST_DIR)/runtimes/$(RID)
+	$(MAKE) --no-print-directory install-files DESTDIR= PREFIX=$(abspath $(DIST_DIR))/$(DIST_NAME) PC_PREFIX='$$$${pcfiledir}/../..'
+	$(MAKE) --no-print-directory dist-extras DIST_ROOT=$(abspath $(DIST_DIR))/$(DIST_NAME)
+	cd $(DIST_DIR) && tar --owner=0 --group=0 --sort=name -czf $(DIST_NAME).tar.gz $(DIST_NAME) \
+	  && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256
+	@echo "$(DIST_DIR)/$(DIST_NAME).tar.gz"
+
+# LICENSE, README, and the native library where the .NET package takes it from
+# (bindings/csharp/HyperSdk.csproj packs DIST_DIR/runtimes/<rid>/native/*).
+dist-extras:
+	install -m 0644 LICENSE README.md $(DIST_ROOT)/
+	install -d $(DIST_ROOT)/runtimes/$(RID)/native
+	cp $(DIST_ROOT)/lib/libhypersdk.so.$(VERSION) $(DIST_ROOT)/runtimes/$(RID)/native/libhypersdk.so
+	install -d $(DIST_ROOT)/../runtimes/$(RID)/native
+	cp $(DIST_ROOT)/lib/libhypersdk.so.$(VERSION) $(DIST_ROOT)/../runtimes/$(RID)/native/libhypersdk.so
 
 clean:
 	$(CARGO) clean

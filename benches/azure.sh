@@ -27,8 +27,8 @@ if [ ! -x "$TOOLS/bin/azcopy" ]; then
   printf 'module azbuild\n\ngo 1.22\n\nrequire github.com/Azure/azure-storage-azcopy/v10 v10.28.1\n' >"$d/go.mod"
   (cd "$d" && GOFLAGS=-mod=mod go build -o "$TOOLS/bin/azcopy" github.com/Azure/azure-storage-azcopy/v10)
 fi
-cargo build --profile bench-build --example fetch >&2
-FETCH="$CARGO_TARGET_DIR/bench-build/examples/fetch"
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
 
 mkdir -p "$WORK" && rm -rf "$WORK/azurite" "$WORK/out" && mkdir -p "$WORK/azurite" "$WORK/out"
 if [ ! -f "$WORK/cert.pem" ]; then

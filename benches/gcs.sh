@@ -21,8 +21,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 FAKE_GCS=$(tests/peers/gcp/install.sh)
-cargo build --profile bench-build --example fetch >&2
-FETCH="$CARGO_TARGET_DIR/bench-build/examples/fetch"
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
 
 mkdir -p "$WORK" && rm -rf "$WORK/out" && mkdir -p "$WORK/out"
 [ -f "$WORK/src.bin" ] || head -c $((2 << 30)) /dev/urandom >"$WORK/src.bin"

@@ -24,8 +24,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-cargo build --profile bench-build --example fetch >&2
-FETCH="$CARGO_TARGET_DIR/bench-build/examples/fetch"
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
 
 mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx"
 if [ ! -f "$WORK/data/full.bin" ]; then

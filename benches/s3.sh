@@ -27,8 +27,8 @@ if [ ! -x "$TOOLS/bin/s5cmd" ]; then
   printf 'module s5build\n\ngo 1.22\n\nrequire github.com/peak/s5cmd/v2 v2.3.0\n' >"$d/go.mod"
   (cd "$d" && GOFLAGS=-mod=mod go build -o "$TOOLS/bin/s5cmd" github.com/peak/s5cmd/v2)
 fi
-cargo build --profile bench-build --example fetch >&2
-FETCH="$CARGO_TARGET_DIR/bench-build/examples/fetch"
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
 
 # rclone cannot use a custom CA bundle with its transport (plain http here anyway).
 unset AWS_CA_BUNDLE

@@ -52,6 +52,21 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// The version of the header a program was compiled with (the library's at run time:
+// `hs_version_number()`). ABI rule: within one major version, a newer library works for a
+// program built against an older header (functions and enum values are only added; struct
+// layouts, values and signatures never change). `HS_VERSION_MAJOR` is also the SONAME's number.
+#define HS_VERSION_MAJOR 0
+
+// Minor version: adds functions, enum values or option keys; breaks nothing.
+#define HS_VERSION_MINOR 1
+
+// Patch version: fixes only.
+#define HS_VERSION_PATCH 0
+
+// `MAJOR * 10000 + MINOR * 100 + PATCH`, comparable with `hs_version_number()`.
+#define HS_VERSION_NUMBER 100
+
 // Capacity of `hs_progress.file_name`, including the terminating NUL.
 #define HS_FILE_NAME_MAX 256
 
@@ -167,6 +182,11 @@ extern "C" {
 
 // The library version, a static string such as "0.1.0". Never NULL.
 const char *hs_version(void);
+
+// The version of the library loaded at run time as `HS_VERSION_NUMBER` spells it. A program can
+// refuse a library older than the header it was built with:
+// `hs_version_number() / 10000 == HS_VERSION_MAJOR && hs_version_number() >= HS_VERSION_NUMBER`.
+uint32_t hs_version_number(void);
 
 // Sets process-wide limits from JSON: `max_concurrent_exports` (default 16; more wait in phase
 // queued), `max_bytes_per_second` (all exports together; 0 = none), `buffer_budget_bytes`

@@ -6,8 +6,14 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
 LIB="$CARGO_TARGET_DIR/debug"
 export CGO_ENABLED=1
-export CGO_CFLAGS="-I$PWD/include"
-export CGO_LDFLAGS="-L$LIB -Wl,-rpath,$LIB"
+# The binding finds the library with `#cgo pkg-config: hypersdk`, as it does once `make install`
+# has put hypersdk.pc in place; here a .pc for the build tree stands in for the installed one.
+mkdir -p "$LIB/pkgconfig"
+sed -e "s|@PREFIX@|$PWD|" -e "s|@VERSION@|$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)|" \
+  -e "s|@LIBS_PRIVATE@||" -e "s|^libdir=.*|libdir=$LIB|" hypersdk.pc.in >"$LIB/pkgconfig/hypersdk.pc"
+export PKG_CONFIG_PATH="$LIB/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# Only the run-time search path is ours: the tests run against the build tree.
+export CGO_LDFLAGS="-Wl,-rpath,$LIB"
 export GOFLAGS="${GOFLAGS:--count=1}"
 unformatted=$(gofmt -l bindings/go examples/go)
 if [ -n "$unformatted" ]; then

@@ -48,6 +48,7 @@ mod runtime;
 mod secret;
 mod settings;
 mod sync;
+mod sys;
 mod transfer;
 
 pub use client::Client;

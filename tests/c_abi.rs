@@ -165,6 +165,32 @@ fn c_programs(check: Check) {
     );
 }
 
+/// What a compiled program depends on (hs_progress's size and offsets, the enum values, the size
+/// macros), as a C compiler reads the header, equals the committed table: changing any of it
+/// breaks programs built against an older header, so it must be a deliberate edit of
+/// tests/abi/layout.txt (and a major version). The crate's own unit test checks the Rust side
+/// against the same table.
+#[test]
+fn the_header_abi_matches_the_committed_layout_table() {
+    let build = tempfile::tempdir().unwrap();
+    let bin = compile("abi_layout", build.path(), Check::Sanitizers);
+    let out = Command::new(&bin).output().unwrap();
+    assert!(out.status.success());
+    let got = String::from_utf8(out.stdout).unwrap();
+    let table =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/abi/layout.txt"))
+            .unwrap();
+    let want: Vec<&str> = table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    let got: Vec<&str> = got.lines().collect();
+    assert_eq!(
+        got, want,
+        "the header's ABI differs from tests/abi/layout.txt (left: the header now)"
+    );
+}
+
 /// The shared library exports the `hs_*` functions and nothing else (a dependency's C symbols,
 /// such as crc-fast's `crc_fast_*`, stayed visible before the link flags of build.rs), and
 /// carries the SONAME programs record.

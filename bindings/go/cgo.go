@@ -1,7 +1,7 @@
 package hypersdk
 
 /*
-#cgo LDFLAGS: -lhypersdk
+#cgo pkg-config: hypersdk
 #include <stdint.h>
 #include <stdlib.h>
 #include "hypersdk.h"

@@ -13,12 +13,57 @@ pub struct hs_client {
     pub(crate) client: Client,
 }
 
+/// The version of the header a program was compiled with (the library's at run time:
+/// `hs_version_number()`). ABI rule: within one major version, a newer library works for a
+/// program built against an older header (functions and enum values are only added; struct
+/// layouts, values and signatures never change). `HS_VERSION_MAJOR` is also the SONAME's number.
+pub const HS_VERSION_MAJOR: u32 = 0;
+/// Minor version: adds functions, enum values or option keys; breaks nothing.
+pub const HS_VERSION_MINOR: u32 = 1;
+/// Patch version: fixes only.
+pub const HS_VERSION_PATCH: u32 = 0;
+/// `MAJOR * 10000 + MINOR * 100 + PATCH`, comparable with `hs_version_number()`.
+pub const HS_VERSION_NUMBER: u32 = 100;
+
+/// Parses one decimal component of Cargo's version at compile time.
+const fn parse_version(s: &str) -> u32 {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let mut n = 0u32;
+    while i < b.len() {
+        assert!(b[i].is_ascii_digit(), "version component is not a number");
+        n = n * 10 + (b[i] - b'0') as u32;
+        i += 1;
+    }
+    n
+}
+
+// The header's macros are literals (cbindgen copies them); these make a version bump in
+// Cargo.toml that forgets them a compile error rather than a lying header.
+const _: () = {
+    assert!(HS_VERSION_MAJOR == parse_version(env!("CARGO_PKG_VERSION_MAJOR")));
+    assert!(HS_VERSION_MINOR == parse_version(env!("CARGO_PKG_VERSION_MINOR")));
+    assert!(HS_VERSION_PATCH == parse_version(env!("CARGO_PKG_VERSION_PATCH")));
+    assert!(HS_VERSION_MINOR < 100 && HS_VERSION_PATCH < 100);
+    assert!(
+        HS_VERSION_NUMBER == HS_VERSION_MAJOR * 10000 + HS_VERSION_MINOR * 100 + HS_VERSION_PATCH
+    );
+};
+
 /// The library version, a static string such as "0.1.0". Never NULL.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_version() -> *const c_char {
     guard_value(c"".as_ptr(), || {
         concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
     })
+}
+
+/// The version of the library loaded at run time as `HS_VERSION_NUMBER` spells it. A program can
+/// refuse a library older than the header it was built with:
+/// `hs_version_number() / 10000 == HS_VERSION_MAJOR && hs_version_number() >= HS_VERSION_NUMBER`.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_version_number() -> u32 {
+    guard_value(0, || HS_VERSION_NUMBER)
 }
 
 /// Sets process-wide limits from JSON: `max_concurrent_exports` (default 16; more wait in phase

@@ -196,3 +196,65 @@ fn copy_str(dst: &mut [c_char], s: &str) {
 /// export returns `HS_STATUS_INVALID_STATE` instead of deadlocking.
 pub type hs_progress_cb =
     Option<unsafe extern "C" fn(user_data: *mut std::ffi::c_void, progress: *const hs_progress)>;
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// The Rust side of tests/abi/layout.txt (the header side is tests/c_abi.rs): the same lines
+    /// from the types the library really passes, so a reordered or retyped field fails here
+    /// even if the header were regenerated to match.
+    #[test]
+    fn rust_types_match_the_committed_abi_table() {
+        let mut got = vec![format!("size hs_progress {}", size_of::<hs_progress>())];
+        for (f, o) in [
+            ("phase", offset_of!(hs_progress, phase)),
+            ("file_index", offset_of!(hs_progress, file_index)),
+            ("file_count", offset_of!(hs_progress, file_count)),
+            ("bytes_done", offset_of!(hs_progress, bytes_done)),
+            ("bytes_total", offset_of!(hs_progress, bytes_total)),
+            ("file_bytes_done", offset_of!(hs_progress, file_bytes_done)),
+            (
+                "file_bytes_total",
+                offset_of!(hs_progress, file_bytes_total),
+            ),
+            (
+                "rate_bytes_per_sec",
+                offset_of!(hs_progress, rate_bytes_per_sec),
+            ),
+            ("eta_seconds", offset_of!(hs_progress, eta_seconds)),
+            ("file_name", offset_of!(hs_progress, file_name)),
+            ("message", offset_of!(hs_progress, message)),
+        ] {
+            got.push(format!("offset hs_progress.{f} {o}"));
+        }
+        got.push(format!("size hs_status {}", size_of::<hs_status>()));
+        got.push(format!("size hs_phase {}", size_of::<hs_phase>()));
+        got.push(format!("value HS_FILE_NAME_MAX {HS_FILE_NAME_MAX}"));
+        got.push(format!("value HS_MESSAGE_MAX {HS_MESSAGE_MAX}"));
+        for s in hs_status::ALL {
+            got.push(format!("value {s:?} {}", s as i32));
+        }
+        for p in [
+            Phase::Queued,
+            Phase::Preparing,
+            Phase::WaitingForCloud,
+            Phase::Downloading,
+            Phase::Verifying,
+            Phase::Finalizing,
+            Phase::Done,
+            Phase::Failed,
+            Phase::Cancelled,
+        ] {
+            let h = hs_phase::from(p);
+            got.push(format!("value {h:?} {}", h as i32));
+        }
+        let table = include_str!("../../tests/abi/layout.txt");
+        let want: Vec<&str> = table
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .collect();
+        assert_eq!(got, want, "left: the Rust types now");
+    }
+}

@@ -3,7 +3,6 @@
 //! really reached the disk).
 
 use std::fs::File;
-use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -33,8 +32,7 @@ fn read_all(
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        let n = file
-            .read_at(&mut buf, pos)
+        let n = crate::sys::read_at(file, &mut buf, pos)
             .map_err(|e| Error::io(path, "cannot read", e))?;
         if n == 0 {
             return Ok(());

@@ -8,12 +8,25 @@
 //! - one writer per destination: an exclusive `flock` on `<name>.hspart.lock` for the whole
 //!   export, which names its holder (pid) to whoever is refused;
 //! - the final rename refuses to replace a file (`renameat2(RENAME_NOREPLACE)`) unless asked.
+//!
+//! Windows (`outdir/windows.rs`) has no `openat`: names are opened by path under a handle that
+//! keeps the folder from being renamed or removed, never following a reparse point
+//! (`FILE_FLAG_OPEN_REPARSE_POINT`), created with `CREATE_NEW`, locked with `LockFileEx`, renamed
+//! without replacing by a hard link that fails on an existing name.
 
+#[cfg(windows)]
+mod windows;
+
+#[cfg(unix)]
 use std::ffi::CString;
 use std::fs::File;
+#[cfg(unix)]
 use std::io::{Read as _, Seek as _, Write as _};
+#[cfg(unix)]
 use std::os::fd::{AsRawFd as _, FromRawFd as _};
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt as _;
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +45,44 @@ pub(crate) struct OutDir {
     mode: u32,
 }
 
+impl OutDir {
+    /// Where `name` is, for messages and results.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Creates `name`, replacing a file of that name only if this library made it (see
+    /// [`OutDir::open_own`]); anything else there is an error and stays untouched.
+    pub fn create_replacing_own(&self, name: &str) -> Result<File> {
+        if let Some(f) = self.open_own(name)? {
+            f.set_len(0)
+                .map_err(|e| Error::io(&self.join(name), "cannot truncate", e))?;
+            return Ok(f);
+        }
+        self.create_new(name)
+    }
+
+    /// Makes the renames durable.
+    pub fn sync(&self) {
+        let _ = self.dir.sync_all();
+    }
+
+    /// Gives the lock up and removes its file (while still holding it, so a waiting export
+    /// re-checks the name and makes a new one).
+    pub fn unlock(&self, lock: DestLock) {
+        self.remove(&lock.name);
+        drop(lock);
+    }
+
+    fn not_ours(&self, name: &str) -> Error {
+        Error::AlreadyExists(format!(
+            "{} is not a file this library made (not a regular file of this user with one link); remove it",
+            self.join(name).display()
+        ))
+    }
+}
+
+#[cfg(unix)]
 impl OutDir {
     /// Opens `path` (which must be a folder; the caller named it, so a symlink to a folder is
     /// accepted here) for the files of one export, created with `mode`.
@@ -58,11 +109,6 @@ impl OutDir {
             path: path.to_path_buf(),
             mode,
         })
-    }
-
-    /// Where `name` is, for messages and results.
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.path.join(name)
     }
 
     fn openat(&self, name: &str, flags: i32) -> std::io::Result<File> {
@@ -115,17 +161,6 @@ impl OutDir {
             return Err(self.not_ours(name));
         }
         Ok(Some(f))
-    }
-
-    /// Creates `name`, replacing a file of that name only if this library made it (see
-    /// [`OutDir::open_own`]); anything else there is an error and stays untouched.
-    pub fn create_replacing_own(&self, name: &str) -> Result<File> {
-        if let Some(f) = self.open_own(name)? {
-            f.set_len(0)
-                .map_err(|e| Error::io(&self.join(name), "cannot truncate", e))?;
-            return Ok(f);
-        }
-        self.create_new(name)
     }
 
     /// Whether something (anything, a dangling symlink too) has this name.
@@ -205,11 +240,6 @@ impl OutDir {
         }
     }
 
-    /// Makes the renames durable.
-    pub fn sync(&self) {
-        let _ = self.dir.sync_all();
-    }
-
     /// Takes the destination `name` for this export: an exclusive lock held until the
     /// returned guard is dropped. Refused at once, naming the holder, if another export (in
     /// this process or another) holds it.
@@ -263,13 +293,6 @@ impl OutDir {
         )))
     }
 
-    /// Gives the lock up and removes its file (while still holding it, so a waiting export
-    /// re-checks the name and makes a new one).
-    pub fn unlock(&self, lock: DestLock) {
-        self.remove(&lock.name);
-        drop(lock);
-    }
-
     fn inode_of(&self, name: &str) -> Option<(u64, u64)> {
         let c = cstr(name.as_bytes()).ok()?;
         // SAFETY: a zeroed stat buffer and a valid C string.
@@ -298,13 +321,6 @@ impl OutDir {
             _ => Error::io(&self.join(name), what, e),
         }
     }
-
-    fn not_ours(&self, name: &str) -> Error {
-        Error::AlreadyExists(format!(
-            "{} is not a file this library made (not a regular file of this user with one link); remove it",
-            self.join(name).display()
-        ))
-    }
 }
 
 /// An exclusive claim on one destination (see [`OutDir::lock`]).
@@ -315,6 +331,7 @@ pub(crate) struct DestLock {
     name: String,
 }
 
+#[cfg(unix)]
 fn cstr(b: &[u8]) -> Result<CString> {
     CString::new(b).map_err(|_| Error::InvalidArgument("a path holds a NUL byte".into()))
 }

@@ -229,7 +229,6 @@ fn recheck_kept(
     holes: &RangeSet,
     cancel: &CancellationToken,
 ) -> Result<()> {
-    use std::os::unix::fs::FileExt as _;
     let mut done = RangeSet::new();
     for (a, b) in holes.ranges() {
         done.insert(a, b);
@@ -245,7 +244,7 @@ fn recheck_kept(
                 return Err(Error::Cancelled);
             }
             let n = ((end - pos) as usize).min(buf.len());
-            file.read_exact_at(&mut buf[..n], pos)
+            crate::sys::read_exact_at(file, &mut buf[..n], pos)
                 .map_err(|e| Error::io(&temp.path, "cannot read", e))?;
             crc = crc32c::crc32c_append(crc, &buf[..n]);
             pos += n as u64;

@@ -45,24 +45,8 @@ fn is_zero(b: &[u8]) -> bool {
     pre.iter().all(|&x| x == 0) && mid.iter().all(|&x| x == 0) && post.iter().all(|&x| x == 0)
 }
 
-#[cfg(unix)]
 fn write_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
-    use std::os::unix::fs::FileExt;
-    file.write_all_at(buf, offset)
-        .map_err(|e| Error::io(path, "cannot write", e))
-}
-
-#[cfg(windows)]
-fn write_at(file: &File, path: &Path, mut buf: &[u8], mut offset: u64) -> Result<()> {
-    use std::os::windows::fs::FileExt;
-    while !buf.is_empty() {
-        let n = file
-            .seek_write(buf, offset)
-            .map_err(|e| Error::io(path, "cannot write", e))?;
-        buf = &buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
+    crate::sys::write_all_at(file, buf, offset).map_err(|e| Error::io(path, "cannot write", e))
 }
 
 /// Makes `[start, end)` read as zeros: a hole where the filesystem can punch one, else zeros

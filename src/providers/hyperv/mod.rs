@@ -467,8 +467,12 @@ impl Flow for HyperVFlow {
             self.staging = Some(staging.clone());
             let mode = 0o700;
             tokio::task::spawn_blocking(move || {
-                use std::os::unix::fs::DirBuilderExt as _;
-                std::fs::DirBuilder::new().mode(mode).create(&staging)
+                let mut b = std::fs::DirBuilder::new();
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut b, mode);
+                #[cfg(not(unix))]
+                let _ = mode;
+                b.create(&staging)
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?

@@ -2,7 +2,6 @@
 //! `<name>.ova` (tar: descriptor first, then manifest, then disks, as the OVF spec requires).
 
 use std::io::Write as _;
-use std::os::unix::fs::FileExt as _;
 
 use sha2::Digest as _;
 
@@ -110,7 +109,7 @@ impl<'a> HandleReader<'a> {
 
 impl std::io::Read for HandleReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.file.read_at(buf, self.pos)?;
+        let n = crate::sys::read_at(self.file, buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }

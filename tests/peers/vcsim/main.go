@@ -326,6 +326,14 @@ func main() {
 		}
 		*dir = d
 	}
+	// vcsim keeps its datastores in os.MkdirTemp("", "govcsim-") and removes them only on a clean
+	// shutdown; the tests stop the peer with a kill, which left 25 MB in /tmp per run. Inside the
+	// peer's folder they go with it.
+	home := filepath.Join(*dir, "vcsim-home")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		log.Fatal(err)
+	}
+	os.Setenv("TMPDIR", home)
 
 	model := simulator.VPX()
 	model.Datacenter = 1

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Release profiles side by side: for each candidate, a clean `cargo build --release --lib` (what
+# `make install` builds: the .so and the .a, every provider) in its own target folder, timed; the
+# stripped .so's size; then, in one run, the 2 GiB loopback download of benches/run.sh through
+# each profile's examples/fetch (median of RUNS, interleaved so the machine's noise hits all
+# alike). Prints a Markdown table; docs/BENCHMARKS.md keeps a copy and says which profile ships.
+#
+# The profiles are `--config` overrides of [profile.release], so what Cargo.toml ships is one of
+# the rows ("shipping").
+#
+# usage: benches/profiles.sh [PROFILE...]   (default: all; installs nginx-light, time, bc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-3}"
+PORT="${PORT:-18081}"
+WORK="${BENCH_DIR:-/tmp/hs-bench}"
+ROOT_TARGET="${PROFILE_TARGETS:-$HOME/.cache/hypersdk-profiles}"
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+[ -x /usr/bin/time ] || need+=(time)
+command -v bc >/dev/null || need+=(bc)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+# The generated cloud SDK crates: hundreds of thousands of lines each, on the control plane only
+# (a few API calls per export); the bytes go through reqwest/hyper/rustls and our own code.
+SDK=(aws-sdk-ec2 aws-sdk-s3 aws-sdk-sts google-cloud-compute-v1
+  google-cloud-build-v1 google-cloud-longrunning azure_storage_blob)
+sdk_opt() {
+  local level=$1 out=()
+  for p in "${SDK[@]}"; do out+=(--config "profile.release.package.$p.opt-level=$level"); done
+  printf '%s\n' "${out[@]}"
+}
+
+# name → cargo arguments (one per line). "shipping" is [profile.release] as Cargo.toml has it;
+# the others undo its per-package opt-levels.
+profile_args() {
+  case $1 in
+    shipping) ;;
+    fat-lto) printf '%s\n' --config 'profile.release.lto="fat"' --config 'profile.release.codegen-units=1'; sdk_opt 3 ;;
+    thin-lto) printf '%s\n' --config 'profile.release.lto="thin"' --config 'profile.release.codegen-units=16'; sdk_opt 3 ;;
+    no-lto) printf '%s\n' --config 'profile.release.lto=false' --config 'profile.release.codegen-units=16'; sdk_opt 3 ;;
+    *) echo "unknown profile $1" >&2; exit 2 ;;
+  esac
+}
+
+if [ $# -gt 0 ]; then profiles=("$@"); else profiles=(fat-lto shipping no-lto thin-lto); fi
+
+declare -A BUILD SIZE
+mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$WORK/profiles"
+for p in "${profiles[@]}"; do
+  mapfile -t args < <(profile_args "$p")
+  t="$ROOT_TARGET/$p"
+  rm -rf "$t"
+  t0=$(date +%s)
+  CARGO_TARGET_DIR="$t" cargo build --release --lib "${args[@]}" >&2
+  BUILD[$p]=$(($(date +%s) - t0))
+  SIZE[$p]=$(stat -c %s "$t/release/libhypersdk.so")
+  CARGO_TARGET_DIR="$t" cargo build --release --example fetch "${args[@]}" >&2
+  cp "$t/release/examples/fetch" "$WORK/profiles/fetch-$p"
+  rm -rf "$t"
+  echo "$p: ${BUILD[$p]} s, $((SIZE[$p] / 1048576)) MiB" >&2
+done
+
+if [ ! -f "$WORK/data/full.bin" ]; then
+  head -c $((2 << 30)) /dev/urandom >"$WORK/data/full.bin"
+fi
+cat >"$WORK/nginx/profiles.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx/profiles.pid;
+error_log $WORK/nginx/profiles-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $WORK/data;
+  }
+}
+CONF
+nginx -c "$WORK/nginx/profiles.conf"
+trap 'nginx -c "$WORK/nginx/profiles.conf" -s stop 2>/dev/null || true' EXIT
+sleep 0.5
+. benches/lib.sh
+
+declare -A TIMES
+for _ in $(seq 1 "$RUNS"); do
+  for p in "${profiles[@]}"; do
+    r=$(measure "$WORK/profiles/fetch-$p" "$WORK/out" "http://127.0.0.1:$PORT/full.bin")
+    cmp -s "$WORK/out/full.bin" "$WORK/data/full.bin" || { echo "$p: full.bin differs" >&2; exit 1; }
+    TIMES[$p]="${TIMES[$p]:-} ${r% *}"
+  done
+done
+
+first=${profiles[0]}
+first_s=$(printf '%s\n' ${TIMES[$first]} | median)
+echo "### Release profiles: clean build of the library with every provider, and download speed ($(nproc) cores)"
+echo
+echo "| profile | clean build (s) | .so MiB | 2 GiB download (s, median of $RUNS) | speed vs $first |"
+echo "|---|---:|---:|---:|---:|"
+for p in "${profiles[@]}"; do
+  s=$(printf '%s\n' ${TIMES[$p]} | median)
+  printf '| %s | %d | %.1f | %.2f | %.2f× |\n' "$p" "${BUILD[$p]}" "$(echo "${SIZE[$p]} / 1048576" | bc -l)" "$s" "$(echo "$first_s / $s" | bc -l)"
+done
