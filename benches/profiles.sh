@@ -48,20 +48,22 @@ profile_args() {
 
 if [ $# -gt 0 ]; then profiles=("$@"); else profiles=(fat-lto shipping no-lto thin-lto); fi
 
-declare -A BUILD SIZE
+declare -A BUILD CPU SIZE
 mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$WORK/profiles"
 for p in "${profiles[@]}"; do
   mapfile -t args < <(profile_args "$p")
   t="$ROOT_TARGET/$p"
   rm -rf "$t"
   t0=$(date +%s)
-  CARGO_TARGET_DIR="$t" cargo build --release --lib "${args[@]}" >&2
+  CARGO_TARGET_DIR="$t" /usr/bin/time -f "%U %S" -o "$WORK/profiles/cpu-$p" \
+    cargo build --release --lib "${args[@]}" >&2
   BUILD[$p]=$(($(date +%s) - t0))
+  CPU[$p]=$(awk '{printf "%d", $1 + $2}' "$WORK/profiles/cpu-$p")
   SIZE[$p]=$(stat -c %s "$t/release/libhypersdk.so")
   CARGO_TARGET_DIR="$t" cargo build --release --example fetch "${args[@]}" >&2
   cp "$t/release/examples/fetch" "$WORK/profiles/fetch-$p"
   rm -rf "$t"
-  echo "$p: ${BUILD[$p]} s, $((SIZE[$p] / 1048576)) MiB" >&2
+  echo "$p: ${BUILD[$p]} s wall, ${CPU[$p]} s CPU, $((SIZE[$p] / 1048576)) MiB" >&2
 done
 
 if [ ! -f "$WORK/data/full.bin" ]; then
@@ -100,9 +102,9 @@ first=${profiles[0]}
 first_s=$(printf '%s\n' ${TIMES[$first]} | median)
 echo "### Release profiles: clean build of the library with every provider, and download speed ($(nproc) cores)"
 echo
-echo "| profile | clean build (s) | .so MiB | 2 GiB download (s, median of $RUNS) | speed vs $first |"
-echo "|---|---:|---:|---:|---:|"
+echo "| profile | clean build (s) | CPU user+sys (s) | .so MiB | 2 GiB download (s, median of $RUNS) | speed vs $first |"
+echo "|---|---:|---:|---:|---:|---:|"
 for p in "${profiles[@]}"; do
   s=$(printf '%s\n' ${TIMES[$p]} | median)
-  printf '| %s | %d | %.1f | %.2f | %.2f× |\n' "$p" "${BUILD[$p]}" "$(echo "${SIZE[$p]} / 1048576" | bc -l)" "$s" "$(echo "$first_s / $s" | bc -l)"
+  printf '| %s | %d | %d | %.1f | %.2f | %.2f× |\n' "$p" "${BUILD[$p]}" "${CPU[$p]}" "$(echo "${SIZE[$p]} / 1048576" | bc -l)" "$s" "$(echo "$first_s / $s" | bc -l)"
 done

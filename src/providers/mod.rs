@@ -102,6 +102,38 @@ impl CleanupCtx {
         self.progress.set_message(msg);
     }
 
+    /// Runs one cloud call of cleanup (cancel a task, abort a lease, revoke access, delete a
+    /// temp image) again while it fails for a reason that may pass — a reset connection, a
+    /// timeout, a 5xx — with growing waits (0.5 s doubling to 8 s) for up to
+    /// [`CLEANUP_RETRY_FOR`]. A user who cancels during a short outage would otherwise leave the
+    /// task running in the cloud: the SDKs' own retries give up within about a second. The
+    /// flow's `cleanup_deadline` still bounds the whole cleanup.
+    pub async fn retry<T, F, Fut>(&self, what: &str, mut call: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            match call().await {
+                Ok(v) => return Ok(v),
+                Err(e)
+                    if crate::transfer::retry::is_retryable(&e)
+                        && started.elapsed() < CLEANUP_RETRY_FOR =>
+                {
+                    let wait = crate::transfer::retry::backoff(Duration::from_millis(500), attempt)
+                        .min(Duration::from_secs(8));
+                    attempt += 1;
+                    self.message(&format!("{what}: {e}; trying again"));
+                    tracing::warn!(attempt, error = %e, "{what}: cleanup call failed, trying again");
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// A context for the shared poller during cleanup: messages show, and its cancel never
     /// fires (cleanup runs to its end or to its deadline).
     #[cfg_attr(not(any(feature = "azure", feature = "gcp")), allow(dead_code))]
@@ -109,6 +141,9 @@ impl CleanupCtx {
         FlowCtx::new(self.progress.clone(), CancellationToken::new())
     }
 }
+
+/// How long one cleanup call is retried through connection trouble (see [`CleanupCtx::retry`]).
+pub(crate) const CLEANUP_RETRY_FOR: Duration = Duration::from_secs(60);
 
 /// What a provider adds after the downloads.
 #[derive(Debug, Default)]

@@ -77,6 +77,9 @@ pub(crate) struct Finished {
 pub(crate) struct Running {
     name: String,
     child: tokio::process::Child,
+    /// The process group the child leads (Unix). On Windows only the child itself is killed:
+    /// a Job object would be the equivalent of the group, not done yet (DESIGN-NOTES).
+    #[cfg_attr(not(unix), allow(dead_code))]
     pgid: Option<i32>,
     lines: mpsc::Receiver<Result<Line>>,
     stderr: Arc<Mutex<Vec<u8>>>,

@@ -10,6 +10,7 @@ pub mod hyperv;
 #[cfg(feature = "aws")]
 pub mod moto;
 pub mod server;
+pub mod toxiproxy;
 pub mod vcsim;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};

@@ -14,4 +14,7 @@ mcs -nologo -langversion:7 -target:exe -r:"$out/HyperSdk.dll" -r:System.Net.Http
   -out:"$out/HyperSdk.Tests.exe" tests/Tests.cs
 export LD_LIBRARY_PATH="$CARGO_TARGET_DIR/debug${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export HS_REPO_ROOT="$(cd ../.. && pwd)"
-exec mono --debug "$out/HyperSdk.Tests.exe" "$@"
+# The tests' folders (Path.GetTempPath follows TMPDIR) go when the run ends, passed or not.
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+TMPDIR="$tmp" mono --debug "$out/HyperSdk.Tests.exe" "$@"

@@ -327,14 +327,18 @@ impl Flow for AwsFlow {
                 && ctx.outcome != Outcome::Success
             {
                 ctx.message(&format!("cancelling export task {}", task.id()));
-                task.cancel(&self.ec2).await?;
+                ctx.retry("cancelling the export task", || task.cancel(&self.ec2))
+                    .await?;
             }
             if ctx.outcome == Outcome::Success
                 && self.opts.delete_s3_object_after_download
                 && let Some((bucket, key)) = &self.object
             {
                 ctx.message(&format!("deleting s3://{bucket}/{key}"));
-                s3::delete_object(&self.s3, bucket, key).await?;
+                ctx.retry("deleting the exported object", || {
+                    s3::delete_object(&self.s3, bucket, key)
+                })
+                .await?;
             }
             Ok(())
         })

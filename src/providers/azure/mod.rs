@@ -621,7 +621,10 @@ impl Flow for AzureFlow {
                 let mut all = true;
                 for g in &self.grants {
                     ctx.message(&format!("revoking read access to {}", g.name));
-                    if let Err(e) = self.revoke(&pctx, g).await {
+                    if let Err(e) = ctx
+                        .retry("revoking read access", || self.revoke(&pctx, g))
+                        .await
+                    {
                         all = false;
                         errors.push(format!("revoking access to {}: {e}", g.name));
                     }
@@ -631,13 +634,14 @@ impl Flow for AzureFlow {
             for (rg, name) in &self.snapshots {
                 ctx.message(&format!("deleting snapshot {name}"));
                 let r = async {
-                    let first = self
-                        .arm
-                        .call(
-                            Method::DELETE,
-                            self.arm.url(rg, "snapshots", name, None),
-                            None,
-                        )
+                    let first = ctx
+                        .retry("deleting the snapshot", || {
+                            self.arm.call(
+                                Method::DELETE,
+                                self.arm.url(rg, "snapshots", name, None),
+                                None,
+                            )
+                        })
                         .await?;
                     self.arm
                         .wait(

@@ -584,7 +584,12 @@ impl Flow for GcpFlow {
             for (i, u) in units.iter().enumerate() {
                 if let (Some(g), Some(id), true) = (&gce, &u.build_id, u.build_running) {
                     ctx.message(&format!("cancelling export build {id}"));
-                    match g.cancel_build(&u.project, id).await {
+                    match ctx
+                        .retry("cancelling the export build", || {
+                            g.cancel_build(&u.project, id)
+                        })
+                        .await
+                    {
                         Ok(()) => {
                             self.cleaned.builds_cancelled += 1;
                             let mut all = lock(&self.units);
@@ -597,7 +602,12 @@ impl Flow for GcpFlow {
                 if let (Some(g), Some(image), true) = (&gce, &u.image, u.temp_image) {
                     ctx.message(&format!("deleting image {image}"));
                     let r = async {
-                        if let Some(op) = g.delete_image(&u.project, image).await? {
+                        if let Some(op) = ctx
+                            .retry("deleting the temp image", || {
+                                g.delete_image(&u.project, image)
+                            })
+                            .await?
+                        {
                             let what = format!("deleting image {image}");
                             poll_until(
                                 &pctx,
@@ -651,7 +661,10 @@ impl Flow for GcpFlow {
                     };
                     if let Some(m) = meta {
                         ctx.message(&format!("deleting gs://{}/{}", m.bucket, m.name));
-                        match self.storage.delete(&m).await {
+                        match ctx
+                            .retry("deleting the exported object", || self.storage.delete(&m))
+                            .await
+                        {
                             Ok(()) => lock(&self.units)[i].object_deleted = true,
                             Err(e) => {
                                 errors.push(format!("deleting gs://{}/{}: {e}", m.bucket, m.name))

@@ -467,12 +467,16 @@ impl Flow for HyperVFlow {
             self.staging = Some(staging.clone());
             let mode = 0o700;
             tokio::task::spawn_blocking(move || {
-                let mut b = std::fs::DirBuilder::new();
                 #[cfg(unix)]
-                std::os::unix::fs::DirBuilderExt::mode(&mut b, mode);
+                let b =
+                    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), mode)
+                        .create(&staging);
                 #[cfg(not(unix))]
-                let _ = mode;
-                b.create(&staging)
+                let b = {
+                    let _ = mode;
+                    std::fs::DirBuilder::new().create(&staging)
+                };
+                b
             })
             .await
             .map_err(|e| Error::Internal(e.to_string()))?

@@ -546,17 +546,21 @@ impl Flow for VsphereFlow {
                     ctx.message("completing the export lease");
                     let body = format!("{}<percent>100</percent>", lease.xml("_this"));
                     let _ = self.vim.call("HttpNfcLeaseProgress", &body).await;
-                    self.vim
-                        .call("HttpNfcLeaseComplete", &lease.xml("_this"))
-                        .await
-                        .map(|_| ())
+                    let body = lease.xml("_this");
+                    ctx.retry("completing the export lease", || {
+                        self.vim.call("HttpNfcLeaseComplete", &body)
+                    })
+                    .await
+                    .map(|_| ())
                 }
                 Outcome::Failure | Outcome::Cancelled => {
                     ctx.message("aborting the export lease");
-                    self.vim
-                        .call("HttpNfcLeaseAbort", &lease.xml("_this"))
-                        .await
-                        .map(|_| ())
+                    let body = lease.xml("_this");
+                    ctx.retry("aborting the export lease", || {
+                        self.vim.call("HttpNfcLeaseAbort", &body)
+                    })
+                    .await
+                    .map(|_| ())
                 }
             }
         })

@@ -63,6 +63,7 @@ var (
 	hostileVM    = flag.String("hostile-vm", "", "VM whose export lease names its disk ../../escape.vmdk")
 	nfcRate      = flag.Int("nfc-rate", 0, "pace NFC downloads to this many bytes/s per request (0: full speed)")
 	deviceHost   = flag.String("device-host", "", "name device URLs with this host (as an ESXi host's would be)")
+	devicePort   = flag.String("device-port", "", "name device URLs with this port (a proxy in front of NFC)")
 	sameTarget   = flag.String("same-target", "", "give every disk of the lease this targetId (colliding names)")
 	descDelay    = flag.Int("descriptor-delay-ms", 0, "answer CreateDescriptor only after this long (a slow vCenter)")
 )
@@ -121,11 +122,18 @@ func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.H
 				l.Info.DeviceUrl[i].TargetId = *sameTarget
 			}
 		}
-		if *deviceHost != "" {
+		if *deviceHost != "" || *devicePort != "" {
 			for i := range l.Info.DeviceUrl {
 				d := &l.Info.DeviceUrl[i]
 				if u, err := url.Parse(d.Url); err == nil {
-					u.Host = *deviceHost + ":" + u.Port()
+					host, port := u.Hostname(), u.Port()
+					if *deviceHost != "" {
+						host = *deviceHost
+					}
+					if *devicePort != "" {
+						port = *devicePort
+					}
+					u.Host = host + ":" + port
 					d.Url = u.String()
 				}
 			}
