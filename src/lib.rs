@@ -43,6 +43,8 @@ mod export;
 mod ffi;
 mod paths;
 mod progress;
+#[cfg(test)]
+mod proptests;
 mod providers;
 mod runtime;
 mod secret;

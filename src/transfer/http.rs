@@ -295,15 +295,21 @@ fn content_range_star_total(resp: &Response) -> Option<u64> {
 
 /// `Content-Range: bytes a-b/total` → (a, b, total).
 fn parse_content_range(resp: &Response) -> Option<(u64, u64, u64)> {
-    let v = resp.headers().get(CONTENT_RANGE)?.to_str().ok()?;
+    content_range(resp.headers().get(CONTENT_RANGE)?.to_str().ok()?)
+}
+
+/// `bytes a-b/total` → (a, b, total), only when `a ≤ b < total` (a server that answers a range
+/// outside the object it names is lying about one of them).
+pub(crate) fn content_range(v: &str) -> Option<(u64, u64, u64)> {
     let rest = v.trim().strip_prefix("bytes ")?;
     let (range, total) = rest.split_once('/')?;
     let (a, b) = range.split_once('-')?;
-    Some((
+    let (a, b, t): (u64, u64, u64) = (
         a.trim().parse().ok()?,
         b.trim().parse().ok()?,
         total.trim().parse().ok()?,
-    ))
+    );
+    (a <= b && b < t).then_some((a, b, t))
 }
 
 fn content_range_total(resp: &Response) -> Result<u64> {

@@ -307,7 +307,25 @@ pub(crate) fn redact_url(url: &Url) -> String {
 pub(crate) fn redact_url_text(text: &str) -> String {
     match Url::parse(text) {
         Ok(u) => redact_url(&u),
-        Err(_) => text.split(['?', '#']).next().unwrap_or("").to_string(),
+        Err(_) => {
+            // Not a URL, but it may still hold `user:password@` (a mistyped `http:/u:p@h`) and a
+            // query with a signature: keep the scheme and what follows the last `@` only.
+            let no_query = text.split(['?', '#']).next().unwrap_or("");
+            match no_query.rsplit_once('@') {
+                Some((before, host)) => match before.split_once(':') {
+                    Some((scheme, _))
+                        if !scheme.is_empty()
+                            && scheme
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+                    {
+                        format!("{scheme}://{host}")
+                    }
+                    _ => host.to_string(),
+                },
+                None => no_query.to_string(),
+            }
+        }
     }
 }
 

@@ -65,28 +65,10 @@ impl std::fmt::Debug for HttpFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A pre-signed URL's query is a credential.
         f.debug_struct("HttpFile")
-            .field("url", &redact_text_url(&self.url))
+            .field("url", &crate::transfer::redact_url_text(&self.url))
             .field("file_name", &self.file_name)
             .field("size", &self.size)
             .finish_non_exhaustive()
-    }
-}
-
-/// A URL given as text, for messages: its query and user info dropped even if it does not
-/// parse.
-fn redact_text_url(s: &str) -> String {
-    match Url::parse(s) {
-        Ok(u) => crate::transfer::redact_url(&u),
-        Err(_) => {
-            let no_query = s.split(['?', '#']).next().unwrap_or("");
-            match no_query.split_once("://") {
-                Some((scheme, rest)) => {
-                    let host_part = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-                    format!("{scheme}://{host_part}")
-                }
-                None => no_query.to_string(),
-            }
-        }
     }
 }
 
@@ -139,9 +121,13 @@ impl HttpProvider {
     }
 }
 
-fn parse_url(s: &str) -> Result<Url> {
-    let url = Url::parse(s)
-        .map_err(|e| Error::InvalidArgument(format!("URL {:?}: {e}", redact_text_url(s))))?;
+pub(crate) fn parse_url(s: &str) -> Result<Url> {
+    let url = Url::parse(s).map_err(|e| {
+        Error::InvalidArgument(format!(
+            "URL {:?}: {e}",
+            crate::transfer::redact_url_text(s)
+        ))
+    })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::InvalidArgument(format!(
             "URL scheme {:?} is not http or https",
