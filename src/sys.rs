@@ -56,3 +56,30 @@ pub(crate) fn write_all_at(file: &File, mut buf: &[u8], mut offset: u64) -> io::
     }
     Ok(())
 }
+
+/// Gives `file` `len` bytes of real disk blocks (not a sparse length), so that a later write
+/// into that room cannot fail for lack of space.
+pub(crate) fn allocate(file: &File, len: u64) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: a plain syscall on a descriptor we own; no memory is passed.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len as libc::off_t) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(e);
+        }
+    }
+    // Elsewhere (or a file system without fallocate): write the zeros.
+    let zeros = vec![0u8; 64 << 10];
+    let mut pos = 0u64;
+    while pos < len {
+        let n = (len - pos).min(zeros.len() as u64) as usize;
+        write_all_at(file, &zeros[..n], pos)?;
+        pos += n as u64;
+    }
+    Ok(())
+}

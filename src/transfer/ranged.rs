@@ -84,6 +84,11 @@ pub(crate) async fn download(
         blocking(move || open_temp(&dir, &temp, validator, &holes, verify, &cancel)).await?
     };
     let resumed = journal.done.covered().saturating_sub(hole_bytes);
+    let reserve = {
+        let (dir, name) = (ctx.dir.clone(), temp.name.clone());
+        let len = reserve_len(size, ctx.opts.part_size);
+        blocking(move || Ok(Reserve::make(dir, &name, len))).await?
+    };
     // Counters restart from what is really on disk (a retried round starts from zero).
     ctx.progress.restart_file(counters);
     ctx.progress.add_done(counters, resumed, false);
@@ -134,8 +139,13 @@ pub(crate) async fn download(
             state.stop.cancel();
         }
     }
-    // Whatever happened, record what is safely on disk so the next run resumes from there.
-    let sync = sync_journal(&state).await;
+    // Whatever happened, record what is safely on disk so the next run resumes from there; on
+    // a full disk the journal gets the room kept for it.
+    let mut sync = sync_journal(&state).await;
+    if sync.is_err() && reserve.release() {
+        sync = sync_journal(&state).await;
+    }
+    drop(reserve);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -161,6 +171,62 @@ pub(crate) async fn download(
         sha256: None,
         size_verified: true,
     })
+}
+
+/// Room kept beside the temp file (`<temp>.reserve`) for the journal: when the disk fills up
+/// mid-download, the data writes fail, and so would the journal's (a new file) — then nothing
+/// fetched so far could be resumed. The reserve is released just before that last journal write,
+/// and removed whenever the download ends. Best effort: no room for it is not an error.
+struct Reserve {
+    dir: Arc<OutDir>,
+    name: String,
+    held: std::sync::atomic::AtomicBool,
+}
+
+impl Reserve {
+    fn make(dir: Arc<OutDir>, temp_name: &str, len: u64) -> Reserve {
+        let name = format!("{temp_name}.reserve");
+        // A foreign file under the name is left alone (and no room is kept).
+        let held = match dir.create_replacing_own(&name) {
+            Ok(f) => {
+                let ok = crate::sys::allocate(&f, len).is_ok();
+                if !ok {
+                    dir.remove(&name);
+                }
+                ok
+            }
+            Err(_) => false,
+        };
+        Reserve {
+            dir,
+            name,
+            held: held.into(),
+        }
+    }
+
+    /// Frees the room; whether there was any.
+    fn release(&self) -> bool {
+        let had = self.held.swap(false, Ordering::SeqCst);
+        if had {
+            self.dir.remove(&self.name);
+        }
+        had
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Room for a journal of `size` bytes in parts of `part`: each part may add a range and a CRC
+/// (under 100 bytes of JSON), plus slack; at most 64 MiB.
+fn reserve_len(size: u64, part: u64) -> u64 {
+    (size / part.max(1) + 1)
+        .saturating_mul(100)
+        .saturating_add(64 << 10)
+        .min(64 << 20)
 }
 
 /// Opens the temp file: resumes when the journal matches the source and the temp file is
