@@ -2,7 +2,10 @@
 //! given (URLs for the http provider, VMs for vsphere), all at once, into OUT_DIR.
 //!
 //! usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress]
-//!              OUT_DIR SOURCE...   (--config @FILE reads the config from FILE)
+//!              [--count-progress] OUT_DIR SOURCE...   (--config @FILE reads the config from FILE)
+//!
+//! `--count-progress` registers a callback that only counts its calls (the cost of progress
+//! delivery itself, without printing) and prints the count at the end.
 
 use std::time::Instant;
 
@@ -11,6 +14,7 @@ fn main() {
     let mut options = String::from("{}");
     let mut global = None;
     let mut show = false;
+    let mut count = false;
     let mut provider = String::from("http");
     let mut config = String::from("{}");
     let mut rest = Vec::new();
@@ -19,6 +23,7 @@ fn main() {
             "--options" => options = args.next().expect("--options JSON"),
             "--global" => global = Some(args.next().expect("--global JSON")),
             "--progress" => show = true,
+            "--count-progress" => count = true,
             "--provider" => provider = args.next().expect("--provider NAME"),
             // `--config @FILE` reads it from a file: secrets stay off the command line.
             "--config" => {
@@ -32,7 +37,7 @@ fn main() {
     }
     if rest.len() < 2 {
         eprintln!(
-            "usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] OUT_DIR SOURCE..."
+            "usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] [--count-progress] OUT_DIR SOURCE..."
         );
         std::process::exit(2);
     }
@@ -45,6 +50,7 @@ fn main() {
     opts["output_dir"] = serde_json::Value::String(out.clone());
     let opts = opts.to_string();
     let client = hypersdk::Client::new(&provider, &config).unwrap_or_else(|e| fail(&e.to_string()));
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let t = Instant::now();
     let exports: Vec<_> = rest[1..]
         .iter()
@@ -60,6 +66,14 @@ fn main() {
                         p.rate_bytes_per_sec / 1048576.0
                     )
                 }) as hypersdk::ProgressCallback
+            });
+            let cb = cb.or_else(|| {
+                count.then(|| {
+                    let calls = calls.clone();
+                    Box::new(move |_: &hypersdk::Progress| {
+                        calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }) as hypersdk::ProgressCallback
+                })
             });
             client
                 .start_export(url, &opts, cb)
@@ -81,6 +95,12 @@ fn main() {
         "{bytes} bytes in {secs:.3} s = {:.1} MiB/s",
         bytes as f64 / secs / 1048576.0
     );
+    if count {
+        eprintln!(
+            "{} progress callbacks",
+            calls.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     std::process::exit(if failed { 1 } else { 0 });
 }
 

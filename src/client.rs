@@ -110,6 +110,7 @@ impl Client {
             shared: shared.clone(),
             _provider: self.provider.clone(),
             flow,
+            ticket: Some(crate::export::job::EXPORT_SLOTS.ticket(opts.priority)),
             opts: Arc::new(opts),
         };
         let rt = crate::runtime::handle();

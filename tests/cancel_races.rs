@@ -102,11 +102,7 @@ fn five_hundred_exports_cancelled_at_random_moments() {
         // a slot (24 are in the air for 6 slots).
         match moment {
             Moment::AtOnce => e.cancel(),
-            Moment::Queued => {
-                if e.progress().phase == Phase::Queued {
-                    e.cancel();
-                }
-            }
+            Moment::Queued if e.progress().phase == Phase::Queued => e.cancel(),
             _ => {}
         }
         running.push((n, i, moment, dir, rec, e));

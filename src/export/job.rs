@@ -38,6 +38,8 @@ pub(crate) struct Job {
     pub _provider: Arc<dyn Provider>,
     pub flow: Box<dyn Flow>,
     pub opts: Arc<CommonOptions>,
+    /// Its place in the queue for a slot, taken when the export was started.
+    pub ticket: Option<super::queue::Ticket>,
 }
 
 /// What this run holds in the output folder: the folder, the destinations it locked, and the
@@ -67,7 +69,12 @@ impl Job {
         let slot = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => None,
-            p = EXPORT_SLOTS.acquire(self.opts.priority) => Some(p),
+            p = async {
+                match self.ticket.take() {
+                    Some(t) => t.wait().await,
+                    None => EXPORT_SLOTS.acquire(self.opts.priority).await,
+                }
+            } => Some(p),
         };
         let outcome: Result<Done> = match slot {
             None => Err(Error::Cancelled),

@@ -98,22 +98,43 @@ impl SlotQueue {
     /// Waits for a slot behind every waiter of a higher priority and every earlier one of the
     /// same priority.
     pub async fn acquire(&self, priority: i32) -> Slot {
-        let rx = {
-            let mut g = lock(&self.inner);
-            if g.in_use < g.size && g.waiters.is_empty() {
-                g.in_use += 1;
-                return Slot {
-                    inner: self.inner.clone(),
-                };
-            }
-            let (tx, rx) = oneshot::channel();
-            g.seq += 1;
-            let seq = g.seq;
-            g.waiters.push(Waiter { priority, seq, tx });
-            rx
-        };
-        rx.await
-            .expect("a waiter's sender is only dropped by sending to it")
+        self.ticket(priority).wait().await
+    }
+
+    /// Takes a place in the queue now (a free slot, or a waiter's place), to be waited on later:
+    /// `start_export` takes it before it returns, so arrival order is the order of the calls, not
+    /// the order in which the runtime happens to run the export tasks.
+    pub fn ticket(&self, priority: i32) -> Ticket {
+        let mut g = lock(&self.inner);
+        if g.in_use < g.size && g.waiters.is_empty() {
+            g.in_use += 1;
+            return Ticket::Ready(Slot {
+                inner: self.inner.clone(),
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        g.seq += 1;
+        let seq = g.seq;
+        g.waiters.push(Waiter { priority, seq, tx });
+        Ticket::Waiting(rx)
+    }
+}
+
+/// A place in the queue (see [`SlotQueue::ticket`]). Dropped while waiting, its place is given
+/// up; a slot already sent to it frees itself.
+pub(crate) enum Ticket {
+    Ready(Slot),
+    Waiting(oneshot::Receiver<Slot>),
+}
+
+impl Ticket {
+    pub async fn wait(self) -> Slot {
+        match self {
+            Ticket::Ready(s) => s,
+            Ticket::Waiting(rx) => rx
+                .await
+                .expect("a waiter's sender is only dropped by sending to it"),
+        }
     }
 }
 

@@ -59,9 +59,16 @@ impl AwsProvider {
                 .connect_timeout(Duration::from_secs(30))
                 .operation_attempt_timeout(Duration::from_millis(cfg.api_timeout_ms))
                 .build();
+            // The SDK's default (3 attempts, ~0.5 s in all) gave up on a 1.5 s outage in the
+            // middle of an hours-long export; 8 attempts with backoff from 0.5 s ride out tens of
+            // seconds (throttling answers are retried the same way).
+            let retry = aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(8)
+                .with_initial_backoff(Duration::from_millis(500));
             let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
                 .region(aws_config::Region::new(cfg.region.clone()))
-                .timeout_config(timeouts);
+                .timeout_config(timeouts)
+                .retry_config(retry);
             if let Some(p) = &cfg.profile {
                 loader = loader.profile_name(p);
             }

@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# "Cloud-like" download benchmark: nginx behind toxiproxy with a bandwidth limit PER CONNECTION
+# (RATE_KB, default 50 000 KB/s ≈ 50 MB/s, what one S3 connection gets) and 20 ms of latency, so
+# parallel connections matter as they do against a real object store. In one run, medians of
+# RUNS:
+#   - one 2 GiB file: curl (1 stream), aria2c -x16 -s16, rclone (http backend,
+#     --multi-thread-streams 16), hypersdk (examples/fetch, release build, default 8 parts in
+#     flight, and 16);
+#   - 16 × 256 MiB files at once: aria2c -j16, rclone --transfers 16, hypersdk (16 exports);
+#   - hypersdk's throughput against the number of parts in flight (1, 2, 4, 8, 16, 32);
+#   - CPU per GiB (user+sys) of hypersdk and curl over raw loopback (no proxy), and hypersdk with
+#     a progress callback every 1 ms against none.
+# Tables go to stdout (Markdown), raw numbers to $OUT_CSV (benches/plot.py draws the charts).
+#
+# usage: benches/cloudlike.sh   (installs nginx-light, aria2, rclone, curl, time, bc from apt,
+#                                toxiproxy with go install)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
+RUNS="${RUNS:-3}"
+RATE_KB="${RATE_KB:-50000}"
+LATENCY_MS="${LATENCY_MS:-20}"
+PORT="${PORT:-18090}"
+TPORT="${TPORT:-18474}"
+LPORT="${LPORT:-18091}"
+WORK="${BENCH_DIR:-/tmp/hs-bench}"
+OUT_CSV="${OUT_CSV:-docs/bench-data/cloudlike.csv}"
+
+need=()
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v aria2c >/dev/null || need+=(aria2)
+command -v rclone >/dev/null || need+=(rclone)
+command -v curl >/dev/null || need+=(curl)
+[ -x /usr/bin/time ] || need+=(time)
+command -v bc >/dev/null || need+=(bc)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+TOXI="$(tests/peers/toxiproxy/install.sh)"
+
+cargo build --release --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
+
+mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$(dirname "$OUT_CSV")"
+[ -f "$WORK/data/full.bin" ] || head -c $((2 << 30)) /dev/urandom >"$WORK/data/full.bin"
+if [ ! -f "$WORK/data/q.bin" ]; then
+  head -c $((256 << 20)) /dev/urandom >"$WORK/data/q.bin"
+fi
+for i in $(seq 0 15); do ln -sf q.bin "$WORK/data/q$i.bin"; done
+
+cat >"$WORK/nginx/cloudlike.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx/cloudlike.pid;
+error_log $WORK/nginx/cloudlike-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$PORT; root $WORK/data; }
+}
+CONF
+nginx -c "$WORK/nginx/cloudlike.conf"
+"$TOXI" -host 127.0.0.1 -port "$TPORT" >"$WORK/toxiproxy.log" 2>&1 &
+TOXI_PID=$!
+trap 'nginx -c "$WORK/nginx/cloudlike.conf" -s stop 2>/dev/null || true; kill $TOXI_PID 2>/dev/null || true' EXIT
+sleep 1
+api() { curl -sf -X "$1" "http://127.0.0.1:$TPORT$2" ${3:+-d "$3"} >/dev/null; }
+api POST /proxies "{\"name\":\"cloud\",\"listen\":\"127.0.0.1:$LPORT\",\"upstream\":\"127.0.0.1:$PORT\",\"enabled\":true}"
+api POST /proxies/cloud/toxics "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$RATE_KB}}"
+api POST /proxies/cloud/toxics "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS,\"jitter\":2}}"
+CLOUD="http://127.0.0.1:$LPORT"
+RAW="http://127.0.0.1:$PORT"
+
+. benches/lib.sh
+echo "kind,tool,streams,seconds,mib_per_s,peak_rss_mib" >"$OUT_CSV"
+
+# one LABEL STREAMS BYTES CMD... → median seconds over RUNS (outputs checked by the caller)
+declare -A SECS RSS
+one() {
+  local label=$1 streams=$2 bytes=$3
+  shift 3
+  local times=() maxrss=0 r
+  for _ in $(seq 1 "$RUNS"); do
+    r=$(measure "$@")
+    times+=("${r% *}")
+    [ "${r#* }" -gt "$maxrss" ] && maxrss=${r#* }
+  done
+  SECS[$label]=$(printf '%s\n' "${times[@]}" | median)
+  RSS[$label]=$maxrss
+  printf '%s,%s,%s,%.3f,%.1f,%d\n' "${label%%:*}" "${label#*:}" "$streams" "${SECS[$label]}" \
+    "$(echo "$bytes / 1048576 / ${SECS[$label]}" | bc -l)" $((maxrss / 1024)) >>"$OUT_CSV"
+}
+same() { cmp -s "$1" "$2" || { echo "$1 differs from $2" >&2; exit 1; }; }
+
+BIG=$((2 << 30))
+one "single:curl" 1 $BIG curl -s -o "$WORK/out/full.bin" "$CLOUD/full.bin"
+same "$WORK/out/full.bin" "$WORK/data/full.bin"
+one "single:aria2c" 16 $BIG aria2c -q -x16 -s16 -k1M --file-allocation=none --allow-overwrite=true -d "$WORK/out" -o full.bin "$CLOUD/full.bin"
+same "$WORK/out/full.bin" "$WORK/data/full.bin"
+one "single:rclone" 16 $BIG rclone copyto -q --http-url "$CLOUD" ":http:full.bin" "$WORK/out/full.bin" --multi-thread-streams 16 --multi-thread-cutoff 1M
+same "$WORK/out/full.bin" "$WORK/data/full.bin"
+one "single:hypersdk" 8 $BIG "$FETCH" "$WORK/out" "$CLOUD/full.bin"
+same "$WORK/out/full.bin" "$WORK/data/full.bin"
+one "single:hypersdk-16" 16 $BIG "$FETCH" --options '{"parts_in_flight": 16}' "$WORK/out" "$CLOUD/full.bin"
+same "$WORK/out/full.bin" "$WORK/data/full.bin"
+
+MANY=$((16 * (256 << 20)))
+urls=()
+for i in $(seq 0 15); do urls+=("$CLOUD/q$i.bin"); done
+printf '%s\n' "${urls[@]}" >"$WORK/urls.txt"
+one "many:aria2c" 16 $MANY aria2c -q -j16 -x1 --file-allocation=none --allow-overwrite=true -d "$WORK/out" -i "$WORK/urls.txt"
+same "$WORK/out/q15.bin" "$WORK/data/q.bin"
+files=()
+for i in $(seq 0 15); do files+=("q$i.bin"); done
+printf '%s\n' "${files[@]}" >"$WORK/files.txt"
+one "many:rclone" 16 $MANY rclone copy -q --http-url "$CLOUD" :http: "$WORK/out" --files-from "$WORK/files.txt" --transfers 16 --multi-thread-streams 1
+same "$WORK/out/q15.bin" "$WORK/data/q.bin"
+one "many:hypersdk" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' --options '{"parts_in_flight": 1}' "$WORK/out" "${urls[@]}"
+same "$WORK/out/q15.bin" "$WORK/data/q.bin"
+one "many:hypersdk-auto" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' "$WORK/out" "${urls[@]}"
+same "$WORK/out/q15.bin" "$WORK/data/q.bin"
+
+for n in 1 2 4 8 16 32; do
+  one "streams:hypersdk-$n" "$n" $BIG "$FETCH" --options "{\"parts_in_flight\": $n}" "$WORK/out" "$CLOUD/full.bin"
+done
+
+# CPU per GiB over raw loopback (user + sys of the client only).
+cpu() {
+  local log
+  log="$(mktemp)"
+  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+  /usr/bin/time -f "%U %S" -o "$log" "$@" >/dev/null
+  awk '{printf "%.2f", ($1 + $2) / 2}' "$log"
+}
+declare -A CPU
+CPU[curl]=$(cpu curl -s -o "$WORK/out/full.bin" "$RAW/full.bin")
+CPU[hypersdk]=$(cpu "$FETCH" "$WORK/out" "$RAW/full.bin")
+CPU[hypersdk-cb1ms]=$(cpu "$FETCH" --count-progress --options '{"progress_interval_ms": 1}' "$WORK/out" "$RAW/full.bin")
+
+ceiling() { echo "$1 * $RATE_KB * 1000 / 1048576" | bc -l; }
+echo "### Cloud-like link: ${RATE_KB} KB/s per connection, ${LATENCY_MS} ms latency (toxiproxy), median of $RUNS, $(nproc) cores"
+echo
+echo "| download | tool | streams | seconds | MiB/s | of streams × limit | peak RSS MiB |"
+echo "|---|---|---:|---:|---:|---:|---:|"
+for label in single:curl single:aria2c single:rclone single:hypersdk single:hypersdk-16 many:aria2c many:rclone many:hypersdk many:hypersdk-auto; do
+  case $label in single:*) bytes=$BIG ;; *) bytes=$MANY ;; esac
+  streams=$(grep "^${label%%:*},${label#*:}," "$OUT_CSV" | cut -d, -f3)
+  mibs=$(echo "$bytes / 1048576 / ${SECS[$label]}" | bc -l)
+  printf '| %s | %s | %s | %.1f | %.0f | %.0f %% | %d |\n' "${label%%:*}" "${label#*:}" "$streams" "${SECS[$label]}" "$mibs" \
+    "$(echo "100 * $mibs / $(ceiling "$streams")" | bc -l)" $((${RSS[$label]} / 1024))
+done
+echo
+echo "hypersdk vs the best other tool: single $(echo "$(printf '%s\n' "${SECS[single:aria2c]}" "${SECS[single:rclone]}" | sort -n | head -1) / ${SECS[single:hypersdk]}" | bc -l | cut -c1-4)×, many $(echo "$(printf '%s\n' "${SECS[many:aria2c]}" "${SECS[many:rclone]}" | sort -n | head -1) / ${SECS[many:hypersdk-auto]}" | bc -l | cut -c1-4)×"
+echo
+echo "| parts in flight | 1 | 2 | 4 | 8 | 16 | 32 |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+printf '| MiB/s |'
+for n in 1 2 4 8 16 32; do printf ' %.0f |' "$(echo "$BIG / 1048576 / ${SECS[streams:hypersdk-$n]}" | bc -l)"; done
+echo
+echo
+echo "CPU seconds per GiB over raw loopback: curl ${CPU[curl]}, hypersdk ${CPU[hypersdk]} ($(echo "${CPU[hypersdk]} / ${CPU[curl]}" | bc -l | cut -c1-4)× curl), hypersdk with a progress callback every 1 ms ${CPU[hypersdk-cb1ms]}"
+echo "cpu,curl,1,${CPU[curl]},," >>"$OUT_CSV"
+echo "cpu,hypersdk,8,${CPU[hypersdk]},," >>"$OUT_CSV"
+echo "cpu,hypersdk-cb1ms,8,${CPU[hypersdk-cb1ms]},," >>"$OUT_CSV"
+
+# RSS over time of one 16-file run (sampled every 0.2 s), then the charts.
+RSS_CSV="$(dirname "$OUT_CSV")/rss.csv"
+echo "seconds,rss_mib" >"$RSS_CSV"
+rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+"$FETCH" --global '{"max_concurrent_exports": 16}' "$WORK/out" "${urls[@]}" >/dev/null &
+pid=$!
+t0=$(date +%s.%N)
+while kill -0 $pid 2>/dev/null; do
+  kib=$(awk '/VmRSS/ {print $2}' /proc/$pid/status 2>/dev/null || true)
+  [ -n "$kib" ] && printf '%.2f,%.1f\n' "$(echo "$(date +%s.%N) - $t0" | bc -l)" "$(echo "$kib / 1024" | bc -l)" >>"$RSS_CSV"
+  sleep 0.2
+done
+wait $pid
+venv="${HS_TOOLS_DIR:-$HOME/.cache/hypersdk-tools}/plot-venv"
+[ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import matplotlib" 2>/dev/null ||
+  { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib; }
+RATE_KB=$RATE_KB "$venv/bin/python" benches/plot.py "$(dirname "$OUT_CSV")" >&2
