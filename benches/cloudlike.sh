@@ -4,12 +4,14 @@
 # parallel connections matter as they do against a real object store. In one run, medians of
 # RUNS:
 #   - one 2 GiB file: curl (1 stream), aria2c -x16 -s16, rclone (http backend,
-#     --multi-thread-streams 16), hypersdk (examples/fetch, release build, default 8 parts in
-#     flight, and 16);
+#     --multi-thread-streams 16), hypersdk (benches/fetch.c over the shipped libhypersdk.so,
+#     default 8 parts in flight, and 16);
 #   - 16 × 256 MiB files at once: aria2c -j16, rclone --transfers 16, hypersdk (16 exports);
 #   - hypersdk's throughput against the number of parts in flight (1, 2, 4, 8, 16, 32);
 #   - CPU per GiB (user+sys) of hypersdk and curl over raw loopback (no proxy), and hypersdk with
-#     a progress callback every 1 ms against none.
+#     a C progress callback every 1 ms against none.
+# The library is the release build (`cargo build --release --lib`), or the libhypersdk.so in
+# HS_LIB_DIR (e.g. one benches/profiles.sh kept).
 # Tables go to stdout (Markdown), raw numbers to $OUT_CSV (benches/plot.py draws the charts).
 #
 # usage: benches/cloudlike.sh   (installs nginx-light, aria2, rclone, curl, time, bc from apt,
@@ -38,8 +40,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 TOXI="$(tests/peers/toxiproxy/install.sh)"
 
-cargo build --release --example fetch >&2
-FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
+if [ -z "${HS_LIB_DIR:-}" ]; then
+  cargo build --release --lib >&2
+  HS_LIB_DIR="$CARGO_TARGET_DIR/release"
+  ln -sf libhypersdk.so "$HS_LIB_DIR/libhypersdk.so.0"
+fi
+mkdir -p "$WORK"
+FETCH="$WORK/cfetch"
+gcc -std=c11 -O2 -Iinclude -o "$FETCH" benches/fetch.c -L"$HS_LIB_DIR" -l:libhypersdk.so.0 \
+  -Wl,-rpath,"$HS_LIB_DIR"
 
 mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$(dirname "$OUT_CSV")"
 [ -f "$WORK/data/full.bin" ] || head -c $((2 << 30)) /dev/urandom >"$WORK/data/full.bin"

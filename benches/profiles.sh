@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Release profiles side by side: for each candidate, a clean `cargo build --release --lib` (what
-# `make install` builds: the .so and the .a, every provider) in its own target folder, timed; the
-# stripped .so's size; then, in one run, the 2 GiB loopback download of benches/run.sh through
-# each profile's examples/fetch (median of RUNS, interleaved so the machine's noise hits all
-# alike). Prints a Markdown table; docs/BENCHMARKS.md keeps a copy and says which profile ships.
+# `make install` builds: the .so and the .a, every provider) in its own target folder, timed
+# (wall and user+sys CPU); the stripped .so's size; then, in one run, a 2 GiB download over
+# loopback through each profile's libhypersdk.so — the artifact that ships — driven by the same
+# C program (tests/c/installed.c, dynamically linked; LD_LIBRARY_PATH picks the profile), median
+# of RUNS, interleaved so the machine's noise hits all alike. Prints a Markdown table;
+# docs/BENCHMARKS.md keeps a copy and says which profile ships.
 #
 # The profiles are `--config` overrides of [profile.release], so what Cargo.toml ships is one of
-# the rows ("shipping").
+# the rows ("shipping"). A profile whose build results are already in $WORK/profiles/NAME/ is
+# not rebuilt when REUSE=1 (a fat-LTO build takes ~25 minutes on 2 cores).
 #
 # usage: benches/profiles.sh [PROFILE...]   (default: all; installs nginx-light, time, bc)
 set -euo pipefail
@@ -49,22 +52,32 @@ profile_args() {
 if [ $# -gt 0 ]; then profiles=("$@"); else profiles=(fat-lto shipping no-lto thin-lto); fi
 
 declare -A BUILD CPU SIZE
-mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$WORK/profiles"
+mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx"
 for p in "${profiles[@]}"; do
   mapfile -t args < <(profile_args "$p")
-  t="$ROOT_TARGET/$p"
-  rm -rf "$t"
-  t0=$(date +%s)
-  CARGO_TARGET_DIR="$t" /usr/bin/time -f "%U %S" -o "$WORK/profiles/cpu-$p" \
-    cargo build --release --lib "${args[@]}" >&2
-  BUILD[$p]=$(($(date +%s) - t0))
-  CPU[$p]=$(awk '{printf "%d", $1 + $2}' "$WORK/profiles/cpu-$p")
-  SIZE[$p]=$(stat -c %s "$t/release/libhypersdk.so")
-  CARGO_TARGET_DIR="$t" cargo build --release --example fetch "${args[@]}" >&2
-  cp "$t/release/examples/fetch" "$WORK/profiles/fetch-$p"
-  rm -rf "$t"
+  d="$WORK/profiles/$p"
+  if [ "${REUSE:-0}" = 1 ] && [ -f "$d/build.txt" ] && [ -f "$d/libhypersdk.so.0" ]; then
+    read -r BUILD[$p] CPU[$p] <"$d/build.txt"
+  else
+    t="$ROOT_TARGET/$p"
+    rm -rf "$t" "$d"
+    mkdir -p "$d"
+    t0=$(date +%s)
+    CARGO_TARGET_DIR="$t" /usr/bin/time -f "%U %S" -o "$d/cpu" \
+      cargo build --release --lib "${args[@]}" >&2
+    BUILD[$p]=$(($(date +%s) - t0))
+    CPU[$p]=$(awk '{printf "%d", $1 + $2}' "$d/cpu")
+    echo "${BUILD[$p]} ${CPU[$p]}" >"$d/build.txt"
+    cp "$t/release/libhypersdk.so" "$d/libhypersdk.so.0"
+    rm -rf "$t"
+  fi
+  SIZE[$p]=$(stat -c %s "$d/libhypersdk.so.0")
   echo "$p: ${BUILD[$p]} s wall, ${CPU[$p]} s CPU, $((SIZE[$p] / 1048576)) MiB" >&2
 done
+# One C program for all: built against the header, the library chosen at run time.
+DRIVER="$WORK/profiles/installed"
+gcc -std=c11 -O2 -Iinclude -o "$DRIVER" tests/c/installed.c -L"$WORK/profiles/${profiles[0]}" \
+  -l:libhypersdk.so.0
 
 if [ ! -f "$WORK/data/full.bin" ]; then
   head -c $((2 << 30)) /dev/urandom >"$WORK/data/full.bin"
@@ -92,8 +105,9 @@ sleep 0.5
 declare -A TIMES
 for _ in $(seq 1 "$RUNS"); do
   for p in "${profiles[@]}"; do
-    r=$(measure "$WORK/profiles/fetch-$p" "$WORK/out" "http://127.0.0.1:$PORT/full.bin")
+    r=$(LD_LIBRARY_PATH="$WORK/profiles/$p" measure "$DRIVER" "http://127.0.0.1:$PORT/full.bin" "$WORK/out")
     cmp -s "$WORK/out/full.bin" "$WORK/data/full.bin" || { echo "$p: full.bin differs" >&2; exit 1; }
+    rm -f "$WORK/out/full.bin"
     TIMES[$p]="${TIMES[$p]:-} ${r% *}"
   done
 done

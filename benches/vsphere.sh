@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # vSphere export benchmark: a VM with 4 disks of 512 MiB (random data, VMDK from qemu-img) on
 # the vcsim peer (tests/peers/vcsim). In the same run: `govc export.ovf` (govc from the same
-# govmomi) without and with a SHA-256 manifest (`-sha 256`; hypersdk always writes one),
-# hypersdk with its defaults (2 disks at a time) and with parallel_disks=4. Median of
-# RUNS wall times, ratio to govc, peak RSS; every disk compared with the datastore's bytes.
+# govmomi) without and with a SHA-256 manifest (`-sha 256`), hypersdk with its defaults (2 disks
+# at a time, SHA-256 manifest hashed as the bytes arrive), with parallel_disks=4, and with
+# `manifest: none` (the pairing for plain govc). Median of RUNS wall times, ratio to govc, peak
+# RSS; every disk compared with the datastore's bytes.
 #
 # usage: benches/vsphere.sh   (needs go, qemu-img; installs time/bc from apt if missing)
 set -euo pipefail
@@ -50,7 +51,7 @@ check() { # dir prefix: every exported disk equals its datastore file
 }
 
 declare -A SECS RSS
-for tool in govc govcsha hypersdk hypersdk4; do
+for tool in govc govcsha hypersdk hypersdk4 hypersdknomf; do
   times=(); maxrss=0
   for _ in $(seq 1 "$RUNS"); do
     case $tool in
@@ -58,6 +59,7 @@ for tool in govc govcsha hypersdk hypersdk4; do
       govcsha) r=$(measure "$WORK/bin/govc" export.ovf -sha 256 -vm DC0_H0_VM0 "$WORK/out"); check "$WORK/out/DC0_H0_VM0" DC0_H0_VM0- ;;
       hypersdk) r=$(measure "$FETCH" --provider vsphere --config "$CONFIG" "$WORK/out" /DC0/vm/DC0_H0_VM0); check "$WORK/out" "" ;;
       hypersdk4) r=$(measure "$FETCH" --provider vsphere --config "$CONFIG" --options '{"parallel_disks": 4}' "$WORK/out" /DC0/vm/DC0_H0_VM0); check "$WORK/out" "" ;;
+      hypersdknomf) r=$(measure "$FETCH" --provider vsphere --config "$CONFIG" --options '{"manifest": "none"}' "$WORK/out" /DC0/vm/DC0_H0_VM0); check "$WORK/out" "" ;;
     esac
     times+=("${r% *}")
     rss=${r#* }; [ "$rss" -gt "$maxrss" ] && maxrss=$rss
@@ -70,11 +72,12 @@ echo "### vSphere: VM with 4 × 512 MiB disks on vcsim (median of $RUNS, $(nproc
 echo
 echo "| tool | seconds | MiB/s | vs govc (no manifest) | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|"
-for tool in govc govcsha hypersdk hypersdk4; do
+for tool in govc govcsha hypersdk hypersdk4 hypersdknomf; do
   s=${SECS[$tool]}
   name=$tool
   [ "$tool" = hypersdk ] && name="hypersdk (parallel_disks 2, default)"
   [ "$tool" = hypersdk4 ] && name="hypersdk (parallel_disks 4)"
+  [ "$tool" = hypersdknomf ] && name="hypersdk (manifest none, like plain govc)"
   [ "$tool" = govc ] && name="govc export.ovf (no manifest)"
   [ "$tool" = govcsha ] && name="govc export.ovf -sha 256 (manifest, like hypersdk)"
   printf '| %s | %.2f | %.0f | %.2f× | %d |\n' "$name" "$s" "$(echo "2048 / $s" | bc -l)" "$(echo "${SECS[govc]} / $s" | bc -l)" $((${RSS[$tool]} / 1024))

@@ -477,3 +477,63 @@ fn the_session_cookie_goes_to_the_vcenter_only() {
         );
     }
 }
+
+/// `manifest`: `sha1` writes SHA1 lines that verify every file (the older OVF tools' format);
+/// `none` writes no manifest at all; anything else is refused before the export starts.
+#[test]
+fn manifest_sha1_none_and_a_wrong_value() {
+    use sha1::Digest as _;
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export(
+            "/DC0/vm/DC0_H0_VM0",
+            &opts(out.path(), json!({"manifest": "sha1"})),
+            None,
+        )
+        .unwrap();
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let mf = std::fs::read_to_string(out.path().join("DC0_H0_VM0.mf")).unwrap();
+    let mut lines = 0;
+    for line in mf.lines() {
+        let (name, sum) = line
+            .strip_prefix("SHA1(")
+            .unwrap_or_else(|| panic!("not a SHA1 line: {line}"))
+            .split_once(")= ")
+            .unwrap();
+        let data = std::fs::read(out.path().join(name)).unwrap();
+        assert_eq!(hex::encode(sha1::Sha1::digest(&data)), sum, "{name}");
+        lines += 1;
+    }
+    assert_eq!(lines, 3);
+
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export(
+            "/DC0/vm/DC0_H0_VM0",
+            &opts(out.path(), json!({"manifest": "none"})),
+            None,
+        )
+        .unwrap();
+    let r = wait(&e);
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(r.extra_files, vec!["DC0_H0_VM0.ovf"]);
+    assert!(!out.path().join("DC0_H0_VM0.mf").exists());
+    for (f, src) in r.files.iter().zip(peer.disk_files()) {
+        assert!(std::fs::read(&f.path).unwrap() == std::fs::read(src).unwrap());
+    }
+
+    let e = client
+        .start_export(
+            "/DC0/vm/DC0_H0_VM0",
+            &opts(out.path(), json!({"manifest": "md5"})),
+            None,
+        )
+        .err()
+        .unwrap();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("manifest"), "{e}");
+}

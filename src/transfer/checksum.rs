@@ -42,15 +42,16 @@ fn read_all(
     }
 }
 
-/// SHA-256 of a whole file (for a manifest), read back through its handle.
-pub(crate) fn sha256_file(
+/// A digest of a whole file (for a manifest), read back through its handle.
+pub(crate) fn digest_file(
+    kind: super::Digest,
     file: &File,
     path: &Path,
     cancel: &CancellationToken,
-) -> Result<[u8; 32]> {
-    let mut h = sha2::Sha256::new();
+) -> Result<Vec<u8>> {
+    let mut h = kind.hasher();
     read_all(file, path, cancel, |b| h.update(b))?;
-    Ok(h.finalize().into())
+    Ok(h.finalize().into_vec())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

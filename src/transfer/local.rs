@@ -174,7 +174,7 @@ pub(crate) async fn follow(
                     fetched: size,
                     resumed: 0,
                     retries: 0,
-                    sha256: None,
+                    digest: None,
                     size_verified: w.final_size.is_some(),
                 });
             }

@@ -62,9 +62,9 @@ pub(crate) struct FileSource {
     /// verification.
     pub expected_size: Option<u64>,
     pub checksum: Option<Checksum>,
-    /// The caller needs the file's SHA-256 (e.g. for an OVF manifest): computed while streaming
-    /// when bytes arrive in order, otherwise by reading the file back before it is renamed.
-    pub want_sha256: bool,
+    /// The caller needs a digest of the whole file (an OVF manifest): computed while the bytes
+    /// arrive — in order for a stream, following the in-place prefix for parts.
+    pub want_digest: Option<Digest>,
 }
 
 impl FileSource {
@@ -76,7 +76,7 @@ impl FileSource {
             size_hint: None,
             expected_size: None,
             checksum: None,
-            want_sha256: false,
+            want_digest: None,
         }
     }
 }
@@ -177,8 +177,8 @@ pub(crate) struct Downloaded {
     pub resumed: u64,
     /// Requests or parts tried again after a failure or a stall.
     pub retries: u32,
-    /// SHA-256 of the whole file, when the source asked for it.
-    pub sha256: Option<[u8; 32]>,
+    /// The digest the source asked for (`want_digest`), of the whole file.
+    pub digest: Option<Vec<u8>>,
     /// Whether the size is known to be the source's (a length or range the server stated, an
     /// expected size): false only for a stream that ended without either.
     pub size_verified: bool,
@@ -234,16 +234,48 @@ pub(crate) async fn fetch(
                     }
                     d.size_verified = true;
                 }
-                if src.want_sha256 && d.sha256.is_none() {
-                    // Parts arrive out of order: hash the finished file once.
+                if let (Some(kind), None) = (src.want_digest, &d.digest) {
+                    // A path that did not hash as it went: read the finished file once.
                     let (file, path) = (d.file.clone(), d.temp.clone());
                     let cancel = ctx.cancel.clone();
-                    d.sha256 =
-                        Some(blocking(move || checksum::sha256_file(&file, &path, &cancel)).await?);
+                    d.digest = Some(
+                        blocking(move || checksum::digest_file(kind, &file, &path, &cancel))
+                            .await?,
+                    );
                 }
                 return Ok(d);
             }
         }
+    }
+}
+
+/// A digest of a whole file that a provider writes into a manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Digest {
+    Sha256,
+    Sha1,
+}
+
+impl Digest {
+    pub fn hasher(self) -> Box<dyn sha2::digest::DynDigest + Send> {
+        match self {
+            Digest::Sha256 => Box::new(<sha2::Sha256 as sha2::Digest>::new()),
+            Digest::Sha1 => Box::new(<sha1::Sha1 as sha2::Digest>::new()),
+        }
+    }
+
+    /// As an OVF manifest names it (`SHA256(file)= …`).
+    pub fn manifest_name(self) -> &'static str {
+        match self {
+            Digest::Sha256 => "SHA256",
+            Digest::Sha1 => "SHA1",
+        }
+    }
+
+    pub fn of(self, data: &[u8]) -> Vec<u8> {
+        let mut h = self.hasher();
+        h.update(data);
+        h.finalize().into_vec()
     }
 }
 

@@ -118,7 +118,9 @@ pub(crate) async fn download(
         }
     }
     // The SHA-256 a manifest needs, computed while the parts arrive (see `follow_hash`).
-    let hasher = src.want_sha256.then(|| follow_hash(state.clone(), size));
+    let hasher = src
+        .want_digest
+        .map(|kind| follow_hash(state.clone(), size, kind));
     let mut parts = parts.into_iter();
     let mut set = JoinSet::new();
     let mut failure: Option<Error> = None;
@@ -163,7 +165,7 @@ pub(crate) async fn download(
             src.name
         )));
     }
-    let sha256 = match hasher {
+    let digest = match hasher {
         Some(h) => Some(
             h.await
                 .map_err(|e| Error::Internal(format!("the hash task failed: {e}")))??,
@@ -181,7 +183,7 @@ pub(crate) async fn download(
         fetched: state.fetched.load(Ordering::Relaxed),
         resumed,
         retries: 0,
-        sha256,
+        digest,
         size_verified: true,
     })
 }
@@ -191,11 +193,14 @@ pub(crate) async fn download(
 /// while it is still in the page cache, so the hash is ready a moment after the last byte
 /// instead of costing a second pass over the whole disk (an OVF manifest hashes every disk;
 /// `govc export.ovf -sha 256` hashes as it streams). Stops when the download stops.
-fn follow_hash(st: Arc<Ranged>, size: u64) -> tokio::task::JoinHandle<Result<[u8; 32]>> {
-    use sha2::Digest as _;
+fn follow_hash(
+    st: Arc<Ranged>,
+    size: u64,
+    kind: super::Digest,
+) -> tokio::task::JoinHandle<Result<Vec<u8>>> {
     tokio::task::spawn_blocking(move || {
         crate::runtime::block_sigpipe();
-        let mut h = sha2::Sha256::new();
+        let mut h = kind.hasher();
         let mut buf = vec![0u8; 1 << 20];
         let mut cursor = 0u64;
         loop {
@@ -216,7 +221,7 @@ fn follow_hash(st: Arc<Ranged>, size: u64) -> tokio::task::JoinHandle<Result<[u8
                 cursor += n as u64;
             }
             if cursor >= size {
-                return Ok(h.finalize().into());
+                return Ok(h.finalize().into_vec());
             }
             if st.stop.is_cancelled() {
                 return Err(Error::Cancelled);

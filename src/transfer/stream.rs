@@ -69,7 +69,7 @@ pub(crate) async fn download(
         let mut buf: Vec<u8> = Vec::with_capacity(cap);
         let mut body = http_body(r, &src.name);
         // Every attempt streams from byte 0.
-        let mut sha = src.want_sha256.then(<sha2::Sha256 as sha2::Digest>::new);
+        let mut sha = src.want_digest.map(super::Digest::hasher);
         let outcome: Result<()> = loop {
             let chunk = match next_chunk(&mut body, stall, &ctx.cancel, &src.name).await {
                 Ok(Some(c)) => c,
@@ -81,7 +81,7 @@ pub(crate) async fn download(
             }
             fetched += chunk.len() as u64;
             if let Some(h) = sha.as_mut() {
-                sha2::Digest::update(h, &chunk);
+                h.update(&chunk);
             }
             buf.extend_from_slice(&chunk);
             if buf.len() >= cap {
@@ -132,7 +132,7 @@ pub(crate) async fn download(
                     fetched,
                     resumed: 0,
                     retries: 0,
-                    sha256: sha.take().map(|h| sha2::Digest::finalize(h).into()),
+                    digest: sha.take().map(|h| h.finalize().into_vec()),
                     // A stream that ended without a stated length may have been cut short.
                     size_verified: length.is_some(),
                 });

@@ -103,7 +103,7 @@ async fn extents_fetch_only_the_data_and_leave_holes() {
         size_hint: Some(size),
         expected_size: None,
         checksum: None,
-        want_sha256: false,
+        want_digest: None,
     });
     server.reset_stats();
     let d = fetch(&ctx, &src, &counters[0]).await.unwrap();
@@ -150,7 +150,7 @@ async fn extents_resume_and_refuse_a_server_without_ranges() {
         size_hint: None,
         expected_size: None,
         checksum: None,
-        want_sha256: false,
+        want_digest: None,
     });
     interrupted_first_run(&server, dir.path(), &src, 100_000).await;
     // Second run: only what is missing is fetched.
@@ -198,7 +198,7 @@ async fn range_md5_is_asked_for_checked_and_a_mismatch_is_not_kept() {
             size_hint: None,
             expected_size: None,
             checksum: None,
-            want_sha256: false,
+            want_digest: None,
         })
     };
     // Default 8 MiB parts: cut to 4 MiB, each asking for its MD5, which matches.
@@ -259,7 +259,7 @@ async fn local_file_is_copied_in_parts_with_holes() {
         checksum: Some(Checksum::Sha256(
             sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&data)).into(),
         )),
-        want_sha256: true,
+        want_digest: Some(crate::transfer::Digest::Sha256),
     });
     let d = fetch(&ctx, &src, &counters[0]).await.unwrap();
     assert_eq!(d.temp, dir.path().join("copy.img.hspart"));
@@ -269,7 +269,7 @@ async fn local_file_is_copied_in_parts_with_holes() {
     assert!(allocated(&d.temp) <= (2 << 20) + (64 << 10));
     let want: [u8; 32] =
         sha2::Digest::finalize(<sha2::Sha256 as sha2::Digest>::new_with_prefix(&data)).into();
-    assert_eq!(d.sha256, Some(want));
+    assert_eq!(d.digest, Some(want.to_vec()));
     assert_eq!(progress.snapshot().bytes_done, data.len() as u64);
 
     // A directory is not a file to copy.
@@ -279,7 +279,7 @@ async fn local_file_is_copied_in_parts_with_holes() {
         size_hint: None,
         expected_size: None,
         checksum: None,
-        want_sha256: false,
+        want_digest: None,
     });
     let counters = progress.set_files(&[("x".into(), 0)]);
     let e = fetch(&ctx, &src, &counters[0]).await.unwrap_err();
@@ -301,7 +301,7 @@ fn written(
         size_hint: None,
         expected_size: None,
         checksum: None,
-        want_sha256: false,
+        want_digest: None,
     };
     (src, tx)
 }

@@ -249,7 +249,7 @@ pub(crate) async fn file_source(
         size_hint: Some(props.size),
         expected_size: Some(props.size),
         checksum,
-        want_sha256: false,
+        want_digest: None,
     })
 }
 

@@ -503,7 +503,7 @@ impl Flow for HyperVFlow {
                     size_hint: Some(d.file_size),
                     expected_size: None,
                     checksum: None,
-                    want_sha256: false,
+                    want_digest: None,
                 })
                 .collect())
         })

@@ -68,6 +68,21 @@ pub(crate) struct VsphereOptions {
     pub name: Option<String>,
     /// Longest wait for the lease to become ready, ms. Default 600000.
     pub lease_wait_timeout_ms: u64,
+    /// The manifest (`.mf`): `sha256` (default), `sha1` (what older vSphere and OVF tools
+    /// write), or `none` (no manifest, and no hashing: a plain copy, like `govc export.ovf`
+    /// without `-sha`).
+    pub manifest: String,
+}
+
+impl VsphereOptions {
+    /// The digest each disk needs for the manifest.
+    pub fn manifest_digest(&self) -> Option<crate::transfer::Digest> {
+        match self.manifest.as_str() {
+            "sha1" => Some(crate::transfer::Digest::Sha1),
+            "none" => None,
+            _ => Some(crate::transfer::Digest::Sha256),
+        }
+    }
 }
 
 impl Default for VsphereOptions {
@@ -78,6 +93,7 @@ impl Default for VsphereOptions {
             parallel_disks: 2,
             name: None,
             lease_wait_timeout_ms: 600_000,
+            manifest: "sha256".into(),
         }
     }
 }
@@ -175,6 +191,12 @@ impl Provider for VsphereProvider {
             return Err(Error::InvalidArgument(format!(
                 "format {:?}: use \"ovf\" or \"ova\"",
                 o.format
+            )));
+        }
+        if !["sha256", "sha1", "none"].contains(&o.manifest.as_str()) {
+            return Err(Error::InvalidArgument(format!(
+                "manifest {:?}: use \"sha256\", \"sha1\" or \"none\"",
+                o.manifest
             )));
         }
         if !(1..=8).contains(&o.parallel_disks) {
@@ -438,7 +460,7 @@ impl Flow for VsphereFlow {
                     },
                 );
                 src.size_hint = size;
-                src.want_sha256 = true;
+                src.want_digest = self.opts.manifest_digest();
                 sources.push(src);
             }
             if sources.is_empty() {
@@ -477,7 +499,11 @@ impl Flow for VsphereFlow {
     }
 
     fn extra_names(&self) -> Vec<String> {
-        ovf::names(&self.base_name, self.opts.format == "ova")
+        ovf::names(
+            &self.base_name,
+            self.opts.format == "ova",
+            self.opts.manifest_digest().is_some(),
+        )
     }
 
     fn after_download<'a>(
@@ -530,9 +556,12 @@ impl Flow for VsphereFlow {
                 .to_string();
             let (base, files, dir) = (self.base_name.clone(), files.to_vec(), dir.clone());
             let ova = self.opts.format == "ova";
-            tokio::task::spawn_blocking(move || ovf::write(&dir, &base, &descriptor, &files, ova))
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?
+            let manifest = self.opts.manifest_digest();
+            tokio::task::spawn_blocking(move || {
+                ovf::write(&dir, &base, &descriptor, &files, ova, manifest)
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
         })
     }
 

@@ -1,20 +1,21 @@
-//! Writing the OVF package: `<name>.ovf`, `<name>.mf` (SHA-256 of each file), or one
-//! `<name>.ova` (tar: descriptor first, then manifest, then disks, as the OVF spec requires).
+//! Writing the OVF package: `<name>.ovf`, `<name>.mf` (SHA-256 or SHA-1 of each file, or no
+//! manifest), or one `<name>.ova` (tar: descriptor first, then manifest, then disks, as the OVF
+//! spec requires).
 
 use std::io::Write as _;
 
-use sha2::Digest as _;
-
 use crate::error::{Error, Result};
 use crate::providers::AfterDownload;
-use crate::transfer::{Downloaded, OutDir};
+use crate::transfer::{Digest, Downloaded, OutDir};
 
-/// The names `write` makes: `.ovf` + `.mf`, or one `.ova`.
-pub fn names(base: &str, ova: bool) -> Vec<String> {
+/// The names `write` makes: `.ovf` (+ `.mf`), or one `.ova`.
+pub fn names(base: &str, ova: bool, manifest: bool) -> Vec<String> {
     if ova {
         vec![format!("{base}.ova")]
-    } else {
+    } else if manifest {
         vec![format!("{base}.ovf"), format!("{base}.mf")]
+    } else {
+        vec![format!("{base}.ovf")]
     }
 }
 
@@ -24,26 +25,39 @@ pub fn write(
     descriptor: &str,
     files: &[Downloaded],
     ova: bool,
+    digest: Option<Digest>,
 ) -> Result<AfterDownload> {
     let ovf_name = format!("{base}.ovf");
     let mf_name = format!("{base}.mf");
-    let mut manifest = format!(
-        "SHA256({ovf_name})= {}\n",
-        hex::encode(sha2::Sha256::digest(descriptor.as_bytes()))
-    );
-    for f in files {
-        let sum = f
-            .sha256
-            .ok_or_else(|| Error::Internal(format!("no SHA-256 for {}", f.name)))?;
-        manifest.push_str(&format!("SHA256({})= {}\n", f.name, hex::encode(sum)));
-    }
+    let manifest = match digest {
+        None => None,
+        Some(kind) => {
+            let tag = kind.manifest_name();
+            let mut m = format!(
+                "{tag}({ovf_name})= {}\n",
+                hex::encode(kind.of(descriptor.as_bytes()))
+            );
+            for f in files {
+                let sum = f
+                    .digest
+                    .as_ref()
+                    .ok_or_else(|| Error::Internal(format!("no {tag} for {}", f.name)))?;
+                m.push_str(&format!("{tag}({})= {}\n", f.name, hex::encode(sum)));
+            }
+            Some(m)
+        }
+    };
     if !ova {
         let ovf_tmp = format!("{ovf_name}.hspart");
-        let mf_tmp = format!("{mf_name}.hspart");
         write_synced(dir, &ovf_tmp, descriptor.as_bytes())?;
-        write_synced(dir, &mf_tmp, manifest.as_bytes())?;
+        let mut extra = vec![(ovf_tmp, ovf_name)];
+        if let Some(m) = &manifest {
+            let mf_tmp = format!("{mf_name}.hspart");
+            write_synced(dir, &mf_tmp, m.as_bytes())?;
+            extra.push((mf_tmp, mf_name));
+        }
         return Ok(AfterDownload {
-            extra: vec![(ovf_tmp, ovf_name), (mf_tmp, mf_name)],
+            extra,
             consumed: false,
         });
     }
@@ -54,7 +68,9 @@ pub fn write(
     let mut tar = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, file));
     let io = |e: std::io::Error| Error::io(&ova_path, "cannot write", e);
     append_bytes(&mut tar, &ovf_name, descriptor.as_bytes()).map_err(io)?;
-    append_bytes(&mut tar, &mf_name, manifest.as_bytes()).map_err(io)?;
+    if let Some(m) = &manifest {
+        append_bytes(&mut tar, &mf_name, m.as_bytes()).map_err(io)?;
+    }
     for f in files {
         // The disk's verified bytes, read through its open handle (not its path).
         let mut h = tar::Header::new_gnu();
