@@ -1,5 +1,5 @@
 # hypersdk — build, test, demo, install.
-#   make            release build of libhypersdk (.so + .a), every provider (~6 min on 2 cores)
+#   make            release build of libhypersdk (.so + .a), every provider (~17 min on 2 cores)
 #   make test       every test (Rust, C under ASan, header freshness) — what CI runs
 #   make demo       the multi-cloud demo: local AWS, vSphere, Azure, GCP, Hyper-V and HTTP peers,
 #                   one `hypersdk batch` exporting from all of them at once, outputs checked

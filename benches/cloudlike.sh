@@ -67,7 +67,7 @@ http {
   sendfile on;
   tcp_nopush on;
   keepalive_requests 100000;
-  server { listen 127.0.0.1:$PORT; root $WORK/data; }
+  server { listen 127.0.0.1:$PORT; root $WORK/data; autoindex on; }
 }
 CONF
 nginx -c "$WORK/nginx/cloudlike.conf"

@@ -109,27 +109,35 @@ fn five_hundred_exports_cancelled_at_random_moments() {
         // Keep ~24 in the air: several running, the rest queued.
         if running.len() >= 24 {
             let (n, i, m, dir, rec, e) = running.remove(0);
-            let status = drive(&e, m);
-            check(n, m, &status, &dir, &rec, &e, &files[i]);
-            let c = counts
-                .entry(format!("{m:?}").split('(').next().unwrap().to_string())
-                .or_default();
-            if status == "done" { c.0 += 1 } else { c.1 += 1 }
+            finish(&mut counts, n, m, &dir, &rec, &e, &files[i]);
         }
     }
     for (n, i, m, dir, rec, e) in running {
-        let status = drive(&e, m);
-        check(n, m, &status, &dir, &rec, &e, &files[i]);
-        let c = counts
-            .entry(format!("{m:?}").split('(').next().unwrap().to_string())
-            .or_default();
-        if status == "done" { c.0 += 1 } else { c.1 += 1 }
+        finish(&mut counts, n, m, &dir, &rec, &e, &files[i]);
     }
     eprintln!("moment → (done, cancelled): {counts:?}");
     // The draw covered the moments, and cancels did land.
     let cancelled: u32 = counts.values().map(|c| c.1).sum();
     assert!(counts.len() == 7 && cancelled > 150, "{counts:?}");
     hypersdk::configure("{}").unwrap();
+}
+
+/// Drives one export to its moment and end, checks it, and counts how it ended per moment.
+fn finish(
+    counts: &mut std::collections::BTreeMap<String, (u32, u32)>,
+    n: u32,
+    m: Moment,
+    dir: &std::path::Path,
+    rec: &Recorder,
+    e: &hypersdk::Export,
+    want: &[u8],
+) {
+    let status = drive(e, m);
+    check(n, m, &status, dir, rec, e, want);
+    let c = counts
+        .entry(format!("{m:?}").split('(').next().unwrap().to_string())
+        .or_default();
+    if status == "done" { c.0 += 1 } else { c.1 += 1 }
 }
 
 /// Waits for the moment, cancels, waits for the end; returns the status.

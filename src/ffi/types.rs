@@ -236,17 +236,7 @@ mod layout_tests {
         for s in hs_status::ALL {
             got.push(format!("value {s:?} {}", s as i32));
         }
-        for p in [
-            Phase::Queued,
-            Phase::Preparing,
-            Phase::WaitingForCloud,
-            Phase::Downloading,
-            Phase::Verifying,
-            Phase::Finalizing,
-            Phase::Done,
-            Phase::Failed,
-            Phase::Cancelled,
-        ] {
+        for p in Phase::all() {
             let h = hs_phase::from(p);
             got.push(format!("value {h:?} {}", h as i32));
         }
