@@ -142,6 +142,7 @@ cpu() {
   rm -rf "$WORK/out" && mkdir -p "$WORK/out"
   /usr/bin/time -f "%U %S" -o "$log" "$@" >/dev/null
   awk '{printf "%.2f", ($1 + $2) / 2}' "$log"
+  rm -f "$log"
 }
 declare -A CPU
 CPU[curl]=$(cpu curl -s -o "$WORK/out/full.bin" "$RAW/full.bin")
