@@ -117,7 +117,7 @@ pub(crate) async fn download(
             s = e.min(b);
         }
     }
-    // The SHA-256 a manifest needs, computed while the parts arrive (see `follow_hash`).
+    // The digest a manifest needs, computed while the parts arrive (see `follow_hash`).
     let hasher = src
         .want_digest
         .map(|kind| follow_hash(state.clone(), size, kind));
