@@ -76,7 +76,8 @@ dist-files:
 	rm -rf $(DIST_DIR)/$(DIST_NAME) $(DIST_DIR)/$(DIST_NAME).tar.gz $(DIST_DIR)/runtimes/$(RID)
 	$(MAKE) --no-print-directory install-files DESTDIR= PREFIX=$(abspath $(DIST_DIR))/$(DIST_NAME) PC_PREFIX='$$$${pcfiledir}/../..'
 	$(MAKE) --no-print-directory dist-extras DIST_ROOT=$(abspath $(DIST_DIR))/$(DIST_NAME)
-	cd $(DIST_DIR) && tar --owner=0 --group=0 --sort=name -czf $(DIST_NAME).tar.gz $(DIST_NAME) \
+	cd $(DIST_DIR) && tar --owner=0 --group=0 --sort=name -czf $(DIST_NAME).tar.gz.tmp $(DIST_NAME) \
+	  && mv $(DIST_NAME).tar.gz.tmp $(DIST_NAME).tar.gz \
 	  && sha256sum $(DIST_NAME).tar.gz > $(DIST_NAME).tar.gz.sha256
 	@echo "$(DIST_DIR)/$(DIST_NAME).tar.gz"
 

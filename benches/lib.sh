@@ -13,3 +13,38 @@ measure() {
 
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# need_tools CMD:PACKAGE... → installs from apt the packages whose command is missing
+# ("/usr/bin/time:time" checks a path).
+need_tools() {
+  local need=() pair cmd
+  for pair in "$@"; do
+    cmd=${pair%%:*}
+    if [ "${cmd#/}" != "$cmd" ]; then [ -x "$cmd" ] && continue; else command -v "$cmd" >/dev/null && continue; fi
+    need+=("${pair#*:}")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+  fi
+}
+
+# start_nginx NAME PORT ROOT [DIRECTIVES] → nginx serving ROOT on 127.0.0.1:PORT, config and pid
+# under $WORK/nginx/NAME.*; stop it with stop_nginx NAME.
+start_nginx() {
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/$1.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx/$1.pid;
+error_log $WORK/nginx/$1-error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  server { listen 127.0.0.1:$2; root $3; ${4:-} }
+}
+CONF
+  nginx -c "$WORK/nginx/$1.conf"
+}
+stop_nginx() { nginx -c "$WORK/nginx/$1.conf" -s stop 2>/dev/null || true; }

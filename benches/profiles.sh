@@ -19,13 +19,8 @@ PORT="${PORT:-18081}"
 WORK="${BENCH_DIR:-/tmp/hs-bench}"
 ROOT_TARGET="${PROFILE_TARGETS:-$HOME/.cache/hypersdk-profiles}"
 
-need=()
-command -v nginx >/dev/null || need+=(nginx-light)
-[ -x /usr/bin/time ] || need+=(time)
-command -v bc >/dev/null || need+=(bc)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
-fi
+. benches/lib.sh
+need_tools nginx:nginx-light /usr/bin/time:time bc:bc
 
 # The generated cloud SDK crates: hundreds of thousands of lines each, on the control plane only
 # (a few API calls per export); the bytes go through reqwest/hyper/rustls and our own code.
@@ -82,25 +77,9 @@ gcc -std=c11 -O2 -Iinclude -o "$DRIVER" tests/c/installed.c -L"$WORK/profiles/${
 if [ ! -f "$WORK/data/full.bin" ]; then
   head -c $((2 << 30)) /dev/urandom >"$WORK/data/full.bin"
 fi
-cat >"$WORK/nginx/profiles.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx/profiles.pid;
-error_log $WORK/nginx/profiles-error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  server {
-    listen 127.0.0.1:$PORT;
-    root $WORK/data;
-  }
-}
-CONF
-nginx -c "$WORK/nginx/profiles.conf"
-trap 'nginx -c "$WORK/nginx/profiles.conf" -s stop 2>/dev/null || true' EXIT
+start_nginx profiles "$PORT" "$WORK/data"
+trap 'stop_nginx profiles' EXIT
 sleep 0.5
-. benches/lib.sh
 
 declare -A TIMES
 for _ in $(seq 1 "$RUNS"); do

@@ -110,12 +110,13 @@ impl Client {
             shared: shared.clone(),
             _provider: self.provider.clone(),
             flow,
-            ticket: Some(crate::export::job::EXPORT_SLOTS.ticket(opts.priority)),
             opts: Arc::new(opts),
         };
+        // The place in the queue is taken now, so arrival order is the order of these calls.
+        let ticket = crate::export::job::EXPORT_SLOTS.ticket(job.opts.priority);
         let rt = crate::runtime::handle();
         rt.spawn(dispatch::run(shared.clone(), on_progress, interval));
-        rt.spawn(job.run());
+        rt.spawn(job.run(ticket));
         Ok(Export { shared })
     }
 

@@ -38,8 +38,6 @@ pub(crate) struct Job {
     pub _provider: Arc<dyn Provider>,
     pub flow: Box<dyn Flow>,
     pub opts: Arc<CommonOptions>,
-    /// Its place in the queue for a slot, taken when the export was started.
-    pub ticket: Option<super::queue::Ticket>,
 }
 
 /// What this run holds in the output folder: the folder, the destinations it locked, and the
@@ -61,7 +59,9 @@ struct Done {
 }
 
 impl Job {
-    pub async fn run(mut self) {
+    /// Runs the export once `ticket` (its place in the slot queue, taken when it was started)
+    /// comes up.
+    pub async fn run(mut self, ticket: super::queue::Ticket) {
         let shared = self.shared.clone();
         let progress = shared.progress.clone();
         let partials: Partials = Arc::default();
@@ -69,12 +69,7 @@ impl Job {
         let slot = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => None,
-            p = async {
-                match self.ticket.take() {
-                    Some(t) => t.wait().await,
-                    None => EXPORT_SLOTS.acquire(self.opts.priority).await,
-                }
-            } => Some(p),
+            p = ticket.wait() => Some(p),
         };
         let outcome: Result<Done> = match slot {
             None => Err(Error::Cancelled),

@@ -96,7 +96,8 @@ impl SlotQueue {
     }
 
     /// Waits for a slot behind every waiter of a higher priority and every earlier one of the
-    /// same priority.
+    /// same priority (`ticket` + `wait` in one step).
+    #[cfg(test)]
     pub async fn acquire(&self, priority: i32) -> Slot {
         self.ticket(priority).wait().await
     }

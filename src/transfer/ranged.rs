@@ -84,7 +84,7 @@ pub(crate) async fn download(
         blocking(move || open_temp(&dir, &temp, validator, &holes, verify, &cancel)).await?
     };
     let resumed = journal.done.covered().saturating_sub(hole_bytes);
-    let reserve = {
+    let mut reserve = {
         let (dir, name) = (ctx.dir.clone(), temp.name.clone());
         let len = reserve_len(size, ctx.opts.part_size);
         blocking(move || Ok(Reserve::make(dir, &name, len))).await?
@@ -238,7 +238,7 @@ fn follow_hash(
 struct Reserve {
     dir: Arc<OutDir>,
     name: String,
-    held: std::sync::atomic::AtomicBool,
+    held: bool,
 }
 
 impl Reserve {
@@ -255,16 +255,12 @@ impl Reserve {
             }
             Err(_) => false,
         };
-        Reserve {
-            dir,
-            name,
-            held: held.into(),
-        }
+        Reserve { dir, name, held }
     }
 
     /// Frees the room; whether there was any.
-    fn release(&self) -> bool {
-        let had = self.held.swap(false, Ordering::SeqCst);
+    fn release(&mut self) -> bool {
+        let had = std::mem::replace(&mut self.held, false);
         if had {
             self.dir.remove(&self.name);
         }
