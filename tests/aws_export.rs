@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
-use support::moto::{moto, run};
+use support::moto::moto;
 use support::server::pattern;
 use support::{Recorder, opts};
 
@@ -23,14 +23,7 @@ fn client() -> Client {
 }
 
 fn put(key: &str, data: Vec<u8>, with_checksum: bool) {
-    let s3 = moto().s3();
-    run(async {
-        let mut req = s3.put_object().bucket("exports").key(key).body(data.into());
-        if with_checksum {
-            req = req.checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256);
-        }
-        req.send().await.unwrap();
-    });
+    moto().put("exports", key, data, with_checksum);
 }
 
 #[test]
@@ -91,16 +84,7 @@ fn ami_export_and_delete_after_download() {
         m.fixture
     );
     let key = r.provider["key"].as_str().unwrap().to_string();
-    let gone = run(async {
-        m.s3()
-            .head_object()
-            .bucket("exports")
-            .key(&key)
-            .send()
-            .await
-            .is_err()
-    });
-    assert!(gone, "the S3 object was not deleted");
+    assert!(!m.exists("exports", &key), "the S3 object was not deleted");
 }
 
 #[test]

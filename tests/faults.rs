@@ -356,7 +356,7 @@ fn reset_storm(proxy: &Proxy, secs: f64) -> std::thread::JoinHandle<()> {
 #[cfg(feature = "aws")]
 mod aws {
     use super::*;
-    use support::moto::{moto, run};
+    use support::moto::moto;
 
     /// moto behind a fresh proxy, and an AWS client that goes through it for everything.
     fn client_via(proxy_of: &str) -> (Proxy, Client) {
@@ -376,16 +376,7 @@ mod aws {
     }
 
     fn put(key: &str, data: &[u8]) {
-        let s3 = moto().s3();
-        run(async {
-            s3.put_object()
-                .bucket("exports")
-                .key(key)
-                .body(data.to_vec().into())
-                .send()
-                .await
-                .unwrap();
-        });
+        moto().put("exports", key, data.to_vec(), false);
     }
 
     /// S3 through a 1.5 s reset storm that hits the SDK's control calls and the ranged GETs

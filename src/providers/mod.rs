@@ -41,6 +41,8 @@ pub(crate) mod poll;
 pub(crate) mod process;
 #[cfg(feature = "vsphere")]
 pub(crate) mod vsphere;
+#[cfg(any(feature = "aws", feature = "vsphere"))]
+pub(crate) mod xml;
 
 use std::sync::Arc;
 use std::time::Duration;

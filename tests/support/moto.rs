@@ -102,23 +102,31 @@ impl Moto {
         .to_string()
     }
 
-    /// An S3 client of the SDK, for test setup.
-    pub fn s3(&self) -> aws_sdk_s3::Client {
-        let creds = aws_credential_types::Credentials::new(
-            self.s("access_key_id"),
-            self.s("secret_access_key"),
-            None,
-            None,
-            "test",
+    /// Stores an object through the peer (boto3 on moto's S3 API), with a stored SHA-256
+    /// checksum when asked.
+    pub fn put(&self, bucket: &str, key: &str, data: Vec<u8>, with_checksum: bool) {
+        let sum = if with_checksum {
+            "&checksum=sha256"
+        } else {
+            ""
+        };
+        control_with(
+            "PUT",
+            &format!(
+                "{}/object?bucket={bucket}&key={key}{sum}",
+                self.s("control")
+            ),
+            data,
         );
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .endpoint_url(self.s("endpoint"))
-            .force_path_style(true)
-            .credentials_provider(creds)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Whether the object exists (HeadObject through the peer).
+    pub fn exists(&self, bucket: &str, key: &str) -> bool {
+        let v = control(
+            "GET",
+            &format!("{}/object?bucket={bucket}&key={key}", self.s("control")),
+        );
+        v[0].as_bool().unwrap()
     }
 
     /// The peer's export tasks (GET /tasks on its control port).
@@ -136,16 +144,20 @@ impl Moto {
 }
 
 fn control(method: &str, url: &str) -> Vec<serde_json::Value> {
+    control_with(method, url, Vec::new())
+}
+
+fn control_with(method: &str, url: &str, body: Vec<u8>) -> Vec<serde_json::Value> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let c = reqwest::Client::new();
-        let r = if method == "GET" {
-            c.get(url)
-        } else {
-            c.post(url)
+        let r = match method {
+            "GET" => c.get(url),
+            "PUT" => c.put(url).body(body),
+            _ => c.post(url),
         }
         .send()
         .await
@@ -153,13 +165,4 @@ fn control(method: &str, url: &str) -> Vec<serde_json::Value> {
         assert!(r.status().is_success(), "control {url}: {}", r.status());
         serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default()
     })
-}
-
-/// Runs a future on a throwaway runtime (test setup through the SDK).
-pub fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }

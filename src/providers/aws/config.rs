@@ -38,8 +38,17 @@ fn default_api_timeout_ms() -> u64 {
 
 impl AwsConfig {
     pub fn check(&self) -> Result<()> {
-        if self.region.trim().is_empty() {
-            return Err(Error::InvalidArgument("aws config: region is empty".into()));
+        // The region goes into host names (ec2.{region}.amazonaws.com).
+        let r = &self.region;
+        if r.is_empty()
+            || r.len() > 64
+            || !r
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(Error::InvalidArgument(format!(
+                "aws config: region {r:?} is not a region name (like us-east-1)"
+            )));
         }
         if !(100..=3_600_000).contains(&self.api_timeout_ms) {
             return Err(Error::InvalidArgument(

@@ -8,12 +8,12 @@
 //! Cancel or timeout while the cloud works → `CancelExportTask`. Nothing on the instance
 //! changes (EC2 exports a running instance without stopping it).
 //!
-//! Files: `config` (client config, options), `task` (export tasks), `s3` (objects, URLs),
-//! `sign` (SigV4 per request), `sdk_error` (SDK errors → ours).
+//! Files: `config` (client config, options), `api` (the signed EC2 Query and S3 calls, their
+//! retries and errors), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
 
+mod api;
 mod config;
 mod s3;
-mod sdk_error;
 mod sign;
 mod task;
 
@@ -27,16 +27,12 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
 use crate::transfer::FileSource;
+use api::{Api, S3Urls};
 use config::{AwsConfig, AwsOptions};
-use s3::{ObjectSource, S3Urls};
 use task::Task;
 
 pub(crate) struct AwsProvider {
-    http: reqwest::Client,
-    ec2: aws_sdk_ec2::Client,
-    s3: aws_sdk_s3::Client,
-    signer: Arc<sign::S3Signer>,
-    urls: S3Urls,
+    api: Arc<Api>,
 }
 
 impl AwsProvider {
@@ -52,16 +48,14 @@ impl AwsProvider {
         };
         let path_style = cfg.force_path_style.unwrap_or(endpoint.is_some());
         let region = cfg.region.clone();
+        // aws-config only finds the credentials (environment, profile, SSO, web identity,
+        // instance metadata, credential_process); its own calls (STS, SSO, IMDS) get deadlines
+        // and the same patient retries as ours.
         let sdk = crate::runtime::block_on(async {
-            // Every API call has a deadline: a silent endpoint must not hang an export (or
-            // its cleanup) forever.
             let timeouts = aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(30))
                 .operation_attempt_timeout(Duration::from_millis(cfg.api_timeout_ms))
                 .build();
-            // The SDK's default (3 attempts, ~0.5 s in all) gave up on a 1.5 s outage in the
-            // middle of an hours-long export; 8 attempts with backoff from 0.5 s ride out tens of
-            // seconds (throttling answers are retried the same way).
             let retry = aws_config::retry::RetryConfig::standard()
                 .with_max_attempts(8)
                 .with_initial_backoff(Duration::from_millis(500));
@@ -81,21 +75,11 @@ impl AwsProvider {
                     "hypersdk-config",
                 ));
             }
-            if let Some(e) = &cfg.endpoint_url {
-                loader = loader.endpoint_url(e);
-            }
             loader.load().await
         });
         let provider = sdk
             .credentials_provider()
             .ok_or_else(|| Error::Auth("no AWS credentials provider could be set up".into()))?;
-        let s3_conf = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(path_style)
-            .build();
-        let base = match endpoint {
-            Some(u) => u,
-            None => Url::parse(&format!("https://s3.{region}.amazonaws.com")).expect("static URL"),
-        };
         let http = super::net::build_client(
             None,
             None,
@@ -104,11 +88,18 @@ impl AwsProvider {
             super::net::Redirects::SameOrigin,
         )?;
         Ok(AwsProvider {
-            http,
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_conf),
-            signer: Arc::new(sign::S3Signer::new(provider, region)),
-            urls: S3Urls { base, path_style },
+            api: Arc::new(Api {
+                http,
+                signer: Arc::new(sign::Signer::new(provider, region.clone())),
+                ec2: endpoint
+                    .clone()
+                    .unwrap_or_else(|| api::default_endpoint("ec2", &region)),
+                s3: S3Urls {
+                    base: endpoint.unwrap_or_else(|| api::default_endpoint("s3", &region)),
+                    path_style,
+                },
+                timeout: Duration::from_millis(cfg.api_timeout_ms),
+            }),
         })
     }
 }
@@ -120,19 +111,30 @@ impl Provider for AwsProvider {
     ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
         Box::pin(async move {
             use super::SourceInfo;
-            use aws_sdk_ec2::types::Filter;
             super::scope_keys("aws", scope, &["bucket", "prefix"])?;
+            let api = &self.api;
             let mut out = Vec::new();
-            let mut pages = self.ec2.describe_instances().into_paginator().send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| sdk_error::sdk_error("EC2 DescribeInstances", e))?;
-                for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                    let Some(id) = i.instance_id() else { continue };
+            let mut token: Option<String> = None;
+            loop {
+                let mut params = vec![("MaxResults", "1000")];
+                if let Some(t) = &token {
+                    params.push(("NextToken", t));
+                }
+                let page = api.ec2("DescribeInstances", "", &params).await?;
+                let instances = page
+                    .children_named("reservationSet")
+                    .flat_map(|s| s.children_named("item"))
+                    .flat_map(|r| r.children_named("instancesSet"))
+                    .flat_map(|s| s.children_named("item"));
+                for i in instances {
+                    let Some(id) = i.child_text("instanceId").map(str::trim) else {
+                        continue;
+                    };
                     let name = i
-                        .tags()
-                        .iter()
-                        .find(|t| t.key() == Some("Name"))
-                        .and_then(|t| t.value())
+                        .children_named("tagSet")
+                        .flat_map(|s| s.children_named("item"))
+                        .find(|t| t.child_text("key") == Some("Name"))
+                        .and_then(|t| t.child_text("value"))
                         .unwrap_or(id);
                     out.push(SourceInfo {
                         id: id.to_string(),
@@ -140,57 +142,66 @@ impl Provider for AwsProvider {
                         name: name.to_string(),
                         size_bytes: None,
                         state: i
-                            .state()
-                            .and_then(|s| s.name())
-                            .map(|n| n.as_str().to_string()),
+                            .child("instanceState")
+                            .and_then(|s| s.child_text("name"))
+                            .map(|n| n.trim().to_string()),
                     });
                 }
+                match page.child_text("nextToken").map(str::trim) {
+                    Some(t) if !t.is_empty() && token.as_deref() != Some(t) => {
+                        token = Some(t.to_string());
+                    }
+                    _ => break,
+                }
             }
-            let images = self
-                .ec2
-                .describe_images()
-                .owners("self")
-                .filters(Filter::builder().name("state").values("available").build())
-                .send()
-                .await
-                .map_err(|e| sdk_error::sdk_error("EC2 DescribeImages", e))?;
-            for im in images.images() {
-                let Some(id) = im.image_id() else { continue };
-                let gib: i64 = im
-                    .block_device_mappings()
-                    .iter()
-                    .filter_map(|b| b.ebs().and_then(|e| e.volume_size()))
-                    .map(i64::from)
+            let images = api
+                .ec2(
+                    "DescribeImages",
+                    "",
+                    &[
+                        ("Owner.1", "self"),
+                        ("Filter.1.Name", "state"),
+                        ("Filter.1.Value.1", "available"),
+                    ],
+                )
+                .await?;
+            for im in images
+                .children_named("imagesSet")
+                .flat_map(|s| s.children_named("item"))
+            {
+                let Some(id) = im.child_text("imageId").map(str::trim) else {
+                    continue;
+                };
+                let gib: u64 = im
+                    .children_named("blockDeviceMapping")
+                    .flat_map(|s| s.children_named("item"))
+                    .filter_map(|b| {
+                        b.child("ebs")?
+                            .child_text("volumeSize")?
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                    })
                     .sum();
                 out.push(SourceInfo {
                     id: id.to_string(),
                     kind: "image",
-                    name: im.name().unwrap_or(id).to_string(),
-                    size_bytes: (gib > 0).then_some((gib as u64) << 30),
-                    state: im.state().map(|s| s.as_str().to_string()),
+                    name: im.child_text("name").unwrap_or(id).to_string(),
+                    size_bytes: (gib > 0).then_some(gib << 30),
+                    state: im.child_text("imageState").map(|s| s.trim().to_string()),
                 });
             }
             if let Some(bucket) = super::scope_str(scope, "bucket")? {
+                s3::validate_bucket(bucket)?;
                 let prefix = super::scope_str(scope, "prefix")?.unwrap_or("");
-                let mut pages = self
-                    .s3
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .prefix(prefix)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| sdk_error::sdk_error("S3 ListObjectsV2", e))?;
-                    for o in page.contents() {
-                        let Some(k) = o.key() else { continue };
-                        out.push(SourceInfo {
-                            id: format!("s3://{bucket}/{k}"),
-                            kind: "object",
-                            name: k.to_string(),
-                            size_bytes: o.size().map(|s| s.max(0) as u64),
-                            state: None,
-                        });
-                    }
+                for o in s3::list_objects(api, bucket, prefix).await? {
+                    out.push(SourceInfo {
+                        id: format!("s3://{bucket}/{}", o.key),
+                        kind: "object",
+                        name: o.key,
+                        size_bytes: o.size,
+                        state: None,
+                    });
                 }
             }
             Ok(out)
@@ -231,11 +242,8 @@ impl Provider for AwsProvider {
             s3::validate_bucket(b)?;
         }
         Ok(Box::new(AwsFlow {
-            ec2: self.ec2.clone(),
-            s3: self.s3.clone(),
-            http: self.http.clone(),
-            signer: self.signer.clone(),
-            urls: self.urls.clone(),
+            api: self.api.clone(),
+            client_token: format!("hypersdk-{:032x}", rand::random::<u128>()),
             source,
             opts: o,
             task: None,
@@ -252,11 +260,9 @@ enum Source {
 }
 
 struct AwsFlow {
-    ec2: aws_sdk_ec2::Client,
-    s3: aws_sdk_s3::Client,
-    http: reqwest::Client,
-    signer: Arc<sign::S3Signer>,
-    urls: S3Urls,
+    api: Arc<Api>,
+    /// ExportImage's idempotency token: a retried call returns the task the first one made.
+    client_token: String,
     source: Source,
     opts: AwsOptions,
     /// The export task we started; cleanup cancels it unless it completed.
@@ -274,13 +280,13 @@ impl AwsFlow {
         match &self.source {
             Source::Instance(id) => {
                 let id = id.clone();
-                s3::check_bucket(&self.s3, &bucket).await?;
+                s3::check_bucket(&self.api, &bucket).await?;
                 let (t, first_key) =
-                    task::start_instance(&self.ec2, ctx, &self.opts, &bucket, &id).await?;
+                    task::start_instance(&self.api, ctx, &self.opts, &bucket, &id).await?;
                 let task_id = t.id().to_string();
                 // From here on, cleanup cancels the task unless it completes.
                 self.task = Some(t);
-                let key = task::wait_instance(&self.ec2, ctx, &self.opts, &task_id).await?;
+                let key = task::wait_instance(&self.api, ctx, &self.opts, &task_id).await?;
                 self.task_done = true;
                 let ext = if self.opts.container_format.is_some() {
                     "ova".to_string()
@@ -294,11 +300,13 @@ impl AwsFlow {
             }
             Source::Image(id) => {
                 let id = id.clone();
-                s3::check_bucket(&self.s3, &bucket).await?;
-                let t = task::start_image(&self.ec2, ctx, &self.opts, &bucket, &id).await?;
+                s3::check_bucket(&self.api, &bucket).await?;
+                let t =
+                    task::start_image(&self.api, ctx, &self.opts, &bucket, &id, &self.client_token)
+                        .await?;
                 let task_id = t.id().to_string();
                 self.task = Some(t);
-                task::wait_image(&self.ec2, ctx, &self.opts, &task_id).await?;
+                task::wait_image(&self.api, ctx, &self.opts, &task_id).await?;
                 self.task_done = true;
                 Ok((bucket, format!("{prefix}{task_id}.{format}")))
             }
@@ -313,15 +321,8 @@ impl Flow for AwsFlow {
             let (bucket, key) = self.run_task(ctx).await?;
             ctx.message("");
             self.object = Some((bucket.clone(), key.clone()));
-            let objects = ObjectSource {
-                s3: &self.s3,
-                http: &self.http,
-                urls: &self.urls,
-                signer: &self.signer,
-            };
-            let src = objects
-                .file_source(&bucket, &key, self.opts.file_name.as_deref())
-                .await?;
+            let src =
+                s3::file_source(&self.api, &bucket, &key, self.opts.file_name.as_deref()).await?;
             Ok(vec![src])
         })
     }
@@ -334,7 +335,7 @@ impl Flow for AwsFlow {
                 && ctx.outcome != Outcome::Success
             {
                 ctx.message(&format!("cancelling export task {}", task.id()));
-                ctx.retry("cancelling the export task", || task.cancel(&self.ec2))
+                ctx.retry("cancelling the export task", || task.cancel(&self.api))
                     .await?;
             }
             if ctx.outcome == Outcome::Success
@@ -343,7 +344,7 @@ impl Flow for AwsFlow {
             {
                 ctx.message(&format!("deleting s3://{bucket}/{key}"));
                 ctx.retry("deleting the exported object", || {
-                    s3::delete_object(&self.s3, bucket, key)
+                    s3::delete_object(&self.api, bucket, key)
                 })
                 .await?;
             }

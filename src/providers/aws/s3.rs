@@ -1,12 +1,10 @@
-//! S3: where an object lives (its URL, encoded for SigV4), what it is (HeadObject: size and the
-//! full-object checksum), and the source the downloader fetches with signed ranged GETs.
+//! S3: buckets (HeadBucket, ListObjectsV2), what an object is (HeadObject: size and the
+//! full-object checksum), the source the downloader fetches with signed ranged GETs, and
+//! DeleteObject.
 
-use std::sync::Arc;
+use reqwest::{Method, StatusCode};
 
-use url::Url;
-
-use super::sdk_error::{sdk_error, status_of};
-use super::sign::S3Signer;
+use super::api::{Api, api_error};
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
 use crate::transfer::{Checksum, FileSource, HttpSource};
@@ -34,131 +32,151 @@ pub(crate) fn validate_bucket(name: &str) -> Result<()> {
     }
 }
 
-/// Builds object URLs: the base endpoint and whether buckets are addressed by path.
-#[derive(Clone)]
-pub(crate) struct S3Urls {
-    pub base: Url,
-    pub path_style: bool,
-}
-
-impl S3Urls {
-    /// The URL of an object, its key encoded the way SigV4 for S3 expects (RFC 3986 unreserved
-    /// characters and `/` kept, every other byte %-encoded).
-    pub fn object_url(&self, bucket: &str, key: &str) -> Result<Url> {
-        let mut enc = String::new();
-        for b in key.bytes() {
-            if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-                enc.push(b as char);
-            } else {
-                enc.push_str(&format!("%{b:02X}"));
-            }
-        }
-        // A bucket name with dots cannot be a TLS-valid host label: address it by path.
-        let text = if self.path_style || bucket.contains('.') {
-            format!(
-                "{}/{bucket}/{enc}",
-                self.base.as_str().trim_end_matches('/')
-            )
-        } else {
-            let host = self.base.host_str().unwrap_or("s3.amazonaws.com");
-            let port = self
-                .base
-                .port()
-                .map(|p| format!(":{p}"))
-                .unwrap_or_default();
-            format!("{}://{bucket}.{host}{port}/{enc}", self.base.scheme())
-        };
-        Url::parse(&text).map_err(|e| Error::InvalidArgument(format!("S3 object URL: {e}")))
+/// A clear error for a bucket that is missing or closed to us, before a task writes into it.
+pub(crate) async fn check_bucket(api: &Api, bucket: &str) -> Result<()> {
+    let what = format!("S3 HeadBucket {bucket}");
+    let a = api
+        .s3(&what, Method::HEAD, api.s3.url(bucket, None, &[])?, &[])
+        .await?;
+    match a.status.as_u16() {
+        200..=299 => Ok(()),
+        404 => Err(Error::NotFound(format!(
+            "S3 bucket {bucket:?} does not exist"
+        ))),
+        403 => Err(Error::Auth(format!("S3 bucket {bucket:?}: access denied"))),
+        _ => Err(api_error(&what, &a)),
     }
 }
 
-/// A clear error for a bucket that is missing or closed to us, before a task writes into it.
-pub(crate) async fn check_bucket(s3: &aws_sdk_s3::Client, bucket: &str) -> Result<()> {
-    match s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => Ok(()),
-        Err(e) => match status_of(&e) {
-            Some(404) => Err(Error::NotFound(format!(
-                "S3 bucket {bucket:?} does not exist"
-            ))),
-            Some(403) => Err(Error::Auth(format!("S3 bucket {bucket:?}: access denied"))),
-            _ => Err(sdk_error(&format!("S3 HeadBucket {bucket}"), e)),
-        },
+/// One object of a listing.
+pub(crate) struct Listed {
+    pub key: String,
+    pub size: Option<u64>,
+}
+
+/// Every object under `prefix` (ListObjectsV2, page after page).
+pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Result<Vec<Listed>> {
+    let what = format!("S3 ListObjectsV2 {bucket}");
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+        if let Some(t) = &token {
+            query.push(("continuation-token", t));
+        }
+        let a = api
+            .s3(&what, Method::GET, api.s3.url(bucket, None, &query)?, &[])
+            .await?;
+        if !a.status.is_success() {
+            return Err(api_error(&what, &a));
+        }
+        let text = std::str::from_utf8(&a.body)
+            .map_err(|_| Error::Remote(format!("{what}: the answer is not UTF-8")))?;
+        let root = crate::providers::xml::parse(text)?;
+        for c in root.children_named("Contents") {
+            let Some(key) = c.child_text("Key") else {
+                continue;
+            };
+            out.push(Listed {
+                key: key.to_string(),
+                size: c.child_text("Size").and_then(|s| s.trim().parse().ok()),
+            });
+        }
+        let truncated = root.child_text("IsTruncated").map(str::trim) == Some("true");
+        let next = root
+            .child_text("NextContinuationToken")
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        match next {
+            Some(t) if truncated && token.as_deref() != Some(t) => token = Some(t.to_string()),
+            Some(_) if truncated => {
+                return Err(Error::Remote(format!(
+                    "{what}: the listing repeats its continuation token"
+                )));
+            }
+            _ => return Ok(out),
+        }
     }
 }
 
 /// What the downloader needs to fetch `s3://bucket/key`: its URL, signer, size and checksum.
-pub(crate) struct ObjectSource<'a> {
-    pub s3: &'a aws_sdk_s3::Client,
-    pub http: &'a reqwest::Client,
-    pub urls: &'a S3Urls,
-    pub signer: &'a Arc<S3Signer>,
-}
-
-impl ObjectSource<'_> {
-    pub async fn file_source(
-        &self,
-        bucket: &str,
-        key: &str,
-        file_name: Option<&str>,
-    ) -> Result<FileSource> {
-        let head = self
-            .s3
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
-            .send()
-            .await
-            .map_err(|e| {
-                if status_of(&e) == Some(404) {
-                    Error::NotFound(format!("s3://{bucket}/{key} does not exist"))
-                } else {
-                    sdk_error(&format!("S3 HeadObject s3://{bucket}/{key}"), e)
-                }
-            })?;
-        // A full-object checksum is verified; composite (multipart "-N") ones are not
-        // whole-file digests.
-        let full = head
-            .checksum_type()
-            .is_none_or(|t| t.as_str() == "FULL_OBJECT");
-        let checksum = if !full {
-            None
-        } else if let Some(s) = head.checksum_sha256().filter(|s| !s.contains('-')) {
-            Some(Checksum::parse("sha256", s)?)
-        } else if let Some(c) = head.checksum_crc32_c().filter(|s| !s.contains('-')) {
-            Some(Checksum::parse("crc32c", c)?)
-        } else {
-            None
-        };
-        let name = match file_name {
-            Some(n) => n.to_string(),
-            None => sanitize_file_name(key.rsplit('/').next().unwrap_or(key), "export.img"),
-        };
-        let mut src = FileSource::http(
-            name,
-            HttpSource {
-                client: self.http.clone(),
-                url: self.urls.object_url(bucket, key)?,
-                headers: Default::default(),
-                signer: Some(self.signer.clone()),
-                range_md5: false,
-            },
-        );
-        src.size_hint = head.content_length().and_then(|l| u64::try_from(l).ok());
-        src.expected_size = src.size_hint;
-        src.checksum = checksum;
-        Ok(src)
+pub(crate) async fn file_source(
+    api: &Api,
+    bucket: &str,
+    key: &str,
+    file_name: Option<&str>,
+) -> Result<FileSource> {
+    let what = format!("S3 HeadObject s3://{bucket}/{key}");
+    let url = api.s3.object_url(bucket, key)?;
+    let head = api
+        .s3(
+            &what,
+            Method::HEAD,
+            url.clone(),
+            &[("x-amz-checksum-mode", "ENABLED")],
+        )
+        .await?;
+    if head.status == StatusCode::NOT_FOUND {
+        return Err(Error::NotFound(format!(
+            "s3://{bucket}/{key} does not exist"
+        )));
     }
+    if !head.status.is_success() {
+        return Err(api_error(&what, &head));
+    }
+    // A full-object checksum is verified; composite (multipart "-N") ones are not whole-file
+    // digests.
+    let full = head
+        .header("x-amz-checksum-type")
+        .is_none_or(|t| t == "FULL_OBJECT");
+    let checksum = if !full {
+        None
+    } else if let Some(s) = head
+        .header("x-amz-checksum-sha256")
+        .filter(|s| !s.contains('-'))
+    {
+        Some(Checksum::parse("sha256", s)?)
+    } else if let Some(c) = head
+        .header("x-amz-checksum-crc32c")
+        .filter(|s| !s.contains('-'))
+    {
+        Some(Checksum::parse("crc32c", c)?)
+    } else {
+        None
+    };
+    let name = match file_name {
+        Some(n) => n.to_string(),
+        None => sanitize_file_name(key.rsplit('/').next().unwrap_or(key), "export.img"),
+    };
+    let mut src = FileSource::http(
+        name,
+        HttpSource {
+            client: api.http.clone(),
+            url,
+            headers: Default::default(),
+            signer: Some(api.signer.clone()),
+            range_md5: false,
+        },
+    );
+    // HEAD has no body: the size is the header's, not the (empty) body's.
+    src.size_hint = head
+        .header("content-length")
+        .and_then(|l| l.trim().parse().ok());
+    src.expected_size = src.size_hint;
+    src.checksum = checksum;
+    Ok(src)
 }
 
-pub(crate) async fn delete_object(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Result<()> {
-    s3.delete_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .map(|_| ())
-        .map_err(|e| sdk_error(&format!("S3 DeleteObject s3://{bucket}/{key}"), e))
+pub(crate) async fn delete_object(api: &Api, bucket: &str, key: &str) -> Result<()> {
+    let what = format!("S3 DeleteObject s3://{bucket}/{key}");
+    let a = api
+        .s3(&what, Method::DELETE, api.s3.object_url(bucket, key)?, &[])
+        .await?;
+    if a.status.is_success() {
+        Ok(())
+    } else {
+        Err(api_error(&what, &a))
+    }
 }
 
 #[cfg(test)]
@@ -184,31 +202,5 @@ mod tests {
         ] {
             assert!(validate_bucket(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn object_urls_are_encoded_for_sigv4() {
-        let u = S3Urls {
-            base: Url::parse("http://127.0.0.1:9000").unwrap(),
-            path_style: true,
-        };
-        assert_eq!(
-            u.object_url("b", "vms/export-i-1 x+y.vmdk")
-                .unwrap()
-                .as_str(),
-            "http://127.0.0.1:9000/b/vms/export-i-1%20x%2By.vmdk"
-        );
-        let u = S3Urls {
-            base: Url::parse("https://s3.eu-west-1.amazonaws.com").unwrap(),
-            path_style: false,
-        };
-        assert_eq!(
-            u.object_url("bk", "a/b.vmdk").unwrap().as_str(),
-            "https://bk.s3.eu-west-1.amazonaws.com/a/b.vmdk"
-        );
-        assert_eq!(
-            u.object_url("b.k", "x").unwrap().as_str(),
-            "https://s3.eu-west-1.amazonaws.com/b.k/x"
-        );
     }
 }

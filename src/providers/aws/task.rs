@@ -4,13 +4,8 @@
 
 use std::time::Duration;
 
-use aws_sdk_ec2::types::{
-    ContainerFormat, DiskImageFormat, ExportEnvironment, ExportTaskS3LocationRequest,
-    ExportTaskState, ExportToS3TaskSpecification,
-};
-
+use super::api::{Api, list_param};
 use super::config::AwsOptions;
-use super::sdk_error::sdk_error;
 use crate::error::{Error, Result};
 use crate::providers::FlowCtx;
 use crate::providers::poll::{Backoff, Poll, poll_until};
@@ -30,71 +25,83 @@ impl Task {
     }
 
     /// Cancels the task in the cloud (on failure, cancel and timeout while it is active).
-    pub async fn cancel(&self, ec2: &aws_sdk_ec2::Client) -> Result<()> {
-        ec2.cancel_export_task()
-            .export_task_id(self.id())
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| sdk_error(&format!("EC2 CancelExportTask {}", self.id()), e))
+    pub async fn cancel(&self, api: &Api) -> Result<()> {
+        api.ec2(
+            "CancelExportTask",
+            self.id(),
+            &[("ExportTaskId", self.id())],
+        )
+        .await
+        .map(|_| ())
     }
 }
 
 /// Checks the instance exists, then starts its export task. Returns the task and the key the
 /// task says it will write, if it says.
 pub(crate) async fn start_instance(
-    ec2: &aws_sdk_ec2::Client,
+    api: &Api,
     ctx: &FlowCtx,
     opts: &AwsOptions,
     bucket: &str,
     id: &str,
 ) -> Result<(Task, Option<String>)> {
-    let r = ec2
-        .describe_instances()
-        .instance_ids(id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("EC2 DescribeInstances", e))?;
+    let r = api
+        .ec2(
+            "DescribeInstances",
+            id,
+            &pairs(&list_param("InstanceId", &[id])),
+        )
+        .await?;
     let found = r
-        .reservations()
-        .iter()
-        .flat_map(|r| r.instances())
-        .any(|i| i.instance_id() == Some(id));
+        .children_named("reservationSet")
+        .flat_map(|s| s.children_named("item"))
+        .flat_map(|r| r.children_named("instancesSet"))
+        .flat_map(|s| s.children_named("item"))
+        .any(|i| i.child_text("instanceId") == Some(id));
     if !found {
         return Err(Error::NotFound(format!("instance {id} does not exist")));
     }
-    let mut spec = ExportToS3TaskSpecification::builder()
-        .disk_image_format(DiskImageFormat::from(
-            opts.disk_image_format.to_lowercase().as_str(),
-        ))
-        .s3_bucket(bucket)
-        .s3_prefix(&opts.s3_prefix);
+    let format = opts.disk_image_format.to_lowercase();
+    let mut params = vec![
+        ("InstanceId", id),
+        ("TargetEnvironment", opts.target_environment.as_str()),
+        ("ExportToS3.DiskImageFormat", format.as_str()),
+        ("ExportToS3.S3Bucket", bucket),
+        ("ExportToS3.S3Prefix", opts.s3_prefix.as_str()),
+    ];
     if opts.container_format.is_some() {
-        spec = spec.container_format(ContainerFormat::Ova);
+        params.push(("ExportToS3.ContainerFormat", "ova"));
     }
     ctx.waiting_for_cloud("creating the export task");
-    let r = ec2
-        .create_instance_export_task()
-        .instance_id(id)
-        .target_environment(ExportEnvironment::from(opts.target_environment.as_str()))
-        .export_to_s3_task(spec.build())
-        .send()
-        .await
-        .map_err(|e| sdk_error("EC2 CreateInstanceExportTask", e))?;
+    let r = api.ec2("CreateInstanceExportTask", id, &params).await?;
     let task = r
-        .export_task()
+        .child("exportTask")
         .ok_or_else(|| Error::Remote("CreateInstanceExportTask returned no task".into()))?;
-    let task_id = task.export_task_id().unwrap_or_default().to_string();
-    let key = task
-        .export_to_s3_task()
-        .and_then(|t| t.s3_key())
-        .map(str::to_string);
+    let task_id = task
+        .child_text("exportTaskId")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Remote("CreateInstanceExportTask returned no task id".into()))?
+        .to_string();
+    let key = s3_key(task);
     Ok((Task::Instance(task_id), key))
+}
+
+fn pairs<'a>(v: &'a [(String, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    v.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+}
+
+fn s3_key(task: &crate::providers::xml::Node) -> Option<String> {
+    task.child("exportToS3")
+        .and_then(|t| t.child_text("s3Key"))
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
 }
 
 /// Waits for an instance export task; returns the object key it reports, if any.
 pub(crate) async fn wait_instance(
-    ec2: &aws_sdk_ec2::Client,
+    api: &Api,
     ctx: &FlowCtx,
     opts: &AwsOptions,
     task_id: &str,
@@ -105,24 +112,25 @@ pub(crate) async fn wait_instance(
         Duration::from_secs(opts.timeout_secs),
         Backoff::fixed(Duration::from_millis(opts.poll_interval_ms)),
         || async {
-            let r = ec2
-                .describe_export_tasks()
-                .export_task_ids(task_id)
-                .send()
-                .await
-                .map_err(|e| sdk_error("EC2 DescribeExportTasks", e))?;
+            let r = api
+                .ec2(
+                    "DescribeExportTasks",
+                    task_id,
+                    &pairs(&list_param("ExportTaskId", &[task_id])),
+                )
+                .await?;
             let t = r
-                .export_tasks()
-                .first()
+                .child("exportTaskSet")
+                .and_then(|s| {
+                    s.children_named("item")
+                        .find(|t| t.child_text("exportTaskId") == Some(task_id))
+                })
                 .ok_or_else(|| Error::Remote(format!("export task {task_id} vanished")))?;
-            let key = t
-                .export_to_s3_task()
-                .and_then(|s| s.s3_key())
-                .map(str::to_string);
-            let msg = t.status_message().unwrap_or("");
-            Ok(match t.state() {
-                Some(ExportTaskState::Completed) => Poll::Done(key),
-                Some(ExportTaskState::Cancelled) | Some(ExportTaskState::Cancelling) => {
+            let key = s3_key(t);
+            let msg = t.child_text("statusMessage").unwrap_or("").trim();
+            Ok(match t.child_text("state").unwrap_or("").trim() {
+                "completed" => Poll::Done(key),
+                "cancelled" | "cancelling" => {
                     return Err(Error::Remote(format!(
                         "export task {task_id} was cancelled outside hypersdk {msg}"
                     )));
@@ -137,49 +145,50 @@ pub(crate) async fn wait_instance(
     .await
 }
 
-/// Checks the image exists, then starts its export (`ExportImage`).
+/// Checks the image exists, then starts its export (`ExportImage`). `client_token` makes the
+/// call idempotent: a retry after a lost answer gets the same task, not a second one.
 pub(crate) async fn start_image(
-    ec2: &aws_sdk_ec2::Client,
+    api: &Api,
     ctx: &FlowCtx,
     opts: &AwsOptions,
     bucket: &str,
     id: &str,
+    client_token: &str,
 ) -> Result<Task> {
-    let r = ec2
-        .describe_images()
-        .image_ids(id)
-        .send()
-        .await
-        .map_err(|e| sdk_error("EC2 DescribeImages", e))?;
-    if !r.images().iter().any(|i| i.image_id() == Some(id)) {
+    let r = api
+        .ec2("DescribeImages", id, &pairs(&list_param("ImageId", &[id])))
+        .await?;
+    let found = r.child("imagesSet").is_some_and(|s| {
+        s.children_named("item")
+            .any(|i| i.child_text("imageId") == Some(id))
+    });
+    if !found {
         return Err(Error::NotFound(format!("image {id} does not exist")));
     }
     let fmt = opts.disk_image_format.to_uppercase();
     ctx.waiting_for_cloud("creating the image export task");
-    let loc = ExportTaskS3LocationRequest::builder()
-        .s3_bucket(bucket)
-        .s3_prefix(&opts.s3_prefix)
-        .build();
-    let mut req = ec2
-        .export_image()
-        .image_id(id)
-        .disk_image_format(DiskImageFormat::from(fmt.as_str()))
-        .s3_export_location(loc);
+    let mut params = vec![
+        ("ImageId", id),
+        ("DiskImageFormat", fmt.as_str()),
+        ("S3ExportLocation.S3Bucket", bucket),
+        ("S3ExportLocation.S3Prefix", opts.s3_prefix.as_str()),
+        ("ClientToken", client_token),
+    ];
     if let Some(role) = &opts.role_name {
-        req = req.role_name(role);
+        params.push(("RoleName", role.as_str()));
     }
-    let r = req
-        .send()
-        .await
-        .map_err(|e| sdk_error("EC2 ExportImage", e))?;
-    Ok(Task::Image(
-        r.export_image_task_id().unwrap_or_default().to_string(),
-    ))
+    let r = api.ec2("ExportImage", id, &params).await?;
+    let task_id = r
+        .child_text("exportImageTaskId")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Remote("ExportImage returned no task id".into()))?;
+    Ok(Task::Image(task_id.to_string()))
 }
 
 /// Waits for an image export task.
 pub(crate) async fn wait_image(
-    ec2: &aws_sdk_ec2::Client,
+    api: &Api,
     ctx: &FlowCtx,
     opts: &AwsOptions,
     task_id: &str,
@@ -190,19 +199,23 @@ pub(crate) async fn wait_image(
         Duration::from_secs(opts.timeout_secs),
         Backoff::fixed(Duration::from_millis(opts.poll_interval_ms)),
         || async {
-            let r = ec2
-                .describe_export_image_tasks()
-                .export_image_task_ids(task_id)
-                .send()
-                .await
-                .map_err(|e| sdk_error("EC2 DescribeExportImageTasks", e))?;
+            let r = api
+                .ec2(
+                    "DescribeExportImageTasks",
+                    task_id,
+                    &pairs(&list_param("ExportImageTaskId", &[task_id])),
+                )
+                .await?;
             let t = r
-                .export_image_tasks()
-                .first()
+                .child("exportImageTaskSet")
+                .and_then(|s| {
+                    s.children_named("item")
+                        .find(|t| t.child_text("exportImageTaskId") == Some(task_id))
+                })
                 .ok_or_else(|| Error::Remote(format!("image export task {task_id} vanished")))?;
-            let status = t.status().unwrap_or("");
-            let pct = t.progress().unwrap_or("");
-            let msg = t.status_message().unwrap_or("");
+            let status = t.child_text("status").unwrap_or("").trim();
+            let pct = t.child_text("progress").unwrap_or("").trim();
+            let msg = t.child_text("statusMessage").unwrap_or("").trim();
             Ok(match status {
                 "completed" => Poll::Done(()),
                 "deleting" | "deleted" => {

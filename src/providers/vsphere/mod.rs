@@ -9,7 +9,6 @@
 
 mod ovf;
 mod soap;
-mod xml;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +19,7 @@ use url::Url;
 
 use super::net::{Redirects, build_client};
 use super::poll::{Backoff, Poll, poll_until};
+use super::xml;
 use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
 use crate::BoxFuture;
 use crate::error::{Error, Result};

@@ -7,7 +7,9 @@ into moto's S3 under the key real AWS uses ({prefix}{task id}.{format}) and comp
 Prints one JSON line when ready: endpoint, region, an access key with its secret (IAM
 authentication is on: requests are signature-checked), an instance id, an AMI id, a bucket,
 and a control URL (POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
-checksum; GET /tasks lists the tasks). A prefix holding "slowcreate/" makes the create call
+checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256] stores the
+body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
+setup without an S3 SDK in the tests). A prefix holding "slowcreate/" makes the create call
 take 0.8 s (to cancel during it); one starting with the --slow-prefix never finishes.
 """
 
@@ -37,6 +39,7 @@ ACCOUNT = "123456789012"
 TASKS: dict = {}
 LOCK = threading.Lock()
 ARGS = None
+S3 = None  # boto3's S3 client on moto, for the control port's object calls
 
 
 def s3_backend():
@@ -199,13 +202,32 @@ class Control(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-    def do_GET(self):
-        with LOCK:
-            body = json.dumps(list(TASKS.values())).encode()
+    def reply(self, value):
+        body = json.dumps(value).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    def do_GET(self):
+        u = urlparse(self.path)
+        if u.path == "/object":
+            q = parse_qs(u.query)
+            try:
+                S3.head_object(Bucket=q["bucket"][0], Key=q["key"][0])
+                self.reply([True])
+            except S3.exceptions.ClientError:
+                self.reply([False])
+            return
+        with LOCK:
+            self.reply(list(TASKS.values()))
+
+    def do_PUT(self):
+        q = parse_qs(urlparse(self.path).query)
+        data = self.rfile.read(int(self.headers["Content-Length"]))
+        extra = {"ChecksumAlgorithm": "SHA256"} if q.get("checksum") == ["sha256"] else {}
+        S3.put_object(Bucket=q["bucket"][0], Key=q["key"][0], Body=data, **extra)
+        self.reply([])
 
     def do_POST(self):
         q = parse_qs(urlparse(self.path).query)
@@ -226,7 +248,7 @@ def free_port():
 
 
 def main():
-    global ARGS
+    global ARGS, S3
     p = argparse.ArgumentParser()
     p.add_argument("--fixture", required=True)
     p.add_argument("--polls", type=int, default=3)
@@ -252,7 +274,7 @@ def main():
     session = boto3.session.Session(aws_access_key_id=key.access_key_id,
                                     aws_secret_access_key=key.secret_access_key, region_name="us-east-1")
     ec2 = session.client("ec2", endpoint_url=endpoint)
-    s3 = session.client("s3", endpoint_url=endpoint)
+    s3 = S3 = session.client("s3", endpoint_url=endpoint)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     s3.create_bucket(Bucket="exports")

@@ -1,5 +1,6 @@
-//! A small XML tree for SOAP responses: element local names, attributes, text, children.
-//! vim25 answers are small (a lease, a descriptor), so a tree is simpler than streaming.
+//! A small XML tree for API answers (vSphere's SOAP, EC2's Query API, S3's listings): element
+//! local names, attributes, text, children. The answers are small (a lease, a page of
+//! instances), so a tree is simpler than streaming.
 
 use quick_xml::events::Event;
 
@@ -30,6 +31,7 @@ impl Node {
         self.children.iter().find_map(|c| c.find(name))
     }
 
+    #[cfg_attr(not(feature = "vsphere"), allow(dead_code))]
     pub fn attr(&self, name: &str) -> Option<&str> {
         self.attrs
             .iter()
@@ -132,6 +134,7 @@ fn start_node(e: &quick_xml::events::BytesStart<'_>) -> Result<Node> {
 }
 
 /// Escapes text for an element or attribute.
+#[cfg_attr(not(feature = "vsphere"), allow(dead_code))]
 pub fn esc(s: &str) -> std::borrow::Cow<'_, str> {
     quick_xml::escape::escape(s)
 }
