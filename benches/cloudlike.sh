@@ -99,17 +99,19 @@ for i in $(seq 0 15); do files+=("q$i.bin"); done
 printf '%s\n' "${files[@]}" >"$WORK/files.txt"
 one "many:rclone" 16 $MANY rclone copy -q --http-url "$CLOUD" :http: "$WORK/out" --files-from "$WORK/files.txt" --transfers 16 --multi-thread-streams 1
 same "$WORK/out/q15.bin" "$WORK/data/q.bin"
-one "many:hypersdk" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' --options '{"parts_in_flight": 1}' "$WORK/out" "${urls[@]}"
+one "many:hypersdk" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' --options '{"parts_in_flight": 1, "max_parts_in_flight": 1}' "$WORK/out" "${urls[@]}"
 same "$WORK/out/q15.bin" "$WORK/data/q.bin"
 one "many:hypersdk-auto" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' "$WORK/out" "${urls[@]}"
 same "$WORK/out/q15.bin" "$WORK/data/q.bin"
 
-# hypersdk against parts in flight; its 8 (the default) and 16 rows are also the single-file rows.
+# The default: 8 parts in flight at the start, more while they pay (up to 32).
+one "single:hypersdk" 32 $BIG "$FETCH" "$WORK/out" "$CLOUD/full.bin"
+same "$WORK/out/full.bin" "$WORK/data/full.bin"
+# hypersdk against a fixed count of parts in flight; the 16 row is also a single-file row.
 for n in 1 2 4 8 16 32; do
-  one "streams:hypersdk-$n" "$n" $BIG "$FETCH" --options "{\"parts_in_flight\": $n}" "$WORK/out" "$CLOUD/full.bin"
+  one "streams:hypersdk-$n" "$n" $BIG "$FETCH" --options "{\"parts_in_flight\": $n, \"max_parts_in_flight\": $n}" "$WORK/out" "$CLOUD/full.bin"
   same "$WORK/out/full.bin" "$WORK/data/full.bin"
 done
-SECS[single:hypersdk]=${SECS[streams:hypersdk-8]} RSS[single:hypersdk]=${RSS[streams:hypersdk-8]}
 SECS[single:hypersdk-16]=${SECS[streams:hypersdk-16]} RSS[single:hypersdk-16]=${RSS[streams:hypersdk-16]}
 
 # CPU per GiB over raw loopback (user + sys of the client only).
@@ -133,7 +135,7 @@ echo "| download | tool | streams | seconds | MiB/s | of streams × limit | peak
 echo "|---|---|---:|---:|---:|---:|---:|"
 for label in single:curl single:aria2c single:rclone single:hypersdk single:hypersdk-16 many:aria2c many:rclone many:hypersdk many:hypersdk-auto; do
   case $label in single:*) bytes=$BIG ;; *) bytes=$MANY ;; esac
-  case $label in single:hypersdk) streams=8 ;; single:hypersdk-16) streams=16 ;;
+  case $label in single:hypersdk) streams=32 ;; single:hypersdk-16) streams=16 ;;
     *) streams=$(grep "^${label%%:*},${label#*:}," "$OUT_CSV" | cut -d, -f3) ;; esac
   mibs=$(echo "$bytes / 1048576 / ${SECS[$label]}" | bc -l)
   printf '| %s | %s | %s | %.1f | %.0f | %.0f %% | %d |\n' "${label%%:*}" "${label#*:}" "$streams" "${SECS[$label]}" "$mibs" \

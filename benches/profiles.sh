@@ -24,7 +24,7 @@ need_tools nginx:nginx-light /usr/bin/time:time bc:bc
 
 # The generated cloud SDK crates: hundreds of thousands of lines each, on the control plane only
 # (a few API calls per export); the bytes go through reqwest/hyper/rustls and our own code.
-SDK=(aws-sdk-ec2 aws-sdk-s3 aws-sdk-sts google-cloud-compute-v1
+SDK=(aws-sdk-sts google-cloud-compute-v1
   google-cloud-build-v1 google-cloud-longrunning azure_storage_blob)
 sdk_opt() {
   local level=$1 out=()

@@ -58,6 +58,7 @@ impl CommonOptions {
         "keep_partial",
         "part_size",
         "parts_in_flight",
+        "max_parts_in_flight",
         "parallel_files",
         "max_bytes_per_second",
         "progress_interval_ms",

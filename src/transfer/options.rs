@@ -11,8 +11,13 @@ use crate::error::{Error, Result};
 pub struct TransferOptions {
     /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB.
     pub part_size: u64,
-    /// Ranged requests in flight per file. Default 8.
+    /// Ranged requests in flight per file at the start. Default 8.
     pub parts_in_flight: usize,
+    /// Most ranged requests in flight per file: while adding requests still raises the file's
+    /// throughput by a sixth or more (a link that limits each connection), more are added, up to
+    /// this; when it does not (the disk or the link is the limit), the count stays or steps
+    /// back. Equal to `parts_in_flight`: a fixed count. Default 32.
+    pub max_parts_in_flight: usize,
     /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
     pub max_bytes_per_second: u64,
     /// Attempts per request before the export fails; reset when bytes arrive. Default 5.
@@ -34,6 +39,7 @@ impl Default for TransferOptions {
         TransferOptions {
             part_size: 8 << 20,
             parts_in_flight: 8,
+            max_parts_in_flight: 32,
             max_bytes_per_second: 0,
             max_attempts: 5,
             stall_timeout_ms: 30_000,
@@ -52,6 +58,9 @@ impl TransferOptions {
         }
         if !(1..=64).contains(&self.parts_in_flight) {
             return bad("parts_in_flight must be between 1 and 64");
+        }
+        if !(self.parts_in_flight..=64).contains(&self.max_parts_in_flight) {
+            return bad("max_parts_in_flight must be between parts_in_flight and 64");
         }
         if !(1..=100).contains(&self.max_attempts) {
             return bad("max_attempts must be between 1 and 100");

@@ -124,8 +124,14 @@ pub(crate) async fn download(
     let mut parts = parts.into_iter();
     let mut set = JoinSet::new();
     let mut failure: Option<Error> = None;
+    let mut width = PartCount::new(
+        ctx.opts.parts_in_flight,
+        ctx.opts.max_parts_in_flight,
+        Instant::now(),
+    );
     loop {
-        while failure.is_none() && set.len() < ctx.opts.parts_in_flight {
+        let limit = width.observe(state.fetched.load(Ordering::Relaxed), Instant::now());
+        while failure.is_none() && set.len() < limit {
             let Some((a, b)) = parts.next() else { break };
             let st = state.clone();
             set.spawn(async move { fetch_part(&st, a, b).await });
@@ -186,6 +192,65 @@ pub(crate) async fn download(
         digest,
         size_verified: true,
     })
+}
+
+/// How many parts of one file are in flight. It starts at `parts_in_flight` and, in windows of
+/// a second, grows by half while that raises the file's throughput by a sixth or more: a link
+/// that limits each connection (object stores, NFC) gets the connections it rewards. The first
+/// window without such a gain ends the search; if the last step made things slower (a disk or a
+/// server that suffers from more requests), the count steps back to where it was.
+pub(crate) struct PartCount {
+    limit: usize,
+    max: usize,
+    previous: usize,
+    best: f64,
+    searching: bool,
+    window_start: Instant,
+    window_bytes: u64,
+}
+
+/// One measuring window.
+const WIDTH_WINDOW: Duration = Duration::from_secs(1);
+/// Gain that justifies more parts.
+const WIDTH_GAIN: f64 = 7.0 / 6.0;
+
+impl PartCount {
+    pub(crate) fn new(start: usize, max: usize, now: Instant) -> Self {
+        PartCount {
+            limit: start,
+            max: max.max(start),
+            previous: start,
+            best: 0.0,
+            searching: max > start,
+            window_start: now,
+            window_bytes: 0,
+        }
+    }
+
+    /// The count to keep in flight, given the bytes fetched so far.
+    pub(crate) fn observe(&mut self, fetched: u64, now: Instant) -> usize {
+        if !self.searching {
+            return self.limit;
+        }
+        let dt = now.saturating_duration_since(self.window_start);
+        if dt < WIDTH_WINDOW {
+            return self.limit;
+        }
+        let rate = fetched.saturating_sub(self.window_bytes) as f64 / dt.as_secs_f64();
+        self.window_start = now;
+        self.window_bytes = fetched;
+        if rate >= self.best * WIDTH_GAIN && self.limit < self.max {
+            self.best = rate;
+            self.previous = self.limit;
+            self.limit = (self.limit + self.limit.div_ceil(2)).min(self.max);
+        } else {
+            if rate < self.best / WIDTH_GAIN.sqrt() {
+                self.limit = self.previous;
+            }
+            self.searching = false;
+        }
+        self.limit
+    }
 }
 
 /// Hashes the file while it downloads: follows the part of the file that is in place from byte
@@ -572,5 +637,51 @@ mod crc_tests {
         super::merge_crc(&mut crcs, 2000);
         assert_eq!(crcs.len(), 1);
         assert_eq!(crcs[&0], (3000, crc32c::crc32c(&data)));
+    }
+}
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+
+    /// Runs the controller against a link whose throughput for `n` parts is `rate(n)` bytes/s,
+    /// one window at a time; returns the counts it chose.
+    fn run(start: usize, max: usize, rate: impl Fn(usize) -> f64) -> Vec<usize> {
+        let t0 = Instant::now();
+        let mut w = PartCount::new(start, max, t0);
+        let (mut fetched, mut limit, mut seen) = (0u64, start, vec![start]);
+        for i in 1..=10u32 {
+            fetched += rate(limit) as u64;
+            limit = w.observe(fetched, t0 + WIDTH_WINDOW * i);
+            seen.push(limit);
+        }
+        seen
+    }
+
+    #[test]
+    fn grows_while_connections_pay_then_holds() {
+        // Each connection limited to 50 MB/s, nothing else: up to the ceiling.
+        let seen = run(8, 32, |n| n as f64 * 50e6);
+        assert_eq!(&seen[..6], &[8, 12, 18, 27, 32, 32], "{seen:?}");
+        assert!(seen.iter().all(|&n| n <= 32));
+        // The link tops out at 1 GB/s (20 connections' worth): it stops past that point.
+        let seen = run(8, 64, |n| (n as f64 * 50e6).min(1e9));
+        assert_eq!(*seen.last().unwrap(), 27, "{seen:?}");
+    }
+
+    #[test]
+    fn a_disk_bound_file_stays_or_steps_back() {
+        // Flat: one probe, then it holds.
+        let seen = run(8, 32, |_| 300e6);
+        assert!(seen.iter().all(|&n| n <= 12), "{seen:?}");
+        // More parts are slower (a disk that seeks): back to where it was.
+        let seen = run(8, 32, |n| if n > 8 { 200e6 } else { 300e6 });
+        assert_eq!(*seen.last().unwrap(), 8, "{seen:?}");
+    }
+
+    #[test]
+    fn a_fixed_count_never_moves() {
+        assert!(run(8, 8, |n| n as f64 * 50e6).iter().all(|&n| n == 8));
+        assert!(run(1, 1, |n| n as f64 * 50e6).iter().all(|&n| n == 1));
     }
 }
