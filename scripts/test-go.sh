@@ -22,3 +22,9 @@ if [ -n "$unformatted" ]; then
 fi
 (cd bindings/go && go vet ./... && go test -race ./...)
 (cd examples/go && go vet ./... && go build -o /dev/null .)
+# Export waves on Temporal (bindings/go/temporal): its own module, so the binding itself does not
+# pull in the Temporal SDK. The wave tests run a dev server from the Temporal CLI, built once into
+# the tools folder.
+HS_TEMPORAL_BIN="$(tests/peers/temporal/install.sh)"
+export HS_TEMPORAL_BIN HS_REQUIRE_TEMPORAL=1
+(cd bindings/go/temporal && go vet ./... && go test -timeout 15m ./...)

@@ -554,6 +554,9 @@ async fn stream_range(
             st.ctx.progress.add_done(&st.counters, n as u64, true);
             if buf.len() == cap {
                 flush(st, buf, *pos, crc).await?;
+                // Mid-part too: on a slow link one part takes many seconds, and a process
+                // killed meanwhile must lose at most a second of it, not the whole part.
+                maybe_sync_journal(st).await?;
             }
         }
     }

@@ -212,13 +212,26 @@ func startWorker(t *testing.T, name, queue, root string, accounts map[string]any
 	cmd := exec.Command(workerBin, "--address", address, "--task-queue", queue, "--accounts", af,
 		"--output-root", root, "--identity", name, "--concurrency", fmt.Sprint(concurrency),
 		"--heartbeat-every", "300ms")
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// The worker logs every failed attempt (some tests fail exports on purpose): shown only when
+	// the test fails.
+	logf, err := os.Create(filepath.Join(dir, "worker.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	w := &worker{cmd: cmd, name: name}
 	t.Cleanup(func() {
+		defer func() {
+			_ = logf.Close()
+			if t.Failed() {
+				out, _ := os.ReadFile(logf.Name())
+				t.Logf("%s's log:\n%s", name, out)
+			}
+		}()
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { _ = cmd.Wait(); close(done) }()
