@@ -4,6 +4,9 @@
 # provider aws, s3://bucket/key), s5cmd and rclone download it; median of RUNS wall times,
 # ratio to the faster of s5cmd and rclone, peak RSS; every output compared with the source.
 #
+# CLOUDLIKE=1 puts toxiproxy between the tools and the server: RATE_KB per connection (default
+# 50 000 KB/s, what one S3 connection gets) and LATENCY_MS (20), as benches/cloudlike.sh does.
+#
 # usage: benches/s3.sh   (installs rclone/time/bc from apt; builds s3s-fs 0.14.1 with cargo and
 #                         s5cmd v2.3.0 with go into ~/.cache/hypersdk-tools if missing)
 set -euo pipefail
@@ -41,6 +44,25 @@ SRV=$!
 trap 'kill $SRV 2>/dev/null || true' EXIT
 sleep 1
 EP="http://127.0.0.1:$PORT"
+LINK="loopback"
+STREAMS=8 # rclone's streams; s5cmd's own default (5 parts) on loopback
+S5OPT=()
+if [ "${CLOUDLIKE:-0}" = 1 ]; then
+  RATE_KB="${RATE_KB:-50000}" LATENCY_MS="${LATENCY_MS:-20}" TPORT="${TPORT:-18475}" LPORT="${LPORT:-19001}"
+  TOXI="$(tests/peers/toxiproxy/install.sh)"
+  "$TOXI" -host 127.0.0.1 -port "$TPORT" >"$WORK/toxiproxy.log" 2>&1 &
+  TOXI_PID=$!
+  trap 'kill $SRV $TOXI_PID 2>/dev/null || true' EXIT
+  sleep 1
+  api() { curl -sf --max-time 10 -X "$1" "http://127.0.0.1:$TPORT$2" ${3:+-d "$3"} >/dev/null; }
+  api POST /proxies "{\"name\":\"s3\",\"listen\":\"127.0.0.1:$LPORT\",\"upstream\":\"127.0.0.1:$PORT\",\"enabled\":true}"
+  api POST /proxies/s3/toxics "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$RATE_KB}}"
+  api POST /proxies/s3/toxics "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS,\"jitter\":2}}"
+  EP="http://127.0.0.1:$LPORT"
+  LINK="toxiproxy: $RATE_KB KB/s per connection, $LATENCY_MS ms; s5cmd and rclone with 16 streams"
+  STREAMS=16
+  S5OPT=(--concurrency 16)
+fi
 S5="$TOOLS/bin/s5cmd --endpoint-url $EP"
 # Uploaded once through S3 so the server stores its ETag (it would hash the file per GET).
 $S5 cp "$WORK/src/big.bin" s3://bench/big.bin >/dev/null
@@ -64,8 +86,8 @@ for tool in s5cmd rclone hypersdk; do
   times=(); maxrss=0
   for _ in $(seq 1 "$RUNS"); do
     case $tool in
-      s5cmd) r=$(measure $S5 cp s3://bench/big.bin "$WORK/out/big.bin") ;;
-      rclone) r=$(measure rclone --config "$RCLONE_CONF" copyto --multi-thread-streams 8 bench:bench/big.bin "$WORK/out/big.bin") ;;
+      s5cmd) r=$(measure $S5 cp "${S5OPT[@]}" s3://bench/big.bin "$WORK/out/big.bin") ;;
+      rclone) r=$(measure rclone --config "$RCLONE_CONF" copyto --multi-thread-streams "$STREAMS" bench:bench/big.bin "$WORK/out/big.bin") ;;
       hypersdk) r=$(measure "$FETCH" --provider aws --config "$CONFIG" "$WORK/out" s3://bench/big.bin) ;;
     esac
     cmp -s "$WORK/out/big.bin" "$WORK/src/big.bin" || { echo "$tool: output differs" >&2; exit 1; }
@@ -76,7 +98,7 @@ for tool in s5cmd rclone hypersdk; do
   RSS[$tool]=$maxrss
 done
 best=$(printf '%s\n' "${SECS[s5cmd]}" "${SECS[rclone]}" | sort -n | head -1)
-echo "### S3: one 2 GiB object from s3s-fs 0.14.1 on loopback (median of $RUNS, $(nproc) cores)"
+echo "### S3: one 2 GiB object from s3s-fs 0.14.1 ($LINK; median of $RUNS, $(nproc) cores)"
 echo
 echo "| tool | seconds | MiB/s | vs faster of s5cmd/rclone | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|"

@@ -6,6 +6,10 @@
 # `manifest: none` (the pairing for plain govc). Median of RUNS wall times, ratio to govc, peak
 # RSS; every disk compared with the datastore's bytes.
 #
+# CLOUDLIKE=1 sends the disks' NFC downloads (not the SOAP calls) through toxiproxy with RATE_KB
+# per connection (default 25 000 KB/s: one NFC stream gets 20–30 MB/s) and LATENCY_MS (5), the
+# link where parallel disks are what beats the per-stream limit.
+#
 # usage: benches/vsphere.sh   (needs go, qemu-img; installs time/bc from apt if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,11 +39,29 @@ for i in 0 1 2 3; do
   disks+=(-disk "$f")
 done
 
-"$WORK/bin/vcsim-peer" -dir "$WORK" "${disks[@]}" >"$WORK/ready.json" 2>/dev/null &
+LINK="loopback"
+peer_args=()
+if [ "${CLOUDLIKE:-0}" = 1 ]; then
+  RATE_KB="${RATE_KB:-25000}" LATENCY_MS="${LATENCY_MS:-5}" TPORT="${TPORT:-18476}" LPORT="${LPORT:-19002}"
+  TOXI="$(tests/peers/toxiproxy/install.sh)"
+  "$TOXI" -host 127.0.0.1 -port "$TPORT" >"$WORK/toxiproxy.log" 2>&1 &
+  TOXI_PID=$!
+  peer_args=(-device-port "$LPORT")
+  LINK="NFC through toxiproxy: $RATE_KB KB/s per connection, $LATENCY_MS ms"
+fi
+rm -f "$WORK/ready.json"
+"$WORK/bin/vcsim-peer" -dir "$WORK" "${peer_args[@]}" "${disks[@]}" >"$WORK/ready.json" 2>/dev/null &
 PEER=$!
-trap 'kill $PEER 2>/dev/null || true' EXIT
+trap 'kill $PEER ${TOXI_PID:-} 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s "$WORK/ready.json" ] && break; sleep 0.1; done
 URL=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['url'])")
+if [ "${CLOUDLIKE:-0}" = 1 ]; then
+  api() { curl -sf --max-time 10 -X "$1" "http://127.0.0.1:$TPORT$2" ${3:+-d "$3"} >/dev/null; }
+  up=$(python3 -c "import urllib.parse;print(urllib.parse.urlparse('$URL').netloc)")
+  api POST /proxies "{\"name\":\"nfc\",\"listen\":\"127.0.0.1:$LPORT\",\"upstream\":\"$up\",\"enabled\":true}"
+  api POST /proxies/nfc/toxics "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$RATE_KB}}"
+  api POST /proxies/nfc/toxics "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS,\"jitter\":1}}"
+fi
 CA=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['ca_file'])")
 mapfile -t SRC < <(python3 -c "import json;print('\n'.join(json.load(open('$WORK/ready.json'))['disk_files']))")
 CONFIG="{\"url\": \"$URL\", \"username\": \"admin\", \"password\": \"s3cret-pass\", \"ca_bundle_path\": \"$CA\"}"
@@ -68,7 +90,7 @@ for tool in govc govcsha hypersdk hypersdk4 hypersdknomf; do
   RSS[$tool]=$maxrss
 done
 
-echo "### vSphere: VM with 4 × 512 MiB disks on vcsim (median of $RUNS, $(nproc) cores)"
+echo "### vSphere: VM with 4 × 512 MiB disks on vcsim ($LINK; median of $RUNS, $(nproc) cores)"
 echo
 echo "| tool | seconds | MiB/s | vs govc (no manifest) | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|"

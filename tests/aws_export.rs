@@ -62,6 +62,81 @@ fn instance_export_end_to_end() {
     assert_eq!(t["state"], "completed");
 }
 
+/// An export that died (SIGKILL) while AWS converted left its task active; with
+/// `reuse_export_task` the next run adopts that task instead of converting the disk again, and
+/// a run without it starts its own.
+#[test]
+fn a_dead_exports_active_task_is_adopted() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let prefix = "adopt/";
+    let mut child = Command::new(support::fetch_example())
+        .args([
+            "--provider",
+            "aws",
+            "--config",
+            &moto().config(),
+            "--options",
+        ])
+        .arg(
+            json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 600_000})
+                .to_string(),
+        )
+        .arg(out.path())
+        .arg(m.s("instance_id"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ours = |m: &support::moto::Moto| -> Vec<serde_json::Value> {
+        m.tasks()
+            .into_iter()
+            .filter(|t| t["key"].as_str().unwrap_or("").starts_with(prefix))
+            .collect()
+    };
+    let t = Instant::now();
+    while ours(m).is_empty() {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the child made no task"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = ours(m)[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(ours(m)[0]["state"], "active");
+
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 50,
+               "reuse_export_task": true}),
+    );
+    let r = wait(
+        &client()
+            .start_export(&m.s("instance_id"), &o, None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(r.provider["task_id"], first.as_str(), "{}", r.to_json());
+    assert_eq!(ours(m).len(), 1, "a second task was created: {:?}", ours(m));
+    assert_eq!(std::fs::read(&r.files[0].path).unwrap(), m.fixture);
+
+    // Without the option (the default), a run makes its own task.
+    let o = opts(
+        out.path(),
+        json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 50,
+               "overwrite": true}),
+    );
+    let r = wait(
+        &client()
+            .start_export(&m.s("instance_id"), &o, None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_ne!(r.provider["task_id"], first.as_str());
+    assert_eq!(ours(m).len(), 2);
+}
+
 #[test]
 fn ami_export_and_delete_after_download() {
     let m = moto();

@@ -79,6 +79,12 @@ func (a *Activities) Export(ctx context.Context, req ExportRequest) (ExportResul
 		opts[k] = v
 	}
 	opts["output_dir"] = dir
+	// A retry after a worker died adopts the AWS export task that worker left running instead
+	// of converting the disk again (the library's option; the others' cloud steps are not
+	// adopted yet, see docs/SCALE.md).
+	if _, set := opts["reuse_export_task"]; acct.Provider == "aws" && !set {
+		opts["reuse_export_task"] = true
+	}
 
 	hb := func(p hypersdk.Progress) Heartbeat {
 		eta := -1.0

@@ -7,7 +7,7 @@
 //! profiles, SSO, web identity, instance metadata, credential_process), signing from aws-sigv4.
 //!
 //! Every call has a per-attempt deadline and is retried like the SDK's standard mode, but longer
-//! (8 attempts, backoff from 0.5 s doubling to 20 s, jittered): on connection errors, timeouts,
+//! (8 attempts, backoff from 0.5 s doubling to 5 s, jittered; ~25 s in all): on connection errors, timeouts,
 //! HTTP 5xx and 429, and the throttling codes. An hours-long export must ride out a short outage.
 
 use std::sync::Arc;
@@ -27,7 +27,7 @@ const EC2_VERSION: &str = "2016-11-15";
 const MAX_BODY: usize = 32 << 20;
 const ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Error codes that mean "slow down and retry", across EC2 and S3.
 const THROTTLING: &[&str] = &[
@@ -260,7 +260,7 @@ impl Api {
     }
 }
 
-/// Backoff before attempt `attempt + 1`: 0.5 s doubling to 20 s, times a random 0.5–1.
+/// Backoff before attempt `attempt + 1`: 0.5 s doubling to 5 s, times a random 0.5–1.
 fn backoff(attempt: u32) -> Duration {
     let full = FIRST_BACKOFF
         .saturating_mul(1 << (attempt - 1).min(10))

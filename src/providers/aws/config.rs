@@ -87,6 +87,12 @@ pub(crate) struct AwsOptions {
     pub poll_interval_ms: u64,
     /// Local file name (default: the object's name).
     pub file_name: Option<String>,
+    /// Instances: before creating an export task, adopt an active one of the same instance,
+    /// bucket, prefix, format, container and environment — what an export that died left
+    /// running (a retry on another worker then waits for it instead of converting the disk
+    /// again). Off by default: two live exports of one instance would otherwise share a task
+    /// and the first to cancel would cancel it for both. Default false.
+    pub reuse_export_task: bool,
 }
 
 impl Default for AwsOptions {
@@ -102,6 +108,7 @@ impl Default for AwsOptions {
             timeout_secs: 6 * 3600,
             poll_interval_ms: 15_000,
             file_name: None,
+            reuse_export_task: false,
         }
     }
 }

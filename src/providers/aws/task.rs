@@ -62,6 +62,12 @@ pub(crate) async fn start_instance(
         return Err(Error::NotFound(format!("instance {id} does not exist")));
     }
     let format = opts.disk_image_format.to_lowercase();
+    if opts.reuse_export_task
+        && let Some((task, key)) = find_active(api, opts, bucket, id, &format).await?
+    {
+        ctx.waiting_for_cloud(&format!("adopting export task {}", task.id()));
+        return Ok((task, key));
+    }
     let mut params = vec![
         ("InstanceId", id),
         ("TargetEnvironment", opts.target_environment.as_str()),
@@ -85,6 +91,52 @@ pub(crate) async fn start_instance(
         .to_string();
     let key = s3_key(task);
     Ok((Task::Instance(task_id), key))
+}
+
+/// An active export task of this instance that writes where this export would: same bucket,
+/// prefix (the key is `{prefix}{task id}.{ext}`), format, container and target environment.
+async fn find_active(
+    api: &Api,
+    opts: &AwsOptions,
+    bucket: &str,
+    id: &str,
+    format: &str,
+) -> Result<Option<(Task, Option<String>)>> {
+    let r = api.ec2("DescribeExportTasks", id, &[]).await?;
+    let container = opts.container_format.as_deref().unwrap_or("");
+    let found = r
+        .children_named("exportTaskSet")
+        .flat_map(|s| s.children_named("item"))
+        .find(|t| {
+            let text = |parent: &str, name: &str| {
+                t.child(parent)
+                    .and_then(|p| p.child_text(name))
+                    .unwrap_or("")
+                    .trim()
+                    .to_lowercase()
+            };
+            let task_id = t.child_text("exportTaskId").unwrap_or("").trim();
+            let key = s3_key(t).unwrap_or_default();
+            let own_prefix = key
+                .strip_prefix(opts.s3_prefix.as_str())
+                .is_some_and(|rest| rest.starts_with(task_id) && !rest.contains('/'));
+            t.child_text("state").map(str::trim) == Some("active")
+                && !task_id.is_empty()
+                && text("instanceExport", "instanceId") == id.to_lowercase()
+                && text("instanceExport", "targetEnvironment") == opts.target_environment
+                && text("exportToS3", "s3Bucket") == bucket
+                && text("exportToS3", "diskImageFormat") == format
+                && text("exportToS3", "containerFormat") == container
+                && own_prefix
+        });
+    Ok(found.map(|t| {
+        let task_id = t
+            .child_text("exportTaskId")
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        (Task::Instance(task_id), s3_key(t))
+    }))
 }
 
 fn pairs<'a>(v: &'a [(String, &'a str)]) -> Vec<(&'a str, &'a str)> {

@@ -123,7 +123,7 @@ def instance_task_shape(t):
 
 
 def describe_export_tasks(self):
-    ids = self._get_param("ExportTaskIds") or self._get_multi_param("ExportTaskId")
+    ids = self._get_param("ExportTaskIds") or []
     out = []
     with LOCK:
         for i in ids or [k for k, v in TASKS.items() if v["kind"] == "instance"]:
@@ -181,7 +181,7 @@ def image_task_shape(t):
 
 
 def describe_export_image_tasks(self):
-    ids = self._get_param("ExportImageTaskIds") or self._get_multi_param("ExportImageTaskId")
+    ids = self._get_param("ExportImageTaskIds") or []
     out = []
     with LOCK:
         for i in ids:
