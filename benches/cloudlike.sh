@@ -114,14 +114,18 @@ for n in 1 2 4 8 16 32; do
 done
 SECS[single:hypersdk-16]=${SECS[streams:hypersdk-16]} RSS[single:hypersdk-16]=${RSS[streams:hypersdk-16]}
 
-# CPU per GiB over raw loopback (user + sys of the client only).
+# CPU per GiB over raw loopback (user + sys of the client only), median of RUNS (one run is
+# noisy: ±40 % on this shared machine).
 cpu() {
-  local log
+  local log out=()
   log="$(mktemp)"
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
-  /usr/bin/time -f "%U %S" -o "$log" "$@" >/dev/null
-  awk '{printf "%.2f", ($1 + $2) / 2}' "$log"
+  for _ in $(seq 1 "$RUNS"); do
+    rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+    /usr/bin/time -f "%U %S" -o "$log" "$@" >/dev/null
+    out+=("$(awk '{printf "%.2f", ($1 + $2) / 2}' "$log")")
+  done
   rm -f "$log"
+  printf '%s\n' "${out[@]}" | median
 }
 declare -A CPU
 CPU[curl]=$(cpu curl -s -o "$WORK/out/full.bin" "$RAW/full.bin")
