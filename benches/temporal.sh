@@ -46,7 +46,9 @@ WORKER=
 trap 'stop_nginx temporal; [ -n "$WORKER" ] && kill $WORKER 2>/dev/null; kill $SERVER 2>/dev/null || true' EXIT
 echo '{"web": {"provider": "http", "config": {}}}' >"$WORK/accounts.json"
 for _ in $(seq 1 100); do
-  "$WORK/bin/hypersdk-wave" --address "127.0.0.1:$TEMPORAL_PORT" watch no-such-wave 2>&1 | grep -q "not found" && break
+  # Up once it answers that a wave does not exist.
+  said=$("$WORK/bin/hypersdk-wave" --address "127.0.0.1:$TEMPORAL_PORT" watch no-such-wave 2>&1 || true)
+  [[ $said == *"not found"* ]] && break
   sleep 0.3
 done
 
