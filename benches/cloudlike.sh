@@ -30,7 +30,6 @@ OUT_CSV="${OUT_CSV:-docs/bench-data/cloudlike.csv}"
 
 . benches/lib.sh
 need_tools nginx:nginx-light aria2c:aria2 rclone:rclone curl:curl /usr/bin/time:time bc:bc
-TOXI="$(tests/peers/toxiproxy/install.sh)"
 
 if [ -z "${HS_LIB_DIR:-}" ]; then
   cargo build --release --lib >&2
@@ -50,14 +49,9 @@ fi
 for i in $(seq 0 15); do ln -sf q.bin "$WORK/data/q$i.bin"; done
 
 start_nginx cloudlike "$PORT" "$WORK/data" "autoindex on;"
-"$TOXI" -host 127.0.0.1 -port "$TPORT" >"$WORK/toxiproxy.log" 2>&1 &
-TOXI_PID=$!
+start_toxiproxy "$TPORT" "$WORK/toxiproxy.log"
 trap 'stop_nginx cloudlike; kill $TOXI_PID 2>/dev/null || true' EXIT
-sleep 1
-api() { curl -sf --max-time 10 -X "$1" "http://127.0.0.1:$TPORT$2" ${3:+-d "$3"} >/dev/null; }
-api POST /proxies "{\"name\":\"cloud\",\"listen\":\"127.0.0.1:$LPORT\",\"upstream\":\"127.0.0.1:$PORT\",\"enabled\":true}"
-api POST /proxies/cloud/toxics "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$RATE_KB}}"
-api POST /proxies/cloud/toxics "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS,\"jitter\":2}}"
+toxi_link cloud "$LPORT" "127.0.0.1:$PORT" "$RATE_KB" "$LATENCY_MS"
 CLOUD="http://127.0.0.1:$LPORT"
 RAW="http://127.0.0.1:$PORT"
 echo "kind,tool,streams,seconds,mib_per_s,peak_rss_mib" >"$OUT_CSV"

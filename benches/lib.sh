@@ -48,3 +48,24 @@ CONF
   nginx -c "$WORK/nginx/$1.conf"
 }
 stop_nginx() { nginx -c "$WORK/nginx/$1.conf" -s stop 2>/dev/null || true; }
+
+# start_toxiproxy API_PORT LOG → toxiproxy (tests/peers/toxiproxy) serving its API on API_PORT;
+# sets TOXI_PID (the caller's trap kills it).
+start_toxiproxy() {
+  local server
+  server="$(tests/peers/toxiproxy/install.sh)"
+  "$server" -host 127.0.0.1 -port "$1" >"$2" 2>&1 &
+  TOXI_PID=$!
+  TOXI_API="http://127.0.0.1:$1"
+  sleep 1
+}
+toxi_api() { curl -sf --max-time 10 -X "$1" "$TOXI_API$2" ${3:+-d "$3"} >/dev/null; }
+
+# toxi_link NAME LISTEN_PORT UPSTREAM RATE_KB LATENCY_MS → a proxy on 127.0.0.1:LISTEN_PORT to
+# UPSTREAM (host:port) whose every connection gets RATE_KB KB/s downstream and LATENCY_MS of
+# latency (±2 ms).
+toxi_link() {
+  toxi_api POST /proxies "{\"name\":\"$1\",\"listen\":\"127.0.0.1:$2\",\"upstream\":\"$3\",\"enabled\":true}"
+  toxi_api POST "/proxies/$1/toxics" "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$4}}"
+  toxi_api POST "/proxies/$1/toxics" "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$5,\"jitter\":2}}"
+}

@@ -11,6 +11,7 @@
 #                         s5cmd v2.3.0 with go into ~/.cache/hypersdk-tools if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
 RUNS="${RUNS:-3}"
 PORT="${PORT:-19000}"
@@ -49,15 +50,9 @@ STREAMS=8 # rclone's streams; s5cmd's own default (5 parts) on loopback
 S5OPT=()
 if [ "${CLOUDLIKE:-0}" = 1 ]; then
   RATE_KB="${RATE_KB:-50000}" LATENCY_MS="${LATENCY_MS:-20}" TPORT="${TPORT:-18475}" LPORT="${LPORT:-19001}"
-  TOXI="$(tests/peers/toxiproxy/install.sh)"
-  "$TOXI" -host 127.0.0.1 -port "$TPORT" >"$WORK/toxiproxy.log" 2>&1 &
-  TOXI_PID=$!
+  start_toxiproxy "$TPORT" "$WORK/toxiproxy.log"
   trap 'kill $SRV $TOXI_PID 2>/dev/null || true' EXIT
-  sleep 1
-  api() { curl -sf --max-time 10 -X "$1" "http://127.0.0.1:$TPORT$2" ${3:+-d "$3"} >/dev/null; }
-  api POST /proxies "{\"name\":\"s3\",\"listen\":\"127.0.0.1:$LPORT\",\"upstream\":\"127.0.0.1:$PORT\",\"enabled\":true}"
-  api POST /proxies/s3/toxics "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$RATE_KB}}"
-  api POST /proxies/s3/toxics "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS,\"jitter\":2}}"
+  toxi_link s3 "$LPORT" "127.0.0.1:$PORT" "$RATE_KB" "$LATENCY_MS"
   EP="http://127.0.0.1:$LPORT"
   LINK="toxiproxy: $RATE_KB KB/s per connection, $LATENCY_MS ms; s5cmd and rclone with 16 streams"
   STREAMS=16
@@ -79,7 +74,6 @@ force_path_style = true
 CONF
 CONFIG="{\"region\": \"us-east-1\", \"endpoint_url\": \"$EP\", \"access_key_id\": \"$AWS_ACCESS_KEY_ID\", \"secret_access_key\": \"$AWS_SECRET_ACCESS_KEY\"}"
 
-. benches/lib.sh
 
 declare -A SECS RSS
 for tool in s5cmd rclone hypersdk; do

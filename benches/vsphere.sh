@@ -13,6 +13,7 @@
 # usage: benches/vsphere.sh   (needs go, qemu-img; installs time/bc from apt if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. benches/lib.sh
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
 RUNS="${RUNS:-3}"
 WORK="${BENCH_DIR:-/tmp/hs-bench-vsphere}"
@@ -43,9 +44,7 @@ LINK="loopback"
 peer_args=()
 if [ "${CLOUDLIKE:-0}" = 1 ]; then
   RATE_KB="${RATE_KB:-25000}" LATENCY_MS="${LATENCY_MS:-5}" TPORT="${TPORT:-18476}" LPORT="${LPORT:-19002}"
-  TOXI="$(tests/peers/toxiproxy/install.sh)"
-  "$TOXI" -host 127.0.0.1 -port "$TPORT" >"$WORK/toxiproxy.log" 2>&1 &
-  TOXI_PID=$!
+  start_toxiproxy "$TPORT" "$WORK/toxiproxy.log"
   peer_args=(-device-port "$LPORT")
   LINK="NFC through toxiproxy: $RATE_KB KB/s per connection, $LATENCY_MS ms"
 fi
@@ -56,18 +55,14 @@ trap 'kill $PEER ${TOXI_PID:-} 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do [ -s "$WORK/ready.json" ] && break; sleep 0.1; done
 URL=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['url'])")
 if [ "${CLOUDLIKE:-0}" = 1 ]; then
-  api() { curl -sf --max-time 10 -X "$1" "http://127.0.0.1:$TPORT$2" ${3:+-d "$3"} >/dev/null; }
   up=$(python3 -c "import urllib.parse;print(urllib.parse.urlparse('$URL').netloc)")
-  api POST /proxies "{\"name\":\"nfc\",\"listen\":\"127.0.0.1:$LPORT\",\"upstream\":\"$up\",\"enabled\":true}"
-  api POST /proxies/nfc/toxics "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$RATE_KB}}"
-  api POST /proxies/nfc/toxics "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$LATENCY_MS,\"jitter\":1}}"
+  toxi_link nfc "$LPORT" "$up" "$RATE_KB" "$LATENCY_MS"
 fi
 CA=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['ca_file'])")
 mapfile -t SRC < <(python3 -c "import json;print('\n'.join(json.load(open('$WORK/ready.json'))['disk_files']))")
 CONFIG="{\"url\": \"$URL\", \"username\": \"admin\", \"password\": \"s3cret-pass\", \"ca_bundle_path\": \"$CA\"}"
 export GOVC_URL="$URL" GOVC_USERNAME=admin GOVC_PASSWORD=s3cret-pass GOVC_TLS_CA_CERTS="$CA" GOVC_PERSIST_SESSION=false
 
-. benches/lib.sh
 check() { # dir prefix: every exported disk equals its datastore file
   for i in 0 1 2 3; do cmp -s "$1/$2disk-$i.vmdk" "${SRC[$i]}" || { echo "disk $i differs in $1" >&2; exit 1; }; done
 }
