@@ -14,9 +14,9 @@ pub struct TransferOptions {
     /// Ranged requests in flight per file at the start. Default 8.
     pub parts_in_flight: usize,
     /// Most ranged requests in flight per file: while adding requests still raises the file's
-    /// throughput by a sixth or more (a link that limits each connection), more are added, up to
-    /// this; when it does not (the disk or the link is the limit), the count stays or steps
-    /// back. Equal to `parts_in_flight`: a fixed count. Default 32.
+    /// throughput by a tenth or more (a link that limits each connection), more are added, up to
+    /// this; the first step that does not pay (the disk, the CPU or the link is the limit) is
+    /// undone. At or below `parts_in_flight`: a fixed count of `parts_in_flight`. Default 32.
     pub max_parts_in_flight: usize,
     /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
     pub max_bytes_per_second: u64,
@@ -59,8 +59,10 @@ impl TransferOptions {
         if !(1..=64).contains(&self.parts_in_flight) {
             return bad("parts_in_flight must be between 1 and 64");
         }
-        if !(self.parts_in_flight..=64).contains(&self.max_parts_in_flight) {
-            return bad("max_parts_in_flight must be between parts_in_flight and 64");
+        // Below parts_in_flight means a fixed count, so a caller who raised parts_in_flight
+        // above the default ceiling is not refused.
+        if !(1..=64).contains(&self.max_parts_in_flight) {
+            return bad("max_parts_in_flight must be between 1 and 64");
         }
         if !(1..=100).contains(&self.max_attempts) {
             return bad("max_attempts must be between 1 and 100");
@@ -83,5 +85,28 @@ impl TransferOptions {
             self.max_attempts,
             std::time::Duration::from_millis(self.retry_base_delay_ms),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ceiling_below_the_start_means_a_fixed_count() {
+        // Raising parts_in_flight above the default ceiling is not refused.
+        let o = TransferOptions {
+            parts_in_flight: 48,
+            ..Default::default()
+        };
+        o.validate().unwrap();
+        for max in [0, 65] {
+            let o = TransferOptions {
+                max_parts_in_flight: max,
+                ..Default::default()
+            };
+            let e = o.validate().unwrap_err();
+            assert!(e.to_string().contains("max_parts_in_flight"), "{e}");
+        }
     }
 }

@@ -697,5 +697,7 @@ mod width_tests {
     fn a_fixed_count_never_moves() {
         assert!(run(8, 8, |n| n as f64 * 50e6).iter().all(|&n| n == 8));
         assert!(run(1, 1, |n| n as f64 * 50e6).iter().all(|&n| n == 1));
+        // A ceiling below the start: the start, fixed.
+        assert!(run(48, 32, |n| n as f64 * 50e6).iter().all(|&n| n == 48));
     }
 }
