@@ -106,33 +106,27 @@ fn a_dead_exports_active_task_is_adopted() {
     let first = ours(m)[0]["id"].as_str().unwrap().to_string();
     assert_eq!(ours(m)[0]["state"], "active");
 
-    let o = opts(
-        out.path(),
-        json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 50,
-               "reuse_export_task": true}),
-    );
-    let r = wait(
-        &client()
-            .start_export(&m.s("instance_id"), &o, None)
-            .unwrap(),
-    );
-    assert_eq!(r.status, "done", "{}", r.to_json());
+    let export = |reuse: bool| {
+        let o = opts(
+            out.path(),
+            json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 50,
+                   "reuse_export_task": reuse, "overwrite": true}),
+        );
+        let r = wait(
+            &client()
+                .start_export(&m.s("instance_id"), &o, None)
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{}", r.to_json());
+        r
+    };
+    let r = export(true);
     assert_eq!(r.provider["task_id"], first.as_str(), "{}", r.to_json());
     assert_eq!(ours(m).len(), 1, "a second task was created: {:?}", ours(m));
     assert_eq!(std::fs::read(&r.files[0].path).unwrap(), m.fixture);
 
     // Without the option (the default), a run makes its own task.
-    let o = opts(
-        out.path(),
-        json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 50,
-               "overwrite": true}),
-    );
-    let r = wait(
-        &client()
-            .start_export(&m.s("instance_id"), &o, None)
-            .unwrap(),
-    );
-    assert_eq!(r.status, "done", "{}", r.to_json());
+    let r = export(false);
     assert_ne!(r.provider["task_id"], first.as_str());
     assert_eq!(ours(m).len(), 2);
 }
