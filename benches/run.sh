@@ -45,29 +45,11 @@ if [ ! -f "$WORK/data/q.bin" ]; then
   for i in $(seq 0 31); do ln -sf q.bin "$WORK/data/q$i.bin"; done
 fi
 
-cat >"$WORK/nginx/nginx.conf" <<CONF
-worker_processes 2;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  server {
-    listen 127.0.0.1:$PORT;
-    root $WORK/data;
-  }
-}
-CONF
-nginx -c "$WORK/nginx/nginx.conf"
-trap 'nginx -c "$WORK/nginx/nginx.conf" -s stop 2>/dev/null || true' EXIT
+. benches/lib.sh
+start_nginx run "$PORT" "$WORK/data"
+trap 'stop_nginx run' EXIT
 sleep 0.5
 BASE="http://127.0.0.1:$PORT"
-
-. benches/lib.sh
-
 
 declare -A SECS RSS USED
 tools=(curl aria2c hypersdk)

@@ -22,6 +22,28 @@ fn client() -> Client {
     Client::new("aws", &moto().config()).unwrap()
 }
 
+/// The fetch example exporting `source` from the moto peer in a child process (to be killed).
+fn spawn_fetch(
+    options: serde_json::Value,
+    out: &std::path::Path,
+    source: &str,
+) -> std::process::Child {
+    Command::new(support::fetch_example())
+        .args([
+            "--provider",
+            "aws",
+            "--config",
+            &moto().config(),
+            "--options",
+        ])
+        .arg(options.to_string())
+        .arg(out)
+        .arg(source)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn put(key: &str, data: Vec<u8>, with_checksum: bool) {
     moto().put("exports", key, data, with_checksum);
 }
@@ -70,23 +92,11 @@ fn a_dead_exports_active_task_is_adopted() {
     let m = moto();
     let out = tempfile::tempdir().unwrap();
     let prefix = "adopt/";
-    let mut child = Command::new(support::fetch_example())
-        .args([
-            "--provider",
-            "aws",
-            "--config",
-            &moto().config(),
-            "--options",
-        ])
-        .arg(
-            json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 600_000})
-                .to_string(),
-        )
-        .arg(out.path())
-        .arg(m.s("instance_id"))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_fetch(
+        json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 600_000}),
+        out.path(),
+        &m.s("instance_id"),
+    );
     let ours = |m: &support::moto::Moto| -> Vec<serde_json::Value> {
         m.tasks()
             .into_iter()
@@ -317,20 +327,11 @@ fn killed_download_resumes_and_a_changed_object_starts_over() {
     let v1 = pattern(size, 7);
     put("big/resume.raw", v1.clone(), false);
     let out = tempfile::tempdir().unwrap();
-    let fetch = support::fetch_example();
-    let mut child = Command::new(&fetch)
-        .args([
-            "--provider",
-            "aws",
-            "--config",
-            &moto().config(),
-            "--options",
-        ])
-        .arg(json!({"max_bytes_per_second": 3 << 20, "part_size": 1 << 20}).to_string())
-        .arg(out.path())
-        .arg("s3://exports/big/resume.raw")
-        .spawn()
-        .unwrap();
+    let mut child = spawn_fetch(
+        json!({"max_bytes_per_second": 3 << 20, "part_size": 1 << 20}),
+        out.path(),
+        "s3://exports/big/resume.raw",
+    );
     let journal = out.path().join("resume.raw.hspart.journal");
     support::kill_when_journal_covers(&mut child, &journal, size as u64 / 3);
     let r = wait(

@@ -67,8 +67,8 @@ func (a *Activities) Export(ctx context.Context, req ExportRequest) (ExportResul
 	if err != nil {
 		return ExportResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_argument", nil)
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return ExportResult{}, temporal.NewApplicationError(err.Error(), "io")
+	if err := a.makeDestination(dir); err != nil {
+		return ExportResult{}, err
 	}
 	cl, err := a.client(req.Account, acct)
 	if err != nil {
@@ -213,6 +213,32 @@ func (a *Activities) destination(dest string) (string, error) {
 		return "", fmt.Errorf("dest %q leaves the output root", dest)
 	}
 	return filepath.Join(a.OutputRoot, clean), nil
+}
+
+// makeDestination creates dir under the output root one folder at a time, refusing a symbolic
+// link on the way: the root is shared by many hosts and users, and a link planted at
+// root/wave1 must not send an export into /etc.
+func (a *Activities) makeDestination(dir string) error {
+	rel, err := filepath.Rel(a.OutputRoot, dir)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "invalid_argument", nil)
+	}
+	cur := a.OutputRoot
+	for _, part := range strings.Split(rel, string(filepath.Separator)) {
+		cur = filepath.Join(cur, part)
+		if err := os.Mkdir(cur, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
+			return temporal.NewApplicationError(err.Error(), "io")
+		}
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return temporal.NewApplicationError(err.Error(), "io")
+		}
+		if !fi.IsDir() {
+			return temporal.NewNonRetryableApplicationError(
+				fmt.Sprintf("%s is not a folder (a link or a file is in the way)", cur), "invalid_argument", nil)
+		}
+	}
+	return nil
 }
 
 // nonRetryable are the library's error kinds another attempt cannot fix.
