@@ -65,6 +65,7 @@ fn killed_download_resumes_with_only_missing_bytes() {
     assert_eq!(
         server.body_bytes(),
         f.fetched_bytes + 1,
-        "only missing bytes (and the probe byte) fetched"
+        "only missing bytes (and the probe byte) fetched; requests: {:?}",
+        server.requests()
     );
 }

@@ -69,6 +69,8 @@ struct State {
     objects: Mutex<HashMap<String, Object>>,
     faults: Mutex<Faults>,
     body_bytes: AtomicU64,
+    /// Responses being written now.
+    responding: AtomicU64,
     requests: Mutex<Vec<String>>,
     version: AtomicU64,
 }
@@ -212,7 +214,18 @@ impl TestServer {
         self.state.body_bytes.load(Ordering::Relaxed)
     }
 
+    /// Starts counting afresh, once the responses still being written (e.g. to a client that was
+    /// just killed, whose closed socket takes one more write before the server notices) end: their
+    /// bytes belong to the run before.
     pub fn reset_stats(&self) {
+        let t = std::time::Instant::now();
+        while self.state.responding.load(Ordering::SeqCst) > 0 {
+            assert!(
+                t.elapsed() < Duration::from_secs(20),
+                "responses still being written after 20 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
         self.state.body_bytes.store(0, Ordering::Relaxed);
         self.state.requests.lock().unwrap().clear();
     }
@@ -296,10 +309,29 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
             "{method} {path} {}",
             range.clone().unwrap_or_default()
         ));
-        let keep = respond(&mut sock, &st, &method, &path, &headers).await?;
+        let keep = {
+            let _responding = Responding::new(&st.responding);
+            respond(&mut sock, &st, &method, &path, &headers).await?
+        };
         if !keep {
             return Ok(());
         }
+    }
+}
+
+/// Counts one response being written, until dropped (also when writing fails).
+struct Responding<'a>(&'a AtomicU64);
+
+impl<'a> Responding<'a> {
+    fn new(n: &'a AtomicU64) -> Responding<'a> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Responding(n)
+    }
+}
+
+impl Drop for Responding<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
