@@ -56,56 +56,38 @@ CLOUD="http://127.0.0.1:$LPORT"
 RAW="http://127.0.0.1:$PORT"
 echo "kind,tool,streams,seconds,mib_per_s,peak_rss_mib" >"$OUT_CSV"
 
-# one LABEL STREAMS BYTES CMD... → median seconds over RUNS (outputs checked by the caller)
-declare -A SECS RSS
-one() {
-  local label=$1 streams=$2 bytes=$3
-  shift 3
-  local times=() maxrss=0 r
-  for _ in $(seq 1 "$RUNS"); do
-    r=$(measure "$@")
-    times+=("${r% *}")
-    [ "${r#* }" -gt "$maxrss" ] && maxrss=${r#* }
-  done
-  SECS[$label]=$(printf '%s\n' "${times[@]}" | median)
-  RSS[$label]=$maxrss
-  printf '%s,%s,%s,%.3f,%.1f,%d\n' "${label%%:*}" "${label#*:}" "$streams" "${SECS[$label]}" \
-    "$(echo "$bytes / 1048576 / ${SECS[$label]}" | bc -l)" $((maxrss / 1024)) >>"$OUT_CSV"
-}
-same() { cmp -s "$1" "$2" || { echo "$1 differs from $2" >&2; exit 1; }; }
-
 BIG=$((2 << 30))
-one "single:curl" 1 $BIG curl -s -o "$WORK/out/full.bin" "$CLOUD/full.bin"
-same "$WORK/out/full.bin" "$WORK/data/full.bin"
-one "single:aria2c" 16 $BIG aria2c -q -x16 -s16 -k1M --file-allocation=none --allow-overwrite=true -d "$WORK/out" -o full.bin "$CLOUD/full.bin"
-same "$WORK/out/full.bin" "$WORK/data/full.bin"
-one "single:rclone" 16 $BIG rclone copyto -q --http-url "$CLOUD" ":http:full.bin" "$WORK/out/full.bin" --multi-thread-streams 16 --multi-thread-cutoff 1M
-same "$WORK/out/full.bin" "$WORK/data/full.bin"
+OUTF="$WORK/out/full.bin" SRCF="$WORK/data/full.bin"
+ARIA_ONE=(aria2c -q -x16 -s16 -k1M --file-allocation=none --allow-overwrite=true -d "$WORK/out" -o full.bin "$CLOUD/full.bin")
+RCLONE_ONE=(rclone copyto -q --http-url "$CLOUD" ":http:full.bin" "$OUTF" --multi-thread-streams 16 --multi-thread-cutoff 1M)
+add "single:curl" 1 $BIG "$OUTF" "$SRCF" curl -s -o "$OUTF" "$CLOUD/full.bin"
+add "single:aria2c" 16 $BIG "$OUTF" "$SRCF" "${ARIA_ONE[@]}"
+add "single:aria2c+sync" 16 $BIG "$OUTF" "$SRCF" bash -c 'then_sync "$@"' _ "$OUTF" -- "${ARIA_ONE[@]}"
+add "single:rclone" 16 $BIG "$OUTF" "$SRCF" "${RCLONE_ONE[@]}"
+add "single:rclone+sync" 16 $BIG "$OUTF" "$SRCF" bash -c 'then_sync "$@"' _ "$OUTF" -- "${RCLONE_ONE[@]}"
+# The default: 8 parts in flight at the start, more while they pay (up to 32), parts of 8 to 64 MiB.
+add "single:hypersdk" 32 $BIG "$OUTF" "$SRCF" "$FETCH" "$WORK/out" "$CLOUD/full.bin"
+# The same with fixed 8 MiB parts (before guided part sizes).
+add "single:hypersdk-8m" 32 $BIG "$OUTF" "$SRCF" "$FETCH" --options '{"max_part_size": 8388608}' "$WORK/out" "$CLOUD/full.bin"
 
 MANY=$((16 * (256 << 20)))
-urls=()
-for i in $(seq 0 15); do urls+=("$CLOUD/q$i.bin"); done
+urls=() files=() outs=()
+for i in $(seq 0 15); do urls+=("$CLOUD/q$i.bin"); files+=("q$i.bin"); outs+=("$WORK/out/q$i.bin"); done
 printf '%s\n' "${urls[@]}" >"$WORK/urls.txt"
-one "many:aria2c" 16 $MANY aria2c -q -j16 -x1 --file-allocation=none --allow-overwrite=true -d "$WORK/out" -i "$WORK/urls.txt"
-same "$WORK/out/q15.bin" "$WORK/data/q.bin"
-files=()
-for i in $(seq 0 15); do files+=("q$i.bin"); done
 printf '%s\n' "${files[@]}" >"$WORK/files.txt"
-one "many:rclone" 16 $MANY rclone copy -q --http-url "$CLOUD" :http: "$WORK/out" --files-from "$WORK/files.txt" --transfers 16 --multi-thread-streams 1
-same "$WORK/out/q15.bin" "$WORK/data/q.bin"
-one "many:hypersdk" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' --options '{"parts_in_flight": 1, "max_parts_in_flight": 1}' "$WORK/out" "${urls[@]}"
-same "$WORK/out/q15.bin" "$WORK/data/q.bin"
-one "many:hypersdk-auto" 16 $MANY "$FETCH" --global '{"max_concurrent_exports": 16}' "$WORK/out" "${urls[@]}"
-same "$WORK/out/q15.bin" "$WORK/data/q.bin"
+OUTQ="$WORK/out/q15.bin" SRCQ="$WORK/data/q.bin"
+RCLONE_MANY=(rclone copy -q --http-url "$CLOUD" :http: "$WORK/out" --files-from "$WORK/files.txt" --transfers 16 --multi-thread-streams 1)
+add "many:aria2c" 16 $MANY "$OUTQ" "$SRCQ" aria2c -q -j16 -x1 --file-allocation=none --allow-overwrite=true -d "$WORK/out" -i "$WORK/urls.txt"
+add "many:rclone" 16 $MANY "$OUTQ" "$SRCQ" "${RCLONE_MANY[@]}"
+add "many:rclone+sync" 16 $MANY "$OUTQ" "$SRCQ" bash -c 'then_sync "$@"' _ "${outs[@]}" -- "${RCLONE_MANY[@]}"
+add "many:hypersdk" 16 $MANY "$OUTQ" "$SRCQ" "$FETCH" --global '{"max_concurrent_exports": 16}' --options '{"parts_in_flight": 1, "max_parts_in_flight": 1}' "$WORK/out" "${urls[@]}"
+add "many:hypersdk-auto" 16 $MANY "$OUTQ" "$SRCQ" "$FETCH" --global '{"max_concurrent_exports": 16}' "$WORK/out" "${urls[@]}"
 
-# The default: 8 parts in flight at the start, more while they pay (up to 32).
-one "single:hypersdk" 32 $BIG "$FETCH" "$WORK/out" "$CLOUD/full.bin"
-same "$WORK/out/full.bin" "$WORK/data/full.bin"
-# hypersdk against a fixed count of parts in flight; the 16 row is also a single-file row.
+# hypersdk against a fixed count of parts in flight.
 for n in 1 2 4 8 16 32; do
-  one "streams:hypersdk-$n" "$n" $BIG "$FETCH" --options "{\"parts_in_flight\": $n, \"max_parts_in_flight\": $n}" "$WORK/out" "$CLOUD/full.bin"
-  same "$WORK/out/full.bin" "$WORK/data/full.bin"
+  add "streams:hypersdk-$n" "$n" $BIG "$OUTF" "$SRCF" "$FETCH" --options "{\"parts_in_flight\": $n, \"max_parts_in_flight\": $n}" "$WORK/out" "$CLOUD/full.bin"
 done
+run_all
 SECS[single:hypersdk-16]=${SECS[streams:hypersdk-16]} RSS[single:hypersdk-16]=${RSS[streams:hypersdk-16]}
 
 # CPU per GiB over raw loopback (user + sys of the client only), median of RUNS (one run is
@@ -114,7 +96,7 @@ cpu() {
   local log out=()
   log="$(mktemp)"
   for _ in $(seq 1 "$RUNS"); do
-    rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+    rm -rf "$WORK/out" && mkdir -p "$WORK/out" && sync
     /usr/bin/time -f "%U %S" -o "$log" "$@" >/dev/null
     out+=("$(awk '{printf "%.2f", ($1 + $2) / 2}' "$log")")
   done
@@ -123,6 +105,7 @@ cpu() {
 }
 declare -A CPU
 CPU[curl]=$(cpu curl -s -o "$WORK/out/full.bin" "$RAW/full.bin")
+CPU[curl+sync]=$(cpu bash -c 'then_sync "$@"' _ "$WORK/out/full.bin" -- curl -s -o "$WORK/out/full.bin" "$RAW/full.bin")
 CPU[hypersdk]=$(cpu "$FETCH" "$WORK/out" "$RAW/full.bin")
 CPU[hypersdk-cb1ms]=$(cpu "$FETCH" --count-progress --options '{"progress_interval_ms": 1}' "$WORK/out" "$RAW/full.bin")
 
@@ -131,7 +114,7 @@ echo "### Cloud-like link: ${RATE_KB} KB/s per connection, ${LATENCY_MS} ms late
 echo
 echo "| download | tool | streams | seconds | MiB/s | of streams × limit | peak RSS MiB |"
 echo "|---|---|---:|---:|---:|---:|---:|"
-for label in single:curl single:aria2c single:rclone single:hypersdk single:hypersdk-16 many:aria2c many:rclone many:hypersdk many:hypersdk-auto; do
+for label in single:curl single:aria2c single:aria2c+sync single:rclone single:rclone+sync single:hypersdk single:hypersdk-8m single:hypersdk-16 many:aria2c many:rclone many:rclone+sync many:hypersdk many:hypersdk-auto; do
   case $label in single:*) bytes=$BIG ;; *) bytes=$MANY ;; esac
   case $label in single:hypersdk) streams=32 ;; single:hypersdk-16) streams=16 ;;
     *) streams=$(grep "^${label%%:*},${label#*:}," "$OUT_CSV" | cut -d, -f3) ;; esac
@@ -140,7 +123,9 @@ for label in single:curl single:aria2c single:rclone single:hypersdk single:hype
     "$(echo "100 * $mibs / $(ceiling "$streams")" | bc -l)" $((${RSS[$label]} / 1024))
 done
 echo
-echo "hypersdk vs the best other tool: single $(echo "$(printf '%s\n' "${SECS[single:aria2c]}" "${SECS[single:rclone]}" | sort -n | head -1) / ${SECS[single:hypersdk]}" | bc -l | cut -c1-4)×, many $(echo "$(printf '%s\n' "${SECS[many:aria2c]}" "${SECS[many:rclone]}" | sort -n | head -1) / ${SECS[many:hypersdk-auto]}" | bc -l | cut -c1-4)×"
+best() { printf '%s\n' "$@" | sort -n | head -1; }
+ratio() { echo "$1 / $2" | bc -l | cut -c1-4; }
+echo "hypersdk (default) vs the best other tool, single file: $(ratio "$(best "${SECS[single:aria2c]}" "${SECS[single:rclone]}")" "${SECS[single:hypersdk]}")× to exit, $(ratio "$(best "${SECS[single:aria2c+sync]}" "${SECS[single:rclone+sync]}")" "${SECS[single:hypersdk]}")× to bytes on disk; 16 files: $(ratio "$(best "${SECS[many:aria2c]}" "${SECS[many:rclone]}")" "${SECS[many:hypersdk-auto]}")× to exit, $(ratio "${SECS[many:rclone+sync]}" "${SECS[many:hypersdk-auto]}")× rclone to bytes on disk"
 echo
 echo "| parts in flight | 1 | 2 | 4 | 8 | 16 | 32 |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -148,8 +133,9 @@ printf '| MiB/s |'
 for n in 1 2 4 8 16 32; do printf ' %.0f |' "$(echo "$BIG / 1048576 / ${SECS[streams:hypersdk-$n]}" | bc -l)"; done
 echo
 echo
-echo "CPU seconds per GiB over raw loopback: curl ${CPU[curl]}, hypersdk ${CPU[hypersdk]} ($(echo "${CPU[hypersdk]} / ${CPU[curl]}" | bc -l | cut -c1-4)× curl), hypersdk with a progress callback every 1 ms ${CPU[hypersdk-cb1ms]}"
+echo "CPU seconds per GiB over raw loopback: curl ${CPU[curl]}, curl then sync ${CPU[curl+sync]}, hypersdk ${CPU[hypersdk]} ($(ratio "${CPU[hypersdk]}" "${CPU[curl]}")× curl, $(ratio "${CPU[hypersdk]}" "${CPU[curl+sync]}")× curl then sync), hypersdk with a progress callback every 1 ms ${CPU[hypersdk-cb1ms]}"
 echo "cpu,curl,1,${CPU[curl]},," >>"$OUT_CSV"
+echo "cpu,curl+sync,1,${CPU[curl+sync]},," >>"$OUT_CSV"
 echo "cpu,hypersdk,8,${CPU[hypersdk]},," >>"$OUT_CSV"
 echo "cpu,hypersdk-cb1ms,8,${CPU[hypersdk-cb1ms]},," >>"$OUT_CSV"
 

@@ -1,7 +1,8 @@
 # Sourced by the benchmark scripts.
-# measure CMD... → "seconds peak_rss_kib"; $WORK/out is emptied before each run.
+# measure CMD... → "seconds peak_rss_kib"; $WORK/out is emptied before each run, and what an
+# earlier run left in the page cache is written back first (not during this one).
 measure() {
-  rm -rf "$WORK/out" && mkdir -p "$WORK/out"
+  rm -rf "$WORK/out" && mkdir -p "$WORK/out" && sync
   local t0 t1 log
   log="$(mktemp)"
   t0=$(date +%s.%N)
@@ -13,6 +14,52 @@ measure() {
 
 # median of the numbers on stdin
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# Every measured command is added with `add LABEL STREAMS BYTES OUT SRC CMD...` (OUT is compared
+# with SRC after every run), then `run_all` runs them in interleaved rounds (A B C, A B C, …) so
+# the drift of this shared machine (its disk speed moves by 2× within minutes) hits every tool
+# alike; medians of RUNS into SECS[label] (and a CSV row per label into $OUT_CSV when set).
+LABELS=()
+declare -A CMD META SECS RSS
+add() {
+  local label=$1
+  LABELS+=("$label")
+  META[$label]="$2 $3 $4 $5"
+  shift 5
+  CMD[$label]=$(printf '%q ' "$@")
+}
+same() { cmp -s "$1" "$2" || { echo "$1 differs from $2" >&2; exit 1; }; }
+run_all() {
+  local label r streams bytes out src
+  declare -A times maxrss
+  for _ in $(seq 1 "$RUNS"); do
+    for label in "${LABELS[@]}"; do
+      read -r streams bytes out src <<<"${META[$label]}"
+      r=$(eval "measure ${CMD[$label]}")
+      same "$out" "$src"
+      times[$label]+="${r% *} "
+      [ "${r#* }" -gt "${maxrss[$label]:-0}" ] && maxrss[$label]=${r#* }
+    done
+  done
+  for label in "${LABELS[@]}"; do
+    read -r streams bytes out src <<<"${META[$label]}"
+    SECS[$label]=$(printf '%s\n' ${times[$label]} | median)
+    RSS[$label]=${maxrss[$label]}
+    [ -n "${OUT_CSV:-}" ] || continue
+    printf '%s,%s,%s,%.3f,%.1f,%d\n' "${label%%:*}" "${label#*:}" "$streams" "${SECS[$label]}" \
+      "$(echo "$bytes / 1048576 / ${SECS[$label]}" | bc -l)" $((RSS[$label] / 1024)) >>"$OUT_CSV"
+  done
+}
+# then_sync FILE... -- CMD...: the command, then `sync FILE...` (fsync of each): the time until
+# the bytes are on disk, which is when hypersdk returns (it syncs before the rename).
+then_sync() {
+  local files=()
+  while [ "$1" != -- ]; do files+=("$1"); shift; done
+  shift
+  "$@" && sync "${files[@]}"
+}
+export -f then_sync
+
 
 # need_tools CMD:PACKAGE... → installs from apt the packages whose command is missing
 # ("/usr/bin/time:time" checks a path).

@@ -75,28 +75,24 @@ CONF
 CONFIG="{\"region\": \"us-east-1\", \"endpoint_url\": \"$EP\", \"access_key_id\": \"$AWS_ACCESS_KEY_ID\", \"secret_access_key\": \"$AWS_SECRET_ACCESS_KEY\"}"
 
 
-declare -A SECS RSS
-for tool in s5cmd rclone hypersdk; do
-  times=(); maxrss=0
-  for _ in $(seq 1 "$RUNS"); do
-    case $tool in
-      s5cmd) r=$(measure $S5 cp "${S5OPT[@]}" s3://bench/big.bin "$WORK/out/big.bin") ;;
-      rclone) r=$(measure rclone --config "$RCLONE_CONF" copyto --multi-thread-streams "$STREAMS" bench:bench/big.bin "$WORK/out/big.bin") ;;
-      hypersdk) r=$(measure "$FETCH" --provider aws --config "$CONFIG" "$WORK/out" s3://bench/big.bin) ;;
-    esac
-    cmp -s "$WORK/out/big.bin" "$WORK/src/big.bin" || { echo "$tool: output differs" >&2; exit 1; }
-    times+=("${r% *}")
-    rss=${r#* }; [ "$rss" -gt "$maxrss" ] && maxrss=$rss
-  done
-  SECS[$tool]=$(printf '%s\n' "${times[@]}" | median)
-  RSS[$tool]=$maxrss
-done
+OUT="$WORK/out/big.bin" SRC="$WORK/src/big.bin"
+S5_CP=($S5 cp "${S5OPT[@]}" s3://bench/big.bin "$OUT")
+RCLONE_CP=(rclone --config "$RCLONE_CONF" copyto --multi-thread-streams "$STREAMS" bench:bench/big.bin "$OUT")
+add s5cmd 0 0 "$OUT" "$SRC" "${S5_CP[@]}"
+add s5cmd+sync 0 0 "$OUT" "$SRC" bash -c 'then_sync "$@"' _ "$OUT" -- "${S5_CP[@]}"
+add rclone 0 0 "$OUT" "$SRC" "${RCLONE_CP[@]}"
+add rclone+sync 0 0 "$OUT" "$SRC" bash -c 'then_sync "$@"' _ "$OUT" -- "${RCLONE_CP[@]}"
+add hypersdk 0 0 "$OUT" "$SRC" "$FETCH" --provider aws --config "$CONFIG" "$WORK/out" s3://bench/big.bin
+run_all
 best=$(printf '%s\n' "${SECS[s5cmd]}" "${SECS[rclone]}" | sort -n | head -1)
-echo "### S3: one 2 GiB object from s3s-fs 0.14.1 ($LINK; median of $RUNS, $(nproc) cores)"
+best_on_disk=$(printf '%s\n' "${SECS[s5cmd+sync]}" "${SECS[rclone+sync]}" | sort -n | head -1)
+echo "### S3: one 2 GiB object from s3s-fs 0.14.1 ($LINK; median of $RUNS in interleaved rounds, $(nproc) cores)"
 echo
-echo "| tool | seconds | MiB/s | vs faster of s5cmd/rclone | peak RSS MiB |"
-echo "|---|---:|---:|---:|---:|"
-for tool in s5cmd rclone hypersdk; do
+echo "| tool | seconds | MiB/s | vs faster of s5cmd/rclone | vs faster of them, then sync | peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|---:|"
+for tool in s5cmd s5cmd+sync rclone rclone+sync hypersdk; do
   s=${SECS[$tool]}
-  printf '| %s | %.2f | %.0f | %.2f× | %d |\n' "$tool" "$s" "$(echo "2048 / $s" | bc -l)" "$(echo "$best / $s" | bc -l)" $((${RSS[$tool]} / 1024))
+  printf '| %s | %.2f | %.0f | %.2f× | %.2f× | %d |\n' "$tool" "$s" "$(echo "2048 / $s" | bc -l)" "$(echo "$best / $s" | bc -l)" "$(echo "$best_on_disk / $s" | bc -l)" $((${RSS[$tool]} / 1024))
 done
+echo
+echo "(\"then sync\": the tool, then \`sync FILE\`: until the bytes are on disk, which is when hypersdk returns.)"

@@ -48,13 +48,18 @@ fn ranged_download_is_exact_with_honest_progress() {
     assert_eq!((last.file_index, last.file_count), (1, 1));
     assert_eq!(last.file_name, "disk.vmdk");
     assert_eq!(r.files[0].size, data.len() as u64);
-    // Parallel ranged requests were used: many more than one GET.
+    // Parallel ranged requests were used: many more than one GET, though fewer than
+    // size / part_size (21): parts start at a share of the file (5 MiB / 8 in flight) and
+    // shrink to part_size towards the end.
     let gets = server
         .requests()
         .iter()
         .filter(|l| l.contains("bytes="))
         .count();
-    assert!(gets >= 20, "expected ranged parts, saw {gets} requests");
+    assert!(
+        (10..21).contains(&gets),
+        "expected guided ranged parts, saw {gets} requests"
+    );
     // The pull API agrees with the callbacks at the end.
     assert_eq!(e.progress().bytes_done, data.len() as u64);
 }

@@ -57,6 +57,7 @@ impl CommonOptions {
         "overwrite",
         "keep_partial",
         "part_size",
+        "max_part_size",
         "parts_in_flight",
         "max_parts_in_flight",
         "parallel_files",

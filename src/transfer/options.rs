@@ -9,8 +9,14 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TransferOptions {
-    /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB.
+    /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB. With
+    /// `max_part_size` above it, the smallest request and the unit requests are cut in.
     pub part_size: u64,
+    /// Largest ranged request, bytes: while much of a file is left, its requests grow up to
+    /// this (each request costs a round trip, and a link's latency, before its first byte);
+    /// they shrink back to `part_size` towards the end, so the last parts finish together. At or
+    /// below `part_size`: every request is `part_size`. Default 64 MiB.
+    pub max_part_size: u64,
     /// Ranged requests in flight per file at the start. Default 8.
     pub parts_in_flight: usize,
     /// Most ranged requests in flight per file: while adding requests still raises the file's
@@ -38,6 +44,7 @@ impl Default for TransferOptions {
     fn default() -> Self {
         TransferOptions {
             part_size: 8 << 20,
+            max_part_size: 64 << 20,
             parts_in_flight: 8,
             max_parts_in_flight: 32,
             max_bytes_per_second: 0,
@@ -55,6 +62,10 @@ impl TransferOptions {
         let bad = |m: &str| Err(Error::InvalidArgument(m.to_string()));
         if self.part_size < 64 * 1024 || !self.part_size.is_multiple_of(64 * 1024) {
             return bad("part_size must be a multiple of 65536 bytes (64 KiB), at least 65536");
+        }
+        // Below part_size means fixed parts, so raising part_size alone is not refused.
+        if self.max_part_size < 64 * 1024 || !self.max_part_size.is_multiple_of(64 * 1024) {
+            return bad("max_part_size must be a multiple of 65536 bytes (64 KiB), at least 65536");
         }
         if !(1..=64).contains(&self.parts_in_flight) {
             return bad("parts_in_flight must be between 1 and 64");

@@ -114,21 +114,16 @@ pub(crate) async fn download(
         stop: ctx.cancel.child_token(),
     });
 
-    let part = ctx.opts.part_size.min(state.fetch.max_part()).max(1);
-    let mut parts = Vec::new();
-    for (a, b) in gaps {
-        let mut s = a;
-        while s < b {
-            let e = ((s / part) + 1) * part;
-            parts.push((s, e.min(b)));
-            s = e.min(b);
-        }
-    }
+    let cap = state.fetch.max_part();
+    let mut parts = Parts::new(
+        gaps,
+        ctx.opts.part_size.min(cap).max(1),
+        ctx.opts.max_part_size.min(cap),
+    );
     // The digest a manifest needs, computed while the parts arrive (see `follow_hash`).
     let hasher = src
         .want_digest
         .map(|kind| follow_hash(state.clone(), size, kind));
-    let mut parts = parts.into_iter();
     let mut set = JoinSet::new();
     let mut failure: Option<Error> = None;
     let mut width = PartCount::new(
@@ -139,11 +134,20 @@ pub(crate) async fn download(
     loop {
         let limit = width.observe(state.fetched.load(Ordering::Relaxed), Instant::now());
         while failure.is_none() && set.len() < limit {
-            let Some((a, b)) = parts.next() else { break };
+            let Some((a, b)) = parts.next(limit) else {
+                break;
+            };
             let st = state.clone();
             set.spawn(async move { fetch_part(&st, a, b).await });
         }
-        let Some(joined) = set.join_next().await else {
+        // While the count may still grow, look at the throughput each window even when no part
+        // ends in it (large parts end seldom).
+        let tick = width.searching() && failure.is_none() && !parts.is_empty();
+        let joined = tokio::select! {
+            j = set.join_next() => j,
+            _ = tokio::time::sleep(WIDTH_WINDOW / 2), if tick => continue,
+        };
+        let Some(joined) = joined else {
             break;
         };
         let r = joined.unwrap_or_else(|e| Err(Error::Internal(format!("a part task failed: {e}"))));
@@ -201,8 +205,53 @@ pub(crate) async fn download(
     })
 }
 
+/// Cuts the bytes still missing into parts as they are started (guided self-scheduling): each
+/// new part takes its share of what no part has taken yet, spread over the parts in flight,
+/// between `unit` and `largest`, ending on a `unit` boundary (a resumed run asks for the same
+/// ranges). A large file is fetched in few, long requests (each request pays a round trip and the
+/// link's latency before its first byte); the parts shrink towards the end, so the last ones
+/// finish close together instead of one long part running alone.
+pub(crate) struct Parts {
+    gaps: std::collections::VecDeque<(u64, u64)>,
+    left: u64,
+    unit: u64,
+    largest: u64,
+}
+
+impl Parts {
+    pub(crate) fn new(gaps: Vec<(u64, u64)>, unit: u64, largest: u64) -> Parts {
+        let unit = unit.max(1);
+        Parts {
+            left: gaps.iter().map(|(a, b)| b - a).sum(),
+            gaps: gaps.into(),
+            unit,
+            largest: largest.max(unit),
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.gaps.is_empty()
+    }
+
+    /// The next part, with `width` parts in flight.
+    pub(crate) fn next(&mut self, width: usize) -> Option<(u64, u64)> {
+        let (a, b) = *self.gaps.front()?;
+        let share = self.left / width.max(1) as u64;
+        let len = share.clamp(self.unit, self.largest);
+        // `len` ≥ unit, so the rounded-down end is still past `a`.
+        let e = ((a + len) / self.unit * self.unit).min(b);
+        if e == b {
+            self.gaps.pop_front();
+        } else {
+            self.gaps[0].0 = e;
+        }
+        self.left -= e - a;
+        Some((a, e))
+    }
+}
+
 /// How many parts of one file are in flight. It starts at `parts_in_flight` and, in windows of
-/// a second, grows by half while that raises the file's throughput by a tenth or more: a link
+/// half a second, grows by half while that raises the file's throughput by a tenth or more: a link
 /// that limits each connection (object stores, NFC) gets the connections it rewards. The first
 /// step that does not pay is undone and ends the search: where the disk, the CPU or a plain
 /// link is the limit, more parts only cost CPU (each is a connection, a buffer, a writer).
@@ -217,7 +266,7 @@ pub(crate) struct PartCount {
 }
 
 /// One measuring window.
-const WIDTH_WINDOW: Duration = Duration::from_secs(1);
+const WIDTH_WINDOW: Duration = Duration::from_millis(500);
 /// Gain that justifies more parts (a step adds half as many).
 const WIDTH_GAIN: f64 = 1.10;
 
@@ -232,6 +281,11 @@ impl PartCount {
             window_start: now,
             window_bytes: 0,
         }
+    }
+
+    /// Whether the count may still change.
+    pub(crate) fn searching(&self) -> bool {
+        self.searching
     }
 
     /// The count to keep in flight, given the bytes fetched so far.
@@ -591,6 +645,7 @@ async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64, crc: &Crc) -> 
     let writing = st.write_lock.lock().await;
     let mut data = blocking(move || {
         write_sparse(&file, &path, end_pos - n, &data)?;
+        crate::sys::start_writeback(&file, end_pos - n, n);
         Ok(data)
     })
     .await?;
@@ -699,5 +754,89 @@ mod width_tests {
         assert!(run(1, 1, |n| n as f64 * 50e6).iter().all(|&n| n == 1));
         // A ceiling below the start: the start, fixed.
         assert!(run(48, 32, |n| n as f64 * 50e6).iter().all(|&n| n == 48));
+    }
+}
+
+#[cfg(test)]
+mod parts_tests {
+    use super::Parts;
+    use proptest::prelude::*;
+
+    const MIB: u64 = 1 << 20;
+
+    /// Cuts everything with `width` parts in flight; checks each part against the rules.
+    fn cut(gaps: &[(u64, u64)], unit: u64, largest: u64, width: usize) -> Vec<(u64, u64)> {
+        let mut p = Parts::new(gaps.to_vec(), unit, largest);
+        let mut out = Vec::new();
+        while let Some((a, b)) = p.next(width) {
+            assert!(a < b, "empty part {a}..{b}");
+            let gap_end = gaps.iter().find(|(s, e)| *s <= a && a < *e).unwrap().1;
+            assert!(b <= gap_end, "{a}..{b} runs past its gap");
+            assert!(b - a <= largest.max(unit), "{a}..{b} larger than {largest}");
+            assert!(
+                b == gap_end || b.is_multiple_of(unit),
+                "{a}..{b} does not end on a {unit} boundary"
+            );
+            out.push((a, b));
+        }
+        assert!(p.is_empty());
+        out
+    }
+
+    #[test]
+    fn a_large_file_starts_with_large_parts_and_ends_with_small_ones() {
+        let parts = cut(&[(0, 2048 * MIB)], 8 * MIB, 64 * MIB, 16);
+        assert_eq!(parts[0], (0, 64 * MIB));
+        let last = parts[parts.len() - 1];
+        assert_eq!(last.1 - last.0, 8 * MIB, "{parts:?}");
+        // Far fewer requests than 8 MiB parts (256), the sizes never grow back.
+        assert!(parts.len() < 80, "{} parts", parts.len());
+        assert!(parts.windows(2).all(|w| w[1].1 - w[1].0 <= w[0].1 - w[0].0));
+        // The last 16 parts in flight together hold little: they finish close together.
+        let tail: u64 = parts[parts.len() - 16..].iter().map(|(a, b)| b - a).sum();
+        assert!(tail <= 256 * MIB, "the last 16 parts hold {tail} bytes");
+    }
+
+    #[test]
+    fn fixed_parts_when_the_largest_is_the_unit() {
+        let parts = cut(&[(0, 20 * MIB + 5)], 8 * MIB, 8 * MIB, 8);
+        assert_eq!(
+            parts,
+            [(0, 8 * MIB), (8 * MIB, 16 * MIB), (16 * MIB, 20 * MIB + 5)]
+        );
+        // A source that caps requests below the unit (Azure's MD5 ranges) gets capped parts.
+        let parts = cut(&[(0, 9 * MIB)], 4 * MIB, 4 * MIB, 8);
+        assert_eq!(
+            parts,
+            [(0, 4 * MIB), (4 * MIB, 8 * MIB), (8 * MIB, 9 * MIB)]
+        );
+    }
+
+    proptest! {
+        /// Whatever the gaps (a resumed file), the parts cover exactly them, in order, once.
+        #[test]
+        fn parts_cover_the_gaps_exactly_once(
+            raw in prop::collection::vec((0u64..64, 1u64..64), 0..8),
+            unit_k in 1u64..5,
+            largest_k in 1u64..20,
+            width in 1usize..40,
+        ) {
+            let unit = unit_k * 65536;
+            let mut gaps = Vec::new();
+            let mut at = 0;
+            for (skip, len) in raw {
+                let a = at + skip * 40_000;
+                gaps.push((a, a + len * 50_000));
+                at = a + len * 50_000 + 1;
+            }
+            let parts = cut(&gaps, unit, largest_k * 65536, width);
+            let mut got: Vec<u64> = Vec::new();
+            for (a, b) in parts {
+                if got.last() == Some(&a) { got.pop(); } else { got.push(a); }
+                got.push(b);
+            }
+            // Adjacent gaps never touch (at + 1), so merged parts give back the gaps.
+            prop_assert_eq!(got, gaps.iter().flat_map(|&(a, b)| [a, b]).collect::<Vec<_>>());
+        }
     }
 }

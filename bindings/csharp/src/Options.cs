@@ -16,8 +16,14 @@ namespace HyperSdk
         public int? ProgressIntervalMs { get; set; }
         /// <summary>Octal text such as "0640".</summary>
         public string FileMode { get; set; }
+        /// <summary>Smallest ranged request, bytes (multiple of 64 KiB; library default 8 MiB).</summary>
         public long? PartSize { get; set; }
+        /// <summary>Largest ranged request, bytes: requests grow while much of a file is left (library default 64 MiB).</summary>
+        public long? MaxPartSize { get; set; }
+        /// <summary>Ranged requests in flight per file at the start (library default 8).</summary>
         public int? PartsInFlight { get; set; }
+        /// <summary>Most requests in flight per file while more still pay (library default 32).</summary>
+        public int? MaxPartsInFlight { get; set; }
         public long? MaxBytesPerSecond { get; set; }
         public int? MaxAttempts { get; set; }
         public long? StallTimeoutMs { get; set; }
@@ -44,7 +50,9 @@ namespace HyperSdk
             Put(d, "progress_interval_ms", ProgressIntervalMs);
             Put(d, "file_mode", FileMode);
             Put(d, "part_size", PartSize);
+            Put(d, "max_part_size", MaxPartSize);
             Put(d, "parts_in_flight", PartsInFlight);
+            Put(d, "max_parts_in_flight", MaxPartsInFlight);
             Put(d, "max_bytes_per_second", MaxBytesPerSecond);
             Put(d, "max_attempts", MaxAttempts);
             Put(d, "stall_timeout_ms", StallTimeoutMs);
