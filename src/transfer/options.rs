@@ -17,7 +17,7 @@ pub struct TransferOptions {
     /// they shrink back to `part_size` towards the end, so the last parts finish together. At or
     /// below `part_size`: every request is `part_size`. Default 64 MiB.
     pub max_part_size: u64,
-    /// Ranged requests in flight per file at the start. Default 8.
+    /// Ranged requests in flight per file at the start. Default 16.
     pub parts_in_flight: usize,
     /// Most ranged requests in flight per file: while adding requests still raises the file's
     /// throughput by a tenth or more (a link that limits each connection), more are added, up to
@@ -45,7 +45,7 @@ impl Default for TransferOptions {
         TransferOptions {
             part_size: 8 << 20,
             max_part_size: 64 << 20,
-            parts_in_flight: 8,
+            parts_in_flight: 16,
             max_parts_in_flight: 32,
             max_bytes_per_second: 0,
             max_attempts: 5,

@@ -20,7 +20,7 @@ namespace HyperSdk
         public long? PartSize { get; set; }
         /// <summary>Largest ranged request, bytes: requests grow while much of a file is left (library default 64 MiB).</summary>
         public long? MaxPartSize { get; set; }
-        /// <summary>Ranged requests in flight per file at the start (library default 8).</summary>
+        /// <summary>Ranged requests in flight per file at the start (library default 16).</summary>
         public int? PartsInFlight { get; set; }
         /// <summary>Most requests in flight per file while more still pay (library default 32).</summary>
         public int? MaxPartsInFlight { get; set; }
