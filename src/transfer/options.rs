@@ -17,12 +17,14 @@ pub struct TransferOptions {
     /// they shrink back to `part_size` towards the end, so the last parts finish together. At or
     /// below `part_size`: every request is `part_size`. Default 64 MiB.
     pub max_part_size: u64,
-    /// Ranged requests in flight per file at the start. Default 16.
+    /// Ranged requests in flight per file (at the start, when `max_parts_in_flight` is above).
+    /// Default 16.
     pub parts_in_flight: usize,
-    /// Most ranged requests in flight per file: while adding requests still raises the file's
-    /// throughput by a tenth or more (a link that limits each connection), more are added, up to
-    /// this; the first step that does not pay (the disk, the CPU or the link is the limit) is
-    /// undone. At or below `parts_in_flight`: a fixed count of `parts_in_flight`. Default 32.
+    /// Most ranged requests in flight per file: above `parts_in_flight`, more are added while
+    /// that still raises the file's throughput by a tenth or more (a link that limits each
+    /// connection), up to this; a step that does not pay is undone and tried again later. At or
+    /// below `parts_in_flight`: a fixed count of `parts_in_flight`. Default 16, so a fixed 16: the
+    /// search measured slower than a fixed 16 on the cloud-like benchmark (docs/BENCHMARKS.md).
     pub max_parts_in_flight: usize,
     /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
     pub max_bytes_per_second: u64,
@@ -46,7 +48,7 @@ impl Default for TransferOptions {
             part_size: 8 << 20,
             max_part_size: 64 << 20,
             parts_in_flight: 16,
-            max_parts_in_flight: 32,
+            max_parts_in_flight: 16,
             max_bytes_per_second: 0,
             max_attempts: 5,
             stall_timeout_ms: 30_000,

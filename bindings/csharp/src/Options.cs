@@ -22,7 +22,7 @@ namespace HyperSdk
         public long? MaxPartSize { get; set; }
         /// <summary>Ranged requests in flight per file at the start (library default 16).</summary>
         public int? PartsInFlight { get; set; }
-        /// <summary>Most requests in flight per file while more still pay (library default 32).</summary>
+        /// <summary>Most requests in flight per file while more still pay (library default 16, the same as PartsInFlight: a fixed count).</summary>
         public int? MaxPartsInFlight { get; set; }
         public long? MaxBytesPerSecond { get; set; }
         public int? MaxAttempts { get; set; }
