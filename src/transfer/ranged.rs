@@ -1,6 +1,6 @@
 //! Parts in parallel into a preallocated sparse temp file, with a resume journal; for any
 //! source that can hand out the bytes of `[start, end)` ([`RangeFetch`]: HTTP ranges, a local
-//! file). Parts are aligned on `part_size` boundaries so a resumed run asks for the same ranges.
+//! file). Parts are cut as they start, large while much is left and small at the end ([`Parts`]).
 //! Each part flushes what it received when it stops for any reason, and the journal records
 //! ranges only after their bytes are synced, so nothing received is fetched twice and nothing
 //! claimed is missing after a crash.
@@ -207,8 +207,7 @@ pub(crate) async fn download(
 
 /// Cuts the bytes still missing into parts as they are started (guided self-scheduling): each
 /// new part takes its share of what no part has taken yet, spread over the parts in flight,
-/// between `unit` and `largest`, ending on a `unit` boundary (a resumed run asks for the same
-/// ranges). A large file is fetched in few, long requests (each request pays a round trip and the
+/// between `unit` and `largest`, ending on a `unit` boundary or at the end of its gap. A large file is fetched in few, long requests (each request pays a round trip and the
 /// link's latency before its first byte); the parts shrink towards the end, so the last ones
 /// finish close together instead of one long part running alone.
 pub(crate) struct Parts {
