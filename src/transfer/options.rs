@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 #[serde(default)]
 pub struct TransferOptions {
     /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB. With
-    /// `max_part_size` above it, the smallest request and the unit requests are cut in.
+    /// `max_part_size` above it: the smallest request, and the boundary requests end on.
     pub part_size: u64,
     /// Largest ranged request, bytes: while much of a file is left, its requests grow up to
     /// this (each request costs a round trip, and a link's latency, before its first byte);
