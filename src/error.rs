@@ -115,6 +115,26 @@ impl Error {
         }
     }
 
+    /// An error of the given kind (for mappings that decide the kind first, as the kit's
+    /// status + cloud code mapping does).
+    pub(crate) fn of(kind: ErrorKind, msg: String) -> Error {
+        match kind {
+            ErrorKind::InvalidArgument => Error::InvalidArgument(msg),
+            ErrorKind::NotFound => Error::NotFound(msg),
+            ErrorKind::Auth => Error::Auth(msg),
+            ErrorKind::AlreadyExists => Error::AlreadyExists(msg),
+            ErrorKind::Io => Error::Io(msg),
+            ErrorKind::Network => Error::Network(msg),
+            ErrorKind::Verification => Error::Verification(msg),
+            ErrorKind::Cancelled => Error::Cancelled,
+            ErrorKind::Timeout => Error::Timeout(msg),
+            ErrorKind::Unsupported => Error::Unsupported(msg),
+            ErrorKind::Remote => Error::Remote(msg),
+            ErrorKind::InvalidState => Error::InvalidState(msg),
+            ErrorKind::Internal => Error::Internal(msg),
+        }
+    }
+
     /// An I/O error that names the file it happened on.
     pub fn io(path: &Path, what: &str, err: std::io::Error) -> Error {
         Error::Io(format!("{what} {}: {err}", path.display()))

@@ -34,7 +34,7 @@ pub(crate) mod gcp;
 pub(crate) mod http;
 #[cfg(feature = "hyperv")]
 pub(crate) mod hyperv;
-pub(crate) mod net;
+pub(crate) mod kit;
 pub(crate) mod poll;
 // The runner for Hyper-V's PowerShell (and any helper to come).
 #[cfg_attr(not(feature = "hyperv"), allow(dead_code))]
@@ -385,13 +385,4 @@ pub(crate) fn scope_str<'a>(
             "list filter {key} must be a string"
         ))),
     }
-}
-
-/// Parses a provider's client config, naming the provider in the error.
-pub(crate) fn parse_config<T: serde::de::DeserializeOwned>(
-    provider: &str,
-    json: &str,
-) -> Result<T> {
-    serde_json::from_str(json)
-        .map_err(|e| Error::InvalidArgument(format!("{provider} config: {e}")))
 }

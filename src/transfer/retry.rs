@@ -1,5 +1,5 @@
-//! When and how long to wait before trying again: one rule for every retry loop of the
-//! downloader (a request, a part, a stream).
+//! When and how long to wait before trying again: one rule for every retry loop, the
+//! downloader's (a request, a part, a stream) and the cloud API calls' (`providers::kit::api`).
 
 use std::time::{Duration, SystemTime};
 
@@ -20,7 +20,12 @@ pub fn is_retryable_status(s: StatusCode) -> bool {
 
 /// Exponential backoff with full jitter in the upper half: `base * 2^attempt`, capped.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(MAX_DELAY);
+    backoff_capped(base, attempt, MAX_DELAY)
+}
+
+/// [`backoff`] with a lower cap, jittered below the cap too.
+fn backoff_capped(base: Duration, attempt: u32, cap: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
     let ms = exp.as_millis() as u64;
     Duration::from_millis(ms / 2 + rand::rng().random_range(0..=ms / 2))
 }
@@ -51,6 +56,7 @@ pub(crate) struct Attempts {
     failed: u32,
     max: u32,
     base: Duration,
+    cap: Duration,
     /// Retries made so far (for the result), across resets.
     pub retries: u32,
 }
@@ -61,8 +67,21 @@ impl Attempts {
             failed: 0,
             max: max.max(1),
             base,
+            cap: MAX_DELAY,
             retries: 0,
         }
+    }
+
+    /// The longest wait between two attempts of our own choosing (a server's `Retry-After`
+    /// still wins): API calls cap it low, so a dead endpoint fails within tens of seconds.
+    pub(crate) fn with_cap(mut self, cap: Duration) -> Self {
+        self.cap = cap.min(MAX_DELAY);
+        self
+    }
+
+    /// Attempts made so far (the first included).
+    pub(crate) fn made(&self) -> u32 {
+        self.failed + 1
     }
 
     pub(crate) async fn failed(
@@ -82,7 +101,8 @@ impl Attempts {
         if self.failed >= self.max {
             return Err(err);
         }
-        let wait = server_wait.unwrap_or_else(|| backoff(self.base, self.failed - 1));
+        let wait =
+            server_wait.unwrap_or_else(|| backoff_capped(self.base, self.failed - 1, self.cap));
         self.retries += 1;
         tracing::debug!(attempt = self.failed, ?wait, error = %err, "retrying");
         tokio::select! {

@@ -6,28 +6,28 @@
 //! calls made here. Credentials still come from aws-config's provider chain (environment,
 //! profiles, SSO, web identity, instance metadata, credential_process), signing from aws-sigv4.
 //!
-//! Every call has a per-attempt deadline and is retried like the SDK's standard mode, but longer
-//! (8 attempts, backoff from 0.5 s doubling to 5 s, jittered; ~25 s in all): on connection errors, timeouts,
-//! HTTP 5xx and 429, and the throttling codes. An hours-long export must ride out a short outage.
+//! Every call goes through the provider kit's API client (`providers::kit::api`): a deadline
+//! per attempt and the library's one retry rule (8 attempts, ~25 s), on connection errors,
+//! timeouts, HTTP 5xx and 429, and the throttling codes below. An hours-long export must ride
+//! out a short outage.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use url::Url;
 
 use super::sign::Signer;
-use crate::error::{Error, Result};
+use crate::BoxFuture;
+use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::{ApiClient, Call, CodeClass, Dialect};
 use crate::providers::xml::{self, Node};
+
+pub(crate) use crate::providers::kit::Answer;
 
 /// The EC2 Query API version every call names (the current one; its XML is what we read).
 const EC2_VERSION: &str = "2016-11-15";
 /// Largest answer accepted (a page of 1000 instances is a few MiB).
-const MAX_BODY: usize = 32 << 20;
-const ATTEMPTS: u32 = 8;
-const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BODY: usize = 32 << 20;
 
 /// Error codes that mean "slow down and retry", across EC2 and S3.
 const THROTTLING: &[&str] = &[
@@ -59,27 +59,13 @@ const AUTH_CODES: &[&str] = &[
     "Forbidden",
 ];
 
-/// An answer: status, headers and the (capped) body.
-pub(crate) struct Answer {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Answer {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 /// Where EC2 and S3 are, and how to reach them.
 pub(crate) struct Api {
-    pub http: reqwest::Client,
+    /// The kit's client: our HTTP client, the per-attempt deadline, the body cap.
+    pub client: ApiClient,
     pub signer: Arc<Signer>,
     pub ec2: Url,
     pub s3: S3Urls,
-    /// Deadline of one attempt.
-    pub timeout: Duration,
 }
 
 /// Builds S3 URLs: the base endpoint and whether buckets are addressed by path.
@@ -151,9 +137,58 @@ pub(crate) fn default_endpoint(service: &str, region: &str) -> Url {
     Url::parse(&format!("https://{service}.{region}.{domain}")).expect("static URL")
 }
 
+/// How EC2 or S3 signs and writes errors.
+struct Aws<'a> {
+    signer: &'a Signer,
+    service: Service,
+}
+
+#[derive(Clone, Copy)]
 enum Service {
     Ec2,
     S3,
+}
+
+impl Dialect for Aws<'_> {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            match self.service {
+                Service::Ec2 => self.signer.sign_ec2(req).await,
+                Service::S3 => self.signer.sign_s3(req).await,
+            }
+        })
+    }
+
+    fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+        detail(&a.body)
+    }
+
+    fn classify(&self, code: &str) -> Option<CodeClass> {
+        classify_code(code)
+    }
+}
+
+/// What an EC2 or S3 error code means, where it says more than the status.
+fn classify_code(code: &str) -> Option<CodeClass> {
+    Some(if THROTTLING.contains(&code) {
+        CodeClass::Retry
+    } else if AUTH_CODES.contains(&code) {
+        CodeClass::Kind(ErrorKind::Auth)
+    } else if code.ends_with(".NotFound") || code.starts_with("NoSuch") || code == "NotFound" {
+        CodeClass::Kind(ErrorKind::NotFound)
+    } else if code.starts_with("InvalidParameter") || code.ends_with(".Malformed") {
+        CodeClass::Kind(ErrorKind::InvalidArgument)
+    } else if code == "IncorrectState" || code.starts_with("IncorrectInstanceState") {
+        CodeClass::Kind(ErrorKind::InvalidState)
+    } else {
+        return None;
+    })
+}
+
+/// EC2 actions that may run twice without harm: reads, cancels, and those we send with a
+/// `ClientToken` (EC2 then starts one task however often it is sent).
+fn idempotent(action: &str) -> bool {
+    action.starts_with("Describe") || action.starts_with("Cancel") || action == "ExportImage"
 }
 
 impl Api {
@@ -169,9 +204,20 @@ impl Api {
             form.push_str(&encode(v, false));
         }
         let what = format!("EC2 {action} {about}").trim_end().to_string();
+        let call = Call {
+            what: &what,
+            idempotent: idempotent(action),
+            cancel: None,
+        };
+        let dialect = Aws {
+            signer: &self.signer,
+            service: Service::Ec2,
+        };
         let a = self
-            .send(&what, Service::Ec2, || {
-                self.http
+            .client
+            .call(&call, &dialect, &|| {
+                self.client
+                    .http
                     .post(self.ec2.clone())
                     .header(
                         reqwest::header::CONTENT_TYPE,
@@ -180,9 +226,6 @@ impl Api {
                     .body(form.clone())
             })
             .await?;
-        if !a.status.is_success() {
-            return Err(api_error(&what, &a));
-        }
         parse(&what, &a.body)
     }
 
@@ -195,84 +238,20 @@ impl Api {
         url: Url,
         headers: &[(&str, &str)],
     ) -> Result<Answer> {
-        self.send(what, Service::S3, || {
-            let mut b = self.http.request(method.clone(), url.clone());
-            for (k, v) in headers {
-                b = b.header(*k, *v);
-            }
-            b
-        })
-        .await
-    }
-
-    async fn send(
-        &self,
-        what: &str,
-        service: Service,
-        build: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Answer> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let last = attempt >= ATTEMPTS;
-            let mut req = build()
-                .timeout(self.timeout)
-                .build()
-                .map_err(|e| Error::http(what, e))?;
-            // Signed per attempt: the signature carries the time.
-            match service {
-                Service::Ec2 => self.signer.sign_ec2(&mut req).await?,
-                Service::S3 => self.signer.sign_s3(&mut req).await?,
-            }
-            let resp = match self.http.execute(req).await {
-                Ok(r) => r,
-                Err(e) if !last => {
-                    tracing::debug!(%what, error = %Error::http(what, e), attempt, "AWS call failed, retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
+        let dialect = Aws {
+            signer: &self.signer,
+            service: Service::S3,
+        };
+        self.client
+            .send(&Call::read(what), &dialect, &|| {
+                let mut b = self.client.http.request(method.clone(), url.clone());
+                for (k, v) in headers {
+                    b = b.header(*k, *v);
                 }
-                Err(e) => return Err(Error::http(what, e)),
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let body = match crate::providers::net::read_capped(resp, MAX_BODY, what).await {
-                Ok(b) => b,
-                // A body cut off mid-way is a network fault like any other.
-                Err(e @ (Error::Network(_) | Error::Timeout(_))) if !last => {
-                    tracing::debug!(%what, error = %e, attempt, "AWS answer cut off, retrying");
-                    tokio::time::sleep(backoff(attempt)).await;
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            let a = Answer {
-                status,
-                headers,
-                body,
-            };
-            if !last && retryable(&a) {
-                tracing::debug!(%what, status = %a.status, attempt, "AWS call throttled or failed, retrying");
-                tokio::time::sleep(backoff(attempt)).await;
-                continue;
-            }
-            return Ok(a);
-        }
+                b
+            })
+            .await
     }
-}
-
-/// Backoff before attempt `attempt + 1`: 0.5 s doubling to 5 s, times a random 0.5–1.
-fn backoff(attempt: u32) -> Duration {
-    let full = FIRST_BACKOFF
-        .saturating_mul(1 << (attempt - 1).min(10))
-        .min(MAX_BACKOFF);
-    full.mul_f64(rand::random_range(0.5..=1.0))
-}
-
-fn retryable(a: &Answer) -> bool {
-    if a.status.is_server_error() || a.status == StatusCode::TOO_MANY_REQUESTS {
-        return true;
-    }
-    !a.status.is_success() && THROTTLING.contains(&error_code(&a.body).0.as_str())
 }
 
 fn parse(what: &str, body: &[u8]) -> Result<Node> {
@@ -282,47 +261,28 @@ fn parse(what: &str, body: &[u8]) -> Result<Node> {
 }
 
 /// The `Code` and `Message` of an error answer (EC2: `Response/Errors/Error`; S3: `Error`).
-fn error_code(body: &[u8]) -> (String, String) {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return Default::default();
-    };
-    let Ok(root) = xml::parse(text) else {
-        return Default::default();
-    };
-    let Some(e) = root.find("Error") else {
-        return Default::default();
-    };
-    let one_line = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-    (
-        e.child_text("Code").unwrap_or("").trim().to_string(),
-        one_line(e.child_text("Message").unwrap_or("")),
-    )
+/// HEAD answers have no body: the status must do.
+fn detail(body: &[u8]) -> Option<(String, String)> {
+    let root = xml::parse(std::str::from_utf8(body).ok()?).ok()?;
+    let e = root.find("Error")?;
+    let code = e.child_text("Code").unwrap_or("").trim().to_string();
+    (!code.is_empty()).then(|| (code, e.child_text("Message").unwrap_or("").to_string()))
 }
 
-/// An error answer as our error: the service's code decides the category, else the status.
-/// Nothing of the request (its signature, the credentials) is in it.
+/// An S3 error answer as our error, by the kit's one mapping (the code where it says more
+/// than the status). Nothing of the request (its signature, the credentials) is in it.
 pub(crate) fn api_error(what: &str, a: &Answer) -> Error {
-    let (code, msg) = error_code(&a.body);
-    if code.is_empty() {
-        // HEAD answers have no body, so no code: the status must do.
-        let text = format!("{what}: HTTP {}", a.status);
-        return match a.status.as_u16() {
-            401 | 403 => Error::Auth(format!("{text} (access denied)")),
-            404 => Error::NotFound(format!("{text} (not found)")),
-            400 => Error::InvalidArgument(text),
-            _ => Error::Remote(text),
-        };
+    // Reading an error needs no signer.
+    struct ReadOnly;
+    impl Dialect for ReadOnly {
+        fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+            detail(&a.body)
+        }
+        fn classify(&self, code: &str) -> Option<CodeClass> {
+            classify_code(code)
+        }
     }
-    let text = format!("{what}: {code}: {msg}");
-    if AUTH_CODES.contains(&code.as_str()) {
-        Error::Auth(text)
-    } else if code.ends_with(".NotFound") || code.starts_with("NoSuch") || code == "NotFound" {
-        Error::NotFound(text)
-    } else if code.starts_with("InvalidParameter") || code.ends_with(".Malformed") {
-        Error::InvalidArgument(text)
-    } else {
-        Error::Remote(text)
-    }
+    crate::providers::kit::api::answer_error(what, &ReadOnly, a)
 }
 
 /// `Name.1=a&Name.2=b`: a list parameter the Query way.
@@ -340,8 +300,8 @@ mod tests {
 
     fn answer(status: u16, body: &str) -> Answer {
         Answer {
-            status: StatusCode::from_u16(status).unwrap(),
-            headers: HeaderMap::new(),
+            status: reqwest::StatusCode::from_u16(status).unwrap(),
+            headers: reqwest::header::HeaderMap::new(),
             body: body.as_bytes().to_vec(),
         }
     }
@@ -369,7 +329,11 @@ mod tests {
         ));
         assert!(matches!(
             api_error("x", &ec2("IncorrectState")),
-            Error::Remote(_)
+            Error::InvalidState(_)
+        ));
+        assert!(matches!(
+            api_error("x", &ec2("SomethingElse")),
+            Error::InvalidArgument(_)
         ));
         let s3 = answer(
             404,
@@ -381,30 +345,27 @@ mod tests {
             api_error("x", &answer(404, "")),
             Error::NotFound(_)
         ));
+        // A 5xx that outlived the retries: the same kind as from every other cloud.
         assert!(matches!(
             api_error("x", &answer(500, "<html>")),
-            Error::Remote(_)
+            Error::Network(_)
         ));
     }
 
     #[test]
-    fn throttling_and_server_errors_are_retried_client_errors_are_not() {
-        assert!(retryable(&answer(503, "")));
-        assert!(retryable(&answer(429, "")));
-        assert!(retryable(&answer(
-            400,
-            "<Response><Errors><Error><Code>RequestLimitExceeded</Code></Error></Errors></Response>"
-        )));
-        assert!(!retryable(&answer(
-            400,
-            "<Response><Errors><Error><Code>InvalidParameterValue</Code></Error></Errors></Response>"
-        )));
-        assert!(!retryable(&answer(403, "")));
-        assert!(!retryable(&answer(200, "")));
-        for n in 1..=ATTEMPTS {
-            let b = backoff(n);
-            assert!(b >= FIRST_BACKOFF / 2 && b <= MAX_BACKOFF, "{n}: {b:?}");
-        }
+    fn throttling_codes_are_retried_client_errors_are_not() {
+        assert_eq!(
+            classify_code("RequestLimitExceeded"),
+            Some(CodeClass::Retry)
+        );
+        assert_eq!(classify_code("SlowDown"), Some(CodeClass::Retry));
+        assert_eq!(
+            classify_code("InvalidParameterValue"),
+            Some(CodeClass::Kind(ErrorKind::InvalidArgument))
+        );
+        assert_eq!(classify_code("UnknownThing"), None);
+        assert!(idempotent("DescribeExportTasks") && idempotent("CancelExportTask"));
+        assert!(!idempotent("CreateInstanceExportTask"));
     }
 
     #[test]

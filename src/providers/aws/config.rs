@@ -26,14 +26,8 @@ pub(crate) struct AwsConfig {
     pub secret_access_key: Option<Secret>,
     #[serde(default)]
     pub session_token: Option<Secret>,
-    /// Deadline of one EC2/S3 API call attempt, ms (the SDK retries a timed-out attempt).
-    /// Default 60000.
-    #[serde(default = "default_api_timeout_ms")]
-    pub api_timeout_ms: u64,
-}
-
-fn default_api_timeout_ms() -> u64 {
-    60_000
+    // The network keys (CA bundle, insecure flag, connect and API deadlines) are the kit's
+    // NetConfig, split off before this struct is parsed.
 }
 
 impl AwsConfig {
@@ -49,11 +43,6 @@ impl AwsConfig {
             return Err(Error::InvalidArgument(format!(
                 "aws config: region {r:?} is not a region name (like us-east-1)"
             )));
-        }
-        if !(100..=3_600_000).contains(&self.api_timeout_ms) {
-            return Err(Error::InvalidArgument(
-                "aws config: api_timeout_ms must be between 100 and 3600000".into(),
-            ));
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
             return Err(Error::InvalidArgument(

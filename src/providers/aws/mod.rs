@@ -22,7 +22,9 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
+use super::kit::ApiClient;
+use super::kit::config::parse_with_net;
+use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
@@ -37,7 +39,7 @@ pub(crate) struct AwsProvider {
 
 impl AwsProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let cfg: AwsConfig = parse_config("aws", config_json)?;
+        let (cfg, net): (AwsConfig, _) = parse_with_net("aws", config_json)?;
         cfg.check()?;
         let endpoint = match &cfg.endpoint_url {
             Some(e) => Some(
@@ -53,8 +55,8 @@ impl AwsProvider {
         // and the same patient retries as ours.
         let sdk = crate::runtime::block_on(async {
             let timeouts = aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(30))
-                .operation_attempt_timeout(Duration::from_millis(cfg.api_timeout_ms))
+                .connect_timeout(net.connect_timeout())
+                .operation_attempt_timeout(net.api_timeout())
                 .build();
             let retry = aws_config::retry::RetryConfig::standard()
                 .with_max_attempts(8)
@@ -80,16 +82,10 @@ impl AwsProvider {
         let provider = sdk
             .credentials_provider()
             .ok_or_else(|| Error::Auth("no AWS credentials provider could be set up".into()))?;
-        let http = super::net::build_client(
-            None,
-            None,
-            false,
-            Duration::from_secs(30),
-            super::net::Redirects::SameOrigin,
-        )?;
+        let http = net.client(super::kit::net::Redirects::SameOrigin)?;
         Ok(AwsProvider {
             api: Arc::new(Api {
-                http,
+                client: ApiClient::new(http, net.api_timeout(), api::MAX_BODY),
                 signer: Arc::new(sign::Signer::new(provider, region.clone())),
                 ec2: endpoint
                     .clone()
@@ -98,7 +94,6 @@ impl AwsProvider {
                     base: endpoint.unwrap_or_else(|| api::default_endpoint("s3", &region)),
                     path_style,
                 },
-                timeout: Duration::from_millis(cfg.api_timeout_ms),
             }),
         })
     }

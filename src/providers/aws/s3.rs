@@ -151,7 +151,7 @@ pub(crate) async fn file_source(
     let mut src = FileSource::http(
         name,
         HttpSource {
-            client: api.http.clone(),
+            client: api.client.http.clone(),
             url,
             headers: Default::default(),
             signer: Some(api.signer.clone()),

@@ -11,9 +11,13 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
-use crate::error::{Error, Result};
+use crate::BoxFuture;
+use crate::error::{Error, ErrorKind, Result};
 use crate::providers::FlowCtx;
+use crate::providers::kit::text::one_line;
+use crate::providers::kit::{ApiClient, Call, CodeClass, Dialect};
 use crate::providers::poll::{Backoff, Poll, poll_until};
+use crate::transfer::retry::retry_after;
 
 /// `Microsoft.Compute` API version for disks, snapshots and VMs (has `fileFormat` on grants).
 const COMPUTE_API: &str = "2024-03-02";
@@ -21,7 +25,7 @@ const COMPUTE_API: &str = "2024-03-02";
 const MAX_BODY: usize = 4 << 20;
 
 pub(crate) struct Arm {
-    http: reqwest::Client,
+    client: ApiClient,
     base: Url,
     subscription: String,
     cred: Arc<dyn TokenCredential>,
@@ -29,8 +33,8 @@ pub(crate) struct Arm {
     timeout: Duration,
 }
 
-/// One ARM answer.
-pub(crate) struct Answer {
+/// One ARM answer, its body parsed as JSON.
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
@@ -46,7 +50,7 @@ impl Arm {
     ) -> Arm {
         let scope = format!("{}/.default", base.as_str().trim_end_matches('/'));
         Arm {
-            http,
+            client: ApiClient::new(http, timeout, MAX_BODY),
             base,
             subscription,
             cred,
@@ -161,64 +165,44 @@ impl Arm {
         Ok(t.token.secret().to_string())
     }
 
-    /// One call; 429 and 5xx are retried (honouring Retry-After) a few times. The token goes
-    /// only to the ARM endpoint's origin, whatever URL an answer pointed to.
-    pub async fn call(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Answer> {
+    /// One call, retried by the kit's rule. The token goes only to the ARM endpoint's
+    /// origin, whatever URL an answer pointed to.
+    pub async fn call(&self, method: Method, url: Url, body: Option<&Value>) -> Result<Reply> {
         if url.origin() != self.base.origin() {
             return Err(Error::Remote(format!(
                 "ARM pointed to {}, which is not the ARM endpoint; not following",
                 crate::transfer::redact_url(&url)
             )));
         }
-        let what = format!("{method} {}", url.path());
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let token = self.token().await?;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token)
-                .timeout(self.timeout);
-            if let Some(b) = body {
-                req = req
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(b.to_string());
-            } else if method == Method::POST {
-                req = req.header(reqwest::header::CONTENT_LENGTH, "0");
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) if attempt < 4 => {
-                    tracing::debug!(%what, error = %e, "ARM call failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
-                    continue;
+        let what = format!("ARM {method} {}", url.path());
+        // PUT and DELETE are idempotent in ARM; a grant asked twice is the same grant, and
+        // endGetAccess twice revokes once.
+        let call = Call::read(&what);
+        let body_text = body.map(Value::to_string);
+        let a = self
+            .client
+            .call(&call, self, &|| {
+                let mut req = self.client.http.request(method.clone(), url.clone());
+                if let Some(b) = &body_text {
+                    req = req
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(b.clone());
+                } else if method == Method::POST {
+                    req = req.header(reqwest::header::CONTENT_LENGTH, "0");
                 }
-                Err(e) => return Err(Error::http(&format!("ARM {what}"), e)),
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            let text = crate::providers::net::read_capped(resp, MAX_BODY, &what).await?;
-            let body: Value = if text.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&text).unwrap_or(Value::Null)
-            };
-            if status.is_success() {
-                return Ok(Answer {
-                    status,
-                    headers,
-                    body,
-                });
-            }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < 4
-            {
-                let wait = retry_after(&headers).unwrap_or(Duration::from_millis(500 << attempt));
-                tokio::time::sleep(wait.min(Duration::from_secs(60))).await;
-                continue;
-            }
-            return Err(arm_error(status, &what, &body));
-        }
+                req
+            })
+            .await?;
+        let body = if a.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&a.body).unwrap_or(Value::Null)
+        };
+        Ok(Reply {
+            status: a.status,
+            headers: a.headers,
+            body,
+        })
     }
 
     pub async fn get(&self, url: Url) -> Result<Value> {
@@ -232,7 +216,7 @@ impl Arm {
         &self,
         ctx: &FlowCtx,
         what: &str,
-        first: Answer,
+        first: Reply,
         timeout: Duration,
         first_delay: Duration,
     ) -> Result<Value> {
@@ -301,38 +285,41 @@ impl Arm {
     }
 }
 
-fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let v = h.get("retry-after")?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
+/// ARM signs with an Entra ID token and writes `{"error": {"code", "message"}}`.
+impl Dialect for Arm {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut v =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", self.token().await?))
+                    .map_err(|_| Error::Auth("the Entra ID token is not a valid header".into()))?;
+            v.set_sensitive(true);
+            req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
+            Ok(())
+        })
+    }
 
-fn one_line(s: &str) -> String {
-    let line = s
-        .lines()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim();
-    line.chars().take(300).collect()
-}
+    fn error_detail(&self, a: &crate::providers::kit::Answer) -> Option<(String, String)> {
+        let v: Value = serde_json::from_slice(&a.body).ok()?;
+        let e = &v["error"];
+        let code = e["code"].as_str().unwrap_or("").to_string();
+        let msg = e["message"].as_str().unwrap_or("").to_string();
+        (!code.is_empty() || !msg.is_empty()).then_some((code, msg))
+    }
 
-/// ARM's `{"error": {"code", "message"}}` as our error, by status.
-fn arm_error(status: StatusCode, what: &str, body: &Value) -> Error {
-    let e = &body["error"];
-    let detail = match (e["code"].as_str(), e["message"].as_str()) {
-        (Some(c), Some(m)) => format!("{c}: {}", one_line(m)),
-        (Some(c), None) => c.to_string(),
-        _ => String::new(),
-    };
-    let text = format!("ARM {what}: HTTP {status} {detail}")
-        .trim()
-        .to_string();
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Auth(text),
-        StatusCode::NOT_FOUND => Error::NotFound(text),
-        StatusCode::CONFLICT => Error::InvalidState(text),
-        StatusCode::BAD_REQUEST => Error::InvalidArgument(text),
-        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Error::Network(text),
-        _ => Error::Remote(text),
+    fn classify(&self, code: &str) -> Option<CodeClass> {
+        match code {
+            // ARM's own throttling and "try later" codes, whatever the status.
+            "TooManyRequests" | "RetryableError" | "ServerBusy" | "OperationPreempted" => {
+                Some(CodeClass::Retry)
+            }
+            "ResourceNotFound" | "ResourceGroupNotFound" | "NotFound" => {
+                Some(CodeClass::Kind(ErrorKind::NotFound))
+            }
+            "AuthorizationFailed" | "InvalidAuthenticationToken" | "ExpiredAuthenticationToken" => {
+                Some(CodeClass::Kind(ErrorKind::Auth))
+            }
+            _ => None,
+        }
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
 use futures_util::TryStreamExt as _;
-use reqwest::StatusCode;
 use url::Url;
 
 use crate::BoxFuture;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::text::one_line;
+use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
 use crate::transfer::{Checksum, FileSource, HttpSource, RequestSigner, SourceKind, redact_url};
 
 /// Blob service version for our own requests (HEAD, ranged GETs with a token).
@@ -65,7 +66,7 @@ impl RequestSigner for BlobAuth {
                     .map_err(|e| {
                         Error::Auth(format!(
                             "getting a token for Azure Storage: {}",
-                            first_line(&e.to_string())
+                            one_line(&e.to_string())
                         ))
                     })?;
                     let v = reqwest::header::HeaderValue::from_str(&format!(
@@ -81,8 +82,34 @@ impl RequestSigner for BlobAuth {
     }
 }
 
-fn first_line(s: &str) -> String {
-    s.lines().next().unwrap_or("").chars().take(300).collect()
+/// Blob requests sign with their SAS or token; errors carry their code in `x-ms-error-code`
+/// (a HEAD has no body) and an XML `<Error><Code>…<Message>` body otherwise.
+impl Dialect for BlobAuth {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        RequestSigner::sign(self, req)
+    }
+
+    fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+        let code = a.header("x-ms-error-code")?.to_string();
+        let text = String::from_utf8_lossy(&a.body);
+        let msg = text
+            .split_once("<Message>")
+            .and_then(|(_, r)| r.split_once("</Message>"))
+            .map(|(m, _)| m.to_string())
+            .unwrap_or_default();
+        Some((code, msg))
+    }
+
+    fn classify(&self, code: &str) -> Option<CodeClass> {
+        match code {
+            "ServerBusy" | "OperationTimedOut" | "InternalError" => Some(CodeClass::Retry),
+            "AuthenticationFailed" | "AuthorizationFailure" => {
+                Some(CodeClass::Kind(ErrorKind::Auth))
+            }
+            "BlobNotFound" | "ContainerNotFound" => Some(CodeClass::Kind(ErrorKind::NotFound)),
+            _ => None,
+        }
+    }
 }
 
 /// What a HEAD says about a blob.
@@ -98,24 +125,12 @@ async fn properties(
     auth: &BlobAuth,
     name: &str,
 ) -> Result<Properties> {
-    let mut req = http
-        .head(url.clone())
-        .timeout(CALL_DEADLINE)
-        .build()
-        .map_err(|e| Error::http(&format!("HEAD {name}"), e))?;
-    auth.sign(&mut req).await?;
-    let resp = http
-        .execute(req)
-        .await
-        .map_err(|e| Error::http(&format!("HEAD {name}"), e))?;
-    let what = format!("HTTP {} for {name} ({})", resp.status(), redact_url(url));
-    match resp.status() {
-        s if s.is_success() => {}
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(Error::Auth(what)),
-        StatusCode::NOT_FOUND => return Err(Error::NotFound(what)),
-        _ => return Err(Error::Remote(what)),
-    }
-    let h = resp.headers();
+    let what = format!("HEAD {name} ({})", redact_url(url));
+    let client = ApiClient::new(http.clone(), CALL_DEADLINE, 1 << 20);
+    let resp = client
+        .call(&Call::read(&what), auth, &|| http.head(url.clone()))
+        .await?;
+    let h = &resp.headers;
     let text = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
     let size = text("content-length")
         .and_then(|v| v.parse().ok())
@@ -202,7 +217,7 @@ fn sdk_error(what: &str, e: &azure_core::Error) -> Error {
                 _ => Error::Remote(text),
             }
         }
-        K::Credential => Error::Auth(format!("{what}: {}", first_line(&e.to_string()))),
+        K::Credential => Error::Auth(format!("{what}: {}", one_line(&e.to_string()))),
         K::Io => Error::Network(format!("{what}: connection failed")),
         _ => Error::Remote(format!("{what}: {:?}", e.kind())),
     }

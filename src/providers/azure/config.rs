@@ -32,21 +32,12 @@ pub(crate) struct AzureConfig {
     /// Entra ID, for sovereign clouds and tests. Default `https://login.microsoftonline.com`.
     #[serde(default)]
     pub authority_host: Option<String>,
-    #[serde(default)]
-    pub ca_bundle_pem: Option<String>,
-    #[serde(default)]
-    pub ca_bundle_path: Option<std::path::PathBuf>,
-    /// Deadline of one ARM or token call, ms. Default 60000.
-    #[serde(default = "default_api_timeout_ms")]
-    pub api_timeout_ms: u64,
+    // The network keys (CA bundle, insecure flag, connect timeout, the deadline of one ARM or
+    // token call) are the kit's NetConfig, split off before this struct is parsed.
 }
 
 fn default_arm() -> String {
     "https://management.azure.com".into()
-}
-
-fn default_api_timeout_ms() -> u64 {
-    60_000
 }
 
 /// How the provider gets its Entra ID tokens.
@@ -77,9 +68,6 @@ impl AzureConfig {
             return bad(format!(
                 "resource_group {rg:?} is not a resource group name"
             ));
-        }
-        if !(100..=3_600_000).contains(&self.api_timeout_ms) {
-            return bad("api_timeout_ms must be between 100 and 3600000".into());
         }
         for (key, url) in [
             ("arm_endpoint", Some(&self.arm_endpoint)),

@@ -26,8 +26,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::net::{Redirects, build_client};
-use super::{CleanupCtx, Flow, FlowCtx, Provider, parse_config};
+use super::kit::config::parse_with_net;
+use super::kit::net::Redirects;
+use super::kit::text::percent_decode;
+use super::{CleanupCtx, Flow, FlowCtx, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
@@ -48,18 +50,11 @@ pub(crate) struct AzureProvider {
 
 impl AzureProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let cfg: AzureConfig = parse_config("azure", config_json)?;
+        let (cfg, net): (AzureConfig, _) = parse_with_net("azure", config_json)?;
         let kind = cfg.check()?;
-        let ca = (cfg.ca_bundle_pem.as_deref(), cfg.ca_bundle_path.as_deref());
         // ARM and token calls carry credentials: no redirect is ever followed.
-        let api_http = build_client(ca.0, ca.1, false, Duration::from_secs(30), Redirects::Never)?;
-        let blob_http = build_client(
-            ca.0,
-            ca.1,
-            false,
-            Duration::from_secs(30),
-            Redirects::SameOrigin,
-        )?;
+        let api_http = net.client(Redirects::Never)?;
+        let blob_http = net.client(Redirects::SameOrigin)?;
         let cred = credential(&kind, &cfg, &api_http)?;
         let arm_base = Url::parse(&cfg.arm_endpoint).expect("checked");
         Ok(AzureProvider {
@@ -69,7 +64,7 @@ impl AzureProvider {
                 arm_base,
                 cfg.subscription_id.clone(),
                 cred.clone(),
-                Duration::from_millis(cfg.api_timeout_ms),
+                net.api_timeout(),
             )),
             cred,
             resource_group: cfg.resource_group,
@@ -687,13 +682,6 @@ impl Flow for AzureFlow {
         );
         m
     }
-}
-
-fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

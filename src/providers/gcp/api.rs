@@ -10,8 +10,8 @@ use google_cloud_build_v1::model::{Build, BuildOperationMetadata, BuildStep, bui
 use google_cloud_compute_v1::client::{Disks, GlobalOperations, Images, Instances};
 use google_cloud_compute_v1::model::{Image, Operation, operation};
 
-use super::storage::one_line;
 use crate::error::{Error, Result};
+use crate::providers::kit::text::one_line;
 
 /// The builder image `gcloud compute images export` runs.
 pub(crate) const EXPORT_STEP: &str = "gcr.io/compute-image-tools/gce_vm_image_export:release";

@@ -37,9 +37,8 @@ pub(crate) struct GcpConfig {
     pub compute_endpoint: String,
     #[serde(default = "default_cloudbuild")]
     pub cloudbuild_endpoint: String,
-    /// Deadline of each API call, ms.
-    #[serde(default = "default_api_timeout_ms")]
-    pub api_timeout_ms: u64,
+    // The network keys (CA bundle, insecure flag, connect timeout, the deadline of each API
+    // call) are the kit's NetConfig, split off before this struct is parsed.
 }
 
 fn default_prefix() -> String {
@@ -53,9 +52,6 @@ fn default_compute() -> String {
 }
 fn default_cloudbuild() -> String {
     "https://cloudbuild.googleapis.com".into()
-}
-fn default_api_timeout_ms() -> u64 {
-    60_000
 }
 
 /// Where the credentials come from.
@@ -85,9 +81,6 @@ impl GcpConfig {
                 Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
                 _ => return bad(format!("{k} {v:?} is not an http(s) URL")),
             }
-        }
-        if !(1_000..=600_000).contains(&self.api_timeout_ms) {
-            return bad("api_timeout_ms must be between 1000 and 600000".into());
         }
         let given = [
             self.credentials_path.is_some(),

@@ -25,9 +25,12 @@ use google_cloud_auth::credentials::Credentials;
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use super::net::{Redirects, build_client};
+use super::kit::ApiClient;
+use super::kit::config::parse_with_net;
+use super::kit::net::Redirects;
+use super::kit::text::one_line;
 use super::poll::{Backoff, Poll, poll_until};
-use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
+use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::{CommonOptions, parse_provider_options};
@@ -75,26 +78,19 @@ impl LazyGce {
 
 impl GcpProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let cfg: GcpConfig = parse_config("gcp", config_json)?;
+        let (cfg, net): (GcpConfig, _) = parse_with_net("gcp", config_json)?;
         let source = cfg.check()?;
         let _rt = crate::runtime::handle().enter();
         let creds = credentials(source)?;
-        let timeout = Duration::from_millis(cfg.api_timeout_ms);
-        let http = build_client(
-            None,
-            None,
-            false,
-            Duration::from_secs(30),
-            Redirects::SameOrigin,
-        )?;
+        let timeout = net.api_timeout();
+        let http = net.client(Redirects::SameOrigin)?;
         let storage = Arc::new(Storage {
-            http,
+            client: ApiClient::new(http, timeout, storage::MAX_BODY),
             base: url::Url::parse(&cfg.storage_endpoint).expect("checked"),
             signer: GcpSigner {
                 creds: creds.clone(),
                 timeout,
             },
-            timeout,
         });
         let gce = Arc::new(LazyGce {
             creds,
@@ -112,10 +108,7 @@ fn credentials(source: CredentialSource) -> Result<Credentials> {
     use google_cloud_auth::credentials as c;
     const SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
     let bad = |e: google_cloud_auth::build_errors::Error| {
-        Error::InvalidArgument(format!(
-            "gcp credentials: {}",
-            storage::one_line(&e.to_string())
-        ))
+        Error::InvalidArgument(format!("gcp credentials: {}", one_line(&e.to_string())))
     };
     Ok(match source {
         CredentialSource::Anonymous => c::anonymous::Builder::new().build(),

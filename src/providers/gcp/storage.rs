@@ -11,11 +11,14 @@ use serde_json::Value;
 use url::Url;
 
 use crate::BoxFuture;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::api::answer_error;
+use crate::providers::kit::text::one_line;
+use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
 use crate::transfer::{Checksum, HttpSource, RequestSigner};
 
-/// Largest metadata answer read.
-const MAX_BODY: usize = 1 << 20;
+/// Largest metadata answer read (a page of 1000 listed objects is well under).
+pub(crate) const MAX_BODY: usize = 4 << 20;
 
 /// Adds the credentials' headers (`Authorization: Bearer …`, a quota project) to a request,
 /// fresh for each one: google-cloud-auth caches and refreshes the token, so a day-long download
@@ -69,10 +72,9 @@ pub(crate) struct ObjectMeta {
 }
 
 pub(crate) struct Storage {
-    pub http: reqwest::Client,
+    pub client: ApiClient,
     pub base: Url,
     pub signer: GcpSigner,
-    pub timeout: Duration,
 }
 
 impl Storage {
@@ -87,38 +89,14 @@ impl Storage {
     }
 
     async fn call(&self, method: Method, url: Url, what: &str) -> Result<Value> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), url.clone())
-                .timeout(self.timeout)
-                .build()
-                .map_err(|e| Error::http(what, e))?;
-            self.signer.sign(&mut req).await?;
-            let resp = match self.http.execute(req).await {
-                Ok(r) => r,
-                Err(e) if attempt < 4 => {
-                    tracing::debug!(%what, error = %e, "GCS call failed, retrying");
-                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                    continue;
-                }
-                Err(e) => return Err(Error::http(what, e)),
-            };
-            let status = resp.status();
-            let text = crate::providers::net::read_capped(resp, MAX_BODY, what).await?;
-            let body: Value = serde_json::from_slice(&text).unwrap_or(Value::Null);
-            if status.is_success() {
-                return Ok(body);
-            }
-            if (status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()) && attempt < 4
-            {
-                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                continue;
-            }
-            return Err(http_error(status, what, &body));
-        }
+        // Every call here is a read or a generation-pinned delete: safe to send again.
+        let a = self
+            .client
+            .call(&Call::read(what), self, &|| {
+                self.client.http.request(method.clone(), url.clone())
+            })
+            .await?;
+        Ok(serde_json::from_slice(&a.body).unwrap_or(Value::Null))
     }
 
     pub async fn metadata(&self, bucket: &str, name: &str) -> Result<ObjectMeta> {
@@ -212,7 +190,7 @@ impl Storage {
             .append_pair("alt", "media")
             .append_pair("generation", &o.generation);
         HttpSource {
-            client: self.http.clone(),
+            client: self.client.http.clone(),
             url,
             headers: Default::default(),
             signer: Some(std::sync::Arc::new(self.signer.clone())),
@@ -221,30 +199,63 @@ impl Storage {
     }
 }
 
-pub(crate) fn http_error(status: StatusCode, what: &str, body: &Value) -> Error {
-    let msg = body["error"]["message"].as_str().unwrap_or("");
-    let text = format!("{what}: HTTP {status} {}", one_line(msg))
-        .trim()
-        .to_string();
-    match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Auth(text),
-        StatusCode::NOT_FOUND => Error::NotFound(text),
-        StatusCode::CONFLICT | StatusCode::PRECONDITION_FAILED => Error::InvalidState(text),
-        StatusCode::BAD_REQUEST => Error::InvalidArgument(text),
-        s if s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error() => Error::Network(text),
-        _ => Error::Remote(text),
+/// Cloud Storage signs with the credentials' headers and writes
+/// `{"error": {"code", "message", "errors": [{"reason"}]}}`.
+impl Dialect for Storage {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        self.signer.sign(req)
+    }
+
+    fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+        json_error(&a.body)
+    }
+
+    fn classify(&self, code: &str) -> Option<CodeClass> {
+        classify_reason(code)
     }
 }
 
-pub(crate) fn one_line(s: &str) -> String {
-    let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if s.len() > 300 {
-        let mut cut = 300;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        format!("{}…", &s[..cut])
-    } else {
-        s
+/// The `reason` of a Google JSON error and its message.
+fn json_error(body: &[u8]) -> Option<(String, String)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let e = &v["error"];
+    let reason = e["errors"][0]["reason"]
+        .as_str()
+        .or_else(|| e["status"].as_str())
+        .unwrap_or("")
+        .to_string();
+    let msg = e["message"].as_str().unwrap_or("").to_string();
+    (!reason.is_empty() || !msg.is_empty()).then_some((reason, msg))
+}
+
+/// Google's error reasons that say more than the status.
+fn classify_reason(reason: &str) -> Option<CodeClass> {
+    match reason {
+        "rateLimitExceeded"
+        | "userRateLimitExceeded"
+        | "backendError"
+        | "RESOURCE_EXHAUSTED"
+        | "UNAVAILABLE" => Some(CodeClass::Retry),
+        "conditionNotMet" | "FAILED_PRECONDITION" => Some(CodeClass::Kind(ErrorKind::InvalidState)),
+        _ => None,
     }
+}
+
+/// A Google API error (Compute, Cloud Build, Storage) as ours, by the kit's one mapping.
+pub(crate) fn http_error(status: StatusCode, what: &str, body: &Value) -> Error {
+    struct Google;
+    impl Dialect for Google {
+        fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+            json_error(&a.body)
+        }
+        fn classify(&self, code: &str) -> Option<CodeClass> {
+            classify_reason(code)
+        }
+    }
+    let a = Answer {
+        status,
+        headers: Default::default(),
+        body: body.to_string().into_bytes(),
+    };
+    answer_error(what, &Google, &a)
 }

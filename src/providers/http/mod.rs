@@ -2,14 +2,15 @@
 //! NFC URLs, any web server), fetched by the core downloader.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use url::Url;
 
-use super::net::{Redirects, build_client, header_map};
-use super::{Flow, FlowCtx, Provider, parse_config};
+use super::kit::config::parse_with_net;
+use super::kit::net::{Redirects, header_map};
+use super::kit::text::percent_decode;
+use super::{Flow, FlowCtx, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
@@ -23,14 +24,8 @@ use crate::transfer::{Checksum, FileSource, HttpSource};
 pub(crate) struct HttpConfig {
     /// Headers sent with every request (e.g. Authorization). Never logged.
     pub headers: BTreeMap<String, Secret>,
-    /// Extra trusted CA certificates, PEM text.
-    pub ca_bundle_pem: Option<String>,
-    /// Extra trusted CA certificates, path of a PEM file.
-    pub ca_bundle_path: Option<std::path::PathBuf>,
-    /// Accept any server certificate. Off by default; for test peers only.
-    pub insecure_skip_verify: bool,
-    /// Connect timeout, ms. Default 30000.
-    pub connect_timeout_ms: Option<u64>,
+    // The network keys (CA bundle, insecure flag, connect timeout) are the kit's NetConfig,
+    // split off before this struct is parsed.
 }
 
 /// Export options of the `http` provider (besides the common ones).
@@ -106,14 +101,8 @@ pub(crate) struct HttpProvider {
 
 impl HttpProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let cfg: HttpConfig = parse_config("http", config_json)?;
-        let client = build_client(
-            cfg.ca_bundle_pem.as_deref(),
-            cfg.ca_bundle_path.as_deref(),
-            cfg.insecure_skip_verify,
-            Duration::from_millis(cfg.connect_timeout_ms.unwrap_or(30_000)),
-            Redirects::SameOrigin,
-        )?;
+        let (cfg, net): (HttpConfig, _) = parse_with_net("http", config_json)?;
+        let client = net.client(Redirects::SameOrigin)?;
         Ok(HttpProvider {
             client,
             headers: header_map(&cfg.headers)?,
@@ -159,26 +148,6 @@ fn name_from_url(url: &Url) -> String {
         .unwrap_or("");
     let decoded = percent_decode(last);
     sanitize_file_name(&decoded, "download")
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let Ok(hex) = std::str::from_utf8(&b[i + 1..i + 3])
-            && let Ok(v) = u8::from_str_radix(hex, 16)
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Provider for HttpProvider {

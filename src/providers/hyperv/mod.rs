@@ -23,7 +23,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
+use super::kit::parse_config;
+use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::{CommonOptions, parse_provider_options};

@@ -17,10 +17,11 @@ use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
 use serde::Deserialize;
 use url::Url;
 
-use super::net::{Redirects, build_client};
+use super::kit::config::parse_with_net;
+use super::kit::net::Redirects;
 use super::poll::{Backoff, Poll, poll_until};
 use super::xml;
-use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider, parse_config};
+use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::export::options::parse_provider_options;
@@ -39,19 +40,8 @@ pub(crate) struct VsphereConfig {
     pub username: String,
     /// Never logged, never in an error.
     pub password: Secret,
-    #[serde(default)]
-    pub ca_bundle_pem: Option<String>,
-    #[serde(default)]
-    pub ca_bundle_path: Option<std::path::PathBuf>,
-    #[serde(default)]
-    pub insecure_skip_verify: bool,
-    /// Deadline of every SOAP call, login included, ms. Default 60000.
-    #[serde(default = "default_api_timeout_ms")]
-    pub api_timeout_ms: u64,
-}
-
-fn default_api_timeout_ms() -> u64 {
-    60_000
+    // The network keys (CA bundle, insecure flag, connect timeout, the deadline of every SOAP
+    // call, login included) are the kit's NetConfig, split off before this struct is parsed.
 }
 
 /// Export options of the `vsphere` provider.
@@ -105,7 +95,7 @@ pub(crate) struct VsphereProvider {
 
 impl VsphereProvider {
     pub fn new(config_json: &str) -> Result<Self> {
-        let cfg: VsphereConfig = parse_config("vsphere", config_json)?;
+        let (cfg, net): (VsphereConfig, _) = parse_with_net("vsphere", config_json)?;
         let mut url = cfg.url.trim().to_string();
         if !url.contains("://") {
             url = format!("https://{url}");
@@ -120,20 +110,9 @@ impl VsphereProvider {
         if url.path() == "/" || url.path().is_empty() {
             url.set_path("/sdk");
         }
-        if !(100..=3_600_000).contains(&cfg.api_timeout_ms) {
-            return Err(Error::InvalidArgument(
-                "vsphere config: api_timeout_ms must be between 100 and 3600000".into(),
-            ));
-        }
         // No redirects at all: a SOAP call carries the password or the session.
-        let http = build_client(
-            cfg.ca_bundle_pem.as_deref(),
-            cfg.ca_bundle_path.as_deref(),
-            cfg.insecure_skip_verify,
-            Duration::from_secs(30),
-            Redirects::Never,
-        )?;
-        let timeout = Duration::from_millis(cfg.api_timeout_ms);
+        let http = net.client(Redirects::Never)?;
+        let timeout = net.api_timeout();
         let vim = Arc::new(Vim::new(http.clone(), url, timeout));
         // One login per client; the session cookie also authorizes NFC downloads.
         let (v, user, pass) = (vim.clone(), cfg.username.clone(), cfg.password.clone());

@@ -7,8 +7,10 @@ use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use url::Url;
 
 use super::xml::{Node, esc, parse};
-use crate::error::{Error, Result};
-use crate::providers::net::read_capped;
+use crate::BoxFuture;
+use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::api::answer_error;
+use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
 use crate::sync::lock;
 
 /// The largest SOAP answer read (a descriptor of a VM with many disks is well under 1 MiB).
@@ -58,10 +60,9 @@ pub struct ServiceContent {
 /// when the last of them lets go, so freeing a client never cuts a running export's lease or
 /// NFC downloads short.
 pub struct Vim {
-    http: reqwest::Client,
+    /// The kit's client: the per-attempt deadline and the one retry rule.
+    client: ApiClient,
     pub url: Url,
-    /// Deadline of one call.
-    timeout: std::time::Duration,
     cookie: Mutex<Option<String>>,
     content: Mutex<Option<ServiceContent>>,
     logout_on_drop: bool,
@@ -76,9 +77,8 @@ impl Drop for Vim {
         }
         // Best effort and bounded, through a copy that does not log out again.
         let copy = Vim {
-            http: self.http.clone(),
+            client: self.client.clone(),
             url: self.url.clone(),
-            timeout: self.timeout,
             cookie: Mutex::new(cookie),
             content: Mutex::new(content),
             logout_on_drop: false,
@@ -92,9 +92,8 @@ impl Drop for Vim {
 impl Vim {
     pub fn new(http: reqwest::Client, url: Url, timeout: std::time::Duration) -> Vim {
         Vim {
-            http,
+            client: ApiClient::new(http, timeout, MAX_SOAP_BODY),
             url,
-            timeout,
             cookie: Mutex::new(None),
             content: Mutex::new(None),
             logout_on_drop: true,
@@ -112,28 +111,30 @@ impl Vim {
             .ok_or_else(|| Error::InvalidState("not connected".into()))
     }
 
-    /// One SOAP call; returns the `…Response` element.
+    /// One SOAP call; returns the `…Response` element. Reads are retried by the kit's rule;
+    /// calls that start something (a task, a lease) only where vCenter cannot have acted.
     pub async fn call(&self, method: &str, inner: &str) -> Result<Node> {
         let body = format!(
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body><{method} xmlns=\"urn:vim25\">{inner}</{method}></soapenv:Body></soapenv:Envelope>"
         );
-        let mut req = self
-            .http
-            .post(self.url.clone())
-            .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-            .header("SOAPAction", "\"urn:vim25/8.0\"")
-            .timeout(self.timeout)
-            .body(body);
-        if let Some(c) = self.cookie() {
-            let mut v = reqwest::header::HeaderValue::from_str(&c).map_err(|_| {
-                Error::Remote("the server's session cookie is not a valid header".into())
-            })?;
-            v.set_sensitive(true);
-            req = req.header(COOKIE, v);
-        }
         let what = format!("vSphere {method}");
-        let resp = req.send().await.map_err(|e| Error::http(&what, e))?;
-        for v in resp.headers().get_all(SET_COOKIE) {
+        let call = Call {
+            what: &what,
+            idempotent: idempotent(method),
+            cancel: None,
+        };
+        let a = self
+            .client
+            .send(&call, self, &|| {
+                self.client
+                    .http
+                    .post(self.url.clone())
+                    .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+                    .header("SOAPAction", "\"urn:vim25/8.0\"")
+                    .body(body.clone())
+            })
+            .await?;
+        for v in a.headers.get_all(SET_COOKIE) {
             if let Ok(s) = v.to_str()
                 && let Some(first) = s.split(';').next()
                 && first.trim_start().starts_with("vmware_soap_session=")
@@ -141,25 +142,21 @@ impl Vim {
                 *lock(&self.cookie) = Some(first.trim().to_string());
             }
         }
-        let status = resp.status();
+        let status = a.status;
         if status.is_redirection() {
             return Err(Error::Remote(format!(
                 "{what}: HTTP {status}; SOAP calls follow no redirect (it would carry the session elsewhere)"
             )));
         }
-        let body = read_capped(resp, MAX_SOAP_BODY, &what).await?;
-        let text = String::from_utf8_lossy(&body);
+        if self.is_error(status, &a.body) {
+            return Err(answer_error(&what, self, &a));
+        }
+        let text = String::from_utf8_lossy(&a.body);
         let doc = parse(&text).map_err(|e| {
             Error::Remote(format!(
                 "vSphere {method}: HTTP {status}, and the answer is not SOAP ({e})"
             ))
         })?;
-        if let Some(fault) = doc.find("Fault") {
-            return Err(fault_error(method, fault));
-        }
-        if !status.is_success() {
-            return Err(Error::Remote(format!("vSphere {method}: HTTP {status}")));
-        }
         let want = format!("{method}Response");
         doc.find(&want)
             .cloned()
@@ -318,8 +315,59 @@ impl Vim {
     }
 }
 
-/// Maps a SOAP fault to our error, by the fault's type.
-fn fault_error(method: &str, fault: &Node) -> Error {
+/// Methods that start something in vCenter (a snapshot, an export lease): sent again only
+/// where vCenter cannot have acted on the first (see the kit's rule).
+fn idempotent(method: &str) -> bool {
+    !(method.ends_with("_Task") || matches!(method, "ExportVm" | "ExportSnapshot"))
+}
+
+/// SOAP: the session cookie signs; a fault is an error whatever the status (vCenter sends
+/// them with 500), and its type says what it is.
+impl Dialect for Vim {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if let Some(c) = self.cookie() {
+                let mut v = reqwest::header::HeaderValue::from_str(&c).map_err(|_| {
+                    Error::Remote("the server's session cookie is not a valid header".into())
+                })?;
+                v.set_sensitive(true);
+                req.headers_mut().insert(COOKIE, v);
+            }
+            Ok(())
+        })
+    }
+
+    fn is_error(&self, status: reqwest::StatusCode, body: &[u8]) -> bool {
+        !status.is_success() || fault_of(body).is_some()
+    }
+
+    fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+        fault_of(&a.body)
+    }
+
+    fn classify(&self, kind: &str) -> Option<CodeClass> {
+        Some(CodeClass::Kind(match kind {
+            "InvalidLogin" | "NotAuthenticated" | "NoPermission" | "InvalidLoginFault" => {
+                ErrorKind::Auth
+            }
+            "ManagedObjectNotFound" => ErrorKind::NotFound,
+            "InvalidArgument" | "InvalidRequest" => ErrorKind::InvalidArgument,
+            "NotSupported" | "MethodNotFound" => ErrorKind::Unsupported,
+            "InvalidPowerState" | "InvalidState" | "TaskInProgress" => ErrorKind::InvalidState,
+            // A fault is a definite answer: never retried.
+            _ => ErrorKind::Remote,
+        }))
+    }
+}
+
+/// A SOAP fault in an answer: (its type, its faultstring).
+fn fault_of(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("Fault") {
+        return None;
+    }
+    let doc = parse(text).ok()?;
+    let fault = doc.find("Fault")?;
     let msg = fault
         .child_text("faultstring")
         .unwrap_or("")
@@ -333,19 +381,6 @@ fn fault_error(method: &str, fault: &Node) -> Error {
                 .map(str::to_string)
                 .unwrap_or_else(|| f.name.trim_end_matches("Fault").to_string())
         })
-        .unwrap_or_default();
-    let text = if msg.is_empty() {
-        format!("vSphere {method}: {kind}")
-    } else {
-        format!("vSphere {method}: {msg} ({kind})")
-    };
-    match kind.as_str() {
-        "InvalidLogin" | "NotAuthenticated" | "NoPermission" | "InvalidLoginFault" => {
-            Error::Auth(text)
-        }
-        "ManagedObjectNotFound" => Error::NotFound(text),
-        "InvalidArgument" | "InvalidRequest" => Error::InvalidArgument(text),
-        "NotSupported" | "MethodNotFound" => Error::Unsupported(text),
-        _ => Error::Remote(text),
-    }
+        .unwrap_or_else(|| "Fault".to_string());
+    Some((kind, msg))
 }

@@ -1,0 +1,20 @@
+//! The provider kit: what every cloud provider builds on, so that a 503, a `Retry-After`, a
+//! private CA or a slow endpoint is handled the same way whichever cloud it comes from.
+//!
+//! - [`config`]: the network keys every provider's config accepts ([`NetConfig`]: CA bundle,
+//!   insecure flag, connect timeout, API deadline), split off the provider's own keys.
+//! - [`api`]: one client for cloud API calls ([`ApiClient`]): one retry rule (the downloader's,
+//!   `transfer::retry`), a deadline per attempt, `Retry-After` as seconds or a date, cancel, and
+//!   one mapping from status + cloud error code to [`crate::ErrorKind`]. A cloud plugs in only
+//!   its signing and how to read its error bodies ([`Dialect`]).
+//! - [`net`]: the reqwest client builder (our TLS stack, extra CAs, redirect policy), capped
+//!   body reads, header maps.
+//! - [`text`]: one-line messages out of cloud answers, percent-decoding.
+
+pub(crate) mod api;
+pub(crate) mod config;
+pub(crate) mod net;
+pub(crate) mod text;
+
+pub(crate) use api::{Answer, ApiClient, Call, CodeClass, Dialect};
+pub(crate) use config::parse_config;
