@@ -5,9 +5,15 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::export::job::Job;
-use crate::export::options::CommonOptions;
 use crate::export::{Export, ExportResult, ExportShared, ProgressCallback, dispatch};
-use crate::providers::{Provider, new_provider};
+use crate::providers::{self, new_provider};
+use crate::seam::Provider;
+use crate::seam::options::CommonOptions;
+
+/// The providers compiled into this build (the registry is the one place that knows them).
+pub fn available_providers() -> Vec<&'static str> {
+    providers::available()
+}
 
 /// A configured provider (one login, one HTTP connection pool) that starts exports. Cheap to
 /// clone; usable from any thread. Exports keep what they need alive, so a client may be dropped
@@ -43,7 +49,7 @@ impl Client {
     /// `disk`, `snapshot`, `vm`, `object`), `name_contains`, and the provider's own keys (a
     /// zone, a resource group, a bucket and prefix…). Blocks until the cloud answers (at most
     /// five minutes).
-    pub fn list_sources(&self, filter_json: &str) -> Result<Vec<crate::providers::SourceInfo>> {
+    pub fn list_sources(&self, filter_json: &str) -> Result<Vec<crate::seam::SourceInfo>> {
         crate::runtime::check_not_forked()?;
         let mut scope = match filter_json.trim() {
             "" => serde_json::Map::new(),

@@ -47,6 +47,7 @@ mod progress;
 mod proptests;
 mod providers;
 mod runtime;
+mod seam;
 mod secret;
 mod settings;
 mod sync;
@@ -54,11 +55,12 @@ mod sys;
 mod transfer;
 
 pub use client::Client;
+pub use client::available_providers;
 pub use error::{Error, ErrorKind, ExportError, Result};
 pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
 pub use progress::{Phase, Progress};
-pub use providers::SourceInfo;
-pub use providers::available as available_providers;
+pub use seam::SourceInfo;
+pub use seam::ledger::CleanupStep;
 pub use settings::{GlobalSettings, configure};
 
 /// The library version.

@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::error::Error;
-use crate::export::options::CommonOptions;
 use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::seam::options::CommonOptions;
 use crate::transfer::journal::{Journal, Validator};
 
 /// Any JSON value, a few levels deep, with the keys the parser knows mixed among others.

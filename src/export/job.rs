@@ -14,7 +14,7 @@ use super::queue::SlotQueue;
 use super::{ChecksumResult, ErrorResult, ExportResult, ExportShared, FileResult};
 use crate::error::{Error, ExportError, Result};
 use crate::progress::Phase;
-use crate::providers::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::seam::{CleanupCtx, Flow, FlowCtx, Ledger, Outcome, Provider};
 use crate::sync::{lock, panic_text};
 use crate::transfer::outdir::DestLock;
 use crate::transfer::throttle::RateLimiter;
@@ -65,6 +65,7 @@ impl Job {
         let shared = self.shared.clone();
         let progress = shared.progress.clone();
         let partials: Partials = Arc::default();
+        let ledger: Arc<Ledger> = Arc::default();
 
         let slot = tokio::select! {
             biased;
@@ -73,7 +74,7 @@ impl Job {
         };
         let outcome: Result<Done> = match slot {
             None => Err(Error::Cancelled),
-            Some(_) => AssertUnwindSafe(self.run_flow(&partials))
+            Some(_) => AssertUnwindSafe(self.run_flow(&partials, &ledger))
                 .catch_unwind()
                 .await
                 .unwrap_or_else(|p| {
@@ -91,10 +92,12 @@ impl Job {
             (Err(_), false) => Outcome::Failure,
         };
 
-        // Cleanup on every path, with a fresh deadline that a cancel does not cut short.
+        // Cleanup on every path, with a fresh deadline that a cancel does not cut short: the
+        // flow's own cleanup, then the ledger's undo steps (newest first) in what is left.
         let deadline = self.flow.cleanup_deadline();
+        let cleanup_started = std::time::Instant::now();
         let cctx = CleanupCtx::new(progress.clone(), kind);
-        let cleanup = match tokio::time::timeout(
+        let mut cleanup = match tokio::time::timeout(
             deadline,
             AssertUnwindSafe(self.flow.cleanup(&cctx)).catch_unwind(),
         )
@@ -105,6 +108,22 @@ impl Job {
             Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&*p))),
             Err(_) => Some(format!("cleanup did not finish within {deadline:?}")),
         };
+        let steps = ledger
+            .run(
+                kind == Outcome::Success,
+                &progress,
+                deadline.saturating_sub(cleanup_started.elapsed()),
+            )
+            .await;
+        let failed_steps: Vec<String> = steps
+            .iter()
+            .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.step)))
+            .collect();
+        if !failed_steps.is_empty() {
+            let mut all: Vec<String> = cleanup.into_iter().collect();
+            all.extend(failed_steps);
+            cleanup = Some(all.join("; "));
+        }
         if let Some(c) = &cleanup {
             tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
         }
@@ -163,17 +182,19 @@ impl Job {
                 phase: e.phase.as_str(),
             }),
             cleanup_error: cleanup,
+            cleanup: steps,
             provider: self.flow.result_fields(),
             export_error,
         };
         shared.set_result(result);
     }
 
-    async fn run_flow(&mut self, partials: &Partials) -> Result<Done> {
+    async fn run_flow(&mut self, partials: &Partials, ledger: &Arc<Ledger>) -> Result<Done> {
         let shared = self.shared.clone();
         let progress = shared.progress.clone();
         progress.set_phase(Phase::Preparing);
-        let fctx = FlowCtx::new(progress.clone(), shared.cancel.clone());
+        let fctx =
+            FlowCtx::new(progress.clone(), shared.cancel.clone()).with_ledger(ledger.clone());
         let sources = {
             let prepare = self.flow.prepare(&fctx);
             tokio::pin!(prepare);

@@ -4,7 +4,7 @@
 
 pub(crate) mod dispatch;
 pub(crate) mod job;
-pub(crate) mod options;
+pub(crate) use crate::seam::options;
 pub(crate) mod queue;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,6 +70,8 @@ pub struct ExportResult {
     pub error: Option<ErrorResult>,
     /// A cleanup step that failed (the export's own status is kept).
     pub cleanup_error: Option<String>,
+    /// Every step of the cleanup ledger that ran, in run order (newest registration first).
+    pub cleanup: Vec<crate::seam::ledger::CleanupStep>,
     /// Provider-specific fields (task id, bucket, …).
     #[serde(flatten)]
     pub provider: serde_json::Map<String, serde_json::Value>,

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::FlowCtx;
 use crate::error::{Error, Result};
+use crate::seam::FlowCtx;
 
 /// One look at cloud-side work.
 pub(crate) enum Poll<T> {

@@ -24,10 +24,11 @@ use url::Url;
 
 use super::kit::ApiClient;
 use super::kit::config::parse_with_net;
-use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::options::parse_provider_options;
+use crate::seam::ledger::StepId;
+use crate::seam::options::parse_provider_options;
+use crate::seam::{Flow, FlowCtx, Provider, When};
 use crate::transfer::FileSource;
 use api::{Api, S3Urls};
 use config::{AwsConfig, AwsOptions};
@@ -103,9 +104,9 @@ impl Provider for AwsProvider {
     fn list<'a>(
         &'a self,
         scope: &'a serde_json::Map<String, serde_json::Value>,
-    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::seam::SourceInfo>>> {
         Box::pin(async move {
-            use super::SourceInfo;
+            use crate::seam::SourceInfo;
             super::scope_keys("aws", scope, &["bucket", "prefix"])?;
             let api = &self.api;
             let mut out = Vec::new();
@@ -206,7 +207,7 @@ impl Provider for AwsProvider {
     fn plan(
         &self,
         source_id: &str,
-        _common: &crate::export::options::CommonOptions,
+        _common: &crate::seam::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: AwsOptions = parse_provider_options(options)?;
@@ -242,7 +243,6 @@ impl Provider for AwsProvider {
             source,
             opts: o,
             task: None,
-            task_done: false,
             object: None,
         }))
     }
@@ -260,9 +260,9 @@ struct AwsFlow {
     client_token: String,
     source: Source,
     opts: AwsOptions,
-    /// The export task we started; cleanup cancels it unless it completed.
+    /// The export task we started (for the result; the ledger cancels it unless it
+    /// completed).
     task: Option<Task>,
-    task_done: bool,
     object: Option<(String, String)>,
 }
 
@@ -280,9 +280,10 @@ impl AwsFlow {
                     task::start_instance(&self.api, ctx, &self.opts, &bucket, &id).await?;
                 let task_id = t.id().to_string();
                 // From here on, cleanup cancels the task unless it completes.
+                let step = cancel_step(ctx, &self.api, &t);
                 self.task = Some(t);
                 let key = task::wait_instance(&self.api, ctx, &self.opts, &task_id).await?;
-                self.task_done = true;
+                ctx.ledger().forget(step);
                 let ext = if self.opts.container_format.is_some() {
                     "ova".to_string()
                 } else {
@@ -300,14 +301,29 @@ impl AwsFlow {
                     task::start_image(&self.api, ctx, &self.opts, &bucket, &id, &self.client_token)
                         .await?;
                 let task_id = t.id().to_string();
+                let step = cancel_step(ctx, &self.api, &t);
                 self.task = Some(t);
                 task::wait_image(&self.api, ctx, &self.opts, &task_id).await?;
-                self.task_done = true;
+                ctx.ledger().forget(step);
                 Ok((bucket, format!("{prefix}{task_id}.{format}")))
             }
             Source::Object { bucket, key } => Ok((bucket.clone(), key.clone())),
         }
     }
+}
+
+/// Registers the cancel of a task that is running in the cloud: it runs on every outcome that
+/// is not a success, until the task completes.
+fn cancel_step(ctx: &FlowCtx, api: &Arc<Api>, t: &Task) -> StepId {
+    let (api, t) = (api.clone(), t.clone());
+    ctx.ledger().add(
+        format!("cancelling export task {}", t.id()),
+        When::UnlessSuccess,
+        move || {
+            let (api, t) = (api.clone(), t.clone());
+            async move { t.cancel(&api).await }
+        },
+    )
 }
 
 impl Flow for AwsFlow {
@@ -316,34 +332,20 @@ impl Flow for AwsFlow {
             let (bucket, key) = self.run_task(ctx).await?;
             ctx.message("");
             self.object = Some((bucket.clone(), key.clone()));
+            if self.opts.delete_s3_object_after_download {
+                let (api, b, k) = (self.api.clone(), bucket.clone(), key.clone());
+                ctx.ledger().add(
+                    format!("deleting s3://{bucket}/{key}"),
+                    When::OnSuccess,
+                    move || {
+                        let (api, b, k) = (api.clone(), b.clone(), k.clone());
+                        async move { s3::delete_object(&api, &b, &k).await }
+                    },
+                );
+            }
             let src =
                 s3::file_source(&self.api, &bucket, &key, self.opts.file_name.as_deref()).await?;
             Ok(vec![src])
-        })
-    }
-
-    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            // A task still running in the cloud is cancelled on every path but success.
-            if let Some(task) = &self.task
-                && !self.task_done
-                && ctx.outcome != Outcome::Success
-            {
-                ctx.message(&format!("cancelling export task {}", task.id()));
-                ctx.retry("cancelling the export task", || task.cancel(&self.api))
-                    .await?;
-            }
-            if ctx.outcome == Outcome::Success
-                && self.opts.delete_s3_object_after_download
-                && let Some((bucket, key)) = &self.object
-            {
-                ctx.message(&format!("deleting s3://{bucket}/{key}"));
-                ctx.retry("deleting the exported object", || {
-                    s3::delete_object(&self.api, bucket, key)
-                })
-                .await?;
-            }
-            Ok(())
         })
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::api::{Api, list_param};
 use super::config::AwsOptions;
 use crate::error::{Error, Result};
-use crate::providers::FlowCtx;
 use crate::providers::poll::{Backoff, Poll, poll_until};
+use crate::seam::FlowCtx;
 
 /// An export task we started (its id is what cleanup cancels).
 #[derive(Clone, Debug)]

@@ -13,10 +13,10 @@ use url::Url;
 
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::FlowCtx;
 use crate::providers::kit::text::one_line;
 use crate::providers::kit::{ApiClient, Call, CodeClass, Dialect};
 use crate::providers::poll::{Backoff, Poll, poll_until};
+use crate::seam::FlowCtx;
 use crate::transfer::retry::retry_after;
 
 /// `Microsoft.Compute` API version for disks, snapshots and VMs (has `fileFormat` on grants).

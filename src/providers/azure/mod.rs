@@ -29,11 +29,11 @@ use url::Url;
 use super::kit::config::parse_with_net;
 use super::kit::net::Redirects;
 use super::kit::text::percent_decode;
-use super::{CleanupCtx, Flow, FlowCtx, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::options::parse_provider_options;
 use crate::paths::sanitize_file_name;
+use crate::seam::options::parse_provider_options;
+use crate::seam::{CleanupCtx, Flow, FlowCtx, Provider};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 use arm::Arm;
@@ -118,7 +118,7 @@ impl Provider for AzureProvider {
     fn list<'a>(
         &'a self,
         scope: &'a serde_json::Map<String, Value>,
-    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::seam::SourceInfo>>> {
         Box::pin(async move {
             super::scope_keys("azure", scope, &["resource_group"])?;
             let rg = super::scope_str(scope, "resource_group")?.or(self.resource_group.as_deref());
@@ -140,7 +140,7 @@ impl Provider for AzureProvider {
                         continue;
                     };
                     let p = &v["properties"];
-                    out.push(super::SourceInfo {
+                    out.push(crate::seam::SourceInfo {
                         // An ARM id is itself an export source (disk, snapshot or VM).
                         id: id.to_string(),
                         kind: what,
@@ -160,7 +160,7 @@ impl Provider for AzureProvider {
     fn plan(
         &self,
         source_id: &str,
-        _common: &crate::export::options::CommonOptions,
+        _common: &crate::seam::options::CommonOptions,
         options: serde_json::Map<String, Value>,
     ) -> Result<Box<dyn Flow>> {
         let opts: AzureOptions = parse_provider_options(options)?;

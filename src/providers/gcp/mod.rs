@@ -30,11 +30,11 @@ use super::kit::config::parse_with_net;
 use super::kit::net::Redirects;
 use super::kit::text::one_line;
 use super::poll::{Backoff, Poll, poll_until};
-use super::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::options::{CommonOptions, parse_provider_options};
 use crate::paths::sanitize_file_name;
+use crate::seam::options::{CommonOptions, parse_provider_options};
+use crate::seam::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 use api::Gce;
@@ -141,9 +141,9 @@ impl Provider for GcpProvider {
     fn list<'a>(
         &'a self,
         scope: &'a serde_json::Map<String, Value>,
-    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::seam::SourceInfo>>> {
         Box::pin(async move {
-            use super::SourceInfo;
+            use crate::seam::SourceInfo;
             super::scope_keys("gcp", scope, &["project", "zone", "bucket", "prefix"])?;
             let project = super::scope_str(scope, "project")?.or(self.cfg.project.as_deref());
             let zone = super::scope_str(scope, "zone")?.or(self.cfg.zone.as_deref());

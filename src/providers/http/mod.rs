@@ -10,11 +10,11 @@ use url::Url;
 use super::kit::config::parse_with_net;
 use super::kit::net::{Redirects, header_map};
 use super::kit::text::percent_decode;
-use super::{Flow, FlowCtx, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::options::parse_provider_options;
 use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::seam::options::parse_provider_options;
+use crate::seam::{Flow, FlowCtx, Provider};
 use crate::secret::Secret;
 use crate::transfer::{Checksum, FileSource, HttpSource};
 
@@ -154,7 +154,7 @@ impl Provider for HttpProvider {
     fn plan(
         &self,
         source_id: &str,
-        _common: &crate::export::options::CommonOptions,
+        _common: &crate::seam::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: HttpOptions = parse_provider_options(options)?;

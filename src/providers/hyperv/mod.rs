@@ -24,12 +24,12 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::kit::parse_config;
-use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::options::{CommonOptions, parse_provider_options};
 use crate::paths::sanitize_file_name;
 use crate::providers::process::Line;
+use crate::seam::options::{CommonOptions, parse_provider_options};
+use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::sync::lock;
 use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, WriterState, Written};
 use config::{ExportType, HyperVConfig, HyperVOptions, Transport, VmRef};
@@ -55,7 +55,7 @@ impl Provider for HyperVProvider {
     fn list<'a>(
         &'a self,
         scope: &'a serde_json::Map<String, Value>,
-    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::seam::SourceInfo>>> {
         Box::pin(async move {
             super::scope_keys("hyperv", scope, &[])?;
             let lines = self
@@ -70,7 +70,7 @@ impl Provider for HyperVProvider {
             Ok(lines
                 .into_iter()
                 .filter(|l| l["event"] == "vm")
-                .map(|l| super::SourceInfo {
+                .map(|l| crate::seam::SourceInfo {
                     id: l["id"].as_str().unwrap_or_default().to_string(),
                     kind: "vm",
                     name: l["name"].as_str().unwrap_or_default().to_string(),

@@ -21,11 +21,11 @@ use super::kit::config::parse_with_net;
 use super::kit::net::Redirects;
 use super::poll::{Backoff, Poll, poll_until};
 use super::xml;
-use super::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::export::options::parse_provider_options;
 use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::seam::options::parse_provider_options;
+use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
 use crate::secret::Secret;
 use crate::transfer::{Downloaded, FileSource, HttpSource, OutDir};
 use soap::{Moref, Vim};
@@ -125,7 +125,7 @@ impl Provider for VsphereProvider {
     fn list<'a>(
         &'a self,
         scope: &'a serde_json::Map<String, serde_json::Value>,
-    ) -> BoxFuture<'a, Result<Vec<super::SourceInfo>>> {
+    ) -> BoxFuture<'a, Result<Vec<crate::seam::SourceInfo>>> {
         Box::pin(async move {
             super::scope_keys("vsphere", scope, &[])?;
             let vms = self
@@ -147,7 +147,7 @@ impl Provider for VsphereProvider {
                             .map(|(_, v)| v.text.clone())
                     };
                     let template = get("config.template").as_deref() == Some("true");
-                    super::SourceInfo {
+                    crate::seam::SourceInfo {
                         id: m.value.clone(),
                         kind: if template { "image" } else { "vm" },
                         name: get("name").unwrap_or_default(),
@@ -162,7 +162,7 @@ impl Provider for VsphereProvider {
     fn plan(
         &self,
         source_id: &str,
-        _common: &crate::export::options::CommonOptions,
+        _common: &crate::seam::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: VsphereOptions = parse_provider_options(options)?;

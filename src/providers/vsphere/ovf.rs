@@ -5,7 +5,7 @@
 use std::io::Write as _;
 
 use crate::error::{Error, Result};
-use crate::providers::AfterDownload;
+use crate::seam::AfterDownload;
 use crate::transfer::{Digest, Downloaded, OutDir};
 
 /// The names `write` makes: `.ovf` (+ `.mf`), or one `.ova`.
