@@ -6,10 +6,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use clap::Args;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::run::Job;
+use crate::item::Item;
+use crate::run;
+
+#[derive(Args)]
+pub(crate) struct BatchArgs {
+    /// The batch profile (TOML).
+    file: PathBuf,
+    #[command(flatten)]
+    out: run::Output,
+}
 
 pub(crate) const EXAMPLE: &str = r#"Profile example (migration.toml):
   max_concurrent = 6
@@ -108,10 +118,9 @@ fn resolve(path: &Path, name: &str, e: &ProviderEntry) -> Result<(String, String
                 "[providers.{name}]: give config or config_file, not both"
             ));
         }
-        (Some(t), None) => match serde_json::to_value(t) {
-            Ok(Value::Object(m)) => m,
-            _ => return Err(format!("[providers.{name}]: config is not a table")),
-        },
+        (Some(t), None) => {
+            json_object(t).ok_or_else(|| format!("[providers.{name}]: config is not a table"))?
+        }
         (None, Some(f)) => {
             let p = base.join(f);
             let text = std::fs::read_to_string(&p)
@@ -159,13 +168,26 @@ fn resolve(path: &Path, name: &str, e: &ProviderEntry) -> Result<(String, String
     ))
 }
 
-pub(crate) fn run(path: &Path, out: &crate::Output) -> Result<u8, String> {
+pub(crate) fn run(a: &BatchArgs) -> Result<u8, String> {
+    let path = a.file.as_path();
     let profile = load(path)?;
     if profile.export.is_empty() {
         return Err(format!("profile {}: no [[export]]", path.display()));
     }
+    let items = items(path, &profile)?;
+    let out = run::Output {
+        json: a.out.json,
+        max_concurrent: profile.max_concurrent.unwrap_or(a.out.max_concurrent),
+    };
+    Ok(run::run_all(items, &out))
+}
+
+/// One item per source of every `[[export]]`. A provider entry is resolved (its secrets read)
+/// and its client built once, however many `[[export]]` tables name it.
+fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
+    let profile_path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
     let mut clients: BTreeMap<String, (String, Arc<hypersdk::Client>)> = BTreeMap::new();
-    let mut jobs = Vec::new();
+    let mut items = Vec::new();
     for x in &profile.export {
         if !clients.contains_key(&x.provider) {
             let entry = profile.providers.get(&x.provider).ok_or_else(|| {
@@ -180,38 +202,32 @@ pub(crate) fn run(path: &Path, out: &crate::Output) -> Result<u8, String> {
             clients.insert(x.provider.clone(), (provider, Arc::new(client)));
         }
         let (provider, client) = clients[&x.provider].clone();
-        let mut options: Map<String, Value> = match &x.options {
-            Some(t) => match serde_json::to_value(t) {
-                Ok(Value::Object(m)) => m,
-                _ => Map::new(),
-            },
-            None => Map::new(),
-        };
+        let mut options = x.options.as_ref().and_then(json_object).unwrap_or_default();
         options.insert(
             "output_dir".into(),
             Value::from(x.output.display().to_string()),
         );
         options.insert("priority".into(), x.priority.into());
         for s in &x.sources {
-            jobs.push(Job {
+            items.push(Item {
                 label: format!("{}:{s}", x.provider),
                 provider: provider.clone(),
                 source: s.clone(),
                 client: client.clone(),
                 options: options.clone(),
                 config_file: None,
-                profile: Some((
-                    std::fs::canonicalize(path).unwrap_or(path.to_path_buf()),
-                    x.provider.clone(),
-                )),
+                profile: Some((profile_path.clone(), x.provider.clone())),
             });
         }
     }
-    let out = crate::Output {
-        json: out.json,
-        max_concurrent: profile.max_concurrent.unwrap_or(out.max_concurrent),
-    };
-    Ok(crate::run::run_all(jobs, &out))
+    Ok(items)
+}
+
+fn json_object(t: &toml::Table) -> Option<Map<String, Value>> {
+    match serde_json::to_value(t) {
+        Ok(Value::Object(m)) => Some(m),
+        _ => None,
+    }
 }
 
 #[cfg(test)]

@@ -3,15 +3,25 @@
 //! terminal, JSON events with `--json`), a summary, exit codes that follow the worst outcome,
 //! a local history with resume, and Ctrl+C that undoes the cloud side before it exits.
 
+// Imports point one way, down these layers (each may use any layer below it):
+//   history_cmd → batch → run → history → item, input, exit
+// so a resume can run exports and a run can write the history without a circle.
 mod batch;
+mod exit;
 mod history;
+mod history_cmd;
+mod input;
+mod item;
 mod run;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
+
+use item::Item;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -44,13 +54,13 @@ enum Cmd {
     Export(ExportArgs),
     /// Run a batch profile: several providers, each with its config, sources and options.
     #[command(after_help = batch::EXAMPLE)]
-    Batch(BatchArgs),
+    Batch(batch::BatchArgs),
     /// Past exports (newest first), and resuming a failed or cancelled one.
     #[command(after_help = "Examples:
   hypersdk history
   hypersdk history --json --limit 100
   hypersdk history --resume 12      # runs export 12 again; its journal makes it fetch only what is missing")]
-    History(HistoryArgs),
+    History(history_cmd::HistoryArgs),
     /// The sources a provider can export: instances, images, disks, snapshots, VMs, objects.
     #[command(after_help = "Examples:
   hypersdk list gcp --config gcp.json --kind instance
@@ -83,16 +93,6 @@ struct ListArgs {
 }
 
 #[derive(Args)]
-struct Output {
-    /// One JSON event per progress delivery and per result on stdout.
-    #[arg(long)]
-    json: bool,
-    /// Exports running at once (the rest wait, by priority).
-    #[arg(long, default_value_t = 4)]
-    max_concurrent: u64,
-}
-
-#[derive(Args)]
 struct ExportArgs {
     /// aws, azure, gcp, hyperv, vsphere or http.
     provider: String,
@@ -112,37 +112,15 @@ struct ExportArgs {
     #[arg(long, default_value_t = 0)]
     priority: i32,
     #[command(flatten)]
-    out: Output,
-}
-
-#[derive(Args)]
-struct BatchArgs {
-    /// The batch profile (TOML).
-    file: PathBuf,
-    #[command(flatten)]
-    out: Output,
-}
-
-#[derive(Args)]
-struct HistoryArgs {
-    /// Run this export again (same provider, source, options and config file).
-    #[arg(long, value_name = "ID")]
-    resume: Option<u64>,
-    /// The provider config for --resume, when the original came inline or from stdin.
-    #[arg(long)]
-    config: Option<String>,
-    #[arg(long, default_value_t = 20)]
-    limit: usize,
-    #[arg(long)]
-    json: bool,
+    out: run::Output,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.cmd {
         Cmd::Export(a) => export(a),
-        Cmd::Batch(a) => batch::run(&a.file, &a.out),
-        Cmd::History(a) => history::command(&a),
+        Cmd::Batch(a) => batch::run(&a),
+        Cmd::History(a) => history_cmd::command(&a),
         Cmd::List(a) => list(a),
         Cmd::Providers => {
             for p in hypersdk::available_providers() {
@@ -161,11 +139,10 @@ fn main() -> ExitCode {
 }
 
 fn export(a: ExportArgs) -> Result<u8, String> {
-    let config = load_config(a.config.as_deref())?;
-    let client = std::sync::Arc::new(
-        hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?,
-    );
-    let mut options = parse_options(&a.options)?;
+    let config = input::load_config(a.config.as_deref())?;
+    let client =
+        Arc::new(hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?);
+    let mut options = input::parse_options(&a.options)?;
     options.insert(
         "output_dir".into(),
         Value::from(a.output.display().to_string()),
@@ -173,10 +150,10 @@ fn export(a: ExportArgs) -> Result<u8, String> {
     if a.priority != 0 {
         options.insert("priority".into(), a.priority.into());
     }
-    let jobs = a
+    let items = a
         .sources
         .iter()
-        .map(|s| run::Job {
+        .map(|s| Item {
             label: s.clone(),
             provider: a.provider.clone(),
             source: s.clone(),
@@ -186,11 +163,11 @@ fn export(a: ExportArgs) -> Result<u8, String> {
             profile: None,
         })
         .collect();
-    Ok(run::run_all(jobs, &a.out))
+    Ok(run::run_all(items, &a.out))
 }
 
 fn list(a: ListArgs) -> Result<u8, String> {
-    let config = load_config(a.config.as_deref())?;
+    let config = input::load_config(a.config.as_deref())?;
     let client = hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?;
     let mut filter = match &a.filter {
         Some(f) => match serde_json::from_str(f) {
@@ -209,7 +186,7 @@ fn list(a: ListArgs) -> Result<u8, String> {
         Ok(f) => f,
         Err(e) => {
             eprintln!("hypersdk: {e}");
-            return Ok(run::error_code(e.kind(), false));
+            return Ok(exit::of_kind(e.kind(), false));
         }
     };
     if a.json {
@@ -234,82 +211,4 @@ fn list(a: ListArgs) -> Result<u8, String> {
     }
     println!("{} source(s)", found.len());
     Ok(0)
-}
-
-/// A provider config and, when it came from a file, that file (kept in the history so a resume
-/// reads it again; inline configs are never stored: they may hold secrets).
-pub(crate) struct Config {
-    pub text: String,
-    pub file: Option<PathBuf>,
-}
-
-pub(crate) fn load_config(arg: Option<&str>) -> Result<Config, String> {
-    match arg {
-        None => Ok(Config {
-            text: "{}".into(),
-            file: None,
-        }),
-        Some("-") => {
-            let mut s = String::new();
-            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-                .map_err(|e| format!("reading the config from stdin: {e}"))?;
-            Ok(Config {
-                text: s,
-                file: None,
-            })
-        }
-        Some(t) if t.trim_start().starts_with('{') => Ok(Config {
-            text: t.to_string(),
-            file: None,
-        }),
-        Some(path) => {
-            let p = PathBuf::from(path.strip_prefix('@').unwrap_or(path));
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| format!("config file {}: {e}", p.display()))?;
-            Ok(Config {
-                text,
-                file: Some(std::fs::canonicalize(&p).unwrap_or(p)),
-            })
-        }
-    }
-}
-
-/// `KEY=VALUE` pairs: VALUE as JSON when it parses (numbers, booleans, objects), else text.
-pub(crate) fn parse_options(pairs: &[String]) -> Result<Map<String, Value>, String> {
-    let mut m = Map::new();
-    for p in pairs {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| format!("option {p:?} is not KEY=VALUE"))?;
-        if k.is_empty() {
-            return Err(format!("option {p:?} has no key"));
-        }
-        let v = serde_json::from_str(v).unwrap_or_else(|_| Value::from(v));
-        m.insert(k.to_string(), v);
-    }
-    Ok(m)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn options_parse_as_json_or_text() {
-        let m = parse_options(&[
-            "format=ova".into(),
-            "parallel_disks=4".into(),
-            "overwrite=true".into(),
-            "headers={\"a\":\"b\"}".into(),
-            "name=a=b".into(),
-        ])
-        .unwrap();
-        assert_eq!(m["format"], "ova");
-        assert_eq!(m["parallel_disks"], 4);
-        assert_eq!(m["overwrite"], true);
-        assert_eq!(m["headers"]["a"], "b");
-        assert_eq!(m["name"], "a=b");
-        assert!(parse_options(&["novalue".into()]).is_err());
-        assert!(parse_options(&["=x".into()]).is_err());
-    }
 }

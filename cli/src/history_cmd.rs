@@ -1,0 +1,158 @@
+//! `hypersdk history`: the newest records, or one of them run again. Apart from the store in
+//! `history.rs` because a resume runs exports, and the run itself writes to the store: kept in
+//! one module, the two would import each other.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::item::Item;
+use crate::{batch, history, input, run};
+
+#[derive(Args)]
+pub(crate) struct HistoryArgs {
+    /// Run this export again (same provider, source, options and config file).
+    #[arg(long, value_name = "ID")]
+    resume: Option<u64>,
+    /// The provider config for --resume, when the original came inline or from stdin.
+    #[arg(long)]
+    config: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn command(a: &HistoryArgs) -> Result<u8, String> {
+    let all = history::load()?;
+    match a.resume {
+        Some(id) => resume(a, &all, id),
+        None => {
+            show(a, &all);
+            Ok(0)
+        }
+    }
+}
+
+fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, String> {
+    let rec = all
+        .iter()
+        .find(|v| v["id"].as_u64() == Some(id))
+        .ok_or_else(|| format!("no export {id} in the history"))?;
+    if rec["status"] == "done" {
+        return Err(format!("export {id} is done; nothing to resume"));
+    }
+    let profile = rec["profile"]["path"]
+        .as_str()
+        .zip(rec["profile"]["provider"].as_str())
+        .map(|(p, n)| (PathBuf::from(p), n.to_string()));
+    let provider = rec["provider"].as_str().unwrap_or_default().to_string();
+    // --config wins over the recorded file: the file may have moved, or the original config
+    // came inline and was never stored.
+    let (text, config_file) = match (
+        a.config.as_deref().or(rec["config_file"].as_str()),
+        &profile,
+    ) {
+        (Some(c), _) => {
+            let c = input::load_config(Some(c))?;
+            (c.text, c.file)
+        }
+        (None, Some((p, n))) => (batch::provider_config(p, n)?.1, None),
+        (None, None) => ("{}".to_string(), None),
+    };
+    let client = Arc::new(hypersdk::Client::new(&provider, &text).map_err(|e| e.to_string())?);
+    let source = rec["source"].as_str().unwrap_or_default().to_string();
+    let item = Item {
+        label: format!("{source} (resume of {id})"),
+        provider,
+        source,
+        client,
+        options: rec["options"].as_object().cloned().unwrap_or_default(),
+        config_file,
+        profile,
+    };
+    Ok(run::run_all(
+        vec![item],
+        &run::Output {
+            json: a.json,
+            max_concurrent: 1,
+        },
+    ))
+}
+
+fn show(a: &HistoryArgs, all: &[Value]) {
+    let newest: Vec<&Value> = all.iter().rev().take(a.limit).collect();
+    if a.json {
+        for v in newest {
+            println!("{v}");
+        }
+        return;
+    }
+    println!(
+        "{:<5} {:<20} {:<8} {:<10} {:>12}  source → files",
+        "id", "when (UTC)", "provider", "status", "bytes"
+    );
+    for v in newest {
+        let files: Vec<String> = v["files"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|f| {
+                        format!(
+                            "{} [{}]",
+                            f["path"].as_str().unwrap_or(""),
+                            f["checksum"].as_str().unwrap_or("no checksum")
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<5} {:<20} {:<8} {:<10} {:>12}  {} → {}",
+            v["id"],
+            utc(v["time"].as_u64().unwrap_or(0)),
+            v["provider"].as_str().unwrap_or(""),
+            v["status"].as_str().unwrap_or(""),
+            v["bytes_total"],
+            v["source"].as_str().unwrap_or(""),
+            if files.is_empty() {
+                v["error"]["message"].as_str().unwrap_or("").to_string()
+            } else {
+                files.join(", ")
+            }
+        );
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of a Unix time (UTC), without a date crate.
+fn utc(t: u64) -> String {
+    let (days, secs) = (t / 86_400, t % 86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00");
+        assert_eq!(super::utc(1_795_819_892), "2026-11-27 22:51:32");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,173 @@
+//! Runs many exports at once and shows them: live bars on a terminal (indicatif), plain lines
+//! on a pipe, JSON events with `--json`; then a summary and the exit code of the worst outcome.
+//! Ctrl+C once: every export is cancelled and the command waits for their cloud cleanup,
+//! printing what is being undone; twice: it exits at once.
+
+mod report;
+mod screen;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use hypersdk::{Export, ExportResult};
+use indicatif::ProgressBar;
+use serde_json::{Value, json};
+
+use crate::history;
+use crate::item::Item;
+pub(crate) use report::human;
+use report::{Finished, Refusal};
+use screen::{Lane, Mode, Screen};
+
+#[derive(Args)]
+pub(crate) struct Output {
+    /// One JSON event per progress delivery and per result on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Exports running at once (the rest wait, by priority).
+    #[arg(long, default_value_t = 4)]
+    pub max_concurrent: u64,
+}
+
+/// Presses of Ctrl+C so far. A static because the handler can be set once per process and
+/// outlives any one run.
+static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+fn interrupted() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
+fn on_ctrl_c() {
+    let _ = ctrlc::set_handler(|| {
+        if INTERRUPTS.fetch_add(1, Ordering::SeqCst) >= 1 {
+            // The second press: out now, whatever is still being undone.
+            std::process::exit(130);
+        }
+    });
+}
+
+struct Running {
+    item: Item,
+    lane: Lane,
+    export: Result<Export, Refusal>,
+    result: Option<ExportResult>,
+}
+
+pub(crate) fn run_all(items: Vec<Item>, out: &Output) -> u8 {
+    let mode = Mode::of(out.json);
+    if let Err(e) = hypersdk::configure(
+        &json!({"max_concurrent_exports": out.max_concurrent.max(1)}).to_string(),
+    ) {
+        eprintln!("hypersdk: {e}");
+        return 2;
+    }
+    on_ctrl_c();
+    let screen = Screen::new(mode);
+    let started = Instant::now();
+    let mut running = start(items, &screen);
+    let total = screen.total(running.len());
+    watch(&mut running, &screen, total.as_ref());
+    let interrupted = interrupted();
+    let finished = finish(running, total.as_ref());
+    report::report(&finished, &screen, started.elapsed(), interrupted)
+}
+
+/// Every export is started at once: the library's queue, not this loop, holds back those over
+/// `max_concurrent`, by priority.
+fn start(items: Vec<Item>, screen: &Screen) -> Vec<Running> {
+    items
+        .into_iter()
+        .map(|item| {
+            let bar = screen.bar(&item.label);
+            let callback = screen.callback(&item.label);
+            let opts = Value::Object(item.options.clone()).to_string();
+            let export = item
+                .client
+                .start_export(&item.source, &opts, callback)
+                .map_err(|e| Refusal {
+                    kind: e.kind(),
+                    message: e.to_string(),
+                });
+            Running {
+                item,
+                lane: Lane::new(bar),
+                export,
+                result: None,
+            }
+        })
+        .collect()
+}
+
+/// Polls every export until all have ended. Polled rather than drawn from the progress
+/// callbacks: one loop sees every export at once, which the total bar and Ctrl+C need.
+fn watch(running: &mut [Running], screen: &Screen, total: Option<&ProgressBar>) {
+    let mut cancelled = false;
+    loop {
+        if interrupted() && !cancelled {
+            cancelled = true;
+            screen.interrupted();
+            for r in running.iter() {
+                if let Ok(e) = &r.export {
+                    e.cancel();
+                }
+            }
+        }
+        let mut all_done = true;
+        let (mut done_sum, mut total_sum) = (0u64, 0u64);
+        for r in running.iter_mut() {
+            let Ok(e) = &r.export else { continue };
+            if r.result.is_none() {
+                r.result = e.result();
+            }
+            // Read after the result, so an export's last update shows its final bytes.
+            let p = e.progress();
+            done_sum += p.bytes_done;
+            total_sum += p.bytes_total.max(p.bytes_done);
+            if r.result.is_none() {
+                all_done = false;
+            }
+            r.lane.show(screen.mode, &r.item.label, &p);
+        }
+        if let Some(t) = total {
+            t.set_length(total_sum);
+            t.set_position(done_sum);
+        }
+        if all_done {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Leaves every bar on its last word and records the ended exports in the history, before any
+/// result is printed: the results name their history ids.
+fn finish(running: Vec<Running>, total: Option<&ProgressBar>) -> Vec<Finished> {
+    let finished = running
+        .into_iter()
+        .map(|r| {
+            let (outcome, history_id) = match (r.result, r.export) {
+                (Some(res), _) => {
+                    r.lane.finish(&res);
+                    let id = history::record(&r.item, &res).ok();
+                    (Ok(res), id)
+                }
+                (None, Err(refusal)) => {
+                    r.lane.refused(&refusal.message);
+                    (Err(refusal), None)
+                }
+                (None, Ok(_)) => unreachable!("watch returns once every started export has ended"),
+            };
+            Finished {
+                item: r.item,
+                outcome,
+                history_id,
+                _lane: r.lane,
+            }
+        })
+        .collect();
+    if let Some(t) = total {
+        t.finish();
+    }
+    finished
+}

@@ -1,0 +1,144 @@
+//! After the run: one result event per export (JSON) or the summary table (otherwise), and the
+//! exit code of the worst outcome.
+
+use std::time::Duration;
+
+use hypersdk::{ErrorKind, ExportResult};
+use serde_json::{Value, json};
+
+use super::screen::{Lane, Mode, Screen};
+use crate::exit;
+use crate::item::Item;
+
+/// Why an export never started: the library refused it.
+pub(super) struct Refusal {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// How one item ended, once every export has.
+pub(super) struct Finished {
+    pub item: Item,
+    pub outcome: Result<ExportResult, Refusal>,
+    pub history_id: Option<u64>,
+    /// Kept until the run returns: indicatif drops a dropped bar from its later redraws, so
+    /// letting it go earlier would change the last frame the total bar draws.
+    pub _lane: Lane,
+}
+
+pub(super) fn report(
+    finished: &[Finished],
+    screen: &Screen,
+    elapsed: Duration,
+    interrupted: bool,
+) -> u8 {
+    let mut worst = 0u8;
+    for f in finished {
+        let code = match &f.outcome {
+            Ok(res) => exit::of_result(res, interrupted),
+            // Refused before it ran: a Ctrl+C cannot have caused it.
+            Err(refusal) => exit::of_kind(refusal.kind, false),
+        };
+        worst = worst.max(code);
+        if screen.mode == Mode::Json {
+            screen.emit(&result_event(f, code));
+        }
+    }
+    if screen.mode != Mode::Json {
+        summary(finished, elapsed, interrupted);
+    }
+    worst
+}
+
+fn result_event(f: &Finished, code: u8) -> Value {
+    let mut v = match &f.outcome {
+        Ok(res) => serde_json::from_str(&res.to_json()).unwrap_or(Value::Null),
+        Err(Refusal { message, .. }) => {
+            json!({"status": "failed", "error": {"kind": "invalid_argument", "message": message}})
+        }
+    };
+    v["event"] = "result".into();
+    v["export"] = f.item.label.clone().into();
+    v["provider"] = f.item.provider.clone().into();
+    v["exit_code"] = code.into();
+    if let Some(id) = f.history_id {
+        v["history_id"] = id.into();
+    }
+    v
+}
+
+pub(crate) fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
+    println!();
+    println!(
+        "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  detail",
+        "id", "export", "provider", "status", "files", "bytes", "secs"
+    );
+    for f in finished {
+        let id = f
+            .history_id
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "-".into());
+        let (label, provider) = (&f.item.label, &f.item.provider);
+        match &f.outcome {
+            Ok(r) => {
+                let detail = match r.error() {
+                    Some(e) => e.message.clone(),
+                    None => r
+                        .files
+                        .iter()
+                        .map(|f| f.path.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                let detail = match &r.cleanup_error {
+                    Some(c) => format!("{detail} (cleanup: {c})"),
+                    None => detail,
+                };
+                println!(
+                    "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8.1}  {}",
+                    id,
+                    label,
+                    provider,
+                    r.status,
+                    r.files.len(),
+                    human(r.bytes_total),
+                    r.elapsed_ms as f64 / 1000.0,
+                    detail
+                );
+            }
+            Err(refusal) => println!(
+                "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  {}",
+                id, label, provider, "refused", 0, "-", "-", refusal.message
+            ),
+        }
+    }
+    let done = finished
+        .iter()
+        .filter(|f| f.outcome.as_ref().is_ok_and(|r| r.error().is_none()))
+        .count();
+    println!(
+        "\n{done} of {} exports done in {:.1} s{}",
+        finished.len(),
+        elapsed.as_secs_f64(),
+        if interrupted {
+            " (interrupted; cloud cleanup ran)"
+        } else {
+            ""
+        }
+    );
+}

@@ -1,0 +1,188 @@
+//! What the user sees while the exports run, in one of three modes: bars on a terminal, a line
+//! per change on a pipe (logs and CI), JSON events with `--json` (programs).
+
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hypersdk::{ExportResult, Progress, ProgressCallback};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    Bars,
+    Text,
+    Json,
+}
+
+impl Mode {
+    pub(super) fn of(json: bool) -> Mode {
+        if json {
+            Mode::Json
+        } else if std::io::stdout().is_terminal() {
+            Mode::Bars
+        } else {
+            Mode::Text
+        }
+    }
+}
+
+pub(super) struct Screen {
+    pub mode: Mode,
+    /// Hidden unless `Mode::Bars`, so the other modes can drive the same bars and never draw.
+    multi: MultiProgress,
+    /// Shared with the JSON progress callbacks, which run on the library's threads.
+    stdout: Arc<Mutex<()>>,
+}
+
+impl Screen {
+    pub(super) fn new(mode: Mode) -> Screen {
+        let stdout = Arc::new(Mutex::new(()));
+        let multi = MultiProgress::with_draw_target(if mode == Mode::Bars {
+            ProgressDrawTarget::stdout_with_hz(10)
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        Screen {
+            mode,
+            multi,
+            stdout,
+        }
+    }
+
+    pub(super) fn bar(&self, label: &str) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(0));
+        bar.set_style(style());
+        bar.set_prefix(label.to_string());
+        bar
+    }
+
+    /// Added after every export's bar, so it stays at the bottom. One export needs no total.
+    pub(super) fn total(&self, exports: usize) -> Option<ProgressBar> {
+        (self.mode == Mode::Bars && exports > 1).then(|| {
+            let t = self.multi.add(ProgressBar::new(0));
+            t.set_style(style());
+            t.set_prefix(format!("total ({exports} exports)"));
+            t
+        })
+    }
+
+    /// In JSON mode every progress delivery is an event, not just what the poll happens to see.
+    pub(super) fn callback(&self, label: &str) -> Option<ProgressCallback> {
+        (self.mode == Mode::Json).then(|| {
+            let (label, lock) = (label.to_string(), self.stdout.clone());
+            Box::new(move |p: &Progress| emit(&lock, &progress_json(&label, p))) as ProgressCallback
+        })
+    }
+
+    pub(super) fn interrupted(&self) {
+        let msg = "interrupted: cancelling every export and undoing its cloud side (Ctrl+C again to quit at once)";
+        match self.mode {
+            Mode::Json => self.emit(&json!({"event": "interrupted"})),
+            Mode::Bars => {
+                let _ = self.multi.println(msg);
+            }
+            Mode::Text => eprintln!("{msg}"),
+        }
+    }
+
+    pub(super) fn emit(&self, v: &Value) {
+        emit(&self.stdout, v);
+    }
+}
+
+/// One export's place on the screen.
+pub(super) struct Lane {
+    bar: ProgressBar,
+    last_line: String,
+    last_print: Instant,
+}
+
+impl Lane {
+    pub(super) fn new(bar: ProgressBar) -> Lane {
+        Lane {
+            bar,
+            last_line: String::new(),
+            last_print: Instant::now(),
+        }
+    }
+
+    pub(super) fn show(&mut self, mode: Mode, label: &str, p: &Progress) {
+        let line = describe(p);
+        match mode {
+            Mode::Bars => {
+                self.bar.set_length(p.bytes_total.max(p.bytes_done));
+                self.bar.set_position(p.bytes_done);
+                self.bar.set_message(line.clone());
+            }
+            Mode::Text => {
+                // A line when the phase or message changes, and every 5 s while bytes move.
+                if line != self.last_line || self.last_print.elapsed() > Duration::from_secs(5) {
+                    println!(
+                        "{label}: {line} ({} of {} bytes)",
+                        p.bytes_done, p.bytes_total
+                    );
+                    self.last_print = Instant::now();
+                }
+            }
+            Mode::Json => {}
+        }
+        self.last_line = line;
+    }
+
+    pub(super) fn finish(&self, res: &ExportResult) {
+        self.bar.finish_with_message(match res.error() {
+            None => "done".to_string(),
+            Some(e) => format!("{}: {}", res.status, e.message),
+        });
+    }
+
+    pub(super) fn refused(&self, why: &str) {
+        self.bar.abandon_with_message(why.to_string());
+    }
+}
+
+/// One event per line, never two interleaved: the callbacks and the main loop both write.
+fn emit(lock: &Mutex<()>, v: &Value) {
+    let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{v}");
+    let _ = out.flush();
+}
+
+fn progress_json(label: &str, p: &Progress) -> Value {
+    json!({
+        "event": "progress",
+        "export": label,
+        "phase": p.phase.as_str(),
+        "bytes_done": p.bytes_done,
+        "bytes_total": p.bytes_total,
+        "file_index": p.file_index,
+        "file_count": p.file_count,
+        "file_name": p.file_name,
+        "rate_bytes_per_sec": p.rate_bytes_per_sec,
+        "eta_seconds": p.eta_seconds,
+        "message": p.message,
+    })
+}
+
+fn style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix:<24!} [{bar:28.cyan/blue}] {percent:>3}% {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>11} {eta:>4} {msg}",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ")
+}
+
+fn describe(p: &Progress) -> String {
+    let mut s = p.phase.as_str().to_string();
+    if p.file_count > 1 && p.file_index > 0 {
+        s.push_str(&format!(" file {}/{}", p.file_index, p.file_count));
+    }
+    if !p.message.is_empty() {
+        s.push_str(": ");
+        s.push_str(&p.message);
+    }
+    s
+}
