@@ -226,6 +226,14 @@ hs_status hs_client_list_sources(const hs_client *client,
                                  char **out_json,
                                  hs_error **err);
 
+// What every known provider accepts, as JSON (no client needed): `{"common_options":
+// [{"key", "type", "default"}], "providers": [{"name", "built_in", "sources",
+// "config_keys", "option_keys"}]}`. A provider behind a disabled cargo feature is listed
+// with `built_in: false`. On success `*out_json` is a new string the caller frees with
+// `hs_string_free`. Safe from any thread.
+hs_status hs_provider_info(char **out_json,
+                           hs_error **err);
+
 // Frees a client. Exports started from it keep running and stay valid. NULL is a no-op.
 void hs_client_free(hs_client *client);
 

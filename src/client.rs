@@ -15,6 +15,12 @@ pub fn available_providers() -> Vec<&'static str> {
     providers::available()
 }
 
+/// What every known provider accepts, as JSON: `{"common_options": [{key, type, default}],
+/// "providers": [{name, built_in, sources, config_keys, option_keys}]}` (`hs_provider_info`).
+pub fn provider_info_json() -> String {
+    serde_json::to_string(&providers::schema()).unwrap_or_else(|_| "{}".into())
+}
+
 /// A configured provider (one login, one HTTP connection pool) that starts exports. Cheap to
 /// clone; usable from any thread. Exports keep what they need alive, so a client may be dropped
 /// while its exports run.

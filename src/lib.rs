@@ -55,7 +55,7 @@ mod sys;
 mod transfer;
 
 pub use client::Client;
-pub use client::available_providers;
+pub use client::{available_providers, provider_info_json};
 pub use error::{Error, ErrorKind, ExportError, Result};
 pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
 pub use progress::{Phase, Progress};

@@ -148,6 +148,26 @@ pub extern "C" fn hs_client_list_sources(
     })
 }
 
+/// What every known provider accepts, as JSON (no client needed): `{"common_options":
+/// [{"key", "type", "default"}], "providers": [{"name", "built_in", "sources",
+/// "config_keys", "option_keys"}]}`. A provider behind a disabled cargo feature is listed
+/// with `built_in: false`. On success `*out_json` is a new string the caller frees with
+/// `hs_string_free`. Safe from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_provider_info(
+    out_json: *mut *mut c_char,
+    err: *mut *mut hs_error,
+) -> hs_status {
+    guard(err, || {
+        out_slot(out_json, "out_json")?;
+        let s = std::ffi::CString::new(crate::provider_info_json())
+            .map_err(|_| crate::Error::Internal("provider info holds a NUL".into()))?;
+        // SAFETY: checked by out_slot.
+        unsafe { *out_json = s.into_raw() };
+        Ok(hs_status::HS_STATUS_OK)
+    })
+}
+
 /// Frees a client. Exports started from it keep running and stay valid. NULL is a no-op.
 #[unsafe(no_mangle)]
 pub extern "C" fn hs_client_free(client: *mut hs_client) {

@@ -33,6 +33,7 @@ pub(crate) mod http;
 pub(crate) mod hyperv;
 pub(crate) mod kit;
 pub(crate) mod poll;
+pub(crate) mod schema;
 // The runner for Hyper-V's PowerShell (and any helper to come).
 #[cfg_attr(not(feature = "hyperv"), allow(dead_code))]
 pub(crate) mod process;
@@ -50,6 +51,7 @@ pub(crate) use crate::seam::Provider;
 struct Registration {
     name: &'static str,
     new: fn(&str) -> Result<Arc<dyn Provider>>,
+    info: fn() -> schema::ProviderInfo,
 }
 
 /// Every provider compiled into this build. Adding a provider is one module and one line here.
@@ -58,30 +60,36 @@ const REGISTRY: &[Registration] = &[
     Registration {
         name: "aws",
         new: |c| Ok(Arc::new(aws::AwsProvider::new(c)?)),
+        info: aws::info,
     },
     #[cfg(feature = "azure")]
     Registration {
         name: "azure",
         new: |c| Ok(Arc::new(azure::AzureProvider::new(c)?)),
+        info: azure::info,
     },
     #[cfg(feature = "gcp")]
     Registration {
         name: "gcp",
         new: |c| Ok(Arc::new(gcp::GcpProvider::new(c)?)),
+        info: gcp::info,
     },
     Registration {
         name: "http",
         new: |c| Ok(Arc::new(http::HttpProvider::new(c)?)),
+        info: http::info,
     },
     #[cfg(feature = "hyperv")]
     Registration {
         name: "hyperv",
         new: |c| Ok(Arc::new(hyperv::HyperVProvider::new(c)?)),
+        info: hyperv::info,
     },
     #[cfg(feature = "vsphere")]
     Registration {
         name: "vsphere",
         new: |c| Ok(Arc::new(vsphere::VsphereProvider::new(c)?)),
+        info: vsphere::info,
     },
 ];
 
@@ -92,6 +100,27 @@ const KNOWN: &[&str] = &["aws", "azure", "gcp", "http", "hyperv", "vsphere"];
 /// The providers compiled into this build.
 pub fn available() -> Vec<&'static str> {
     REGISTRY.iter().map(|r| r.name).collect()
+}
+
+/// What every known provider accepts; those not built in are listed by name only.
+pub(crate) fn schema() -> schema::Schema {
+    let providers = KNOWN
+        .iter()
+        .map(|name| match REGISTRY.iter().find(|r| r.name == *name) {
+            Some(r) => (r.info)(),
+            None => schema::ProviderInfo {
+                name,
+                built_in: false,
+                sources: &[],
+                config_keys: Vec::new(),
+                option_keys: Vec::new(),
+            },
+        })
+        .collect();
+    schema::Schema {
+        common_options: schema::common_options(),
+        providers,
+    }
 }
 
 /// Builds a provider by name from its config JSON.

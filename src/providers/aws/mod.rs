@@ -362,6 +362,21 @@ impl Flow for AwsFlow {
     }
 }
 
+/// What this provider accepts (`hs_provider_info`).
+pub(crate) fn info() -> super::schema::ProviderInfo {
+    super::schema::ProviderInfo {
+        name: "aws",
+        built_in: true,
+        sources: &[
+            "i-… (an EC2 instance, through an export task)",
+            "ami-… (an AMI, through ExportImage)",
+            "s3://bucket/key",
+        ],
+        config_keys: super::schema::with_net::<AwsConfig>(),
+        option_keys: super::schema::field_names::<AwsOptions>(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

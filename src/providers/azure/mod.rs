@@ -684,6 +684,21 @@ impl Flow for AzureFlow {
     }
 }
 
+/// What this provider accepts (`hs_provider_info`).
+pub(crate) fn info() -> super::schema::ProviderInfo {
+    super::schema::ProviderInfo {
+        name: "azure",
+        built_in: true,
+        sources: &[
+            "disk:NAME, snapshot:NAME, vm:NAME or NAME (with a resource group)",
+            "an ARM id of a disk, snapshot or VM",
+            "https://… (a page blob URL)",
+        ],
+        config_keys: super::schema::with_net::<AzureConfig>(),
+        option_keys: super::schema::field_names::<AzureOptions>(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

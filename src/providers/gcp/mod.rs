@@ -711,3 +711,18 @@ impl Flow for GcpFlow {
         m
     }
 }
+
+/// What this provider accepts (`hs_provider_info`).
+pub(crate) fn info() -> super::schema::ProviderInfo {
+    super::schema::ProviderInfo {
+        name: "gcp",
+        built_in: true,
+        sources: &[
+            "disk:N, instance:N, image:N or N (with a project and zone)",
+            "projects/P/zones/Z/disks/N, …/instances/N, projects/P/global/images/N",
+            "gs://bucket/object",
+        ],
+        config_keys: super::schema::with_net::<GcpConfig>(),
+        option_keys: super::schema::field_names::<GcpOptions>(),
+    }
+}

@@ -220,6 +220,17 @@ impl Flow for HttpFlow {
     }
 }
 
+/// What this provider accepts (`hs_provider_info`).
+pub(crate) fn info() -> super::schema::ProviderInfo {
+    super::schema::ProviderInfo {
+        name: "http",
+        built_in: true,
+        sources: &["http(s)://… (one URL; or none, with the files option)"],
+        config_keys: super::schema::with_net::<HttpConfig>(),
+        option_keys: super::schema::field_names::<HttpOptions>(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

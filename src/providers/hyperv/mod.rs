@@ -686,3 +686,14 @@ impl Flow for HyperVFlow {
         m
     }
 }
+
+/// What this provider accepts (`hs_provider_info`).
+pub(crate) fn info() -> super::schema::ProviderInfo {
+    super::schema::ProviderInfo {
+        name: "hyperv",
+        built_in: true,
+        sources: &["a VM name or its VMId (GUID)"],
+        config_keys: super::schema::field_names::<HyperVConfig>(),
+        option_keys: super::schema::field_names::<HyperVOptions>(),
+    }
+}

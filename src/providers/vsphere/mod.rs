@@ -599,6 +599,21 @@ fn device_url(raw: &str, host: &str, port: Option<u16>) -> Result<Url> {
     Ok(url)
 }
 
+/// What this provider accepts (`hs_provider_info`).
+pub(crate) fn info() -> super::schema::ProviderInfo {
+    super::schema::ProviderInfo {
+        name: "vsphere",
+        built_in: true,
+        sources: &[
+            "an inventory path (/dc/vm/folder/name)",
+            "a VM name",
+            "a VM id (vm-N)",
+        ],
+        config_keys: super::schema::with_net::<VsphereConfig>(),
+        option_keys: super::schema::field_names::<VsphereOptions>(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
