@@ -11,11 +11,13 @@
 //! on every path by construction, and a flow that removes the thing itself says so
 //! ([`Ledger::forget`]).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
+use super::FlowCtx;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::progress::ProgressState;
@@ -40,7 +42,9 @@ pub(crate) enum When {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct StepId(u64);
 
-type Undo = Box<dyn FnMut() -> BoxFuture<'static, Result<()>> + Send>;
+/// An undo step gets a context for the shared poller (its messages show as the export's
+/// progress message; its cancel never fires: cleanup runs to its end or to its deadline).
+type Undo = Box<dyn FnMut(FlowCtx) -> BoxFuture<'static, Result<()>> + Send>;
 
 struct Entry {
     id: StepId,
@@ -70,7 +74,7 @@ impl Ledger {
     /// Registers `undo` (called again for each retry, so it builds its request afresh).
     pub fn add<F, Fut>(&self, what: impl Into<String>, when: When, mut undo: F) -> StepId
     where
-        F: FnMut() -> Fut + Send + 'static,
+        F: FnMut(FlowCtx) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<()>> + Send + 'static,
     {
         let id = StepId(self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
@@ -78,7 +82,7 @@ impl Ledger {
             id,
             what: what.into(),
             when,
-            undo: Box::new(move || Box::pin(undo())),
+            undo: Box::new(move |ctx| Box::pin(undo(ctx))),
         });
         id
     }
@@ -94,7 +98,7 @@ impl Ledger {
     pub(crate) async fn run(
         &self,
         success: bool,
-        progress: &ProgressState,
+        progress: &Arc<ProgressState>,
         deadline: Duration,
     ) -> Vec<CleanupStep> {
         let entries: Vec<Entry> = std::mem::take(&mut *lock(&self.entries));
@@ -141,21 +145,18 @@ impl Ledger {
 
 /// One step, again while it fails for a reason that may pass, for up to
 /// [`CLEANUP_RETRY_FOR`]; "not found" is done.
-async fn retry_step(what: &str, progress: &ProgressState, undo: &mut Undo) -> Result<()> {
-    match retry_cleanup(what, progress, undo).await {
+async fn retry_step(what: &str, progress: &Arc<ProgressState>, undo: &mut Undo) -> Result<()> {
+    let ctx = FlowCtx::new(progress.clone(), CancellationToken::new());
+    match retry_cleanup(what, progress, || undo(ctx.clone())).await {
         Err(Error::NotFound(_)) => Ok(()),
         r => r,
     }
 }
 
-/// The retry of cleanup calls (also [`super::CleanupCtx::retry`]'s): the library's one rule
+/// The retry of cleanup calls: the library's one rule
 /// (`transfer::retry`), from 0.5 s doubling to 8 s, for up to [`CLEANUP_RETRY_FOR`]; each
 /// retry shows as the progress message.
-pub(crate) async fn retry_cleanup<T, F, Fut>(
-    what: &str,
-    progress: &ProgressState,
-    mut call: F,
-) -> Result<T>
+async fn retry_cleanup<T, F, Fut>(what: &str, progress: &ProgressState, mut call: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
@@ -184,7 +185,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test(start_paused = true)]
@@ -192,7 +192,7 @@ mod tests {
         let l = Ledger::default();
         let order = Arc::new(Mutex::new(Vec::new()));
         let o = order.clone();
-        l.add("first", When::Always, move || {
+        l.add("first", When::Always, move |_| {
             let o = o.clone();
             async move {
                 lock(&o).push("first");
@@ -201,7 +201,7 @@ mod tests {
         });
         let tries = Arc::new(AtomicU32::new(0));
         let (o, t) = (order.clone(), tries.clone());
-        l.add("flaky", When::UnlessSuccess, move || {
+        l.add("flaky", When::UnlessSuccess, move |_| {
             let (o, t) = (o.clone(), t.clone());
             async move {
                 if t.fetch_add(1, Ordering::SeqCst) < 2 {
@@ -211,14 +211,14 @@ mod tests {
                 Ok(())
             }
         });
-        l.add("on success", When::OnSuccess, || async {
+        l.add("on success", When::OnSuccess, |_| async {
             panic!("must not run on failure")
         });
-        l.add("gone", When::Always, || async {
+        l.add("gone", When::Always, |_| async {
             Err(Error::NotFound("no such task".into()))
         });
         let o = order.clone();
-        let forgotten = l.add("forgotten", When::Always, move || {
+        let forgotten = l.add("forgotten", When::Always, move |_| {
             let o = o.clone();
             async move {
                 lock(&o).push("forgotten");
@@ -226,10 +226,10 @@ mod tests {
             }
         });
         l.forget(forgotten);
-        l.add("denied", When::Always, || async {
+        l.add("denied", When::Always, |_| async {
             Err(Error::Auth("no right to delete".into()))
         });
-        let p = ProgressState::new();
+        let p = Arc::new(ProgressState::new());
         let steps = l.run(false, &p, Duration::from_secs(120)).await;
         let names: Vec<(&str, bool)> = steps.iter().map(|s| (s.step.as_str(), s.ok)).collect();
         assert_eq!(
@@ -251,13 +251,13 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_deadline_ends_a_hanging_step_and_success_skips_unless_success_steps() {
         let l = Ledger::default();
-        l.add("undo on failure", When::UnlessSuccess, || async {
+        l.add("undo on failure", When::UnlessSuccess, |_| async {
             panic!("must not run on success")
         });
-        l.add("hangs", When::Always, || {
+        l.add("hangs", When::Always, |_| {
             std::future::pending::<Result<()>>()
         });
-        let p = ProgressState::new();
+        let p = Arc::new(ProgressState::new());
         let steps = l.run(true, &p, Duration::from_secs(5)).await;
         assert_eq!(steps.len(), 1);
         assert!(!steps[0].ok);

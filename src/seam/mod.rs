@@ -93,25 +93,6 @@ impl CleanupCtx {
     pub fn message(&self, msg: &str) {
         self.progress.set_message(msg);
     }
-
-    /// Runs one cloud call of cleanup (cancel a task, abort a lease, revoke access, delete a
-    /// temp image) again while it fails for a reason that may pass — a reset connection, a
-    /// timeout, a 5xx — by the ledger's rule ([`ledger::retry_cleanup`]). The flow's
-    /// `cleanup_deadline` still bounds the whole cleanup.
-    pub async fn retry<T, F, Fut>(&self, what: &str, call: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        ledger::retry_cleanup(what, &self.progress, call).await
-    }
-
-    /// A context for the shared poller during cleanup: messages show, and its cancel never
-    /// fires (cleanup runs to its end or to its deadline).
-    #[cfg_attr(not(any(feature = "azure", feature = "gcp")), allow(dead_code))]
-    pub fn poll_ctx(&self) -> FlowCtx {
-        FlowCtx::new(self.progress.clone(), CancellationToken::new())
-    }
 }
 
 /// What a provider adds after the downloads.

@@ -319,7 +319,7 @@ fn cancel_step(ctx: &FlowCtx, api: &Arc<Api>, t: &Task) -> StepId {
     ctx.ledger().add(
         format!("cancelling export task {}", t.id()),
         When::UnlessSuccess,
-        move || {
+        move |_| {
             let (api, t) = (api.clone(), t.clone());
             async move { t.cancel(&api).await }
         },
@@ -337,7 +337,7 @@ impl Flow for AwsFlow {
                 ctx.ledger().add(
                     format!("deleting s3://{bucket}/{key}"),
                     When::OnSuccess,
-                    move || {
+                    move |_| {
                         let (api, b, k) = (api.clone(), b.clone(), k.clone());
                         async move { s3::delete_object(&api, &b, &k).await }
                     },

@@ -33,7 +33,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
 use crate::seam::options::parse_provider_options;
-use crate::seam::{CleanupCtx, Flow, FlowCtx, Provider};
+use crate::seam::{Flow, FlowCtx, Provider, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 use arm::Arm;
@@ -185,7 +185,7 @@ impl Provider for AzureProvider {
             grants: Vec::new(),
             snapshots: Vec::new(),
             files: Vec::new(),
-            revoked: None,
+            revokes_ok: Arc::default(),
         }))
     }
 }
@@ -226,7 +226,8 @@ struct AzureFlow {
     /// Snapshots we made: (resource group, name); deleted in cleanup.
     snapshots: Vec<(String, String)>,
     files: Vec<Value>,
-    revoked: Option<bool>,
+    /// Grants the cleanup ledger revoked (for the result's `revoked`).
+    revokes_ok: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl AzureFlow {
@@ -277,8 +278,18 @@ impl AzureFlow {
             .collect();
         let base: String = name.chars().take(80 - 10).collect();
         let snap = format!("{base}-hs-{suffix}");
-        // Recorded before the request: a cancel while it runs still deletes it.
+        // Registered before the request: a cancel while it runs still deletes it (and a
+        // snapshot that was never made is "not found", which the ledger counts as done).
         self.snapshots.push((rg.to_string(), snap.clone()));
+        let (arm, srg, sname) = (self.arm.clone(), rg.to_string(), snap.clone());
+        ctx.ledger().add(
+            format!("deleting snapshot {snap}"),
+            When::Always,
+            move |pctx| {
+                let (arm, rg, name) = (arm.clone(), srg.clone(), sname.clone());
+                async move { delete_snapshot(&arm, &pctx, &rg, &name).await }
+            },
+        );
         ctx.waiting_for_cloud(&format!(
             "snapshotting disk {name} (attached to a running VM)"
         ));
@@ -420,27 +431,42 @@ impl AzureFlow {
         }
         Ok(url)
     }
+}
 
-    async fn revoke(&self, ctx: &FlowCtx, g: &Grant) -> Result<()> {
-        let first = self
-            .arm
-            .call(
-                Method::POST,
-                self.arm.url(&g.rg, g.kind, &g.name, Some("endGetAccess")),
-                None,
-            )
-            .await?;
-        self.arm
-            .wait(
-                ctx,
-                &format!("revoking access to {}", g.name),
-                first,
-                Duration::from_secs(600),
-                Duration::from_millis(200),
-            )
-            .await?;
-        Ok(())
-    }
+/// Revokes a read grant (`endGetAccess`) and waits for the operation.
+async fn revoke(arm: &Arm, ctx: &FlowCtx, rg: &str, kind: &str, name: &str) -> Result<()> {
+    let first = arm
+        .call(
+            Method::POST,
+            arm.url(rg, kind, name, Some("endGetAccess")),
+            None,
+        )
+        .await?;
+    arm.wait(
+        ctx,
+        &format!("revoking access to {name}"),
+        first,
+        Duration::from_secs(600),
+        Duration::from_millis(200),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Deletes a snapshot we made and waits for the operation.
+async fn delete_snapshot(arm: &Arm, ctx: &FlowCtx, rg: &str, name: &str) -> Result<()> {
+    let first = arm
+        .call(Method::DELETE, arm.url(rg, "snapshots", name, None), None)
+        .await?;
+    arm.wait(
+        ctx,
+        &format!("deleting snapshot {name}"),
+        first,
+        Duration::from_secs(600),
+        Duration::from_millis(200),
+    )
+    .await?;
+    Ok(())
 }
 
 /// The expiry a SAS states (`se`, ISO 8601).
@@ -491,7 +517,21 @@ impl AzureFlow {
         let mut sources = Vec::new();
         for t in &targets {
             ctx.waiting_for_cloud(&format!("granting read access to {}", t.name));
-            // Recorded before the request: a cancel while it runs still revokes it.
+            // Registered before the request: a cancel while it runs still revokes it.
+            let (arm, rg, kind, name) = (self.arm.clone(), t.rg.clone(), t.kind, t.name.clone());
+            let ok = self.revokes_ok.clone();
+            ctx.ledger().add(
+                format!("revoking read access to {}", t.name),
+                When::Always,
+                move |pctx| {
+                    let (arm, rg, name, ok) = (arm.clone(), rg.clone(), name.clone(), ok.clone());
+                    async move {
+                        revoke(&arm, &pctx, &rg, kind, &name).await?;
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                },
+            );
             self.grants.push(Grant {
                 rg: t.rg.clone(),
                 kind: t.kind,
@@ -608,56 +648,6 @@ impl Flow for AzureFlow {
         Duration::from_secs(300)
     }
 
-    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let pctx = ctx.poll_ctx();
-            let mut errors = Vec::new();
-            if !self.grants.is_empty() {
-                let mut all = true;
-                for g in &self.grants {
-                    ctx.message(&format!("revoking read access to {}", g.name));
-                    if let Err(e) = ctx
-                        .retry("revoking read access", || self.revoke(&pctx, g))
-                        .await
-                    {
-                        all = false;
-                        errors.push(format!("revoking access to {}: {e}", g.name));
-                    }
-                }
-                self.revoked = Some(all);
-            }
-            for (rg, name) in &self.snapshots {
-                ctx.message(&format!("deleting snapshot {name}"));
-                let r = async {
-                    let first = ctx
-                        .retry("deleting the snapshot", || {
-                            self.arm.call(
-                                Method::DELETE,
-                                self.arm.url(rg, "snapshots", name, None),
-                                None,
-                            )
-                        })
-                        .await?;
-                    self.arm
-                        .wait(
-                            &pctx,
-                            &format!("deleting snapshot {name}"),
-                            first,
-                            Duration::from_secs(600),
-                            Duration::from_millis(200),
-                        )
-                        .await
-                }
-                .await;
-                match r {
-                    Ok(_) | Err(Error::NotFound(_)) => {}
-                    Err(e) => errors.push(format!("deleting snapshot {name}: {e}")),
-                }
-            }
-            super::cleanup_result(errors)
-        })
-    }
-
     fn result_fields(&self) -> serde_json::Map<String, Value> {
         let mut m = serde_json::Map::new();
         m.insert("disks".into(), Value::Array(self.files.clone()));
@@ -673,8 +663,9 @@ impl Flow for AzureFlow {
                 })
                 .collect(),
         );
-        if let Some(r) = self.revoked {
-            m.insert("revoked".into(), r.into());
+        if !self.grants.is_empty() {
+            let ok = self.revokes_ok.load(std::sync::atomic::Ordering::Relaxed);
+            m.insert("revoked".into(), (ok == self.grants.len()).into());
         }
         m.insert(
             "sas_renewals".into(),

@@ -33,8 +33,9 @@ use super::poll::{Backoff, Poll, poll_until};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
+use crate::seam::ledger::StepId;
 use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::seam::{Flow, FlowCtx, Provider, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 use api::Gce;
@@ -248,7 +249,7 @@ impl Provider for GcpProvider {
             prefix,
             opts,
             units: Arc::new(Mutex::new(Vec::new())),
-            cleaned: Default::default(),
+            builds_cancelled: Arc::default(),
         }))
     }
 }
@@ -265,7 +266,6 @@ struct Unit {
     image: Option<String>,
     temp_image: bool,
     image_deleted: bool,
-    build_requested: bool,
     build_id: Option<String>,
     build_status: Option<String>,
     build_running: bool,
@@ -277,11 +277,6 @@ struct Unit {
     object_deleted: bool,
 }
 
-#[derive(Debug, Default)]
-struct Cleaned {
-    builds_cancelled: u32,
-}
-
 struct GcpFlow {
     storage: Arc<Storage>,
     gce: Arc<LazyGce>,
@@ -290,7 +285,8 @@ struct GcpFlow {
     prefix: String,
     opts: GcpOptions,
     units: Arc<Mutex<Vec<Unit>>>,
-    cleaned: Cleaned,
+    /// Builds the cleanup ledger cancelled (for the result).
+    builds_cancelled: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl GcpFlow {
@@ -342,14 +338,16 @@ fn disk_parts(link: &str) -> Result<(String, String, String)> {
 
 /// Brings one unit to the point where its object is in Cloud Storage: image (if a disk),
 /// build, object metadata; the file source for it.
+#[allow(clippy::too_many_arguments)]
 async fn prepare_unit(
     ctx: &FlowCtx,
-    gce: &Gce,
-    storage: &Storage,
-    units: &Mutex<Vec<Unit>>,
+    gce: &Arc<Gce>,
+    storage: &Arc<Storage>,
+    units: &Arc<Mutex<Vec<Unit>>>,
     i: usize,
     opts: &GcpOptions,
     (bucket, object): (&str, &str),
+    cancelled: &Arc<std::sync::atomic::AtomicU32>,
 ) -> Result<FileSource> {
     let unit = lock(units)[i].clone();
     let poll = Backoff::fixed(Duration::from_millis(opts.poll_interval_ms));
@@ -377,6 +375,8 @@ async fn prepare_unit(
                         u[i].image = Some(image.clone());
                         u[i].temp_image = true;
                     }
+                    // Registered before the insert: a cancel while it runs still deletes it.
+                    delete_image_step(ctx, gce, units, i, &unit.project, &image);
                     ctx.waiting_for_cloud(&format!("creating image {image} from disk {name}"));
                     let op = gce
                         .insert_image(
@@ -405,7 +405,6 @@ async fn prepare_unit(
                 None => unit.image.clone().expect("an image or a disk"),
             };
             let destination = format!("gs://{bucket}/{object}");
-            lock(units)[i].build_requested = true;
             ctx.waiting_for_cloud(&format!("starting the export of {image} to {destination}"));
             let build = gce
                 .create_build(
@@ -422,6 +421,14 @@ async fn prepare_unit(
                 u[i].build_running = true;
                 u[i].object_ours = true;
             }
+            // The object this build writes goes after a failure or cancel (unless kept for
+            // reuse_object), and only once the build is cancelled: registered first, so it
+            // runs after the cancel.
+            if !opts.reuse_object {
+                delete_object_step(ctx, storage, units, i, When::UnlessSuccess);
+            }
+            let cancel_build =
+                cancel_build_step(ctx, gce, units, i, &unit.project, &build, cancelled);
             let what = format!("export build {build}");
             poll_until(ctx, &what, stage, poll, || async {
                 let s = gce.build(&unit.project, &build).await?;
@@ -434,6 +441,7 @@ async fn prepare_unit(
                     )));
                 }
                 lock(units)[i].build_running = false;
+                ctx.ledger().forget(cancel_build);
                 if s.status == google_cloud_build_v1::model::build::Status::Success {
                     Ok(Poll::Done(()))
                 } else {
@@ -448,12 +456,124 @@ async fn prepare_unit(
         }
     };
     lock(units)[i].object = Some(meta.clone());
+    if opts.delete_object_after_download {
+        delete_object_step(ctx, storage, units, i, When::OnSuccess);
+    }
     let file = lock(units)[i].file.clone();
     let mut src = FileSource::http(file, storage.source(&meta));
     src.size_hint = Some(meta.size);
     src.expected_size = Some(meta.size);
     src.checksum = meta.crc32c.clone();
     Ok(src)
+}
+
+/// Registers the delete of a temporary image (on every outcome), waiting for the operation.
+fn delete_image_step(
+    ctx: &FlowCtx,
+    gce: &Arc<Gce>,
+    units: &Arc<Mutex<Vec<Unit>>>,
+    i: usize,
+    project: &str,
+    image: &str,
+) {
+    let (gce, units) = (gce.clone(), units.clone());
+    let (project, image) = (project.to_string(), image.to_string());
+    ctx.ledger().add(
+        format!("deleting image {image}"),
+        When::Always,
+        move |pctx| {
+            let (gce, units) = (gce.clone(), units.clone());
+            let (project, image) = (project.clone(), image.clone());
+            async move {
+                if let Some(op) = gce.delete_image(&project, &image).await? {
+                    let what = format!("deleting image {image}");
+                    poll_until(
+                        &pctx,
+                        &what,
+                        Duration::from_secs(300),
+                        Backoff::growing(Duration::from_millis(100), Duration::from_secs(5)),
+                        || async {
+                            let s = gce.global_op(&project, &op).await?;
+                            if let Some(e) = s.error {
+                                return Err(Error::Remote(format!("{what}: {e}")));
+                            }
+                            Ok(if s.done {
+                                Poll::Done(())
+                            } else {
+                                Poll::pending(what.clone())
+                            })
+                        },
+                    )
+                    .await?;
+                }
+                lock(&units)[i].image_deleted = true;
+                Ok(())
+            }
+        },
+    );
+}
+
+/// Registers the cancel of a running export build (forgotten once the build ends).
+fn cancel_build_step(
+    ctx: &FlowCtx,
+    gce: &Arc<Gce>,
+    units: &Arc<Mutex<Vec<Unit>>>,
+    i: usize,
+    project: &str,
+    build: &str,
+    cancelled: &Arc<std::sync::atomic::AtomicU32>,
+) -> StepId {
+    let (gce, units, cancelled) = (gce.clone(), units.clone(), cancelled.clone());
+    let (project, build) = (project.to_string(), build.to_string());
+    ctx.ledger().add(
+        format!("cancelling export build {build}"),
+        When::UnlessSuccess,
+        move |_| {
+            let (gce, units, cancelled) = (gce.clone(), units.clone(), cancelled.clone());
+            let (project, build) = (project.clone(), build.clone());
+            async move {
+                gce.cancel_build(&project, &build).await?;
+                cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let mut u = lock(&units);
+                u[i].build_running = false;
+                u[i].build_status = Some("CANCELLED".into());
+                Ok(())
+            }
+        },
+    )
+}
+
+/// Registers the delete of unit `i`'s exported object (exactly the generation read, or, when
+/// the build may have written it after we stopped looking, the one there now).
+fn delete_object_step(
+    ctx: &FlowCtx,
+    storage: &Arc<Storage>,
+    units: &Arc<Mutex<Vec<Unit>>>,
+    i: usize,
+    when: When,
+) {
+    let Some((bucket, object)) = lock(units)[i].destination.clone() else {
+        return;
+    };
+    let (storage, units) = (storage.clone(), units.clone());
+    ctx.ledger().add(
+        format!("deleting gs://{bucket}/{object}"),
+        when,
+        move |_| {
+            let (storage, units) = (storage.clone(), units.clone());
+            let (bucket, object) = (bucket.clone(), object.clone());
+            async move {
+                let known = lock(&units)[i].object.clone();
+                let meta = match known {
+                    Some(m) => m,
+                    None => storage.metadata(&bucket, &object).await?,
+                };
+                storage.delete(&meta).await?;
+                lock(&units)[i].object_deleted = true;
+                Ok(())
+            }
+        },
+    );
 }
 
 impl Flow for GcpFlow {
@@ -538,6 +658,9 @@ impl Flow for GcpFlow {
                 ctx.message("reading the object's metadata");
                 let meta = self.storage.metadata(&b, &o).await?;
                 lock(&self.units)[0].object = Some(meta.clone());
+                if self.opts.delete_object_after_download {
+                    delete_object_step(ctx, &self.storage, &self.units, 0, When::OnSuccess);
+                }
                 let mut src = FileSource::http(units[0].file.clone(), self.storage.source(&meta));
                 src.size_hint = Some(meta.size);
                 src.expected_size = Some(meta.size);
@@ -546,11 +669,15 @@ impl Flow for GcpFlow {
             }
             let gce = self.gce.get().await?;
             // Every disk of an instance goes through Compute and Cloud Build at once.
-            let jobs = units.iter().enumerate().map(|(i, u)| {
-                let (b, o) = u.destination.clone().expect("set");
-                let (gce, storage, all, opts) = (&gce, &self.storage, &self.units, &self.opts);
-                async move { prepare_unit(ctx, gce, storage, all, i, opts, (&b, &o)).await }
-            });
+            let jobs =
+                units.iter().enumerate().map(|(i, u)| {
+                    let (b, o) = u.destination.clone().expect("set");
+                    let (gce, storage, all, opts) = (&gce, &self.storage, &self.units, &self.opts);
+                    let cancelled = &self.builds_cancelled;
+                    async move {
+                        prepare_unit(ctx, gce, storage, all, i, opts, (&b, &o), cancelled).await
+                    }
+                });
             let results = futures_util::future::join_all(jobs).await;
             results.into_iter().collect()
         })
@@ -559,115 +686,6 @@ impl Flow for GcpFlow {
     fn cleanup_deadline(&self) -> Duration {
         // Cancelling a build and deleting an image are operations of their own.
         Duration::from_secs(600)
-    }
-
-    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let pctx = ctx.poll_ctx();
-            let mut errors = Vec::new();
-            let units = lock(&self.units).clone();
-            let needs_gce = units
-                .iter()
-                .any(|u| u.build_requested || (u.temp_image && !u.image_deleted));
-            let gce = if needs_gce {
-                self.gce.get().await.ok()
-            } else {
-                None
-            };
-            for (i, u) in units.iter().enumerate() {
-                if let (Some(g), Some(id), true) = (&gce, &u.build_id, u.build_running) {
-                    ctx.message(&format!("cancelling export build {id}"));
-                    match ctx
-                        .retry("cancelling the export build", || {
-                            g.cancel_build(&u.project, id)
-                        })
-                        .await
-                    {
-                        Ok(()) => {
-                            self.cleaned.builds_cancelled += 1;
-                            let mut all = lock(&self.units);
-                            all[i].build_running = false;
-                            all[i].build_status = Some("CANCELLED".into());
-                        }
-                        Err(e) => errors.push(format!("cancelling build {id}: {e}")),
-                    }
-                }
-                if let (Some(g), Some(image), true) = (&gce, &u.image, u.temp_image) {
-                    ctx.message(&format!("deleting image {image}"));
-                    let r = async {
-                        if let Some(op) = ctx
-                            .retry("deleting the temp image", || {
-                                g.delete_image(&u.project, image)
-                            })
-                            .await?
-                        {
-                            let what = format!("deleting image {image}");
-                            poll_until(
-                                &pctx,
-                                &what,
-                                Duration::from_secs(300),
-                                Backoff::growing(
-                                    Duration::from_millis(100),
-                                    Duration::from_secs(5),
-                                ),
-                                || async {
-                                    let s = g.global_op(&u.project, &op).await?;
-                                    if let Some(e) = s.error {
-                                        return Err(Error::Remote(format!("{what}: {e}")));
-                                    }
-                                    Ok(if s.done {
-                                        Poll::Done(())
-                                    } else {
-                                        Poll::pending(what.clone())
-                                    })
-                                },
-                            )
-                            .await?;
-                        }
-                        Ok::<_, Error>(())
-                    }
-                    .await;
-                    match r {
-                        Ok(()) => lock(&self.units)[i].image_deleted = true,
-                        Err(e) => errors.push(format!("deleting image {image}: {e}")),
-                    }
-                } else if u.temp_image && gce.is_none() {
-                    errors.push(format!(
-                        "image {} may remain: no Compute client",
-                        u.image.as_deref().unwrap_or("")
-                    ));
-                }
-                // The exported object: removed after success when asked, and after a failure
-                // or cancel when this run's build wrote it (unless kept for reuse_object).
-                let remove = match ctx.outcome {
-                    Outcome::Success => self.opts.delete_object_after_download,
-                    _ => u.object_ours && !self.opts.reuse_object,
-                };
-                if remove {
-                    let meta = match (&u.object, &u.destination) {
-                        (Some(m), _) => Some(m.clone()),
-                        // The build may have written it after we stopped looking.
-                        (None, Some((b, o))) if u.object_ours => {
-                            self.storage.metadata(b, o).await.ok()
-                        }
-                        _ => None,
-                    };
-                    if let Some(m) = meta {
-                        ctx.message(&format!("deleting gs://{}/{}", m.bucket, m.name));
-                        match ctx
-                            .retry("deleting the exported object", || self.storage.delete(&m))
-                            .await
-                        {
-                            Ok(()) => lock(&self.units)[i].object_deleted = true,
-                            Err(e) => {
-                                errors.push(format!("deleting gs://{}/{}: {e}", m.bucket, m.name))
-                            }
-                        }
-                    }
-                }
-            }
-            super::cleanup_result(errors)
-        })
     }
 
     fn result_fields(&self) -> serde_json::Map<String, Value> {
@@ -705,7 +723,10 @@ impl Flow for GcpFlow {
         );
         m.insert(
             "builds_cancelled".into(),
-            json!(self.cleaned.builds_cancelled),
+            json!(
+                self.builds_cancelled
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            ),
         );
         m.insert("format".into(), json!(self.opts.format));
         m

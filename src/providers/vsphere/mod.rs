@@ -25,7 +25,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::{sanitize_file_name, validate_file_name};
 use crate::seam::options::parse_provider_options;
-use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::seam::{AfterDownload, Flow, FlowCtx, Provider, When};
 use crate::secret::Secret;
 use crate::transfer::{Downloaded, FileSource, HttpSource, OutDir};
 use soap::{Moref, Vim};
@@ -371,6 +371,7 @@ impl Flow for VsphereFlow {
                 .ok_or_else(|| Error::Remote("ExportVm returned no lease".into()))?;
             // From here on, cleanup aborts or completes this lease.
             self.lease = Some(lease.clone());
+            lease_steps(ctx, &self.vim, &lease);
             ctx.message("waiting for the export lease");
             let info = self.wait_lease(ctx, &lease).await?;
             ctx.message("");
@@ -544,36 +545,6 @@ impl Flow for VsphereFlow {
         })
     }
 
-    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            let Some(lease) = self.lease.take() else {
-                return Ok(());
-            };
-            match ctx.outcome {
-                Outcome::Success => {
-                    ctx.message("completing the export lease");
-                    let body = format!("{}<percent>100</percent>", lease.xml("_this"));
-                    let _ = self.vim.call("HttpNfcLeaseProgress", &body).await;
-                    let body = lease.xml("_this");
-                    ctx.retry("completing the export lease", || {
-                        self.vim.call("HttpNfcLeaseComplete", &body)
-                    })
-                    .await
-                    .map(|_| ())
-                }
-                Outcome::Failure | Outcome::Cancelled => {
-                    ctx.message("aborting the export lease");
-                    let body = lease.xml("_this");
-                    ctx.retry("aborting the export lease", || {
-                        self.vim.call("HttpNfcLeaseAbort", &body)
-                    })
-                    .await
-                    .map(|_| ())
-                }
-            }
-        })
-    }
-
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         if let Some(vm) = &self.vm {
@@ -582,6 +553,30 @@ impl Flow for VsphereFlow {
         m.insert("format".into(), self.opts.format.clone().into());
         m
     }
+}
+
+/// Registers the end of an export lease: completed after a success (at 100 %), aborted on
+/// every other outcome, so vCenter frees it at once instead of at its timeout.
+fn lease_steps(ctx: &FlowCtx, vim: &Arc<Vim>, lease: &Moref) {
+    let (v, body) = (vim.clone(), lease.xml("_this"));
+    ctx.ledger().add(
+        "aborting the export lease",
+        When::UnlessSuccess,
+        move |_| {
+            let (v, body) = (v.clone(), body.clone());
+            async move { v.call("HttpNfcLeaseAbort", &body).await.map(|_| ()) }
+        },
+    );
+    let (v, body) = (vim.clone(), lease.xml("_this"));
+    ctx.ledger()
+        .add("completing the export lease", When::OnSuccess, move |_| {
+            let (v, body) = (v.clone(), body.clone());
+            async move {
+                let progress = format!("{body}<percent>100</percent>");
+                let _ = v.call("HttpNfcLeaseProgress", &progress).await;
+                v.call("HttpNfcLeaseComplete", &body).await.map(|_| ())
+            }
+        });
 }
 
 /// A lease's device URL with `*` replaced by the host we connected to.
