@@ -1,0 +1,174 @@
+//! The temp file's life across runs: resumed when its journal still describes the source, checked
+//! when asked, started over otherwise, with room kept so the last journal write fits on a full
+//! disk.
+
+use std::fs::File;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::WRITE_BUFFER;
+use crate::error::{Error, Result};
+use crate::transfer::journal::{Journal, Validator};
+use crate::transfer::range_set::RangeSet;
+use crate::transfer::sparse::zero_range;
+use crate::transfer::{OutDir, TempFile};
+
+/// Room kept beside the temp file (`<temp>.reserve`) for the journal: when the disk fills up
+/// mid-download, the data writes fail, and so would the journal's (a new file) — then nothing
+/// fetched so far could be resumed. The reserve is released just before that last journal write,
+/// and removed whenever the download ends. Best effort: no room for it is not an error.
+pub(super) struct Reserve {
+    dir: Arc<OutDir>,
+    name: String,
+    held: bool,
+}
+
+impl Reserve {
+    pub(super) fn make(dir: Arc<OutDir>, temp_name: &str, len: u64) -> Reserve {
+        let name = format!("{temp_name}.reserve");
+        // A foreign file under the name is left alone (and no room is kept).
+        let held = match dir.create_replacing_own(&name) {
+            Ok(f) => {
+                let ok = crate::sys::allocate(&f, len).is_ok();
+                if !ok {
+                    dir.remove(&name);
+                }
+                ok
+            }
+            Err(_) => false,
+        };
+        Reserve { dir, name, held }
+    }
+
+    /// Frees the room; whether there was any.
+    pub(super) fn release(&mut self) -> bool {
+        let had = std::mem::replace(&mut self.held, false);
+        if had {
+            self.dir.remove(&self.name);
+        }
+        had
+    }
+}
+
+impl Drop for Reserve {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Room for a journal of `size` bytes in parts of `part`: each part may add a range and a CRC
+/// (under 100 bytes of JSON), plus slack; at most 64 MiB.
+pub(super) fn reserve_len(size: u64, part: u64) -> u64 {
+    (size / part.max(1) + 1)
+        .saturating_mul(100)
+        .saturating_add(64 << 10)
+        .min(64 << 20)
+}
+
+/// Opens the temp file: resumes when the journal matches the source and the temp file is
+/// ours, otherwise starts a fresh sparse file of the right size whose holes count as done.
+/// Anything planted under the temp's name (a symlink, another user's file) is an error.
+pub(super) fn open_temp(
+    dir: &OutDir,
+    temp: &TempFile,
+    validator: Validator,
+    holes: &RangeSet,
+    verify: bool,
+    cancel: &CancellationToken,
+) -> Result<(File, Journal)> {
+    let existing = dir.open_own(&temp.name)?;
+    if let Some(file) = existing {
+        if validator.is_usable()
+            && let Some(mut j) = Journal::load(dir, &temp.journal)
+            && j.validator == validator
+            && file
+                .metadata()
+                .map(|m| m.len() == validator.size)
+                .unwrap_or(false)
+        {
+            if verify {
+                recheck_kept(&file, temp, &mut j, holes, cancel)?;
+            }
+            // Ranges not in the journal may hold bytes of a lost attempt: make them zeros
+            // again, since zero blocks are skipped when written.
+            for (a, b) in j.done.gaps(validator.size) {
+                zero_range(&file, &temp.path, a, b)?;
+            }
+            return Ok((file, j));
+        }
+        // Ours, but of another version of the source: start it over.
+        file.set_len(0)
+            .map_err(|e| Error::io(&temp.path, "cannot truncate", e))?;
+        return fresh(dir, temp, file, validator, holes);
+    }
+    let file = dir.create_new(&temp.name)?;
+    fresh(dir, temp, file, validator, holes)
+}
+
+fn fresh(
+    dir: &OutDir,
+    temp: &TempFile,
+    file: File,
+    validator: Validator,
+    holes: &RangeSet,
+) -> Result<(File, Journal)> {
+    file.set_len(validator.size)
+        .map_err(|e| Error::io(&temp.path, "cannot size", e))?;
+    let mut j = Journal::new(validator);
+    for (a, b) in holes.ranges() {
+        j.done.insert(a, b);
+    }
+    j.store(dir, &temp.journal)?;
+    Ok((file, j))
+}
+
+/// Keeps only the bytes of an earlier run that still match their part's CRC32C (and the
+/// holes, which were never written); everything else is fetched again.
+fn recheck_kept(
+    file: &File,
+    temp: &TempFile,
+    j: &mut Journal,
+    holes: &RangeSet,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let mut done = RangeSet::new();
+    for (a, b) in holes.ranges() {
+        done.insert(a, b);
+    }
+    let mut kept = std::collections::BTreeMap::new();
+    let mut buf = vec![0u8; WRITE_BUFFER];
+    let mut dropped = 0u64;
+    for (&start, &(end, want)) in &j.crcs {
+        let mut crc = 0u32;
+        let mut pos = start;
+        while pos < end {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let n = ((end - pos) as usize).min(buf.len());
+            crate::sys::read_exact_at(file, &mut buf[..n], pos)
+                .map_err(|e| Error::io(&temp.path, "cannot read", e))?;
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            pos += n as u64;
+        }
+        if crc == want {
+            done.insert(start, end);
+            kept.insert(start, (end, want));
+        } else {
+            dropped += end - start;
+        }
+    }
+    let unverified = j.done.covered().saturating_sub(done.covered());
+    if dropped > 0 || unverified > 0 {
+        tracing::warn!(
+            file = %temp.path.display(),
+            mismatched = dropped,
+            fetched_again = unverified,
+            "bytes kept from an earlier run did not check out; fetching them again"
+        );
+    }
+    j.done = done;
+    j.crcs = kept;
+    Ok(())
+}
