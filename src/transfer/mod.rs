@@ -27,6 +27,7 @@ pub(crate) mod options;
 pub(crate) mod outdir;
 pub(crate) mod range_set;
 pub(crate) mod ranged;
+pub(crate) mod request;
 pub(crate) mod retry;
 pub(crate) mod sparse;
 pub(crate) mod stream;

@@ -11,8 +11,8 @@ use reqwest::Response;
 use reqwest::header::CONTENT_LENGTH;
 
 use super::body::{http_body, next_chunk};
-use super::http::send_with_retry;
 use super::ranged::WRITE_BUFFER;
+use super::request::send_with_retry;
 use super::sparse::write_sparse;
 use super::{Downloaded, FileSource, HttpSource, TempFile, TransferCtx, blocking, throttle};
 use crate::error::{Error, Result};
