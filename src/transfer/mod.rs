@@ -12,25 +12,31 @@
 //!   until the writer says it is finished.
 //!
 //! [`fetch`] brings one into place and returns a [`Downloaded`]; the export engine verifies and
-//! renames. Module map: `http` (requests, probe), `ranged` (parts in parallel + journal, for any
-//! [`ranged::RangeFetch`]), `stream` (one sequential HTTP stream), `local` (local files, written
-//! files), `body` (stall-aware chunk reads), `retry` (one retry rule), `journal`, `range_set`,
-//! `sparse`, `checksum`, `throttle`, `budget`.
+//! renames. Module map: `dispatch` ([`fetch`], by source kind), `http` (probe, then parts or one
+//! stream), `request` (one HTTP request, retried, and the answer's headers), `ranged` (parts in
+//! parallel + journal, for any [`ranged::RangeFetch`]), `stream` (one sequential HTTP stream),
+//! `local` (local files, written files), `body` (stall-aware chunk reads), `retry` (one retry
+//! rule), `limits` (what the whole process shares), `redact` (URLs for messages), `temp_file`,
+//! `journal`, `range_set`, `sparse`, `checksum`, `throttle`, `budget`.
 
 pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod checksum;
+mod dispatch;
 pub(crate) mod http;
 pub(crate) mod journal;
+mod limits;
 pub(crate) mod local;
 pub(crate) mod options;
 pub(crate) mod outdir;
 pub(crate) mod range_set;
 pub(crate) mod ranged;
+mod redact;
 pub(crate) mod request;
 pub(crate) mod retry;
 pub(crate) mod sparse;
 pub(crate) mod stream;
+mod temp_file;
 pub(crate) mod throttle;
 
 use std::fs::File;
@@ -42,12 +48,15 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub(crate) use checksum::Checksum;
+pub(crate) use dispatch::fetch;
+pub(crate) use limits::{DEFAULT_BUFFER_BUDGET, PROCESS_LIMITS, throttle};
 pub(crate) use options::TransferOptions;
 pub(crate) use outdir::OutDir;
+pub(crate) use redact::{redact_url, redact_url_text};
+pub(crate) use temp_file::{TempFile, discard_journal, discard_partial};
 
 use crate::error::{Error, Result};
-use crate::progress::{FileCounters, ProgressState};
-use journal::Journal;
+use crate::progress::ProgressState;
 use throttle::RateLimiter;
 
 /// One file to bring into the output folder, as a provider describes it.
@@ -195,61 +204,6 @@ pub(crate) struct TransferCtx {
     pub cancel: CancellationToken,
 }
 
-/// Brings `src` into place for the file `src.name` of the output folder (see the module docs).
-/// The source may change under us once (a new ETag mid-download): then the file starts over,
-/// once.
-pub(crate) async fn fetch(
-    ctx: &Arc<TransferCtx>,
-    src: &Arc<FileSource>,
-    counters: &Arc<FileCounters>,
-) -> Result<Downloaded> {
-    let temp = TempFile::for_name(&ctx.dir, &src.name);
-    let mut started_over = false;
-    loop {
-        let result = match &src.kind {
-            SourceKind::Http(h) => http::fetch(ctx, src, h, &temp, counters).await,
-            SourceKind::HttpExtents {
-                http: h,
-                size,
-                extents,
-            } => http::fetch_extents(ctx, src, h, *size, extents, &temp, counters).await,
-            SourceKind::Local(path) => local::copy(ctx, src, path, &temp, counters).await,
-            SourceKind::Written(w) => local::follow(ctx, src, w, counters).await,
-        };
-        match result {
-            Err(Error::SourceChanged(_)) if !started_over => {
-                started_over = true;
-                tracing::info!(file = %src.name, "source changed during download, starting over");
-                continue;
-            }
-            Err(e) => return Err(e),
-            Ok(mut d) => {
-                d.dest = ctx.dir.join(&src.name);
-                d.retries = counters.retries();
-                if let Some(want) = src.expected_size {
-                    if d.size != want {
-                        return Err(Error::Verification(format!(
-                            "{} has {} bytes, {want} expected",
-                            src.name, d.size
-                        )));
-                    }
-                    d.size_verified = true;
-                }
-                if let (Some(kind), None) = (src.want_digest, &d.digest) {
-                    // A path that did not hash as it went: read the finished file once.
-                    let (file, path) = (d.file.clone(), d.temp.clone());
-                    let cancel = ctx.cancel.clone();
-                    d.digest = Some(
-                        blocking(move || checksum::digest_file(kind, &file, &path, &cancel))
-                            .await?,
-                    );
-                }
-                return Ok(d);
-            }
-        }
-    }
-}
-
 /// A digest of a whole file that a provider writes into a manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Digest {
@@ -280,88 +234,6 @@ impl Digest {
     }
 }
 
-/// The temp file of one destination: `<name>.hspart` (bytes until verified) and its journal
-/// `<name>.hspart.journal`, both in the output folder.
-#[derive(Debug, Clone)]
-pub(crate) struct TempFile {
-    pub name: String,
-    pub journal: String,
-    /// For messages.
-    pub path: PathBuf,
-}
-
-impl TempFile {
-    pub fn for_name(dir: &OutDir, dest_name: &str) -> TempFile {
-        let name = format!("{dest_name}{}", outdir::TEMP_SUFFIX);
-        TempFile {
-            journal: Journal::name_for(dest_name),
-            path: dir.join(&name),
-            name,
-        }
-    }
-}
-
-/// Removes the temp file and journal of destination `dest_name` (a failed export with
-/// `keep_partial` off, or downloads whose bytes were packed elsewhere).
-pub(crate) fn discard_partial(dir: &OutDir, dest_name: &str) {
-    let t = TempFile::for_name(dir, dest_name);
-    dir.remove(&t.journal);
-    dir.remove(&t.name);
-}
-
-/// Removes the journal of a destination whose temp file was renamed into place.
-pub(crate) fn discard_journal(dir: &OutDir, dest_name: &str) {
-    dir.remove(&Journal::name_for(dest_name));
-}
-
-/// A URL as it may appear in messages: no user info, no query (signatures, SAS tokens), and
-/// no NFC ticket (the path segment after `/nfc/`, which authorizes the download by itself).
-pub(crate) fn redact_url(url: &Url) -> String {
-    let mut u = url.clone();
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.set_query(None);
-    u.set_fragment(None);
-    if let Some(segments) = url.path_segments() {
-        let mut out: Vec<&str> = Vec::new();
-        let mut after_nfc = false;
-        for s in segments {
-            out.push(if after_nfc { "***" } else { s });
-            after_nfc = s.eq_ignore_ascii_case("nfc");
-        }
-        u.set_path(&out.join("/"));
-    }
-    u.to_string()
-}
-
-/// [`redact_url`] for a text that may or may not parse as a URL (a source id as given): what
-/// follows `?` or `#` is dropped either way.
-#[cfg_attr(not(feature = "azure"), allow(dead_code))]
-pub(crate) fn redact_url_text(text: &str) -> String {
-    match Url::parse(text) {
-        Ok(u) => redact_url(&u),
-        Err(_) => {
-            // Not a URL, but it may still hold `user:password@` (a mistyped `http:/u:p@h`) and a
-            // query with a signature: keep the scheme and what follows the last `@` only.
-            let no_query = text.split(['?', '#']).next().unwrap_or("");
-            match no_query.rsplit_once('@') {
-                Some((before, host)) => match before.split_once(':') {
-                    Some((scheme, _))
-                        if !scheme.is_empty()
-                            && scheme
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-                    {
-                        format!("{scheme}://{host}")
-                    }
-                    _ => host.to_string(),
-                },
-                None => no_query.to_string(),
-            }
-        }
-    }
-}
-
 /// Runs file work on the blocking pool.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
@@ -371,43 +243,5 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(Error::Internal(format!("a file task failed: {e}"))))
 }
 
-/// The limits every transfer of the process shares: total bandwidth and buffer memory
-/// (changed by `hs_global_configure`).
-pub(crate) struct ProcessLimits {
-    pub limiter: RateLimiter,
-    pub budget: budget::BufferBudget,
-}
-
-/// Memory for the write buffers of all transfers, by default.
-pub(crate) const DEFAULT_BUFFER_BUDGET: u64 = 64 << 20;
-
-pub(crate) static PROCESS_LIMITS: std::sync::LazyLock<ProcessLimits> =
-    std::sync::LazyLock::new(|| ProcessLimits {
-        limiter: RateLimiter::new(0),
-        budget: budget::BufferBudget::new(DEFAULT_BUFFER_BUDGET),
-    });
-
-/// Waits for both bandwidth limits (this export's and the process's) to allow `n` bytes.
-pub(crate) async fn throttle(ctx: &TransferCtx, cancel: &CancellationToken, n: u64) -> Result<()> {
-    let wait = match (ctx.limiter.reserve(n), PROCESS_LIMITS.limiter.reserve(n)) {
-        (None, None) => return Ok(()),
-        (a, b) => a.unwrap_or_default().max(b.unwrap_or_default()),
-    };
-    tokio::select! {
-        _ = cancel.cancelled() => Err(Error::Cancelled),
-        _ = tokio::time::sleep(wait) => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod redact_tests {
-    #[test]
-    fn urls_lose_credentials_and_tickets() {
-        let u = url::Url::parse("https://u:p@esx1/nfc/52a1-ticket-9f/disk-0.vmdk?sig=abc#frag")
-            .unwrap();
-        assert_eq!(super::redact_url(&u), "https://esx1/nfc/***/disk-0.vmdk");
-    }
-}

@@ -1,0 +1,65 @@
+//! The one entry point the engine calls for a file: it picks the strategy by source kind and owns
+//! what every strategy shares at the end (one start-over on a changed source, the size check,
+//! a digest no strategy computed on the way).
+
+use std::sync::Arc;
+
+use super::{Downloaded, FileSource, SourceKind, TempFile, TransferCtx};
+use super::{blocking, checksum, http, local};
+use crate::error::{Error, Result};
+use crate::progress::FileCounters;
+
+/// Brings `src` into place for the file `src.name` of the output folder (see the module docs).
+/// The source may change under us once (a new ETag mid-download): then the file starts over,
+/// once.
+pub(crate) async fn fetch(
+    ctx: &Arc<TransferCtx>,
+    src: &Arc<FileSource>,
+    counters: &Arc<FileCounters>,
+) -> Result<Downloaded> {
+    let temp = TempFile::for_name(&ctx.dir, &src.name);
+    let mut started_over = false;
+    loop {
+        let result = match &src.kind {
+            SourceKind::Http(h) => http::fetch(ctx, src, h, &temp, counters).await,
+            SourceKind::HttpExtents {
+                http: h,
+                size,
+                extents,
+            } => http::fetch_extents(ctx, src, h, *size, extents, &temp, counters).await,
+            SourceKind::Local(path) => local::copy(ctx, src, path, &temp, counters).await,
+            SourceKind::Written(w) => local::follow(ctx, src, w, counters).await,
+        };
+        match result {
+            Err(Error::SourceChanged(_)) if !started_over => {
+                started_over = true;
+                tracing::info!(file = %src.name, "source changed during download, starting over");
+                continue;
+            }
+            Err(e) => return Err(e),
+            Ok(mut d) => {
+                d.dest = ctx.dir.join(&src.name);
+                d.retries = counters.retries();
+                if let Some(want) = src.expected_size {
+                    if d.size != want {
+                        return Err(Error::Verification(format!(
+                            "{} has {} bytes, {want} expected",
+                            src.name, d.size
+                        )));
+                    }
+                    d.size_verified = true;
+                }
+                if let (Some(kind), None) = (src.want_digest, &d.digest) {
+                    // A path that did not hash as it went: read the finished file once.
+                    let (file, path) = (d.file.clone(), d.temp.clone());
+                    let cancel = ctx.cancel.clone();
+                    d.digest = Some(
+                        blocking(move || checksum::digest_file(kind, &file, &path, &cancel))
+                            .await?,
+                    );
+                }
+                return Ok(d);
+            }
+        }
+    }
+}
