@@ -1,0 +1,462 @@
+//! One Azure export's run: targets (disks, snapshots of attached disks, a VM's disks), read
+//! grants (renewed before their SAS expires), the page-blob downloads, and the ledger steps
+//! that revoke every grant and delete every snapshot we made.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use azure_core::credentials::TokenCredential;
+use reqwest::Method;
+use serde_json::{Value, json};
+use url::Url;
+
+use super::access::{Grant, delete_snapshot, needs_renewal, revoke, sas_expiry};
+use super::arm::Arm;
+use super::blob::{self, BlobAuth};
+use super::config::{AzureOptions, Source};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::paths::sanitize_file_name;
+use crate::providers::kit::text::percent_decode;
+use crate::seam::options::parse_provider_options;
+use crate::seam::{Flow, FlowCtx, Provider, When};
+use crate::sync::lock;
+use crate::transfer::FileSource;
+
+/// A disk (or snapshot) to grant and download.
+struct Target {
+    rg: String,
+    kind: &'static str,
+    name: String,
+    /// ARM id of what the user named (the disk, when we export a snapshot of it).
+    source_id: String,
+    file: String,
+}
+
+pub(super) struct AzureFlow {
+    arm: Arc<Arm>,
+    http: reqwest::Client,
+    cred: Arc<dyn TokenCredential>,
+    source: Source,
+    opts: AzureOptions,
+    ctx: Option<FlowCtx>,
+    grants: Vec<Grant>,
+    /// Snapshots we made: (resource group, name); deleted in cleanup.
+    snapshots: Vec<(String, String)>,
+    files: Vec<Value>,
+    /// Grants the cleanup ledger revoked (for the result's `revoked`).
+    revokes_ok: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl AzureFlow {
+    pub(super) fn new(
+        arm: Arc<Arm>,
+        http: reqwest::Client,
+        cred: Arc<dyn TokenCredential>,
+        source: Source,
+        opts: AzureOptions,
+    ) -> Self {
+        AzureFlow {
+            arm,
+            http,
+            cred,
+            source,
+            opts,
+            ctx: None,
+            grants: Vec::new(),
+            snapshots: Vec::new(),
+            files: Vec::new(),
+            revokes_ok: Arc::default(),
+        }
+    }
+
+    fn ext(&self) -> &'static str {
+        if self.opts.file_format.eq_ignore_ascii_case("vhdx") {
+            "vhdx"
+        } else {
+            "vhd"
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.opts.timeout_secs)
+    }
+
+    fn first_delay(&self) -> Duration {
+        Duration::from_millis(self.opts.poll_interval_ms)
+    }
+
+    /// A disk to export: itself when it can be granted, else (attached to a running VM) a
+    /// snapshot of it made for this export.
+    async fn disk_target(
+        &mut self,
+        ctx: &FlowCtx,
+        rg: &str,
+        name: &str,
+        file: String,
+    ) -> Result<Target> {
+        let disk = self.arm.get(self.arm.url(rg, "disks", name, None)).await?;
+        let id = disk["id"].as_str().unwrap_or_default().to_string();
+        let state = disk["properties"]["diskState"].as_str().unwrap_or("");
+        if state != "Attached" {
+            return Ok(Target {
+                rg: rg.into(),
+                kind: "disks",
+                name: name.into(),
+                source_id: id,
+                file,
+            });
+        }
+        if !self.opts.snapshot_attached {
+            return Err(Error::InvalidState(format!(
+                "disk {name} is attached to a running VM and cannot be granted access; set snapshot_attached to export a snapshot of it"
+            )));
+        }
+        let suffix: String = (0..6)
+            .map(|_| format!("{:x}", rand::random::<u8>() % 16))
+            .collect();
+        let base: String = name.chars().take(80 - 10).collect();
+        let snap = format!("{base}-hs-{suffix}");
+        // Registered before the request: a cancel while it runs still deletes it (and a
+        // snapshot that was never made is "not found", which the ledger counts as done).
+        self.snapshots.push((rg.to_string(), snap.clone()));
+        let (arm, srg, sname) = (self.arm.clone(), rg.to_string(), snap.clone());
+        ctx.ledger().add(
+            format!("deleting snapshot {snap}"),
+            When::Always,
+            move |pctx| {
+                let (arm, rg, name) = (arm.clone(), srg.clone(), sname.clone());
+                async move { delete_snapshot(&arm, &pctx, &rg, &name).await }
+            },
+        );
+        ctx.waiting_for_cloud(&format!(
+            "snapshotting disk {name} (attached to a running VM)"
+        ));
+        let body = json!({
+            "location": disk["location"],
+            "properties": {
+                "creationData": {"createOption": "Copy", "sourceResourceId": id},
+                "incremental": false,
+            },
+        });
+        let first = self
+            .arm
+            .call(
+                Method::PUT,
+                self.arm.url(rg, "snapshots", &snap, None),
+                Some(&body),
+            )
+            .await?;
+        self.arm
+            .wait(
+                ctx,
+                &format!("snapshot of {name}"),
+                first,
+                self.timeout(),
+                self.first_delay(),
+            )
+            .await?;
+        Ok(Target {
+            rg: rg.into(),
+            kind: "snapshots",
+            name: snap,
+            source_id: id,
+            file,
+        })
+    }
+
+    async fn targets(&mut self, ctx: &FlowCtx) -> Result<Vec<Target>> {
+        let ext = self.ext();
+        let named = |n: &str, o: &AzureOptions| {
+            o.file_name.clone().unwrap_or_else(|| {
+                sanitize_file_name(&format!("{n}.{ext}"), &format!("disk.{ext}"))
+            })
+        };
+        match self.source.clone() {
+            Source::Disk { rg, name } => {
+                let file = named(&name, &self.opts);
+                Ok(vec![self.disk_target(ctx, &rg, &name, file).await?])
+            }
+            Source::Snapshot { rg, name } => {
+                let s = self
+                    .arm
+                    .get(self.arm.url(&rg, "snapshots", &name, None))
+                    .await?;
+                Ok(vec![Target {
+                    file: named(&name, &self.opts),
+                    source_id: s["id"].as_str().unwrap_or_default().to_string(),
+                    rg,
+                    kind: "snapshots",
+                    name,
+                }])
+            }
+            Source::Vm { rg, name } => {
+                let vm = self
+                    .arm
+                    .get(self.arm.url(&rg, "virtualMachines", &name, None))
+                    .await?;
+                let sp = &vm["properties"]["storageProfile"];
+                let mut ids = Vec::new();
+                let mut disks: Vec<&Value> = vec![&sp["osDisk"]];
+                let mut data: Vec<&Value> = sp["dataDisks"]
+                    .as_array()
+                    .map(|a| a.iter().collect())
+                    .unwrap_or_default();
+                data.sort_by_key(|d| d["lun"].as_u64().unwrap_or(u64::MAX));
+                disks.extend(data);
+                for d in disks {
+                    if d.is_null() {
+                        continue;
+                    }
+                    let Some(id) = d["managedDisk"]["id"].as_str() else {
+                        return Err(Error::Unsupported(format!(
+                            "VM {name} has an unmanaged disk ({}); only managed disks are exported",
+                            d["name"].as_str().unwrap_or("?")
+                        )));
+                    };
+                    ids.push(id.to_string());
+                }
+                if ids.is_empty() {
+                    return Err(Error::NotFound(format!("VM {name} has no managed disk")));
+                }
+                let mut out = Vec::new();
+                for id in ids {
+                    let (drg, dname, _) = self.arm.id_url(&id, None)?;
+                    let file =
+                        sanitize_file_name(&format!("{dname}.{ext}"), &format!("disk.{ext}"));
+                    out.push(self.disk_target(ctx, &drg, &dname, file).await?);
+                }
+                Ok(out)
+            }
+            Source::Blob(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// `beginGetAccess` and its operation → the SAS URL.
+    async fn grant(&self, ctx: &FlowCtx, rg: &str, kind: &str, name: &str) -> Result<Url> {
+        let body = json!({
+            "access": "Read",
+            "durationInSeconds": self.opts.access_duration_secs,
+            "fileFormat": self.ext().to_uppercase(),
+        });
+        let first = self
+            .arm
+            .call(
+                Method::POST,
+                self.arm.url(rg, kind, name, Some("beginGetAccess")),
+                Some(&body),
+            )
+            .await?;
+        let out = self
+            .arm
+            .wait(
+                ctx,
+                &format!("read access to {name}"),
+                first,
+                self.timeout(),
+                self.first_delay(),
+            )
+            .await?;
+        let sas = out["accessSAS"]
+            .as_str()
+            .or_else(|| out["accessSas"].as_str())
+            .ok_or_else(|| Error::Remote(format!("the grant of {name} gave no accessSAS")))?;
+        let url = Url::parse(sas)
+            .map_err(|_| Error::Remote(format!("the grant of {name} gave an unusable SAS URL")))?;
+        if url.scheme() != "https" {
+            return Err(Error::Remote(format!(
+                "the grant of {name} gave a SAS URL that is not https; refusing to send it in clear"
+            )));
+        }
+        Ok(url)
+    }
+}
+
+impl AzureFlow {
+    /// The cloud side (see `Flow::prepare`).
+    async fn prepare_sources(&mut self, ctx: &FlowCtx) -> Result<Vec<FileSource>> {
+        self.ctx = Some(ctx.clone());
+        if let Source::Blob(url) = &self.source {
+            let url = url.clone();
+            let has_sas = url.query_pairs().any(|(k, _)| k == "sig");
+            let auth = if has_sas {
+                BlobAuth::Sas(Arc::new(Mutex::new(url.query().unwrap_or("").to_string())))
+            } else {
+                BlobAuth::Token(self.cred.clone())
+            };
+            let last = url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .unwrap_or("");
+            let file = match &self.opts.file_name {
+                Some(n) => n.clone(),
+                None => sanitize_file_name(&percent_decode(last), &format!("blob.{}", self.ext())),
+            };
+            let mut bare = url.clone();
+            bare.set_query(None);
+            let src = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
+            self.files
+                .push(json!({"file": file, "blob": crate::transfer::redact_url(&url)}));
+            return Ok(vec![src]);
+        }
+        let targets = self.targets(ctx).await?;
+        let mut sources = Vec::new();
+        for t in &targets {
+            ctx.waiting_for_cloud(&format!("granting read access to {}", t.name));
+            // Registered before the request: a cancel while it runs still revokes it.
+            let (arm, rg, kind, name) = (self.arm.clone(), t.rg.clone(), t.kind, t.name.clone());
+            let ok = self.revokes_ok.clone();
+            ctx.ledger().add(
+                format!("revoking read access to {}", t.name),
+                When::Always,
+                move |pctx| {
+                    let (arm, rg, name, ok) = (arm.clone(), rg.clone(), name.clone(), ok.clone());
+                    async move {
+                        revoke(&arm, &pctx, &rg, kind, &name).await?;
+                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Ok(())
+                    }
+                },
+            );
+            self.grants.push(Grant {
+                rg: t.rg.clone(),
+                kind: t.kind,
+                name: t.name.clone(),
+                sas: Arc::new(Mutex::new(String::new())),
+                granted: SystemTime::now(),
+                expires: None,
+                renewals: 0,
+                retry_at: None,
+            });
+            let url = self.grant(ctx, &t.rg, t.kind, &t.name).await?;
+            let g = self.grants.last_mut().expect("pushed");
+            *lock(&g.sas) = url.query().unwrap_or("").to_string();
+            g.granted = SystemTime::now();
+            g.expires = sas_expiry(&url);
+            let auth = BlobAuth::Sas(g.sas.clone());
+            let mut bare = url.clone();
+            bare.set_query(None);
+            sources.push(blob::file_source(&self.http, &bare, &auth, t.file.clone()).await?);
+            let mut f = json!({"file": t.file, "source_id": t.source_id});
+            if t.kind == "snapshots" {
+                f["exported_from"] = json!(format!(
+                    "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",
+                    self.arm.subscription(),
+                    t.rg,
+                    t.name
+                ));
+            }
+            self.files.push(f);
+        }
+        ctx.message("");
+        Ok(sources)
+    }
+}
+
+impl Flow for AzureFlow {
+    /// A cancel ends `prepare` at once, even inside an ARM call: every grant and snapshot is
+    /// recorded before its request is sent, so cleanup undoes whatever the cloud did.
+    fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        Box::pin(async move {
+            let cancel = ctx.cancel().clone();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(Error::Cancelled),
+                r = self.prepare_sources(ctx) => r,
+            }
+        })
+    }
+
+    /// A clock check, every second (more often for a SAS that lives less than 10 s), so a
+    /// renewal, or its retry, is never late by more than a tenth of the SAS's life.
+    fn keep_alive_interval(&self) -> Option<Duration> {
+        let shortest = self
+            .grants
+            .iter()
+            .filter_map(|g| g.expires?.duration_since(g.granted).ok())
+            .min()?;
+        Some((shortest / 10).clamp(Duration::from_millis(100), Duration::from_secs(1)))
+    }
+
+    /// Renews a grant whose SAS is about to expire; downloads pick the new SAS up at their
+    /// next request.
+    fn keep_alive<'a>(&'a mut self, _percent: u8) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(ctx) = self.ctx.clone() else {
+                return Ok(());
+            };
+            let now = SystemTime::now();
+            for i in 0..self.grants.len() {
+                if !needs_renewal(&self.grants[i], now)
+                    || self.grants[i].retry_at.is_some_and(|t| now < t)
+                {
+                    continue;
+                }
+                let (rg, kind, name) = {
+                    let g = &self.grants[i];
+                    (g.rg.clone(), g.kind, g.name.clone())
+                };
+                let url = match self.grant(&ctx, &rg, kind, &name).await {
+                    Ok(u) => u,
+                    // Tried again while the current SAS still works: in half its remaining
+                    // life, at most 10 s.
+                    Err(e)
+                        if self.grants[i]
+                            .expires
+                            .is_some_and(|x| SystemTime::now() < x) =>
+                    {
+                        tracing::warn!(disk = %name, error = %e, "renewing read access failed; trying again");
+                        let now = SystemTime::now();
+                        let left = self.grants[i]
+                            .expires
+                            .and_then(|x| x.duration_since(now).ok())
+                            .unwrap_or_default();
+                        self.grants[i].retry_at =
+                            Some(now + (left / 2).min(Duration::from_secs(10)));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let g = &mut self.grants[i];
+                *lock(&g.sas) = url.query().unwrap_or("").to_string();
+                g.granted = SystemTime::now();
+                g.expires = sas_expiry(&url);
+                g.renewals += 1;
+                g.retry_at = None;
+                tracing::info!(disk = %name, "read access renewed");
+            }
+            Ok(())
+        })
+    }
+
+    fn cleanup_deadline(&self) -> Duration {
+        // Revokes are quick; deleting a snapshot is an operation of its own.
+        Duration::from_secs(300)
+    }
+
+    fn result_fields(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("disks".into(), Value::Array(self.files.clone()));
+        let sub = self.arm.subscription();
+        m.insert(
+            "snapshots_made".into(),
+            self.snapshots
+                .iter()
+                .map(|(rg, n)| {
+                    Value::from(format!(
+                        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{n}"
+                    ))
+                })
+                .collect(),
+        );
+        if !self.grants.is_empty() {
+            let ok = self.revokes_ok.load(std::sync::atomic::Ordering::Relaxed);
+            m.insert("revoked".into(), (ok == self.grants.len()).into());
+        }
+        m.insert(
+            "sas_renewals".into(),
+            self.grants.iter().map(|g| g.renewals).sum::<u32>().into(),
+        );
+        m
+    }
+}

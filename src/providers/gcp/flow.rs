@@ -1,0 +1,203 @@
+//! One GCP export's run: its units (a disk, each disk of an instance, an image or an object)
+//! prepared at once, and what the result reports of them.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use google_cloud_auth::credentials::Credentials;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::api::Gce;
+use super::config::{CredentialSource, GcpConfig, GcpOptions, Source};
+use super::poll::{Backoff, Poll, poll_until};
+use super::storage::{GcpSigner, ObjectMeta, Storage};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::paths::sanitize_file_name;
+use crate::providers::kit::ApiClient;
+use crate::providers::kit::config::parse_with_net;
+use crate::providers::kit::net::Redirects;
+use crate::providers::kit::text::one_line;
+use crate::seam::ledger::StepId;
+use crate::seam::options::{CommonOptions, parse_provider_options};
+use crate::seam::{Flow, FlowCtx, Provider, When};
+use crate::sync::lock;
+use crate::transfer::FileSource;
+
+use super::unit::{Unit, delete_object_step, prepare_unit};
+
+pub(super) struct GcpFlow {
+    pub(super) storage: Arc<Storage>,
+    pub(super) gce: Arc<LazyGce>,
+    pub(super) source: Source,
+    pub(super) bucket: String,
+    pub(super) prefix: String,
+    pub(super) opts: GcpOptions,
+    pub(super) units: Arc<Mutex<Vec<Unit>>>,
+    /// Builds the cleanup ledger cancelled (for the result).
+    pub(super) builds_cancelled: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl GcpFlow {
+    fn ext(&self) -> &'static str {
+        config::extension(&self.opts.format).expect("checked")
+    }
+}
+
+impl Flow for GcpFlow {
+    fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        Box::pin(async move {
+            let ext = self.ext();
+            let named = |stem: &str| {
+                self.opts
+                    .file_name
+                    .clone()
+                    .unwrap_or_else(|| format!("{stem}.{ext}"))
+            };
+            let mut units = Vec::new();
+            match self.source.clone() {
+                Source::Object { bucket, name } => {
+                    let leaf = name.rsplit('/').next().unwrap_or(&name);
+                    units.push(Unit {
+                        file: self
+                            .opts
+                            .file_name
+                            .clone()
+                            .unwrap_or_else(|| sanitize_file_name(leaf, "object")),
+                        destination: Some((bucket, name)),
+                        ..Default::default()
+                    });
+                }
+                Source::Image { project, name } => units.push(Unit {
+                    file: named(&name),
+                    project,
+                    image: Some(name),
+                    ..Default::default()
+                }),
+                Source::Disk {
+                    project,
+                    zone,
+                    name,
+                } => units.push(Unit {
+                    file: named(&name),
+                    disk: Some(format!("projects/{project}/zones/{zone}/disks/{name}")),
+                    project,
+                    ..Default::default()
+                }),
+                Source::Instance {
+                    project,
+                    zone,
+                    name,
+                } => {
+                    ctx.waiting_for_cloud(&format!("reading instance {name}"));
+                    let gce = self.gce.get().await?;
+                    for d in gce.instance_disks(&project, &zone, &name).await? {
+                        let (dp, dz, dn) = disk_parts(&d.source)?;
+                        units.push(Unit {
+                            file: format!("{dn}.{ext}"),
+                            disk: Some(format!("projects/{dp}/zones/{dz}/disks/{dn}")),
+                            project: project.clone(),
+                            ..Default::default()
+                        });
+                    }
+                    if units.is_empty() {
+                        return Err(Error::NotFound(format!(
+                            "instance {name} has no disk to export"
+                        )));
+                    }
+                }
+            }
+            for u in &mut units {
+                if u.destination.is_none() {
+                    let stem = u.file.rsplit_once('.').map(|(s, _)| s).unwrap_or(&u.file);
+                    let stem = u
+                        .disk
+                        .as_deref()
+                        .and_then(|d| d.rsplit('/').next())
+                        .or(u.image.as_deref())
+                        .unwrap_or(stem);
+                    u.destination =
+                        Some((self.bucket.clone(), format!("{}{stem}.{ext}", self.prefix)));
+                }
+            }
+            *lock(&self.units) = units.clone();
+            if matches!(self.source, Source::Object { .. }) {
+                let (b, o) = units[0].destination.clone().expect("set");
+                ctx.message("reading the object's metadata");
+                let meta = self.storage.metadata(&b, &o).await?;
+                lock(&self.units)[0].object = Some(meta.clone());
+                if self.opts.delete_object_after_download {
+                    delete_object_step(ctx, &self.storage, &self.units, 0, When::OnSuccess);
+                }
+                let mut src = FileSource::http(units[0].file.clone(), self.storage.source(&meta));
+                src.size_hint = Some(meta.size);
+                src.expected_size = Some(meta.size);
+                src.checksum = meta.crc32c.clone();
+                return Ok(vec![src]);
+            }
+            let gce = self.gce.get().await?;
+            // Every disk of an instance goes through Compute and Cloud Build at once.
+            let jobs =
+                units.iter().enumerate().map(|(i, u)| {
+                    let (b, o) = u.destination.clone().expect("set");
+                    let (gce, storage, all, opts) = (&gce, &self.storage, &self.units, &self.opts);
+                    let cancelled = &self.builds_cancelled;
+                    async move {
+                        prepare_unit(ctx, gce, storage, all, i, opts, (&b, &o), cancelled).await
+                    }
+                });
+            let results = futures_util::future::join_all(jobs).await;
+            results.into_iter().collect()
+        })
+    }
+
+    fn cleanup_deadline(&self) -> Duration {
+        // Cancelling a build and deleting an image are operations of their own.
+        Duration::from_secs(600)
+    }
+
+    fn result_fields(&self) -> serde_json::Map<String, Value> {
+        let units = lock(&self.units).clone();
+        let mut m = serde_json::Map::new();
+        m.insert(
+            "exports".into(),
+            Value::Array(
+                units
+                    .iter()
+                    .map(|u| {
+                        json!({
+                            "file": u.file,
+                            "disk": u.disk,
+                            "image": u.image,
+                            "image_temporary": u.temp_image,
+                            "image_deleted": u.image_deleted,
+                            "build_id": u.build_id,
+                            "build_status": u.build_status,
+                            "object": u.destination.as_ref().map(|(b, o)| format!("gs://{b}/{o}")),
+                            "generation": u.object.as_ref().map(|o| o.generation.clone()),
+                            "object_deleted": u.object_deleted,
+                        })
+                    })
+                    .collect(),
+            ),
+        );
+        m.insert(
+            "images_made".into(),
+            json!(units.iter().filter(|u| u.temp_image).count()),
+        );
+        m.insert(
+            "images_deleted".into(),
+            json!(units.iter().filter(|u| u.image_deleted).count()),
+        );
+        m.insert(
+            "builds_cancelled".into(),
+            json!(
+                self.builds_cancelled
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            ),
+        );
+        m.insert("format".into(), json!(self.opts.format));
+        m
+    }
+}

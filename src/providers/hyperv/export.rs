@@ -1,0 +1,309 @@
+//! What a Hyper-V export learns and keeps while PowerShell works: the VM and its disks as
+//! `inventory.ps1` read them, the background reader of `export.ps1` (Hyper-V's percent, the
+//! checkpoint it made and removed), the file names in the output folder, and the steps of the
+//! export (inventory, staging, verify), which `flow` runs in order.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{ExportType, HyperVConfig, HyperVOptions, Transport, VmRef};
+use super::flow::HyperVFlow;
+use super::ps::{PowerShell, Script};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::paths::sanitize_file_name;
+use crate::providers::kit::parse_config;
+use crate::providers::process::Line;
+use crate::seam::options::{CommonOptions, parse_provider_options};
+use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::sync::lock;
+use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, WriterState, Written};
+
+/// The VM as `inventory.ps1` read it.
+#[derive(Debug, Clone)]
+pub(super) struct VmInfo {
+    pub(super) name: String,
+    pub(super) id: String,
+    pub(super) state: String,
+}
+
+/// One disk to export and where it lands.
+#[derive(Debug, Clone)]
+pub(super) struct Disk {
+    /// The name in output_dir (vhd-only) or the file's name in the VM folder (full).
+    pub(super) name: String,
+    /// On the host.
+    pub(super) source: String,
+    pub(super) file_size: u64,
+    /// Where Hyper-V writes it, as this machine sees it.
+    pub(super) local: PathBuf,
+    /// Where Hyper-V writes it, as the host sees it.
+    pub(super) host: String,
+    pub(super) controller: Value,
+}
+
+/// What the background reader of `export.ps1` learned.
+#[derive(Debug, Default)]
+pub(super) struct ExportState {
+    pub(super) checkpoint_made: bool,
+    pub(super) checkpoint_removed: bool,
+    pub(super) error: Option<String>,
+    pub(super) percent: Option<u8>,
+}
+
+pub(super) struct ExportTask {
+    pub(super) stop: CancellationToken,
+    pub(super) handle: tokio::task::JoinHandle<()>,
+}
+
+pub(super) fn disks_push(
+    disks: &mut Vec<Disk>,
+    name: String,
+    source: String,
+    file_size: u64,
+    d: &Value,
+) {
+    disks.push(Disk {
+        name,
+        source,
+        file_size,
+        local: PathBuf::new(),
+        host: String::new(),
+        controller: json!({
+            "controller_type": d["controller_type"],
+            "controller_number": d["controller_number"],
+            "controller_location": d["controller_location"],
+        }),
+    });
+}
+
+/// `name`, or `name-2.ext`, … when taken (case-insensitively: Windows names).
+pub(super) fn unique(used: &mut std::collections::HashSet<String>, name: String) -> String {
+    let mut n = name.clone();
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name.as_str(), ""),
+    };
+    let mut i = 2;
+    while !used.insert(n.to_lowercase()) {
+        n = format!("{stem}-{i}{ext}");
+        i += 1;
+    }
+    n
+}
+
+/// Reads `export.ps1`'s lines to its end: Hyper-V's percent becomes the message; `done` and a
+/// clean exit end it well, an `error` line or any other end badly.
+pub(super) async fn follow_export(
+    mut running: crate::providers::process::Running,
+    stop: &CancellationToken,
+    shared: &Mutex<ExportState>,
+    ctx: &FlowCtx,
+) -> Result<()> {
+    let mut done = false;
+    loop {
+        match running.next_line(stop).await? {
+            Some(Line::Json(v)) => match v["event"].as_str() {
+                Some("progress") => {
+                    if let Some(p) = v["percent"].as_u64() {
+                        let p = p.min(100) as u8;
+                        lock(shared).percent = Some(p);
+                        ctx.message(&format!("Hyper-V export {p}%"));
+                    }
+                }
+                Some("checkpoint-removed") => lock(shared).checkpoint_removed = true,
+                Some("done") => done = true,
+                Some("error") => return Err(ps::script_error(Script::Export, &v)),
+                _ => {}
+            },
+            Some(Line::Text(_)) => {}
+            None => break,
+        }
+    }
+    running.finish(stop).await?;
+    if !done {
+        return Err(Error::Remote(
+            "Hyper-V (export): PowerShell exited without finishing the export".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The steps of a Hyper-V export, each a PowerShell script (see `flow` for their order).
+impl HyperVFlow {
+    pub(super) fn uses_checkpoint(&self) -> bool {
+        !(self.opts.export_type == ExportType::Full && self.opts.include_snapshots)
+    }
+
+    /// A host path inside the staging folder.
+    pub(super) fn host_join(&self, parts: &[&str]) -> String {
+        let sep = match self.ps.transport() {
+            Transport::Local => std::path::MAIN_SEPARATOR,
+            _ => '\\',
+        };
+        let mut s = self.host_staging.clone();
+        for p in parts {
+            if !s.ends_with(['\\', '/']) {
+                s.push(sep);
+            }
+            s.push_str(p);
+        }
+        s
+    }
+
+    pub(super) async fn inventory(&mut self, ctx: &FlowCtx) -> Result<()> {
+        ctx.message("reading the VM and its disks");
+        let input = match &self.vm_ref {
+            VmRef::Id(id) => json!({ "id": id }),
+            VmRef::Name(n) => json!({ "vm": n }),
+        };
+        let lines = self
+            .ps
+            .run(
+                Script::Inventory,
+                &input,
+                self.control_timeout,
+                ctx.cancel(),
+            )
+            .await?;
+        let mut disks = Vec::new();
+        for l in lines {
+            match l["event"].as_str() {
+                Some("vm") => {
+                    self.vm = Some(VmInfo {
+                        name: l["name"].as_str().unwrap_or_default().to_string(),
+                        id: l["id"].as_str().unwrap_or_default().to_string(),
+                        state: l["state"].as_str().unwrap_or_default().to_string(),
+                    })
+                }
+                Some("disk") => disks.push(l),
+                _ => {}
+            }
+        }
+        let Some(vm) = &self.vm else {
+            return Err(Error::Remote(
+                "Hyper-V (inventory): PowerShell named no VM".into(),
+            ));
+        };
+        if !config::parse_source(&vm.id).is_ok_and(|r| matches!(r, VmRef::Id(_))) {
+            return Err(Error::Remote(format!(
+                "Hyper-V (inventory): the VM id {:?} is not a GUID",
+                vm.id
+            )));
+        }
+        if disks.is_empty() {
+            return Err(Error::NotFound(format!(
+                "VM {:?} has no virtual hard disk to export",
+                vm.name
+            )));
+        }
+        let mut used = std::collections::HashSet::new();
+        for d in disks {
+            let source = d["path"].as_str().unwrap_or_default().to_string();
+            let file_size = d["file_size"].as_u64().ok_or_else(|| {
+                Error::Remote(format!("Hyper-V (inventory): no FileSize for {source}"))
+            })?;
+            let name = unique(
+                &mut used,
+                sanitize_file_name(config::leaf(&source), "disk.vhdx"),
+            );
+            disks_push(&mut self.disks, name, source, file_size, &d);
+        }
+        Ok(())
+    }
+
+    /// Starts `export.ps1` and waits until it has begun (a checkpoint made, the jobs running)
+    /// or failed; then reads its lines in the background.
+    pub(super) async fn start_export(
+        &mut self,
+        ctx: &FlowCtx,
+    ) -> Result<watch::Receiver<WriterState>> {
+        let vm = self.vm.clone().expect("inventory ran");
+        let disks: Vec<Value> = self
+            .disks
+            .iter()
+            .map(|d| {
+                let mut v = d.controller.clone();
+                v["source"] = json!(d.source);
+                v["dest"] = json!(d.host);
+                v
+            })
+            .collect();
+        let input = json!({
+            "id": vm.id,
+            "export_type": match self.opts.export_type { ExportType::Full => "full", ExportType::VhdOnly => "vhd-only" },
+            "include_snapshots": self.opts.include_snapshots,
+            "checkpoint_name": self.checkpoint_name,
+            "path": self.host_staging,
+            "disks": disks,
+            "poll_ms": self.poll_ms.max(200),
+        });
+        self.export_started = true;
+        let mut running = self.ps.start(
+            Script::Export,
+            &input,
+            Duration::from_secs(self.opts.timeout_secs),
+        )?;
+        let stop = CancellationToken::new();
+        // Until the export says it started, a cancel of the export ends the wait (cleanup
+        // then stops whatever began).
+        loop {
+            let line = tokio::select! {
+                biased;
+                _ = ctx.cancel().cancelled() => return Err(Error::Cancelled),
+                l = running.next_line(&stop) => l?,
+            };
+            match line {
+                Some(Line::Json(v)) => match v["event"].as_str() {
+                    Some("checkpoint") => {
+                        lock(&self.shared).checkpoint_made = true;
+                        ctx.waiting_for_cloud("checkpoint made; starting the export");
+                    }
+                    Some("started") => break,
+                    Some("error") => return Err(ps::script_error(Script::Export, &v)),
+                    _ => {}
+                },
+                Some(Line::Text(_)) => {}
+                None => {
+                    let e = running.finish(&stop).await.err();
+                    return Err(Error::Remote(format!(
+                        "Hyper-V (export): PowerShell ended before the export started{}",
+                        e.map(|e| format!(": {e}")).unwrap_or_default()
+                    )));
+                }
+            }
+        }
+        ctx.message("Hyper-V is exporting");
+        let (tx, rx) = watch::channel(WriterState::Running);
+        let shared = self.shared.clone();
+        let task_stop = stop.clone();
+        let msg_ctx = ctx.clone();
+        let handle = tokio::spawn(async move {
+            let end = follow_export(running, &task_stop, &shared, &msg_ctx).await;
+            let state = match end {
+                Ok(()) => WriterState::Finished,
+                Err(e) => {
+                    let m = e.to_string();
+                    lock(&shared).error = Some(m.clone());
+                    WriterState::Failed(m)
+                }
+            };
+            let _ = tx.send(state);
+        });
+        self.export = Some(ExportTask { stop, handle });
+        Ok(rx)
+    }
+
+    pub(super) async fn stop_export(&mut self) {
+        if let Some(t) = self.export.take() {
+            t.stop.cancel();
+            // Ending the reader drops the process: its whole process group is killed.
+            let _ = t.handle.await;
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! One Hyper-V export's run: inventory, the staging folder, `export.ps1` in the background
+//! while the engine watches the files grow, verification, the rename into place, and
+//! `cleanup.ps1` on every path.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{ExportType, HyperVConfig, HyperVOptions, Transport, VmRef};
+use super::ps::{PowerShell, Script};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::paths::sanitize_file_name;
+use crate::providers::kit::parse_config;
+use crate::providers::process::Line;
+use crate::seam::options::{CommonOptions, parse_provider_options};
+use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::sync::lock;
+use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, WriterState, Written};
+
+pub(super) struct HyperVFlow {
+    pub(super) ps: Arc<PowerShell>,
+    pub(super) control_timeout: Duration,
+    pub(super) vm_ref: VmRef,
+    pub(super) opts: HyperVOptions,
+    pub(super) output_dir: PathBuf,
+    pub(super) poll_ms: u64,
+    /// Unique per export: cleanup removes exactly this checkpoint, never another.
+    pub(super) checkpoint_name: String,
+    pub(super) staging_name: String,
+    pub(super) vm: Option<VmInfo>,
+    /// Set just before the folder is made, so cleanup removes it whatever happens next.
+    pub(super) staging: Option<PathBuf>,
+    pub(super) host_staging: String,
+    pub(super) disks: Vec<Disk>,
+    /// `full`: (the VM's folder in staging, relative to output_dir; its final name).
+    pub(super) folder: Option<(String, String)>,
+    pub(super) export: Option<ExportTask>,
+    /// `export.ps1` was started: from then on, cleanup stops Hyper-V's jobs and looks for the
+    /// checkpoint, whether or not the script said it began.
+    pub(super) export_started: bool,
+    pub(super) shared: Arc<Mutex<ExportState>>,
+    pub(super) verified: Vec<Value>,
+    pub(super) cleaned: Option<Value>,
+}
+
+impl Flow for HyperVFlow {
+    fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        Box::pin(async move {
+            self.inventory(ctx).await?;
+            let vm = self.vm.clone().expect("inventory ran");
+            // The staging folder: made by us (mkdir never follows a planted link), unique.
+            let staging = self.output_dir.join(&self.staging_name);
+            self.host_staging = match (&self.opts.host_output_dir, self.ps.transport()) {
+                (Some(h), _) => {
+                    let mut s = h.trim_end_matches(['\\', '/']).to_string();
+                    s.push('\\');
+                    s.push_str(&self.staging_name);
+                    s
+                }
+                (None, _) => staging.to_string_lossy().into_owned(),
+            };
+            if self.opts.export_type == ExportType::Full {
+                // Export-VM names its folder after the VM; we must be able to find it.
+                if !config::is_windows_folder_name(&vm.name) {
+                    return Err(Error::Unsupported(format!(
+                        "VM {:?}: Export-VM cannot make a folder of this name; use export_type \
+                         vhd-only",
+                        vm.name
+                    )));
+                }
+                let final_name = self
+                    .opts
+                    .folder_name
+                    .clone()
+                    .unwrap_or_else(|| sanitize_file_name(&vm.name, "vm"));
+                self.folder = Some((format!("{}/{}", self.staging_name, vm.name), final_name));
+            }
+            let full = self.opts.export_type == ExportType::Full;
+            for i in 0..self.disks.len() {
+                let name = self.disks[i].name.clone();
+                let (local, host) = if full {
+                    // The file keeps Hyper-V's name in the VM folder.
+                    let leaf = config::leaf(&self.disks[i].source).to_string();
+                    (
+                        staging
+                            .join(&vm.name)
+                            .join("Virtual Hard Disks")
+                            .join(&leaf),
+                        self.host_join(&[&vm.name, "Virtual Hard Disks", &leaf]),
+                    )
+                } else {
+                    (staging.join(&name), self.host_join(&[&name]))
+                };
+                self.disks[i].local = local;
+                self.disks[i].host = host;
+            }
+            self.staging = Some(staging.clone());
+            let mode = 0o700;
+            tokio::task::spawn_blocking(move || {
+                #[cfg(unix)]
+                let b =
+                    std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), mode)
+                        .create(&staging);
+                #[cfg(not(unix))]
+                let b = {
+                    let _ = mode;
+                    std::fs::DirBuilder::new().create(&staging)
+                };
+                b
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|e| {
+                Error::io(
+                    &self.output_dir.join(&self.staging_name),
+                    "cannot make the staging folder",
+                    e,
+                )
+            })?;
+            let state = self.start_export(ctx).await?;
+            Ok(self
+                .disks
+                .iter()
+                .map(|d| FileSource {
+                    name: d.name.clone(),
+                    kind: SourceKind::Written(Written {
+                        path: d.local.clone(),
+                        // Hyper-V writes what it reads as it goes: the size is checked against
+                        // what it reports at the end (verify.ps1), not guessed before.
+                        final_size: None,
+                        state: state.clone(),
+                    }),
+                    size_hint: Some(d.file_size),
+                    expected_size: None,
+                    checksum: None,
+                    want_digest: None,
+                })
+                .collect())
+        })
+    }
+
+    fn extra_names(&self) -> Vec<String> {
+        self.folder.iter().map(|(_, f)| f.clone()).collect()
+    }
+
+    fn after_download<'a>(
+        &'a mut self,
+        ctx: &'a FlowCtx,
+        files: &'a [Downloaded],
+        _dir: &'a Arc<OutDir>,
+    ) -> BoxFuture<'a, Result<AfterDownload>> {
+        Box::pin(async move {
+            ctx.message("Hyper-V is checking the exported disks");
+            let input = json!({
+                "paths": self.disks.iter().map(|d| d.host.clone()).collect::<Vec<_>>(),
+                "test_vhd": self.opts.verify,
+            });
+            let lines = self
+                .ps
+                .run(Script::Verify, &input, self.control_timeout, ctx.cancel())
+                .await?;
+            for d in &self.disks {
+                let Some(rep) = lines.iter().find(|l| l["path"] == d.host.as_str()) else {
+                    return Err(Error::Verification(format!(
+                        "Hyper-V did not report on {}",
+                        d.name
+                    )));
+                };
+                let got = files.iter().find(|f| f.name == d.name).map(|f| f.size);
+                let says = rep["file_size"].as_u64();
+                if got.is_none() || got != says {
+                    return Err(Error::Verification(format!(
+                        "{}: {} bytes here, Hyper-V reports {}",
+                        d.name,
+                        got.map(|g| g.to_string()).unwrap_or("no file".into()),
+                        says.map(|s| s.to_string()).unwrap_or("no size".into())
+                    )));
+                }
+                if self.opts.verify && rep["ok"] != true {
+                    return Err(Error::Verification(format!(
+                        "{}: Test-VHD found the exported disk unsound",
+                        d.name
+                    )));
+                }
+                self.verified.push(json!({
+                    "name": d.name,
+                    "size": says,
+                    "test_vhd": self.opts.verify,
+                }));
+            }
+            Ok(match &self.folder {
+                // The VM's folder moves into place as one; its disks go with it.
+                Some((inside, name)) => AfterDownload {
+                    extra: vec![(inside.clone(), name.clone())],
+                    consumed: true,
+                },
+                None => AfterDownload::default(),
+            })
+        })
+    }
+
+    fn cleanup_deadline(&self) -> Duration {
+        // Stopping a Hyper-V job and merging a checkpoint back can take minutes on big disks.
+        Duration::from_secs(900)
+    }
+
+    fn cleanup<'a>(&'a mut self, ctx: &'a CleanupCtx) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let mut errors = Vec::new();
+            let running = self.export_started;
+            self.stop_export().await;
+            let (made, removed) = {
+                let s = lock(&self.shared);
+                (s.checkpoint_made, s.checkpoint_removed)
+            };
+            // A cancel may land between Checkpoint-VM and its line: whenever the export could
+            // have made the checkpoint, cleanup looks for it by its unique name.
+            let may_have_checkpoint = running && self.uses_checkpoint() && !removed;
+            let stop_jobs = running && ctx.outcome != Outcome::Success;
+            if let Some(vm) = &self.vm
+                && (may_have_checkpoint || stop_jobs)
+            {
+                ctx.message(if stop_jobs {
+                    "stopping Hyper-V's export and removing its checkpoint"
+                } else {
+                    "removing the export's checkpoint"
+                });
+                let input = json!({
+                    "id": vm.id,
+                    "checkpoint_name": may_have_checkpoint.then_some(&self.checkpoint_name),
+                    "stop_jobs": stop_jobs,
+                });
+                let never = CancellationToken::new();
+                match self
+                    .ps
+                    .run(Script::Cleanup, &input, self.control_timeout, &never)
+                    .await
+                {
+                    Ok(lines) => {
+                        let last = lines.into_iter().find(|l| l["event"] == "cleaned");
+                        if last
+                            .as_ref()
+                            .is_some_and(|l| l["checkpoint_removed"] == true)
+                        {
+                            lock(&self.shared).checkpoint_removed = true;
+                        }
+                        self.cleaned = last;
+                    }
+                    Err(e) => errors.push(format!("Hyper-V cleanup: {e}")),
+                }
+            } else if made && !removed {
+                errors.push("the export's checkpoint may remain".to_string());
+            }
+            if let Some(staging) = self.staging.take() {
+                // On success the disks or the VM folder have moved out; what is left is a
+                // partial export. remove_dir_all does not follow links inside it.
+                let r =
+                    tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&staging) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            Err(format!("removing {}: {e}", staging.display()))
+                        }
+                        _ => Ok(()),
+                    })
+                    .await;
+                match r {
+                    Ok(Err(m)) => errors.push(m),
+                    Err(e) => errors.push(e.to_string()),
+                    Ok(Ok(())) => {}
+                }
+            }
+            super::cleanup_result(errors)
+        })
+    }
+
+    fn result_fields(&self) -> serde_json::Map<String, Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(vm) = &self.vm {
+            m.insert(
+                "vm".into(),
+                json!({"name": vm.name, "id": vm.id, "state": vm.state}),
+            );
+        }
+        m.insert(
+            "export_type".into(),
+            json!(match self.opts.export_type {
+                ExportType::Full => "full",
+                ExportType::VhdOnly => "vhd-only",
+            }),
+        );
+        m.insert("transport".into(), json!(self.ps.transport().as_str()));
+        if !self.ps.host().is_empty() {
+            m.insert("host".into(), json!(self.ps.host()));
+        }
+        if let Some((_, f)) = &self.folder {
+            m.insert("folder".into(), json!(self.output_dir.join(f)));
+        }
+        let s = lock(&self.shared);
+        if self.uses_checkpoint() {
+            m.insert(
+                "checkpoint".into(),
+                json!({
+                    "name": self.checkpoint_name,
+                    "made": s.checkpoint_made,
+                    "removed": s.checkpoint_removed,
+                }),
+            );
+        }
+        if let Some(p) = s.percent {
+            m.insert("hyperv_percent".into(), json!(p));
+        }
+        m.insert("verified".into(), Value::Array(self.verified.clone()));
+        if let Some(c) = &self.cleaned {
+            m.insert("jobs_stopped".into(), c["jobs_stopped"].clone());
+        }
+        m
+    }
+}

@@ -1,0 +1,64 @@
+//! The `vsphere` provider's client config and export options.
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::paths::validate_file_name;
+use crate::secret::Secret;
+
+/// Client config of the `vsphere` provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VsphereConfig {
+    /// `https://host/sdk` (a bare host gets `https://` and `/sdk`).
+    pub url: String,
+    pub username: String,
+    /// Never logged, never in an error.
+    pub password: Secret,
+    // The network keys (CA bundle, insecure flag, connect timeout, the deadline of every SOAP
+    // call, login included) are the kit's NetConfig, split off before this struct is parsed.
+}
+
+/// Export options of the `vsphere` provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct VsphereOptions {
+    /// `ovf` (a folder of .ovf, .mf and disks) or `ova` (one tar). Default `ovf`.
+    pub format: String,
+    /// Export this snapshot (by name) instead of the VM's current state.
+    pub snapshot: Option<String>,
+    /// Disks downloaded at the same time, 1–8. Default 2.
+    pub parallel_disks: usize,
+    /// Base name of the .ovf/.mf/.ova files. Default: the VM's name.
+    pub name: Option<String>,
+    /// Longest wait for the lease to become ready, ms. Default 600000.
+    pub lease_wait_timeout_ms: u64,
+    /// The manifest (`.mf`): `sha256` (default), `sha1` (what older vSphere and OVF tools
+    /// write), or `none` (no manifest, and no hashing: a plain copy, like `govc export.ovf`
+    /// without `-sha`).
+    pub manifest: String,
+}
+
+impl VsphereOptions {
+    /// The digest each disk needs for the manifest.
+    pub fn manifest_digest(&self) -> Option<crate::transfer::Digest> {
+        match self.manifest.as_str() {
+            "sha1" => Some(crate::transfer::Digest::Sha1),
+            "none" => None,
+            _ => Some(crate::transfer::Digest::Sha256),
+        }
+    }
+}
+
+impl Default for VsphereOptions {
+    fn default() -> Self {
+        VsphereOptions {
+            format: "ovf".into(),
+            snapshot: None,
+            parallel_disks: 2,
+            name: None,
+            lease_wait_timeout_ms: 600_000,
+            manifest: "sha256".into(),
+        }
+    }
+}
