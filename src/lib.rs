@@ -7,12 +7,16 @@
 //! C / Go / C# / PowerShell caller
 //!         │  include/hypersdk.h (cbindgen, committed)
 //! ffi/        the only unsafe, C-facing layer: handles, hs_status, panic guard, C strings
-//!         │  safe API: Client, Export, Progress, ExportResult, Error
-//! export/     a job per export (phases, cancel, cleanup on every path), a dispatcher per
-//!             export (serialized, throttled callbacks, one terminal call), options
-//! providers/  one module per source behind a cargo feature (Provider/Flow seam, one registry
-//!             table), on a shared toolkit: net (HTTP client), poll (cloud-side waits),
-//!             process (child processes)
+//!         │  safe API (client.rs): Client, Export, Progress, ExportResult, Error, provider info
+//! export/     the engine: a job per export (phases, cancel, cleanup on every path), a
+//!             dispatcher per export (serialized, throttled callbacks, one terminal call)
+//!         │  reaches providers only through the registry (providers::new_provider)
+//! providers/  the registry and one module per source behind a cargo feature, each
+//!             mod.rs (Provider) + flow.rs (Flow) + config.rs + its cloud's files, on the kit:
+//!             kit/ (one API client: retry rule, deadlines, error mapping; NetConfig; the
+//!             HTTP client), poll (cloud-side waits), process (child processes), schema
+//! seam/       what the engine and the providers share, below both: the Provider and Flow
+//!             traits, their contexts, the cleanup ledger, the export's common options
 //! transfer/   sources (HTTP, HTTP extents, local file, a file another process writes) →
 //!             positioned writes in a sparse temp file; resume journal, retries, stall
 //!             detection, token buckets, one global buffer budget, checksums
@@ -21,9 +25,10 @@
 //! ```
 //!
 //! A call enters `ffi/`, becomes a job in `export/`, the job drives a provider's `Flow`, the flow
-//! hands `FileSource`s to `transfer/`, and progress flows back through atomic
-//! counters read by one dispatcher per export. Imports point down only: nothing below `ffi/`
-//! knows about C, nothing in `transfer/` knows about providers or the engine.
+//! hands `FileSource`s to `transfer/` and registers the undo of what it creates in the cloud in
+//! the export's ledger, and progress flows back through atomic counters read by one dispatcher
+//! per export. Imports point down only: nothing below `ffi/` knows about C, `export/` and
+//! `providers/` meet only in `seam/`, nothing in `transfer/` knows about providers or the engine.
 //!
 //! ```no_run
 //! let client = hypersdk::Client::new("http", "{}")?;

@@ -18,8 +18,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
 use crate::providers::kit::text::percent_decode;
-use crate::seam::options::parse_provider_options;
-use crate::seam::{Flow, FlowCtx, Provider, When};
+use crate::seam::{Flow, FlowCtx, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 

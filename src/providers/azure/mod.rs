@@ -21,26 +21,19 @@ mod blob;
 mod config;
 mod flow;
 
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
-use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 use url::Url;
 
 use super::kit::config::parse_with_net;
 use super::kit::net::Redirects;
-use super::kit::text::percent_decode;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::paths::sanitize_file_name;
 use crate::seam::options::parse_provider_options;
-use crate::seam::{Flow, FlowCtx, Provider, When};
-use crate::sync::lock;
-use crate::transfer::FileSource;
+use crate::seam::{Flow, Provider};
 use arm::Arm;
-use blob::BlobAuth;
 use config::{AzureConfig, AzureOptions, CredentialKind, Source};
 use flow::AzureFlow;
 

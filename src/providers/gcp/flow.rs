@@ -4,28 +4,19 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use google_cloud_auth::credentials::Credentials;
 use serde_json::{Value, json};
-use tokio::sync::OnceCell;
 
-use super::api::Gce;
-use super::config::{CredentialSource, GcpConfig, GcpOptions, Source};
-use super::poll::{Backoff, Poll, poll_until};
-use super::storage::{GcpSigner, ObjectMeta, Storage};
+use super::config::{GcpOptions, Source};
+use super::storage::Storage;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
-use crate::providers::kit::ApiClient;
-use crate::providers::kit::config::parse_with_net;
-use crate::providers::kit::net::Redirects;
-use crate::providers::kit::text::one_line;
-use crate::seam::ledger::StepId;
-use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{Flow, FlowCtx, Provider, When};
+use crate::seam::{Flow, FlowCtx, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 
-use super::unit::{Unit, delete_object_step, prepare_unit};
+use super::unit::{Unit, delete_object_step, disk_parts, prepare_unit};
+use super::{LazyGce, config};
 
 pub(super) struct GcpFlow {
     pub(super) storage: Arc<Storage>,

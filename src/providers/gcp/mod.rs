@@ -25,26 +25,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use google_cloud_auth::credentials::Credentials;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::kit::ApiClient;
 use super::kit::config::parse_with_net;
 use super::kit::net::Redirects;
 use super::kit::text::one_line;
-use super::poll::{Backoff, Poll, poll_until};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::paths::sanitize_file_name;
-use crate::seam::ledger::StepId;
 use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{Flow, FlowCtx, Provider, When};
-use crate::sync::lock;
-use crate::transfer::FileSource;
+use crate::seam::{Flow, Provider};
 use api::Gce;
 use config::{CredentialSource, GcpConfig, GcpOptions, Source};
 use flow::GcpFlow;
-use storage::{GcpSigner, ObjectMeta, Storage};
+use storage::{GcpSigner, Storage};
 
 pub(crate) struct GcpProvider {
     cfg: GcpConfig,

@@ -5,24 +5,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use google_cloud_auth::credentials::Credentials;
-use serde_json::{Value, json};
-use tokio::sync::OnceCell;
-
 use super::api::Gce;
-use super::config::{CredentialSource, GcpConfig, GcpOptions, Source};
-use super::poll::{Backoff, Poll, poll_until};
-use super::storage::{GcpSigner, ObjectMeta, Storage};
-use crate::BoxFuture;
+use super::config;
+use super::config::{GcpOptions, Source};
+use super::storage::{ObjectMeta, Storage};
 use crate::error::{Error, Result};
-use crate::paths::sanitize_file_name;
-use crate::providers::kit::ApiClient;
-use crate::providers::kit::config::parse_with_net;
-use crate::providers::kit::net::Redirects;
-use crate::providers::kit::text::one_line;
+use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::ledger::StepId;
-use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{Flow, FlowCtx, Provider, When};
+use crate::seam::{FlowCtx, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 
@@ -73,7 +63,7 @@ fn request_id() -> String {
 }
 
 /// `…/projects/P/zones/Z/disks/N` → (P, Z, N), checked.
-fn disk_parts(link: &str) -> Result<(String, String, String)> {
+pub(super) fn disk_parts(link: &str) -> Result<(String, String, String)> {
     let path = link
         .split_once("/compute/v1/")
         .map(|(_, p)| p)

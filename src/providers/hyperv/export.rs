@@ -4,25 +4,23 @@
 //! export (inventory, staging, verify), which `flow` runs in order.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{ExportType, HyperVConfig, HyperVOptions, Transport, VmRef};
+use super::config;
+use super::config::{ExportType, Transport, VmRef};
 use super::flow::HyperVFlow;
-use super::ps::{PowerShell, Script};
-use crate::BoxFuture;
+use super::ps::{self, Script};
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
-use crate::providers::kit::parse_config;
 use crate::providers::process::Line;
-use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::seam::FlowCtx;
 use crate::sync::lock;
-use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, WriterState, Written};
+use crate::transfer::WriterState;
 
 /// The VM as `inventory.ps1` read it.
 #[derive(Debug, Clone)]

@@ -7,20 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{ExportType, HyperVConfig, HyperVOptions, Transport, VmRef};
+use super::config;
+use super::config::{ExportType, HyperVOptions, VmRef};
+use super::export::{Disk, ExportState, ExportTask, VmInfo};
 use super::ps::{PowerShell, Script};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
-use crate::providers::kit::parse_config;
-use crate::providers::process::Line;
-use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
+use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome};
 use crate::sync::lock;
-use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, WriterState, Written};
+use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, Written};
 
 pub(super) struct HyperVFlow {
     pub(super) ps: Arc<PowerShell>,
@@ -273,7 +271,7 @@ impl Flow for HyperVFlow {
                     Ok(Ok(())) => {}
                 }
             }
-            super::cleanup_result(errors)
+            crate::providers::cleanup_result(errors)
         })
     }
 

@@ -17,24 +17,18 @@ mod export;
 mod flow;
 mod ps;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::kit::parse_config;
 use crate::BoxFuture;
-use crate::error::{Error, Result};
-use crate::paths::sanitize_file_name;
-use crate::providers::process::Line;
+use crate::error::Result;
 use crate::seam::options::{CommonOptions, parse_provider_options};
-use crate::seam::{AfterDownload, CleanupCtx, Flow, FlowCtx, Outcome, Provider};
-use crate::sync::lock;
-use crate::transfer::{Downloaded, FileSource, OutDir, SourceKind, WriterState, Written};
-use config::{ExportType, HyperVConfig, HyperVOptions, Transport, VmRef};
+use crate::seam::{Flow, Provider};
+use config::{HyperVConfig, HyperVOptions};
 use ps::{PowerShell, Script};
 
 pub(crate) struct HyperVProvider {

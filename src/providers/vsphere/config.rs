@@ -2,8 +2,6 @@
 
 use serde::Deserialize;
 
-use crate::error::{Error, Result};
-use crate::paths::validate_file_name;
 use crate::secret::Secret;
 
 /// Client config of the `vsphere` provider.

@@ -6,24 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
-use serde::Deserialize;
 use url::Url;
 
 use super::soap::{Moref, Vim};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::paths::{sanitize_file_name, validate_file_name};
-use crate::providers::kit::config::parse_with_net;
-use crate::providers::kit::net::Redirects;
+use crate::paths::sanitize_file_name;
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::providers::xml;
-use crate::seam::options::parse_provider_options;
-use crate::seam::{AfterDownload, Flow, FlowCtx, Provider, When};
-use crate::secret::Secret;
+use crate::seam::{AfterDownload, Flow, FlowCtx, When};
 use crate::transfer::{Downloaded, FileSource, HttpSource, OutDir};
 use xml::esc;
 
 use super::config::VsphereOptions;
+use super::ovf;
 
 #[derive(Debug, Clone)]
 pub(super) struct Device {

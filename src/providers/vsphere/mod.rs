@@ -15,25 +15,19 @@ mod soap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
-use serde::Deserialize;
 use url::Url;
 
 use super::kit::config::parse_with_net;
 use super::kit::net::Redirects;
-use super::poll::{Backoff, Poll, poll_until};
 use super::xml;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
-use crate::paths::{sanitize_file_name, validate_file_name};
+use crate::paths::validate_file_name;
 use crate::seam::options::parse_provider_options;
-use crate::seam::{AfterDownload, Flow, FlowCtx, Provider, When};
-use crate::secret::Secret;
-use crate::transfer::{Downloaded, FileSource, HttpSource, OutDir};
+use crate::seam::{Flow, Provider};
 use config::{VsphereConfig, VsphereOptions};
 use flow::VsphereFlow;
-use soap::{Moref, Vim};
-use xml::esc;
+use soap::Vim;
 
 pub(crate) struct VsphereProvider {
     http: reqwest::Client,
