@@ -27,6 +27,7 @@ import (
 	"errors"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -48,6 +49,65 @@ func Configure(settings any) error {
 	return takeError(C.hs_global_configure(cs, &cerr), cerr)
 }
 
+// CommonOption is an export option every provider takes.
+type CommonOption struct {
+	Key string `json:"key"`
+	// Type is the JSON type: "string", "boolean", "integer", "number", "array" or "object".
+	Type string `json:"type"`
+	// Default is the library's default as decoded JSON: a string, bool, json.Number or nil.
+	Default any `json:"default"`
+}
+
+// Provider is one provider as the library describes it.
+type Provider struct {
+	// Name is what NewClient takes ("aws", "vsphere", …).
+	Name string `json:"name"`
+	// BuiltIn is false for a provider behind a cargo feature this library was built without.
+	BuiltIn bool `json:"built_in"`
+	// Sources are the forms of source id it exports, as text for people.
+	Sources []string `json:"sources"`
+	// ConfigKeys are the keys of its client config (network keys included).
+	ConfigKeys []string `json:"config_keys"`
+	// OptionKeys are its own export options, besides the common ones.
+	OptionKeys []string `json:"option_keys"`
+}
+
+// Schema is what every known provider accepts, as ProviderInfo returns it.
+type Schema struct {
+	CommonOptions []CommonOption `json:"common_options"`
+	Providers     []Provider     `json:"providers"`
+}
+
+// Provider returns the provider named name.
+func (s Schema) Provider(name string) (Provider, bool) {
+	for _, p := range s.Providers {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Provider{}, false
+}
+
+// ProviderInfo describes every known provider (hs_provider_info): the common options with their
+// types and defaults, and per provider its source forms, config keys and option keys. No client
+// is needed; the answer is the loaded library's.
+func ProviderInfo() (Schema, error) {
+	var out *C.char
+	var cerr *C.hs_error
+	if err := takeError(C.hs_provider_info(&out, &cerr), cerr); err != nil {
+		return Schema{}, err
+	}
+	raw := C.GoString(out)
+	C.hs_string_free(out)
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	var s Schema
+	if err := dec.Decode(&s); err != nil {
+		return Schema{}, &Error{Status: StatusInternal, Message: "provider info JSON: " + err.Error()}
+	}
+	return s, nil
+}
+
 // Client is a configured provider. Safe for concurrent use. Close it when done; exports it
 // started keep running.
 type Client struct {
@@ -55,7 +115,7 @@ type Client struct {
 	c  *C.hs_client
 }
 
-// NewClient creates a client for provider ("http"; cloud providers as they are built in) with
+// NewClient creates a client for provider ("http", "aws", …: ProviderInfo lists them) with
 // config marshalled to JSON (nil for defaults; a string or []byte is used as JSON text).
 func NewClient(provider string, config any) (*Client, error) {
 	js, err := toJSON(config)

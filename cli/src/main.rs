@@ -38,7 +38,7 @@ or internal; 9 cancelled; 130 interrupted by Ctrl+C (after cloud cleanup ran). W
 exports, the worst (highest) code wins.";
 
 #[derive(Parser)]
-#[command(name = "hypersdk", version, about = "Export VMs and disks from AWS, Azure, GCP, vSphere and Hyper-V onto local disk, many at once", after_help = EXAMPLES)]
+#[command(name = "hypersdk", version, about = "Export VMs and disks from AWS, Azure, GCP, vSphere, Hyper-V and HTTP servers onto local disk, many at once", after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -73,7 +73,7 @@ enum Cmd {
 
 #[derive(Args)]
 struct ListArgs {
-    /// aws, azure, gcp, hyperv, vsphere…
+    /// aws, azure, gcp, hyperv or vsphere (http has no list: unsupported).
     provider: String,
     /// The provider's config: a JSON file, `-` for stdin, or inline JSON.
     #[arg(long)]

@@ -6,8 +6,9 @@ using System.Threading.Tasks;
 
 namespace HyperSdk
 {
-    /// <summary>A configured provider ("http", "aws", "azure", "vsphere", …). Safe to use from
-    /// several threads; exports started from it keep running after it is disposed.</summary>
+    /// <summary>A configured provider ("http", "aws", "azure", "vsphere", …: the names are in
+    /// <see cref="ProviderInfo"/>). Safe to use from several threads; exports started from it
+    /// keep running after it is disposed.</summary>
     public sealed class HyperSdkClient : IDisposable
     {
         private readonly ClientHandle handle;
@@ -17,7 +18,7 @@ namespace HyperSdk
 
         public string Provider { get; private set; }
 
-        /// <param name="provider">"http", "aws", "azure", "vsphere", …</param>
+        /// <param name="provider">"http", "aws", "azure", "vsphere", … (<see cref="ProviderInfo"/>)</param>
         /// <param name="configJson">The provider's config as JSON (null for defaults). Unknown
         /// keys are errors naming the key. Secrets in it never appear in errors or logs.</param>
         public HyperSdkClient(string provider, string configJson = null)
@@ -37,6 +38,20 @@ namespace HyperSdk
             if (st != 0) throw Native.TakeError(st, err, "hs_global_configure");
         }
 
+        /// <summary>What every known provider accepts: the common options (type, default) and,
+        /// per provider, its source forms, config keys and option keys (hs_provider_info). No
+        /// client needed; the answer is the loaded library's.</summary>
+        public static ProviderSchema ProviderInfo()
+        {
+            IntPtr json, err;
+            var st = Native.hs_provider_info(out json, out err);
+            if (st != 0) throw Native.TakeError(st, err, "hs_provider_info");
+            string text;
+            try { text = Native.FromUtf8(json); }
+            finally { Native.hs_string_free(json); }
+            return ProviderSchema.Parse(text);
+        }
+
         /// <summary>Starts an export and returns at once. <paramref name="progress"/> (may be null)
         /// gets readings on the SynchronizationContext current here, or on the thread pool; never
         /// on a library thread. A slow handler misses intermediate readings, never the last.</summary>
@@ -46,7 +61,6 @@ namespace HyperSdk
             return StartExport(source, options.ToJson(), progress);
         }
 
-        /// <summary>Like the typed overload, with the options as raw JSON.</summary>
         /// <summary>What this provider can export (instances, images, disks, snapshots, VMs,
         /// objects). <paramref name="filterJson"/>: null, or a JSON object with kind,
         /// name_contains and the provider's own keys. Blocks until the cloud answers.</summary>
@@ -76,6 +90,7 @@ namespace HyperSdk
             return list;
         }
 
+        /// <summary>Like the typed overload, with the options as raw JSON.</summary>
         public Export StartExport(string source, string optionsJson, IProgress<ExportProgress> progress = null)
         {
             ThrowIfDisposed();

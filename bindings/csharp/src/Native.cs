@@ -49,6 +49,9 @@ namespace HyperSdk
         public static extern int hs_client_list_sources(ClientHandle client, byte[] filterJson, out IntPtr json, out IntPtr err);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int hs_provider_info(out IntPtr json, out IntPtr err);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int hs_error_code(IntPtr err);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

@@ -1,6 +1,9 @@
 // Typed export options, serialized to the JSON the C ABI takes. Unset (null) values are left out,
 // so the library's defaults apply; Extra carries any key not modelled here (and overrides).
+// The keys are the library's (HyperSdkClient.ProviderInfo()); tests/provider_info.rs checks
+// every class here against them.
 using System.Collections.Generic;
+using System.Linq;
 
 namespace HyperSdk
 {
@@ -27,6 +30,12 @@ namespace HyperSdk
         public long? MaxBytesPerSecond { get; set; }
         public int? MaxAttempts { get; set; }
         public long? StallTimeoutMs { get; set; }
+        /// <summary>First backoff before a retry, ms; it doubles, jittered (library default 500).</summary>
+        public long? RetryBaseDelayMs { get; set; }
+        /// <summary>How often a file another process writes (Hyper-V's) is looked at, ms (library default 500).</summary>
+        public long? PollFileIntervalMs { get; set; }
+        /// <summary>Place in the queue for max_concurrent_exports: higher first (library default 0).</summary>
+        public int? Priority { get; set; }
         public bool? VerifyResumed { get; set; }
         /// <summary>Any other key, written as is (wins over the typed properties).</summary>
         public IDictionary<string, object> Extra { get; private set; }
@@ -56,6 +65,9 @@ namespace HyperSdk
             Put(d, "max_bytes_per_second", MaxBytesPerSecond);
             Put(d, "max_attempts", MaxAttempts);
             Put(d, "stall_timeout_ms", StallTimeoutMs);
+            Put(d, "retry_base_delay_ms", RetryBaseDelayMs);
+            Put(d, "poll_file_interval_ms", PollFileIntervalMs);
+            Put(d, "priority", Priority);
             Put(d, "verify_resumed", VerifyResumed);
         }
 
@@ -74,12 +86,47 @@ namespace HyperSdk
         }
     }
 
-    /// <summary>Options of the "http" provider (a URL, or a list of files).</summary>
-    public class HttpExportOptions : ExportOptions
+    /// <summary>One file of an "http" export of several (<see cref="HttpExportOptions.Files"/>).</summary>
+    public sealed class HttpFile
     {
+        public string Url { get; set; }
         public string FileName { get; set; }
         public string Sha256 { get; set; }
         public string Md5 { get; set; }
+        /// <summary>Hex CRC32C (Castagnoli) of the whole file.</summary>
+        public string Crc32c { get; set; }
+        public long? Size { get; set; }
+
+        public HttpFile() { }
+
+        public HttpFile(string url)
+        {
+            Url = url;
+        }
+
+        internal IDictionary<string, object> ToDictionary()
+        {
+            var d = new SortedDictionary<string, object>();
+            if (Url != null) d["url"] = Url;
+            if (FileName != null) d["file_name"] = FileName;
+            if (Sha256 != null) d["sha256"] = Sha256;
+            if (Md5 != null) d["md5"] = Md5;
+            if (Crc32c != null) d["crc32c"] = Crc32c;
+            if (Size != null) d["size"] = Size;
+            return d;
+        }
+    }
+
+    /// <summary>Options of the "http" provider (a URL, or a list of files).</summary>
+    public class HttpExportOptions : ExportOptions
+    {
+        /// <summary>Several files in one export (a VM's disks); then the source is empty.</summary>
+        public IList<HttpFile> Files { get; set; }
+        public string FileName { get; set; }
+        public string Sha256 { get; set; }
+        public string Md5 { get; set; }
+        /// <summary>Hex CRC32C (Castagnoli) of the whole file.</summary>
+        public string Crc32c { get; set; }
         public long? Size { get; set; }
         /// <summary>Extra request headers (may be credentials: never logged).</summary>
         public IDictionary<string, string> Headers { get; set; }
@@ -89,9 +136,11 @@ namespace HyperSdk
         protected override void Add(IDictionary<string, object> d)
         {
             base.Add(d);
+            Put(d, "files", Files == null ? null : Files.Select(f => f.ToDictionary()).ToList());
             Put(d, "file_name", FileName);
             Put(d, "sha256", Sha256);
             Put(d, "md5", Md5);
+            Put(d, "crc32c", Crc32c);
             Put(d, "size", Size);
             Put(d, "headers", Headers);
         }
@@ -104,11 +153,19 @@ namespace HyperSdk
         public string S3Prefix { get; set; }
         /// <summary>vmdk, vhd or raw.</summary>
         public string DiskImageFormat { get; set; }
+        /// <summary>vmware (default), citrix or microsoft (instances only).</summary>
         public string TargetEnvironment { get; set; }
+        /// <summary>"ova" for an OVA (instances only).</summary>
+        public string ContainerFormat { get; set; }
+        /// <summary>IAM role for ExportImage (default: AWS's vmimport).</summary>
+        public string RoleName { get; set; }
         public bool? DeleteS3ObjectAfterDownload { get; set; }
         public long? PollIntervalMs { get; set; }
         public long? TimeoutSecs { get; set; }
         public string FileName { get; set; }
+        /// <summary>Instances: adopt an active export task of the same instance, bucket, prefix and
+        /// format (what an export that died left running) instead of converting again (default false).</summary>
+        public bool? ReuseExportTask { get; set; }
 
         public AwsExportOptions(string outputDir) : base(outputDir) { }
 
@@ -119,10 +176,13 @@ namespace HyperSdk
             Put(d, "s3_prefix", S3Prefix);
             Put(d, "disk_image_format", DiskImageFormat);
             Put(d, "target_environment", TargetEnvironment);
+            Put(d, "container_format", ContainerFormat);
+            Put(d, "role_name", RoleName);
             Put(d, "delete_s3_object_after_download", DeleteS3ObjectAfterDownload);
             Put(d, "poll_interval_ms", PollIntervalMs);
             Put(d, "timeout_secs", TimeoutSecs);
             Put(d, "file_name", FileName);
+            Put(d, "reuse_export_task", ReuseExportTask);
         }
     }
 
@@ -162,6 +222,10 @@ namespace HyperSdk
         public int? ParallelDisks { get; set; }
         /// <summary>Base name of the files (default: the VM's name).</summary>
         public string Name { get; set; }
+        /// <summary>Longest wait for the export lease to become ready, ms (default 600000).</summary>
+        public long? LeaseWaitTimeoutMs { get; set; }
+        /// <summary>The .mf manifest: sha256 (default), sha1 (older vSphere and OVF tools) or none.</summary>
+        public string Manifest { get; set; }
 
         public VsphereExportOptions(string outputDir) : base(outputDir) { }
 
@@ -172,6 +236,48 @@ namespace HyperSdk
             Put(d, "snapshot", Snapshot);
             Put(d, "parallel_disks", ParallelDisks);
             Put(d, "name", Name);
+            Put(d, "lease_wait_timeout_ms", LeaseWaitTimeoutMs);
+            Put(d, "manifest", Manifest);
+        }
+    }
+
+    /// <summary>Options of the "gcp" provider.</summary>
+    public class GcpExportOptions : ExportOptions
+    {
+        /// <summary>The project and zone of a short source name (default: the client's).</summary>
+        public string Project { get; set; }
+        public string Zone { get; set; }
+        /// <summary>vmdk (default), vhdx, vpc (.vhd) or qcow2.</summary>
+        public string Format { get; set; }
+        /// <summary>The Cloud Storage bucket and prefix the export goes through (default: the client's).</summary>
+        public string Bucket { get; set; }
+        public string Prefix { get; set; }
+        /// <summary>Delete the exported object once it is downloaded and verified (default false).</summary>
+        public bool? DeleteObjectAfterDownload { get; set; }
+        /// <summary>Download (resume) an exported object already at the destination instead of
+        /// exporting again (default false).</summary>
+        public bool? ReuseObject { get; set; }
+        /// <summary>Each cloud-side stage (image, build), seconds (default 7200).</summary>
+        public long? TimeoutSecs { get; set; }
+        public long? PollIntervalMs { get; set; }
+        /// <summary>The one file's name (not with an instance: one file per disk).</summary>
+        public string FileName { get; set; }
+
+        public GcpExportOptions(string outputDir) : base(outputDir) { }
+
+        protected override void Add(IDictionary<string, object> d)
+        {
+            base.Add(d);
+            Put(d, "project", Project);
+            Put(d, "zone", Zone);
+            Put(d, "format", Format);
+            Put(d, "bucket", Bucket);
+            Put(d, "prefix", Prefix);
+            Put(d, "delete_object_after_download", DeleteObjectAfterDownload);
+            Put(d, "reuse_object", ReuseObject);
+            Put(d, "timeout_secs", TimeoutSecs);
+            Put(d, "poll_interval_ms", PollIntervalMs);
+            Put(d, "file_name", FileName);
         }
     }
 

@@ -182,6 +182,58 @@ static class Tests
         Check.That(HyperSdkClient.Version.Length > 0, "version");
     }
 
+    /// <summary>A value for each kind of typed option property, so ToJson writes its key.</summary>
+    static object Sample(Type t)
+    {
+        if (t == typeof(string)) return "x";
+        if (t == typeof(bool?)) return true;
+        if (t == typeof(int?)) return 1;
+        if (t == typeof(long?)) return 1L;
+        if (t == typeof(IDictionary<string, string>)) return new Dictionary<string, string> { { "X-A", "b" } };
+        if (t == typeof(IList<HttpFile>)) return new List<HttpFile> { new HttpFile("http://h/a") { Crc32c = "00000000" } };
+        throw new Exception("no sample value for a " + t.Name + " option");
+    }
+
+    /// <summary>The keys <paramref name="o"/> writes with every typed property set.</summary>
+    static SortedSet<string> KeysWritten(ExportOptions o)
+    {
+        foreach (var prop in o.GetType().GetProperties(BindingFlags.Public | BindingFlags.Instance))
+            if (prop.CanWrite && prop.GetSetMethod() != null) prop.SetValue(o, Sample(prop.PropertyType));
+        return new SortedSet<string>(((IDictionary<string, object>)Json.Parse(o.ToJson())).Keys);
+    }
+
+    [Test]
+    static void ProviderInfoMatchesTheTypedOptions()
+    {
+        var s = HyperSdkClient.ProviderInfo();
+        var names = s.Providers.Select(p => p.Name).ToList();
+        foreach (var n in new[] { "aws", "azure", "gcp", "http", "hyperv", "vsphere" })
+            Check.That(names.Contains(n), "provider " + n + " in " + string.Join(",", names));
+        Check.That(s.Find("http").BuiltIn && s.Find("nope") == null, "Find");
+        Check.That(s.Find("aws").ConfigKeys.Contains("region") && s.Find("aws").Sources.Count > 0, "aws described");
+        var overwrite = s.CommonOptions.Single(o => o.Key == "overwrite");
+        Check.That(overwrite.Type == "boolean" && (bool)overwrite.Default == false, "overwrite: boolean, false");
+        var parts = s.CommonOptions.Single(o => o.Key == "part_size");
+        Check.That(parts.Type == "integer" && (long)parts.Default == 8L << 20, "part_size: integer, 8 MiB");
+        // Every common key is a typed property of ExportOptions, and nothing else is.
+        var common = new SortedSet<string>(s.CommonOptions.Select(o => o.Key));
+        var baseKeys = KeysWritten(new ExportOptions("/tmp"));
+        Check.That(baseKeys.SetEquals(common), "ExportOptions writes " + string.Join(",", baseKeys) +
+            "; the common options are " + string.Join(",", common));
+        // Every provider has {Name}ExportOptions, writing exactly its option keys and the common ones.
+        var types = typeof(ExportOptions).Assembly.GetTypes().Where(t => t.IsSubclassOf(typeof(ExportOptions))).ToList();
+        foreach (var p in s.Providers)
+        {
+            var t = types.SingleOrDefault(x => string.Equals(x.Name, p.Name + "ExportOptions", StringComparison.OrdinalIgnoreCase));
+            Check.That(t != null, "an options class for provider " + p.Name);
+            var keys = KeysWritten((ExportOptions)Activator.CreateInstance(t, "/tmp"));
+            var want = new SortedSet<string>(common.Concat(p.OptionKeys));
+            Check.That(keys.SetEquals(want), t.Name + ": writes [" + string.Join(",", keys.Except(want)) +
+                "] that " + p.Name + " does not take; misses [" + string.Join(",", want.Except(keys)) + "]");
+        }
+        Check.That(types.Count == s.Providers.Count, "an options class per provider, no more");
+    }
+
     [Test]
     static void HttpExportReportsMonotonicProgressAndOneTerminal()
     {
