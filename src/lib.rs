@@ -56,7 +56,7 @@ mod seam;
 mod secret;
 mod settings;
 mod sync;
-mod sys;
+mod platform;
 mod transfer;
 
 pub use client::Client;

@@ -3,12 +3,12 @@
 //! and nothing looks complete unless it is: files are renamed only after every one is verified.
 
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use futures_util::FutureExt as _;
 use tokio::task::JoinSet;
 
+use super::finalize::{Origin, Rename, rename_into_place};
 use super::options::CommonOptions;
 use super::queue::SlotQueue;
 use super::{ChecksumResult, ErrorResult, ExportResult, ExportShared, FileResult};
@@ -18,7 +18,7 @@ use crate::seam::{CleanupCtx, Flow, FlowCtx, Ledger, Outcome, Provider};
 use crate::sync::{lock, panic_text};
 use crate::transfer::outdir::DestLock;
 use crate::transfer::throttle::RateLimiter;
-use crate::transfer::{self, Downloaded, OutDir, TransferCtx};
+use crate::transfer::{self, Downloaded, FileSource, OutDir, TransferCtx};
 
 /// Exports running at once in this process (`max_concurrent_exports`); the rest wait in phase
 /// queued, highest `priority` first.
@@ -92,60 +92,8 @@ impl Job {
             (Err(_), false) => Outcome::Failure,
         };
 
-        // Cleanup on every path, with a fresh deadline that a cancel does not cut short: the
-        // flow's own cleanup, then the ledger's undo steps (newest first) in what is left.
-        let deadline = self.flow.cleanup_deadline();
-        let cleanup_started = std::time::Instant::now();
-        let cctx = CleanupCtx::new(progress.clone(), kind);
-        let mut cleanup = match tokio::time::timeout(
-            deadline,
-            AssertUnwindSafe(self.flow.cleanup(&cctx)).catch_unwind(),
-        )
-        .await
-        {
-            Ok(Ok(Ok(()))) => None,
-            Ok(Ok(Err(e))) => Some(e.to_string()),
-            Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&*p))),
-            Err(_) => Some(format!("cleanup did not finish within {deadline:?}")),
-        };
-        let steps = ledger
-            .run(
-                kind == Outcome::Success,
-                &progress,
-                deadline.saturating_sub(cleanup_started.elapsed()),
-            )
-            .await;
-        let failed_steps: Vec<String> = steps
-            .iter()
-            .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.step)))
-            .collect();
-        if !failed_steps.is_empty() {
-            let mut all: Vec<String> = cleanup.into_iter().collect();
-            all.extend(failed_steps);
-            cleanup = Some(all.join("; "));
-        }
-        if let Some(c) = &cleanup {
-            tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
-        }
-        {
-            let mut claims = lock(&partials);
-            if let Some(dir) = claims.dir.clone() {
-                if kind != Outcome::Success {
-                    // Provider files are made whole in one step: a partial one is worthless.
-                    for t in &claims.extra_temps {
-                        dir.remove(t);
-                    }
-                    if !self.opts.keep_partial {
-                        for name in &claims.temps {
-                            transfer::discard_partial(&dir, name);
-                        }
-                    }
-                }
-                for l in claims.locks.drain(..) {
-                    dir.unlock(l);
-                }
-            }
-        }
+        let (cleanup, steps) = self.cleanup(kind, &ledger).await;
+        self.release(&partials, kind);
 
         let p = progress.snapshot();
         let (fetched, resumed) = match &outcome {
@@ -189,14 +137,98 @@ impl Job {
         shared.set_result(result);
     }
 
+    /// Cleanup on every path, with a fresh deadline that a cancel does not cut short: the
+    /// flow's own cleanup, then the ledger's undo steps (newest first) in what is left. The
+    /// error to report (if any) and every ledger step's outcome.
+    async fn cleanup(
+        &mut self,
+        kind: Outcome,
+        ledger: &Ledger,
+    ) -> (Option<String>, Vec<crate::seam::ledger::CleanupStep>) {
+        let shared = self.shared.clone();
+        let progress = shared.progress.clone();
+        let deadline = self.flow.cleanup_deadline();
+        let cleanup_started = std::time::Instant::now();
+        let cctx = CleanupCtx::new(progress.clone(), kind);
+        let mut cleanup = match tokio::time::timeout(
+            deadline,
+            AssertUnwindSafe(self.flow.cleanup(&cctx)).catch_unwind(),
+        )
+        .await
+        {
+            Ok(Ok(Ok(()))) => None,
+            Ok(Ok(Err(e))) => Some(e.to_string()),
+            Ok(Err(p)) => Some(format!("cleanup panicked: {}", panic_text(&*p))),
+            Err(_) => Some(format!("cleanup did not finish within {deadline:?}")),
+        };
+        let steps = ledger
+            .run(
+                kind == Outcome::Success,
+                &progress,
+                deadline.saturating_sub(cleanup_started.elapsed()),
+            )
+            .await;
+        let failed_steps: Vec<String> = steps
+            .iter()
+            .filter_map(|s| s.error.as_ref().map(|e| format!("{}: {e}", s.step)))
+            .collect();
+        if !failed_steps.is_empty() {
+            let mut all: Vec<String> = cleanup.into_iter().collect();
+            all.extend(failed_steps);
+            cleanup = Some(all.join("; "));
+        }
+        if let Some(c) = &cleanup {
+            tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
+        }
+        (cleanup, steps)
+    }
+
+    /// Gives back what this run held in the output folder: after a failure or cancel, the
+    /// provider's half-made extra files (and the temp files unless `keep_partial`); the
+    /// destination locks always.
+    fn release(&self, partials: &Partials, kind: Outcome) {
+        {
+            let mut claims = lock(partials);
+            if let Some(dir) = claims.dir.clone() {
+                if kind != Outcome::Success {
+                    // Provider files are made whole in one step: a partial one is worthless.
+                    for t in &claims.extra_temps {
+                        dir.remove(t);
+                    }
+                    if !self.opts.keep_partial {
+                        for name in &claims.temps {
+                            transfer::discard_partial(&dir, name);
+                        }
+                    }
+                }
+                for l in claims.locks.drain(..) {
+                    dir.unlock(l);
+                }
+            }
+        }
+    }
+
+    /// claim → download → verify → finalize; each step returns what the next needs.
     async fn run_flow(&mut self, partials: &Partials, ledger: &Arc<Ledger>) -> Result<Done> {
         let shared = self.shared.clone();
         let progress = shared.progress.clone();
         progress.set_phase(Phase::Preparing);
         let fctx =
             FlowCtx::new(progress.clone(), shared.cancel.clone()).with_ledger(ledger.clone());
+        let sources = self.prepare(&fctx).await?;
+        let dir = self.claim(&sources, partials).await?;
+        let files = self.download(sources, &dir, partials).await?;
+        progress.set_phase(Phase::Verifying);
+        let verified = self.verify(&files).await?;
+        progress.set_phase(Phase::Finalizing);
+        self.finalize(&fctx, files, verified, &dir, partials).await
+    }
+
+    /// The flow's cloud side, up to the files to fetch.
+    async fn prepare(&mut self, fctx: &FlowCtx) -> Result<Vec<FileSource>> {
+        let shared = self.shared.clone();
         let sources = {
-            let prepare = self.flow.prepare(&fctx);
+            let prepare = self.flow.prepare(fctx);
             tokio::pin!(prepare);
             tokio::select! {
                 r = &mut prepare => r?,
@@ -213,6 +245,13 @@ impl Job {
         if sources.is_empty() {
             return Err(Error::NotFound("the source has no file to export".into()));
         }
+        Ok(sources)
+    }
+
+    /// Opens the output folder and claims every final name of the export (files and the
+    /// provider's extras) before a byte moves: valid, distinct, free (unless overwrite), and
+    /// locked against a second export of the same destination.
+    async fn claim(&mut self, sources: &[FileSource], partials: &Partials) -> Result<Arc<OutDir>> {
         let dir = {
             let (path, mode) = (self.opts.output_dir.clone(), self.opts.file_mode()?);
             Arc::new(
@@ -222,9 +261,6 @@ impl Job {
             )
         };
         lock(partials).dir = Some(dir.clone());
-        // Every final name of the export (files and the provider's extras) is checked and
-        // claimed before a byte moves: valid, distinct, free (unless overwrite), and locked
-        // against a second export of the same destination.
         let mut names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
         let extras = self.flow.extra_names();
         lock(partials).extra_temps = extras
@@ -249,6 +285,19 @@ impl Job {
             let l = dir.lock(name)?;
             lock(partials).locks.push(l);
         }
+        Ok(dir)
+    }
+
+    /// Downloads every file, `parallel_files` at a time, keeping the flow's cloud side alive;
+    /// the first failure stops the others.
+    async fn download(
+        &mut self,
+        sources: Vec<FileSource>,
+        dir: &Arc<OutDir>,
+        partials: &Partials,
+    ) -> Result<Vec<Downloaded>> {
+        let shared = self.shared.clone();
+        let progress = shared.progress.clone();
         let counters = progress.set_files(
             &sources
                 .iter()
@@ -336,11 +385,14 @@ impl Job {
         if let Some(e) = failure {
             return Err(e);
         }
-        let files: Vec<Downloaded> = done.into_iter().flatten().collect();
+        Ok(done.into_iter().flatten().collect())
+    }
 
-        progress.set_phase(Phase::Verifying);
+    /// Checks every file that has a checksum (read back from disk, cancellable).
+    async fn verify(&mut self, files: &[Downloaded]) -> Result<Vec<Option<ChecksumResult>>> {
+        let shared = &self.shared;
         let mut verified = Vec::new();
-        for f in &files {
+        for f in files {
             if let Some(sum) = f.checksum.clone() {
                 let (file, temp, name) = (f.file.clone(), f.temp.clone(), f.name.clone());
                 let cancel = shared.cancel.clone();
@@ -358,11 +410,23 @@ impl Job {
                 value: c.hex(),
             }));
         }
-        progress.set_phase(Phase::Finalizing);
+        Ok(verified)
+    }
+
+    /// The provider's extra files, then every temp file renamed into place, and the result.
+    async fn finalize(
+        &mut self,
+        fctx: &FlowCtx,
+        files: Vec<Downloaded>,
+        verified: Vec<Option<ChecksumResult>>,
+        dir: &Arc<OutDir>,
+        partials: &Partials,
+    ) -> Result<Done> {
+        let shared = self.shared.clone();
         let after = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => return Err(Error::Cancelled),
-            r = self.flow.after_download(&fctx, &files, &dir) => r?,
+            r = self.flow.after_download(fctx, &files, dir) => r?,
         };
         for (temp, _) in &after.extra {
             let mut claims = lock(partials);
@@ -376,15 +440,15 @@ impl Job {
             to_rename.extend(files.iter().map(|f| Rename {
                 file: Some(f.file.clone()),
                 from: match &f.temp_name {
-                    Some(t) => From::Temp(t.clone()),
-                    None => From::Path(f.temp.clone()),
+                    Some(t) => Origin::Temp(t.clone()),
+                    None => Origin::Path(f.temp.clone()),
                 },
                 to: f.name.clone(),
             }));
         }
         to_rename.extend(after.extra.iter().map(|(t, name)| Rename {
             file: None,
-            from: From::Temp(t.clone()),
+            from: Origin::Temp(t.clone()),
             to: name.clone(),
         }));
         let consumed: Vec<String> = if after.consumed {
@@ -394,7 +458,7 @@ impl Job {
         };
         let d = dir.clone();
         tokio::task::spawn_blocking(move || {
-            finalize(&d, &to_rename, overwrite)?;
+            rename_into_place(&d, &to_rename, overwrite)?;
             for name in consumed {
                 transfer::discard_partial(&d, &name);
             }
@@ -426,38 +490,4 @@ impl Job {
             extra_files: after.extra.into_iter().map(|(_, n)| n).collect(),
         })
     }
-}
-
-/// Where a finished file is now.
-enum From {
-    /// A temp file of ours in the output folder.
-    Temp(String),
-    /// A file another process wrote, where it chose.
-    Path(PathBuf),
-}
-
-struct Rename {
-    /// The open file, synced before the rename.
-    file: Option<Arc<std::fs::File>>,
-    from: From,
-    to: String,
-}
-
-/// Renames every verified temp file to its final name (refusing to replace a file unless
-/// `overwrite`: decided by the kernel at the rename), drops the journals, and syncs the folder
-/// so the renames survive a crash.
-fn finalize(dir: &OutDir, files: &[Rename], overwrite: bool) -> Result<()> {
-    for r in files {
-        if let Some(f) = &r.file {
-            f.sync_all()
-                .map_err(|e| Error::io(&dir.join(&r.to), "cannot sync", e))?;
-        }
-        match &r.from {
-            From::Temp(t) => dir.rename(t, &r.to, overwrite)?,
-            From::Path(p) => dir.rename_from(p, &r.to, overwrite)?,
-        }
-        transfer::discard_journal(dir, &r.to);
-    }
-    dir.sync();
-    Ok(())
 }

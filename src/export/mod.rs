@@ -3,6 +3,7 @@
 //! terminal call), and the handle callers hold.
 
 pub(crate) mod dispatch;
+mod finalize;
 pub(crate) mod job;
 pub(crate) use crate::seam::options;
 pub(crate) mod queue;

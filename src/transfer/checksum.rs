@@ -32,7 +32,7 @@ fn read_all(
         if cancel.is_cancelled() {
             return Err(Error::Cancelled);
         }
-        let n = crate::sys::read_at(file, &mut buf, pos)
+        let n = crate::platform::read_at(file, &mut buf, pos)
             .map_err(|e| Error::io(path, "cannot read", e))?;
         if n == 0 {
             return Ok(());

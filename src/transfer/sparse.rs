@@ -46,7 +46,7 @@ fn is_zero(b: &[u8]) -> bool {
 }
 
 fn write_at(file: &File, path: &Path, buf: &[u8], offset: u64) -> Result<()> {
-    crate::sys::write_all_at(file, buf, offset).map_err(|e| Error::io(path, "cannot write", e))
+    crate::platform::write_all_at(file, buf, offset).map_err(|e| Error::io(path, "cannot write", e))
 }
 
 /// Makes `[start, end)` read as zeros: a hole where the filesystem can punch one, else zeros

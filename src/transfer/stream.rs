@@ -152,7 +152,7 @@ async fn write_block(file: &Arc<File>, path: &Path, at: u64, data: Vec<u8>) -> R
     let mut data = blocking(move || {
         write_sparse(&file, &path, at, &data)?;
         // The bytes go to disk as they arrive, so the sync at the end has little left to do.
-        crate::sys::start_writeback(&file, at, data.len() as u64);
+        crate::platform::start_writeback(&file, at, data.len() as u64);
         Ok(data)
     })
     .await?;

@@ -125,7 +125,7 @@ impl<'a> HandleReader<'a> {
 
 impl std::io::Read for HandleReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = crate::sys::read_at(self.file, buf, self.pos)?;
+        let n = crate::platform::read_at(self.file, buf, self.pos)?;
         self.pos += n as u64;
         Ok(n)
     }

@@ -35,7 +35,7 @@ pub(super) fn follow_hash(
                     return Err(Error::Cancelled);
                 }
                 let n = ((ready - cursor) as usize).min(buf.len());
-                crate::sys::read_exact_at(&st.file, &mut buf[..n], cursor)
+                crate::platform::read_exact_at(&st.file, &mut buf[..n], cursor)
                     .map_err(|e| Error::io(&st.temp.path, "cannot read back", e))?;
                 h.update(&buf[..n]);
                 cursor += n as u64;

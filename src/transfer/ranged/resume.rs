@@ -30,7 +30,7 @@ impl Reserve {
         // A foreign file under the name is left alone (and no room is kept).
         let held = match dir.create_replacing_own(&name) {
             Ok(f) => {
-                let ok = crate::sys::allocate(&f, len).is_ok();
+                let ok = crate::platform::allocate(&f, len).is_ok();
                 if !ok {
                     dir.remove(&name);
                 }
@@ -147,7 +147,7 @@ fn recheck_kept(
                 return Err(Error::Cancelled);
             }
             let n = ((end - pos) as usize).min(buf.len());
-            crate::sys::read_exact_at(file, &mut buf[..n], pos)
+            crate::platform::read_exact_at(file, &mut buf[..n], pos)
                 .map_err(|e| Error::io(&temp.path, "cannot read", e))?;
             crc = crc32c::crc32c_append(crc, &buf[..n]);
             pos += n as u64;

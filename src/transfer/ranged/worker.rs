@@ -139,7 +139,7 @@ async fn flush(st: &Arc<Ranged>, buf: &mut Vec<u8>, end_pos: u64, crc: &Crc) -> 
     let writing = st.write_lock.lock().await;
     let mut data = blocking(move || {
         write_sparse(&file, &path, end_pos - n, &data)?;
-        crate::sys::start_writeback(&file, end_pos - n, n);
+        crate::platform::start_writeback(&file, end_pos - n, n);
         Ok(data)
     })
     .await?;
