@@ -294,3 +294,33 @@ mod tests {
         assert!(e.to_string().contains("insecure"), "{e}");
     }
 }
+
+/// Property tests of the source URL parser (proptest: the field's standard generator and
+/// shrinker; see `src/proptests.rs` for the rest).
+#[cfg(test)]
+mod url_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A source URL: parsed, or refused with INVALID_ARGUMENT whose message holds neither the
+        /// password nor the query (a presigned URL's signature), whatever else the text holds.
+        #[test]
+        fn url_errors_never_show_credentials(
+            scheme in prop::sample::select(vec!["http", "https", "ftp", "htt p", "", "s3"]),
+            sep in prop::sample::select(vec!["://", ":/", ":", "//", ""]),
+            host in "[a-z0-9.\\[\\]:%-]{0,12}",
+            path in "[ -~]{0,12}",
+        ) {
+            let (password, sig) = ("Pw9secretQz", "Sig7secretXy");
+            let text = format!("{scheme}{sep}user:{password}@{host}/{path}?X-Amz-Signature={sig}");
+            match parse_url(&text) {
+                Ok(u) => prop_assert!(matches!(u.scheme(), "http" | "https")),
+                Err(Error::InvalidArgument(m)) => {
+                    prop_assert!(!m.contains(password) && !m.contains(sig), "{text:?} → {m}");
+                }
+                Err(e) => prop_assert!(false, "{e:?}"),
+            }
+        }
+    }
+}
