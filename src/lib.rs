@@ -47,6 +47,7 @@ mod error;
 mod export;
 mod ffi;
 mod paths;
+mod platform;
 mod progress;
 #[cfg(test)]
 mod proptests;
@@ -56,7 +57,6 @@ mod seam;
 mod secret;
 mod settings;
 mod sync;
-mod platform;
 mod transfer;
 
 pub use client::Client;

@@ -146,10 +146,7 @@ pub(crate) fn new_provider(name: &str, config_json: &str) -> Result<Arc<dyn Prov
 }
 
 /// Cleanup's outcome from the steps that failed (each already says what it was undoing).
-#[cfg_attr(
-    not(any(feature = "azure", feature = "gcp", feature = "hyperv")),
-    allow(dead_code)
-)]
+#[cfg_attr(not(feature = "hyperv"), allow(dead_code))]
 pub(crate) fn cleanup_result(errors: Vec<String>) -> Result<()> {
     if errors.is_empty() {
         Ok(())
