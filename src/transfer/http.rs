@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use reqwest::StatusCode;
-use reqwest::header::{ETAG, HeaderMap};
+use reqwest::header::ETAG;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{ByteStream, http_body};
-use super::checksum::Checksum;
 use super::journal::Validator;
 use super::range_set::RangeSet;
 use super::ranged::{self, RangeFetch};
@@ -38,7 +37,9 @@ pub(crate) async fn fetch(
     let (validator, server_sum) = match probe.status() {
         StatusCode::PARTIAL_CONTENT => (
             validator_of(&probe, content_range_total(&probe)?),
-            server_checksum(probe.headers()),
+            http.hooks
+                .server_checksum
+                .and_then(|read| read(probe.headers())),
         ),
         StatusCode::RANGE_NOT_SATISFIABLE => {
             // Only an empty object has no byte 0, and the server must say so.
@@ -166,13 +167,17 @@ impl RangeFetch for HttpRanges {
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<ByteStream>> {
         Box::pin(async move {
-            let with_md5 = self.http.range_md5 && end - start <= MAX_MD5_RANGE;
+            let ask = self
+                .http
+                .hooks
+                .range_md5_header
+                .filter(|_| end - start <= MAX_MD5_RANGE);
+            let with_md5 = ask.is_some();
             let mut http = std::borrow::Cow::Borrowed(&self.http);
-            if with_md5 {
-                http.to_mut().headers.insert(
-                    "x-ms-range-get-content-md5",
-                    reqwest::header::HeaderValue::from_static("true"),
-                );
+            if let Some(name) = ask {
+                http.to_mut()
+                    .headers
+                    .insert(name, reqwest::header::HeaderValue::from_static("true"));
             }
             let resp = send_with_retry(
                 &self.ctx,
@@ -216,7 +221,7 @@ impl RangeFetch for HttpRanges {
     }
 
     fn max_part(&self) -> u64 {
-        if self.http.range_md5 {
+        if self.http.hooks.range_md5_header.is_some() {
             MAX_MD5_RANGE
         } else {
             u64::MAX
@@ -224,7 +229,7 @@ impl RangeFetch for HttpRanges {
     }
 }
 
-/// The largest range Azure Blob gives an MD5 for.
+/// The largest range a per-range MD5 is asked for (Azure Blob's limit).
 const MAX_MD5_RANGE: u64 = 4 << 20;
 
 /// Passes `body` through, then fails with a verification error at its end when the MD5 of the
@@ -277,17 +282,4 @@ fn md5_checked(body: ByteStream, want: String, len: u64, what: String) -> ByteSt
             }
         }
     }))
-}
-
-/// A whole-object checksum the server volunteers (GCS `x-goog-hash`, Azure's stored MD5).
-fn server_checksum(h: &HeaderMap) -> Option<Checksum> {
-    for v in h.get_all("x-goog-hash") {
-        for part in v.to_str().ok()?.split(',') {
-            if let Some(c) = part.trim().strip_prefix("crc32c=") {
-                return Checksum::parse("crc32c", c).ok();
-            }
-        }
-    }
-    let md5 = h.get("x-ms-blob-content-md5")?.to_str().ok()?;
-    Checksum::parse("md5", md5).ok()
 }

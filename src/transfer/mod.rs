@@ -122,11 +122,22 @@ pub(crate) struct HttpSource {
     /// Signs every request just before it is sent (S3 SigV4: credentials are fetched, and
     /// refreshed, per request, so a day-long download never outlives a pre-signed URL).
     pub signer: Option<Arc<dyn RequestSigner>>,
-    /// Ask for each range's MD5 and check it (Azure Blob's `x-ms-range-get-content-md5`, which
-    /// the service answers for ranges of at most 4 MiB: parts are cut to that size). A range
-    /// that does not match fails the file with a verification error, and its bytes are not
-    /// kept for a resume.
-    pub range_md5: bool,
+    /// What the cloud that made the source adds to plain HTTP (set by its provider: the
+    /// downloader knows no cloud's header names).
+    pub hooks: SourceHooks,
+}
+
+/// A cloud's additions to plain HTTP, carried by the source.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct SourceHooks {
+    /// Reads a whole-object checksum the server volunteers in its answer's headers (GCS's
+    /// `x-goog-hash`, Azure's stored MD5); verified after the download.
+    pub server_checksum: Option<fn(&HeaderMap) -> Option<Checksum>>,
+    /// The request header (sent as `true`) that asks for each range's `Content-MD5` (Azure
+    /// Blob's `x-ms-range-get-content-md5`, answered for ranges of at most 4 MiB: parts are
+    /// cut to that size). A range that does not match fails the file with a verification
+    /// error, and its bytes are not kept for a resume.
+    pub range_md5_header: Option<&'static str>,
 }
 
 impl std::fmt::Debug for HttpSource {

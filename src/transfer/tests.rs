@@ -69,7 +69,7 @@ fn http(server: &TestServer, path: &str) -> HttpSource {
         url: Url::parse(&server.url(path)).unwrap(),
         headers: HeaderMap::new(),
         signer: None,
-        range_md5: false,
+        hooks: Default::default(),
     }
 }
 
@@ -189,7 +189,10 @@ async fn range_md5_is_asked_for_checked_and_a_mismatch_is_not_kept() {
             name: name.into(),
             kind: SourceKind::HttpExtents {
                 http: HttpSource {
-                    range_md5: true,
+                    hooks: super::SourceHooks {
+                        server_checksum: None,
+                        range_md5_header: Some("x-ms-range-get-content-md5"),
+                    },
                     ..http(&server, "md5.vhd")
                 },
                 size,

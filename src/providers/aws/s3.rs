@@ -155,7 +155,7 @@ pub(crate) async fn file_source(
             url,
             headers: Default::default(),
             signer: Some(api.signer.clone()),
-            range_md5: false,
+            hooks: Default::default(),
         },
     );
     // HEAD has no body: the size is the header's, not the (empty) body's.

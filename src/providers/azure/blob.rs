@@ -243,7 +243,10 @@ pub(crate) async fn file_source(
         url: url.clone(),
         headers: Default::default(),
         signer: Some(Arc::new(auth.clone())),
-        range_md5: true,
+        hooks: crate::transfer::SourceHooks {
+            server_checksum: Some(crate::providers::kit::checksums::ms_blob_md5),
+            range_md5_header: Some(crate::providers::kit::checksums::MS_RANGE_MD5),
+        },
     };
     let kind = if props.page_blob {
         SourceKind::HttpExtents {

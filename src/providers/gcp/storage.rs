@@ -194,7 +194,10 @@ impl Storage {
             url,
             headers: Default::default(),
             signer: Some(std::sync::Arc::new(self.signer.clone())),
-            range_md5: false,
+            hooks: crate::transfer::SourceHooks {
+                server_checksum: Some(crate::providers::kit::checksums::goog_hash),
+                range_md5_header: None,
+            },
         }
     }
 }

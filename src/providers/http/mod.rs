@@ -84,7 +84,12 @@ impl HttpFile {
                 url,
                 headers: headers.clone(),
                 signer: None,
-                range_md5: false,
+                // A plain URL may be a pre-signed GCS link or a blob SAS: their checksums are
+                // read too.
+                hooks: crate::transfer::SourceHooks {
+                    server_checksum: Some(super::kit::checksums::any_cloud),
+                    range_md5_header: None,
+                },
             },
         );
         src.size_hint = self.size;

@@ -9,6 +9,8 @@
 //!   its signing and how to read its error bodies ([`Dialect`]).
 //! - [`net`]: the reqwest client builder (our TLS stack, extra CAs, redirect policy), capped
 //!   body reads, header maps.
+//! - [`checksums`]: the whole-object checksums clouds put in their headers, handed to the
+//!   downloader as a source's hooks.
 //! - [`text`]: one-line messages out of cloud answers, percent-decoding.
 
 // A build with only some providers (`--no-default-features --features NAME`) leaves parts of
@@ -25,6 +27,7 @@
 )]
 
 pub(crate) mod api;
+pub(crate) mod checksums;
 pub(crate) mod config;
 pub(crate) mod net;
 pub(crate) mod text;

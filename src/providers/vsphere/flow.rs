@@ -252,7 +252,7 @@ impl Flow for VsphereFlow {
                         url,
                         headers,
                         signer: None,
-                        range_md5: false,
+                        hooks: Default::default(),
                     },
                 );
                 src.size_hint = size;
