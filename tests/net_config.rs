@@ -15,6 +15,59 @@ fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
 }
 
+/// Exports `source` with a client that trusts `cert`'s CA (it must arrive whole, as `want`),
+/// then with one that does not (it must fail at once, saying what to do, leaving nothing).
+fn trusts_the_ca_and_only_it(
+    provider: &str,
+    cfg: impl Fn(Option<&str>) -> String,
+    cert: &TestCert,
+    source: &str,
+    file: &str,
+    want: &[u8],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::new(provider, &cfg(Some(&cert.cert_pem))).unwrap();
+    let r = wait_export(
+        &client
+            .start_export(source, &opts(dir.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(dir.path().join(file)).unwrap(), want);
+
+    // Without the CA the same endpoint is refused: the certificate is checked, not ignored.
+    let other = tempfile::tempdir().unwrap();
+    let client = Client::new(provider, &cfg(None)).unwrap();
+    let r = wait_export(
+        &client
+            .start_export(source, &opts(other.path(), json!({})), None)
+            .unwrap(),
+    );
+    let e = r.error().expect("an unknown issuer must fail");
+    // Said at once (not retried as if it could pass), with what to do.
+    assert_eq!(e.kind, ErrorKind::Remote, "{}", e.message);
+    assert!(e.message.contains("ca_bundle_pem"), "{}", e.message);
+    assert!(
+        e.message.to_lowercase().contains("certificate"),
+        "{}",
+        e.message
+    );
+    assert!(
+        r.elapsed_ms < 5_000,
+        "a certificate error was retried: {} ms",
+        r.elapsed_ms
+    );
+    assert!(!other.path().join(file).exists());
+}
+
+/// `base` with the CA added when given.
+fn with_ca(mut base: serde_json::Value, ca: Option<&str>) -> String {
+    if let Some(ca) = ca {
+        base["ca_bundle_pem"] = ca.into();
+    }
+    base.to_string()
+}
+
 #[test]
 fn aws_s3_calls_trust_the_configured_ca_and_only_it() {
     let rt = peer_runtime();
@@ -23,7 +76,7 @@ fn aws_s3_calls_trust_the_configured_ca_and_only_it() {
     let data = pattern(300_000);
     server.put("bkt/disks/d.raw", data.clone());
     let cfg = |ca: Option<&str>| {
-        let mut c = json!({
+        let base = json!({
             "region": "us-east-1",
             "endpoint_url": server.url(""),
             "force_path_style": true,
@@ -31,44 +84,9 @@ fn aws_s3_calls_trust_the_configured_ca_and_only_it() {
             "secret_access_key": "not-a-real-secret",
             "api_timeout_ms": 5000,
         });
-        if let Some(ca) = ca {
-            c["ca_bundle_pem"] = ca.into();
-        }
-        c.to_string()
+        with_ca(base, ca)
     };
-    let dir = tempfile::tempdir().unwrap();
-    let client = Client::new("aws", &cfg(Some(&cert.cert_pem))).unwrap();
-    let r = wait_export(
-        &client
-            .start_export("s3://bkt/disks/d.raw", &opts(dir.path(), json!({})), None)
-            .unwrap(),
-    );
-    assert_eq!(r.status, "done", "{}", r.to_json());
-    assert_eq!(std::fs::read(dir.path().join("d.raw")).unwrap(), data);
-
-    // Without the CA the same endpoint is refused: the certificate is checked, not ignored.
-    let other = tempfile::tempdir().unwrap();
-    let client = Client::new("aws", &cfg(None)).unwrap();
-    let r = wait_export(
-        &client
-            .start_export("s3://bkt/disks/d.raw", &opts(other.path(), json!({})), None)
-            .unwrap(),
-    );
-    let e = r.error().expect("an unknown issuer must fail");
-    // Said at once (not retried as if it could pass), with what to do.
-    assert_eq!(e.kind, ErrorKind::Remote, "{}", e.message);
-    assert!(e.message.contains("ca_bundle_pem"), "{}", e.message);
-    assert!(
-        r.elapsed_ms < 5_000,
-        "a certificate error was retried: {} ms",
-        r.elapsed_ms
-    );
-    assert!(
-        e.message.to_lowercase().contains("certificate"),
-        "{}",
-        e.message
-    );
-    assert!(!other.path().join("d.raw").exists());
+    trusts_the_ca_and_only_it("aws", cfg, &cert, "s3://bkt/disks/d.raw", "d.raw", &data);
 }
 
 #[test]
@@ -87,51 +105,21 @@ fn gcp_storage_calls_trust_the_configured_ca_and_only_it() {
     assert_eq!(body.len(), doc(0).len());
     server.put("storage/v1/b/bkt/o/d.raw", body.clone().into_bytes());
     let cfg = |ca: Option<&str>| {
-        let mut c = json!({
+        let base = json!({
             "anonymous": true,
             "storage_endpoint": server.url(""),
             "api_timeout_ms": 5000,
         });
-        if let Some(ca) = ca {
-            c["ca_bundle_pem"] = ca.into();
-        }
-        c.to_string()
+        with_ca(base, ca)
     };
-    let dir = tempfile::tempdir().unwrap();
-    let client = Client::new("gcp", &cfg(Some(&cert.cert_pem))).unwrap();
-    let r = wait_export(
-        &client
-            .start_export("gs://bkt/d.raw", &opts(dir.path(), json!({})), None)
-            .unwrap(),
+    trusts_the_ca_and_only_it(
+        "gcp",
+        cfg,
+        &cert,
+        "gs://bkt/d.raw",
+        "d.raw",
+        body.as_bytes(),
     );
-    assert_eq!(r.status, "done", "{}", r.to_json());
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("d.raw")).unwrap(),
-        body
-    );
-
-    let other = tempfile::tempdir().unwrap();
-    let client = Client::new("gcp", &cfg(None)).unwrap();
-    let r = wait_export(
-        &client
-            .start_export("gs://bkt/d.raw", &opts(other.path(), json!({})), None)
-            .unwrap(),
-    );
-    let e = r.error().expect("an unknown issuer must fail");
-    // Said at once (not retried as if it could pass), with what to do.
-    assert_eq!(e.kind, ErrorKind::Remote, "{}", e.message);
-    assert!(e.message.contains("ca_bundle_pem"), "{}", e.message);
-    assert!(
-        r.elapsed_ms < 5_000,
-        "a certificate error was retried: {} ms",
-        r.elapsed_ms
-    );
-    assert!(
-        e.message.to_lowercase().contains("certificate"),
-        "{}",
-        e.message
-    );
-    assert!(!other.path().join("d.raw").exists());
 }
 
 #[test]

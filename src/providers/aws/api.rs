@@ -272,17 +272,7 @@ fn detail(body: &[u8]) -> Option<(String, String)> {
 /// An S3 error answer as our error, by the kit's one mapping (the code where it says more
 /// than the status). Nothing of the request (its signature, the credentials) is in it.
 pub(crate) fn api_error(what: &str, a: &Answer) -> Error {
-    // Reading an error needs no signer.
-    struct ReadOnly;
-    impl Dialect for ReadOnly {
-        fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
-            detail(&a.body)
-        }
-        fn classify(&self, code: &str) -> Option<CodeClass> {
-            classify_code(code)
-        }
-    }
-    crate::providers::kit::api::answer_error(what, &ReadOnly, a)
+    crate::providers::kit::api::error_from(what, a, detail, classify_code)
 }
 
 /// `Name.1=a&Name.2=b`: a list parameter the Query way.

@@ -12,7 +12,7 @@ use url::Url;
 
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::kit::api::answer_error;
+use crate::providers::kit::api::error_from;
 use crate::providers::kit::text::one_line;
 use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
 use crate::transfer::{Checksum, HttpSource, RequestSigner};
@@ -246,19 +246,10 @@ fn classify_reason(reason: &str) -> Option<CodeClass> {
 
 /// A Google API error (Compute, Cloud Build, Storage) as ours, by the kit's one mapping.
 pub(crate) fn http_error(status: StatusCode, what: &str, body: &Value) -> Error {
-    struct Google;
-    impl Dialect for Google {
-        fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
-            json_error(&a.body)
-        }
-        fn classify(&self, code: &str) -> Option<CodeClass> {
-            classify_reason(code)
-        }
-    }
     let a = Answer {
         status,
         headers: Default::default(),
         body: body.to_string().into_bytes(),
     };
-    answer_error(what, &Google, &a)
+    error_from(what, &a, json_error, classify_reason)
 }

@@ -270,6 +270,29 @@ pub(crate) fn answer_error(what: &str, dialect: &dyn Dialect, a: &Answer) -> Err
     Error::of(kind, text)
 }
 
+/// [`answer_error`] for an answer read outside a call (a HEAD whose status the caller judged,
+/// an SDK's error): the dialect's two readers as plain functions, no signer needed.
+pub(crate) fn error_from(
+    what: &str,
+    a: &Answer,
+    detail: fn(&[u8]) -> Option<(String, String)>,
+    classify: fn(&str) -> Option<CodeClass>,
+) -> Error {
+    struct Readers {
+        detail: fn(&[u8]) -> Option<(String, String)>,
+        classify: fn(&str) -> Option<CodeClass>,
+    }
+    impl Dialect for Readers {
+        fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+            (self.detail)(&a.body)
+        }
+        fn classify(&self, code: &str) -> Option<CodeClass> {
+            (self.classify)(code)
+        }
+    }
+    answer_error(what, &Readers { detail, classify }, a)
+}
+
 /// What a status means when no code says more.
 pub(crate) fn status_kind(s: StatusCode) -> ErrorKind {
     match s.as_u16() {
