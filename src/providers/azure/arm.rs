@@ -19,8 +19,23 @@ use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::FlowCtx;
 use crate::transfer::retry::retry_after;
 
-/// `Microsoft.Compute` API version for disks, snapshots and VMs (has `fileFormat` on grants).
-const COMPUTE_API: &str = "2024-03-02";
+/// The api-version of each `Microsoft.Compute` resource type: ARM refuses a version its
+/// resource provider does not define for that type (`NoRegisteredProviderFound`), and disks and
+/// snapshots (DiskRP) are versioned apart from virtual machines (ComputeRP). These are the
+/// versions Microsoft's own SDK, `azure-mgmt-compute` 39.0.0, sends for these operations (its
+/// `build_disks_*`, `build_snapshots_*` and `build_virtual_machines_*` request builders); the
+/// ARM stand-in reads them from that package and refuses any other.
+const DISK_RP_API: &str = "2026-03-02";
+const COMPUTE_RP_API: &str = "2026-04-01";
+
+/// The api-version for a resource type (`disks`, `snapshots`, `virtualMachines`).
+pub(crate) fn api_version(kind: &str) -> &'static str {
+    if kind == "virtualMachines" {
+        COMPUTE_RP_API
+    } else {
+        DISK_RP_API
+    }
+}
 /// Largest ARM answer read (a VM or disk is a few KiB).
 const MAX_BODY: usize = 4 << 20;
 
@@ -83,7 +98,8 @@ impl Arm {
                 p.push(a);
             }
         }
-        u.query_pairs_mut().append_pair("api-version", COMPUTE_API);
+        u.query_pairs_mut()
+            .append_pair("api-version", api_version(kind));
         u
     }
 
@@ -100,7 +116,8 @@ impl Arm {
             }
             p.extend(["providers", "Microsoft.Compute", kind]);
         }
-        u.query_pairs_mut().append_pair("api-version", COMPUTE_API);
+        u.query_pairs_mut()
+            .append_pair("api-version", api_version(kind));
         let mut out = Vec::new();
         let mut next = Some(u);
         let mut pages = 0;

@@ -224,13 +224,18 @@ fn sdk_error(what: &str, e: &azure_core::Error) -> Error {
 }
 
 /// The downloader's source for one blob: only its written pages when it is a page blob,
-/// per-range MD5 on, its size exact, its stored MD5 (if any) checked at the end.
+/// per-range MD5 on, its size exact; and the checks that will run, for the result.
+///
+/// A page blob's stored Content-MD5 is never used: Put Page does not update it, so on a disk
+/// written since it was made (every disk in use) it is stale, and trusting it failed every
+/// such export (Azure Storage Explorer stopped checking it for disk VHDs for this reason). A
+/// block blob's stored MD5 is set with its content and is checked at the end.
 pub(crate) async fn file_source(
     http: &reqwest::Client,
     url: &Url,
     auth: &BlobAuth,
     file_name: String,
-) -> Result<FileSource> {
+) -> Result<(FileSource, &'static [&'static str])> {
     if url.scheme() != "https" {
         return Err(Error::Remote(format!(
             "{file_name}: the blob URL is not https ({}); a SAS must not travel in clear",
@@ -244,7 +249,8 @@ pub(crate) async fn file_source(
         headers: Default::default(),
         signer: Some(Arc::new(auth.clone())),
         hooks: crate::transfer::SourceHooks {
-            server_checksum: Some(crate::providers::kit::checksums::ms_blob_md5),
+            server_checksum: (!props.page_blob)
+                .then_some(crate::providers::kit::checksums::ms_blob_md5 as _),
             range_md5_header: Some(crate::providers::kit::checksums::MS_RANGE_MD5),
         },
     };
@@ -258,17 +264,23 @@ pub(crate) async fn file_source(
         SourceKind::Http(source)
     };
     let checksum = match &props.md5 {
-        Some(m) => Some(Checksum::parse("md5", m)?),
-        None => None,
+        Some(m) if !props.page_blob => Some(Checksum::parse("md5", m)?),
+        _ => None,
     };
-    Ok(FileSource {
+    let checks: &[&str] = if checksum.is_some() {
+        &["size", "range_md5", "stored_md5"]
+    } else {
+        &["size", "range_md5"]
+    };
+    let src = FileSource {
         name: file_name,
         kind,
         size_hint: Some(props.size),
         expected_size: Some(props.size),
         checksum,
         want_digest: None,
-    })
+    };
+    Ok((src, checks))
 }
 
 #[cfg(test)]

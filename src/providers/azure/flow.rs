@@ -293,9 +293,12 @@ impl AzureFlow {
             };
             let mut bare = url.clone();
             bare.set_query(None);
-            let src = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
-            self.files
-                .push(json!({"file": file, "blob": crate::transfer::redact_url(&url)}));
+            let (src, checks) = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
+            self.files.push(json!({
+                "file": file,
+                "blob": crate::transfer::redact_url(&url),
+                "checks": checks,
+            }));
             return Ok(vec![src]);
         }
         let targets = self.targets(ctx).await?;
@@ -335,8 +338,9 @@ impl AzureFlow {
             let auth = BlobAuth::Sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
-            sources.push(blob::file_source(&self.http, &bare, &auth, t.file.clone()).await?);
-            let mut f = json!({"file": t.file, "source_id": t.source_id});
+            let (src, checks) = blob::file_source(&self.http, &bare, &auth, t.file.clone()).await?;
+            sources.push(src);
+            let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             if t.kind == "snapshots" {
                 f["exported_from"] = json!(format!(
                     "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",

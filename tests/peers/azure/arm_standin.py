@@ -17,6 +17,13 @@ HTTPS on another port:
   hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
   its source disk's), `POST sas` {rg, name}, `GET stats`.
 
+It holds the official contract where it can (azure-mgmt-compute, pinned in requirements.txt):
+every ARM operation must carry the api-version Microsoft's SDK sends for it (ARM's
+`NoRegisteredProviderFound` otherwise: disks and snapshots are DiskRP's, VMs ComputeRP's), a
+grant's body must be a `GrantAccessData` (required `access` and `durationInSeconds`, the enums
+of `access` and `fileFormat`), a snapshot's a `Snapshot` with `location` and
+`creationData.createOption` (`InvalidRequestContent` otherwise).
+
 The first line of stdout is JSON: {"arm", "blob", "tenant", "client_id", "client_secret",
 "subscription"}. It exits when stdin closes (with --exit-on-stdin-eof).
 """
@@ -35,6 +42,9 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+# The official contract: Microsoft's SDK for the Compute resource providers. Its request
+# builders carry the api-version of each operation; its models name the request bodies' fields.
+from azure.mgmt.compute.operations import _operations as compute_ops
 from azure.storage.blob import (
     AccessPolicy,
     BlobSasPermissions,
@@ -49,6 +59,68 @@ CLIENT_ID = "hypersdk-test-app"
 CLIENT_SECRET = "s3cr3t-Cl1ent~Value"
 SUB = "00000000-0000-0000-0000-0000000000ab"
 PAGE = 512
+
+def _sdk_version(builder, **names):
+    """The api-version an SDK request builder puts on its request."""
+    req = builder(subscription_id=SUB, **names)
+    return urllib.parse.parse_qs(urllib.parse.urlsplit(req.url).query)["api-version"][0]
+
+
+# (method, kind, action) -> the api-version azure-mgmt-compute sends for that operation. ARM
+# refuses a version the resource provider does not define for the type.
+API_VERSIONS = {
+    ("GET", "disks", None): _sdk_version(compute_ops.build_disks_get_request, resource_group_name="r", disk_name="d"),
+    ("POST", "disks", "beginGetAccess"): _sdk_version(compute_ops.build_disks_grant_access_request, resource_group_name="r", disk_name="d"),
+    ("POST", "disks", "endGetAccess"): _sdk_version(compute_ops.build_disks_revoke_access_request, resource_group_name="r", disk_name="d"),
+    ("LIST", "disks", None): _sdk_version(compute_ops.build_disks_list_by_resource_group_request, resource_group_name="r"),
+    ("LIST_ALL", "disks", None): _sdk_version(compute_ops.build_disks_list_request),
+    ("GET", "snapshots", None): _sdk_version(compute_ops.build_snapshots_get_request, resource_group_name="r", snapshot_name="s"),
+    ("PUT", "snapshots", None): _sdk_version(compute_ops.build_snapshots_create_or_update_request, resource_group_name="r", snapshot_name="s"),
+    ("DELETE", "snapshots", None): _sdk_version(compute_ops.build_snapshots_delete_request, resource_group_name="r", snapshot_name="s"),
+    ("POST", "snapshots", "beginGetAccess"): _sdk_version(compute_ops.build_snapshots_grant_access_request, resource_group_name="r", snapshot_name="s"),
+    ("POST", "snapshots", "endGetAccess"): _sdk_version(compute_ops.build_snapshots_revoke_access_request, resource_group_name="r", snapshot_name="s"),
+    ("LIST", "snapshots", None): _sdk_version(compute_ops.build_snapshots_list_by_resource_group_request, resource_group_name="r"),
+    ("LIST_ALL", "snapshots", None): _sdk_version(compute_ops.build_snapshots_list_request),
+    ("GET", "virtualMachines", None): _sdk_version(compute_ops.build_virtual_machines_get_request, resource_group_name="r", vm_name="v"),
+    ("LIST", "virtualMachines", None): _sdk_version(compute_ops.build_virtual_machines_list_request, resource_group_name="r"),
+    ("LIST_ALL", "virtualMachines", None): _sdk_version(compute_ops.build_virtual_machines_list_all_request),
+}
+
+# GrantAccessData (azure-mgmt-compute models): access and durationInSeconds are required.
+GRANT_ACCESS = {"access": ("None", "Read", "Write"), "fileFormat": ("VHD", "VHDX")}
+
+
+def grant_data_error(body):
+    """What ARM says of a beginGetAccess body that breaks GrantAccessData, or None."""
+    try:
+        req = json.loads(body or b"")
+    except ValueError:
+        return "The request content was invalid and could not be deserialized."
+    if not isinstance(req, dict):
+        return "The request content was invalid and could not be deserialized."
+    if req.get("access") not in GRANT_ACCESS["access"]:
+        return f"Required property 'access' is missing or not one of {GRANT_ACCESS['access']}."
+    d = req.get("durationInSeconds")
+    if not isinstance(d, int) or isinstance(d, bool) or d <= 0:
+        return "Required property 'durationInSeconds' is missing or not a positive integer."
+    if "fileFormat" in req and req["fileFormat"] not in GRANT_ACCESS["fileFormat"]:
+        return f"Property 'fileFormat' must be one of {GRANT_ACCESS['fileFormat']}."
+    if "getSecureVMGuestStateSAS" in req and not isinstance(req["getSecureVMGuestStateSAS"], bool):
+        return "Property 'getSecureVMGuestStateSAS' must be a boolean."
+    return None
+
+
+def snapshot_error(req):
+    """What ARM says of a snapshot PUT body that breaks the Snapshot model, or None."""
+    if not isinstance(req, dict) or not isinstance(req.get("location"), str):
+        return "Required property 'location' is missing."
+    cd = req.get("properties", {}).get("creationData")
+    if not isinstance(cd, dict) or not isinstance(cd.get("createOption"), str):
+        return "Required property 'properties.creationData.createOption' is missing."
+    if "incremental" in req["properties"] and not isinstance(req["properties"]["incremental"], bool):
+        return "Property 'properties.incremental' must be a boolean."
+    return None
+
 
 lock = threading.Lock()
 state = {
@@ -66,6 +138,8 @@ state = {
         "revokes": 0,
         "snapshots_made": 0,
         "snapshots_deleted": 0,
+        "bad_api_version": 0,
+        "bad_grant_body": 0,
     },
     "faults": {},
     "per": {},  # disk name -> counters of that disk (grants, revokes, snapshots_*, last_sas)
@@ -240,9 +314,41 @@ class Handler(BaseHTTPRequestHandler):
                 return self.arm_error(401, "AuthenticationFailed", "no valid bearer token")
             if parts[:1] == ["operations"]:
                 return self.operation(parts[1], parts[2] if len(parts) > 2 else "status")
+            refused = self.api_version_refused(method, parts)
+            if refused:
+                return refused
             return self.arm(method, parts, body)
         except Exception as e:  # a bug here shows in the test, not as a hang
             self.arm_error(500, "StandInError", repr(e))
+
+    def api_version_refused(self, method, parts):
+        """ARM's answer to an api-version the resource provider does not define for the type."""
+        if len(parts) in (5, 7) and parts[-2] == "Microsoft.Compute":
+            key = ("LIST" if len(parts) == 7 else "LIST_ALL", parts[-1], None)
+        elif len(parts) >= 8:
+            key = (method, parts[6], parts[8] if len(parts) > 8 else None)
+        else:
+            return None
+        want = API_VERSIONS.get(key)
+        if want is None:
+            return None  # not an operation the stand-in serves: arm() answers
+        q = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+        got = q.get("api-version", [None])[0]
+        if got is None:
+            with lock:
+                state["stats"]["bad_api_version"] += 1
+            return self.arm_error(400, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+        # The newest version the SDK sends is the one this stand-in knows to exist; the real
+        # service also takes older ones, but not a version invented for another type.
+        if got != want:
+            with lock:
+                state["stats"]["bad_api_version"] += 1
+            return self.arm_error(
+                400,
+                "NoRegisteredProviderFound",
+                f"No registered resource provider found for location 'westeurope' and API version '{got}' for type '{key[1]}'. The supported api-versions are '{want}'.",
+            )
+        return None
 
     def token(self, tenant, body):
         form = urllib.parse.parse_qs(body.decode())
@@ -380,6 +486,9 @@ class Handler(BaseHTTPRequestHandler):
             res = self.resource(kind, rg, name)
             if method == "PUT" and kind == "snapshots" and action is None:
                 req = json.loads(body or b"{}")
+                bad = snapshot_error(req)
+                if bad:
+                    return self.arm_error(400, "InvalidRequestContent", bad)
                 src = req.get("properties", {}).get("creationData", {}).get("sourceResourceId", "")
                 sp = src.split("/")
                 disk = state["disks"].get((sp[4], sp[8])) if len(sp) == 9 else None
@@ -422,6 +531,10 @@ class Handler(BaseHTTPRequestHandler):
                 PEER.delete(res)
                 return self.send_json(202, None, self.new_op(result=None, polls=1))
             if method == "POST" and action == "beginGetAccess":
+                bad = grant_data_error(body)
+                if bad:
+                    state["stats"]["bad_grant_body"] += 1
+                    return self.arm_error(400, "InvalidRequestContent", bad)
                 if res["state"] == "Attached":
                     return self.arm_error(409, "OperationNotAllowed", f"Disk {name} is attached to a running VM.")
                 state["stats"]["grants"] += 1
