@@ -354,6 +354,42 @@ fn a_stale_stored_md5_on_a_written_disk_is_not_trusted() {
 }
 
 #[test]
+fn an_attached_premium_v2_disk_goes_through_an_incremental_snapshot_read_once_copied() {
+    // DiskRP refuses full snapshots of Premium SSD v2 and Ultra disks, and their incremental
+    // snapshots are copied in the background first: a grant before the copy is done is refused.
+    let az = azure();
+    let f = fixture();
+    az.add("disks", "pv2", &f.path, "Attached", None);
+    az.faults("pv2", json!({"sku": "PremiumV2_LRS"}));
+    let out = tempfile::tempdir().unwrap();
+    let rec = Recorder::default();
+    let r = wait(
+        &client()
+            .start_export(
+                "pv2",
+                &opts(out.path(), json!({"poll_interval_ms": 50})),
+                Some(rec.callback()),
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("pv2.vhd")).unwrap(), f.bytes);
+    let s = az.disk("pv2");
+    assert_eq!(s["incremental_snapshots"].as_u64(), Some(1), "{s}");
+    assert_eq!(s["snapshots_left"], json!([]), "{s}");
+    let waited = rec
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|p| p.phase == Phase::WaitingForCloud && p.message.contains("copying snapshot"));
+    assert!(
+        waited,
+        "the background copy was not awaited as a cloud wait"
+    );
+}
+
+#[test]
 fn cancel_while_granting_and_while_snapshotting_cleans_up() {
     let az = azure();
     let f = fixture();

@@ -18,6 +18,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
 use crate::providers::kit::text::percent_decode;
+use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::{Flow, FlowCtx, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
@@ -131,11 +132,14 @@ impl AzureFlow {
         ctx.waiting_for_cloud(&format!(
             "snapshotting disk {name} (attached to a running VM)"
         ));
+        // Premium SSD v2 and Ultra disks take only incremental snapshots, which are then copied
+        // in the background and readable only once that copy is done.
+        let incremental = only_incremental(&disk);
         let body = json!({
             "location": disk["location"],
             "properties": {
                 "creationData": {"createOption": "Copy", "sourceResourceId": id},
-                "incremental": false,
+                "incremental": incremental,
             },
         });
         let first = self
@@ -155,6 +159,7 @@ impl AzureFlow {
                 self.first_delay(),
             )
             .await?;
+        self.snapshot_readable(ctx, rg, &snap).await?;
         Ok(Target {
             rg: rg.into(),
             kind: "snapshots",
@@ -162,6 +167,43 @@ impl AzureFlow {
             source_id: id,
             file,
         })
+    }
+
+    /// Waits until a snapshot can be read: an incremental snapshot of a Premium SSD v2 or
+    /// Ultra disk is copied in the background first (`snapshotAccessState` `Pending`,
+    /// `completionPercent` rising), and a grant before then is refused. A cloud wait, its
+    /// percent the progress message.
+    async fn snapshot_readable(&self, ctx: &FlowCtx, rg: &str, name: &str) -> Result<()> {
+        let url = self.arm.url(rg, "snapshots", name, None);
+        let what = format!("copying snapshot {name}");
+        poll_until(
+            ctx,
+            &what,
+            self.timeout(),
+            Backoff::growing(
+                self.first_delay(),
+                Duration::from_secs(30).max(self.first_delay()),
+            ),
+            || {
+                let url = url.clone();
+                let what = what.clone();
+                async move {
+                    let s = self.arm.get(url).await?;
+                    let p = &s["properties"];
+                    Ok(match p["snapshotAccessState"].as_str() {
+                        None
+                        | Some("Available" | "AvailableWithInstantAccess" | "InstantAccess") => {
+                            Poll::Done(())
+                        }
+                        Some(state) => Poll::pending(match p["completionPercent"].as_f64() {
+                            Some(pct) => format!("{what}: {pct:.0}%"),
+                            None => format!("{what}: {state}"),
+                        }),
+                    })
+                }
+            },
+        )
+        .await
     }
 
     async fn targets(&mut self, ctx: &FlowCtx) -> Result<Vec<Target>> {
@@ -181,6 +223,8 @@ impl AzureFlow {
                     .arm
                     .get(self.arm.url(&rg, "snapshots", &name, None))
                     .await?;
+                // A user's own incremental snapshot may still be copying.
+                self.snapshot_readable(ctx, &rg, &name).await?;
                 Ok(vec![Target {
                     file: named(&name, &self.opts),
                     source_id: s["id"].as_str().unwrap_or_default().to_string(),
@@ -462,4 +506,13 @@ impl Flow for AzureFlow {
         );
         m
     }
+}
+
+/// Disks whose snapshots must be incremental: Premium SSD v2 and Ultra (a full snapshot of one
+/// is refused by DiskRP).
+fn only_incremental(disk: &Value) -> bool {
+    matches!(
+        disk["sku"]["name"].as_str(),
+        Some("PremiumV2_LRS" | "UltraSSD_LRS")
+    )
 }

@@ -12,7 +12,9 @@ HTTPS on another port:
 - A grant creates a stored access policy on the blob's container in Azurite and answers a SAS
   made from it (`si=`), so `endGetAccess`, which deletes the policy, really revokes the SAS.
 - `/_admin/...` (no auth, tests only): `POST disks` {name, rg, path, state, location}, `POST vms`
-  {name, rg, os_disk, data_disks: [[lun, disk]]}, `POST faults` {disk, grant_fails, hold:
+  {name, rg, os_disk, data_disks: [[lun, disk]]}, `POST faults` {disk, sku (the disk's SKU:
+  PremiumV2_LRS and UltraSSD_LRS refuse full snapshots, and their incremental snapshots copy in
+  the background, Pending for two looks, refusing grants meanwhile), grant_fails, hold:
   ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
   hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
   its source disk's), `POST sas` {rg, name}, `GET stats`.
@@ -87,6 +89,9 @@ API_VERSIONS = {
 }
 
 # GrantAccessData (azure-mgmt-compute models): access and durationInSeconds are required.
+# DiskStorageAccountTypes whose disks take incremental snapshots only.
+ONLY_INCREMENTAL = ("PremiumV2_LRS", "UltraSSD_LRS")
+
 GRANT_ACCESS = {"access": ("None", "Read", "Write"), "fileFormat": ("VHD", "VHDX")}
 
 
@@ -140,6 +145,7 @@ state = {
         "snapshots_deleted": 0,
         "bad_api_version": 0,
         "bad_grant_body": 0,
+        "incremental_snapshots": 0,
     },
     "faults": {},
     "per": {},  # disk name -> counters of that disk (grants, revokes, snapshots_*, last_sas)
@@ -494,8 +500,20 @@ class Handler(BaseHTTPRequestHandler):
                 disk = state["disks"].get((sp[4], sp[8])) if len(sp) == 9 else None
                 if disk is None:
                     return self.arm_error(404, "ResourceNotFound", f"source disk {src} not found")
+                sku = state["faults"].get(sp[8], {}).get("sku", "Premium_LRS")
+                incremental = req["properties"].get("incremental", False)
+                if sku in ONLY_INCREMENTAL and not incremental:
+                    # DiskRP: Premium SSD v2 and Ultra disks take incremental snapshots only.
+                    return self.arm_error(400, "OperationNotAllowed", f"Only incremental snapshots are supported for disks of SKU {sku}.")
                 snap = dict(disk)
                 snap.update(state="Unattached", idle_state="Unattached", container=container_for(name), blob="abcd", source=src, owner=sp[8])
+                snap["incremental"] = incremental
+                # Their incremental snapshots are copied in the background: readable only when
+                # the copy is done (snapshotAccessState Pending → Available, completionPercent).
+                snap["copy_polls"] = 2 if sku in ONLY_INCREMENTAL else 0
+                if incremental:
+                    state["stats"]["incremental_snapshots"] += 1
+                    bump(sp[8], "incremental_snapshots")
                 state["snapshots"][(rg, name)] = snap
                 state["stats"]["snapshots_made"] += 1
                 bump(sp[8], "snapshots_made")
@@ -511,19 +529,24 @@ class Handler(BaseHTTPRequestHandler):
             if res is None:
                 return self.arm_error(404, "ResourceNotFound", f"{kind[:-1].capitalize()} {name} not found")
             if method == "GET" and action is None:
-                return self.send_json(
-                    200,
-                    {
-                        "id": arm_id(rg, kind, name),
-                        "name": name,
-                        "location": res["location"],
-                        "properties": {
-                            "diskSizeBytes": res["size"],
-                            "diskState": res["state"],
-                            "provisioningState": "Succeeded",
-                        },
-                    },
-                )
+                props = {
+                    "diskSizeBytes": res["size"],
+                    "diskState": res["state"],
+                    "provisioningState": "Succeeded",
+                }
+                out = {"id": arm_id(rg, kind, name), "name": name, "location": res["location"], "properties": props}
+                if kind == "disks":
+                    out["sku"] = {"name": state["faults"].get(name, {}).get("sku", "Premium_LRS")}
+                else:
+                    props["incremental"] = res.get("incremental", False)
+                    if res.get("copy_polls"):
+                        props["snapshotAccessState"] = "Pending"
+                        props["completionPercent"] = 100.0 - 50.0 * res["copy_polls"]
+                        res["copy_polls"] -= 1
+                    elif res.get("incremental"):
+                        props["snapshotAccessState"] = "Available"
+                        props["completionPercent"] = 100.0
+                return self.send_json(200, out)
             if method == "DELETE" and kind == "snapshots" and action is None:
                 del state["snapshots"][(rg, name)]
                 state["stats"]["snapshots_deleted"] += 1
@@ -537,6 +560,8 @@ class Handler(BaseHTTPRequestHandler):
                     return self.arm_error(400, "InvalidRequestContent", bad)
                 if res["state"] == "Attached":
                     return self.arm_error(409, "OperationNotAllowed", f"Disk {name} is attached to a running VM.")
+                if res.get("copy_polls"):
+                    return self.arm_error(409, "OperationNotAllowed", f"Snapshot {name} is not ready for access: its background copy is not complete.")
                 state["stats"]["grants"] += 1
                 owner = res.get("owner", name)
                 bump(owner, "grants")
