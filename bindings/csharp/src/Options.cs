@@ -197,6 +197,8 @@ namespace HyperSdk
         public long? PollIntervalMs { get; set; }
         public long? TimeoutSecs { get; set; }
         public string FileName { get; set; }
+        /// <summary>Get Page Ranges covers this many MiB at a time (library default 16384).</summary>
+        public long? PageRangesSegmentMib { get; set; }
 
         public AzureExportOptions(string outputDir) : base(outputDir) { }
 
@@ -210,6 +212,7 @@ namespace HyperSdk
             Put(d, "poll_interval_ms", PollIntervalMs);
             Put(d, "timeout_secs", TimeoutSecs);
             Put(d, "file_name", FileName);
+            Put(d, "page_ranges_segment_mib", PageRangesSegmentMib);
         }
     }
 

@@ -142,12 +142,16 @@ async fn properties(
     })
 }
 
-/// The written ranges of a page blob, `[start, end)`, sorted and merged.
+/// The written ranges of a page blob of `size` bytes, `[start, end)`, sorted and merged, asked
+/// `segment` bytes at a time (each segment paged by the service; the SDK's pipeline retries a
+/// failed page).
 async fn page_ranges(
     http: &reqwest::Client,
     url: &Url,
     auth: &BlobAuth,
     deadline: Duration,
+    size: u64,
+    segment: u64,
 ) -> Result<Vec<(u64, u64)>> {
     use azure_storage_blob::clients::PageBlobClient;
     let mut options = azure_storage_blob::PageBlobClientOptions::default();
@@ -163,18 +167,48 @@ async fn page_ranges(
     };
     let what = format!("listing the page ranges of {}", redact_url(&url));
     let client = PageBlobClient::new(url, cred, Some(options)).map_err(|e| sdk_error(&what, &e))?;
-    let mut pages = client
-        .list_page_ranges(None)
-        .map_err(|e| sdk_error(&what, &e))?;
     let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut start = 0u64;
+    while start < size {
+        let len = segment.min(size - start);
+        list_segment(&client, &what, deadline, start, len, &mut out).await?;
+        start += len;
+    }
+    out.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
+    for (a, b) in out {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    Ok(merged)
+}
+
+/// The written ranges within `[start, start + len)`, every page of the answer.
+async fn list_segment(
+    client: &azure_storage_blob::clients::PageBlobClient,
+    what: &str,
+    deadline: Duration,
+    start: u64,
+    len: u64,
+    out: &mut Vec<(u64, u64)>,
+) -> Result<()> {
+    let options = azure_storage_blob::models::PageBlobClientListPageRangesOptions {
+        range: Some(azure_storage_blob::models::HttpRange::new(start, len)),
+        ..Default::default()
+    };
+    let mut pages = client
+        .list_page_ranges(Some(options))
+        .map_err(|e| sdk_error(what, &e))?;
     loop {
         let page = tokio::time::timeout(deadline, pages.try_next())
             .await
             .map_err(|_| Error::Timeout(format!("{what}: no answer within {deadline:?}")))?;
-        let Some(resp) = page.map_err(|e| sdk_error(&what, &e))? else {
+        let Some(resp) = page.map_err(|e| sdk_error(what, &e))? else {
             break;
         };
-        let list = resp.into_model().map_err(|e| sdk_error(&what, &e))?;
+        let list = resp.into_model().map_err(|e| sdk_error(what, &e))?;
         for r in list.page_ranges {
             let (Some(a), Some(b)) = (r.start, r.end) else {
                 continue;
@@ -190,15 +224,7 @@ async fn page_ranges(
             out.push((a, b + 1));
         }
     }
-    out.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
-    for (a, b) in out {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    Ok(merged)
+    Ok(())
 }
 
 /// An `azure_core` error as ours, without its text (which may quote the URL and its SAS).
@@ -235,6 +261,7 @@ pub(crate) async fn file_source(
     url: &Url,
     auth: &BlobAuth,
     file_name: String,
+    segment: u64,
 ) -> Result<(FileSource, &'static [&'static str])> {
     if url.scheme() != "https" {
         return Err(Error::Remote(format!(
@@ -258,7 +285,7 @@ pub(crate) async fn file_source(
         SourceKind::HttpExtents {
             http: source,
             size: props.size,
-            extents: page_ranges(http, url, auth, CALL_DEADLINE).await?,
+            extents: page_ranges(http, url, auth, CALL_DEADLINE, props.size, segment).await?,
         }
     } else {
         SourceKind::Http(source)
@@ -307,6 +334,8 @@ mod tests {
             &url,
             &auth,
             Duration::from_millis(300),
+            1 << 20,
+            1 << 20,
         )
         .await
         .unwrap_err();

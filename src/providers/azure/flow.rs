@@ -78,6 +78,11 @@ impl AzureFlow {
         }
     }
 
+    /// How much of a disk one Get Page Ranges covers, bytes.
+    fn segment(&self) -> u64 {
+        self.opts.page_ranges_segment_mib << 20
+    }
+
     fn timeout(&self) -> Duration {
         Duration::from_secs(self.opts.timeout_secs)
     }
@@ -337,7 +342,8 @@ impl AzureFlow {
             };
             let mut bare = url.clone();
             bare.set_query(None);
-            let (src, checks) = blob::file_source(&self.http, &bare, &auth, file.clone()).await?;
+            let (src, checks) =
+                blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment()).await?;
             self.files.push(json!({
                 "file": file,
                 "blob": crate::transfer::redact_url(&url),
@@ -382,7 +388,8 @@ impl AzureFlow {
             let auth = BlobAuth::Sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
-            let (src, checks) = blob::file_source(&self.http, &bare, &auth, t.file.clone()).await?;
+            let (src, checks) =
+                blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment()).await?;
             sources.push(src);
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             if t.kind == "snapshots" {
