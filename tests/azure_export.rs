@@ -433,6 +433,54 @@ fn page_ranges_are_listed_in_segments_and_joined_across_their_edges() {
 }
 
 #[test]
+fn vhdx_is_asked_only_for_4k_sector_disks_and_refused_elsewhere() {
+    // GrantAccessData.fileFormat VHDX is for VHDX-format snapshots (4096-byte sectors), not a
+    // conversion: a 512-byte-sector disk is refused before anything is made, saying why.
+    let az = azure();
+    let f = fixture();
+    az.add("disks", "sector512", &f.path, "Unattached", None);
+    az.add("disks", "sector4k", &f.path, "Unattached", None);
+    az.faults("sector4k", json!({"logical_sector_size": 4096}));
+    let out = tempfile::tempdir().unwrap();
+    let e = client()
+        .export(
+            "sector512",
+            &opts(out.path(), json!({"file_format": "vhdx"})),
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InvalidArgument, "{e:?}");
+    assert!(
+        e.message.contains("4096") && e.message.contains("leave file_format at vhd"),
+        "{e:?}"
+    );
+    // Refused before any grant was asked (the service would refuse it too).
+    assert_eq!(azure().disk("sector512")["refused_vhdx"], json!(null));
+    assert_eq!(stat("sector512", "grants"), 0, "a grant was asked");
+    let r = client()
+        .export(
+            "sector4k",
+            &opts(
+                out.path(),
+                json!({"file_format": "vhdx", "poll_interval_ms": 50}),
+            ),
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(out.path().join("sector4k.vhdx").exists());
+    // The default asks for no format at all (VHD), whatever the sectors.
+    let r = client()
+        .export(
+            "sector4k",
+            &opts(out.path(), json!({"poll_interval_ms": 50})),
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, "done", "{}", r.to_json());
+}
+
+#[test]
 fn cancel_while_granting_and_while_snapshotting_cleans_up() {
     let az = azure();
     let f = fixture();

@@ -146,7 +146,8 @@ pub(crate) struct AzureOptions {
     /// How long the read SAS is granted for, seconds. Default 3600; the grant is renewed while
     /// a longer download runs.
     pub access_duration_secs: u64,
-    /// `vhd` (default) or `vhdx` (the API's `fileFormat`, where Azure offers it).
+    /// `vhd` (default) or `vhdx`: the API's `fileFormat`, which is for disks and snapshots with
+    /// 4096-byte logical sectors (Premium SSD v2, Ultra), not a conversion; refused elsewhere.
     pub file_format: String,
     /// Longest wait for one cloud operation (snapshot, grant), seconds. Default 3600.
     pub timeout_secs: u64,

@@ -78,6 +78,24 @@ impl AzureFlow {
         }
     }
 
+    /// `file_format: vhdx` is GrantAccessData's `fileFormat`, which is for VHDX-format
+    /// snapshots — disks with 4096-byte logical sectors (Premium SSD v2, Ultra) — not a
+    /// conversion: refused, saying why, for any other disk, before anything is made.
+    fn check_format(&self, name: &str, resource: &Value) -> Result<()> {
+        if self.ext() != "vhdx" {
+            return Ok(());
+        }
+        let sector = resource["properties"]["creationData"]["logicalSectorSize"]
+            .as_u64()
+            .unwrap_or(512);
+        if sector == 4096 {
+            return Ok(());
+        }
+        Err(Error::InvalidArgument(format!(
+            "file_format vhdx applies to disks and snapshots with 4096-byte logical sectors (Premium SSD v2, Ultra); {name} has {sector}-byte sectors and exports as VHD: leave file_format at vhd"
+        )))
+    }
+
     /// How much of a disk one Get Page Ranges covers, bytes.
     fn segment(&self) -> u64 {
         self.opts.page_ranges_segment_mib << 20
@@ -101,6 +119,7 @@ impl AzureFlow {
         file: String,
     ) -> Result<Target> {
         let disk = self.arm.get(self.arm.url(rg, "disks", name, None)).await?;
+        self.check_format(name, &disk)?;
         let id = disk["id"].as_str().unwrap_or_default().to_string();
         let state = disk["properties"]["diskState"].as_str().unwrap_or("");
         if state != "Attached" {
@@ -228,6 +247,7 @@ impl AzureFlow {
                     .arm
                     .get(self.arm.url(&rg, "snapshots", &name, None))
                     .await?;
+                self.check_format(&name, &s)?;
                 // A user's own incremental snapshot may still be copying.
                 self.snapshot_readable(ctx, &rg, &name).await?;
                 Ok(vec![Target {
@@ -282,11 +302,14 @@ impl AzureFlow {
 
     /// `beginGetAccess` and its operation → the SAS URL.
     async fn grant(&self, ctx: &FlowCtx, rg: &str, kind: &str, name: &str) -> Result<Url> {
-        let body = json!({
+        let mut body = json!({
             "access": "Read",
             "durationInSeconds": self.opts.access_duration_secs,
-            "fileFormat": self.ext().to_uppercase(),
         });
+        // Only asked for where it applies (checked by check_format); VHD is the default.
+        if self.ext() == "vhdx" {
+            body["fileFormat"] = "VHDX".into();
+        }
         let first = self
             .arm
             .call(

@@ -14,7 +14,8 @@ HTTPS on another port:
 - `/_admin/...` (no auth, tests only): `POST disks` {name, rg, path, state, location}, `POST vms`
   {name, rg, os_disk, data_disks: [[lun, disk]]}, `POST faults` {disk, sku (the disk's SKU:
   PremiumV2_LRS and UltraSSD_LRS refuse full snapshots, and their incremental snapshots copy in
-  the background, Pending for two looks, refusing grants meanwhile), grant_fails, hold:
+  the background, Pending for two looks, refusing grants meanwhile), logical_sector_size (512
+  or 4096; a grant with fileFormat VHDX is refused unless 4096), grant_fails, hold:
   ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
   hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
   its source disk's), `POST sas` {rg, name}, `GET stats`.
@@ -535,8 +536,10 @@ class Handler(BaseHTTPRequestHandler):
                     "provisioningState": "Succeeded",
                 }
                 out = {"id": arm_id(rg, kind, name), "name": name, "location": res["location"], "properties": props}
+                settings = state["faults"].get(res.get("owner", name), {})
+                props["creationData"] = {"createOption": "Empty", "logicalSectorSize": settings.get("logical_sector_size", 512)}
                 if kind == "disks":
-                    out["sku"] = {"name": state["faults"].get(name, {}).get("sku", "Premium_LRS")}
+                    out["sku"] = {"name": settings.get("sku", "Premium_LRS")}
                 else:
                     props["incremental"] = res.get("incremental", False)
                     if res.get("copy_polls"):
@@ -562,6 +565,11 @@ class Handler(BaseHTTPRequestHandler):
                     return self.arm_error(409, "OperationNotAllowed", f"Disk {name} is attached to a running VM.")
                 if res.get("copy_polls"):
                     return self.arm_error(409, "OperationNotAllowed", f"Snapshot {name} is not ready for access: its background copy is not complete.")
+                sector = state["faults"].get(res.get("owner", name), {}).get("logical_sector_size", 512)
+                if json.loads(body or b"{}").get("fileFormat") == "VHDX" and sector != 4096:
+                    # GrantAccessData.fileFormat is for VHDX-format (4096-byte sector) snapshots.
+                    bump(res.get("owner", name), "refused_vhdx")
+                    return self.arm_error(400, "InvalidParameter", f"fileFormat VHDX is supported only for resources with a logical sector size of 4096; {name} has {sector}.")
                 state["stats"]["grants"] += 1
                 owner = res.get("owner", name)
                 bump(owner, "grants")
