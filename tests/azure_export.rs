@@ -480,6 +480,66 @@ fn vhdx_is_asked_only_for_4k_sector_disks_and_refused_elsewhere() {
     assert_eq!(r.status, "done", "{}", r.to_json());
 }
 
+/// The stand-in's VM guest state and security metadata blobs (`GUEST_BLOBS` in
+/// tests/peers/azure/arm_standin.py).
+fn guest_blob(mul: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i * mul + 1) % 251) as u8).collect()
+}
+
+#[test]
+fn a_confidential_vm_disk_brings_its_guest_state_and_security_metadata() {
+    // Trusted Launch and confidential VMs keep their guest state (vTPM, UEFI variables) apart
+    // from the disk; asked with getSecureVMGuestStateSAS, the grant gives its SAS (and a
+    // confidential VM's security metadata's). Dropping it would lose the VM's TPM.
+    let az = azure();
+    let f = fixture();
+    az.add("disks", "cvm-os", &f.path, "Unattached", None);
+    az.faults(
+        "cvm-os",
+        json!({"security_type": "ConfidentialVM_DiskEncryptedWithPlatformKey"}),
+    );
+    az.add("disks", "tl-os", &f.path, "Unattached", None);
+    az.faults("tl-os", json!({"security_type": "TrustedLaunch"}));
+    let out = tempfile::tempdir().unwrap();
+    let r = client()
+        .export(
+            "cvm-os",
+            &opts(out.path(), json!({"poll_interval_ms": 50})),
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["cvm-os.vhd", "cvm-os.vmgs", "cvm-os.security-metadata"]
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("cvm-os.vmgs")).unwrap(),
+        guest_blob(7, 64 * 1024)
+    );
+    assert_eq!(
+        std::fs::read(out.path().join("cvm-os.security-metadata")).unwrap(),
+        guest_blob(11, 4096)
+    );
+    assert_eq!(stat("cvm-os", "guest_state_grants"), 1);
+    assert_eq!(
+        r.provider["disks"][0]["security_type"],
+        "ConfidentialVM_DiskEncryptedWithPlatformKey"
+    );
+    // Trusted Launch: the guest state, no security metadata.
+    let r = client()
+        .export(
+            "tl-os",
+            &opts(out.path(), json!({"poll_interval_ms": 50})),
+            None,
+        )
+        .unwrap();
+    let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["tl-os.vhd", "tl-os.vmgs"], "{}", r.to_json());
+    assert_eq!(stat("tl-os", "revokes"), 1);
+}
+
 #[test]
 fn cancel_while_granting_and_while_snapshotting_cleans_up() {
     let az = azure();

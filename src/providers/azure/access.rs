@@ -24,6 +24,8 @@ pub(super) struct Grant {
     pub renewals: u32,
     /// After a failed renewal: not before this time again.
     pub retry_at: Option<SystemTime>,
+    /// The grant asks for the VM guest state's SAS too (renewals ask the same).
+    pub guest_state: bool,
 }
 
 /// Revokes a read grant (`endGetAccess`) and waits for the operation.
@@ -108,6 +110,7 @@ mod tests {
             expires: Some(exp),
             renewals: 0,
             retry_at: None,
+            guest_state: false,
         };
         // An hour-long SAS: renewed in its last 20 minutes, capped at 10.
         let hour = exp - Duration::from_secs(3600);

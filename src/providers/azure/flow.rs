@@ -28,6 +28,9 @@ struct Target {
     rg: String,
     kind: &'static str,
     name: String,
+    /// The disk's `securityProfile.securityType` (Trusted Launch, a confidential VM's): its VM
+    /// guest state (vTPM, UEFI) is kept apart and exported beside it.
+    security_type: Option<String>,
     /// ARM id of what the user named (the disk, when we export a snapshot of it).
     source_id: String,
     file: String,
@@ -124,6 +127,7 @@ impl AzureFlow {
         let state = disk["properties"]["diskState"].as_str().unwrap_or("");
         if state != "Attached" {
             return Ok(Target {
+                security_type: security_type(&disk),
                 rg: rg.into(),
                 kind: "disks",
                 name: name.into(),
@@ -185,6 +189,7 @@ impl AzureFlow {
             .await?;
         self.snapshot_readable(ctx, rg, &snap).await?;
         Ok(Target {
+            security_type: security_type(&disk),
             rg: rg.into(),
             kind: "snapshots",
             name: snap,
@@ -251,6 +256,7 @@ impl AzureFlow {
                 // A user's own incremental snapshot may still be copying.
                 self.snapshot_readable(ctx, &rg, &name).await?;
                 Ok(vec![Target {
+                    security_type: security_type(&s),
                     file: named(&name, &self.opts),
                     source_id: s["id"].as_str().unwrap_or_default().to_string(),
                     rg,
@@ -300,12 +306,23 @@ impl AzureFlow {
         }
     }
 
-    /// `beginGetAccess` and its operation → the SAS URL.
-    async fn grant(&self, ctx: &FlowCtx, rg: &str, kind: &str, name: &str) -> Result<Url> {
+    /// `beginGetAccess` and its operation → the SAS URLs: the disk's, and with `guest_state`
+    /// those of its VM guest state and security metadata where Azure gives them.
+    async fn grant(
+        &self,
+        ctx: &FlowCtx,
+        rg: &str,
+        kind: &str,
+        name: &str,
+        guest_state: bool,
+    ) -> Result<Access> {
         let mut body = json!({
             "access": "Read",
             "durationInSeconds": self.opts.access_duration_secs,
         });
+        if guest_state {
+            body["getSecureVMGuestStateSAS"] = true.into();
+        }
         // Only asked for where it applies (checked by check_format); VHD is the default.
         if self.ext() == "vhdx" {
             body["fileFormat"] = "VHDX".into();
@@ -328,18 +345,35 @@ impl AzureFlow {
                 self.first_delay(),
             )
             .await?;
-        let sas = out["accessSAS"]
-            .as_str()
-            .or_else(|| out["accessSas"].as_str())
+        let sas_url = |key: &str| -> Result<Option<Url>> {
+            let Some(sas) = out[key].as_str().filter(|s| !s.is_empty()) else {
+                return Ok(None);
+            };
+            let url = Url::parse(sas).map_err(|_| {
+                Error::Remote(format!("the grant of {name} gave an unusable {key}"))
+            })?;
+            if url.scheme() != "https" {
+                return Err(Error::Remote(format!(
+                    "the grant of {name} gave a {key} that is not https; refusing to send it in clear"
+                )));
+            }
+            Ok(Some(url))
+        };
+        let disk = sas_url("accessSAS")?
+            .or(sas_url("accessSas")?)
             .ok_or_else(|| Error::Remote(format!("the grant of {name} gave no accessSAS")))?;
-        let url = Url::parse(sas)
-            .map_err(|_| Error::Remote(format!("the grant of {name} gave an unusable SAS URL")))?;
-        if url.scheme() != "https" {
+        let access = Access {
+            disk,
+            guest_state: sas_url("securityDataAccessSAS")?,
+            metadata: sas_url("securityMetadataAccessSAS")?,
+        };
+        if guest_state && access.guest_state.is_none() {
+            // Never drop a VM's guest state silently.
             return Err(Error::Remote(format!(
-                "the grant of {name} gave a SAS URL that is not https; refusing to send it in clear"
+                "the grant of {name} gave no securityDataAccessSAS for its VM guest state"
             )));
         }
-        Ok(url)
+        Ok(access)
     }
 }
 
@@ -402,8 +436,12 @@ impl AzureFlow {
                 expires: None,
                 renewals: 0,
                 retry_at: None,
+                guest_state: t.security_type.is_some(),
             });
-            let url = self.grant(ctx, &t.rg, t.kind, &t.name).await?;
+            let access = self
+                .grant(ctx, &t.rg, t.kind, &t.name, t.security_type.is_some())
+                .await?;
+            let url = access.disk.clone();
             let g = self.grants.last_mut().expect("pushed");
             *lock(&g.sas) = url.query().unwrap_or("").to_string();
             g.granted = SystemTime::now();
@@ -415,6 +453,33 @@ impl AzureFlow {
                 blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment()).await?;
             sources.push(src);
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
+            // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
+            // metadata travel beside the disk: without them it does not boot as it was.
+            let stem = t.file.rsplit_once('.').map_or(t.file.as_str(), |(s, _)| s);
+            for (url, ext, key) in [
+                (&access.guest_state, "vmgs", "guest_state_file"),
+                (
+                    &access.metadata,
+                    "security-metadata",
+                    "security_metadata_file",
+                ),
+            ] {
+                if let Some(u) = url {
+                    let name = format!("{stem}.{ext}");
+                    let auth =
+                        BlobAuth::Sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
+                    let mut bare = u.clone();
+                    bare.set_query(None);
+                    let (src, _) =
+                        blob::file_source(&self.http, &bare, &auth, name.clone(), self.segment())
+                            .await?;
+                    sources.push(src);
+                    f[key] = json!(name);
+                }
+            }
+            if let Some(st) = &t.security_type {
+                f["security_type"] = json!(st);
+            }
             if t.kind == "snapshots" {
                 f["exported_from"] = json!(format!(
                     "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",
@@ -473,8 +538,9 @@ impl Flow for AzureFlow {
                     let g = &self.grants[i];
                     (g.rg.clone(), g.kind, g.name.clone())
                 };
-                let url = match self.grant(&ctx, &rg, kind, &name).await {
-                    Ok(u) => u,
+                let guest = self.grants[i].guest_state;
+                let url = match self.grant(&ctx, &rg, kind, &name, guest).await {
+                    Ok(a) => a.disk,
                     // Tried again while the current SAS still works: in half its remaining
                     // life, at most 10 s.
                     Err(e)
@@ -545,4 +611,19 @@ fn only_incremental(disk: &Value) -> bool {
         disk["sku"]["name"].as_str(),
         Some("PremiumV2_LRS" | "UltraSSD_LRS")
     )
+}
+
+/// A disk's (or its snapshot's) security type, when it has one.
+fn security_type(resource: &Value) -> Option<String> {
+    resource["properties"]["securityProfile"]["securityType"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
+/// What a grant gave: the disk's SAS, and a VM guest state's and security metadata's.
+struct Access {
+    disk: Url,
+    guest_state: Option<Url>,
+    metadata: Option<Url>,
 }

@@ -15,7 +15,9 @@ HTTPS on another port:
   {name, rg, os_disk, data_disks: [[lun, disk]]}, `POST faults` {disk, sku (the disk's SKU:
   PremiumV2_LRS and UltraSSD_LRS refuse full snapshots, and their incremental snapshots copy in
   the background, Pending for two looks, refusing grants meanwhile), logical_sector_size (512
-  or 4096; a grant with fileFormat VHDX is refused unless 4096), grant_fails, hold:
+  or 4096; a grant with fileFormat VHDX is refused unless 4096), security_type (a
+  DiskSecurityTypes value: a grant with getSecureVMGuestStateSAS also gives the guest state's
+  SAS, and for ConfidentialVM_* the security metadata's), grant_fails, hold:
   ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
   hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
   its source disk's), `POST sas` {rg, name}, `GET stats`.
@@ -90,6 +92,13 @@ API_VERSIONS = {
 }
 
 # GrantAccessData (azure-mgmt-compute models): access and durationInSeconds are required.
+# The VM guest state (VMGS) and security metadata of a Trusted Launch / confidential VM disk:
+# (blob name, the AccessUri field that gives its SAS, content). The tests read the same bytes.
+GUEST_BLOBS = (
+    ("vmgs", "securityDataAccessSAS", bytes((i * 7 + 1) % 251 for i in range(64 * 1024))),
+    ("vmgs-metadata", "securityMetadataAccessSAS", bytes((i * 11 + 1) % 251 for i in range(4096))),
+)
+
 # DiskStorageAccountTypes whose disks take incremental snapshots only.
 ONLY_INCREMENTAL = ("PremiumV2_LRS", "UltraSSD_LRS")
 
@@ -214,6 +223,15 @@ class Peer:
             import base64
 
             bc.set_http_headers(ContentSettings(content_md5=bytearray(base64.b64decode(md5))))
+
+    def upload_bytes(self, data, container, blob):
+        """Uploads `data` (a multiple of 512 bytes) as a page blob."""
+        import tempfile
+
+        with tempfile.NamedTemporaryFile() as t:
+            t.write(data)
+            t.flush()
+            self.upload(t.name, container, blob)
 
     def grant(self, res, kind, rg, name, ttl):
         pid = "g" + secrets.token_hex(6)
@@ -538,6 +556,8 @@ class Handler(BaseHTTPRequestHandler):
                 out = {"id": arm_id(rg, kind, name), "name": name, "location": res["location"], "properties": props}
                 settings = state["faults"].get(res.get("owner", name), {})
                 props["creationData"] = {"createOption": "Empty", "logicalSectorSize": settings.get("logical_sector_size", 512)}
+                if settings.get("security_type"):
+                    props["securityProfile"] = {"securityType": settings["security_type"]}
                 if kind == "disks":
                     out["sku"] = {"name": settings.get("sku", "Premium_LRS")}
                 else:
@@ -583,10 +603,25 @@ class Handler(BaseHTTPRequestHandler):
                 ttl = int(f.get("sas_ttl_secs") or json.loads(body or b"{}").get("durationInSeconds", 3600))
                 res["state"] = "ActiveSAS"
 
-                def sas(res=res, kind=kind, rg=rg, name=name, ttl=ttl, owner=owner):
+                security = f.get("security_type")
+                want_guest = json.loads(body or b"{}").get("getSecureVMGuestStateSAS") is True
+                if security and want_guest:
+                    bump(owner, "guest_state_grants")
+
+                def sas(res=res, kind=kind, rg=rg, name=name, ttl=ttl, owner=owner, security=security, want_guest=want_guest):
                     url = PEER.grant(res, kind, rg, name, ttl)
                     bump(owner, "last_sas", url)
-                    return {"accessSAS": url}
+                    out = {"accessSAS": url}
+                    # A Trusted Launch or confidential VM's disk: its VM guest state (and a
+                    # confidential VM's security metadata) are blobs of their own, given only
+                    # when asked with getSecureVMGuestStateSAS.
+                    if security and want_guest:
+                        for blob, key, data in GUEST_BLOBS:
+                            if key == "securityMetadataAccessSAS" and not security.startswith("ConfidentialVM"):
+                                continue
+                            PEER.upload_bytes(data, res["container"], blob)
+                            out[key] = PEER.grant(dict(res, blob=blob), kind, rg, name, ttl)
+                    return out
 
                 return self.send_json(202, None, self.new_op(result=sas, kind="grant", name=owner))
             if method == "POST" and action == "endGetAccess":
