@@ -159,7 +159,11 @@ impl Azure {
     pub fn disk(&self, name: &str) -> Value {
         admin(
             "GET",
-            &format!("{}/_admin/stats?disk={name}", self.s("arm")),
+            &format!(
+                "{}/_admin/stats?disk={}",
+                self.s("arm"),
+                url::form_urlencoded::byte_serialize(name.as_bytes()).collect::<String>()
+            ),
             Value::Null,
             &self.ca_pem,
         )

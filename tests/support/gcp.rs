@@ -164,6 +164,39 @@ impl Gcp {
             .collect()
     }
 
+    /// Images ever inserted through the API (deleted or not) whose name starts with
+    /// `hs-{disk}-`.
+    pub fn images_made_of(&self, disk: &str) -> Vec<String> {
+        self.stats()["images_made_names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|n| n.starts_with(&format!("hs-{disk}-")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Objects of `bucket` whose name starts with `prefix` (fake-gcs-server's own listing).
+    pub fn objects_under(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let url = format!(
+            "http://127.0.0.1:{}/storage/v1/b/{bucket}/o?prefix={}",
+            self.gcs_port,
+            url::form_urlencoded::byte_serialize(prefix.as_bytes()).collect::<String>()
+        );
+        let v: Value =
+            super::block_on_peer(async { reqwest::get(url).await.unwrap().json().await.unwrap() });
+        v["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|o| o["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The raw bytes of a disk image file (qemu-img convert -O raw).
     pub fn raw_of(&self, file: &Path) -> Vec<u8> {
         let out = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+pub mod conformance;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "hyperv")]

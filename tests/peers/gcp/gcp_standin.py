@@ -40,6 +40,7 @@ STATE = {
     "stats": {"images_made": 0, "images_deleted": 0, "builds_made": 0, "builds_cancelled": 0,
               "unauthenticated": 0, "token_grants": 0, "object_gets": 0},
     "lie_crc32c": set(),  # "bucket/object" whose metadata lies about crc32c
+    "image_names": [],  # every image inserted through the API, deleted or not
 }
 ARGS = None
 GCS_PORT = 0
@@ -308,6 +309,7 @@ class H(BaseHTTPRequestHandler):
             return self.send(*gerror(409, f"The resource 'projects/{project}/global/images/{name}' already exists", "alreadyExists"))
         STATE["images"][(project, name)] = {"raw": disk["raw"], "status": "PENDING", "source_disk": src}
         STATE["stats"]["images_made"] += 1
+        STATE["image_names"].append(name)
 
         def ready(key=(project, name)):
             if key in STATE["images"]:
@@ -425,6 +427,7 @@ class H(BaseHTTPRequestHandler):
             elif what == "stats":
                 s = dict(STATE["stats"])
                 s["live_images"] = [n for (_, n), i in STATE["images"].items() if i.get("source_disk")]
+                s["images_made_names"] = list(STATE["image_names"])
                 s["builds"] = [{"id": b["id"], "status": b["status"], "args": b["args"], "step": b["step"],
                                 "tags": b["tags"], "image": b["image"]} for b in STATE["builds"].values()]
                 return self.send(200, s)

@@ -150,6 +150,9 @@ def export(root, inp):
             s["checkpoints"].append({"vm": vm["id"], "name": inp["checkpoint_name"]})
     if uses_checkpoint:
         out({"event": "checkpoint", "name": inp["checkpoint_name"], "id": "c0ffee00-0000-0000-0000-000000000001"})
+    if faults.get("hold_after_checkpoint"):
+        # Hyper-V still preparing the export: the checkpoint exists, no job has started.
+        time.sleep(600)
     if faults.get("export_error"):
         fail("PermissionDenied", "AccessDenied,Microsoft.HyperV.PowerShell.Commands.ExportVM", faults["export_error"])
     state = {"share": share}

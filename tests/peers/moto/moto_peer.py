@@ -35,6 +35,22 @@ from moto.iam.models import iam_backends  # noqa: E402
 from moto.s3.models import s3_backends  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
+from moto.core.responses import BaseResponse  # noqa: E402
+
+_setup_class = BaseResponse.setup_class
+
+
+def _setup_class_with_raw_body(self, request, *args, **kwargs):
+    """moto checks a form-encoded request's signature over its parsed parameters encoded again
+    (a space as "+"), not over the bytes that were signed; AWS hashes the bytes as received, so
+    a body that encodes a space as "%20" (RFC 3986, as SigV4 canonicalizes) was refused with
+    AuthFailure. Reading the body before werkzeug parses the form keeps those bytes."""
+    request.get_data(cache=True)
+    return _setup_class(self, request, *args, **kwargs)
+
+
+BaseResponse.setup_class = _setup_class_with_raw_body
+
 ACCOUNT = "123456789012"
 TASKS: dict = {}
 LOCK = threading.Lock()

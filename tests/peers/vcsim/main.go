@@ -51,6 +51,9 @@ type stats struct {
 	NFCPaths       []string `json:"nfc_paths"`
 	NFCCookies     []bool   `json:"nfc_cookies"`
 	Logouts        int      `json:"logouts"`
+	// Leases ExportVm made that were neither completed nor aborted.
+	OpenLeases int `json:"open_leases"`
+	open       map[string]bool
 	LastOvfFiles   []types.OvfFile
 	DescriptorSeen string `json:"last_descriptor_name"`
 }
@@ -66,6 +69,7 @@ var (
 	devicePort   = flag.String("device-port", "", "name device URLs with this port (a proxy in front of NFC)")
 	sameTarget   = flag.String("same-target", "", "give every disk of the lease this targetId (colliding names)")
 	descDelay    = flag.Int("descriptor-delay-ms", 0, "answer CreateDescriptor only after this long (a slow vCenter)")
+	holdLease    = flag.Bool("hold-lease", false, "keep every export lease initializing (a vCenter still preparing the export)")
 )
 
 // lease wraps vcsim's lease to count keep-alives, completes and aborts.
@@ -82,9 +86,18 @@ func (l *lease) HttpNfcLeaseProgress(ctx *simulator.Context, req *types.HttpNfcL
 	return l.HttpNfcLease.HttpNfcLeaseProgress(ctx, req)
 }
 
+// closed marks a lease completed or aborted (once).
+func closed(ref types.ManagedObjectReference) {
+	if st.open[ref.Value] {
+		delete(st.open, ref.Value)
+		st.OpenLeases--
+	}
+}
+
 func (l *lease) HttpNfcLeaseComplete(ctx *simulator.Context, req *types.HttpNfcLeaseComplete) soap.HasFault {
 	st.mu.Lock()
 	st.Completed++
+	closed(req.This)
 	st.mu.Unlock()
 	return l.HttpNfcLease.HttpNfcLeaseComplete(ctx, req)
 }
@@ -92,6 +105,7 @@ func (l *lease) HttpNfcLeaseComplete(ctx *simulator.Context, req *types.HttpNfcL
 func (l *lease) HttpNfcLeaseAbort(ctx *simulator.Context, req *types.HttpNfcLeaseAbort) soap.HasFault {
 	st.mu.Lock()
 	st.Aborted++
+	closed(req.This)
 	st.mu.Unlock()
 	return l.HttpNfcLease.HttpNfcLeaseAbort(ctx, req)
 }
@@ -150,9 +164,19 @@ func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.H
 			})
 		})
 	}
+	if *holdLease {
+		ctx.WithLock(l, func() {
+			ctx.Update(l, []types.PropertyChange{{Name: "state", Val: types.HttpNfcLeaseStateInitializing}})
+		})
+	}
 	ctx.Session.Put(&lease{l})
 	st.mu.Lock()
 	st.Exports++
+	if st.open == nil {
+		st.open = map[string]bool{}
+	}
+	st.open[ref.Value] = true
+	st.OpenLeases++
 	st.mu.Unlock()
 	return &methods.ExportVmBody{Res: &types.ExportVmResponse{Returnval: ref}}
 }
