@@ -264,11 +264,18 @@ fn wrong_password_is_an_auth_error_without_the_password() {
     let e = Client::new("vsphere", &cfg.to_string()).err().unwrap();
     assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
     assert!(!e.to_string().contains("wrong-pw-123"));
-    // Without the CA, the server's certificate is refused.
+    // Without the CA, the server's certificate is refused, at once and saying what to do.
     let cfg = json!({"url": peer.url(), "username": "admin", "password": "s3cret-pass"});
+    let t = std::time::Instant::now();
     let e = Client::new("vsphere", &cfg.to_string()).err().unwrap();
-    assert_eq!(e.kind(), ErrorKind::Network, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Remote, "{e}");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    assert!(e.to_string().contains("ca_bundle_pem"), "{e}");
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "retried: {:?}",
+        t.elapsed()
+    );
 }
 
 #[test]
