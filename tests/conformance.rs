@@ -341,23 +341,6 @@ mod aws_peer {
         /// A wrong session token reaches S3 first as a HEAD (HeadBucket before an export task,
         /// HeadObject for an object), and S3 refuses a bad token with a bare 400: a HEAD
         /// answer has no body to say InvalidToken in. Real S3 does the same.
-        fn known_gaps(&self) -> Vec<check::Gap> {
-            let why = "a wrong session_token: S3's HEAD answers a bare 400, shown as \
-                       InvalidArgument, not Auth";
-            vec![
-                check::Gap {
-                    check: "wrong_credential",
-                    source: moto().s("image_id"),
-                    why,
-                },
-                check::Gap {
-                    check: "wrong_credential",
-                    source: self.token_object(),
-                    why,
-                },
-            ]
-        }
-
         fn unknown_sources(&self) -> Vec<(String, Value)> {
             vec![
                 ("i-0123456789abcdef0".into(), self.task_opts()),
@@ -770,14 +753,6 @@ mod gcp_peer {
 
         /// An image is not looked up before its export build is made: an unknown one becomes a
         /// build (created in the cloud) that fails, a Remote error, not NotFound.
-        fn known_gaps(&self) -> Vec<check::Gap> {
-            vec![check::Gap {
-                check: "unknown_source",
-                source: self.unknown_image(),
-                why: "an unknown image is not looked up: a Cloud Build is made and fails (Remote)",
-            }]
-        }
-
         fn hostile_sources(&self, id: &str) -> Vec<(String, Value)> {
             vec![
                 (id.to_string(), json!({})),

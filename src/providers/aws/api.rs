@@ -55,6 +55,8 @@ const AUTH_CODES: &[&str] = &[
     "AccessDenied",
     "InvalidAccessKeyId",
     "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
     "UnauthorizedOperation",
     "Forbidden",
 ];

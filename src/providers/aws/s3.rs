@@ -43,8 +43,33 @@ pub(crate) async fn check_bucket(api: &Api, bucket: &str) -> Result<()> {
         404 => Err(Error::NotFound(format!(
             "S3 bucket {bucket:?} does not exist"
         ))),
-        403 => Err(Error::Auth(format!("S3 bucket {bucket:?}: access denied"))),
-        _ => Err(api_error(&what, &a)),
+        _ => {
+            // A HEAD answer has no body, so no error code: a bare 400 may be a bad session
+            // token. The same request as a GET (an empty listing) says which.
+            let get = api
+                .s3
+                .url(bucket, None, &[("list-type", "2"), ("max-keys", "0")])?;
+            Err(explain_head(api, &what, &a, get, &[]).await)
+        }
+    }
+}
+
+/// The error of a HEAD that failed without a body: asked again as a GET of (at most) one
+/// byte, whose error body carries S3's code (`InvalidToken`, `ExpiredToken`,
+/// `AccessDenied`, …), so a credential problem is `Auth` and not a bare "HTTP 400".
+async fn explain_head(
+    api: &Api,
+    what: &str,
+    head: &super::api::Answer,
+    get: url::Url,
+    headers: &[(&str, &str)],
+) -> Error {
+    if !head.body.is_empty() || !head.status.is_client_error() {
+        return api_error(what, head);
+    }
+    match api.s3(what, Method::GET, get, headers).await {
+        Ok(a) if !a.status.is_success() && !a.body.is_empty() => api_error(what, &a),
+        _ => api_error(what, head),
     }
 }
 
@@ -122,7 +147,7 @@ pub(crate) async fn file_source(
         )));
     }
     if !head.status.is_success() {
-        return Err(api_error(&what, &head));
+        return Err(explain_head(api, &what, &head, url.clone(), &[("range", "bytes=0-0")]).await);
     }
     // A full-object checksum is verified; composite (multipart "-N") ones are not whole-file
     // digests.

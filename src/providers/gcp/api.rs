@@ -210,6 +210,24 @@ impl Gce {
             .ok_or_else(|| Error::Remote(format!("creating image {name}: no operation name")))
     }
 
+    /// An image's status (`READY`, `PENDING`, `FAILED`, …): NotFound for an image that does
+    /// not exist, before anything is made for it.
+    pub async fn image_status(&self, project: &str, name: &str) -> Result<String> {
+        let i = self
+            .deadline(
+                &format!("GCE image projects/{project}/global/images/{name}"),
+                self.images
+                    .get()
+                    .set_project(project)
+                    .set_image(name)
+                    .send(),
+            )
+            .await?;
+        Ok(i.status
+            .and_then(|s| s.name().map(str::to_string))
+            .unwrap_or_default())
+    }
+
     pub async fn delete_image(&self, project: &str, name: &str) -> Result<Option<String>> {
         match self
             .deadline(

@@ -146,7 +146,19 @@ pub(super) async fn prepare_unit(
                     .await?;
                     image
                 }
-                None => unit.image.clone().expect("an image or a disk"),
+                None => {
+                    // The user's own image: looked up first, so an unknown one is NotFound
+                    // before a build is made for it.
+                    let image = unit.image.clone().expect("an image or a disk");
+                    ctx.waiting_for_cloud(&format!("reading image {image}"));
+                    let status = gce.image_status(&unit.project, &image).await?;
+                    if status != "READY" {
+                        return Err(Error::InvalidState(format!(
+                            "image {image} is {status}, not READY: it cannot be exported yet"
+                        )));
+                    }
+                    image
+                }
             };
             let destination = format!("gs://{bucket}/{object}");
             ctx.waiting_for_cloud(&format!("starting the export of {image} to {destination}"));
