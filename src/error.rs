@@ -147,20 +147,22 @@ impl Error {
         // reqwest's Display stops at the outermost layer; the cause (refused, reset, TLS) is
         // what a user needs.
         let mut msg = format!("{context}: {err}");
-        let mut tls = false;
+        let mut tls = None;
         let mut source = std::error::Error::source(&err);
         while let Some(s) = source {
             msg.push_str(": ");
             msg.push_str(&s.to_string());
-            tls |= is_certificate_error(s);
+            tls = tls.or(certificate_error(s));
             source = s.source();
         }
-        // A certificate no CA vouches for does not pass by trying again: said at once, with
-        // what to do, as a remote error (not retried, the same exit code as a network one).
-        if tls {
-            msg.push_str(
-                " (the server's TLS certificate is not trusted: give its CA as ca_bundle_pem or ca_bundle_path)",
-            );
+        // A refused certificate does not pass by trying again: said at once, with what to do,
+        // as a remote error (not retried, the same exit code as a network one).
+        if let Some(unknown_issuer) = tls {
+            msg.push_str(if unknown_issuer {
+                " (the server's TLS certificate is not trusted: give its CA as ca_bundle_pem or ca_bundle_path)"
+            } else {
+                " (the server's TLS certificate was refused: expired, not yet valid, or not for this host name)"
+            });
             return Error::Remote(msg);
         }
         if timeout {
@@ -173,21 +175,26 @@ impl Error {
 
 /// A rustls certificate error, directly or inside `io::Error`s (hyper's connector wraps it, and
 /// an `io::Error`'s `source` skips the error it wraps); failing a type match, rustls's own
-/// wording ("invalid peer certificate").
-fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
-    if let Some(r) = e.downcast_ref::<rustls::Error>() {
-        return matches!(
-            r,
-            rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented
-        );
+/// wording ("invalid peer certificate"). `Some(true)` when no CA vouches for the certificate
+/// (the case a CA bundle fixes).
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+    use rustls::{CertificateError, Error as Tls};
+    if let Some(r) = e.downcast_ref::<Tls>() {
+        return match r {
+            Tls::InvalidCertificate(CertificateError::UnknownIssuer) => Some(true),
+            Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented => Some(false),
+            _ => None,
+        };
     }
     if let Some(inner) = e
         .downcast_ref::<std::io::Error>()
         .and_then(|io| io.get_ref())
     {
-        return is_certificate_error(inner);
+        return certificate_error(inner);
     }
-    e.to_string().contains("invalid peer certificate")
+    let text = e.to_string();
+    text.contains("invalid peer certificate")
+        .then(|| text.contains("UnknownIssuer"))
 }
 
 /// An error together with the phase of the export it ended.

@@ -512,7 +512,7 @@ fn a_confidential_vm_disk_brings_its_guest_state_and_security_metadata() {
     let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(
         names,
-        ["cvm-os.vhd", "cvm-os.vmgs", "cvm-os.security-metadata"]
+        ["cvm-os.vmgs", "cvm-os.security-metadata", "cvm-os.vhd"]
     );
     assert_eq!(
         std::fs::read(out.path().join("cvm-os.vmgs")).unwrap(),
@@ -536,7 +536,7 @@ fn a_confidential_vm_disk_brings_its_guest_state_and_security_metadata() {
         )
         .unwrap();
     let names: Vec<&str> = r.files.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["tl-os.vhd", "tl-os.vmgs"], "{}", r.to_json());
+    assert_eq!(names, ["tl-os.vmgs", "tl-os.vhd"], "{}", r.to_json());
     assert_eq!(stat("tl-os", "revokes"), 1);
 }
 

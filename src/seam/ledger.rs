@@ -115,10 +115,16 @@ impl Ledger {
             }
             progress.set_message(&e.what);
             let left = end.saturating_duration_since(Instant::now());
-            let r = match tokio::time::timeout(left, retry_step(&e.what, progress, &mut e.undo))
+            // A panicking step is a failed step, not a lost export result.
+            let step = std::panic::AssertUnwindSafe(retry_step(&e.what, progress, &mut e.undo));
+            let r = match tokio::time::timeout(left, futures_util::FutureExt::catch_unwind(step))
                 .await
             {
-                Ok(r) => r,
+                Ok(Ok(r)) => r,
+                Ok(Err(p)) => Err(Error::Internal(format!(
+                    "cleanup step panicked: {}",
+                    crate::sync::panic_text(&*p)
+                ))),
                 Err(_) => Err(Error::Timeout(format!(
                     "cleanup did not finish within {deadline:?}"
                 ))),
@@ -249,7 +255,8 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_deadline_ends_a_hanging_step_and_success_skips_unless_success_steps() {
+    async fn the_deadline_ends_a_hanging_step_a_panic_is_a_failed_step_and_success_skips_unless_success_steps()
+     {
         let l = Ledger::default();
         l.add("undo on failure", When::UnlessSuccess, |_| async {
             panic!("must not run on success")
@@ -257,10 +264,14 @@ mod tests {
         l.add("hangs", When::Always, |_| {
             std::future::pending::<Result<()>>()
         });
+        l.add("panics", When::Always, |_| async {
+            panic!("a bug in an undo step")
+        });
         let p = Arc::new(ProgressState::new());
         let steps = l.run(true, &p, Duration::from_secs(5)).await;
-        assert_eq!(steps.len(), 1);
-        assert!(!steps[0].ok);
-        assert!(steps[0].error.as_deref().unwrap().contains("within"));
+        assert_eq!(steps.len(), 2);
+        assert!(!steps[0].ok && steps[0].error.as_deref().unwrap().contains("panicked"));
+        assert!(!steps[1].ok);
+        assert!(steps[1].error.as_deref().unwrap().contains("within"));
     }
 }

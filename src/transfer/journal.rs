@@ -34,11 +34,16 @@ impl Validator {
         self.etag.as_deref().filter(|e| !e.starts_with("W/"))
     }
 
-    /// The value for an `If-Range` header: a strong ETag, else Last-Modified.
+    /// The value for an `If-Range` header: a strong ETag, else Last-Modified when it is an
+    /// HTTP date (anything else there would be read as an entity tag, perhaps a weak one, which
+    /// If-Range must never carry).
     pub fn if_range(&self) -> Option<&str> {
         match &self.etag {
             Some(e) if !e.starts_with("W/") => Some(e),
-            _ => self.last_modified.as_deref(),
+            _ => self
+                .last_modified
+                .as_deref()
+                .filter(|d| httpdate::parse_http_date(d).is_ok()),
         }
     }
 }

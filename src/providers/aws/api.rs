@@ -29,7 +29,8 @@ const EC2_VERSION: &str = "2016-11-15";
 /// Largest answer accepted (a page of 1000 instances is a few MiB).
 pub(crate) const MAX_BODY: usize = 32 << 20;
 
-/// Error codes that mean "slow down and retry", across EC2 and S3.
+/// Error codes that mean "slow down" or "unavailable", across EC2 and S3: the call was not
+/// taken, so it is sent again whatever it does.
 const THROTTLING: &[&str] = &[
     "Throttling",
     "ThrottlingException",
@@ -40,11 +41,17 @@ const THROTTLING: &[&str] = &[
     "SlowDown",
     "TooManyRequestsException",
     "EC2ThrottledException",
+    "ServiceUnavailable",
+    "Unavailable",
+];
+
+/// Error codes of a passing fault on AWS's side: it may have acted, so only a call that does
+/// no harm twice is sent again.
+const PASSING: &[&str] = &[
     "RequestTimeout",
     "RequestTimeoutException",
     "InternalError",
-    "ServiceUnavailable",
-    "Unavailable",
+    "InternalFailure",
 ];
 
 const AUTH_CODES: &[&str] = &[
@@ -173,6 +180,8 @@ impl Dialect for Aws<'_> {
 /// What an EC2 or S3 error code means, where it says more than the status.
 fn classify_code(code: &str) -> Option<CodeClass> {
     Some(if THROTTLING.contains(&code) {
+        CodeClass::Throttled
+    } else if PASSING.contains(&code) {
         CodeClass::Retry
     } else if AUTH_CODES.contains(&code) {
         CodeClass::Kind(ErrorKind::Auth)
@@ -348,9 +357,10 @@ mod tests {
     fn throttling_codes_are_retried_client_errors_are_not() {
         assert_eq!(
             classify_code("RequestLimitExceeded"),
-            Some(CodeClass::Retry)
+            Some(CodeClass::Throttled)
         );
-        assert_eq!(classify_code("SlowDown"), Some(CodeClass::Retry));
+        assert_eq!(classify_code("SlowDown"), Some(CodeClass::Throttled));
+        assert_eq!(classify_code("InternalError"), Some(CodeClass::Retry));
         assert_eq!(
             classify_code("InvalidParameterValue"),
             Some(CodeClass::Kind(ErrorKind::InvalidArgument))

@@ -326,9 +326,8 @@ impl Dialect for Arm {
     fn classify(&self, code: &str) -> Option<CodeClass> {
         match code {
             // ARM's own throttling and "try later" codes, whatever the status.
-            "TooManyRequests" | "RetryableError" | "ServerBusy" | "OperationPreempted" => {
-                Some(CodeClass::Retry)
-            }
+            "TooManyRequests" | "ServerBusy" => Some(CodeClass::Throttled),
+            "RetryableError" | "OperationPreempted" => Some(CodeClass::Retry),
             "ResourceNotFound" | "ResourceGroupNotFound" | "NotFound" => {
                 Some(CodeClass::Kind(ErrorKind::NotFound))
             }

@@ -102,7 +102,8 @@ impl Dialect for BlobAuth {
 
     fn classify(&self, code: &str) -> Option<CodeClass> {
         match code {
-            "ServerBusy" | "OperationTimedOut" | "InternalError" => Some(CodeClass::Retry),
+            "ServerBusy" => Some(CodeClass::Throttled),
+            "OperationTimedOut" | "InternalError" => Some(CodeClass::Retry),
             "AuthenticationFailed" | "AuthorizationFailure" => {
                 Some(CodeClass::Kind(ErrorKind::Auth))
             }

@@ -88,9 +88,14 @@ impl AzureFlow {
         if self.ext() != "vhdx" {
             return Ok(());
         }
+        // Absent, it is the SKU's default: 4096 for Premium SSD v2 and Ultra, else 512.
         let sector = resource["properties"]["creationData"]["logicalSectorSize"]
             .as_u64()
-            .unwrap_or(512);
+            .unwrap_or(if only_incremental(resource) {
+                4096
+            } else {
+                512
+            });
         if sector == 4096 {
             return Ok(());
         }
@@ -421,9 +426,14 @@ impl AzureFlow {
                 move |pctx| {
                     let (arm, rg, name, ok) = (arm.clone(), rg.clone(), name.clone(), ok.clone());
                     async move {
-                        revoke(&arm, &pctx, &rg, kind, &name).await?;
-                        ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        Ok(())
+                        // Not found is done (the ledger says so too): nothing left to revoke.
+                        match revoke(&arm, &pctx, &rg, kind, &name).await {
+                            Ok(()) | Err(Error::NotFound(_)) => {
+                                ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
                     }
                 },
             );
@@ -451,10 +461,11 @@ impl AzureFlow {
             bare.set_query(None);
             let (src, checks) =
                 blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment()).await?;
-            sources.push(src);
+            let disk_src = src;
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
-            // metadata travel beside the disk: without them it does not boot as it was.
+            // metadata travel beside the disk: without them it does not boot as it was. They
+            // go first: their SAS is not renewed with the disk's, and they are megabytes.
             let stem = t.file.rsplit_once('.').map_or(t.file.as_str(), |(s, _)| s);
             for (url, ext, key) in [
                 (&access.guest_state, "vmgs", "guest_state_file"),
@@ -477,6 +488,7 @@ impl AzureFlow {
                     f[key] = json!(name);
                 }
             }
+            sources.push(disk_src);
             if let Some(st) = &t.security_type {
                 f["security_type"] = json!(st);
             }
@@ -613,11 +625,12 @@ fn only_incremental(disk: &Value) -> bool {
     )
 }
 
-/// A disk's (or its snapshot's) security type, when it has one.
+/// A disk's (or its snapshot's) security type, when it has one whose VM guest state is kept
+/// (`ConfidentialVM_NonPersistedTPM` keeps none: there is nothing to ask for).
 fn security_type(resource: &Value) -> Option<String> {
     resource["properties"]["securityProfile"]["securityType"]
         .as_str()
-        .filter(|t| !t.is_empty())
+        .filter(|t| !t.is_empty() && *t != "ConfidentialVM_NonPersistedTPM")
         .map(str::to_string)
 }
 

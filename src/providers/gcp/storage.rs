@@ -234,11 +234,10 @@ fn json_error(body: &[u8]) -> Option<(String, String)> {
 /// Google's error reasons that say more than the status.
 fn classify_reason(reason: &str) -> Option<CodeClass> {
     match reason {
-        "rateLimitExceeded"
-        | "userRateLimitExceeded"
-        | "backendError"
-        | "RESOURCE_EXHAUSTED"
-        | "UNAVAILABLE" => Some(CodeClass::Retry),
+        "rateLimitExceeded" | "userRateLimitExceeded" | "RESOURCE_EXHAUSTED" | "UNAVAILABLE" => {
+            Some(CodeClass::Throttled)
+        }
+        "backendError" => Some(CodeClass::Retry),
         "conditionNotMet" | "FAILED_PRECONDITION" => Some(CodeClass::Kind(ErrorKind::InvalidState)),
         _ => None,
     }

@@ -28,11 +28,16 @@ use crate::transfer::retry::{Attempts, retry_after};
 pub(crate) const ATTEMPTS: u32 = 8;
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// What a cloud's error code says, where it says more than the HTTP status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CodeClass {
-    /// Throttling or a passing fault: try again.
+    /// "Slow down" or "unavailable": the cloud did not take the call, so even a call that
+    /// creates something is sent again.
+    Throttled,
+    /// A passing fault (an internal error, a timeout on the cloud's side): the cloud may have
+    /// acted, so only an idempotent call is sent again.
     Retry,
     /// A definite answer of this kind.
     Kind(ErrorKind),
@@ -144,7 +149,10 @@ impl ApiClient {
                         if attempts.made() >= ATTEMPTS {
                             return Ok(a);
                         }
-                        (Error::Network(reason), retry_after(&a.headers))
+                        // A server's Retry-After is honoured, up to a minute: an API call
+                        // is not where an export waits out a long outage.
+                        let wait = retry_after(&a.headers).map(|d| d.min(MAX_RETRY_AFTER));
+                        (Error::Network(reason), wait)
                     }
                 },
                 Err(Failed::Retry(e)) => (e, None),
@@ -213,7 +221,8 @@ impl ApiClient {
         let detail = dialect.error_detail(a);
         let class = detail.as_ref().and_then(|(c, _)| dialect.classify(c));
         let again = match class {
-            Some(CodeClass::Retry) => true,
+            Some(CodeClass::Throttled) => true,
+            Some(CodeClass::Retry) => call.idempotent,
             Some(CodeClass::Kind(_)) => false,
             None if call.idempotent => is_retryable_status(a.status),
             // Not idempotent: only answers that say the call was not taken.
@@ -264,7 +273,7 @@ pub(crate) fn answer_error(what: &str, dialect: &dyn Dialect, a: &Answer) -> Err
     let text = describe(what, a.status, detail.as_ref());
     let kind = match class {
         Some(CodeClass::Kind(k)) => k,
-        Some(CodeClass::Retry) => ErrorKind::Network,
+        Some(CodeClass::Throttled | CodeClass::Retry) => ErrorKind::Network,
         None => status_kind(a.status),
     };
     Error::of(kind, text)
@@ -324,7 +333,8 @@ mod tests {
         }
         fn classify(&self, code: &str) -> Option<CodeClass> {
             match code {
-                "Busy" => Some(CodeClass::Retry),
+                "Busy" => Some(CodeClass::Throttled),
+                "Oops" => Some(CodeClass::Retry),
                 "Gone" => Some(CodeClass::Kind(ErrorKind::NotFound)),
                 _ => None,
             }
@@ -389,6 +399,39 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound, "{e}");
         assert!(e.to_string().contains("Gone: x"), "{e}");
         assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_passing_fault_code_retries_reads_only_throttling_retries_writes_too() {
+        const OOPS: &str = "HTTP/1.1 500 Oops\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"code\":\"Oops\",\"message\":\"x\"}";
+        let write = |what| Call {
+            what,
+            idempotent: false,
+            cancel: None,
+        };
+        // The cloud may have acted on a call that failed with a passing fault: a write is not
+        // sent again (it could make a second export task).
+        let (url, n) = server(vec![OOPS, OK]).await;
+        client()
+            .call(&write("t"), &Json, &|| reqwest::Client::new().post(&url))
+            .await
+            .unwrap_err();
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        let (url, n) = server(vec![OOPS, OK]).await;
+        client()
+            .call(&Call::read("t"), &Json, &|| {
+                reqwest::Client::new().get(&url)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n.load(Ordering::SeqCst), 2);
+        // Throttled: not taken, so a write goes again.
+        let (url, n) = server(vec![BUSY, OK]).await;
+        client()
+            .call(&write("t"), &Json, &|| reqwest::Client::new().post(&url))
+            .await
+            .unwrap();
+        assert_eq!(n.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -25,9 +25,13 @@ pub(crate) fn ms_blob_md5(h: &HeaderMap) -> Option<Checksum> {
 }
 
 /// Any of the above: for a plain URL (a pre-signed GCS link, a blob SAS) whose cloud the
-/// `http` provider cannot know.
+/// `http` provider cannot know. A page blob's stored MD5 is skipped: Put Page never updates it,
+/// so on a disk in use it is stale.
 pub(crate) fn any_cloud(h: &HeaderMap) -> Option<Checksum> {
-    goog_hash(h).or_else(|| ms_blob_md5(h))
+    let page_blob = h
+        .get("x-ms-blob-type")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"PageBlob"));
+    goog_hash(h).or_else(|| if page_blob { None } else { ms_blob_md5(h) })
 }
 
 /// Azure Blob's header that asks for each range's `Content-MD5`.
@@ -55,5 +59,7 @@ mod tests {
         assert_eq!(ms_blob_md5(&m).unwrap().algorithm(), "md5");
         assert_eq!(any_cloud(&m).unwrap().algorithm(), "md5");
         assert!(any_cloud(&HeaderMap::new()).is_none());
+        m.insert("x-ms-blob-type", "PageBlob".parse().unwrap());
+        assert!(any_cloud(&m).is_none(), "a page blob's stale MD5 was read");
     }
 }
