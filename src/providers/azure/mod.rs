@@ -11,7 +11,8 @@
 //! runs close to the SAS's expiry (`se`); the new SAS reaches running requests through the
 //! signer. A SAS never appears in an error, a log line or the result.
 //!
-//! Files: `config` (client config, options, source ids), `flow` (one export's run), `access`
+//! Files: `config` (client config, options, source ids), `flow` (one export's run), `target`
+//! (what it reads, and the checks before anything is made), `access`
 //! (read grants and snapshots, and their undo), `arm` (ARM calls and operations), `blob`
 //! (properties, page ranges, the download source).
 
@@ -20,6 +21,7 @@ mod arm;
 mod blob;
 mod config;
 mod flow;
+mod target;
 
 use std::sync::Arc;
 

@@ -29,6 +29,7 @@
 pub(crate) mod api;
 pub(crate) mod checksums;
 pub(crate) mod config;
+pub(crate) mod errors;
 pub(crate) mod net;
 pub(crate) mod text;
 
