@@ -142,14 +142,7 @@ impl Gcp {
 
     /// Temporary images still alive whose name starts with `hs-{disk}-`.
     pub fn live_images_of(&self, disk: &str) -> Vec<String> {
-        self.stats()["live_images"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|v| v.as_str())
-            .filter(|n| n.starts_with(&format!("hs-{disk}-")))
-            .map(str::to_string)
-            .collect()
+        self.image_names("live_images", disk)
     }
 
     /// Builds that exported an image whose name starts with `image_prefix`: {id, status, args,
@@ -167,12 +160,18 @@ impl Gcp {
     /// Images ever inserted through the API (deleted or not) whose name starts with
     /// `hs-{disk}-`.
     pub fn images_made_of(&self, disk: &str) -> Vec<String> {
-        self.stats()["images_made_names"]
+        self.image_names("images_made_names", disk)
+    }
+
+    /// The names in the stand-in's stats list `key` that start with `hs-{disk}-`.
+    fn image_names(&self, key: &str, disk: &str) -> Vec<String> {
+        let prefix = format!("hs-{disk}-");
+        self.stats()[key]
             .as_array()
             .unwrap()
             .iter()
             .filter_map(|v| v.as_str())
-            .filter(|n| n.starts_with(&format!("hs-{disk}-")))
+            .filter(|n| n.starts_with(&prefix))
             .map(str::to_string)
             .collect()
     }
