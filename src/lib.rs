@@ -64,6 +64,7 @@ pub use client::{available_providers, provider_info_json};
 pub use error::{Error, ErrorKind, ExportError, Result};
 pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
 pub use progress::{Phase, Progress};
+pub use providers::kit::text::printable;
 pub use seam::SourceInfo;
 pub use seam::ledger::CleanupStep;
 pub use settings::{GlobalSettings, configure};

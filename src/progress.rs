@@ -166,7 +166,10 @@ impl ProgressState {
     }
 
     #[cfg_attr(not(any(feature = "aws", feature = "vsphere")), allow(dead_code))]
+    /// Control characters in `msg` (it often quotes a cloud) are escaped: C and Go callers
+    /// print it as it is.
     pub fn set_message(&self, msg: &str) {
+        let msg = &*crate::printable(msg);
         let mut m = lock(&self.message);
         if *m != msg {
             m.clear();

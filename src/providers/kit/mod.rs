@@ -11,6 +11,8 @@
 //!   body reads, header maps.
 //! - [`checksums`]: the whole-object checksums clouds put in their headers, handed to the
 //!   downloader as a source's hooks.
+//! - [`paging`]: one guard for every paged listing (a repeated token or link, a listing that
+//!   never ends, too many items or bytes: an error naming the listing).
 //! - [`text`]: one-line messages out of cloud answers, percent-decoding.
 
 // A build with only some providers (`--no-default-features --features NAME`) leaves parts of
@@ -31,6 +33,7 @@ pub(crate) mod checksums;
 pub(crate) mod config;
 pub(crate) mod errors;
 pub(crate) mod net;
+pub(crate) mod paging;
 pub(crate) mod text;
 
 pub(crate) use api::{Answer, ApiClient, Call, CodeClass, Dialect};
