@@ -68,6 +68,7 @@ pub use providers::kit::text::printable;
 pub use seam::SourceInfo;
 pub use seam::ledger::CleanupStep;
 pub use settings::{GlobalSettings, configure};
+pub use transfer::redact_source;
 
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -10,8 +10,9 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::item::Item;
-use crate::run;
+use crate::exit::Failure;
+use crate::item::{Item, Refusal};
+use crate::{run, shown};
 
 #[derive(Args)]
 pub(crate) struct BatchArgs {
@@ -168,11 +169,11 @@ fn resolve(path: &Path, name: &str, e: &ProviderEntry) -> Result<(String, String
     ))
 }
 
-pub(crate) fn run(a: &BatchArgs) -> Result<u8, String> {
+pub(crate) fn run(a: &BatchArgs) -> Result<u8, Failure> {
     let path = a.file.as_path();
     let profile = load(path)?;
     if profile.export.is_empty() {
-        return Err(format!("profile {}: no [[export]]", path.display()));
+        return Err(format!("profile {}: no [[export]]", path.display()).into());
     }
     let items = items(path, &profile)?;
     let out = run::Output {
@@ -183,10 +184,16 @@ pub(crate) fn run(a: &BatchArgs) -> Result<u8, String> {
 }
 
 /// One item per source of every `[[export]]`. A provider entry is resolved (its secrets read)
-/// and its client built once, however many `[[export]]` tables name it.
+/// and its client built once, however many `[[export]]` tables name it. A client the library
+/// refuses (a vCenter that is down, a wrong password, no PowerShell) does not stop the batch:
+/// that provider's items are refused with its error and the others run. A profile that does
+/// not hold together (an unknown provider entry, a secret that cannot be read) stops it before
+/// anything runs.
 fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
     let profile_path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
-    let mut clients: BTreeMap<String, (String, Arc<hypersdk::Client>)> = BTreeMap::new();
+    let base = profile_path.parent().unwrap_or(Path::new("."));
+    type Made = Result<Arc<hypersdk::Client>, Refusal>;
+    let mut clients: BTreeMap<String, (String, Made)> = BTreeMap::new();
     let mut items = Vec::new();
     for x in &profile.export {
         if !clients.contains_key(&x.provider) {
@@ -198,19 +205,22 @@ fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
             })?;
             let (provider, config) = resolve(path, &x.provider, entry)?;
             let client = hypersdk::Client::new(&provider, &config)
-                .map_err(|e| format!("[providers.{}]: {e}", x.provider))?;
-            clients.insert(x.provider.clone(), (provider, Arc::new(client)));
+                .map(Arc::new)
+                .map_err(|e| Refusal::of(&e, &format!("[providers.{}]", x.provider)));
+            clients.insert(x.provider.clone(), (provider, client));
         }
         let (provider, client) = clients[&x.provider].clone();
         let mut options = x.options.as_ref().and_then(json_object).unwrap_or_default();
+        // Relative to the profile, as config_file and file: are; absolute in the history.
+        let output = crate::absolute(&base.join(&x.output))?;
         options.insert(
             "output_dir".into(),
-            Value::from(x.output.display().to_string()),
+            Value::from(output.display().to_string()),
         );
         options.insert("priority".into(), x.priority.into());
         for s in &x.sources {
             items.push(Item {
-                label: format!("{}:{s}", x.provider),
+                label: format!("{}:{}", shown::text(&x.provider), shown::source(s)),
                 provider: provider.clone(),
                 source: s.clone(),
                 client: client.clone(),

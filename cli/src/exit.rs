@@ -25,3 +25,32 @@ pub(crate) fn of_kind(kind: ErrorKind, interrupted: bool) -> u8 {
         _ => 8,
     }
 }
+
+/// Why a command could not run its exports, with the code it exits with: bad input (2) unless
+/// the library said otherwise — a vCenter that refuses the password is 4, one that cannot be
+/// reached 5, a missing PowerShell 8.
+pub(crate) struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure { code: 2, message }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(message: &str) -> Failure {
+        message.to_string().into()
+    }
+}
+
+impl From<hypersdk::Error> for Failure {
+    fn from(e: hypersdk::Error) -> Failure {
+        Failure {
+            code: of_kind(e.kind(), false),
+            message: e.to_string(),
+        }
+    }
+}

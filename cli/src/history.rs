@@ -3,33 +3,44 @@
 //! `HYPERSDK_STATE_DIR`). It records what a resume needs — provider, source, options, the config
 //! *file* (never an inline config: it may hold secrets) — and what happened: outcome, files,
 //! sizes, checksums, time.
+//!
+//! Nothing secret is stored: a source URL loses its query and user info (a pre-signed S3 link,
+//! a SAS token), header values and the URLs of an http `files` list are redacted the same way,
+//! and the record names what was withheld so `--resume` asks for it again. The folder is
+//! `0700` and the file `0600`; ids come from the file under an exclusive lock, so two commands
+//! finishing at once never share one.
 
+use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::item::Item;
 
-fn dir() -> Result<PathBuf, String> {
+/// Where the history lives, and whether that folder is ours to tighten (not one the user named).
+fn dir() -> Result<(PathBuf, bool), String> {
     if let Some(d) = std::env::var_os("HYPERSDK_STATE_DIR") {
-        return Ok(PathBuf::from(d));
+        return Ok((PathBuf::from(d), false));
     }
     if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d).join("hypersdk"));
+        return Ok((PathBuf::from(d).join("hypersdk"), true));
     }
     let home = std::env::var_os("HOME").ok_or("no HOME for the history")?;
-    Ok(PathBuf::from(home).join(".local/state/hypersdk"))
+    Ok((PathBuf::from(home).join(".local/state/hypersdk"), true))
 }
 
 fn file() -> Result<PathBuf, String> {
-    Ok(dir()?.join("history.jsonl"))
+    Ok(dir()?.0.join("history.jsonl"))
 }
 
 /// Every record, oldest first.
 pub(crate) fn load() -> Result<Vec<Value>, String> {
-    let f = file()?;
-    let text = match std::fs::read_to_string(&f) {
+    read(&file()?)
+}
+
+fn read(f: &Path) -> Result<Vec<Value>, String> {
+    let text = match std::fs::read_to_string(f) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("{}: {e}", f.display())),
@@ -41,11 +52,87 @@ pub(crate) fn load() -> Result<Vec<Value>, String> {
         .collect())
 }
 
+/// The history file, opened to append and locked: the folder made `0700` (and tightened when
+/// it is our own default folder), the file `0600` (also when an older version made it `0644`).
+fn open_locked() -> Result<(File, PathBuf), String> {
+    let (d, ours) = dir()?;
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        b.mode(0o700);
+        b.create(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+        if ours {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("{}: {e}", d.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ours;
+        b.create(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    }
+    let path = d.join("history.jsonl");
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        o.mode(0o600);
+    }
+    let f = o
+        .open(&path)
+        .map_err(|e| format!("history {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("history {}: {e}", path.display()))?;
+    }
+    f.lock()
+        .map_err(|e| format!("history {}: lock: {e}", path.display()))?;
+    Ok((f, path))
+}
+
+/// What of `options` may be stored: header values become `***`, and every URL (a string
+/// option, or a `url` of an http `files` entry) loses what [`hypersdk::redact_source`]
+/// removes. Returns the stored options and the keys that lost something.
+pub(crate) fn redact_options(options: &Map<String, Value>) -> (Map<String, Value>, Vec<String>) {
+    let mut withheld = Vec::new();
+    let mut out = Map::new();
+    for (k, v) in options {
+        let stored = match (k.as_str(), v) {
+            ("headers", Value::Object(h)) => {
+                Value::Object(h.keys().map(|n| (n.clone(), "***".into())).collect())
+            }
+            (_, Value::String(s)) => hypersdk::redact_source(s).into(),
+            ("files", Value::Array(files)) => Value::Array(
+                files
+                    .iter()
+                    .map(|f| {
+                        let mut f = f.clone();
+                        if let Some(u) = f.get("url").and_then(Value::as_str) {
+                            f["url"] = hypersdk::redact_source(u).into();
+                        }
+                        f
+                    })
+                    .collect(),
+            ),
+            _ => v.clone(),
+        };
+        if &stored != v {
+            withheld.push(k.clone());
+        }
+        out.insert(k.clone(), stored);
+    }
+    (out, withheld)
+}
+
 /// Appends the export's record; returns its id.
 pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, String> {
-    let d = dir()?;
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    let id = load()?
+    let (mut f, path) = open_locked()?;
+    let id = read(&path)?
         .iter()
         .filter_map(|v| v["id"].as_u64())
         .max()
@@ -66,12 +153,18 @@ pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, Str
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
+    let source = hypersdk::redact_source(&item.source);
+    let (options, mut withheld) = redact_options(&item.options);
+    if source != item.source {
+        withheld.insert(0, "source".into());
+    }
     let line = json!({
         "id": id,
         "time": now,
         "provider": item.provider,
-        "source": item.source,
-        "options": item.options,
+        "source": source,
+        "options": options,
+        "withheld": withheld,
         "config_file": item.config_file,
         "profile": item.profile.as_ref().map(|(p, name)| json!({"path": p, "provider": name})),
         "status": r.status,
@@ -82,13 +175,31 @@ pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, Str
         "bytes_resumed": r.bytes_resumed,
         "elapsed_ms": r.elapsed_ms,
     });
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file()?)
-        .map_err(|e| format!("history: {e}"))?;
-    // One write per line: concurrent commands append whole lines.
+    // One write per line, under the lock taken before the id was chosen.
     f.write_all(format!("{line}\n").as_bytes())
         .map_err(|e| format!("history: {e}"))?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_options_keep_no_header_value_or_signed_url() {
+        let o: Map<String, Value> = serde_json::from_value(json!({
+            "headers": {"Authorization": "Bearer t0ken"},
+            "files": [{"url": "https://h/a.img?sig=s1g", "file_name": "a.img"}],
+            "output_dir": "/backups",
+            "overwrite": true,
+        }))
+        .unwrap();
+        let (stored, withheld) = redact_options(&o);
+        let text = Value::Object(stored.clone()).to_string();
+        assert!(!text.contains("t0ken") && !text.contains("s1g"), "{text}");
+        assert_eq!(stored["headers"]["Authorization"], "***");
+        assert_eq!(stored["files"][0]["url"], "https://h/a.img");
+        assert_eq!(stored["output_dir"], "/backups");
+        assert_eq!(withheld, ["files", "headers"]);
+    }
 }

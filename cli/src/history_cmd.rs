@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
+use crate::exit::Failure;
 use crate::item::Item;
-use crate::{batch, history, input, run};
+use crate::{batch, history, input, run, shown};
 
 #[derive(Args)]
 pub(crate) struct HistoryArgs {
@@ -19,13 +20,21 @@ pub(crate) struct HistoryArgs {
     /// The provider config for --resume, when the original came inline or from stdin.
     #[arg(long)]
     config: Option<String>,
+    /// The source for --resume, when it held a secret the history does not keep (a pre-signed
+    /// or SAS URL): it must be the same source, secrets aside.
+    #[arg(long)]
+    source: Option<String>,
+    /// An option for --resume, KEY=VALUE, over the recorded ones: how withheld options (header
+    /// values, signed URLs in `files`) are given again. Repeatable.
+    #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
     #[arg(long, default_value_t = 20)]
     limit: usize,
     #[arg(long)]
     json: bool,
 }
 
-pub(crate) fn command(a: &HistoryArgs) -> Result<u8, String> {
+pub(crate) fn command(a: &HistoryArgs) -> Result<u8, Failure> {
     let all = history::load()?;
     match a.resume {
         Some(id) => resume(a, &all, id),
@@ -36,14 +45,16 @@ pub(crate) fn command(a: &HistoryArgs) -> Result<u8, String> {
     }
 }
 
-fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, String> {
+fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
     let rec = all
         .iter()
         .find(|v| v["id"].as_u64() == Some(id))
         .ok_or_else(|| format!("no export {id} in the history"))?;
     if rec["status"] == "done" {
-        return Err(format!("export {id} is done; nothing to resume"));
+        return Err(format!("export {id} is done; nothing to resume").into());
     }
+    let source = resumed_source(a, rec, id)?;
+    let options = resumed_options(a, rec, id)?;
     let profile = rec["profile"]["path"]
         .as_str()
         .zip(rec["profile"]["provider"].as_str())
@@ -62,14 +73,30 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, String> {
         (None, Some((p, n))) => (batch::provider_config(p, n)?.1, None),
         (None, None) => ("{}".to_string(), None),
     };
-    let client = Arc::new(hypersdk::Client::new(&provider, &text).map_err(|e| e.to_string())?);
-    let source = rec["source"].as_str().unwrap_or_default().to_string();
+    let client = Arc::new(hypersdk::Client::new(&provider, &text)?);
+    // What runs again is said before it runs: an `overwrite` or a `file_name` replayed unseen
+    // could replace a file the user kept since.
+    let (shown_options, _) = history::redact_options(&options);
+    let replayed: Vec<String> = shown_options
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{k}={}",
+                v.as_str().map_or_else(|| v.to_string(), str::to_string)
+            )
+        })
+        .collect();
+    eprintln!(
+        "hypersdk: resuming export {id}: {provider} {} with {}",
+        shown::source(&source),
+        shown::text(&replayed.join(", "))
+    );
     let item = Item {
-        label: format!("{source} (resume of {id})"),
+        label: format!("{} (resume of {id})", shown::source(&source)),
         provider,
         source,
-        client,
-        options: rec["options"].as_object().cloned().unwrap_or_default(),
+        client: Ok(client),
+        options,
         config_file,
         profile,
     };
@@ -82,11 +109,60 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, String> {
     ))
 }
 
+/// Whether the record withheld `what` (its source, or an option key).
+fn withheld(rec: &Value, what: &str) -> bool {
+    rec["withheld"]
+        .as_array()
+        .is_some_and(|w| w.iter().any(|x| x == what))
+}
+
+/// The recorded source, or `--source` when the record withheld it; a `--source` that is not the
+/// recorded one, secrets aside, is refused (a resume would mix two exports in one file).
+fn resumed_source(a: &HistoryArgs, rec: &Value, id: u64) -> Result<String, Failure> {
+    let stored = rec["source"].as_str().unwrap_or_default();
+    match &a.source {
+        Some(s) if hypersdk::redact_source(s) != stored => Err(format!(
+            "--source {} is not the source of export {id} ({})",
+            shown::source(s),
+            shown::text(stored)
+        )
+        .into()),
+        Some(s) => Ok(s.clone()),
+        None if withheld(rec, "source") => Err(format!(
+            "export {id}'s source held a secret the history does not keep ({} without its \
+             query or user info): give it again with --source",
+            shown::text(stored)
+        )
+        .into()),
+        None => Ok(stored.to_string()),
+    }
+}
+
+/// The recorded options with `-o` over them; an option the record withheld must be given again.
+fn resumed_options(a: &HistoryArgs, rec: &Value, id: u64) -> Result<Map<String, Value>, Failure> {
+    let mut options = rec["options"].as_object().cloned().unwrap_or_default();
+    let given = input::parse_options(&a.options)?;
+    for k in rec["withheld"].as_array().into_iter().flatten() {
+        let Some(k) = k.as_str().filter(|k| *k != "source") else {
+            continue;
+        };
+        if !given.contains_key(k) {
+            return Err(format!(
+                "export {id}'s option {k} held a secret the history does not keep: give it \
+                 again with -o {k}=..."
+            )
+            .into());
+        }
+    }
+    options.extend(given);
+    Ok(options)
+}
+
 fn show(a: &HistoryArgs, all: &[Value]) {
     let newest: Vec<&Value> = all.iter().rev().take(a.limit).collect();
     if a.json {
         for v in newest {
-            println!("{v}");
+            println!("{}", shown::json_line(v));
         }
         return;
     }
@@ -102,8 +178,8 @@ fn show(a: &HistoryArgs, all: &[Value]) {
                     .map(|f| {
                         format!(
                             "{} [{}]",
-                            f["path"].as_str().unwrap_or(""),
-                            f["checksum"].as_str().unwrap_or("no checksum")
+                            shown::text(f["path"].as_str().unwrap_or("")),
+                            shown::text(f["checksum"].as_str().unwrap_or("no checksum"))
                         )
                     })
                     .collect()
@@ -113,12 +189,13 @@ fn show(a: &HistoryArgs, all: &[Value]) {
             "{:<5} {:<20} {:<8} {:<10} {:>12}  {} → {}",
             v["id"],
             utc(v["time"].as_u64().unwrap_or(0)),
-            v["provider"].as_str().unwrap_or(""),
-            v["status"].as_str().unwrap_or(""),
+            shown::text(v["provider"].as_str().unwrap_or("")),
+            shown::text(v["status"].as_str().unwrap_or("")),
             v["bytes_total"],
-            v["source"].as_str().unwrap_or(""),
+            // Records written before sources were redacted may still hold a secret.
+            shown::source(v["source"].as_str().unwrap_or("")),
             if files.is_empty() {
-                v["error"]["message"].as_str().unwrap_or("").to_string()
+                shown::text(v["error"]["message"].as_str().unwrap_or("")).into_owned()
             } else {
                 files.join(", ")
             }

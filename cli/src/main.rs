@@ -4,7 +4,7 @@
 //! a local history with resume, and Ctrl+C that undoes the cloud side before it exits.
 
 // Imports point one way, down these layers (each may use any layer below it):
-//   history_cmd → batch → run → history → item, input, exit
+//   history_cmd → batch → run → history → item, input, exit, shown
 // so a resume can run exports and a run can write the history without a circle.
 mod batch;
 mod exit;
@@ -13,6 +13,7 @@ mod history_cmd;
 mod input;
 mod item;
 mod run;
+mod shown;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 
+use exit::Failure;
 use item::Item;
 
 const EXAMPLES: &str = "\
@@ -131,21 +133,26 @@ fn main() -> ExitCode {
     };
     match code {
         Ok(c) => ExitCode::from(c),
-        Err(e) => {
-            eprintln!("hypersdk: {e}");
-            ExitCode::from(2)
+        Err(f) => {
+            eprintln!("hypersdk: {}", shown::text(&f.message));
+            ExitCode::from(f.code)
         }
     }
 }
 
-fn export(a: ExportArgs) -> Result<u8, String> {
+/// `path` made absolute against the current folder (not resolved: it may not exist yet), so a
+/// resume from another folder writes where the export did.
+pub(crate) fn absolute(path: &std::path::Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("output folder {}: {e}", path.display()))
+}
+
+fn export(a: ExportArgs) -> Result<u8, Failure> {
     let config = input::load_config(a.config.as_deref())?;
-    let client =
-        Arc::new(hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?);
+    let client = Arc::new(hypersdk::Client::new(&a.provider, &config.text)?);
     let mut options = input::parse_options(&a.options)?;
     options.insert(
         "output_dir".into(),
-        Value::from(a.output.display().to_string()),
+        Value::from(absolute(&a.output)?.display().to_string()),
     );
     if a.priority != 0 {
         options.insert("priority".into(), a.priority.into());
@@ -154,10 +161,10 @@ fn export(a: ExportArgs) -> Result<u8, String> {
         .sources
         .iter()
         .map(|s| Item {
-            label: s.clone(),
+            label: shown::source(s),
             provider: a.provider.clone(),
             source: s.clone(),
-            client: client.clone(),
+            client: Ok(client.clone()),
             options: options.clone(),
             config_file: config.file.clone(),
             profile: None,
@@ -166,13 +173,13 @@ fn export(a: ExportArgs) -> Result<u8, String> {
     Ok(run::run_all(items, &a.out))
 }
 
-fn list(a: ListArgs) -> Result<u8, String> {
+fn list(a: ListArgs) -> Result<u8, Failure> {
     let config = input::load_config(a.config.as_deref())?;
-    let client = hypersdk::Client::new(&a.provider, &config.text).map_err(|e| e.to_string())?;
+    let client = hypersdk::Client::new(&a.provider, &config.text)?;
     let mut filter = match &a.filter {
         Some(f) => match serde_json::from_str(f) {
             Ok(Value::Object(m)) => m,
-            _ => return Err(format!("--filter {f:?} is not a JSON object")),
+            _ => return Err(format!("--filter {f:?} is not a JSON object").into()),
         },
         None => Map::new(),
     };
@@ -185,13 +192,16 @@ fn list(a: ListArgs) -> Result<u8, String> {
     let found = match client.list_sources(&Value::Object(filter).to_string()) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("hypersdk: {e}");
+            eprintln!("hypersdk: {}", shown::text(&e.to_string()));
             return Ok(exit::of_kind(e.kind(), false));
         }
     };
     if a.json {
         for s in &found {
-            println!("{}", serde_json::to_string(s).unwrap_or_default());
+            println!(
+                "{}",
+                shown::json_line(&serde_json::to_value(s).unwrap_or_default())
+            );
         }
         return Ok(0);
     }
@@ -199,14 +209,15 @@ fn list(a: ListArgs) -> Result<u8, String> {
         "{:<9} {:<24} {:>12} {:<14} id",
         "kind", "name", "size", "state"
     );
+    // Every field came from the cloud: a name may hold escape sequences.
     for s in &found {
         println!(
             "{:<9} {:<24} {:>12} {:<14} {}",
-            s.kind,
-            s.name,
+            shown::text(&s.kind),
+            shown::text(&s.name),
             s.size_bytes.map(run::human).unwrap_or_else(|| "-".into()),
-            s.state.as_deref().unwrap_or("-"),
-            s.id
+            shown::text(s.state.as_deref().unwrap_or("-")),
+            shown::text(&s.id)
         );
     }
     println!("{} source(s)", found.len());

@@ -8,94 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_hypersdk");
+mod common;
 
-/// The project's HTTP peer: `count` files of `size` bytes, paced per connection.
-struct Peer {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve(count: usize, size: usize, pace: u64) -> Peer {
-    let exe = std::env::current_exe().unwrap();
-    let serve = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/serve");
-    assert!(
-        serve.exists(),
-        "{} is missing: run `cargo build --examples` first",
-        serve.display()
-    );
-    let mut child = Command::new(serve)
-        .args([count.to_string(), size.to_string(), pace.to_string()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("READY ")
-        .expect("READY line")
-        .to_string();
-    Peer { child, url }
-}
-
-struct Env {
-    state: tempfile::TempDir,
-    out: tempfile::TempDir,
-}
-
-fn env() -> Env {
-    Env {
-        state: tempfile::tempdir().unwrap(),
-        out: tempfile::tempdir().unwrap(),
-    }
-}
-
-impl Env {
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(BIN);
-        c.env("HYPERSDK_STATE_DIR", self.state.path());
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
-    }
-
-    fn out(&self) -> &Path {
-        self.out.path()
-    }
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn json_lines(o: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
+use common::{BIN, Env, env, json_lines, serve, text};
 
 #[test]
 fn text_mode_on_a_pipe_exports_every_source_and_summarizes() {

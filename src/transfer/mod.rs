@@ -52,6 +52,7 @@ pub(crate) use dispatch::fetch;
 pub(crate) use limits::{DEFAULT_BUFFER_BUDGET, PROCESS_LIMITS, throttle};
 pub(crate) use options::TransferOptions;
 pub(crate) use outdir::OutDir;
+pub use redact::redact_source;
 pub(crate) use redact::{redact_url, redact_url_text};
 pub(crate) use temp_file::{TempFile, discard_journal, discard_partial};
 

@@ -51,8 +51,47 @@ pub(crate) fn redact_url_text(text: &str) -> String {
     }
 }
 
+/// A source id as it may be shown and stored (a history, a log line): a URL loses its user
+/// info, query, fragment and NFC ticket ([`redact_url`]); other text with a `user:password@`
+/// keeps only what follows the `@`; any other id (`i-0abc`,
+/// `/DC1/vm/db01`, `vm:web-1`) is returned as it is. When the result differs from `source`, the
+/// source held something that may be a secret and cannot be rebuilt from the result.
+///
+/// ```
+/// assert_eq!(
+///     hypersdk::redact_source("https://b.s3.amazonaws.com/d.vmdk?X-Amz-Signature=abc"),
+///     "https://b.s3.amazonaws.com/d.vmdk"
+/// );
+/// assert_eq!(hypersdk::redact_source("/DC1/vm/db?01"), "/DC1/vm/db?01");
+/// ```
+pub fn redact_source(source: &str) -> String {
+    match Url::parse(source) {
+        Ok(u) if u.has_host() || u.query().is_some() || u.fragment().is_some() => redact_url(&u),
+        // `scheme:/user:password@host` (one slash) parses without a host.
+        _ if source
+            .rsplit_once('@')
+            .is_some_and(|(b, _)| b.contains(':')) =>
+        {
+            redact_url_text(source)
+        }
+        _ => source.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sources_lose_secrets_and_keep_plain_ids() {
+        use super::redact_source as r;
+        assert_eq!(r("i-0abc"), "i-0abc");
+        assert_eq!(r("vm:web-1"), "vm:web-1");
+        assert_eq!(r("/DC1/vm/a b?c"), "/DC1/vm/a b?c");
+        assert_eq!(r("https://u:pw@h/x.img?sig=1"), "https://h/x.img");
+        assert_eq!(r("gs://bucket/o?token=1"), "gs://bucket/o");
+        assert_eq!(r("host:/u:pw@h"), "host://h");
+        assert_eq!(r("/DC1/vm/ops@corp"), "/DC1/vm/ops@corp");
+    }
+
     #[test]
     fn urls_lose_credentials_and_tickets() {
         let u = url::Url::parse("https://u:p@esx1/nfc/52a1-ticket-9f/disk-0.vmdk?sig=abc#frag")

@@ -15,9 +15,9 @@ use indicatif::ProgressBar;
 use serde_json::{Value, json};
 
 use crate::history;
-use crate::item::Item;
+use crate::item::{Item, Refusal};
+use report::Finished;
 pub(crate) use report::human;
-use report::{Finished, Refusal};
 use screen::{Lane, Mode, Screen};
 
 #[derive(Args)]
@@ -82,13 +82,12 @@ fn start(items: Vec<Item>, screen: &Screen) -> Vec<Running> {
             let bar = screen.bar(&item.label);
             let callback = screen.callback(&item.label);
             let opts = Value::Object(item.options.clone()).to_string();
-            let export = item
-                .client
-                .start_export(&item.source, &opts, callback)
-                .map_err(|e| Refusal {
-                    kind: e.kind(),
-                    message: e.to_string(),
-                });
+            let export = match &item.client {
+                Ok(client) => client
+                    .start_export(&item.source, &opts, callback)
+                    .map_err(|e| Refusal::of(&e, "")),
+                Err(refusal) => Err(refusal.clone()),
+            };
             Running {
                 item,
                 lane: Lane::new(bar),

@@ -3,18 +3,13 @@
 
 use std::time::Duration;
 
-use hypersdk::{ErrorKind, ExportResult};
+use hypersdk::ExportResult;
 use serde_json::{Value, json};
 
 use super::screen::{Lane, Mode, Screen};
 use crate::exit;
-use crate::item::Item;
-
-/// Why an export never started: the library refused it.
-pub(super) struct Refusal {
-    pub kind: ErrorKind,
-    pub message: String,
-}
+use crate::item::{Item, Refusal};
+use crate::shown;
 
 /// How one item ended, once every export has.
 pub(super) struct Finished {
@@ -53,8 +48,8 @@ pub(super) fn report(
 fn result_event(f: &Finished, code: u8) -> Value {
     let mut v = match &f.outcome {
         Ok(res) => serde_json::from_str(&res.to_json()).unwrap_or(Value::Null),
-        Err(Refusal { message, .. }) => {
-            json!({"status": "failed", "error": {"kind": "invalid_argument", "message": message}})
+        Err(Refusal { kind, message }) => {
+            json!({"status": "failed", "error": {"kind": kind.as_str(), "message": message}})
         }
     };
     v["event"] = "result".into();
@@ -97,16 +92,16 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
         match &f.outcome {
             Ok(r) => {
                 let detail = match r.error() {
-                    Some(e) => e.message.clone(),
+                    Some(e) => shown::text(&e.message).into_owned(),
                     None => r
                         .files
                         .iter()
-                        .map(|f| f.path.display().to_string())
+                        .map(|f| shown::text(&f.path.display().to_string()).into_owned())
                         .collect::<Vec<_>>()
                         .join(", "),
                 };
                 let detail = match &r.cleanup_error {
-                    Some(c) => format!("{detail} (cleanup: {c})"),
+                    Some(c) => format!("{detail} (cleanup: {})", shown::text(c)),
                     None => detail,
                 };
                 println!(
@@ -123,7 +118,14 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
             }
             Err(refusal) => println!(
                 "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  {}",
-                id, label, provider, "refused", 0, "-", "-", refusal.message
+                id,
+                label,
+                provider,
+                "refused",
+                0,
+                "-",
+                "-",
+                shown::text(&refusal.message)
             ),
         }
     }

@@ -9,6 +9,8 @@ use hypersdk::{ExportResult, Progress, ProgressCallback};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
 
+use crate::shown;
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Bars,
@@ -134,12 +136,12 @@ impl Lane {
     pub(super) fn finish(&self, res: &ExportResult) {
         self.bar.finish_with_message(match res.error() {
             None => "done".to_string(),
-            Some(e) => format!("{}: {}", res.status, e.message),
+            Some(e) => format!("{}: {}", res.status, shown::text(&e.message)),
         });
     }
 
     pub(super) fn refused(&self, why: &str) {
-        self.bar.abandon_with_message(why.to_string());
+        self.bar.abandon_with_message(shown::text(why).into_owned());
     }
 }
 
@@ -147,7 +149,7 @@ impl Lane {
 fn emit(lock: &Mutex<()>, v: &Value) {
     let _g = lock.lock().unwrap_or_else(|p| p.into_inner());
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{v}");
+    let _ = writeln!(out, "{}", shown::json_line(v));
     let _ = out.flush();
 }
 
@@ -181,8 +183,10 @@ fn describe(p: &Progress) -> String {
         s.push_str(&format!(" file {}/{}", p.file_index, p.file_count));
     }
     if !p.message.is_empty() {
+        // The library escapes its messages already; a second pass costs nothing and keeps
+        // this screen safe whatever a caller's library version does.
         s.push_str(": ");
-        s.push_str(&p.message);
+        s.push_str(&shown::text(&p.message));
     }
     s
 }
