@@ -215,9 +215,10 @@ impl std::error::Error for ExportError {}
 
 impl ExportError {
     pub(crate) fn from_error(e: &Error, phase: Phase) -> ExportError {
+        // The message reaches results, logs and terminals: what a cloud put in it is escaped.
         ExportError {
             kind: e.kind(),
-            message: e.to_string(),
+            message: crate::printable::printable(&e.to_string()).into_owned(),
             phase,
         }
     }
@@ -232,3 +233,19 @@ impl ExportError {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_export_error_escapes_what_a_cloud_put_in_its_message() {
+        let e = Error::Remote("denied\u{1b}]52;c;eA==\u{7}\u{9b}2J".into());
+        let x = ExportError::from_error(&e, Phase::Preparing);
+        assert_eq!(
+            x.message,
+            "remote error: denied\\u{1b}]52;c;eA==\\u{7}\\u{9b}2J"
+        );
+        assert_eq!(x.kind, ErrorKind::Remote);
+    }
+}

@@ -48,6 +48,7 @@ mod export;
 mod ffi;
 mod paths;
 mod platform;
+mod printable;
 mod progress;
 #[cfg(test)]
 mod proptests;
@@ -63,8 +64,8 @@ pub use client::Client;
 pub use client::{available_providers, provider_info_json};
 pub use error::{Error, ErrorKind, ExportError, Result};
 pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
+pub use printable::printable;
 pub use progress::{Phase, Progress};
-pub use providers::kit::text::printable;
 pub use seam::SourceInfo;
 pub use seam::ledger::CleanupStep;
 pub use settings::{GlobalSettings, configure};

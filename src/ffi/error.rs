@@ -17,7 +17,8 @@ pub(crate) fn set(err: *mut *mut hs_error, status: hs_status, message: &str, pha
     if err.is_null() {
         return;
     }
-    let message = CString::new(message.replace('\0', " ")).unwrap_or_default();
+    // Escaped (NUL too): C callers print it, and it may quote what a cloud said.
+    let message = CString::new(crate::printable::printable(message).as_ref()).unwrap_or_default();
     let e = Box::new(hs_error {
         status,
         message,

@@ -29,25 +29,27 @@ pub(crate) fn redact_url(url: &Url) -> String {
 pub(crate) fn redact_url_text(text: &str) -> String {
     match Url::parse(text) {
         Ok(u) => redact_url(&u),
-        Err(_) => {
-            // Not a URL, but it may still hold `user:password@` (a mistyped `http:/u:p@h`) and a
-            // query with a signature: keep the scheme and what follows the last `@` only.
-            let no_query = text.split(['?', '#']).next().unwrap_or("");
-            match no_query.rsplit_once('@') {
-                Some((before, host)) => match before.split_once(':') {
-                    Some((scheme, _))
-                        if !scheme.is_empty()
-                            && scheme
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-                    {
-                        format!("{scheme}://{host}")
-                    }
-                    _ => host.to_string(),
-                },
-                None => no_query.to_string(),
+        Err(_) => redact_not_url(text),
+    }
+}
+
+/// Text that is not a URL, but may still hold `user:password@` (a mistyped `http:/u:p@h`) and a
+/// query with a signature: keeps the scheme and what follows the last `@` only.
+fn redact_not_url(text: &str) -> String {
+    let no_query = text.split(['?', '#']).next().unwrap_or("");
+    match no_query.rsplit_once('@') {
+        Some((before, host)) => match before.split_once(':') {
+            Some((scheme, _))
+                if !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                format!("{scheme}://{host}")
             }
-        }
+            _ => host.to_string(),
+        },
+        None => no_query.to_string(),
     }
 }
 
@@ -72,7 +74,7 @@ pub fn redact_source(source: &str) -> String {
             .rsplit_once('@')
             .is_some_and(|(b, _)| b.contains(':')) =>
         {
-            redact_url_text(source)
+            redact_not_url(source)
         }
         _ => source.to_string(),
     }
