@@ -61,7 +61,9 @@ enum Cmd {
     #[command(after_help = "Examples:
   hypersdk history
   hypersdk history --json --limit 100
-  hypersdk history --resume 12      # runs export 12 again; its journal makes it fetch only what is missing")]
+  hypersdk history --resume 12      # runs export 12 again; its journal makes it fetch only what is missing
+  hypersdk history --resume 13 --source 'https://b.s3.amazonaws.com/d.img?X-Amz-Signature=…'
+                                    # the history keeps no secret: a signed URL is given again")]
     History(history_cmd::HistoryArgs),
     /// The sources a provider can export: instances, images, disks, snapshots, VMs, objects.
     #[command(after_help = "Examples:
