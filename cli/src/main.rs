@@ -36,8 +36,8 @@ Examples:
 
 Exit codes: 0 every export done; 2 bad input; 3 not found; 4 authentication; 5 network, timeout
 or cloud error; 6 verification failed or the source changed; 7 local file error; 8 unsupported
-or internal; 9 cancelled; 130 interrupted by Ctrl+C (after cloud cleanup ran). With several
-exports, the worst (highest) code wins.";
+or internal; 9 cancelled; 130 interrupted by Ctrl+C, SIGTERM or SIGHUP (after cloud cleanup
+ran). With several exports, the worst (highest) code wins.";
 
 #[derive(Parser)]
 #[command(name = "hypersdk", version, about = "Export VMs and disks from AWS, Azure, GCP, vSphere, Hyper-V and HTTP servers onto local disk, many at once", after_help = EXAMPLES)]

@@ -123,6 +123,11 @@ fn exit_codes_follow_the_worst_outcome() {
 /// Starts `hypersdk` with `args`, waits until the partial file holds `at_least` bytes, sends
 /// SIGINT, and returns the output.
 fn interrupt(e: &Env, args: &[&str], partial: &Path, at_least: u64) -> Output {
+    signal(e, args, partial, at_least, libc::SIGINT)
+}
+
+/// Runs the command until `partial` holds `at_least` bytes, then sends it `sig`.
+fn signal(e: &Env, args: &[&str], partial: &Path, at_least: u64, sig: i32) -> Output {
     let child = e
         .cmd()
         .args(args)
@@ -139,7 +144,7 @@ fn interrupt(e: &Env, args: &[&str], partial: &Path, at_least: u64) -> Output {
     }
     // SAFETY: a plain syscall on our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, sig);
     }
     child.wait_with_output().unwrap()
 }
@@ -220,6 +225,43 @@ fn ctrl_c_cancels_exits_130_and_history_resumes_the_export() {
         "a done export was resumed again? {}",
         text(&again)
     );
+}
+
+#[test]
+fn sigterm_and_sighup_cancel_and_record_like_ctrl_c() {
+    let peer = serve(1, 4 << 20, 1 << 20);
+    for (i, sig) in [libc::SIGTERM, libc::SIGHUP].into_iter().enumerate() {
+        let e = env();
+        let out = e.out().display().to_string();
+        let src = format!("{}/file0.bin", peer.url);
+        let o = signal(
+            &e,
+            &[
+                "export",
+                "http",
+                &src,
+                "--output",
+                &out,
+                "-o",
+                "part_size=262144",
+                "-o",
+                "parts_in_flight=2",
+            ],
+            &e.out().join("file0.bin.hspart"),
+            256 << 10,
+            sig,
+        );
+        // Killed outright, a process shows the signal and no code; cancelled, it exits 130.
+        assert_eq!(o.status.code(), Some(130), "signal {i}: {}", text(&o));
+        assert!(text(&o).contains("interrupted"), "{}", text(&o));
+        let recs = json_lines(&e.run(&["history", "--json"]));
+        assert_eq!(recs.len(), 1);
+        assert_eq!(recs[0]["status"], "cancelled");
+        assert!(
+            e.out().join("file0.bin.hspart").exists(),
+            "the partial file was kept"
+        );
+    }
 }
 
 #[test]
@@ -449,7 +491,7 @@ impl Gcp {
 }
 
 #[test]
-fn ctrl_c_while_the_cloud_works_undoes_it_at_the_peer_and_list_shows_the_disks() {
+fn sigterm_while_the_cloud_works_undoes_it_at_the_peer_and_list_shows_the_disks() {
     let g = gcp();
     g.disk("held-disk", serde_json::json!({"hold_build": true}));
     let e = env();
@@ -510,7 +552,7 @@ fn ctrl_c_while_the_cloud_works_undoes_it_at_the_peer_and_list_shows_the_disks()
     }
     // SAFETY: a plain syscall on our own child.
     unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
+        libc::kill(child.id() as i32, libc::SIGTERM);
     }
     let o = {
         let t = Instant::now();

@@ -1,7 +1,7 @@
 //! Runs many exports at once and shows them: live bars on a terminal (indicatif), plain lines
 //! on a pipe, JSON events with `--json`; then a summary and the exit code of the worst outcome.
-//! Ctrl+C once: every export is cancelled and the command waits for their cloud cleanup,
-//! printing what is being undone; twice: it exits at once.
+//! Ctrl+C (or SIGTERM, SIGHUP) once: every export is cancelled and the command waits for their
+//! cloud cleanup, printing what is being undone; twice: it exits at once.
 
 mod report;
 mod screen;
