@@ -51,6 +51,9 @@ type Activities struct {
 	// beforeExport runs between making the destination and starting the export (tests: a
 	// neighbour's move in that window).
 	beforeExport func(dir string)
+	// afterOpen runs after each folder of a destination is opened, before it is checked
+	// (tests: a link swapped back for a folder in that window).
+	afterOpen func(path string)
 }
 
 // Export runs one export to its end. Its heartbeats carry the latest progress; cancelling the

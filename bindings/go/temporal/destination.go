@@ -56,6 +56,9 @@ func (a *Activities) openDestination(dir string) (*os.File, error) {
 			// os.Root refuses a link that leads out of the folder it holds.
 			return nil, notAFolder(at)
 		}
+		if a.afterOpen != nil {
+			a.afterOpen(at)
+		}
 		held, herr := next.Stat(".")
 		named, nerr := cur.Lstat(part)
 		if herr != nil || nerr != nil || !named.IsDir() || !os.SameFile(held, named) {

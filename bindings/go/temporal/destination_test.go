@@ -55,6 +55,36 @@ func TestAPlantedLinkInTheRootIsRefused(t *testing.T) {
 	}
 }
 
+// A link inside the root that is swapped back for a real folder after the worker opened its
+// target: the folder held is not the one with the name, so it is refused, not handed out.
+func TestALinkSwappedBackAfterTheOpenIsRefused(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "other"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	wave := filepath.Join(root, "wave1")
+	if err := os.Symlink("other", wave); err != nil {
+		t.Fatal(err)
+	}
+	a := &Activities{OutputRoot: root}
+	a.afterOpen = func(path string) {
+		if path == wave {
+			_ = os.Remove(wave)
+			_ = os.Mkdir(wave, 0o750)
+		}
+	}
+	f, err := a.openDestination(filepath.Join(wave, "vm1"))
+	if err == nil || !strings.Contains(err.Error(), "not a folder") {
+		t.Fatalf("the link's target was handed out: %v", err)
+	}
+	if f != nil {
+		t.Fatal("a folder was handed out")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(root, "other")); len(ents) != 0 {
+		t.Fatalf("a folder was made in the link's target: %v", ents)
+	}
+}
+
 // The race the Lstat check had: a neighbour who can write in the shared root moves the
 // destination's parent away and puts a link to their own folder in its place after the worker
 // made the destination and before the library opens it. The export still lands in the folder
