@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -77,14 +78,14 @@ func (a *Activities) Export(ctx context.Context, req ExportRequest) (ExportResul
 			fmt.Sprintf("account %q is a %s account, the request says %s", req.Account, acct.Provider, req.Provider),
 			"invalid_argument", nil)
 	}
-	// Options first: a refused option must not leave a folder behind.
-	opts, err := exportOptions(req.Account, acct, req.Options)
-	if err != nil {
-		return ExportResult{}, err
-	}
 	dir, err := a.destination(req.Dest)
 	if err != nil {
 		return ExportResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_argument", nil)
+	}
+	// Options before the folder: a refused option must not leave a folder behind.
+	opts, err := exportOptions(req.Account, acct, req.Options, filepath.ToSlash(filepath.Clean(req.Dest)))
+	if err != nil {
+		return ExportResult{}, err
 	}
 	held, err := a.openDestination(dir)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"go.temporal.io/sdk/temporal"
 )
@@ -80,11 +81,12 @@ func refused(option, account, why string) error {
 		"invalid_argument", nil)
 }
 
-// exportOptions is what the library gets for req on the account named name: the request's
-// options, each of which must be on the account's allow-list and not fixed by the account,
-// then the account's fixed options. output_dir is never taken from either (the caller sets
-// it).
-func exportOptions(name string, acct Account, req map[string]any) (map[string]any, error) {
+// exportOptions is what the library gets for req on the account named name, exporting into
+// dest (relative to the output root): the request's options, each of which must be on the
+// account's allow-list and not fixed by the account, then the account's fixed options.
+// output_dir is never taken from either (the caller sets it). A Hyper-V account's
+// host_output_dir names the output root as the host sees it: each export's is dest under it.
+func exportOptions(name string, acct Account, req map[string]any, dest string) (map[string]any, error) {
 	allowed := acct.RequestOptions
 	if allowed == nil {
 		allowed = DefaultRequestOptions(acct.Provider)
@@ -109,7 +111,20 @@ func exportOptions(name string, acct Account, req map[string]any) (map[string]an
 	for k, v := range acct.Options {
 		opts[k] = v
 	}
+	if base, ok := acct.Options["host_output_dir"].(string); ok && acct.Provider == "hyperv" {
+		opts["host_output_dir"] = hostJoin(base, dest)
+	}
 	return opts, nil
+}
+
+// hostJoin is rel (a cleaned, relative, slash-separated dest) under base, a folder as another
+// host names it: with backslashes when base has any (a Windows path or share).
+func hostJoin(base, rel string) string {
+	sep := "/"
+	if strings.Contains(base, `\`) {
+		sep = `\`
+	}
+	return strings.TrimRight(base, `\/`) + sep + strings.ReplaceAll(rel, "/", sep)
 }
 
 func hasKey(m map[string]any, k string) bool {

@@ -29,21 +29,21 @@ func TestRequestsSetOnlyHarmlessOptions(t *testing.T) {
 	for opt, v := range map[string]any{"s3_bucket": "attacker", "s3_prefix": "x/", "overwrite": true,
 		"delete_s3_object_after_download": true, "role_name": "admin", "reuse_export_task": false,
 		"file_mode": "0666", "output_dir": "/etc", "no_such_option": 1} {
-		_, err := exportOptions("aws-prod", aws, map[string]any{"part_size": 1 << 20, opt: v})
+		_, err := exportOptions("aws-prod", aws, map[string]any{"part_size": 1 << 20, opt: v}, "d")
 		wantRefused(t, err, opt, "aws-prod")
 	}
 	gcp := Account{Provider: "gcp"}
 	for _, opt := range []string{"bucket", "prefix", "reuse_object", "delete_object_after_download"} {
-		_, err := exportOptions("gcp-prod", gcp, map[string]any{opt: "x"})
+		_, err := exportOptions("gcp-prod", gcp, map[string]any{opt: "x"}, "d")
 		wantRefused(t, err, opt, "gcp-prod")
 	}
-	_, err := exportOptions("hv", Account{Provider: "hyperv"}, map[string]any{"host_output_dir": `\\attacker\share`})
+	_, err := exportOptions("hv", Account{Provider: "hyperv"}, map[string]any{"host_output_dir": `\\attacker\share`}, "d")
 	wantRefused(t, err, "host_output_dir", "hv")
-	_, err = exportOptions("web", Account{Provider: "http"}, map[string]any{"headers": map[string]any{"Authorization": "x"}})
+	_, err = exportOptions("web", Account{Provider: "http"}, map[string]any{"headers": map[string]any{"Authorization": "x"}}, "d")
 	wantRefused(t, err, "headers", "web")
 
 	// The harmless ones pass, and the account's fixed options are added.
-	got, err := exportOptions("aws-prod", aws, map[string]any{"disk_image_format": "vhd", "max_bytes_per_second": 1000})
+	got, err := exportOptions("aws-prod", aws, map[string]any{"disk_image_format": "vhd", "max_bytes_per_second": 1000}, "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,11 +53,20 @@ func TestRequestsSetOnlyHarmlessOptions(t *testing.T) {
 	}
 	// An account may widen or narrow the list.
 	own := Account{Provider: "http", RequestOptions: []string{"overwrite"}}
-	if _, err := exportOptions("web", own, map[string]any{"overwrite": true}); err != nil {
+	if _, err := exportOptions("web", own, map[string]any{"overwrite": true}, "d"); err != nil {
 		t.Fatal(err)
 	}
-	_, err = exportOptions("web", own, map[string]any{"part_size": 1})
+	_, err = exportOptions("web", own, map[string]any{"part_size": 1}, "d")
 	wantRefused(t, err, "part_size", "web")
+	// A Hyper-V account's host folder is the output root as the host sees it; each export's
+	// is its dest under it, as output_dir is on the worker.
+	for base, want := range map[string]string{`\\nas\exports\`: `\\nas\exports\wave1\vm1`, "/mnt/exports": "/mnt/exports/wave1/vm1"} {
+		hv := Account{Provider: "hyperv", Options: map[string]any{"host_output_dir": base}}
+		got, err := exportOptions("hv", hv, map[string]any{"export_type": "full"}, "wave1/vm1")
+		if err != nil || got["host_output_dir"] != want {
+			t.Errorf("host_output_dir %s: %v, %v; want %s", base, got["host_output_dir"], err, want)
+		}
+	}
 	if err := CheckAccount("x", Account{Provider: "http", Options: map[string]any{"output_dir": "/"}}); err == nil {
 		t.Error("an account that sets output_dir was accepted")
 	}
