@@ -17,10 +17,19 @@ import (
 	"go.temporal.io/sdk/temporal"
 )
 
-// Account is a provider config a worker holds, under the name requests use.
+// Account is a provider config a worker holds, under the name requests use, with the export
+// options that are the account's to decide (options.go).
 type Account struct {
 	Provider string          `json:"provider"`
 	Config   json.RawMessage `json:"config"`
+	// Options are set on every export of the account; a request that sets one of them is
+	// refused. Where the cloud writes (s3_bucket, s3_prefix, bucket, prefix, host_output_dir)
+	// and what is deleted, replaced or adopted belong here.
+	Options map[string]any `json:"options,omitempty"`
+	// RequestOptions are the option keys a request may set (nil: DefaultRequestOptions of the
+	// provider, the ones that only tune the export). Any other option in a request is refused,
+	// without retry, naming the option and the account.
+	RequestOptions []string `json:"request_options,omitempty"`
 }
 
 // Activities runs exports for one worker. Register it with RegisterWorker.
@@ -40,6 +49,12 @@ type Activities struct {
 
 	mu      sync.Mutex
 	clients map[string]*hypersdk.Client
+	// beforeExport runs between making the destination and starting the export (tests: a
+	// neighbour's move in that window).
+	beforeExport func(dir string)
+	// afterOpen runs after each folder of a destination is opened, before it is checked
+	// (tests: a link swapped back for a folder in that window).
+	afterOpen func(path string)
 }
 
 // Export runs one export to its end. Its heartbeats carry the latest progress; cancelling the
@@ -67,21 +82,34 @@ func (a *Activities) Export(ctx context.Context, req ExportRequest) (ExportResul
 	if err != nil {
 		return ExportResult{}, temporal.NewNonRetryableApplicationError(err.Error(), "invalid_argument", nil)
 	}
-	if err := a.makeDestination(dir); err != nil {
+	// Options before the folder: a refused option must not leave a folder behind.
+	opts, err := exportOptions(req.Account, acct, req.Options, filepath.ToSlash(filepath.Clean(req.Dest)))
+	if err != nil {
 		return ExportResult{}, err
 	}
+	held, err := a.openDestination(dir)
+	if err != nil {
+		return ExportResult{}, err
+	}
+	// Open until the export has ended: the library writes through this handle.
+	defer func() { _ = held.Close() }()
+	through, err := exportDir(held)
+	if err != nil {
+		return ExportResult{}, temporal.NewApplicationError(err.Error(), "io")
+	}
+	// Paths the library reports are under the handle's name; the wave sees the folder's own.
+	named := strings.NewReplacer(through, dir)
 	cl, err := a.client(req.Account, acct)
 	if err != nil {
 		return ExportResult{}, toTemporal(err)
 	}
-	opts := map[string]any{}
-	for k, v := range req.Options {
-		opts[k] = v
+	opts["output_dir"] = through
+	if a.beforeExport != nil {
+		a.beforeExport(dir)
 	}
-	opts["output_dir"] = dir
 	// A retry after a worker died adopts the AWS export task that worker left running instead
 	// of converting the disk again (the library's option; the others' cloud steps are not
-	// adopted yet, see docs/SCALE.md).
+	// adopted yet, see docs/SCALE.md). The account may say otherwise.
 	if _, set := opts["reuse_export_task"]; acct.Provider == "aws" && !set {
 		opts["reuse_export_task"] = true
 	}
@@ -92,14 +120,14 @@ func (a *Activities) Export(ctx context.Context, req ExportRequest) (ExportResul
 			eta = p.ETA.Seconds()
 		}
 		return Heartbeat{ID: id, Worker: a.identity(), Attempt: info.Attempt, Phase: p.Phase.String(),
-			BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Rate: p.Rate, ETASeconds: eta, Message: p.Message}
+			BytesDone: p.BytesDone, BytesTotal: p.BytesTotal, Rate: p.Rate, ETASeconds: eta, Message: named.Replace(p.Message)}
 	}
 	e, err := cl.StartExport(ctx, req.Source, opts, nil)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ExportResult{}, temporal.NewCanceledError(id)
 		}
-		return ExportResult{}, toTemporal(err)
+		return ExportResult{}, toTemporal(renamed(err, named))
 	}
 	defer e.Close()
 
@@ -146,15 +174,15 @@ loop:
 			// has run; the partial file stays for a later attempt to resume.
 			return ExportResult{}, temporal.NewCanceledError(id)
 		}
-		return ExportResult{}, toTemporal(err)
+		return ExportResult{}, toTemporal(renamed(err, named))
 	}
 	final := hb(e.Progress())
 	signal(final)
 	out := ExportResult{ID: id, Worker: a.identity(), Attempt: info.Attempt, BytesTotal: r.BytesTotal,
 		BytesFetched: r.BytesFetched, BytesResumed: r.BytesResumed, ElapsedMS: r.ElapsedMS,
-		CleanupError: r.CleanupError}
+		CleanupError: named.Replace(r.CleanupError)}
 	for _, f := range r.Files {
-		out.Files = append(out.Files, FileResult{Name: f.Name, Path: f.Path, Size: f.Size,
+		out.Files = append(out.Files, FileResult{Name: f.Name, Path: named.Replace(f.Path), Size: f.Size,
 			FetchedBytes: f.FetchedBytes, ResumedBytes: f.ResumedBytes})
 	}
 	return out, nil
@@ -200,45 +228,15 @@ func (a *Activities) client(name string, acct Account) (*hypersdk.Client, error)
 	return c, nil
 }
 
-// destination is Dest under the output root; Dest must stay inside it.
-func (a *Activities) destination(dest string) (string, error) {
-	if a.OutputRoot == "" {
-		return "", errors.New("the worker has no output root")
+// renamed is err with the paths under the destination's handle named as the folder itself.
+func renamed(err error, named *strings.Replacer) error {
+	var he *hypersdk.Error
+	if !errors.As(err, &he) {
+		return err
 	}
-	if dest == "" || filepath.IsAbs(dest) || strings.ContainsRune(dest, 0) {
-		return "", fmt.Errorf("dest %q: give a folder relative to the output root", dest)
-	}
-	clean := filepath.Clean(dest)
-	if clean == "." || clean == ".." || strings.HasPrefix(clean, ".."+string(filepath.Separator)) {
-		return "", fmt.Errorf("dest %q leaves the output root", dest)
-	}
-	return filepath.Join(a.OutputRoot, clean), nil
-}
-
-// makeDestination creates dir under the output root one folder at a time, refusing a symbolic
-// link on the way: the root is shared by many hosts and users, and a link planted at
-// root/wave1 must not send an export into /etc.
-func (a *Activities) makeDestination(dir string) error {
-	rel, err := filepath.Rel(a.OutputRoot, dir)
-	if err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), "invalid_argument", nil)
-	}
-	cur := a.OutputRoot
-	for _, part := range strings.Split(rel, string(filepath.Separator)) {
-		cur = filepath.Join(cur, part)
-		if err := os.Mkdir(cur, 0o750); err != nil && !errors.Is(err, os.ErrExist) {
-			return temporal.NewApplicationError(err.Error(), "io")
-		}
-		fi, err := os.Lstat(cur)
-		if err != nil {
-			return temporal.NewApplicationError(err.Error(), "io")
-		}
-		if !fi.IsDir() {
-			return temporal.NewNonRetryableApplicationError(
-				fmt.Sprintf("%s is not a folder (a link or a file is in the way)", cur), "invalid_argument", nil)
-		}
-	}
-	return nil
+	c := *he
+	c.Message = named.Replace(he.Message)
+	return &c
 }
 
 // nonRetryable are the library's error kinds another attempt cannot fix.

@@ -43,7 +43,9 @@ type ExportRequest struct {
 	Source string `json:"source"`
 	// Dest is a folder relative to the workers' output root (no "..", not absolute).
 	Dest string `json:"dest"`
-	// Options are the library's export options; output_dir is set from Dest.
+	// Options are the library's export options, those the account lets a request set
+	// (Account.RequestOptions; by default the ones that only tune an export): where the cloud
+	// writes and what is deleted or replaced are the account's. output_dir is set from Dest.
 	Options map[string]any `json:"options,omitempty"`
 	// ProgressEvery is how often the export signals its progress to its wave (the wave sets
 	// it from WaveRequest.ProgressEvery; 0: 30 s; negative: never).

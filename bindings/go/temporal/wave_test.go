@@ -486,13 +486,15 @@ func TestCancelledWaveCancelsTheCloudTask(t *testing.T) {
 	awsCfg := map[string]any{"region": "us-east-1", "endpoint_url": m["endpoint"],
 		"access_key_id": m["access_key_id"], "secret_access_key": m["secret_access_key"]}
 	startWorker(t, "worker-c", queue, root, map[string]any{
-		"aws": map[string]any{"provider": "aws", "config": awsCfg},
+		// Where the cloud writes is the account's (a request may not choose it).
+		"aws": map[string]any{"provider": "aws", "config": awsCfg,
+			"options": map[string]any{"s3_bucket": m["bucket"], "s3_prefix": "slow/"}},
 		"web": map[string]any{"provider": "http"},
 	}, 4)
 	req := hstemporal.WaveRequest{HeartbeatTimeout: 2 * time.Second, ProgressEvery: 100 * time.Millisecond,
 		Exports: []hstemporal.ExportRequest{
 			{Account: "aws", Provider: "aws", Source: m["instance_id"].(string), Dest: "c/aws",
-				Options: map[string]any{"s3_bucket": m["bucket"], "s3_prefix": "slow/", "poll_interval_ms": 100}},
+				Options: map[string]any{"poll_interval_ms": 100}},
 			{Account: "web", Provider: "http", Source: srv.add("/big.img", blob(32<<20, 3)), Dest: "c/web"},
 		},
 		// A third waits behind the wave limit and never starts.

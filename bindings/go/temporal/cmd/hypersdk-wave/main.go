@@ -7,7 +7,7 @@
 //	hypersdk-wave cancel ID                    cancel a wave (running exports clean up)
 //
 // wave.json: {"exports": [{"account": "aws-prod", "provider": "aws", "source": "i-0abc",
-// "dest": "wave1/web01", "options": {"s3_bucket": "exports"}}], "provider_limits": {"aws": 5},
+// "dest": "wave1/web01", "options": {"disk_image_format": "vhd"}}], "provider_limits": {"aws": 5},
 // "account_limits": {"aws-prod": 3}, "heartbeat_timeout": "60s", "progress_every": "30s"}.
 package main
 
@@ -19,6 +19,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -44,7 +45,8 @@ type waveFile struct {
 func main() {
 	code, err := run(os.Args[1:])
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "hypersdk-wave:", err)
+		// Errors carry what Temporal, the workers and the clouds said.
+		fmt.Fprintln(os.Stderr, "hypersdk-wave:", hstemporal.Printable(err.Error()))
 		if code == 0 {
 			code = 1
 		}
@@ -96,7 +98,7 @@ func run(args []string) (int, error) {
 		if err != nil {
 			return 1, err
 		}
-		fmt.Printf("wave %s started (%d exports)\n", run.GetID(), len(req.Exports))
+		fmt.Printf("wave %s started (%d exports)\n", hstemporal.Printable(run.GetID()), len(req.Exports))
 		return follow(ctx, c, run.GetID(), *every, *jsonOut)
 	case "watch":
 		return follow(ctx, c, rest[1], *every, *jsonOut)
@@ -104,7 +106,7 @@ func run(args []string) (int, error) {
 		if err := c.CancelWorkflow(ctx, rest[1], ""); err != nil {
 			return 1, err
 		}
-		fmt.Printf("wave %s: cancel requested\n", rest[1])
+		fmt.Printf("wave %s: cancel requested\n", hstemporal.Printable(rest[1]))
 		return 0, nil
 	}
 	return 2, fmt.Errorf("unknown command %q (submit, watch, cancel)", rest[0])
@@ -159,10 +161,9 @@ func follow(ctx context.Context, c client.Client, id string, every time.Duration
 			if err != nil && len(final.Exports) == 0 {
 				return 1, fmt.Errorf("wave %s: %w", id, err)
 			}
-			printState(final)
+			printState(os.Stdout, final)
 			if jsonOut {
-				out, _ := json.MarshalIndent(final, "", "  ")
-				fmt.Println(string(out))
+				printJSON(os.Stdout, final)
 			}
 			if err != nil || final.Failed > 0 || final.Cancelled > 0 {
 				return 2, err
@@ -175,7 +176,7 @@ func follow(ctx context.Context, c client.Client, id string, every time.Duration
 			}
 			var st hstemporal.WaveState
 			if v.Get(&st) == nil {
-				printState(st)
+				printState(os.Stdout, st)
 			}
 		case <-ctx.Done():
 			return 1, ctx.Err()
@@ -183,13 +184,17 @@ func follow(ctx context.Context, c client.Client, id string, every time.Duration
 	}
 }
 
-func printState(st hstemporal.WaveState) {
+// printState writes the wave's state. Every text in it came from outside (the wave's history:
+// export names and sources from the wave file, phases, messages and errors from workers and
+// clouds) and is printed through Printable.
+func printState(w io.Writer, st hstemporal.WaveState) {
 	var done, total uint64
 	for _, e := range st.Exports {
 		done += e.BytesDone
 		total += e.BytesTotal
 	}
-	fmt.Printf("%s  done %d, running %d, pending %d, failed %d, cancelled %d — %s of %s\n",
+	p := hstemporal.Printable
+	fmt.Fprintf(w, "%s  done %d, running %d, pending %d, failed %d, cancelled %d — %s of %s\n",
 		time.Now().Format("15:04:05"), st.Done, st.Running, st.Pending, st.Failed, st.Cancelled,
 		size(done), size(total))
 	for _, e := range st.Exports {
@@ -199,12 +204,19 @@ func printState(st hstemporal.WaveState) {
 			if e.ETASeconds >= 0 {
 				eta = (time.Duration(e.ETASeconds) * time.Second).String()
 			}
-			fmt.Printf("  %-14s %-10s %s/%s %s/s eta %s attempt %d on %s %s\n", e.Dest, e.Phase,
-				size(e.BytesDone), size(e.BytesTotal), size(uint64(e.Rate)), eta, e.Attempt, e.Worker, e.Message)
+			fmt.Fprintf(w, "  %-14s %-10s %s/%s %s/s eta %s attempt %d on %s %s\n", p(e.Dest), p(e.Phase),
+				size(e.BytesDone), size(e.BytesTotal), size(uint64(e.Rate)), eta, e.Attempt, p(e.Worker), p(e.Message))
 		case hstemporal.StatusFailed:
-			fmt.Printf("  %-14s failed: %s\n", e.Dest, e.Error)
+			fmt.Fprintf(w, "  %-14s failed: %s\n", p(e.Dest), p(e.Error))
 		}
 	}
+}
+
+// printJSON writes the state as JSON, every string's control characters escaped as JSON's own
+// \u escapes (the same value, safe on a terminal).
+func printJSON(w io.Writer, st hstemporal.WaveState) {
+	out, _ := json.MarshalIndent(st, "", "  ")
+	fmt.Fprintln(w, string(hstemporal.PrintableJSON(out)))
 }
 
 func size(n uint64) string {

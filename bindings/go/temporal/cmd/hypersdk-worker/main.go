@@ -5,7 +5,15 @@
 //	    --output-root /mnt/exports --concurrency 4
 //
 // accounts.json maps account names to provider configs, which hold the credentials and never
-// leave the worker: {"aws-prod": {"provider": "aws", "config": {"region": "eu-west-1"}}}.
+// leave the worker, and the export options that are the account's to decide (a request that
+// sets one of those, or any option off the account's request_options list, is refused):
+//
+//	{"aws-prod": {"provider": "aws", "config": {"region": "eu-west-1"},
+//	              "options": {"s3_bucket": "corp-exports", "s3_prefix": "waves/"},
+//	              "request_options": ["disk_image_format", "part_size"]}}
+//
+// Without request_options a request may set the options that only tune an export
+// (hstemporal.DefaultRequestOptions; docs/SCALE.md lists them).
 // The worker stops on SIGINT/SIGTERM: running exports are cancelled (their cloud cleanup runs,
 // their partial files stay) and Temporal retries them on another worker, which resumes them.
 package main
@@ -52,6 +60,11 @@ func run() error {
 	if err := json.Unmarshal(raw, &accounts); err != nil {
 		// The file holds credentials: name it, never quote it.
 		return fmt.Errorf("%s is not a JSON object of accounts", *accountsFile)
+	}
+	for name, acct := range accounts {
+		if err := hstemporal.CheckAccount(name, acct); err != nil {
+			return err
+		}
 	}
 	if *concurrency < 1 {
 		return fmt.Errorf("--concurrency must be at least 1")
