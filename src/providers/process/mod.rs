@@ -83,6 +83,7 @@ pub(crate) struct Running {
     pgid: Option<i32>,
     /// The child (the group's leader) was reaped: its pid, and so the group id, may belong to
     /// a stranger now; the group is never signalled again.
+    #[cfg_attr(not(unix), allow(dead_code))]
     reaped: bool,
     lines: mpsc::Receiver<Result<Line>>,
     stderr: Arc<Mutex<Vec<u8>>>,
@@ -379,10 +380,8 @@ fn redact_json(v: &mut serde_json::Value, secrets: &[String]) {
         return;
     }
     match v {
-        Value::String(s) => {
-            if secrets.iter().any(|x| s.contains(x.as_str())) {
-                *s = redact(s, secrets);
-            }
+        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
+            *s = redact(s, secrets);
         }
         Value::Array(a) => a.iter_mut().for_each(|x| redact_json(x, secrets)),
         Value::Object(m) => {
