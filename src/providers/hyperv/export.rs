@@ -339,3 +339,23 @@ impl HyperVFlow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_from_the_host_are_bounded_strings() {
+        assert_eq!(job_ids(&Value::Null).unwrap(), Vec::<String>::new());
+        assert_eq!(job_ids(&json!(["A-1", "B-2"])).unwrap(), ["A-1", "B-2"]);
+        for bad in [
+            json!("A-1"),
+            json!([1]),
+            json!([""]),
+            json!(["x".repeat(513)]),
+            json!(vec!["id"; MAX_JOBS + 1]),
+        ] {
+            assert!(job_ids(&bad).is_err(), "{bad}");
+        }
+    }
+}
