@@ -446,3 +446,183 @@ fn list_shows_every_vm_with_its_disk_bytes() {
     );
     assert!(hv.calls().iter().any(|c| c["script"] == "list"));
 }
+
+#[test]
+fn a_password_quoted_in_a_json_error_line_is_redacted_everywhere() {
+    let password = "S3cr3t-'Pa55\"$x";
+    let out = tempfile::tempdir().unwrap();
+    let hv = HyperV::new(json!({
+        "vms": [vm("db-1", ID1, json!({"echo_password": true}))],
+        "remote": {"transport": "winrm", "host": "hv1.example", "username": "CORP\\ops", "password": password},
+        "share": {"host": "\\\\nas\\exports", "local": out.path()},
+    }));
+    let client = Client::new(
+        "hyperv",
+        &hv.config(json!({"host": "hv1.example", "username": "CORP\\ops", "password": password})),
+    )
+    .unwrap();
+    let rec = Recorder::default();
+    let o = hv_opts(
+        out.path(),
+        json!({"export_type": "vhd-only", "host_output_dir": "\\\\nas\\exports"}),
+    );
+    let r = wait(
+        &client
+            .start_export("db-1", &o, Some(rec.callback()))
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed", "{}", r.to_json());
+    let err = r.error().unwrap();
+    // The stand-in did quote it: the message is there, with the secret replaced.
+    assert!(
+        err.message.contains("logon with password '***'"),
+        "{}",
+        err.message
+    );
+    assert!(!err.message.contains(password), "{}", err.message);
+    assert!(!r.to_json().contains(password), "{}", r.to_json());
+    for p in rec.events.lock().unwrap().iter() {
+        assert!(!p.message.contains(password), "progress: {}", p.message);
+    }
+    assert!(checkpoints(&hv).is_empty(), "{:?}", hv.state());
+}
+
+/// Waits until `e` has written its first bytes.
+fn wait_for_bytes(e: &hypersdk::Export) {
+    let t = Instant::now();
+    while e.progress().bytes_done == 0 {
+        assert!(t.elapsed() < Duration::from_secs(60), "{:?}", e.progress());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_cancel_stops_only_its_own_jobs_not_another_exports_or_a_backups() {
+    const ID2: &str = "00000000-0000-4000-8000-0000000000b2";
+    let backup = json!({"instance_id": "B4C7E0A1-0000-4000-8000-00000000BAC0", "vm": null,
+                        "kind": "Export", "owner": "a backup application"});
+    let hv = HyperV::new(json!({
+        "vms": [
+            vm("cancelled", ID1, json!({"write_delay_ms": 200, "chunk": 65536})),
+            vm("survivor", ID2, json!({"write_delay_ms": 100, "chunk": 65536})),
+        ],
+        "jobs": [backup],
+    }));
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let (out_a, out_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let vhd_only = |d: &Path| hv_opts(d, json!({"export_type": "vhd-only"}));
+    let b = client
+        .start_export("survivor", &vhd_only(out_b.path()), None)
+        .unwrap();
+    let a = client
+        .start_export("cancelled", &vhd_only(out_a.path()), None)
+        .unwrap();
+    wait_for_bytes(&a);
+    wait_for_bytes(&b);
+    // The stand-in's own record of which export started a job (Hyper-V's storage jobs name
+    // no VM).
+    let job_of = |vm_id: &str| {
+        let state = hv.state();
+        state["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["source_vm"] == vm_id)
+            .cloned()
+            .unwrap_or_else(|| panic!("no job for {vm_id}: {state:?}"))
+    };
+    let (job_a, job_b) = (job_of(ID1), job_of(ID2));
+    a.cancel();
+    let ra = wait(&a);
+    assert_eq!(ra.status, "cancelled", "{}", ra.to_json());
+    assert!(
+        !alive(job_a["pid"].as_i64().unwrap()),
+        "the cancelled export's job runs on"
+    );
+    assert_eq!(ra.provider["jobs_stopped"], 1, "{}", ra.to_json());
+    assert_eq!(ra.provider["job_ids"], json!([job_a["instance_id"]]));
+    // The host says which jobs were stopped: the cancelled export's, and nothing else.
+    assert_eq!(
+        hv.state()["stopped_jobs"],
+        json!([job_a["instance_id"]]),
+        "{:?}",
+        hv.state()
+    );
+    // (The other export was still running then: what follows is not a race it won.)
+    assert!(alive(job_b["pid"].as_i64().unwrap()), "{:?}", b.progress());
+    // The other export goes on to the end, whole.
+    let rb = wait(&b);
+    assert_eq!(rb.status, "done", "{}", rb.to_json());
+    for (i, d) in disks().iter().enumerate() {
+        assert_eq!(raw_of(&out_b.path().join(format!("disk{i}.vhdx"))), d.raw);
+    }
+    assert!(
+        rb.provider.get("jobs_stopped").is_none_or(|n| n == 0),
+        "{}",
+        rb.to_json()
+    );
+    let backup_now = hv.state()["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["owner"] == "a backup application")
+        .cloned()
+        .unwrap();
+    assert!(
+        backup_now.get("stopped").is_none(),
+        "the backup's job was stopped"
+    );
+    only(out_a.path(), &[]);
+}
+
+#[test]
+fn disks_of_one_file_name_or_hostile_names_never_share_or_escape_a_local_file() {
+    let layouts: [&[&str]; 2] = [
+        &["C:\\VMs\\a\\disk.vhdx", "D:\\Other\\b\\disk.vhdx"],
+        &["C:\\Hyper-V\\..", "C:\\Hyper-V\\a'b\"c; rm -rf /"],
+    ];
+    for paths in layouts {
+        let mut v = vm("twins", ID1, json!({}));
+        for (d, p) in v["disks"].as_array_mut().unwrap().iter_mut().zip(paths) {
+            d["path"] = json!(p);
+        }
+        let hv = HyperV::new(json!({ "vms": [v] }));
+        let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+
+        // Full: Hyper-V names the files after the host's; these cannot each be one file of
+        // their own, so the export refuses before anything starts.
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export("twins", &hv_opts(out.path(), json!({})), None)
+                .unwrap(),
+        );
+        assert_eq!(r.status, "failed", "{paths:?}: {}", r.to_json());
+        let err = r.error().unwrap();
+        assert_eq!(err.kind, ErrorKind::Unsupported, "{}", err.message);
+        assert!(err.message.contains("vhd-only"), "{}", err.message);
+        assert!(!hv.calls().iter().any(|c| c["script"] == "export"));
+        assert!(checkpoints(&hv).is_empty());
+        only(out.path(), &[]);
+
+        // vhd-only: each disk gets a sanitized, unique file of its own in the output folder.
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export(
+                    "twins",
+                    &hv_opts(out.path(), json!({"export_type": "vhd-only"})),
+                    None,
+                )
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{paths:?}: {}", r.to_json());
+        let names: Vec<String> = r.files.iter().map(|f| f.name.clone()).collect();
+        let want = ["disk.vhdx", "disk-2.vhdx"];
+        assert_eq!(names, want, "{}", r.to_json());
+        only(out.path(), &want);
+        for (name, d) in want.iter().zip(disks()) {
+            assert_eq!(raw_of(&out.path().join(name)), d.raw, "{name}");
+        }
+    }
+}

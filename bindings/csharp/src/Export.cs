@@ -151,40 +151,66 @@ namespace HyperSdk
 
         private static void OnNative(IntPtr userData, IntPtr p)
         {
-            // Runs on a library thread: copy, hand over, return. Never throw into native code.
+            // Runs on a library thread: copy, hand over, return. Never throw into native code,
+            // and whatever fails, the terminal call unpins and completes (in finally).
+            ExportState state = null;
+            var terminalCall = false;
+            var handedOver = false;
             try
             {
-                var handle = GCHandle.FromIntPtr(userData);
-                var state = (ExportState)handle.Target;
+                state = (ExportState)GCHandle.FromIntPtr(userData).Target;
                 var np = (NativeProgress)Marshal.PtrToStructure(p, typeof(NativeProgress));
+                terminalCall = ((Phase)np.Phase).IsTerminal();
                 var reading = ExportProgress.From(ref np);
-                state.Offer(reading);
-                if (reading.Phase.IsTerminal())
-                {
-                    // The library never touches user_data after this call.
-                    state.Unpin();
-                    if (state.progress == null) state.terminal.TrySetResult(true);
-                }
+                handedOver = state.Offer(reading);
             }
             catch (Exception e)
             {
                 System.Diagnostics.Debug.WriteLine("HyperSdk progress callback: " + e);
             }
+            finally
+            {
+                if (state != null && terminalCall)
+                {
+                    // The library never touches user_data after this call.
+                    state.Unpin();
+                    // No delivery loop will see the terminal reading (no handler, or handing it
+                    // over failed): complete here.
+                    if (!handedOver) state.terminal.TrySetResult(true);
+                }
+            }
         }
 
         /// <summary>Keeps the newest reading and makes sure one delivery loop runs: a slow
-        /// handler skips readings in between, and the last one is always delivered.</summary>
-        private void Offer(ExportProgress reading)
+        /// handler skips readings in between, and the last one is always delivered. False when
+        /// no loop will deliver it (no handler, or the context refused the hand-over).</summary>
+        private bool Offer(ExportProgress reading)
         {
-            if (progress == null) return;
+            if (progress == null) return false;
             lock (gate)
             {
                 latest = reading;
-                if (delivering) return;
+                if (delivering) return true;
                 delivering = true;
             }
-            if (context != null) context.Post(_ => Deliver(), null);
-            else ThreadPool.QueueUserWorkItem(_ => Deliver());
+            try
+            {
+                if (context != null) context.Post(_ => Deliver(), null);
+                else ThreadPool.QueueUserWorkItem(_ => Deliver());
+                return true;
+            }
+            catch (Exception e)
+            {
+                // The context refused (a UI context already shut down): no loop runs, so the
+                // next reading must start one.
+                lock (gate)
+                {
+                    delivering = false;
+                    latest = null;
+                }
+                System.Diagnostics.Debug.WriteLine("HyperSdk could not hand over progress: " + e);
+                return false;
+            }
         }
 
         private void Deliver()

@@ -468,6 +468,74 @@ static class Tests
         GC.WaitForPendingFinalizers();
     }
 
+    /// <summary>A handler that throws on the terminal reading.</summary>
+    sealed class ThrowsAtTheEnd : IProgress<ExportProgress>
+    {
+        public int Terminal;
+
+        public void Report(ExportProgress p)
+        {
+            if (p.Phase.IsTerminal())
+            {
+                Interlocked.Increment(ref Terminal);
+                throw new InvalidOperationException("the handler fails on the last reading");
+            }
+        }
+    }
+
+    /// <summary>A context that refuses every hand-over, as a UI context that was shut down does.</summary>
+    sealed class ClosedContext : SynchronizationContext
+    {
+        public int Refused;
+
+        public override void Post(SendOrPostCallback d, object state)
+        {
+            Interlocked.Increment(ref Refused);
+            throw new InvalidOperationException("the context is closed");
+        }
+    }
+
+    static Export StartIn(HyperSdkClient c, SynchronizationContext ctx, string url, string dir, string name, IProgress<ExportProgress> p)
+    {
+        var before = SynchronizationContext.Current;
+        SynchronizationContext.SetSynchronizationContext(ctx);
+        try
+        {
+            return c.StartExport(url, new HttpExportOptions(dir) { FileName = name }.ToJson(), p);
+        }
+        finally
+        {
+            SynchronizationContext.SetSynchronizationContext(before);
+        }
+    }
+
+    [Test]
+    static void AThrowingHandlerOrARefusedHandOverStillCompletesAndUnpins()
+    {
+        var url = Peers.Serve(1, 1 << 20);
+        var dir = Peers.Temp();
+        var before = Diagnostics.LiveExports;
+        using (var c = new HyperSdkClient("http"))
+        {
+            // The handler throws on the terminal reading: the task still completes.
+            var thrower = new ThrowsAtTheEnd();
+            var r = c.ExportAsync(url + "/file0.bin", new HttpExportOptions(dir) { FileName = "a.bin" }, thrower);
+            Check.That(r.Wait(Minute), "ExportAsync completed after its handler threw");
+            Check.That(r.Result.Status == "done" && thrower.Terminal == 1, r.Result.RawJson);
+
+            // The captured context refuses the hand-over (also of the terminal reading):
+            // Completion still completes and the export's state is unpinned.
+            var closed = new ClosedContext();
+            using (var e = StartIn(c, closed, url + "/file0.bin", dir, "b.bin", new ThrowsAtTheEnd()))
+            {
+                Check.That(e.Completion.Wait(Minute), "Completion never completed (" + closed.Refused + " refused hand-overs)");
+                Check.That(closed.Refused > 0, "the context was asked");
+                Check.That(e.GetResult().Status == "done", e.ResultJson);
+            }
+        }
+        Check.That(Diagnostics.LiveExports == before, "pinned export states left: " + (Diagnostics.LiveExports - before));
+    }
+
     static int Main(string[] args)
     {
         var tests = typeof(Tests).GetMethods(BindingFlags.Static | BindingFlags.NonPublic)

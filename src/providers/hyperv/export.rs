@@ -52,6 +52,37 @@ pub(super) struct ExportState {
     pub(super) checkpoint_removed: bool,
     pub(super) error: Option<String>,
     pub(super) percent: Option<u8>,
+    /// The Hyper-V jobs this export started (their `InstanceID`s, as `export.ps1` found
+    /// them): the only jobs cleanup ever stops.
+    pub(super) job_ids: Vec<String>,
+}
+
+/// Most jobs one export starts (one per disk, or one export).
+const MAX_JOBS: usize = 256;
+
+/// The `job_ids` of a `started` line: strings of a sane length, a bounded number of them.
+pub(super) fn job_ids(v: &Value) -> Result<Vec<String>> {
+    let bad = || {
+        Error::Remote(format!(
+            "Hyper-V (export): job ids {v} are not a list of ids"
+        ))
+    };
+    let Some(list) = v.as_array() else {
+        return if v.is_null() {
+            Ok(Vec::new())
+        } else {
+            Err(bad())
+        };
+    };
+    if list.len() > MAX_JOBS {
+        return Err(bad());
+    }
+    list.iter()
+        .map(|id| match id.as_str() {
+            Some(s) if !s.is_empty() && s.len() <= 512 => Ok(s.to_string()),
+            _ => Err(bad()),
+        })
+        .collect()
 }
 
 pub(super) struct ExportTask {
@@ -262,7 +293,10 @@ impl HyperVFlow {
                         lock(&self.shared).checkpoint_made = true;
                         ctx.waiting_for_cloud("checkpoint made; starting the export");
                     }
-                    Some("started") => break,
+                    Some("started") => {
+                        lock(&self.shared).job_ids = job_ids(&v["job_ids"])?;
+                        break;
+                    }
                     Some("error") => return Err(ps::script_error(Script::Export, &v)),
                     _ => {}
                 },
@@ -302,6 +336,26 @@ impl HyperVFlow {
             t.stop.cancel();
             // Ending the reader drops the process: its whole process group is killed.
             let _ = t.handle.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_from_the_host_are_bounded_strings() {
+        assert_eq!(job_ids(&Value::Null).unwrap(), Vec::<String>::new());
+        assert_eq!(job_ids(&json!(["A-1", "B-2"])).unwrap(), ["A-1", "B-2"]);
+        for bad in [
+            json!("A-1"),
+            json!([1]),
+            json!([""]),
+            json!(["x".repeat(513)]),
+            json!(vec!["id"; MAX_JOBS + 1]),
+        ] {
+            assert!(job_ids(&bad).is_err(), "{bad}");
         }
     }
 }

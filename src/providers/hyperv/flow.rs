@@ -76,20 +76,36 @@ impl Flow for HyperVFlow {
                     .folder_name
                     .clone()
                     .unwrap_or_else(|| sanitize_file_name(&vm.name, "vm"));
+                // Hyper-V names each disk's file after its host file. Only a plain, unique
+                // file name (the one the library would give it) can be watched and moved as
+                // one file of its own: two disks `disk.vhdx` in different host folders, or a
+                // leaf such as `..`, cannot.
+                let odd: Vec<&str> = self
+                    .disks
+                    .iter()
+                    .filter(|d| config::leaf(&d.source) != d.name)
+                    .map(|d| d.source.as_str())
+                    .collect();
+                if !odd.is_empty() {
+                    return Err(Error::Unsupported(format!(
+                        "VM {:?}: Export-VM would write disks whose file names are not unique or                          not plain file names ({odd:?}); use export_type vhd-only, which names                          each disk's file itself",
+                        vm.name
+                    )));
+                }
                 self.folder = Some((format!("{}/{}", self.staging_name, vm.name), final_name));
             }
             let full = self.opts.export_type == ExportType::Full;
             for i in 0..self.disks.len() {
                 let name = self.disks[i].name.clone();
                 let (local, host) = if full {
-                    // The file keeps Hyper-V's name in the VM folder.
-                    let leaf = config::leaf(&self.disks[i].source).to_string();
+                    // The file keeps Hyper-V's name in the VM folder (checked above: its
+                    // sanitized, unique name).
                     (
                         staging
                             .join(&vm.name)
                             .join("Virtual Hard Disks")
-                            .join(&leaf),
-                        self.host_join(&[&vm.name, "Virtual Hard Disks", &leaf]),
+                            .join(&name),
+                        self.host_join(&[&vm.name, "Virtual Hard Disks", &name]),
                     )
                 } else {
                     (staging.join(&name), self.host_join(&[&name]))
@@ -219,7 +235,10 @@ impl Flow for HyperVFlow {
             // A cancel may land between Checkpoint-VM and its line: whenever the export could
             // have made the checkpoint, cleanup looks for it by its unique name.
             let may_have_checkpoint = running && self.uses_checkpoint() && !removed;
-            let stop_jobs = running && ctx.outcome != Outcome::Success;
+            // Only the jobs this export started, by their InstanceID: never another export's
+            // or a backup's.
+            let job_ids = lock(&self.shared).job_ids.clone();
+            let stop_jobs = running && ctx.outcome != Outcome::Success && !job_ids.is_empty();
             if let Some(vm) = &self.vm
                 && (may_have_checkpoint || stop_jobs)
             {
@@ -231,7 +250,7 @@ impl Flow for HyperVFlow {
                 let input = json!({
                     "id": vm.id,
                     "checkpoint_name": may_have_checkpoint.then_some(&self.checkpoint_name),
-                    "stop_jobs": stop_jobs,
+                    "job_ids": if stop_jobs { job_ids } else { Vec::new() },
                 });
                 let never = CancellationToken::new();
                 match self
@@ -241,6 +260,16 @@ impl Flow for HyperVFlow {
                 {
                     Ok(lines) => {
                         let last = lines.into_iter().find(|l| l["event"] == "cleaned");
+                        if let Some(left) = last
+                            .as_ref()
+                            .and_then(|l| l["jobs_not_stopped"].as_array())
+                            .filter(|a| !a.is_empty())
+                        {
+                            errors.push(format!(
+                                "Hyper-V did not stop the export's job(s): {}",
+                                serde_json::Value::Array(left.clone())
+                            ));
+                        }
                         if last
                             .as_ref()
                             .is_some_and(|l| l["checkpoint_removed"] == true)
@@ -312,8 +341,17 @@ impl Flow for HyperVFlow {
             m.insert("hyperv_percent".into(), json!(p));
         }
         m.insert("verified".into(), Value::Array(self.verified.clone()));
+        if !s.job_ids.is_empty() {
+            m.insert("job_ids".into(), json!(s.job_ids));
+        }
         if let Some(c) = &self.cleaned {
             m.insert("jobs_stopped".into(), c["jobs_stopped"].clone());
+            if c["jobs_not_stopped"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+            {
+                m.insert("jobs_not_stopped".into(), c["jobs_not_stopped"].clone());
+            }
         }
         m
     }

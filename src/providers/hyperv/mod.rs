@@ -6,8 +6,9 @@
 //! writes into it, in the background, while the engine watches the files grow
 //! ([`SourceKind::Written`]) and Hyper-V's percent is the message → `verify.ps1` (the size
 //! Hyper-V reads for each file, `Test-VHD`) → the disks (vhd-only) or the VM's folder (full)
-//! renamed into place → `cleanup.ps1` on every path (stops Hyper-V's export jobs after a cancel
-//! or failure, removes the checkpoint the export made) and the staging folder removed.
+//! renamed into place → `cleanup.ps1` on every path (after a cancel or failure stops exactly
+//! the Hyper-V jobs this export started, by InstanceID; removes the checkpoint the export made)
+//! and the staging folder removed.
 //!
 //! Nothing is stopped, saved or changed on the VM: a checkpoint is the only trace, and it is
 //! removed again (by its unique name) on every path.

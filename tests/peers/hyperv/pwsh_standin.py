@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = os.path.join(HERE, "..", "..", "..", "src", "providers", "hyperv", "scripts")
@@ -153,6 +154,12 @@ def export(root, inp):
     if faults.get("hold_after_checkpoint"):
         # Hyper-V still preparing the export: the checkpoint exists, no job has started.
         time.sleep(600)
+    if faults.get("echo_password"):
+        # A remote session's error record quoting what the session was opened with, as a
+        # misbehaving module or a verbose transport error can.
+        fail("OpenError", "PSRemotingTransportException",
+             f"Connecting to remote server failed: logon with password '{REMOTE_PASSWORD}' was "
+             f"refused by {vm['name']}")
     if faults.get("export_error"):
         fail("PermissionDenied", "AccessDenied,Microsoft.HyperV.PowerShell.Commands.ExportVM", faults["export_error"])
     state = {"share": share}
@@ -183,9 +190,13 @@ def export(root, inp):
     writer = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--writer", jobfile],
                               start_new_session=True, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Export-VM / Export-VMSnapshot jobs name their VM; Convert-VHD's storage jobs name none.
+    instance_id = str(uuid.uuid4()).upper()
     with State(root) as s:
-        s["jobs"].append({"vm": vm["id"], "pid": writer.pid})
-    out({"event": "started", "jobs": 1})
+        s["jobs"].append({"instance_id": instance_id, "vm": vm["id"] if inp["export_type"] == "full" else None,
+                          "kind": "Export" if inp["export_type"] == "full" else "Convert",
+                          "pid": writer.pid, "source_vm": vm["id"]})
+    out({"event": "started", "jobs": 1, "job_ids": [instance_id]})
     poll = max(inp.get("poll_ms", 200), 50) / 1000.0
     while True:
         st = read_status(job["status"])
@@ -261,24 +272,56 @@ def verify(root, inp):
         out({"event": "file", "path": path, "file_size": os.path.getsize(local), "ok": ok})
 
 
+def job_running(j):
+    if j.get("stopped"):
+        return False
+    pid = j.get("pid")
+    # A job with no process here is another party's (a backup's), running until stopped.
+    if pid is None:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def stop_job(s, j):
+    """RequestStateChange(4) on the job: it ends, and the host records who was stopped."""
+    if j.get("pid"):
+        try:
+            os.kill(j["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    j["stopped"] = True
+    s.setdefault("stopped_jobs", []).append(j.get("instance_id"))
+
+
 def cleanup(root, inp):
-    stopped = 0
+    # The host holds every running job (CIM_ConcreteJob): this export's, another export's, a
+    # backup's. The script's input decides which it stops: `job_ids` (the current cleanup.ps1:
+    # exactly those InstanceIDs), or `stop_jobs` (the earlier one: every Export/Convert/Merge
+    # job that names no VM or names this VM), so a test shows what each would do on a host.
+    stopped = []
     removed = False
     with State(root) as s:
-        if inp.get("stop_jobs"):
-            for j in s["jobs"]:
-                if j["vm"] == inp["id"]:
-                    try:
-                        os.kill(j["pid"], signal.SIGKILL)
-                        stopped += 1
-                    except ProcessLookupError:
-                        pass
+        for j in s["jobs"]:
+            if not job_running(j):
+                continue
+            if "job_ids" in inp:
+                mine = j.get("instance_id") in (inp["job_ids"] or [])
+            else:
+                mine = bool(inp.get("stop_jobs")) and (j.get("vm") is None or j.get("vm") == inp["id"])
+            if mine:
+                stop_job(s, j)
+                stopped.append(j.get("instance_id"))
         name = inp.get("checkpoint_name")
         if name:
             before = len(s["checkpoints"])
             s["checkpoints"] = [c for c in s["checkpoints"] if c["name"] != name]
             removed = len(s["checkpoints"]) != before
-    out({"event": "cleaned", "jobs_stopped": stopped, "checkpoint_removed": removed})
+    out({"event": "cleaned", "jobs_stopped": len(stopped), "stopped_job_ids": stopped,
+         "jobs_not_stopped": [], "checkpoint_removed": removed})
 
 
 def list_vms(root, inp):
@@ -288,6 +331,9 @@ def list_vms(root, inp):
         size = sum(os.path.getsize(d["local"]) for d in vm["disks"])
         out({"event": "vm", "name": vm["name"], "id": vm["id"], "state": vm.get("state", "Running"), "bytes": size})
 
+
+# The password remote.ps1 was given (remote transports only), for the echo_password fault.
+REMOTE_PASSWORD = None
 
 ACTIONS = {"list": list_vms, "inventory": inventory, "export": export, "verify": verify, "cleanup": cleanup}
 
@@ -329,6 +375,8 @@ def main():
             fail("OpenError", "PSRemotingTransportException", f"Connecting to remote server {inp['host']} failed")
         if inp.get("username") != remote.get("username") or inp.get("password") != remote.get("password"):
             fail("OpenError", "AccessDenied,PSSessionStateBroken", "Access is denied.")
+        global REMOTE_PASSWORD
+        REMOTE_PASSWORD = inp.get("password")
         script, inp = inner, json.loads(inp["input"])
     ACTIONS[script](root, inp)
 

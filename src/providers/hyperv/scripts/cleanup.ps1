@@ -1,22 +1,27 @@
 # hypersdk cleanup: undoes what an export left on the Hyper-V host, on every path: stops the
-# VM's export and conversion jobs still running in the Hyper-V service, and removes the
-# checkpoint the export made (by its unique name). Never touches anything else of the VM.
+# export's own jobs still running in the Hyper-V service (by the InstanceIDs export.ps1 named),
+# and removes the checkpoint the export made (by its unique name). Never touches anything else.
 # Input: a JSON document (-InputJson, or stdin), as data. Output: JSON lines.
 param([string]$InputJson)
 $ErrorActionPreference = 'Stop'
 try {
     if (-not $InputJson) { $InputJson = [Console]::In.ReadToEnd() }
     $in = $InputJson | ConvertFrom-Json
-    $stopped = 0
-    if ($in.stop_jobs) {
-        # Export-VM and Convert-VHD run in the Hyper-V service: ending PowerShell does not stop
-        # them. RequestStateChange 4 terminates a job.
-        $running = @(Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName 'Msvm_ConcreteJob' | Where-Object { $_.JobState -eq 4 -and $_.ElementName -match 'Export|Convert|Merge' })
-        foreach ($job in $running) {
-            $affected = @(Get-CimAssociatedInstance -InputObject $job -ResultClassName 'Msvm_ComputerSystem' -ErrorAction SilentlyContinue)
-            if ($affected.Count -eq 0 -or @($affected | Where-Object { $_.Name -eq $in.id }).Count -gt 0) {
-                Invoke-CimMethod -InputObject $job -MethodName 'RequestStateChange' -Arguments @{ RequestedState = [uint16]4 } | Out-Null
-                $stopped += 1
+    $stopped = @()
+    $notStopped = @()
+    # Exactly the jobs this export started (their InstanceIDs, from export.ps1): Export-VM and
+    # Convert-VHD run in the Hyper-V service, so ending PowerShell does not stop them.
+    # RequestStateChange 4 terminates a job; 0 (done) and 4096 (started) are success.
+    foreach ($jid in @($in.job_ids)) {
+        if (-not $jid) { continue }
+        foreach ($job in @(Get-CimInstance -Namespace 'root\virtualization\v2' -ClassName 'CIM_ConcreteJob' | Where-Object { $_.InstanceID -eq $jid })) {
+            # 2 New, 3 Starting, 4 Running, 5 Suspended, 6 Shutting Down: not ended yet.
+            if ($job.JobState -lt 2 -or $job.JobState -gt 6) { continue }
+            $r = Invoke-CimMethod -InputObject $job -MethodName 'RequestStateChange' -Arguments @{ RequestedState = [uint16]4 }
+            if ($r.ReturnValue -eq 0 -or $r.ReturnValue -eq 4096) {
+                $stopped += [string]$jid
+            } else {
+                $notStopped += @{ id = [string]$jid; code = [int]$r.ReturnValue }
             }
         }
     }
@@ -29,7 +34,7 @@ try {
             $removed = $true
         }
     }
-    @{ event = 'cleaned'; jobs_stopped = $stopped; checkpoint_removed = $removed } | ConvertTo-Json -Compress
+    @{ event = 'cleaned'; jobs_stopped = $stopped.Count; stopped_job_ids = @($stopped); jobs_not_stopped = @($notStopped); checkpoint_removed = $removed } | ConvertTo-Json -Compress
 } catch {
     @{ event = 'error'; category = [string]$_.CategoryInfo.Category; id = [string]$_.FullyQualifiedErrorId; message = [string]$_.Exception.Message } | ConvertTo-Json -Compress
     exit 1

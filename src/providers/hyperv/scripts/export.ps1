@@ -6,7 +6,8 @@
 #   vhd-only: a checkpoint, each disk of it merged into one standalone file with Convert-VHD,
 #         the checkpoint removed again.
 # Input: a JSON document (-InputJson, or stdin); every name and path reaches it as data only.
-# Output: JSON lines: checkpoint, progress (Hyper-V's own percent), done, or error.
+# Output: JSON lines: checkpoint, started (with the InstanceIDs of the Hyper-V jobs it started),
+# progress (Hyper-V's own percent), done, or error.
 param([string]$InputJson)
 $ErrorActionPreference = 'Stop'
 $checkpoint = $null
@@ -14,12 +15,25 @@ try {
     if (-not $InputJson) { $InputJson = [Console]::In.ReadToEnd() }
     $in = $InputJson | ConvertFrom-Json
     $vm = Get-VM -Id $in.id
-    if ($in.export_type -eq 'full' -and $in.include_snapshots) {
-        $jobs = @(Export-VM -VM $vm -Path $in.path -AsJob)
-    } else {
+    if ($in.export_type -ne 'full' -or -not $in.include_snapshots) {
         $checkpoint = Checkpoint-VM -VM $vm -SnapshotName $in.checkpoint_name -Passthru
         @{ event = 'checkpoint'; name = $in.checkpoint_name; id = $checkpoint.Id.ToString() } | ConvertTo-Json -Compress
-        if ($in.export_type -eq 'full') {
+    }
+    # The jobs this export starts, by InstanceID: cleanup stops exactly these, never another
+    # export's or a backup's. The cmdlets do not hand back the Hyper-V service's job, so ours are
+    # the jobs that appear while they start, under a host-wide mutex (no other hypersdk export
+    # starts its jobs in that window); a job that names another VM is never taken.
+    $ns = 'root\virtualization\v2'
+    $gate = New-Object System.Threading.Mutex($false, 'Global\hypersdk-hyperv-job-start')
+    try {
+        # An export that died holding it left it abandoned: the next one still gets it.
+        if (-not $gate.WaitOne(60000)) { throw 'another hypersdk export has been starting its jobs for a minute' }
+    } catch [System.Threading.AbandonedMutexException] { }
+    try {
+        $before = @(Get-CimInstance -Namespace $ns -ClassName 'CIM_ConcreteJob' | ForEach-Object { $_.InstanceID })
+        if ($in.export_type -eq 'full' -and $in.include_snapshots) {
+            $jobs = @(Export-VM -VM $vm -Path $in.path -AsJob)
+        } elseif ($in.export_type -eq 'full') {
             $jobs = @(Export-VMSnapshot -VMSnapshot $checkpoint -Path $in.path -AsJob)
         } else {
             $drives = @($checkpoint.HardDrives)
@@ -30,8 +44,23 @@ try {
                 $jobs += Convert-VHD -Path $from -DestinationPath $disk.dest -VHDType Dynamic -AsJob
             }
         }
+        $ids = @()
+        $until = (Get-Date).AddSeconds(30)
+        while ($ids.Count -lt $jobs.Count -and (Get-Date) -lt $until) {
+            Start-Sleep -Milliseconds 100
+            $ids = @()
+            foreach ($job in @(Get-CimInstance -Namespace $ns -ClassName 'CIM_ConcreteJob')) {
+                if ($before -contains $job.InstanceID) { continue }
+                $affected = @(Get-CimAssociatedInstance -InputObject $job -ResultClassName 'Msvm_ComputerSystem' -ErrorAction SilentlyContinue)
+                if ($affected.Count -eq 0 -or @($affected | Where-Object { $_.Name -eq $in.id }).Count -gt 0) {
+                    $ids += [string]$job.InstanceID
+                }
+            }
+        }
+    } finally {
+        $gate.ReleaseMutex()
     }
-    @{ event = 'started'; jobs = $jobs.Count } | ConvertTo-Json -Compress
+    @{ event = 'started'; jobs = $jobs.Count; job_ids = @($ids) } | ConvertTo-Json -Compress
     while (@($jobs | Where-Object { $_.State -eq 'Running' -or $_.State -eq 'NotStarted' }).Count -gt 0) {
         $percent = 0
         foreach ($job in $jobs) {

@@ -81,6 +81,10 @@ pub(crate) struct Running {
     /// a Job object would be the equivalent of the group, not done yet (DESIGN-NOTES).
     #[cfg_attr(not(unix), allow(dead_code))]
     pgid: Option<i32>,
+    /// The child (the group's leader) was reaped: its pid, and so the group id, may belong to
+    /// a stranger now; the group is never signalled again.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    reaped: bool,
     lines: mpsc::Receiver<Result<Line>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_done: Option<tokio::task::JoinHandle<()>>,
@@ -175,6 +179,7 @@ impl Running {
             name,
             child,
             pgid,
+            reaped: false,
             lines: rx,
             stderr,
             stderr_done,
@@ -239,9 +244,7 @@ impl Running {
                 self.kill();
                 return Err(self.timed_out());
             }
-            s = self.child.wait() => {
-                s.map_err(|e| Error::Io(format!("waiting for {}: {e}", self.name)))?
-            }
+            s = self.reap() => s?,
         };
         if let Some(h) = self.stderr_done.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), h).await;
@@ -262,16 +265,31 @@ impl Running {
         Ok(Finished { lines, stderr })
     }
 
-    /// Kills the whole process group (idempotent).
+    /// Kills the whole process group (idempotent), as long as its leader is not reaped.
     pub fn kill(&mut self) {
         #[cfg(unix)]
-        if let Some(pgid) = self.pgid {
-            // SAFETY: a plain syscall; the group is the one this child leads.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
+        if let Some(pgid) = self.pgid
+            && !self.reaped
+        {
+            signal_group(pgid);
         }
         let _ = self.child.start_kill();
+    }
+
+    /// Waits for the child's exit and reaps it. What it left in its group is killed first,
+    /// while the unreaped leader still holds the group's id: after the reap that id may be
+    /// recycled for someone else's group, so it is never signalled again.
+    async fn reap(&mut self) -> Result<std::process::ExitStatus> {
+        #[cfg(unix)]
+        if let Some(pid) = self.pgid {
+            let exited = tokio::task::spawn_blocking(move || wait_exited_unreaped(pid)).await;
+            if matches!(exited, Ok(true)) {
+                signal_group(pid);
+            }
+        }
+        let s = self.child.wait().await;
+        self.reaped = true;
+        s.map_err(|e| Error::Io(format!("waiting for {}: {e}", self.name)))
     }
 
     /// The end of stderr so far, with secrets replaced.
@@ -302,6 +320,41 @@ impl Drop for Running {
     }
 }
 
+/// SIGKILL to process group `pgid`, whose leader must not have been reaped.
+#[cfg(unix)]
+fn signal_group(pgid: i32) {
+    #[cfg(test)]
+    tests::record_group_signal(pgid);
+    // SAFETY: a plain syscall; the group is the one our unreaped child leads.
+    unsafe {
+        libc::kill(-pgid, libc::SIGKILL);
+    }
+}
+
+/// Blocks until child `pid` has exited, without reaping it (`WNOWAIT`): true once it is a
+/// zombie, false if it cannot be waited for (already reaped).
+#[cfg(unix)]
+fn wait_exited_unreaped(pid: i32) -> bool {
+    loop {
+        // SAFETY: waitid writes only into `info`, which lives for the call.
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            return true;
+        }
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
+}
+
 /// Runs `spec` to its end: every stdout line and the redacted stderr.
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) async fn run(spec: ProcessSpec, cancel: &CancellationToken) -> Result<Finished> {
@@ -311,8 +364,38 @@ pub(crate) async fn run(spec: ProcessSpec, cancel: &CancellationToken) -> Result
 fn parse_line(line: &str, secrets: &[String]) -> Line {
     let line = line.trim_end_matches('\r');
     match serde_json::from_str::<serde_json::Value>(line) {
-        Ok(v) if !line.trim().is_empty() => Line::Json(v),
+        Ok(mut v) if !line.trim().is_empty() => {
+            redact_json(&mut v, secrets);
+            Line::Json(v)
+        }
         _ => Line::Text(redact(line, secrets)),
+    }
+}
+
+/// Replaces every secret in every string of `v`, keys included: an error record's `message`
+/// may quote what a remote session was opened with.
+fn redact_json(v: &mut serde_json::Value, secrets: &[String]) {
+    use serde_json::Value;
+    if secrets.is_empty() {
+        return;
+    }
+    match v {
+        Value::String(s) if secrets.iter().any(|x| s.contains(x.as_str())) => {
+            *s = redact(s, secrets);
+        }
+        Value::Array(a) => a.iter_mut().for_each(|x| redact_json(x, secrets)),
+        Value::Object(m) => {
+            if m.keys()
+                .any(|k| secrets.iter().any(|x| k.contains(x.as_str())))
+            {
+                *m = std::mem::take(m)
+                    .into_iter()
+                    .map(|(k, x)| (redact(&k, secrets), x))
+                    .collect();
+            }
+            m.values_mut().for_each(|x| redact_json(x, secrets));
+        }
+        _ => {}
     }
 }
 
@@ -333,147 +416,4 @@ fn last_lines(text: &str, n: usize) -> String {
 }
 
 #[cfg(all(test, unix))]
-mod tests {
-    use super::*;
-
-    fn sh(script: &str) -> ProcessSpec {
-        ProcessSpec {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), script.into()],
-            timeout: Duration::from_secs(20),
-            ..Default::default()
-        }
-    }
-
-    /// Running or sleeping; a zombie (killed, not yet reaped by init) counts as gone.
-    fn alive(pid: i32) -> bool {
-        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(stat) => stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next())
-                .is_some_and(|state| state != "Z" && state != "X"),
-            Err(_) => false,
-        }
-    }
-
-    #[tokio::test]
-    async fn stdin_in_json_lines_out_secrets_redacted() {
-        let mut spec = sh(r#"read -r secret; read -r name
-            printf '{"got":"%s"}\n' "$name"
-            echo "warning: plain text"
-            echo "login with $secret failed" >&2
-            exit 0"#);
-        spec.stdin = b"hunter2-secret\na'b;c $(echo injected) `id`\n".to_vec();
-        spec.secrets = vec!["hunter2-secret".into()];
-        let out = run(spec, &CancellationToken::new()).await.unwrap();
-        assert_eq!(
-            out.lines,
-            vec![
-                Line::Json(serde_json::json!({"got": "a'b;c $(echo injected) `id`"})),
-                Line::Text("warning: plain text".into())
-            ]
-        );
-        assert!(
-            out.stderr.contains("login with *** failed"),
-            "{}",
-            out.stderr
-        );
-        assert!(!out.stderr.contains("hunter2"));
-    }
-
-    #[tokio::test]
-    async fn failure_carries_redacted_stderr() {
-        let mut spec = sh("echo 'token tok-123 refused' >&2; exit 3");
-        spec.secrets = vec!["tok-123".into()];
-        let e = run(spec, &CancellationToken::new()).await.unwrap_err();
-        let m = e.to_string();
-        assert!(m.contains("exit status 3"), "{m}");
-        assert!(m.contains("token *** refused"), "{m}");
-        assert!(!m.contains("tok-123"), "{m}");
-    }
-
-    #[tokio::test]
-    async fn missing_program_is_not_found() {
-        let spec = ProcessSpec {
-            program: "/nonexistent/pwsh".into(),
-            timeout: Duration::from_secs(5),
-            ..Default::default()
-        };
-        let e = run(spec, &CancellationToken::new()).await.unwrap_err();
-        assert!(matches!(e, Error::NotFound(_)), "{e}");
-    }
-
-    /// A child that leaves a grandchild (`sleep 300`) in the background, and that grandchild's
-    /// pid, once the child has said it started.
-    async fn child_with_grandchild(
-        cancel: &CancellationToken,
-    ) -> (Running, i32, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let pidfile = dir.path().join("pid");
-        let spec = sh(&format!(
-            "sleep 300 & echo $! > {}; echo '{{\"started\":true}}'; wait",
-            pidfile.display()
-        ));
-        let mut running = Running::spawn(spec).unwrap();
-        let first = running.next_line(cancel).await.unwrap();
-        assert_eq!(
-            first,
-            Some(Line::Json(serde_json::json!({"started": true})))
-        );
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(alive(pid));
-        (running, pid, dir)
-    }
-
-    async fn assert_dies(pid: i32, what: &str) {
-        for _ in 0..100 {
-            if !alive(pid) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("the grandchild {pid} outlived {what}");
-    }
-
-    /// A grandchild in the background must die with the cancelled child.
-    #[tokio::test]
-    async fn cancel_kills_the_process_group() {
-        let cancel = CancellationToken::new();
-        let (running, pid, _dir) = child_with_grandchild(&cancel).await;
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            c.cancel();
-        });
-        assert!(running.finish(&cancel).await.is_err());
-        assert_dies(pid, "its cancelled process group").await;
-    }
-
-    #[tokio::test]
-    async fn a_child_that_closes_stdout_and_lingers_still_meets_the_deadline() {
-        let mut spec = sh("exec >&-; sleep 30");
-        spec.timeout = Duration::from_millis(300);
-        let e = run(spec, &CancellationToken::new()).await.unwrap_err();
-        assert!(matches!(e, Error::Timeout(_)), "{e}");
-    }
-
-    #[tokio::test]
-    async fn deadline_kills_and_times_out() {
-        let mut spec = sh("sleep 30");
-        spec.timeout = Duration::from_millis(300);
-        let e = run(spec, &CancellationToken::new()).await.unwrap_err();
-        assert!(matches!(e, Error::Timeout(_)), "{e}");
-    }
-
-    #[tokio::test]
-    async fn drop_kills_the_process_group() {
-        let (running, pid, _dir) = child_with_grandchild(&CancellationToken::new()).await;
-        drop(running);
-        assert_dies(pid, "a dropped Running").await;
-    }
-}
+mod tests;
