@@ -122,8 +122,22 @@ fn exit_codes_follow_the_worst_outcome() {
 
 /// Starts `hypersdk` with `args`, waits until the partial file holds `at_least` bytes, sends
 /// SIGINT, and returns the output.
-fn interrupt(e: &Env, args: &[&str], partial: &Path, at_least: u64) -> Output {
-    signal(e, args, partial, at_least, libc::SIGINT)
+/// An export of `src` (4 MiB from a paced peer) in small parts, sent `sig` once 256 KiB of it
+/// and its journal are on disk.
+fn slow_export(e: &Env, src: &str, sig: i32) -> Output {
+    let out = e.out().display().to_string();
+    let args = [
+        "export",
+        "http",
+        src,
+        "--output",
+        &out,
+        "-o",
+        "part_size=262144",
+        "-o",
+        "parts_in_flight=2",
+    ];
+    signal(e, &args, &e.out().join("file0.bin.hspart"), 256 << 10, sig)
 }
 
 /// Runs the command until `partial` holds `at_least` bytes, then sends it `sig`.
@@ -168,24 +182,7 @@ fn journal_covers(partial: &Path, n: u64) -> bool {
 fn ctrl_c_cancels_exits_130_and_history_resumes_the_export() {
     let peer = serve(1, 4 << 20, 1 << 20);
     let e = env();
-    let out = e.out().display().to_string();
-    let src = format!("{}/file0.bin", peer.url);
-    let o = interrupt(
-        &e,
-        &[
-            "export",
-            "http",
-            &src,
-            "--output",
-            &out,
-            "-o",
-            "part_size=262144",
-            "-o",
-            "parts_in_flight=2",
-        ],
-        &e.out().join("file0.bin.hspart"),
-        256 << 10,
-    );
+    let o = slow_export(&e, &format!("{}/file0.bin", peer.url), libc::SIGINT);
     assert_eq!(o.status.code(), Some(130), "{}", text(&o));
     let all = text(&o);
     assert!(all.contains("interrupted"), "{all}");
@@ -232,25 +229,7 @@ fn sigterm_and_sighup_cancel_and_record_like_ctrl_c() {
     let peer = serve(1, 4 << 20, 1 << 20);
     for (i, sig) in [libc::SIGTERM, libc::SIGHUP].into_iter().enumerate() {
         let e = env();
-        let out = e.out().display().to_string();
-        let src = format!("{}/file0.bin", peer.url);
-        let o = signal(
-            &e,
-            &[
-                "export",
-                "http",
-                &src,
-                "--output",
-                &out,
-                "-o",
-                "part_size=262144",
-                "-o",
-                "parts_in_flight=2",
-            ],
-            &e.out().join("file0.bin.hspart"),
-            256 << 10,
-            sig,
-        );
+        let o = slow_export(&e, &format!("{}/file0.bin", peer.url), sig);
         // Killed outright, a process shows the signal and no code; cancelled, it exits 130.
         assert_eq!(o.status.code(), Some(130), "signal {i}: {}", text(&o));
         assert!(text(&o).contains("interrupted"), "{}", text(&o));
