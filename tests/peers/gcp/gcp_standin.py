@@ -371,6 +371,18 @@ class H(BaseHTTPRequestHandler):
 
     # -- Storage (fake-gcs-server behind a token check) -----------------------------------------
     def proxy(self, method, path, query, parts):
+        # Hostile switch (faults of "list:{bucket}", page_token_loop): an object listing whose
+        # every page names the same nextPageToken, as a broken or malicious endpoint could send.
+        if method == "GET" and len(parts) == 5 and parts[4] == "o" and fault(f"list:{parts[3]}", "page_token_loop"):
+            with LOCK:
+                STATE["stats"]["list_loop_gets"] = STATE["stats"].get("list_loop_gets", 0) + 1
+            q = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query or "") if k != "pageToken"])
+            status, data = gcs("GET", f"{path}?{q}")
+            if status != 200:
+                return self.send(status, json.loads(data or b"{}"))
+            page = json.loads(data)
+            page["nextPageToken"] = "the-same-token"
+            return self.send(200, page)
         body = self.body() if method in ("POST", "PUT") else None
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "content-type", "if-match", "if-none-match")}
         c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=120)
