@@ -6,7 +6,9 @@ and /upload so that every call carries a bearer token we check; tokens come from
 endpoint (/token, the `authorized_user` refresh flow google-cloud-auth runs). A build of
 `gce_vm_image_export` converts the image's disk with `qemu-img convert` into the asked format and
 uploads it into fake-gcs-server when it succeeds. Counters (images made/deleted, builds made/
-cancelled) and faults per disk, image or instance are under /_admin.
+cancelled) and faults per disk, image or instance are under /_admin; the faults of "list:{bucket}"
+(page_token_loop) make that bucket's object listings hostile (every page names the same
+nextPageToken).
 
 Usage: gcp_standin.py --fake-gcs PATH --workdir DIR [--exit-on-stdin-eof]
 Prints one JSON line {"port": N, "gcs_port": M} once both listen.
