@@ -385,6 +385,20 @@ class H(BaseHTTPRequestHandler):
             page = json.loads(data)
             page["nextPageToken"] = "the-same-token"
             return self.send(200, page)
+        # objects.delete with ifGenerationMatch (Cloud Storage JSON API): deletes only while the
+        # live generation is that one, else 412 conditionNotMet. fake-gcs-server 1.56.1 ignores
+        # the condition on DELETE (it deleted a generation it was not asked for), so it is held here.
+        if method == "DELETE" and len(parts) >= 6 and parts[4] == "o":
+            want = urllib.parse.parse_qs(query or "").get("ifGenerationMatch", [None])[0]
+            if want is not None:
+                obj = urllib.parse.quote("/".join(parts[5:]), safe="")
+                status, data = gcs("GET", f"/storage/v1/b/{parts[3]}/o/{obj}")
+                live = json.loads(data).get("generation") if status == 200 else "0"
+                if str(live) != want:
+                    with LOCK:
+                        STATE["stats"]["precondition_failures"] = STATE["stats"].get("precondition_failures", 0) + 1
+                    return self.send(*gerror(412, "At least one of the pre-conditions you specified did not hold.",
+                                             "conditionNotMet", "FAILED_PRECONDITION"))
         body = self.body() if method in ("POST", "PUT") else None
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "content-type", "if-match", "if-none-match")}
         c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=120)
