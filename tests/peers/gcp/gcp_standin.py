@@ -393,8 +393,9 @@ class H(BaseHTTPRequestHandler):
             if want is not None:
                 obj = urllib.parse.quote("/".join(parts[5:]), safe="")
                 status, data = gcs("GET", f"/storage/v1/b/{parts[3]}/o/{obj}")
-                live = json.loads(data).get("generation") if status == 200 else "0"
-                if str(live) != want:
+                # A missing object is fake-gcs-server's 404, as Cloud Storage answers it.
+                live = json.loads(data).get("generation") if status == 200 else None
+                if live is not None and str(live) != want:
                     with LOCK:
                         STATE["stats"]["precondition_failures"] = STATE["stats"].get("precondition_failures", 0) + 1
                     return self.send(*gerror(412, "At least one of the pre-conditions you specified did not hold.",
