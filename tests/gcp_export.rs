@@ -62,6 +62,14 @@ fn upload(object: &str, bytes: &[u8]) {
     );
 }
 
+/// The object name (in the bucket) the export of file `i` wrote to, from the result.
+fn gs_object(r: &hypersdk::ExportResult, i: usize) -> String {
+    let x = r.provider["exports"][i]["object"].as_str().unwrap();
+    x.strip_prefix(&format!("gs://{BUCKET}/"))
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn attached_disk_to_vmdk_through_image_and_build_then_image_deleted() {
     let g = gcp();
@@ -102,8 +110,14 @@ fn attached_disk_to_vmdk_through_image_and_build_then_image_deleted() {
         .collect();
     assert!(args.contains(&"-format=vmdk"), "{args:?}");
     assert!(args.contains(&"-client_id=api"), "{args:?}");
+    // The object's name is this run's own: `{prefix}{disk}-{tag}.{ext}`.
+    let object = gs_object(&r, 0);
     assert!(
-        args.contains(&"-destination_uri=gs://hs-exports/exports/web-disk-1.vmdk"),
+        object.starts_with("exports/web-disk-1-") && object.ends_with(".vmdk"),
+        "{object}"
+    );
+    assert!(
+        args.contains(&format!("-destination_uri=gs://hs-exports/{object}").as_str()),
         "{args:?}"
     );
     assert!(
@@ -120,7 +134,7 @@ fn attached_disk_to_vmdk_through_image_and_build_then_image_deleted() {
         (Some(true), Some(true)),
         "{x}"
     );
-    assert!(object_exists(BUCKET, "exports/web-disk-1.vmdk"));
+    assert!(object_exists(BUCKET, &object));
 }
 
 #[test]
@@ -151,7 +165,7 @@ fn image_to_qcow2_needs_no_temporary_image_and_object_can_be_deleted() {
     assert_eq!(r.provider["images_made"], 0);
     assert_eq!(r.provider["exports"][0]["object_deleted"], true);
     assert!(
-        !object_exists(BUCKET, "exports/golden-1.qcow2"),
+        !object_exists(BUCKET, &gs_object(&r, 0)),
         "the object outlived delete_object_after_download"
     );
 }
@@ -294,10 +308,13 @@ fn cancel_when(
             "a build still runs after the cancel: {b}"
         );
     }
-    assert!(
-        !object_exists(BUCKET, &format!("exports/{disk}.vmdk")),
-        "the exported object outlived the cancel"
-    );
+    if let Some(x) = r.provider["exports"][0]["object"].as_str() {
+        let object = x.strip_prefix(&format!("gs://{BUCKET}/")).unwrap();
+        assert!(
+            !object_exists(BUCKET, object),
+            "the exported object outlived the cancel"
+        );
+    }
     no_final_files(out.path());
     r
 }
@@ -549,4 +566,69 @@ fn list_shows_instances_disks_images_and_objects_with_filters() {
     )
     .unwrap();
     assert_eq!(anon.list_sources("").unwrap_err().kind(), ErrorKind::Auth);
+}
+
+/// Issue 25, item 6: cleanup deletes only what this run wrote. The user keeps an earlier
+/// export at the name exports used to get (`{prefix}{disk}.vmdk`); an export of a disk of that
+/// name that is cancelled during its build, or whose build fails, before the object's metadata
+/// was read, must leave it (the old cleanup read "whatever is at the destination now" and
+/// deleted it).
+#[test]
+fn an_object_the_user_kept_survives_a_cancelled_and_a_failed_export() {
+    let g = gcp();
+    let kept = support::server::pattern(1 << 20, 71);
+    upload("exports/kept-1.vmdk", &kept);
+    upload("exports/kept-2.vmdk", &kept);
+    let r = cancel_when("kept-1", json!({"hold_build": true}), json!({}), |p| {
+        p.message.contains("Cloud Build")
+    });
+    assert_eq!(r.provider["builds_cancelled"], 1, "{}", r.to_json());
+    assert!(
+        object_exists(BUCKET, "exports/kept-1.vmdk"),
+        "the cancelled export's cleanup deleted the user's object"
+    );
+    g.disk("kept-2", 1 << 20, 73, &[]);
+    g.faults("kept-2", json!({"build_fails": "step 0 failed"}));
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export("kept-2", &gopts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed", "{}", r.to_json());
+    assert!(
+        object_exists(BUCKET, "exports/kept-2.vmdk"),
+        "the failed export's cleanup deleted the user's object"
+    );
+    assert_ne!(gs_object(&r, 0), "exports/kept-2.vmdk");
+}
+
+/// Issue 25, item 4: a bucket listing whose every page names the same `nextPageToken` (the
+/// stand-in's hostile switch) ends with an error naming the listing, after two pages, instead
+/// of never returning.
+#[test]
+fn a_gcs_listing_that_repeats_its_page_token_is_stopped() {
+    let g = gcp();
+    let p = g.dir.path().join("loop-obj");
+    std::fs::write(&p, b"abc").unwrap();
+    g.admin(
+        "object",
+        json!({"bucket": "hs-loop", "object": "l/a.img", "path": p}),
+    );
+    g.faults("list:hs-loop", json!({"page_token_loop": true}));
+    let before = g.stats()["list_loop_gets"].as_u64().unwrap_or(0);
+    let c = Client::new("gcp", &g.config(json!({"project": null, "zone": null}))).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(c.list_sources(&json!({"bucket": "hs-loop", "prefix": "l/"}).to_string()));
+    });
+    let r = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the listing did not end within 60 s");
+    let e = r.expect_err("a listing that repeats its token must fail");
+    assert_eq!(e.kind(), ErrorKind::Remote, "{e}");
+    assert!(e.to_string().contains("gs://hs-loop/l/"), "{e}");
+    assert!(e.to_string().contains("earlier page"), "{e}");
+    let gets = g.stats()["list_loop_gets"].as_u64().unwrap_or(0) - before;
+    assert!(gets <= 3, "the listing was fetched {gets} times");
 }

@@ -24,6 +24,7 @@ use url::Url;
 
 use super::kit::ApiClient;
 use super::kit::config::parse_with_net;
+use super::kit::paging::Pages;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::seam::ledger::StepId;
@@ -111,12 +112,21 @@ impl Provider for AwsProvider {
             let api = &self.api;
             let mut out = Vec::new();
             let mut token: Option<String> = None;
+            let mut pages = Pages::new("EC2 DescribeInstances listing");
             loop {
                 let mut params = vec![("MaxResults", "1000")];
                 if let Some(t) = &token {
                     params.push(("NextToken", t));
                 }
-                let page = api.ec2("DescribeInstances", "", &params).await?;
+                let page = tokio::time::timeout(
+                    pages.remaining(),
+                    api.ec2("DescribeInstances", "", &params),
+                )
+                .await
+                .map_err(|_| {
+                    Error::Timeout(format!("{}: still paging at its deadline", pages.what()))
+                })??;
+                let before = out.len();
                 let instances = page
                     .children_named("reservationSet")
                     .flat_map(|s| s.children_named("item"))
@@ -143,8 +153,11 @@ impl Provider for AwsProvider {
                             .map(|n| n.trim().to_string()),
                     });
                 }
+                // The answer's size is bounded by the API client's cap per page.
+                pages.page(out.len() - before, 0)?;
                 match page.child_text("nextToken").map(str::trim) {
-                    Some(t) if !t.is_empty() && token.as_deref() != Some(t) => {
+                    Some(t) if !t.is_empty() => {
+                        pages.next(t)?;
                         token = Some(t.to_string());
                     }
                     _ => break,

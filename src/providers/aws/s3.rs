@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use super::api::{Api, api_error};
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
+use crate::providers::kit::paging::Pages;
 use crate::transfer::{Checksum, FileSource, HttpSource};
 
 /// Checks a bucket name against S3's rules before it goes into a URL or a host name: 3–63
@@ -84,20 +85,23 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
     let what = format!("S3 ListObjectsV2 {bucket}");
     let mut out = Vec::new();
     let mut token: Option<String> = None;
+    let mut pages = Pages::new(what.clone());
     loop {
         let mut query = vec![("list-type", "2"), ("prefix", prefix)];
         if let Some(t) = &token {
             query.push(("continuation-token", t));
         }
-        let a = api
-            .s3(&what, Method::GET, api.s3.url(bucket, None, &query)?, &[])
-            .await?;
+        let url = api.s3.url(bucket, None, &query)?;
+        let a = tokio::time::timeout(pages.remaining(), api.s3(&what, Method::GET, url, &[]))
+            .await
+            .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
         if !a.status.is_success() {
             return Err(api_error(&what, &a));
         }
         let text = std::str::from_utf8(&a.body)
             .map_err(|_| Error::Remote(format!("{what}: the answer is not UTF-8")))?;
         let root = crate::providers::xml::parse(text)?;
+        pages.page(root.children_named("Contents").count(), a.body.len() as u64)?;
         for c in root.children_named("Contents") {
             let Some(key) = c.child_text("Key") else {
                 continue;
@@ -113,11 +117,9 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
             .map(str::trim)
             .filter(|t| !t.is_empty());
         match next {
-            Some(t) if truncated && token.as_deref() != Some(t) => token = Some(t.to_string()),
-            Some(_) if truncated => {
-                return Err(Error::Remote(format!(
-                    "{what}: the listing repeats its continuation token"
-                )));
+            Some(t) if truncated => {
+                pages.next(t)?;
+                token = Some(t.to_string());
             }
             _ => return Ok(out),
         }

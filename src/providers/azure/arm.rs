@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::paging::Pages;
 use crate::providers::kit::text::one_line;
 use crate::providers::kit::{ApiClient, Call, CodeClass, Dialect};
 use crate::providers::poll::{Backoff, Poll, poll_until};
@@ -120,23 +121,29 @@ impl Arm {
             .append_pair("api-version", api_version(kind));
         let mut out = Vec::new();
         let mut next = Some(u);
-        let mut pages = 0;
+        let what = format!(
+            "ARM listing of {kind} in {}",
+            rg.map(|r| format!("resource group {r}"))
+                .unwrap_or_else(|| "the subscription".into())
+        );
+        let mut pages = Pages::new(what.clone());
         while let Some(url) = next.take() {
-            pages += 1;
-            if pages > 1000 {
-                return Err(Error::Remote(format!(
-                    "ARM listed {kind} in more than 1000 pages"
-                )));
-            }
-            let page = self.get(url).await?;
-            out.extend(page["value"].as_array().cloned().unwrap_or_default());
-            next =
-                match page["nextLink"].as_str() {
-                    Some(l) if !l.is_empty() => Some(Url::parse(l).map_err(|e| {
-                        Error::Remote(format!("ARM gave an unusable nextLink: {e}"))
-                    })?),
-                    _ => None,
-                };
+            let page = tokio::time::timeout(pages.remaining(), self.get(url))
+                .await
+                .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
+            let items = page["value"].as_array().cloned().unwrap_or_default();
+            // The answer's size as read (`get` parsed it from a body capped by the client).
+            pages.page(items.len(), page.to_string().len() as u64)?;
+            out.extend(items);
+            next = match page["nextLink"].as_str() {
+                Some(l) if !l.is_empty() => {
+                    pages.next(l)?;
+                    Some(Url::parse(l).map_err(|e| {
+                        Error::Remote(format!("{what}: ARM gave an unusable nextLink: {e}"))
+                    })?)
+                }
+                _ => None,
+            };
         }
         Ok(out)
     }

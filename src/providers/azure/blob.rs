@@ -1,12 +1,10 @@
 //! Page blobs behind a SAS (a disk's grant) or an Entra ID token (a blob URL): properties,
-//! page ranges (with `azure_storage_blob`, paginated), and the [`FileSource`] that fetches only
-//! those ranges with per-range MD5.
+//! and the [`FileSource`] that fetches only the written ranges (`pages`) with per-range MD5.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use azure_core::credentials::TokenCredential;
-use futures_util::TryStreamExt as _;
 use url::Url;
 
 use crate::BoxFuture;
@@ -143,113 +141,6 @@ async fn properties(
     })
 }
 
-/// The written ranges of a page blob of `size` bytes, `[start, end)`, sorted and merged, asked
-/// `segment` bytes at a time (each segment paged by the service; the SDK's pipeline retries a
-/// failed page).
-async fn page_ranges(
-    http: &reqwest::Client,
-    url: &Url,
-    auth: &BlobAuth,
-    deadline: Duration,
-    size: u64,
-    segment: u64,
-) -> Result<Vec<(u64, u64)>> {
-    use azure_storage_blob::clients::PageBlobClient;
-    let mut options = azure_storage_blob::PageBlobClientOptions::default();
-    options.client_options.transport =
-        Some(azure_core::http::Transport::new(Arc::new(http.clone())));
-    let (url, cred) = match auth {
-        BlobAuth::Sas(q) => {
-            let mut u = url.clone();
-            u.set_query(Some(&crate::sync::lock(q).clone()));
-            (u, None)
-        }
-        BlobAuth::Token(c) => (url.clone(), Some(c.clone())),
-    };
-    let what = format!("listing the page ranges of {}", redact_url(&url));
-    let client = PageBlobClient::new(url, cred, Some(options)).map_err(|e| sdk_error(&what, &e))?;
-    let mut out: Vec<(u64, u64)> = Vec::new();
-    let mut start = 0u64;
-    while start < size {
-        let len = segment.min(size - start);
-        list_segment(&client, &what, deadline, start, len, &mut out).await?;
-        start += len;
-    }
-    out.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(out.len());
-    for (a, b) in out {
-        match merged.last_mut() {
-            Some(last) if a <= last.1 => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    Ok(merged)
-}
-
-/// The written ranges within `[start, start + len)`, every page of the answer.
-async fn list_segment(
-    client: &azure_storage_blob::clients::PageBlobClient,
-    what: &str,
-    deadline: Duration,
-    start: u64,
-    len: u64,
-    out: &mut Vec<(u64, u64)>,
-) -> Result<()> {
-    let options = azure_storage_blob::models::PageBlobClientListPageRangesOptions {
-        range: Some(azure_storage_blob::models::HttpRange::new(start, len)),
-        ..Default::default()
-    };
-    let mut pages = client
-        .list_page_ranges(Some(options))
-        .map_err(|e| sdk_error(what, &e))?;
-    loop {
-        let page = tokio::time::timeout(deadline, pages.try_next())
-            .await
-            .map_err(|_| Error::Timeout(format!("{what}: no answer within {deadline:?}")))?;
-        let Some(resp) = page.map_err(|e| sdk_error(what, &e))? else {
-            break;
-        };
-        let list = resp.into_model().map_err(|e| sdk_error(what, &e))?;
-        for r in list.page_ranges {
-            let (Some(a), Some(b)) = (r.start, r.end) else {
-                continue;
-            };
-            let (Ok(a), Ok(b)) = (u64::try_from(a), u64::try_from(b)) else {
-                return Err(Error::Remote(format!("{what}: a negative offset")));
-            };
-            if b < a {
-                return Err(Error::Remote(format!(
-                    "{what}: a range ends before it starts"
-                )));
-            }
-            out.push((a, b + 1));
-        }
-    }
-    Ok(())
-}
-
-/// An `azure_core` error as ours, without its text (which may quote the URL and its SAS).
-fn sdk_error(what: &str, e: &azure_core::Error) -> Error {
-    use azure_core::error::ErrorKind as K;
-    match e.kind() {
-        K::HttpResponse {
-            status, error_code, ..
-        } => {
-            let code = error_code.as_deref().unwrap_or("");
-            let text = format!("{what}: HTTP {} {code}", u16::from(*status));
-            match u16::from(*status) {
-                401 | 403 => Error::Auth(text),
-                404 => Error::NotFound(text),
-                429 | 500..=599 => Error::Network(text),
-                _ => Error::Remote(text),
-            }
-        }
-        K::Credential => Error::Auth(format!("{what}: {}", one_line(&e.to_string()))),
-        K::Io => Error::Network(format!("{what}: connection failed")),
-        _ => Error::Remote(format!("{what}: {:?}", e.kind())),
-    }
-}
-
 /// The downloader's source for one blob: only its written pages when it is a page blob,
 /// per-range MD5 on, its size exact; and the checks that will run, for the result.
 ///
@@ -286,7 +177,8 @@ pub(crate) async fn file_source(
         SourceKind::HttpExtents {
             http: source,
             size: props.size,
-            extents: page_ranges(http, url, auth, CALL_DEADLINE, props.size, segment).await?,
+            extents: super::pages::page_ranges(http, url, auth, CALL_DEADLINE, props.size, segment)
+                .await?,
         }
     } else {
         SourceKind::Http(source)
@@ -309,38 +201,4 @@ pub(crate) async fn file_source(
         want_digest: None,
     };
     Ok((src, checks))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A blob service that accepts the connection and never answers: listing page ranges ends
-    /// with a timeout instead of hanging the export.
-    #[tokio::test]
-    async fn a_silent_blob_service_times_out() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let _held = tokio::spawn(async move {
-            let mut socks = Vec::new();
-            while let Ok((s, _)) = listener.accept().await {
-                socks.push(s);
-            }
-        });
-        let url = Url::parse(&format!("http://{addr}/account/container/blob")).unwrap();
-        let auth = BlobAuth::Sas(Arc::new(std::sync::Mutex::new("sig=x".into())));
-        crate::runtime::handle(); // installs the TLS provider the client needs
-        let e = page_ranges(
-            &reqwest::Client::new(),
-            &url,
-            &auth,
-            Duration::from_millis(300),
-            1 << 20,
-            1 << 20,
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(e, Error::Timeout(_)), "{e}");
-        assert!(!e.to_string().contains("sig=x"), "{e}");
-    }
 }

@@ -14,13 +14,14 @@
 //! Files: `config` (client config, options, source ids), `flow` (one export's run), `target`
 //! (what it reads, and the checks before anything is made), `access`
 //! (read grants and snapshots, and their undo), `arm` (ARM calls and operations), `blob`
-//! (properties, page ranges, the download source).
+//! (properties, the download source), `pages` (Get Page Ranges, bounded and coalesced).
 
 mod access;
 mod arm;
 mod blob;
 mod config;
 mod flow;
+mod pages;
 mod target;
 
 use std::sync::Arc;

@@ -26,7 +26,8 @@ pub(crate) struct GcpConfig {
     /// server).
     #[serde(default)]
     pub anonymous: bool,
-    /// Where exports are written before the download (`gs://{bucket}/{prefix}{name}.{ext}`).
+    /// Where exports are written before the download (`gs://{bucket}/{prefix}{name}-{tag}.{ext}`,
+    /// `tag` of the run, or of the export with `reuse_object`).
     #[serde(default)]
     pub bucket: Option<String>,
     #[serde(default = "default_prefix")]

@@ -36,6 +36,26 @@ impl GcpFlow {
     }
 }
 
+/// What makes an export's object name its own. Without `reuse_object`: the run (random), so
+/// cleanup after a failure or cancel can never delete an object another export or the user
+/// has at a name like it (an earlier export kept, a same-named disk of another zone or project
+/// exported at once, a retry's object). With `reuse_object`, whose point is finding the object
+/// of an earlier run: the export's identity (the disk's or image's full name and the format),
+/// so another disk of the same name never counts as this one's export.
+fn destination_tag(u: &Unit, opts: &GcpOptions, run: &str) -> String {
+    if !opts.reuse_object {
+        return run.to_string();
+    }
+    use sha2::Digest as _;
+    let who = match (&u.disk, &u.image) {
+        (Some(d), _) => d.clone(),
+        (None, Some(i)) => format!("projects/{}/global/images/{i}", u.project),
+        (None, None) => u.file.clone(),
+    };
+    let h = sha2::Sha256::digest(format!("{who}|{}", opts.format).as_bytes());
+    hex::encode(&h[..4])
+}
+
 impl Flow for GcpFlow {
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
@@ -99,6 +119,9 @@ impl Flow for GcpFlow {
                     }
                 }
             }
+            // The object a build writes has a name no one else's export has (see
+            // `destination_tag`): cleanup deletes what is at that name, which is then ours.
+            let run = hex::encode(rand::random::<[u8; 4]>());
             for u in &mut units {
                 if u.destination.is_none() {
                     let stem = u.file.rsplit_once('.').map(|(s, _)| s).unwrap_or(&u.file);
@@ -108,8 +131,11 @@ impl Flow for GcpFlow {
                         .and_then(|d| d.rsplit('/').next())
                         .or(u.image.as_deref())
                         .unwrap_or(stem);
-                    u.destination =
-                        Some((self.bucket.clone(), format!("{}{stem}.{ext}", self.prefix)));
+                    let tag = destination_tag(u, &self.opts, &run);
+                    u.destination = Some((
+                        self.bucket.clone(),
+                        format!("{}{stem}-{tag}.{ext}", self.prefix),
+                    ));
                 }
             }
             *lock(&self.units) = units.clone();

@@ -13,6 +13,7 @@ use url::Url;
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::kit::api::error_from;
+use crate::providers::kit::paging::Pages;
 use crate::providers::kit::text::one_line;
 use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
 use crate::transfer::{Checksum, HttpSource, RequestSigner};
@@ -89,6 +90,11 @@ impl Storage {
     }
 
     async fn call(&self, method: Method, url: Url, what: &str) -> Result<Value> {
+        Ok(self.call_sized(method, url, what).await?.0)
+    }
+
+    /// A call's JSON answer and its size in bytes.
+    async fn call_sized(&self, method: Method, url: Url, what: &str) -> Result<(Value, u64)> {
         // Every call here is a read or a generation-pinned delete: safe to send again.
         let a = self
             .client
@@ -96,7 +102,8 @@ impl Storage {
                 self.client.http.request(method.clone(), url.clone())
             })
             .await?;
-        Ok(serde_json::from_slice(&a.body).unwrap_or(Value::Null))
+        let v = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+        Ok((v, a.body.len() as u64))
     }
 
     pub async fn metadata(&self, bucket: &str, name: &str) -> Result<ObjectMeta> {
@@ -128,8 +135,11 @@ impl Storage {
         })
     }
 
-    /// Objects of `bucket` under `prefix`: (name, size), every page.
+    /// Objects of `bucket` under `prefix`: (name, size), every page (a repeated
+    /// `nextPageToken`, a listing past its bounds or deadline: an error naming the listing).
     pub async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let what = format!("listing gs://{bucket}/{prefix}");
+        let mut pages = Pages::new(what.clone());
         let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -146,10 +156,15 @@ impl Storage {
                     q.append_pair("pageToken", t);
                 }
             }
-            let v = self
-                .call(Method::GET, u, &format!("listing gs://{bucket}/{prefix}"))
-                .await?;
-            for o in v["items"].as_array().into_iter().flatten() {
+            let (v, len) =
+                tokio::time::timeout(pages.remaining(), self.call_sized(Method::GET, u, &what))
+                    .await
+                    .map_err(|_| {
+                        Error::Timeout(format!("{what}: still paging at its deadline"))
+                    })??;
+            let items = v["items"].as_array().map(Vec::as_slice).unwrap_or_default();
+            pages.page(items.len(), len)?;
+            for o in items {
                 if let Some(n) = o["name"].as_str() {
                     out.push((
                         n.to_string(),
@@ -158,7 +173,10 @@ impl Storage {
                 }
             }
             match v["nextPageToken"].as_str() {
-                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                Some(t) if !t.is_empty() => {
+                    pages.next(t)?;
+                    token = Some(t.to_string());
+                }
                 _ => return Ok(out),
             }
         }

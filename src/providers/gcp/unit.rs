@@ -35,6 +35,9 @@ pub(super) struct Unit {
     pub(super) destination: Option<(String, String)>,
     /// This run's build wrote the object (so a failed run removes it).
     pub(super) object_ours: bool,
+    /// The generation at the destination before this run's build was started, if any: never
+    /// deleted by this run's cleanup (it was not written by it).
+    pub(super) not_ours: Option<String>,
     pub(super) object: Option<ObjectMeta>,
     pub(super) object_deleted: bool,
 }
@@ -161,6 +164,14 @@ pub(super) async fn prepare_unit(
                 }
             };
             let destination = format!("gs://{bucket}/{object}");
+            // The name is this run's own, so nothing should be there; if something is, it is
+            // not ours, and cleanup leaves that generation alone.
+            let before = match storage.metadata(bucket, object).await {
+                Ok(m) => Some(m.generation),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            lock(units)[i].not_ours = before;
             ctx.waiting_for_cloud(&format!("starting the export of {image} to {destination}"));
             let build = gce
                 .create_build(
@@ -299,8 +310,10 @@ fn cancel_build_step(
     )
 }
 
-/// Registers the delete of unit `i`'s exported object (exactly the generation read, or, when
-/// the build may have written it after we stopped looking, the one there now).
+/// Registers the delete of unit `i`'s exported object: exactly the generation read, or, when
+/// the build may have written it after we stopped looking, the one at this run's own name now
+/// unless it was there before the build (`ifGenerationMatch` on the delete: a generation
+/// written since stays).
 pub(super) fn delete_object_step(
     ctx: &FlowCtx,
     storage: &Arc<Storage>,
@@ -319,10 +332,22 @@ pub(super) fn delete_object_step(
             let (storage, units) = (storage.clone(), units.clone());
             let (bucket, object) = (bucket.clone(), object.clone());
             async move {
-                let known = lock(&units)[i].object.clone();
+                let (known, not_ours) = {
+                    let u = lock(&units);
+                    (u[i].object.clone(), u[i].not_ours.clone())
+                };
                 let meta = match known {
                     Some(m) => m,
-                    None => storage.metadata(&bucket, &object).await?,
+                    None => match storage.metadata(&bucket, &object).await {
+                        Ok(m) if not_ours.as_deref() == Some(m.generation.as_str()) => {
+                            tracing::info!(%bucket, %object, "the object there is not this run's; kept");
+                            return Ok(());
+                        }
+                        Ok(m) => m,
+                        // The build never wrote it: nothing of ours to delete.
+                        Err(Error::NotFound(_)) => return Ok(()),
+                        Err(e) => return Err(e),
+                    },
                 };
                 storage.delete(&meta).await?;
                 lock(&units)[i].object_deleted = true;

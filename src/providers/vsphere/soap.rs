@@ -10,6 +10,7 @@ use super::xml::{Node, esc, parse};
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::kit::api::answer_error;
+use crate::providers::kit::paging::Pages;
 use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
 use crate::sync::lock;
 
@@ -253,25 +254,63 @@ impl Vim {
             sc.property_collector.xml("_this"),
             view.xml("obj")
         );
-        let result = self.call("RetrievePropertiesEx", &spec).await;
+        // The view lives until every page is read: the pages are results of it.
+        let result = self.retrieve_all(&spec).await;
         let _ = self.call("DestroyView", &view.xml("_this")).await;
-        let r = result?;
         let mut found = Vec::new();
-        if let Some(rv) = r.child("returnval") {
-            for obj in rv.children_named("objects") {
-                let Some(m) = obj.child("obj").and_then(Moref::from_node) else {
-                    continue;
-                };
-                let props = obj
-                    .children_named("propSet")
-                    .filter_map(|p| {
-                        Some((p.child_text("name")?.to_string(), p.child("val")?.clone()))
-                    })
-                    .collect();
-                found.push((m, props));
-            }
+        for obj in result? {
+            let Some(m) = obj.child("obj").and_then(Moref::from_node) else {
+                continue;
+            };
+            let props = obj
+                .children_named("propSet")
+                .filter_map(|p| Some((p.child_text("name")?.to_string(), p.child("val")?.clone())))
+                .collect();
+            found.push((m, props));
         }
         Ok(found)
+    }
+
+    /// `RetrievePropertiesEx` and, while its result carries a `token`,
+    /// `ContinueRetrievePropertiesEx`: the `objects` of every page (vCenter pages a large
+    /// inventory; a repeated token or a listing past its bounds is an error).
+    async fn retrieve_all(&self, spec: &str) -> Result<Vec<Node>> {
+        let sc = self.content()?;
+        let mut pages = Pages::new("vSphere RetrievePropertiesEx listing of VMs");
+        let mut out = Vec::new();
+        let mut r = self.call("RetrievePropertiesEx", spec).await?;
+        loop {
+            let Some(rv) = r.children.iter_mut().find(|c| c.name == "returnval") else {
+                return Ok(out);
+            };
+            let before = out.len();
+            let token = rv.child_text("token").map(|t| t.trim().to_string());
+            out.extend(
+                std::mem::take(&mut rv.children)
+                    .into_iter()
+                    .filter(|c| c.name == "objects"),
+            );
+            pages.page(out.len() - before, 0)?;
+            match token.filter(|t| !t.is_empty()) {
+                Some(t) => {
+                    pages.next(&t)?;
+                    let body = format!(
+                        "{}<token>{}</token>",
+                        sc.property_collector.xml("_this"),
+                        esc(&t)
+                    );
+                    r = tokio::time::timeout(
+                        pages.remaining(),
+                        self.call("ContinueRetrievePropertiesEx", &body),
+                    )
+                    .await
+                    .map_err(|_| {
+                        Error::Timeout(format!("{}: still paging at its deadline", pages.what()))
+                    })??;
+                }
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Every VM whose name is `name`.

@@ -20,7 +20,8 @@ HTTPS on another port:
   SAS, and for ConfidentialVM_* the security metadata's), grant_fails, hold:
   ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
   hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
-  its source disk's), `POST sas` {rg, name}, `GET stats`.
+  its source disk's; `{disk: "list:RG", next_link_loop: true}` makes listings of resource group RG
+  answer a nextLink to the same page, a hostile switch), `POST sas` {rg, name}, `GET stats`.
 
 It holds the official contract where it can (azure-mgmt-compute, pinned in requirements.txt):
 every ARM operation must carry the api-version Microsoft's SDK sends for it (ARM's
@@ -467,6 +468,14 @@ class Handler(BaseHTTPRequestHandler):
         if start + 2 < len(items):
             base = self.path.split("?", 1)[0]
             page["nextLink"] = f"https://{self.headers.get('Host')}{base}?api-version={q['api-version'][0]}&skip={start + 2}"
+        # Hostile switch (faults of "list:{rg}"): a nextLink that points back at this very page,
+        # as a broken or malicious endpoint could send; counted in the stats as list_loop_gets.
+        with lock:
+            loop = state["faults"].get(f"list:{rg}", {}).get("next_link_loop")
+            if loop:
+                state["stats"]["list_loop_gets"] = state["stats"].get("list_loop_gets", 0) + 1
+        if loop:
+            page["nextLink"] = f"https://{self.headers.get('Host')}{self.path}"
         return self.send_json(200, page)
 
     def arm(self, method, parts, body):

@@ -6,7 +6,9 @@ and /upload so that every call carries a bearer token we check; tokens come from
 endpoint (/token, the `authorized_user` refresh flow google-cloud-auth runs). A build of
 `gce_vm_image_export` converts the image's disk with `qemu-img convert` into the asked format and
 uploads it into fake-gcs-server when it succeeds. Counters (images made/deleted, builds made/
-cancelled) and faults per disk, image or instance are under /_admin.
+cancelled) and faults per disk, image or instance are under /_admin; the faults of "list:{bucket}"
+(page_token_loop) make that bucket's object listings hostile (every page names the same
+nextPageToken).
 
 Usage: gcp_standin.py --fake-gcs PATH --workdir DIR [--exit-on-stdin-eof]
 Prints one JSON line {"port": N, "gcs_port": M} once both listen.
@@ -371,6 +373,33 @@ class H(BaseHTTPRequestHandler):
 
     # -- Storage (fake-gcs-server behind a token check) -----------------------------------------
     def proxy(self, method, path, query, parts):
+        # Hostile switch (faults of "list:{bucket}", page_token_loop): an object listing whose
+        # every page names the same nextPageToken, as a broken or malicious endpoint could send.
+        if method == "GET" and len(parts) == 5 and parts[4] == "o" and fault(f"list:{parts[3]}", "page_token_loop"):
+            with LOCK:
+                STATE["stats"]["list_loop_gets"] = STATE["stats"].get("list_loop_gets", 0) + 1
+            q = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query or "") if k != "pageToken"])
+            status, data = gcs("GET", f"{path}?{q}")
+            if status != 200:
+                return self.send(status, json.loads(data or b"{}"))
+            page = json.loads(data)
+            page["nextPageToken"] = "the-same-token"
+            return self.send(200, page)
+        # objects.delete with ifGenerationMatch (Cloud Storage JSON API): deletes only while the
+        # live generation is that one, else 412 conditionNotMet. fake-gcs-server 1.56.1 ignores
+        # the condition on DELETE (it deleted a generation it was not asked for), so it is held here.
+        if method == "DELETE" and len(parts) >= 6 and parts[4] == "o":
+            want = urllib.parse.parse_qs(query or "").get("ifGenerationMatch", [None])[0]
+            if want is not None:
+                obj = urllib.parse.quote("/".join(parts[5:]), safe="")
+                status, data = gcs("GET", f"/storage/v1/b/{parts[3]}/o/{obj}")
+                # A missing object is fake-gcs-server's 404, as Cloud Storage answers it.
+                live = json.loads(data).get("generation") if status == 200 else None
+                if live is not None and str(live) != want:
+                    with LOCK:
+                        STATE["stats"]["precondition_failures"] = STATE["stats"].get("precondition_failures", 0) + 1
+                    return self.send(*gerror(412, "At least one of the pre-conditions you specified did not hold.",
+                                             "conditionNotMet", "FAILED_PRECONDITION"))
         body = self.body() if method in ("POST", "PUT") else None
         headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "content-type", "if-match", "if-none-match")}
         c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=120)
