@@ -29,15 +29,17 @@ fn file() -> Result<PathBuf, String> {
 /// Every record, oldest first.
 pub(crate) fn load() -> Result<Vec<Value>, String> {
     let f = file()?;
-    let text = match std::fs::read_to_string(&f) {
+    let bytes = match std::fs::read(&f) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(format!("{}: {e}", f.display())),
     };
-    // A line cut short by a crash is skipped, not fatal.
-    Ok(text
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
+    // A line cut short by a crash is skipped, not fatal — also one cut inside a character,
+    // which is not UTF-8 (reading the file as one string failed on it, and every later export
+    // then failed to record: fuzz/, the history target).
+    Ok(bytes
+        .split(|b| *b == b'\n')
+        .filter_map(|l| serde_json::from_slice(l).ok())
         .collect())
 }
 
