@@ -2,8 +2,8 @@
 # Runs every check: formatting, Rust unit and integration tests (real HTTP peer on 127.0.0.1,
 # moto, vcsim), the C programs under AddressSanitizer and Valgrind, the header's freshness and
 # C/C++ compilation, the `hypersdk` command (driven as a binary), the Go binding (go test -race), the C# binding (Mono), the PowerShell
-# module's static checks, and clippy with warnings as errors. One
-# debug build serves them all.
+# module's static checks, the fuzz targets for a bounded time (nightly), and clippy with
+# warnings as errors. One debug build serves them all (the fuzz build has its own).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
@@ -47,5 +47,8 @@ else
 fi
 # The PowerShell module: parsed with tree-sitter-powershell (no PowerShell runs here).
 bindings/powershell/check.sh
+# Fuzzing: every parser of outside input for HS_FUZZ_SECONDS (default 20 s) each, when a
+# nightly toolchain is here (cargo-fuzz installs itself once); otherwise a visible SKIPPED.
+./scripts/fuzz.sh
 cargo clippy --workspace --all-targets -- -D warnings
 echo "all tests passed"

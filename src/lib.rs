@@ -46,6 +46,9 @@ mod client;
 mod error;
 mod export;
 mod ffi;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzz_api;
 mod paths;
 mod platform;
 mod printable;

@@ -1,7 +1,8 @@
 //! Property tests (proptest) for the parsers that read what others wrote: the options JSON, the
 //! resume journal on disk, `Content-Range` answers, source URLs, and the names servers give files.
-//! Fuzzing proper (cargo-fuzz) needs a nightly compiler; these run in `cargo test` on stable, a
-//! few hundred generated cases each, shrunk to a minimal input when one fails.
+//! These run in `cargo test` on stable, a few hundred generated cases each, shrunk to a minimal
+//! input when one fails; coverage-guided fuzzing of the same parsers (and the clouds' answers)
+//! is fuzz/ (cargo-fuzz, nightly; scripts/fuzz.sh).
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};

@@ -212,7 +212,7 @@ fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
         let (provider, client) = clients[&x.provider].clone();
         let mut options = x.options.as_ref().and_then(json_object).unwrap_or_default();
         // Relative to the profile, as config_file and file: are; absolute in the history.
-        let output = crate::absolute(&base.join(&x.output))?;
+        let output = crate::input::absolute(&base.join(&x.output))?;
         options.insert(
             "output_dir".into(),
             Value::from(output.display().to_string()),

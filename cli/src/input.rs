@@ -42,6 +42,12 @@ pub(crate) fn load_config(arg: Option<&str>) -> Result<Config, String> {
     }
 }
 
+/// `path` made absolute against the current folder (not resolved: it may not exist yet), so a
+/// resume from another folder writes where the export did.
+pub(crate) fn absolute(path: &std::path::Path) -> Result<PathBuf, String> {
+    std::path::absolute(path).map_err(|e| format!("output folder {}: {e}", path.display()))
+}
+
 /// `KEY=VALUE` pairs: VALUE as JSON when it parses (numbers, booleans, objects), else text.
 pub(crate) fn parse_options(pairs: &[String]) -> Result<Map<String, Value>, String> {
     let mut m = Map::new();

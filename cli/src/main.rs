@@ -142,19 +142,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// `path` made absolute against the current folder (not resolved: it may not exist yet), so a
-/// resume from another folder writes where the export did.
-pub(crate) fn absolute(path: &std::path::Path) -> Result<PathBuf, String> {
-    std::path::absolute(path).map_err(|e| format!("output folder {}: {e}", path.display()))
-}
-
 fn export(a: ExportArgs) -> Result<u8, Failure> {
     let config = input::load_config(a.config.as_deref())?;
     let client = Arc::new(hypersdk::Client::new(&a.provider, &config.text)?);
     let mut options = input::parse_options(&a.options)?;
     options.insert(
         "output_dir".into(),
-        Value::from(absolute(&a.output)?.display().to_string()),
+        Value::from(input::absolute(&a.output)?.display().to_string()),
     );
     if a.priority != 0 {
         options.insert("priority".into(), a.priority.into());

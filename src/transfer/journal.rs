@@ -81,7 +81,12 @@ impl Journal {
         let mut f = dir.open_own(name).ok()??;
         let mut text = Vec::new();
         f.read_to_end(&mut text).ok()?;
-        let j: Journal = serde_json::from_slice(&text).ok()?;
+        Self::from_bytes(&text)
+    }
+
+    /// A journal's bytes as [`Journal::load`] reads them: `None` unless consistent.
+    pub fn from_bytes(text: &[u8]) -> Option<Journal> {
+        let j: Journal = serde_json::from_slice(text).ok()?;
         (j.version == VERSION && j.done.is_valid_for(j.validator.size)).then_some(j)
     }
 

@@ -178,7 +178,7 @@ impl Dialect for Aws<'_> {
 }
 
 /// What an EC2 or S3 error code means, where it says more than the status.
-fn classify_code(code: &str) -> Option<CodeClass> {
+pub(super) fn classify_code(code: &str) -> Option<CodeClass> {
     Some(if THROTTLING.contains(&code) {
         CodeClass::Throttled
     } else if PASSING.contains(&code) {
@@ -273,7 +273,7 @@ fn parse(what: &str, body: &[u8]) -> Result<Node> {
 
 /// The `Code` and `Message` of an error answer (EC2: `Response/Errors/Error`; S3: `Error`).
 /// HEAD answers have no body: the status must do.
-fn detail(body: &[u8]) -> Option<(String, String)> {
+pub(super) fn detail(body: &[u8]) -> Option<(String, String)> {
     let root = xml::parse(std::str::from_utf8(body).ok()?).ok()?;
     let e = root.find("Error")?;
     let code = e.child_text("Code").unwrap_or("").trim().to_string();

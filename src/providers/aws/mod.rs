@@ -13,6 +13,8 @@
 
 mod api;
 mod config;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod s3;
 mod sign;
 mod task;

@@ -21,6 +21,8 @@ mod arm;
 mod blob;
 mod config;
 mod flow;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod pages;
 mod target;
 

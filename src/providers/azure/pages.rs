@@ -81,15 +81,7 @@ pub(crate) async fn page_ranges(
             .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
             let page = parse(&a.body, &what)?;
             pages.page(page.ranges.len(), a.body.len() as u64)?;
-            for (a, b) in page.ranges {
-                // `b` is inclusive: the range ends at b + 1.
-                if a > b || b >= size {
-                    return Err(Error::Remote(format!(
-                        "{what}: the service listed bytes {a}-{b}, outside the blob's {size} bytes"
-                    )));
-                }
-                out.push((a, b + 1));
-            }
+            out.extend(within(page.ranges, size, &what)?);
             match page.next {
                 Some(m) => {
                     // A marker is the listing's position: the same one twice (within this
@@ -103,6 +95,23 @@ pub(crate) async fn page_ranges(
         start += len;
     }
     Ok(coalesce(out, MERGE_GAP))
+}
+
+/// A page's ranges (`End` inclusive) as `[start, end)`, each inside the blob's `size` bytes: a
+/// range past the blob is the service's error, named as such.
+pub(super) fn within(ranges: Vec<(u64, u64)>, size: u64, what: &str) -> Result<Vec<(u64, u64)>> {
+    ranges
+        .into_iter()
+        .map(|(a, b)| {
+            if a > b || b >= size {
+                Err(Error::Remote(format!(
+                    "{what}: the service listed bytes {a}-{b}, outside the blob's {size} bytes"
+                )))
+            } else {
+                Ok((a, b + 1))
+            }
+        })
+        .collect()
 }
 
 /// Sorts `ranges`, joins those that overlap or touch, and merges those less than `gap` apart.
@@ -123,13 +132,13 @@ pub(crate) fn coalesce(mut ranges: Vec<(u64, u64)>, gap: u64) -> Vec<(u64, u64)>
 /// One page of a Get Page Ranges answer: the written ranges (`End` inclusive) and the marker
 /// of the next page.
 #[derive(Debug, Default, PartialEq)]
-struct Page {
-    ranges: Vec<(u64, u64)>,
-    next: Option<String>,
+pub(super) struct Page {
+    pub ranges: Vec<(u64, u64)>,
+    pub next: Option<String>,
 }
 
 /// Reads a `PageList` as it streams (no tree: a page may hold many thousand ranges).
-fn parse(body: &[u8], what: &str) -> Result<Page> {
+pub(super) fn parse(body: &[u8], what: &str) -> Result<Page> {
     let bad = |why: String| Error::Remote(format!("{what}: the answer is not a page list ({why})"));
     let mut reader = quick_xml::Reader::from_reader(body);
     let mut buf = Vec::new();

@@ -18,6 +18,8 @@
 mod api;
 mod config;
 mod flow;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod storage;
 mod unit;
 

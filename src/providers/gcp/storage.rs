@@ -237,7 +237,7 @@ impl Dialect for Storage {
 }
 
 /// The `reason` of a Google JSON error and its message.
-fn json_error(body: &[u8]) -> Option<(String, String)> {
+pub(super) fn json_error(body: &[u8]) -> Option<(String, String)> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let e = &v["error"];
     let reason = e["errors"][0]["reason"]
@@ -250,7 +250,7 @@ fn json_error(body: &[u8]) -> Option<(String, String)> {
 }
 
 /// Google's error reasons that say more than the status.
-fn classify_reason(reason: &str) -> Option<CodeClass> {
+pub(super) fn classify_reason(reason: &str) -> Option<CodeClass> {
     match reason {
         "rateLimitExceeded" | "userRateLimitExceeded" | "RESOURCE_EXHAUSTED" | "UNAVAILABLE" => {
             Some(CodeClass::Throttled)

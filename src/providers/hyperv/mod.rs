@@ -16,6 +16,8 @@
 mod config;
 mod export;
 mod flow;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod ps;
 
 use std::sync::{Arc, Mutex};

@@ -361,7 +361,7 @@ pub(crate) async fn run(spec: ProcessSpec, cancel: &CancellationToken) -> Result
     Running::spawn(spec)?.finish(cancel).await
 }
 
-fn parse_line(line: &str, secrets: &[String]) -> Line {
+pub(crate) fn parse_line(line: &str, secrets: &[String]) -> Line {
     let line = line.trim_end_matches('\r');
     match serde_json::from_str::<serde_json::Value>(line) {
         Ok(mut v) if !line.trim().is_empty() => {

@@ -9,6 +9,8 @@
 
 mod config;
 mod flow;
+#[cfg(feature = "fuzzing")]
+pub(crate) mod fuzz;
 mod ovf;
 mod soap;
 

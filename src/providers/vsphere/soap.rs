@@ -400,7 +400,7 @@ impl Dialect for Vim {
 }
 
 /// A SOAP fault in an answer: (its type, its faultstring).
-fn fault_of(body: &[u8]) -> Option<(String, String)> {
+pub(super) fn fault_of(body: &[u8]) -> Option<(String, String)> {
     let text = std::str::from_utf8(body).ok()?;
     if !text.contains("Fault") {
         return None;
