@@ -640,7 +640,8 @@ mod gcp_peer {
                     what: "export build held",
                     steps: Some(vec![
                         "cancelling export build ".into(),
-                        format!("deleting gs://{BUCKET}/{}{build}.vmdk", self.prefix),
+                        // The object's name is unique per run: `{disk}-{tag}.vmdk`.
+                        format!("deleting gs://{BUCKET}/{}{build}-", self.prefix),
                         format!("deleting image hs-{build}-"),
                     ]),
                     source: build,
