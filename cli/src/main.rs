@@ -209,7 +209,7 @@ fn list(a: ListArgs) -> Result<u8, Failure> {
     for s in &found {
         println!(
             "{:<9} {:<24} {:>12} {:<14} {}",
-            shown::text(&s.kind),
+            shown::text(s.kind),
             shown::text(&s.name),
             s.size_bytes.map(run::human).unwrap_or_else(|| "-".into()),
             shown::text(s.state.as_deref().unwrap_or("-")),
