@@ -640,7 +640,8 @@ mod gcp_peer {
                     what: "export build held",
                     steps: Some(vec![
                         "cancelling export build ".into(),
-                        format!("deleting gs://{BUCKET}/{}{build}.vmdk", self.prefix),
+                        // The object name carries the run's tag after the disk's name.
+                        format!("deleting gs://{BUCKET}/{}{build}-", self.prefix),
                         format!("deleting image hs-{build}-"),
                     ]),
                     source: build,
