@@ -673,6 +673,11 @@ fn an_endless_compute_answer_is_cut_at_the_cap_and_the_export_fails_naming_the_c
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(sent > 0, "the stand-in never sent the endless answer");
+    eprintln!(
+        "endless answer: the client took {} MiB, failed after {:?}",
+        sent >> 20,
+        t.elapsed()
+    );
     assert!(
         sent < 64 << 20,
         "the client took {} MiB of an endless answer",
