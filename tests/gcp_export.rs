@@ -689,3 +689,35 @@ fn an_endless_compute_answer_is_cut_at_the_cap_and_the_export_fails_naming_the_c
     );
     no_final_files(out.path());
 }
+
+/// images.insert carries a `requestId`, so it is sent again like a read: when Compute made the
+/// image but the answer was lost (a 500 backendError), the retry with the same id is answered
+/// with the original operation (Compute's contract, held by the stand-in) and the export goes
+/// on with one image made, not a failure or a second image.
+#[test]
+fn an_image_insert_whose_answer_was_lost_is_retried_with_its_request_id() {
+    let g = gcp();
+    let raw = g.disk("lost-1", 1 << 20, 53, &[]);
+    g.faults("lost-1", json!({"insert_lost_answer": true}));
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "lost-1",
+                &gopts(out.path(), json!({"format": "qcow2"})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let made: Vec<String> = g.stats()["images_made_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .filter(|n| n.starts_with("hs-lost-1-"))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(g.live_images_of("lost-1").is_empty());
+    assert_eq!(g.raw_of(&out.path().join("lost-1.qcow2")), raw);
+}

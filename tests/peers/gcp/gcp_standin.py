@@ -9,7 +9,9 @@ uploads it into fake-gcs-server when it succeeds. Counters (images made/deleted,
 cancelled) and faults per disk, image or instance are under /_admin; the faults of "list:{bucket}"
 (page_token_loop) make that bucket's object listings hostile (every page names the same
 nextPageToken); a disk's fault huge_op_poll makes every poll of its images.insert operation a
-200 whose JSON body never ends (chunked, up to 1 GiB), as a broken or hostile endpoint could send.
+200 whose JSON body never ends (chunked, up to 1 GiB), as a broken or hostile endpoint could send;
+insert_lost_answer makes the image and answers that images.insert with a 500 backendError once.
+images.insert honours requestId as Compute does (a repeat answers the original operation).
 
 Usage: gcp_standin.py --fake-gcs PATH --workdir DIR [--exit-on-stdin-eof]
 Prints one JSON line {"port": N, "gcs_port": M} once both listen.
@@ -44,6 +46,7 @@ STATE = {
               "unauthenticated": 0, "token_grants": 0, "object_gets": 0},
     "lie_crc32c": set(),  # "bucket/object" whose metadata lies about crc32c
     "image_names": [],  # every image inserted through the API, deleted or not
+    "request_ids": {},  # images.insert requestId -> its operation's name
 }
 ARGS = None
 GCS_PORT = 0
@@ -321,6 +324,11 @@ class H(BaseHTTPRequestHandler):
     def insert_image(self, project, query):
         body = json.loads(self.body())
         name, src = body.get("name", ""), body.get("sourceDisk", "")
+        # Compute's requestId: a request repeated with the same id is the same request, answered
+        # with the original operation (nothing is made twice).
+        rid = query.get("requestId", [None])[0]
+        if rid is not None and rid in STATE["request_ids"]:
+            return self.send(200, op_json(STATE["request_ids"][rid]))
         # .../projects/P/zones/Z/disks/D
         sp = src.split("/projects/", 1)[-1].split("/")
         if len(sp) != 5 or sp[1] != "zones" or sp[3] != "disks":
@@ -345,6 +353,13 @@ class H(BaseHTTPRequestHandler):
             STATE["operations"][op]["hold"] = True
         if fault(sp[4], "huge_op_poll"):
             STATE["operations"][op]["huge"] = True
+        if rid is not None:
+            STATE["request_ids"][rid] = op
+        # Hostile switch (insert_lost_answer, once): the image is made but the answer is a 500
+        # backendError, as when Compute's front end fails after the backend acted.
+        if fault(sp[4], "insert_lost_answer"):
+            STATE["faults"][sp[4]]["insert_lost_answer"] = False
+            return self.send(*gerror(500, "Internal error. Please try again.", "backendError"))
         self.send(200, op_json(op))
 
     # -- Cloud Build ------------------------------------------------------------------------
