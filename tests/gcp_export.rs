@@ -632,3 +632,92 @@ fn a_gcs_listing_that_repeats_its_page_token_is_stopped() {
     let gets = g.stats()["list_loop_gets"].as_u64().unwrap_or(0) - before;
     assert!(gets <= 3, "the listing was fetched {gets} times");
 }
+
+/// Issue 25, item 5: Compute answers are read through our client, capped. The stand-in's
+/// hostile switch answers every poll of the image's operation with a JSON body that never ends
+/// (chunked, up to 1 GiB): the export fails promptly with an error naming the operation, having
+/// taken a few MiB of it, not the whole body (the SDK read it whole: 1–2 GiB of RSS), and the
+/// temporary image is still deleted.
+#[test]
+fn an_endless_compute_answer_is_cut_at_the_cap_and_the_export_fails_naming_the_call() {
+    let g = gcp();
+    g.disk("huge-1", 1 << 20, 47, &[]);
+    g.faults("huge-1", json!({"huge_op_poll": true}));
+    let before = g.stats()["huge_bytes_sent"].as_u64().unwrap_or(0);
+    let out = tempfile::tempdir().unwrap();
+    let t = std::time::Instant::now();
+    let r = wait(
+        &client()
+            .start_export("huge-1", &gopts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "failed");
+    let err = r.error().unwrap();
+    assert!(
+        err.message.contains("operation operation-") && err.message.contains("larger than"),
+        "{}",
+        err.message
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
+    // The stand-in counts once its writes fail (the client hung up).
+    let mut sent = 0;
+    for _ in 0..200 {
+        sent = g.stats()["huge_bytes_sent"].as_u64().unwrap_or(0) - before;
+        if sent > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(sent > 0, "the stand-in never sent the endless answer");
+    eprintln!(
+        "endless answer: the client took {} MiB, failed after {:?}",
+        sent >> 20,
+        t.elapsed()
+    );
+    assert!(
+        sent < 64 << 20,
+        "the client took {} MiB of an endless answer",
+        sent >> 20
+    );
+    assert!(
+        g.live_images_of("huge-1").is_empty(),
+        "the temporary image outlived the failed export"
+    );
+    no_final_files(out.path());
+}
+
+/// images.insert carries a `requestId`, so it is sent again like a read: when Compute made the
+/// image but the answer was lost (a 500 backendError), the retry with the same id is answered
+/// with the original operation (Compute's contract, held by the stand-in) and the export goes
+/// on with one image made, not a failure or a second image.
+#[test]
+fn an_image_insert_whose_answer_was_lost_is_retried_with_its_request_id() {
+    let g = gcp();
+    let raw = g.disk("lost-1", 1 << 20, 53, &[]);
+    g.faults("lost-1", json!({"insert_lost_answer": true}));
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "lost-1",
+                &gopts(out.path(), json!({"format": "qcow2"})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let made: Vec<String> = g.stats()["images_made_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_string))
+        .filter(|n| n.starts_with("hs-lost-1-"))
+        .collect();
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert!(g.live_images_of("lost-1").is_empty());
+    assert_eq!(g.raw_of(&out.path().join("lost-1.qcow2")), raw);
+}

@@ -1,6 +1,7 @@
 //! The network keys every cloud provider takes (the kit's NetConfig), through an HTTPS peer
-//! whose certificate only a private CA vouches for: AWS's S3 calls and GCP's Cloud Storage
-//! calls (metadata and the download) reach it with `ca_bundle_pem` and are refused without it.
+//! whose certificate only a private CA vouches for: AWS's S3 calls, GCP's Cloud Storage calls
+//! (metadata and the download) and its Compute calls reach it with `ca_bundle_pem` and are
+//! refused without it.
 //! Before the kit, neither provider had a CA setting at all, so a corporate TLS proxy stopped
 //! them.
 
@@ -119,6 +120,51 @@ fn gcp_storage_calls_trust_the_configured_ca_and_only_it() {
         "gs://bkt/d.raw",
         "d.raw",
         body.as_bytes(),
+    );
+}
+
+/// Compute (and Cloud Build, on the same client) reach an endpoint only the configured CA
+/// vouches for, and are refused without it. Through Google's SDK crates they took no CA at all.
+#[test]
+fn gcp_compute_calls_trust_the_configured_ca_and_only_it() {
+    let rt = peer_runtime();
+    let cert = TestCert::new();
+    let server = rt.block_on(TestServer::start_tls(&cert));
+    let base = "compute/v1/projects/hs-proj/";
+    server.put(&format!("{base}zones/us-z1-a/instances"), b"{}".to_vec());
+    let disks = r#"{"items":[{"name":"d1","sizeGb":"2","status":"READY"}]}"#;
+    server.put(&format!("{base}zones/us-z1-a/disks"), disks.into());
+    server.put(&format!("{base}global/images"), b"{}".to_vec());
+    let cfg = |ca: Option<&str>| {
+        let base = json!({
+            "anonymous": true,
+            "compute_endpoint": server.url(""),
+            "api_timeout_ms": 5000,
+        });
+        with_ca(base, ca)
+    };
+    let scope = json!({"project": "hs-proj", "zone": "us-z1-a"}).to_string();
+    let listed = Client::new("gcp", &cfg(Some(&cert.cert_pem)))
+        .unwrap()
+        .list_sources(&scope)
+        .unwrap();
+    assert!(
+        listed
+            .iter()
+            .any(|s| s.id == "projects/hs-proj/zones/us-z1-a/disks/d1"
+                && s.size_bytes == Some(2 << 30)),
+        "{listed:?}"
+    );
+    let t = std::time::Instant::now();
+    let e = Client::new("gcp", &cfg(None))
+        .unwrap()
+        .list_sources(&scope)
+        .expect_err("an unknown issuer must fail");
+    assert_eq!(e.kind(), ErrorKind::Remote, "{e}");
+    assert!(e.to_string().contains("ca_bundle_pem"), "{e}");
+    assert!(
+        t.elapsed().as_millis() < 5_000,
+        "a certificate error was retried"
     );
 }
 

@@ -1,28 +1,34 @@
-//! Compute Engine and Cloud Build through Google's Rust SDK (google-cloud-compute-v1,
-//! google-cloud-build-v1): the calls the image-export flow makes, each under a deadline, with
-//! the SDK's errors turned into ours.
+//! Compute Engine and Cloud Build through their REST APIs (compute v1, cloudbuild v1, as their
+//! discovery documents write them) on the project's own client: a bearer token per attempt from
+//! google-cloud-auth, answers capped at [`MAX_BODY`], the kit's one retry rule, `Retry-After`
+//! honoured, the configured CA bundle. (Google's SDK crates read every answer whole, whatever
+//! its size, with their own client and retry loop.)
 
-use std::time::Duration;
+use reqwest::Method;
+use serde_json::{Value, json};
+use url::Url;
 
-use google_cloud_auth::credentials::Credentials;
-use google_cloud_build_v1::client::CloudBuild;
-use google_cloud_build_v1::model::{Build, BuildOperationMetadata, BuildStep, build};
-use google_cloud_compute_v1::client::{Disks, GlobalOperations, Images, Instances};
-use google_cloud_compute_v1::model::{Image, Operation, operation};
-
+use super::storage::{GcpSigner, classify_reason, json_error};
+use crate::BoxFuture;
 use crate::error::{Error, Result};
+use crate::providers::kit::paging::Pages;
 use crate::providers::kit::text::one_line;
+use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
+use crate::transfer::RequestSigner as _;
 
 /// The builder image `gcloud compute images export` runs.
 pub(crate) const EXPORT_STEP: &str = "gcr.io/compute-image-tools/gce_vm_image_export:release";
 
+/// Largest Compute or Cloud Build answer read (a page of 500 listed instances is well under).
+pub(crate) const MAX_BODY: usize = 16 << 20;
+
 pub(crate) struct Gce {
-    disks: Disks,
-    instances: Instances,
-    images: Images,
-    global_ops: GlobalOperations,
-    builds: CloudBuild,
-    timeout: Duration,
+    pub client: ApiClient,
+    pub signer: GcpSigner,
+    /// Compute's root (`https://compute.googleapis.com`): paths are `compute/v1/projects/…`.
+    pub compute: Url,
+    /// Cloud Build's root (`https://cloudbuild.googleapis.com`): paths are `v1/projects/…`.
+    pub cloudbuild: Url,
 }
 
 /// A disk as the flow needs it.
@@ -38,109 +44,99 @@ pub(crate) struct AttachedDisk {
     /// `projects/P/zones/Z/disks/N` (or a full URL).
     pub source: String,
     pub boot: bool,
-    pub index: i32,
+    pub index: i64,
 }
 
 /// A compute operation as seen by one poll.
 pub(crate) struct OpState {
     pub done: bool,
-    pub progress: i32,
+    pub progress: i64,
     pub error: Option<String>,
 }
 
-/// A build as seen by one poll.
+/// A build as seen by one poll: its `status` (`QUEUED`, `WORKING`, `SUCCESS`, `FAILURE`, …).
 pub(crate) struct BuildState {
-    pub status: build::Status,
+    pub status: String,
     pub detail: String,
 }
 
 impl BuildState {
     pub fn running(&self) -> bool {
-        matches!(
-            self.status,
-            build::Status::Queued | build::Status::Working | build::Status::Pending
-        )
+        matches!(self.status.as_str(), "QUEUED" | "WORKING" | "PENDING")
     }
 }
 
+/// A JSON integer that Google writes as a string when it is 64-bit (`sizeGb`, `diskSizeGb`)
+/// and as a number otherwise (`progress`, `index`).
+fn int(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// `{root}/{segments…}`, each segment encoded as one.
+fn url(root: &Url, segments: &[&str]) -> Url {
+    let mut u = root.clone();
+    u.path_segments_mut()
+        .expect("http(s) URL")
+        .pop_if_empty()
+        .extend(segments);
+    u
+}
+
 impl Gce {
-    pub async fn new(
-        creds: &Credentials,
-        compute_endpoint: &str,
-        build_endpoint: &str,
-        timeout: Duration,
-    ) -> Result<Gce> {
-        let bad = |e: google_cloud_gax::client_builder::Error| {
-            Error::InvalidArgument(format!("gcp client: {e}"))
-        };
-        let c = compute_endpoint.trim_end_matches('/');
-        Ok(Gce {
-            disks: Disks::builder()
-                .with_endpoint(c)
-                .with_credentials(creds.clone())
-                .build()
-                .await
-                .map_err(bad)?,
-            instances: Instances::builder()
-                .with_endpoint(c)
-                .with_credentials(creds.clone())
-                .build()
-                .await
-                .map_err(bad)?,
-            images: Images::builder()
-                .with_endpoint(c)
-                .with_credentials(creds.clone())
-                .build()
-                .await
-                .map_err(bad)?,
-            global_ops: GlobalOperations::builder()
-                .with_endpoint(c)
-                .with_credentials(creds.clone())
-                .build()
-                .await
-                .map_err(bad)?,
-            builds: CloudBuild::builder()
-                .with_endpoint(build_endpoint.trim_end_matches('/'))
-                .with_credentials(creds.clone())
-                .build()
-                .await
-                .map_err(bad)?,
-            timeout,
-        })
+    fn compute_url(&self, project: &str, rest: &[&str]) -> Url {
+        let mut s = vec!["compute", "v1", "projects", project];
+        s.extend_from_slice(rest);
+        url(&self.compute, &s)
     }
 
-    async fn deadline<T>(
+    fn build_url(&self, project: &str, rest: &[&str]) -> Url {
+        let mut s = vec!["v1", "projects", project, "builds"];
+        s.extend_from_slice(rest);
+        url(&self.cloudbuild, &s)
+    }
+
+    /// One call; its JSON answer and the answer's size.
+    async fn send(
         &self,
-        what: &str,
-        f: impl Future<Output = std::result::Result<T, google_cloud_gax::error::Error>>,
-    ) -> Result<T> {
-        match tokio::time::timeout(self.timeout, f).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(sdk_error(what, &e)),
-            Err(_) => Err(Error::Timeout(format!(
-                "{what}: no answer within {:?}",
-                self.timeout
-            ))),
-        }
+        call: &Call<'_>,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+    ) -> Result<(Value, u64)> {
+        let a = self
+            .client
+            .call(call, self, &|| {
+                let r = self.client.http.request(method.clone(), url.clone());
+                match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                }
+            })
+            .await?;
+        let v: Value = serde_json::from_slice(&a.body)
+            .map_err(|e| Error::Remote(format!("{}: the answer is not JSON: {e}", call.what)))?;
+        Ok((v, a.body.len() as u64))
+    }
+
+    async fn get(&self, what: &str, url: Url) -> Result<Value> {
+        Ok(self
+            .send(&Call::read(what), Method::GET, url, None)
+            .await?
+            .0)
     }
 
     pub async fn disk(&self, project: &str, zone: &str, name: &str) -> Result<DiskInfo> {
-        let d = self
-            .deadline(
-                &format!("GCE disk projects/{project}/zones/{zone}/disks/{name}"),
-                self.disks
-                    .get()
-                    .set_project(project)
-                    .set_zone(zone)
-                    .set_disk(name)
-                    .send(),
-            )
-            .await?;
+        let path = format!("projects/{project}/zones/{zone}/disks/{name}");
+        let u = self.compute_url(project, &["zones", zone, "disks", name]);
+        let d = self.get(&format!("GCE disk {path}"), u).await?;
         Ok(DiskInfo {
-            self_link: d
-                .self_link
-                .unwrap_or_else(|| format!("projects/{project}/zones/{zone}/disks/{name}")),
-            attached: !d.users.is_empty(),
+            self_link: d["selfLink"].as_str().map(str::to_string).unwrap_or(path),
+            attached: d["users"].as_array().is_some_and(|u| !u.is_empty()),
         })
     }
 
@@ -151,25 +147,19 @@ impl Gce {
         zone: &str,
         name: &str,
     ) -> Result<Vec<AttachedDisk>> {
-        let i = self
-            .deadline(
-                &format!("GCE instance projects/{project}/zones/{zone}/instances/{name}"),
-                self.instances
-                    .get()
-                    .set_project(project)
-                    .set_zone(zone)
-                    .set_instance(name)
-                    .send(),
-            )
-            .await?;
-        let mut disks: Vec<AttachedDisk> = i
-            .disks
-            .into_iter()
+        let u = self.compute_url(project, &["zones", zone, "instances", name]);
+        let what = format!("GCE instance projects/{project}/zones/{zone}/instances/{name}");
+        let i = self.get(&what, u).await?;
+        let mut disks: Vec<AttachedDisk> = i["disks"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
             .filter_map(|d| {
                 Some(AttachedDisk {
-                    source: d.source?,
-                    boot: d.boot.unwrap_or(false),
-                    index: d.index.unwrap_or(i32::MAX),
+                    source: d["source"].as_str()?.to_string(),
+                    boot: d["boot"].as_bool().unwrap_or(false),
+                    index: int(&d["index"]).unwrap_or(i64::MAX),
                 })
             })
             .collect();
@@ -178,7 +168,8 @@ impl Gce {
     }
 
     /// `images.insert` of `name` from `source_disk` (forceCreate for a disk in use: the
-    /// instance keeps running). The request id makes a retried insert the same insert.
+    /// instance keeps running). The request id makes a retried insert the same insert, so it
+    /// is sent again like a read. Returns the operation's name.
     pub async fn insert_image(
         &self,
         project: &str,
@@ -187,98 +178,76 @@ impl Gce {
         force: bool,
         request_id: &str,
     ) -> Result<String> {
-        let op: Operation = self
-            .deadline(
-                &format!("creating image {name}"),
-                self.images
-                    .insert()
-                    .set_project(project)
-                    .set_force_create(force)
-                    .set_request_id(request_id)
-                    .set_body(
-                        Image::new()
-                            .set_name(name)
-                            .set_source_disk(source_disk)
-                            .set_description(
-                                "hypersdk export: temporary, deleted after the export",
-                            ),
-                    )
-                    .send(),
-            )
+        let what = format!("creating image {name}");
+        let mut u = self.compute_url(project, &["global", "images"]);
+        u.query_pairs_mut()
+            .append_pair("forceCreate", if force { "true" } else { "false" })
+            .append_pair("requestId", request_id);
+        let body = json!({
+            "name": name,
+            "sourceDisk": source_disk,
+            "description": "hypersdk export: temporary, deleted after the export",
+        });
+        let (op, _) = self
+            .send(&Call::read(&what), Method::POST, u, Some(&body))
             .await?;
-        op.name
-            .ok_or_else(|| Error::Remote(format!("creating image {name}: no operation name")))
+        op["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| Error::Remote(format!("{what}: no operation name")))
     }
 
     /// An image's status (`READY`, `PENDING`, `FAILED`, …): NotFound for an image that does
     /// not exist, before anything is made for it.
     pub async fn image_status(&self, project: &str, name: &str) -> Result<String> {
+        let u = self.compute_url(project, &["global", "images", name]);
         let i = self
-            .deadline(
+            .get(
                 &format!("GCE image projects/{project}/global/images/{name}"),
-                self.images
-                    .get()
-                    .set_project(project)
-                    .set_image(name)
-                    .send(),
+                u,
             )
             .await?;
-        Ok(i.status
-            .and_then(|s| s.name().map(str::to_string))
-            .unwrap_or_default())
+        Ok(text(&i["status"]))
     }
 
+    /// Deletes an image; the operation's name, `None` when there was no such image.
     pub async fn delete_image(&self, project: &str, name: &str) -> Result<Option<String>> {
-        match self
-            .deadline(
-                &format!("deleting image {name}"),
-                self.images
-                    .delete()
-                    .set_project(project)
-                    .set_image(name)
-                    .send(),
-            )
-            .await
-        {
-            Ok(op) => Ok(op.name),
+        let what = format!("deleting image {name}");
+        let u = self.compute_url(project, &["global", "images", name]);
+        match self.send(&Call::read(&what), Method::DELETE, u, None).await {
+            Ok((op, _)) => Ok(op["name"].as_str().map(str::to_string)),
             Err(Error::NotFound(_)) => Ok(None),
             Err(e) => Err(e),
         }
     }
 
+    /// One poll of a global operation (`globalOperations.get`).
     pub async fn global_op(&self, project: &str, op: &str) -> Result<OpState> {
-        let o = self
-            .deadline(
-                &format!("operation {op}"),
-                self.global_ops
-                    .get()
-                    .set_project(project)
-                    .set_operation(op)
-                    .send(),
-            )
-            .await?;
-        let done = matches!(o.status, Some(operation::Status::Done));
-        let error = o.error.map(|e| {
-            e.errors
-                .iter()
+        let u = self.compute_url(project, &["global", "operations", op]);
+        let o = self.get(&format!("operation {op}"), u).await?;
+        let error = o["error"]["errors"].as_array().map(|errs| {
+            errs.iter()
                 .map(|x| {
                     format!(
                         "{}: {}",
-                        x.code.as_deref().unwrap_or("error"),
-                        one_line(x.message.as_deref().unwrap_or(""))
+                        x["code"].as_str().unwrap_or("error"),
+                        one_line(x["message"].as_str().unwrap_or(""))
                     )
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
         });
         Ok(OpState {
-            done,
-            progress: o.progress.unwrap_or(0),
+            done: o["status"] == "DONE",
+            progress: int(&o["progress"]).unwrap_or(0),
             error: error.filter(|e| !e.is_empty()),
         })
     }
 
     /// Starts the export build: the step and arguments `gcloud compute images export` uses.
+    /// Not sent again once the cloud may have taken it (a second build would be a second
+    /// export).
     pub async fn create_build(
         &self,
         project: &str,
@@ -289,36 +258,39 @@ impl Gce {
     ) -> Result<String> {
         // The workflow's own timeout is a little under the build's, as gcloud sets them.
         let workflow = timeout_secs.saturating_sub(60).max(60);
-        let step = BuildStep::new()
-            .set_name(EXPORT_STEP)
-            .set_args([
-                format!("-timeout={workflow}s"),
-                format!("-source_image=projects/{project}/global/images/{image}"),
-                "-client_id=api".to_string(),
-                format!("-format={format}"),
-                format!("-destination_uri={destination}"),
-            ])
-            .set_env(["BUILD_ID=$BUILD_ID"]);
-        let b = Build::new()
-            .set_steps([step])
-            .set_tags(["gce-daisy", "gce-daisy-image-export", "hypersdk"])
-            .set_timeout(google_cloud_wkt::Duration::clamp(timeout_secs as i64, 0));
-        let op = self
-            .deadline(
-                &format!("starting the export build of {image}"),
-                self.builds
-                    .create_build()
-                    .set_project_id(project)
-                    .set_build(b)
-                    .send(),
+        let body = json!({
+            "steps": [{
+                "name": EXPORT_STEP,
+                "args": [
+                    format!("-timeout={workflow}s"),
+                    format!("-source_image=projects/{project}/global/images/{image}"),
+                    "-client_id=api",
+                    format!("-format={format}"),
+                    format!("-destination_uri={destination}"),
+                ],
+                "env": ["BUILD_ID=$BUILD_ID"],
+            }],
+            "tags": ["gce-daisy", "gce-daisy-image-export", "hypersdk"],
+            "timeout": format!("{timeout_secs}s"),
+        });
+        let what = format!("starting the export build of {image}");
+        let call = Call {
+            what: &what,
+            idempotent: false,
+            cancel: None,
+        };
+        let (op, _) = self
+            .send(
+                &call,
+                Method::POST,
+                self.build_url(project, &[]),
+                Some(&body),
             )
             .await?;
-        op.metadata
-            .as_ref()
-            .and_then(|m| m.to_msg::<BuildOperationMetadata>().ok())
-            .and_then(|m| m.build)
-            .map(|b| b.id)
+        op["metadata"]["build"]["id"]
+            .as_str()
             .filter(|id| !id.is_empty())
+            .map(str::to_string)
             .ok_or_else(|| {
                 Error::Remote(format!(
                     "Cloud Build accepted the export of {image} but named no build"
@@ -328,152 +300,145 @@ impl Gce {
 
     pub async fn build(&self, project: &str, id: &str) -> Result<BuildState> {
         let b = self
-            .deadline(
-                &format!("build {id}"),
-                self.builds
-                    .get_build()
-                    .set_project_id(project)
-                    .set_id(id)
-                    .send(),
-            )
+            .get(&format!("build {id}"), self.build_url(project, &[id]))
             .await?;
-        let step = b
-            .steps
-            .first()
-            .and_then(|s| s.status.name())
-            .unwrap_or_default();
-        let mut detail = one_line(&b.status_detail);
+        let step = text(&b["steps"][0]["status"]);
+        let mut detail = one_line(b["statusDetail"].as_str().unwrap_or(""));
         if detail.is_empty() && !step.is_empty() {
             detail = format!("step {step}");
         }
         Ok(BuildState {
-            status: b.status,
+            status: text(&b["status"]),
             detail,
         })
     }
 
+    /// `builds.cancel` (`POST …/builds/{id}:cancel`); cancelling twice does no harm.
     pub async fn cancel_build(&self, project: &str, id: &str) -> Result<()> {
-        self.deadline(
-            &format!("cancelling build {id}"),
-            self.builds
-                .cancel_build()
-                .set_project_id(project)
-                .set_id(id)
-                .send(),
-        )
-        .await
-        .map(|_| ())
+        let u = self.build_url(project, &[&format!("{id}:cancel")]);
+        let body = json!({"projectId": project, "id": id});
+        let what = format!("cancelling build {id}");
+        self.send(&Call::read(&what), Method::POST, u, Some(&body))
+            .await
+            .map(|_| ())
     }
-}
 
-impl Gce {
+    /// Every item of a paged Compute listing (`items`, `nextPageToken`), under the kit's
+    /// paging guard.
+    async fn list(&self, what: &str, base: Url) -> Result<Vec<Value>> {
+        let mut pages = Pages::new(what);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut u = base.clone();
+            if let Some(t) = &token {
+                u.query_pairs_mut().append_pair("pageToken", t);
+            }
+            let (mut v, len) = tokio::time::timeout(
+                pages.remaining(),
+                self.send(&Call::read(what), Method::GET, u, None),
+            )
+            .await
+            .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
+            let items = match v["items"].take() {
+                Value::Array(a) => a,
+                _ => Vec::new(),
+            };
+            pages.page(items.len(), len)?;
+            out.extend(items);
+            match v["nextPageToken"].as_str() {
+                Some(t) if !t.is_empty() => {
+                    pages.next(t)?;
+                    token = Some(t.to_string());
+                }
+                _ => return Ok(out),
+            }
+        }
+    }
+
     /// Disks of one zone: (name, bytes, status, attached).
     pub async fn list_disks(
         &self,
         project: &str,
         zone: &str,
     ) -> Result<Vec<(String, Option<u64>, String, bool)>> {
-        use google_cloud_gax::paginator::ItemPaginator as _;
         let what = format!("listing disks of projects/{project}/zones/{zone}");
-        let mut items = self
-            .disks
-            .list()
-            .set_project(project)
-            .set_zone(zone)
-            .by_item();
-        let mut out = Vec::new();
-        while let Some(d) = self
-            .deadline(&what, async { items.next().await.transpose() })
+        let u = self.compute_url(project, &["zones", zone, "disks"]);
+        Ok(self
+            .list(&what, u)
             .await?
-        {
-            out.push((
-                d.name.unwrap_or_default(),
-                d.size_gb.map(|g| (g as u64) << 30),
-                d.status
-                    .and_then(|s| s.name().map(str::to_string))
-                    .unwrap_or_default(),
-                !d.users.is_empty(),
-            ));
-        }
-        Ok(out)
+            .iter()
+            .map(|d| {
+                (
+                    text(&d["name"]),
+                    int(&d["sizeGb"]).map(|g| (g.max(0) as u64) << 30),
+                    text(&d["status"]),
+                    d["users"].as_array().is_some_and(|u| !u.is_empty()),
+                )
+            })
+            .collect())
     }
 
-    /// Instances of one zone: (name, status, disk count).
+    /// Instances of one zone: (name, status, bytes of its disks).
     pub async fn list_instances(
         &self,
         project: &str,
         zone: &str,
     ) -> Result<Vec<(String, String, u64)>> {
-        use google_cloud_gax::paginator::ItemPaginator as _;
         let what = format!("listing instances of projects/{project}/zones/{zone}");
-        let mut items = self
-            .instances
-            .list()
-            .set_project(project)
-            .set_zone(zone)
-            .by_item();
-        let mut out = Vec::new();
-        while let Some(i) = self
-            .deadline(&what, async { items.next().await.transpose() })
+        let u = self.compute_url(project, &["zones", zone, "instances"]);
+        Ok(self
+            .list(&what, u)
             .await?
-        {
-            let gb: i64 = i.disks.iter().filter_map(|d| d.disk_size_gb).sum();
-            out.push((
-                i.name.unwrap_or_default(),
-                i.status
-                    .and_then(|s| s.name().map(str::to_string))
-                    .unwrap_or_default(),
-                (gb.max(0) as u64) << 30,
-            ));
-        }
-        Ok(out)
+            .iter()
+            .map(|i| {
+                let gb: i64 = i["disks"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|d| int(&d["diskSizeGb"]))
+                    .sum();
+                (
+                    text(&i["name"]),
+                    text(&i["status"]),
+                    (gb.max(0) as u64) << 30,
+                )
+            })
+            .collect())
     }
 
     /// The project's own images: (name, bytes, status).
     pub async fn list_images(&self, project: &str) -> Result<Vec<(String, Option<u64>, String)>> {
-        use google_cloud_gax::paginator::ItemPaginator as _;
         let what = format!("listing images of project {project}");
-        let mut items = self.images.list().set_project(project).by_item();
-        let mut out = Vec::new();
-        while let Some(i) = self
-            .deadline(&what, async { items.next().await.transpose() })
+        let u = self.compute_url(project, &["global", "images"]);
+        Ok(self
+            .list(&what, u)
             .await?
-        {
-            out.push((
-                i.name.unwrap_or_default(),
-                i.disk_size_gb.map(|g| (g as u64) << 30),
-                i.status
-                    .and_then(|s| s.name().map(str::to_string))
-                    .unwrap_or_default(),
-            ));
-        }
-        Ok(out)
+            .iter()
+            .map(|i| {
+                (
+                    text(&i["name"]),
+                    int(&i["diskSizeGb"]).map(|g| (g.max(0) as u64) << 30),
+                    text(&i["status"]),
+                )
+            })
+            .collect())
     }
 }
 
-/// The SDK's error as ours: the HTTP status decides, then the error's class.
-pub(crate) fn sdk_error(what: &str, e: &google_cloud_gax::error::Error) -> Error {
-    let msg = e
-        .status()
-        .map(|s| one_line(&s.message))
-        .unwrap_or_else(|| one_line(&e.to_string()));
-    if let Some(code) = e.http_status_code() {
-        let status = reqwest::StatusCode::from_u16(code)
-            .unwrap_or(reqwest::StatusCode::INTERNAL_SERVER_ERROR);
-        return super::storage::http_error(
-            status,
-            what,
-            &serde_json::json!({"error": {"message": msg}}),
-        );
+/// Compute and Cloud Build sign with the credentials' headers and write Google's JSON errors
+/// (`{"error": {"code", "message", "status", "errors": [{"reason"}]}}`), as Cloud Storage does.
+impl Dialect for Gce {
+    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
+        self.signer.sign(req)
     }
-    let text = format!("{what}: {msg}");
-    if e.is_authentication() {
-        Error::Auth(text)
-    } else if e.is_timeout() {
-        Error::Timeout(text)
-    } else if e.is_connect() || e.is_io() || e.is_transport() {
-        Error::Network(text)
-    } else {
-        Error::Remote(text)
+
+    fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
+        json_error(&a.body)
+    }
+
+    fn classify(&self, code: &str) -> Option<CodeClass> {
+        classify_reason(code)
     }
 }

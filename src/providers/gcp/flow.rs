@@ -15,12 +15,13 @@ use crate::seam::{Flow, FlowCtx, When};
 use crate::sync::lock;
 use crate::transfer::FileSource;
 
+use super::api::Gce;
+use super::config;
 use super::unit::{Unit, delete_object_step, disk_parts, prepare_unit};
-use super::{LazyGce, config};
 
 pub(super) struct GcpFlow {
     pub(super) storage: Arc<Storage>,
-    pub(super) gce: Arc<LazyGce>,
+    pub(super) gce: Arc<Gce>,
     pub(super) source: Source,
     pub(super) bucket: String,
     pub(super) prefix: String,
@@ -102,8 +103,7 @@ impl Flow for GcpFlow {
                     name,
                 } => {
                     ctx.waiting_for_cloud(&format!("reading instance {name}"));
-                    let gce = self.gce.get().await?;
-                    for d in gce.instance_disks(&project, &zone, &name).await? {
+                    for d in self.gce.instance_disks(&project, &zone, &name).await? {
                         let (dp, dz, dn) = disk_parts(&d.source)?;
                         units.push(Unit {
                             file: format!("{dn}.{ext}"),
@@ -153,7 +153,7 @@ impl Flow for GcpFlow {
                 src.checksum = meta.crc32c.clone();
                 return Ok(vec![src]);
             }
-            let gce = self.gce.get().await?;
+            let gce = self.gce.clone();
             // Every disk of an instance goes through Compute and Cloud Build at once.
             let jobs =
                 units.iter().enumerate().map(|(i, u)| {

@@ -12,8 +12,8 @@
 //! `delete_object_after_download`).
 //!
 //! Files: `config` (client config, options, sources), `flow` (one export's run), `unit` (one
-//! file: image, build, object, their ledger steps), `api` (Compute and Cloud Build through the
-//! SDK), `storage` (Cloud Storage JSON API, the request signer).
+//! file: image, build, object, their ledger steps), `api` (Compute and Cloud Build REST calls on
+//! our client), `storage` (Cloud Storage JSON API, the request signer).
 
 mod api;
 mod config;
@@ -24,11 +24,9 @@ mod storage;
 mod unit;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use google_cloud_auth::credentials::Credentials;
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use super::kit::ApiClient;
 use super::kit::config::parse_with_net;
@@ -46,36 +44,7 @@ use storage::{GcpSigner, Storage};
 pub(crate) struct GcpProvider {
     cfg: GcpConfig,
     storage: Arc<Storage>,
-    gce: Arc<LazyGce>,
-}
-
-/// Compute and Cloud Build clients, made on first use (their builders are async) and shared by
-/// the client's listing and every export.
-struct LazyGce {
-    creds: Credentials,
-    compute_endpoint: String,
-    cloudbuild_endpoint: String,
-    timeout: Duration,
-    cell: OnceCell<Arc<Gce>>,
-}
-
-impl LazyGce {
-    async fn get(&self) -> Result<Arc<Gce>> {
-        Ok(self
-            .cell
-            .get_or_try_init(|| async {
-                Gce::new(
-                    &self.creds,
-                    &self.compute_endpoint,
-                    &self.cloudbuild_endpoint,
-                    self.timeout,
-                )
-                .await
-                .map(Arc::new)
-            })
-            .await?
-            .clone())
-    }
+    gce: Arc<Gce>,
 }
 
 impl GcpProvider {
@@ -86,20 +55,18 @@ impl GcpProvider {
         let creds = credentials(source)?;
         let timeout = net.api_timeout();
         let http = net.client(Redirects::SameOrigin)?;
+        let signer = GcpSigner { creds, timeout };
         let storage = Arc::new(Storage {
-            client: ApiClient::new(http, timeout, storage::MAX_BODY),
+            client: ApiClient::new(http.clone(), timeout, storage::MAX_BODY),
             base: url::Url::parse(&cfg.storage_endpoint).expect("checked"),
-            signer: GcpSigner {
-                creds: creds.clone(),
-                timeout,
-            },
+            signer: signer.clone(),
         });
-        let gce = Arc::new(LazyGce {
-            creds,
-            compute_endpoint: cfg.compute_endpoint.clone(),
-            cloudbuild_endpoint: cfg.cloudbuild_endpoint.clone(),
-            timeout,
-            cell: OnceCell::new(),
+        // Compute and Cloud Build: the same client (CA bundle, deadline), their own body cap.
+        let gce = Arc::new(Gce {
+            client: ApiClient::new(http, timeout, api::MAX_BODY),
+            signer,
+            compute: url::Url::parse(&cfg.compute_endpoint).expect("checked"),
+            cloudbuild: url::Url::parse(&cfg.cloudbuild_endpoint).expect("checked"),
         });
         Ok(GcpProvider { cfg, storage, gce })
     }
@@ -158,7 +125,7 @@ impl Provider for GcpProvider {
                         "gcp list: project {p:?} / zone {zone:?} is not a project id and zone"
                     )));
                 }
-                let gce = self.gce.get().await?;
+                let gce = &self.gce;
                 if let Some(z) = zone {
                     for (name, state, size) in gce.list_instances(p, z).await? {
                         out.push(SourceInfo {

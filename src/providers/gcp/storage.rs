@@ -6,13 +6,12 @@
 use std::time::Duration;
 
 use google_cloud_auth::credentials::{CacheableResource, Credentials};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::Value;
 use url::Url;
 
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
-use crate::providers::kit::api::error_from;
 use crate::providers::kit::paging::Pages;
 use crate::providers::kit::text::one_line;
 use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
@@ -237,7 +236,7 @@ impl Dialect for Storage {
 }
 
 /// The `reason` of a Google JSON error and its message.
-pub(super) fn json_error(body: &[u8]) -> Option<(String, String)> {
+pub(crate) fn json_error(body: &[u8]) -> Option<(String, String)> {
     let v: Value = serde_json::from_slice(body).ok()?;
     let e = &v["error"];
     let reason = e["errors"][0]["reason"]
@@ -250,7 +249,7 @@ pub(super) fn json_error(body: &[u8]) -> Option<(String, String)> {
 }
 
 /// Google's error reasons that say more than the status.
-pub(super) fn classify_reason(reason: &str) -> Option<CodeClass> {
+pub(crate) fn classify_reason(reason: &str) -> Option<CodeClass> {
     match reason {
         "rateLimitExceeded" | "userRateLimitExceeded" | "RESOURCE_EXHAUSTED" | "UNAVAILABLE" => {
             Some(CodeClass::Throttled)
@@ -259,14 +258,4 @@ pub(super) fn classify_reason(reason: &str) -> Option<CodeClass> {
         "conditionNotMet" | "FAILED_PRECONDITION" => Some(CodeClass::Kind(ErrorKind::InvalidState)),
         _ => None,
     }
-}
-
-/// A Google API error (Compute, Cloud Build, Storage) as ours, by the kit's one mapping.
-pub(crate) fn http_error(status: StatusCode, what: &str, body: &Value) -> Error {
-    let a = Answer {
-        status,
-        headers: Default::default(),
-        body: body.to_string().into_bytes(),
-    };
-    error_from(what, &a, json_error, classify_reason)
 }

@@ -199,7 +199,9 @@ pub(super) async fn prepare_unit(
             let what = format!("export build {build}");
             poll_until(ctx, &what, stage, poll, || async {
                 let s = gce.build(&unit.project, &build).await?;
-                let name = s.status.name().unwrap_or("UNKNOWN").to_string();
+                let name = Some(s.status.clone())
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "UNKNOWN".into());
                 lock(units)[i].build_status = Some(name.clone());
                 if s.running() {
                     return Ok(Poll::pending(format!(
@@ -209,7 +211,7 @@ pub(super) async fn prepare_unit(
                 }
                 lock(units)[i].build_running = false;
                 ctx.ledger().forget(cancel_build);
-                if s.status == google_cloud_build_v1::model::build::Status::Success {
+                if s.status == "SUCCESS" {
                     Ok(Poll::Done(()))
                 } else {
                     Err(Error::Remote(format!(

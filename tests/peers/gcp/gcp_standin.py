@@ -8,7 +8,10 @@ endpoint (/token, the `authorized_user` refresh flow google-cloud-auth runs). A 
 uploads it into fake-gcs-server when it succeeds. Counters (images made/deleted, builds made/
 cancelled) and faults per disk, image or instance are under /_admin; the faults of "list:{bucket}"
 (page_token_loop) make that bucket's object listings hostile (every page names the same
-nextPageToken).
+nextPageToken); a disk's fault huge_op_poll makes every poll of its images.insert operation a
+200 whose JSON body never ends (chunked, up to 1 GiB), as a broken or hostile endpoint could send;
+insert_lost_answer makes the image and answers that images.insert with a 500 backendError once.
+images.insert honours requestId as Compute does (a repeat answers the original operation).
 
 Usage: gcp_standin.py --fake-gcs PATH --workdir DIR [--exit-on-stdin-eof]
 Prints one JSON line {"port": N, "gcs_port": M} once both listen.
@@ -43,6 +46,7 @@ STATE = {
               "unauthenticated": 0, "token_grants": 0, "object_gets": 0},
     "lie_crc32c": set(),  # "bucket/object" whose metadata lies about crc32c
     "image_names": [],  # every image inserted through the API, deleted or not
+    "request_ids": {},  # images.insert requestId -> its operation's name
 }
 ARGS = None
 GCS_PORT = 0
@@ -228,6 +232,9 @@ class H(BaseHTTPRequestHandler):
         if len(p) < 3 or p[0] != "projects":
             return self.send(*gerror(404, "not found", "notFound"))
         project = p[1]
+        if method == "GET" and len(p) == 5 and p[2:4] == ["global", "operations"] \
+                and STATE["operations"].get(p[4], {}).get("huge"):
+            return self.endless_operation(p[4])
         with LOCK:
             if p[2] == "zones" and len(p) == 5 and method == "GET" and p[4] in ("disks", "instances"):
                 zone = p[3]
@@ -294,9 +301,34 @@ class H(BaseHTTPRequestHandler):
                 return self.send(200, op_json(p[4]))
         self.send(*gerror(404, "not found", "notFound"))
 
+    def endless_operation(self, name):
+        # Hostile switch: an operation whose JSON never ends (a client that reads answers
+        # whole runs out of memory); counts what the client took before it hung up.
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        head = json.dumps({"kind": "compute#operation", "name": name, "status": "RUNNING"})[:-1]
+        chunks = [head.encode() + b', "description": "'] + [b"x" * (1 << 20)] * 1024
+        sent = 0
+        try:
+            for c in chunks:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(c), c))
+                sent += len(c)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        with LOCK:
+            STATE["stats"]["huge_bytes_sent"] = STATE["stats"].get("huge_bytes_sent", 0) + sent
+
     def insert_image(self, project, query):
         body = json.loads(self.body())
         name, src = body.get("name", ""), body.get("sourceDisk", "")
+        # Compute's requestId: a request repeated with the same id is the same request, answered
+        # with the original operation (nothing is made twice).
+        rid = query.get("requestId", [None])[0]
+        if rid is not None and rid in STATE["request_ids"]:
+            return self.send(200, op_json(STATE["request_ids"][rid]))
         # .../projects/P/zones/Z/disks/D
         sp = src.split("/projects/", 1)[-1].split("/")
         if len(sp) != 5 or sp[1] != "zones" or sp[3] != "disks":
@@ -319,6 +351,15 @@ class H(BaseHTTPRequestHandler):
         op = new_op(project, "insert", f"images/{name}", fault(sp[4], "image_polls", 2), ready)
         if fault(sp[4], "hold_image"):
             STATE["operations"][op]["hold"] = True
+        if fault(sp[4], "huge_op_poll"):
+            STATE["operations"][op]["huge"] = True
+        if rid is not None:
+            STATE["request_ids"][rid] = op
+        # Hostile switch (insert_lost_answer, once): the image is made but the answer is a 500
+        # backendError, as when Compute's front end fails after the backend acted.
+        if fault(sp[4], "insert_lost_answer"):
+            STATE["faults"][sp[4]]["insert_lost_answer"] = False
+            return self.send(*gerror(500, "Internal error. Please try again.", "backendError"))
         self.send(200, op_json(op))
 
     # -- Cloud Build ------------------------------------------------------------------------
