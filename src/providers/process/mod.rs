@@ -401,11 +401,13 @@ fn redact_json(v: &mut serde_json::Value, secrets: &[String]) {
 
 /// Replaces every secret in `text` with `***`.
 pub(crate) fn redact(text: &str, secrets: &[String]) -> String {
+    // Longest first: a secret that begins another (a password and the password with a domain)
+    // must not leave the longer one's tail behind.
+    let mut by_length: Vec<&String> = secrets.iter().filter(|s| !s.is_empty()).collect();
+    by_length.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut out = text.to_string();
-    for s in secrets {
-        if !s.is_empty() {
-            out = out.replace(s.as_str(), "***");
-        }
+    for s in by_length {
+        out = out.replace(s.as_str(), "***");
     }
     out
 }

@@ -212,3 +212,10 @@ fn secrets_in_json_lines_are_redacted_in_every_string() {
     assert_eq!(v["detail"]["***"][1], 3);
     assert!(!v.to_string().contains("ss-1"), "{v}");
 }
+
+#[test]
+fn a_secret_that_begins_another_leaves_no_tail() {
+    let secrets = ["pw".to_string(), "pw-longer-tail".to_string()];
+    let out = redact("user pw-longer-tail and pw", &secrets);
+    assert_eq!(out, "user *** and ***");
+}
