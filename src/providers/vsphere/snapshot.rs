@@ -5,7 +5,7 @@
 //! every outcome through the cleanup ledger. Element order as govmomi's vim25
 //! `CreateSnapshotRequestType` and `RemoveSnapshotRequestType` (vim25/types/types.go).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::soap::{Moref, Vim};
@@ -13,6 +13,7 @@ use super::xml::{self, esc};
 use crate::error::{Error, Result};
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::{FlowCtx, When};
+use crate::sync::lock;
 
 /// Longest wait for a snapshot task (create or remove) to end.
 const TASK_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -90,18 +91,26 @@ pub(super) async fn create_for_export(
         .child("returnval")
         .and_then(|n| n.attr("type").map(|t| Moref::new(t, n.text.trim())))
         .ok_or_else(|| Error::Remote("CreateSnapshot_Task returned no task".into()))?;
-    let (v, t) = (vim.clone(), task.clone());
+    // The snapshot, once known: vCenter forgets finished tasks after a while, and the removal
+    // after a long download must not depend on the task still being there.
+    let made: Arc<Mutex<Option<Moref>>> = Arc::default();
+    let (v, t, m) = (vim.clone(), task.clone(), made.clone());
     ctx.ledger().add(
         "removing the export's snapshot",
         When::Always,
         move |uctx| {
-            let (v, t) = (v.clone(), t.clone());
-            async move { remove(&uctx, &v, &t).await }
+            let (v, t, known) = (v.clone(), t.clone(), lock(&m).clone());
+            async move { remove(&uctx, &v, &t, known).await }
         },
     );
     match wait_task(ctx, vim, &task, "the export's snapshot").await? {
-        Ok(result) => snapshot_of(result.as_ref())
-            .ok_or_else(|| Error::Remote("CreateSnapshot_Task ended without a snapshot".into())),
+        Ok(result) => {
+            let snap = snapshot_of(result.as_ref()).ok_or_else(|| {
+                Error::Remote("CreateSnapshot_Task ended without a snapshot".into())
+            })?;
+            *lock(&made) = Some(snap.clone());
+            Ok(snap)
+        }
         Err(msg) => Err(Error::Remote(format!(
             "making a snapshot of the running VM failed: {msg}"
         ))),
@@ -110,13 +119,16 @@ pub(super) async fn create_for_export(
 
 /// The undo step: waits for the creating task, then removes what it made (nothing if it
 /// failed) and waits for the removal.
-async fn remove(ctx: &FlowCtx, vim: &Vim, create_task: &Moref) -> Result<()> {
-    let snap = match wait_task(ctx, vim, create_task, "the export's snapshot").await? {
-        Ok(result) => match snapshot_of(result.as_ref()) {
-            Some(s) => s,
-            None => return Ok(()),
+async fn remove(ctx: &FlowCtx, vim: &Vim, create_task: &Moref, known: Option<Moref>) -> Result<()> {
+    let snap = match known {
+        Some(s) => s,
+        None => match wait_task(ctx, vim, create_task, "the export's snapshot").await? {
+            Ok(result) => match snapshot_of(result.as_ref()) {
+                Some(s) => s,
+                None => return Ok(()),
+            },
+            Err(_) => return Ok(()),
         },
-        Err(_) => return Ok(()),
     };
     let body = format!(
         "{}<removeChildren>false</removeChildren><consolidate>true</consolidate>",
