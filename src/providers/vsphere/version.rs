@@ -29,7 +29,8 @@ fn plausible(v: &str) -> bool {
 
 /// The version to use, from the text of `vimServiceVersions.xml`: the newest of the
 /// `urn:vim25` namespace's version and prior versions that is not newer than what this
-/// client knows; [`FALLBACK`] when the file says nothing usable.
+/// client knows (that newest one for a newer server); [`FALLBACK`] when the file says nothing
+/// usable.
 pub fn choose(xml_text: &str) -> String {
     let Ok(doc) = parse(xml_text) else {
         return FALLBACK.into();
@@ -50,6 +51,12 @@ pub fn choose(xml_text: &str) -> String {
     else {
         return FALLBACK.into();
     };
+    let current = ns.child_text("version").map(str::trim).unwrap_or("");
+    // A server newer than this client accepts the older versions it grew from: speak the
+    // newest we know (vcsim, for one, lists only 6.0 and 5.5 as prior versions of 9.0).
+    if plausible(current) && older(NEWEST_KNOWN, current) {
+        return NEWEST_KNOWN.into();
+    }
     let mut candidates: Vec<&str> = ns
         .children_named("version")
         .map(|v| v.text.trim())
@@ -86,9 +93,9 @@ mod tests {
     fn the_servers_version_or_the_newest_we_know() {
         assert_eq!(choose(&file("7.0.3.0", &["7.0", "6.7"])), "7.0.3.0");
         assert_eq!(choose(&file("8.0.3.0", &["8.0.2.0"])), "8.0.3.0");
-        // A newer server: the newest of its prior versions we know.
+        // A newer server: the newest version we know.
         assert_eq!(choose(&file("9.0.0.0", &["8.0.3.0", "8.0"])), "8.0.3.0");
-        assert_eq!(choose(&file("9.0.0.0", &[])), FALLBACK);
+        assert_eq!(choose(&file("9.0.0.0", &["6.0", "5.5"])), "8.0.3.0");
         assert_eq!(choose("not xml <"), FALLBACK);
         assert_eq!(choose(&file("7.0\"/x", &[])), FALLBACK);
         assert!(older("7.0.3.0", "8.0") && !older("8.0", "8.0.0.0"));
