@@ -62,6 +62,9 @@ CA=$(python3 -c "import json;print(json.load(open('$WORK/ready.json'))['ca_file'
 mapfile -t SRC < <(python3 -c "import json;print('\n'.join(json.load(open('$WORK/ready.json'))['disk_files']))")
 CONFIG="{\"url\": \"$URL\", \"username\": \"admin\", \"password\": \"s3cret-pass\", \"ca_bundle_path\": \"$CA\"}"
 export GOVC_URL="$URL" GOVC_USERNAME=admin GOVC_PASSWORD=s3cret-pass GOVC_TLS_CA_CERTS="$CA" GOVC_PERSIST_SESSION=false
+# The peer refuses ExportVm on a powered-on VM as vCenter does; govc export.ovf does no snapshot,
+# so both tools export the powered-off VM directly (the same NFC work).
+"$WORK/bin/govc" vm.power -off -force DC0_H0_VM0 >/dev/null
 
 check() { # dir prefix: every exported disk equals its datastore file
   for i in 0 1 2 3; do cmp -s "$1/$2disk-$i.vmdk" "${SRC[$i]}" || { echo "disk $i differs in $1" >&2; exit 1; }; done

@@ -211,6 +211,8 @@ fn cancel_mid_download_aborts_the_lease() {
     let st = peer.stats();
     assert_eq!(st["aborted"].as_i64(), Some(1), "{st}");
     assert_eq!(st["completed"].as_i64(), Some(0), "{st}");
+    // The running VM's export snapshot is removed after the cancel too.
+    assert_snapshot_made_and_removed(&st, 1);
     // The lease is gone: its disk URL now answers 404.
     let path = st["nfc_paths"][0].as_str().unwrap().to_string();
     let (status, _) = support::vcsim::http_get(&peer.url().replace("/sdk", &path), &peer.ca_file());
@@ -252,7 +254,9 @@ fn cancel_while_the_descriptor_is_made_ends_at_once() {
         "the cancel waited {:?} for the descriptor",
         cancelled_at.elapsed()
     );
-    assert_eq!(peer.stats()["aborted"].as_i64(), Some(1));
+    let st = peer.stats();
+    assert_eq!(st["aborted"].as_i64(), Some(1), "{st}");
+    assert_snapshot_made_and_removed(&st, 1);
     assert!(!out.path().join("DC0_H0_VM0.ovf").exists());
     assert!(!out.path().join("disk-0.vmdk").exists());
 }
@@ -543,4 +547,221 @@ fn manifest_sha1_none_and_a_wrong_value() {
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
     assert!(e.to_string().contains("manifest"), "{e}");
+}
+
+/// `n` exports of the running VM each made one snapshot (no memory, not quiesced), exported
+/// it, and removed it (removeChildren false, consolidate true): none is left on the VM.
+fn assert_snapshot_made_and_removed(st: &serde_json::Value, n: i64) {
+    assert_eq!(st["power_refusals"].as_i64(), Some(0), "{st}");
+    assert_eq!(st["snapshots_created"].as_i64(), Some(n), "{st}");
+    assert_eq!(st["snapshot_exports"].as_i64(), Some(n), "{st}");
+    assert_eq!(st["snapshots_removed"].as_i64(), Some(n), "{st}");
+    assert_eq!(st["snapshots"].as_i64(), Some(0), "{st}");
+    for f in st["snapshot_flags"].as_array().unwrap() {
+        assert_eq!(f, "memory=false quiesce=false", "{st}");
+    }
+    for f in st["remove_flags"].as_array().unwrap() {
+        assert_eq!(f, "removeChildren=false consolidate=true", "{st}");
+    }
+}
+
+/// A powered-on VM (vcsim's default, and vCenter refuses ExportVm on it) exports as OVF and
+/// as OVA through a snapshot made for the export; the descriptor describes that snapshot, and
+/// the snapshot is gone afterwards.
+#[test]
+fn a_running_vm_exports_through_a_snapshot_that_is_removed() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    for (i, format) in ["ovf", "ova"].into_iter().enumerate() {
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export(
+                    "DC0_H0_VM0",
+                    &opts(out.path(), json!({"format": format})),
+                    None,
+                )
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{format}: {}", r.to_json());
+        let st = peer.stats();
+        assert_snapshot_made_and_removed(&st, i as i64 + 1);
+        assert_eq!(st["completed"].as_i64(), Some(i as i64 + 1), "{st}");
+        assert!(
+            st["last_descriptor_snapshot"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("snapshot-")),
+            "CreateDescriptor was not given the snapshot: {st}"
+        );
+        let disk = if format == "ova" {
+            let mut ar =
+                tar::Archive::new(std::fs::File::open(out.path().join("DC0_H0_VM0.ova")).unwrap());
+            let mut e = ar
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap())
+                .find(|e| e.path().unwrap().to_string_lossy() == "disk-0.vmdk")
+                .unwrap();
+            let mut v = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut v).unwrap();
+            v
+        } else {
+            std::fs::read(out.path().join("disk-0.vmdk")).unwrap()
+        };
+        assert_eq!(disk, std::fs::read(&peer.disk_files()[0]).unwrap());
+    }
+}
+
+/// A failure in CreateDescriptor fails the export, aborts the lease and still removes the
+/// running VM's export snapshot.
+#[test]
+fn a_failing_descriptor_still_removes_the_snapshot() {
+    let peer = Peer::start(&["-fail-descriptor"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    let err = r.error().unwrap_or_else(|| panic!("{}", r.to_json()));
+    assert!(
+        err.message.contains("simulated CreateDescriptor failure"),
+        "{}",
+        err.message
+    );
+    let st = peer.stats();
+    assert_eq!(st["aborted"].as_i64(), Some(1), "{st}");
+    assert_snapshot_made_and_removed(&st, 1);
+}
+
+/// A powered-off VM is exported directly (ExportVm, no snapshot); a user's own snapshot is
+/// exported as asked, kept, and given to CreateDescriptor; `quiesce` reaches the snapshot.
+#[test]
+fn powered_off_vms_export_directly_and_a_users_snapshot_is_kept() {
+    let peer = Peer::start(&[]);
+    let o = peer
+        .govc()
+        .args(["vm.power", "-off", "-force", "DC0_H0_VM0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let st = peer.stats();
+    assert_eq!(st["snapshots_created"].as_i64(), Some(0), "{st}");
+    assert_eq!(st["exports"].as_i64(), Some(1), "{st}");
+    assert_eq!(st["last_descriptor_snapshot"].as_str(), Some(""), "{st}");
+
+    let o = peer
+        .govc()
+        .args(["snapshot.create", "-vm", "DC0_H0_VM0", "mine"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export(
+                "DC0_H0_VM0",
+                &opts(out.path(), json!({"snapshot": "mine", "quiesce": true})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let st = peer.stats();
+    // Only govc's snapshot was made; it was exported, described, and kept.
+    assert_eq!(st["snapshots_created"].as_i64(), Some(1), "{st}");
+    assert_eq!(st["snapshot_exports"].as_i64(), Some(1), "{st}");
+    assert_eq!(st["snapshots_removed"].as_i64(), Some(0), "{st}");
+    assert_eq!(st["snapshots"].as_i64(), Some(1), "{st}");
+    assert!(
+        st["last_descriptor_snapshot"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("snapshot-")),
+        "{st}"
+    );
+
+    // `quiesce` on a running VM reaches CreateSnapshot_Task.
+    let o = peer
+        .govc()
+        .args(["vm.power", "-on", "DC0_H0_VM0"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export(
+                "DC0_H0_VM0",
+                &opts(out.path(), json!({"quiesce": true})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let st = peer.stats();
+    assert_eq!(
+        st["snapshot_flags"].as_array().unwrap().last().unwrap(),
+        "memory=false quiesce=true",
+        "{st}"
+    );
+    assert_eq!(
+        st["snapshots"].as_i64(),
+        Some(1),
+        "only the user's is left: {st}"
+    );
+}
+
+/// An older vCenter (vimServiceVersions.xml naming 7.0.3.0) refuses requests naming another
+/// version: every request names the server's version; without the file, 8.0.
+#[test]
+fn requests_name_the_servers_api_version() {
+    for (extra, want) in [
+        (&["-api-version", "7.0.3.0"][..], "urn:vim25/7.0.3.0"),
+        (&["-no-service-versions"][..], "urn:vim25/8.0"),
+    ] {
+        let peer = Peer::start(extra);
+        let client = Client::new("vsphere", &peer.config()).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{extra:?}: {}", r.to_json());
+        let st = peer.stats();
+        assert_eq!(st["version_refusals"].as_i64(), Some(0), "{st}");
+        let actions = st["soap_actions"].as_array().unwrap();
+        assert!(
+            !actions.is_empty() && actions.iter().all(|a| a == want),
+            "{extra:?}: {st}"
+        );
+    }
+}
+
+/// Device URLs on `*:port` (vCenter's own NFC port) are fetched at the host and port the
+/// client connected to, as govmomi does: a port-forwarded vCenter works.
+#[test]
+fn star_device_urls_with_a_port_use_the_clients_host_and_port() {
+    let peer = Peer::start(&["-device-host", "*", "-device-port", "1"]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(
+        std::fs::read(out.path().join("disk-0.vmdk")).unwrap(),
+        std::fs::read(&peer.disk_files()[0]).unwrap()
+    );
 }

@@ -25,6 +25,9 @@ pub(crate) struct VsphereOptions {
     pub format: String,
     /// Export this snapshot (by name) instead of the VM's current state.
     pub snapshot: Option<String>,
+    /// A running VM is exported through a snapshot made for the export (without memory);
+    /// `true` asks VMware Tools to quiesce the guest's file systems for it. Default false.
+    pub quiesce: bool,
     /// Disks downloaded at the same time, 1–8. Default 2.
     pub parallel_disks: usize,
     /// Base name of the .ovf/.mf/.ova files. Default: the VM's name.
@@ -53,6 +56,7 @@ impl Default for VsphereOptions {
         VsphereOptions {
             format: "ovf".into(),
             snapshot: None,
+            quiesce: false,
             parallel_disks: 2,
             name: None,
             lease_wait_timeout_ms: 600_000,

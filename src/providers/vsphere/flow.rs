@@ -37,6 +37,9 @@ pub(super) struct VsphereFlow {
     pub(super) lease: Option<Moref>,
     pub(super) lease_timeout: Duration,
     pub(super) devices: Vec<Device>,
+    /// The snapshot exported (the user's, or the one made for a running VM): the
+    /// descriptor describes it.
+    pub(super) snapshot: Option<Moref>,
 }
 
 impl VsphereFlow {
@@ -173,14 +176,25 @@ impl Flow for VsphereFlow {
                 None => sanitize_file_name(&name, "vm"),
             };
             self.vm = Some(vm.clone());
+            // vCenter exports only a powered-off VM itself (ExportVm answers InvalidPowerState
+            // otherwise): a running or suspended one goes through a snapshot made for the
+            // export, removed on every outcome (snapshot.rs).
+            let snap = match &self.opts.snapshot {
+                Some(s) => Some(self.find_snapshot(&vm, s).await?),
+                None => match super::snapshot::power_state(&self.vim, &vm).await?.as_str() {
+                    "poweredOff" | "" => None,
+                    _ => Some(
+                        super::snapshot::create_for_export(ctx, &self.vim, &vm, self.opts.quiesce)
+                            .await?,
+                    ),
+                },
+            };
             ctx.waiting_for_cloud("requesting the export lease");
-            let r = match &self.opts.snapshot {
-                Some(s) => {
-                    let snap = self.find_snapshot(&vm, s).await?;
-                    self.vim.call("ExportSnapshot", &snap.xml("_this")).await?
-                }
+            let r = match &snap {
+                Some(snap) => self.vim.call("ExportSnapshot", &snap.xml("_this")).await?,
                 None => self.vim.call("ExportVm", &vm.xml("_this")).await?,
             };
+            self.snapshot = snap;
             let lease = r
                 .child("returnval")
                 .and_then(|n| n.attr("type").map(|t| Moref::new(t, n.text.trim())))
@@ -197,7 +211,6 @@ impl Flow for VsphereFlow {
                 .unwrap_or(300);
             self.lease_timeout = Duration::from_secs(timeout.max(4));
 
-            let host = self.vim.url.host_str().unwrap_or("localhost").to_string();
             let cookie = self
                 .vim
                 .cookie()
@@ -217,7 +230,7 @@ impl Flow for VsphereFlow {
                     continue;
                 }
                 let raw = d.child_text("url").unwrap_or("").trim().to_string();
-                let url = device_url(&raw, &host, self.vim.url.port())?;
+                let url = device_url(&raw, &self.vim.url)?;
                 let target = d.child_text("targetId").unwrap_or("").trim();
                 let key = d.child_text("key").unwrap_or("").trim().to_string();
                 let fallback = format!("disk-{}.vmdk", sources.len());
@@ -330,8 +343,14 @@ impl Flow for VsphereFlow {
                 ));
             }
             let sc = self.vim.content()?;
+            // OvfCreateDescriptorParams: ovfFiles, name, …, snapshot (govmomi vim25 types).
+            let snapshot = self
+                .snapshot
+                .as_ref()
+                .map(|s| s.xml("snapshot"))
+                .unwrap_or_default();
             let body = format!(
-                "{}{}<cdp>{ovf_files}<name>{}</name></cdp>",
+                "{}{}<cdp>{ovf_files}<name>{}</name>{snapshot}</cdp>",
                 sc.ovf_manager.xml("_this"),
                 vm.xml("obj"),
                 esc(&self.base_name)
@@ -395,19 +414,30 @@ fn lease_steps(ctx: &FlowCtx, vim: &Arc<Vim>, lease: &Moref) {
         });
 }
 
-/// A lease's device URL with `*` replaced by the host we connected to.
-pub(super) fn device_url(raw: &str, host: &str, port: Option<u16>) -> Result<Url> {
-    let had_star = raw.contains("://*");
-    let fixed = raw.replacen("://*", &format!("://{host}"), 1);
-    let mut url = Url::parse(&fixed).map_err(|e| {
+/// A lease's device URL with a `*` host (`*` or `*:port`) replaced by the host and port we
+/// connected to, as govmomi does (vim25/soap/client.go `ParseURL`: "Also use Client's port, to
+/// support port forwarding"): the device URL's own port is the vCenter's internal one, which a
+/// port-forwarded vCenter does not expose.
+pub(super) fn device_url(raw: &str, client: &Url) -> Result<Url> {
+    let mut fixed = raw.to_string();
+    if let Some(i) = raw.find("://") {
+        let rest = &raw[i + 3..];
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+        if host == "*" {
+            let mut with = client.host_str().unwrap_or("localhost").to_string();
+            if let Some(p) = client.port() {
+                with.push_str(&format!(":{p}"));
+            }
+            fixed = format!("{}{with}{}", &raw[..i + 3], &rest[end..]);
+        }
+    }
+    Url::parse(&fixed).map_err(|e| {
         Error::Remote(format!(
             "the lease gave a device URL that cannot be parsed: {e}"
         ))
-    })?;
-    if had_star && url.port().is_none() {
-        let _ = url.set_port(port);
-    }
-    Ok(url)
+    })
 }
 
 #[cfg(test)]
@@ -416,9 +446,16 @@ mod tests {
 
     #[test]
     fn device_urls() {
-        let u = device_url("https://*/nfc/52/disk-0.vmdk", "10.0.0.5", None).unwrap();
+        let vc = Url::parse("https://10.0.0.5/sdk").unwrap();
+        let u = device_url("https://*/nfc/52/disk-0.vmdk", &vc).unwrap();
         assert_eq!(u.as_str(), "https://10.0.0.5/nfc/52/disk-0.vmdk");
-        let u = device_url("https://esx1:443/nfc/52/disk-0.vmdk", "vc", Some(8443)).unwrap();
-        assert_eq!(u.host_str(), Some("esx1"));
+        // `*:port`: the client's host and port (none here), not the device URL's port.
+        let u = device_url("https://*:443/nfc/52/disk-0.vmdk", &vc).unwrap();
+        assert_eq!(u.as_str(), "https://10.0.0.5/nfc/52/disk-0.vmdk");
+        let fwd = Url::parse("https://127.0.0.1:18443/sdk").unwrap();
+        let u = device_url("https://*:443/nfc/52/disk-0.vmdk", &fwd).unwrap();
+        assert_eq!(u.as_str(), "https://127.0.0.1:18443/nfc/52/disk-0.vmdk");
+        let u = device_url("https://esx1:443/nfc/52/disk-0.vmdk", &fwd).unwrap();
+        assert_eq!((u.host_str(), u.port()), (Some("esx1"), None));
     }
 }

@@ -1,18 +1,22 @@
 //! vSphere: export a VM (or one of its snapshots) to OVF or OVA over the NFC lease.
 //!
-//! Flow: login (once per client) → find the VM (inventory path, name or moref) → `ExportVm` /
-//! `ExportSnapshot` → wait for the `HttpNfcLease` to be ready → download every disk's device URL
-//! (host `*` replaced, session cookie sent) with the core downloader, disks in parallel →
-//! `HttpNfcLeaseProgress` every leaseTimeout/4 as keep-alive → `OvfManager.CreateDescriptor`
-//! with the files really downloaded → `<vm>.ovf` + `<vm>.mf` (SHA-256) or one `<vm>.ova` →
-//! `HttpNfcLeaseComplete`; `HttpNfcLeaseAbort` on failure or cancel. Nothing on the VM changes.
+//! Flow: login (once per client, in the server's vim25 version) → find the VM (inventory path,
+//! name or moref) → `ExportVm` if powered off, else `ExportSnapshot` of the user's snapshot or
+//! of one made for the export (snapshot.rs, removed on every outcome) → wait for the
+//! `HttpNfcLease` to be ready → download every disk's device URL (host `*` replaced, session
+//! cookie sent) with the core downloader, disks in parallel → `HttpNfcLeaseProgress` every
+//! leaseTimeout/4 as keep-alive → `OvfManager.CreateDescriptor` with the files really
+//! downloaded → `<vm>.ovf` + `<vm>.mf` (SHA-256) or one `<vm>.ova` → `HttpNfcLeaseComplete`;
+//! `HttpNfcLeaseAbort` on failure or cancel. Nothing else on the VM changes.
 
 mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod ovf;
+mod snapshot;
 mod soap;
+mod version;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -144,6 +148,7 @@ impl Provider for VsphereProvider {
             lease: None,
             lease_timeout: Duration::from_secs(300),
             devices: Vec::new(),
+            snapshot: None,
         }))
     }
 }

@@ -66,6 +66,8 @@ pub struct Vim {
     pub url: Url,
     cookie: Mutex<Option<String>>,
     content: Mutex<Option<ServiceContent>>,
+    /// The vim25 version named in `SOAPAction` (version.rs), read at login.
+    version: Mutex<String>,
     logout_on_drop: bool,
 }
 
@@ -82,6 +84,7 @@ impl Drop for Vim {
             url: self.url.clone(),
             cookie: Mutex::new(cookie),
             content: Mutex::new(content),
+            version: Mutex::new(lock(&self.version).clone()),
             logout_on_drop: false,
         };
         crate::runtime::handle().spawn(async move {
@@ -97,6 +100,7 @@ impl Vim {
             url,
             cookie: Mutex::new(None),
             content: Mutex::new(None),
+            version: Mutex::new(super::version::FALLBACK.into()),
             logout_on_drop: true,
         }
     }
@@ -119,6 +123,7 @@ impl Vim {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\"><soapenv:Body><{method} xmlns=\"urn:vim25\">{inner}</{method}></soapenv:Body></soapenv:Envelope>"
         );
         let what = format!("vSphere {method}");
+        let action = format!("\"urn:vim25/{}\"", lock(&self.version));
         let call = Call {
             what: &what,
             idempotent: idempotent(method),
@@ -131,7 +136,7 @@ impl Vim {
                     .http
                     .post(self.url.clone())
                     .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-                    .header("SOAPAction", "\"urn:vim25/8.0\"")
+                    .header("SOAPAction", action.as_str())
                     .body(body.clone())
             })
             .await?;
@@ -165,6 +170,7 @@ impl Vim {
     }
 
     pub async fn connect(&self, username: &str, password: &str) -> Result<()> {
+        *lock(&self.version) = super::version::choose(&self.service_versions().await);
         let r = self
             .call(
                 "RetrieveServiceContent",
@@ -203,6 +209,34 @@ impl Vim {
             ));
         }
         Ok(())
+    }
+
+    /// The text of `/sdk/vimServiceVersions.xml` (at most 64 KiB), or "" when the server has
+    /// none or it cannot be read: then the fallback version is used and the login's own call
+    /// reports any connection trouble.
+    async fn service_versions(&self) -> String {
+        let mut u = self.url.clone();
+        u.set_path("/sdk/vimServiceVersions.xml");
+        u.set_query(None);
+        let get = async {
+            let mut r = self.client.http.get(u).send().await.ok()?;
+            if !r.status().is_success() {
+                return None;
+            }
+            let mut body = Vec::new();
+            while let Some(c) = r.chunk().await.ok()? {
+                body.extend_from_slice(&c);
+                if body.len() > 64 << 10 {
+                    return None;
+                }
+            }
+            String::from_utf8(body).ok()
+        };
+        tokio::time::timeout(self.client.timeout, get)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default()
     }
 
     pub async fn logout(&self) -> Result<()> {

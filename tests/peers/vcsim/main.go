@@ -1,4 +1,4 @@
-// Test peer: vcsim (govmomi's vSphere simulator) plus the two methods it lacks, VirtualMachine.ExportVm and OvfManager.CreateDescriptor, added with vcsim's extension pattern; everything else (SOAP, sessions, inventory, NFC leases, property collector) is vcsim's own.
+// Test peer: vcsim (govmomi's vSphere simulator) plus the two methods it lacks, VirtualMachine.ExportVm and OvfManager.CreateDescriptor, added with vcsim's extension pattern (Registry.Handler); everything else (SOAP, sessions, inventory, snapshots, NFC leases, property collector) is vcsim's own. As vCenter does, ExportVm refuses a powered-on VM (InvalidPowerState) and, with -api-version, the SOAPAction versions the server does not list (InvalidRequest "Unsupported version URI").
 //
 // It serves HTTPS with a CA it makes, writes disk fixtures into the VM's datastore files,
 // paces NFC downloads on demand, names device URLs with another host on demand (as an ESXi
@@ -35,27 +35,44 @@ import (
 	"github.com/vmware/govmomi/object"
 	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/vim25/methods"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/soap"
 	"github.com/vmware/govmomi/vim25/types"
 )
 
 type stats struct {
-	mu             sync.Mutex
-	ProgressCalls  int      `json:"progress_calls"`
-	ProgressAt     []int64  `json:"progress_at_ms"`
-	ProgressPct    []int32  `json:"progress_percent"`
-	Completed      int      `json:"completed"`
-	Aborted        int      `json:"aborted"`
-	Exports        int      `json:"exports"`
-	Descriptors    int      `json:"descriptors"`
-	NFCPaths       []string `json:"nfc_paths"`
-	NFCCookies     []bool   `json:"nfc_cookies"`
-	Logouts        int      `json:"logouts"`
+	mu            sync.Mutex
+	ProgressCalls int      `json:"progress_calls"`
+	ProgressAt    []int64  `json:"progress_at_ms"`
+	ProgressPct   []int32  `json:"progress_percent"`
+	Completed     int      `json:"completed"`
+	Aborted       int      `json:"aborted"`
+	Exports       int      `json:"exports"`
+	Descriptors   int      `json:"descriptors"`
+	NFCPaths      []string `json:"nfc_paths"`
+	NFCCookies    []bool   `json:"nfc_cookies"`
+	Logouts       int      `json:"logouts"`
 	// Leases ExportVm made that were neither completed nor aborted.
-	OpenLeases int `json:"open_leases"`
-	open       map[string]bool
+	OpenLeases     int `json:"open_leases"`
+	open           map[string]bool
 	LastOvfFiles   []types.OvfFile
 	DescriptorSeen string `json:"last_descriptor_name"`
+	// The snapshot CreateDescriptor was given (OvfCreateDescriptorParams.snapshot), "" if none.
+	DescriptorSnapshot string `json:"last_descriptor_snapshot"`
+	// Snapshots: CreateSnapshot_Task calls that made one, with their memory/quiesce flags,
+	// ExportSnapshot leases, RemoveSnapshot_Task calls (with their flags), and how many
+	// snapshots exist now (GET /hs-stats counts them).
+	SnapshotsCreated int      `json:"snapshots_created"`
+	SnapshotFlags    []string `json:"snapshot_flags"`
+	SnapshotExports  int      `json:"snapshot_exports"`
+	SnapshotsRemoved int      `json:"snapshots_removed"`
+	RemoveFlags      []string `json:"remove_flags"`
+	Snapshots        int      `json:"snapshots"`
+	// ExportVm calls refused because the VM was powered on.
+	PowerRefusals int `json:"power_refusals"`
+	// The SOAPAction of every SOAP request, and how many were refused for their version.
+	SoapActions     []string `json:"soap_actions"`
+	VersionRefusals int      `json:"version_refusals"`
 }
 
 var (
@@ -70,6 +87,9 @@ var (
 	sameTarget   = flag.String("same-target", "", "give every disk of the lease this targetId (colliding names)")
 	descDelay    = flag.Int("descriptor-delay-ms", 0, "answer CreateDescriptor only after this long (a slow vCenter)")
 	holdLease    = flag.Bool("hold-lease", false, "keep every export lease initializing (a vCenter still preparing the export)")
+	failDesc     = flag.Bool("fail-descriptor", false, "answer CreateDescriptor with a fault (a vCenter that cannot describe the VM)")
+	apiVersion   = flag.String("api-version", "", "serve /sdk/vimServiceVersions.xml naming this version (priors 7.0, 6.7) and refuse other SOAPAction versions, as an older vCenter does")
+	noVersions   = flag.Bool("no-service-versions", false, "answer /sdk/vimServiceVersions.xml with 404 (a server without the file)")
 )
 
 // lease wraps vcsim's lease to count keep-alives, completes and aborts.
@@ -111,24 +131,118 @@ func (l *lease) HttpNfcLeaseAbort(ctx *simulator.Context, req *types.HttpNfcLeas
 }
 
 // exportVM adds ExportVm, reusing vcsim's ExportSnapshot lease code on the VM's current
-// configuration (no snapshot is created; the VM is not changed).
+// configuration (no snapshot is created; the VM is not changed). Like vCenter, it refuses a
+// powered-on VM: those are exported through a snapshot (CreateSnapshot_Task, ExportSnapshot).
 type exportVM struct {
 	*simulator.VirtualMachine
 }
 
 func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.HasFault {
+	defer ctx.Session.Remove(ctx, vm.Self)
+	if vm.Runtime.PowerState == types.VirtualMachinePowerStatePoweredOn {
+		st.mu.Lock()
+		st.PowerRefusals++
+		st.mu.Unlock()
+		return &methods.ExportVmBody{Fault_: simulator.Fault(
+			"The attempted operation cannot be performed in the current state (Powered on).",
+			&types.InvalidPowerState{ExistingState: vm.Runtime.PowerState, RequestedState: types.VirtualMachinePowerStatePoweredOff},
+		)}
+	}
 	snap := &simulator.VirtualMachineSnapshot{}
 	snap.Vm = vm.Self
 	snap.Config = *vm.Config
-	// ExportSnapshot looks the VM up as vcsim's own type: put it back for the call.
-	ctx.Map.Put(vm.VirtualMachine)
 	res := snap.ExportSnapshot(ctx, &types.ExportSnapshot{This: vm.Self}).(*methods.ExportSnapshotBody)
-	ctx.Map.Put(vm)
 	ref := res.Res.Returnval
+	dressLease(ctx, vm.Name, ref)
+	return &methods.ExportVmBody{Res: &types.ExportVmResponse{Returnval: ref}}
+}
+
+// snapshotVM counts the snapshots clients make (vcsim's own CreateSnapshot_Task).
+type snapshotVM struct {
+	*simulator.VirtualMachine
+}
+
+func (vm *snapshotVM) CreateSnapshotTask(ctx *simulator.Context, req *types.CreateSnapshot_Task) soap.HasFault {
+	defer ctx.Session.Remove(ctx, vm.Self)
+	r := vm.VirtualMachine.CreateSnapshotTask(ctx, req)
+	if r.Fault() == nil {
+		st.mu.Lock()
+		st.SnapshotsCreated++
+		st.SnapshotFlags = append(st.SnapshotFlags, fmt.Sprintf("memory=%t quiesce=%t", req.Memory, req.Quiesce))
+		st.mu.Unlock()
+	}
+	return r
+}
+
+// snapshot counts exports and removals of snapshots (vcsim's own methods underneath).
+type snapshot struct {
+	*simulator.VirtualMachineSnapshot
+}
+
+func (s *snapshot) ExportSnapshot(ctx *simulator.Context, req *types.ExportSnapshot) soap.HasFault {
+	defer ctx.Session.Remove(ctx, s.Self)
+	r := s.VirtualMachineSnapshot.ExportSnapshot(ctx, req)
+	if b, ok := r.(*methods.ExportSnapshotBody); ok && b.Res != nil {
+		name := ""
+		if vm, ok := ctx.Map.Get(s.Vm).(*simulator.VirtualMachine); ok {
+			name = vm.Name
+		}
+		dressLease(ctx, name, b.Res.Returnval)
+		st.mu.Lock()
+		st.SnapshotExports++
+		st.mu.Unlock()
+	}
+	return r
+}
+
+func (s *snapshot) RemoveSnapshotTask(ctx *simulator.Context, req *types.RemoveSnapshot_Task) soap.HasFault {
+	defer ctx.Session.Remove(ctx, s.Self)
+	r := s.VirtualMachineSnapshot.RemoveSnapshotTask(ctx, req)
+	if r.Fault() == nil {
+		consolidate := "unset"
+		if req.Consolidate != nil {
+			consolidate = fmt.Sprint(*req.Consolidate)
+		}
+		st.mu.Lock()
+		st.SnapshotsRemoved++
+		st.RemoveFlags = append(st.RemoveFlags, fmt.Sprintf("removeChildren=%t consolidate=%s", req.RemoveChildren, consolidate))
+		st.mu.Unlock()
+	}
+	return r
+}
+
+// handler routes the methods this peer adds or counts to their wrappers (vcsim's
+// Registry.Handler). The global registry keeps vcsim's own objects, which its code expects;
+// the wrapper goes into the caller's session registry (which vcsim prefers for the call) and
+// takes itself out when its method returns.
+func handler(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.BaseMethodFault) {
+	var w mo.Reference
+	switch m.Name {
+	case "ExportVm":
+		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
+			w = &exportVM{vm}
+		}
+	case "CreateSnapshot_Task":
+		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
+			w = &snapshotVM{vm}
+		}
+	case "ExportSnapshot", "RemoveSnapshot_Task":
+		if s, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachineSnapshot); ok {
+			w = &snapshot{s}
+		}
+	}
+	if w != nil && ctx.Session != nil {
+		ctx.Session.Put(w)
+	}
+	return w, nil
+}
+
+// dressLease applies the lease flags to a new export lease of VM `name` and counts it.
+func dressLease(ctx *simulator.Context, name string, ref types.ManagedObjectReference) {
 	l := ctx.Session.Get(ref).(*simulator.HttpNfcLease)
 	ctx.WithLock(l, func() {
 		l.Info.LeaseTimeout = int32(*leaseTimeout)
-		if vm.Name == *hostileVM && len(l.Info.DeviceUrl) > 0 {
+		if name == *hostileVM && len(l.Info.DeviceUrl) > 0 {
 			l.Info.DeviceUrl[0].TargetId = "../../escape.vmdk"
 		}
 		if *sameTarget != "" {
@@ -153,7 +267,7 @@ func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.H
 			}
 		}
 	})
-	if vm.Name == *errorVM {
+	if name == *errorVM {
 		ctx.WithLock(l, func() {
 			ctx.Update(l, []types.PropertyChange{
 				{Name: "state", Val: types.HttpNfcLeaseStateError},
@@ -178,7 +292,6 @@ func (vm *exportVM) ExportVm(ctx *simulator.Context, req *types.ExportVm) soap.H
 	st.open[ref.Value] = true
 	st.OpenLeases++
 	st.mu.Unlock()
-	return &methods.ExportVmBody{Res: &types.ExportVmResponse{Returnval: ref}}
 }
 
 // ovfManager adds CreateDescriptor: an OVF 1.0 envelope for the VM's disks, listing the files
@@ -261,9 +374,24 @@ func (m *ovfManager) CreateDescriptor(ctx *simulator.Context, req *types.CreateD
 		time.Sleep(time.Duration(*descDelay) * time.Millisecond)
 	}
 	body := &methods.CreateDescriptorBody{}
-	vm, ok := ctx.Map.Get(req.Obj).(*exportVM)
+	vm, ok := ctx.Map.Get(req.Obj).(*simulator.VirtualMachine)
 	if !ok {
 		body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: req.Obj})
+		return body
+	}
+	snapRef := ""
+	if req.Cdp.Snapshot != nil {
+		if _, ok := ctx.Map.Get(*req.Cdp.Snapshot).(*simulator.VirtualMachineSnapshot); !ok {
+			body.Fault_ = simulator.Fault("", &types.ManagedObjectNotFound{Obj: *req.Cdp.Snapshot})
+			return body
+		}
+		snapRef = req.Cdp.Snapshot.Value
+	}
+	st.mu.Lock()
+	st.DescriptorSnapshot = snapRef
+	st.mu.Unlock()
+	if *failDesc {
+		body.Fault_ = simulator.Fault("simulated CreateDescriptor failure", &types.RuntimeFault{})
 		return body
 	}
 	name := req.Cdp.Name
@@ -436,11 +564,11 @@ func main() {
 		}
 	}
 
+	m.Handler = handler
 	var vms []map[string]any
 	for _, obj := range m.All("VirtualMachine") {
 		vm := obj.(*simulator.VirtualMachine)
-		m.Put(&exportVM{vm})
-		vms = append(vms, map[string]any{"name": vm.Name, "moref": vm.Self.Value})
+		vms = append(vms, map[string]any{"name": vm.Name, "moref": vm.Self.Value, "power": string(vm.Runtime.PowerState)})
 	}
 
 	s := model.Service.NewServer()
@@ -448,11 +576,61 @@ func main() {
 	s.Server.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/hs-stats":
+			n := 0
+			var count func([]types.VirtualMachineSnapshotTree)
+			count = func(l []types.VirtualMachineSnapshotTree) {
+				for _, t := range l {
+					n++
+					count(t.ChildSnapshotList)
+				}
+			}
+			for _, o := range m.All("VirtualMachine") {
+				vm := o.(*simulator.VirtualMachine)
+				// vcsim replaces the tree on each change (ctx.Update), so a read sees one.
+				if snap := vm.Snapshot; snap != nil {
+					count(snap.RootSnapshotList)
+				}
+			}
 			st.mu.Lock()
 			defer st.mu.Unlock()
+			st.Snapshots = n
 			_ = json.NewEncoder(w).Encode(&st)
 			return
+		case r.URL.Path == "/sdk/vimServiceVersions.xml" && *noVersions:
+			http.NotFound(w, r)
+			return
+		case r.URL.Path == "/sdk/vimServiceVersions.xml" && *apiVersion != "":
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8" ?>
+<namespaces version="1.0">
+ <namespace>
+  <name>urn:vim25</name>
+  <version>%s</version>
+  <priorVersions>
+   <version>7.0</version>
+   <version>6.7</version>
+  </priorVersions>
+ </namespace>
+</namespaces>
+`, *apiVersion)
+			return
 		case r.Method == http.MethodPost && r.URL.Path == "/sdk":
+			action := strings.Trim(r.Header.Get("SOAPAction"), `"`)
+			st.mu.Lock()
+			st.SoapActions = append(st.SoapActions, action)
+			st.mu.Unlock()
+			if *apiVersion != "" {
+				v := strings.TrimPrefix(action, "urn:vim25/")
+				if v != *apiVersion && v != "7.0" && v != "6.7" {
+					st.mu.Lock()
+					st.VersionRefusals++
+					st.mu.Unlock()
+					// vCenter's answer to a version it does not know.
+					w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+					w.WriteHeader(http.StatusInternalServerError)
+					fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault><faultcode>ServerFaultCode</faultcode><faultstring>Unsupported version URI &quot;urn:vim25/%s&quot;</faultstring><detail><InvalidRequestFault xmlns="urn:vim25" xsi:type="InvalidRequest"></InvalidRequestFault></detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>`, v)
+					return
+				}
+			}
 			// Count logouts (a client must not leave sessions behind on vCenter); vcsim's
 			// SessionManager cannot be wrapped, so read the SOAP body on its way in.
 			body, _ := io.ReadAll(r.Body)

@@ -1,5 +1,5 @@
 // govc, built from the same govmomi version as the peer, with only the commands the tests and
-// benchmarks use (import.ovf, export.ovf, vm.info, ls): govmomi no longer ships govc's main
+// benchmarks use (import.ovf, export.ovf, vm.info, vm.power, snapshot.create, ls): govmomi no longer ships govc's main
 // package in the module that the Go proxy serves here.
 package main
 
@@ -11,6 +11,7 @@ import (
 	_ "github.com/vmware/govmomi/cli/importx"
 	_ "github.com/vmware/govmomi/cli/ls"
 	_ "github.com/vmware/govmomi/cli/vm"
+	_ "github.com/vmware/govmomi/cli/vm/snapshot"
 )
 
 func main() {
