@@ -104,31 +104,47 @@ pub(crate) fn redact_options(options: &Map<String, Value>) -> (Map<String, Value
     let mut withheld = Vec::new();
     let mut out = Map::new();
     for (k, v) in options {
-        let stored = match (k.as_str(), v) {
-            ("headers", Value::Object(h)) => {
-                Value::Object(h.keys().map(|n| (n.clone(), "***".into())).collect())
+        let (stored, held) = match (k.as_str(), v) {
+            ("headers", Value::Object(h)) => (
+                Value::Object(h.keys().map(|n| (n.clone(), "***".into())).collect()),
+                !h.is_empty(),
+            ),
+            // Only URLs: a Windows path or a snapshot name may hold `:` and `@`.
+            (_, Value::String(s)) if s.contains("://") && held_secret(s) => {
+                (hypersdk::redact_source(s).into(), true)
             }
-            (_, Value::String(s)) => hypersdk::redact_source(s).into(),
-            ("files", Value::Array(files)) => Value::Array(
-                files
+            ("files", Value::Array(files)) => {
+                let mut held = false;
+                let files = files
                     .iter()
                     .map(|f| {
                         let mut f = f.clone();
-                        if let Some(u) = f.get("url").and_then(Value::as_str) {
+                        if let Some(u) = f.get("url").and_then(Value::as_str)
+                            && held_secret(u)
+                        {
                             f["url"] = hypersdk::redact_source(u).into();
+                            held = true;
                         }
                         f
                     })
-                    .collect(),
-            ),
-            _ => v.clone(),
+                    .collect();
+                (Value::Array(files), held)
+            }
+            _ => (v.clone(), false),
         };
-        if &stored != v {
+        if held {
             withheld.push(k.clone());
         }
         out.insert(k.clone(), stored);
     }
     (out, withheld)
+}
+
+/// Whether redacting `s` removes something that may be a secret (user info, a query, a
+/// fragment, an NFC ticket), not merely writes the same URL another way.
+fn held_secret(s: &str) -> bool {
+    hypersdk::redact_source(s) != s
+        && (s.contains(['?', '#', '@']) || s.to_ascii_lowercase().contains("/nfc/"))
 }
 
 /// Appends the export's record; returns its id.
@@ -158,11 +174,13 @@ pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, Str
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let source = hypersdk::redact_source(&item.source);
     let (options, mut withheld) = redact_options(&item.options);
-    if source != item.source {
+    let source = if held_secret(&item.source) {
         withheld.insert(0, "source".into());
-    }
+        hypersdk::redact_source(&item.source)
+    } else {
+        item.source.clone()
+    };
     let line = json!({
         "id": id,
         "time": now,
@@ -206,5 +224,17 @@ mod tests {
         assert_eq!(stored["files"][0]["url"], "https://h/a.img");
         assert_eq!(stored["output_dir"], "/backups");
         assert_eq!(withheld, ["files", "headers"]);
+        // Paths and names with `:` and `@` are not URLs; a URL only written differently
+        // held nothing.
+        let o: Map<String, Value> = serde_json::from_value(json!({
+            "output_dir": "C:\\Users\\a@corp\\x",
+            "snapshot": "pre:upgrade@v2",
+            "files": [{"url": "https://H/a b"}],
+        }))
+        .unwrap();
+        let (stored, withheld) = redact_options(&o);
+        assert_eq!(Value::Object(stored), Value::Object(o));
+        assert!(withheld.is_empty(), "{withheld:?}");
+        assert!(!held_secret("https://H/a b") && held_secret("https://h/nfc/t1/d.vmdk"));
     }
 }

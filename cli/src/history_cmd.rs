@@ -35,7 +35,8 @@ pub(crate) struct HistoryArgs {
 }
 
 pub(crate) fn command(a: &HistoryArgs) -> Result<u8, Failure> {
-    let all = history::load()?;
+    // A history that cannot be read is a local file error, not bad input.
+    let all = history::load().map_err(|message| Failure { code: 7, message })?;
     match a.resume {
         Some(id) => resume(a, &all, id),
         None => {
@@ -121,7 +122,8 @@ fn withheld(rec: &Value, what: &str) -> bool {
 fn resumed_source(a: &HistoryArgs, rec: &Value, id: u64) -> Result<String, Failure> {
     let stored = rec["source"].as_str().unwrap_or_default();
     match &a.source {
-        Some(s) if hypersdk::redact_source(s) != stored => Err(format!(
+        // Both sides redacted: a record from before sources were redacted holds it whole.
+        Some(s) if hypersdk::redact_source(s) != hypersdk::redact_source(stored) => Err(format!(
             "--source {} is not the source of export {id} ({})",
             shown::source(s),
             shown::text(stored)
@@ -162,7 +164,12 @@ fn show(a: &HistoryArgs, all: &[Value]) {
     let newest: Vec<&Value> = all.iter().rev().take(a.limit).collect();
     if a.json {
         for v in newest {
-            println!("{}", shown::json_line(v));
+            // Records written before sources were redacted may still hold a secret.
+            let mut v = v.clone();
+            if let Some(s) = v["source"].as_str() {
+                v["source"] = hypersdk::redact_source(s).into();
+            }
+            println!("{}", shown::json_line(&v));
         }
         return;
     }

@@ -177,6 +177,8 @@ impl Job {
             all.extend(failed_steps);
             cleanup = Some(all.join("; "));
         }
+        // What a cloud said about a failed undo reaches callers' terminals: escaped as errors are.
+        let cleanup = cleanup.map(|c| crate::printable::printable(&c).into_owned());
         if let Some(c) = &cleanup {
             tracing::warn!(export = shared.id, cleanup_error = %c, "cleanup failed");
         }

@@ -140,7 +140,7 @@ impl Ledger {
                     out.push(CleanupStep {
                         step: e.what,
                         ok: false,
-                        error: Some(err.to_string()),
+                        error: Some(crate::printable::printable(&err.to_string()).into_owned()),
                     });
                 }
             }

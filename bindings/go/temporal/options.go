@@ -33,7 +33,7 @@ var (
 		"gcp":     {"project", "zone", "format", "timeout_secs", "poll_interval_ms", "file_name"},
 		"http":    {"files", "file_name", "sha256", "md5", "crc32c", "size"},
 		"hyperv":  {"export_type", "include_snapshots", "folder_name", "verify", "timeout_secs"},
-		"vsphere": {"format", "snapshot", "parallel_disks", "name", "lease_wait_timeout_ms", "manifest"},
+		"vsphere": {"format", "snapshot", "quiesce", "parallel_disks", "name", "lease_wait_timeout_ms", "manifest"},
 	}
 	// accountOptions are the options only an account sets (Account.Options), with why.
 	accountOptions = map[string]map[string]string{

@@ -1,7 +1,19 @@
 //! After the run: one result event per export (JSON) or the summary table (otherwise), and the
 //! exit code of the worst outcome.
 
+use std::io::Write as _;
 use std::time::Duration;
+
+/// `println!` that cannot panic: after a SIGHUP the terminal may be gone (EIO) and a pipe's
+/// reader dead (EPIPE); the summary is then lost, not the exit code.
+macro_rules! say {
+    () => {
+        let _ = writeln!(std::io::stdout());
+    };
+    ($($arg:tt)*) => {
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    };
+}
 
 use hypersdk::ExportResult;
 use serde_json::{Value, json};
@@ -78,10 +90,16 @@ pub(crate) fn human(n: u64) -> String {
 }
 
 fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
-    println!();
-    println!(
+    say!();
+    say!(
         "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  detail",
-        "id", "export", "provider", "status", "files", "bytes", "secs"
+        "id",
+        "export",
+        "provider",
+        "status",
+        "files",
+        "bytes",
+        "secs"
     );
     for f in finished {
         let id = f
@@ -104,7 +122,7 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
                     Some(c) => format!("{detail} (cleanup: {})", shown::text(c)),
                     None => detail,
                 };
-                println!(
+                say!(
                     "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8.1}  {}",
                     id,
                     label,
@@ -116,7 +134,7 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
                     detail
                 );
             }
-            Err(refusal) => println!(
+            Err(refusal) => say!(
                 "{:<4} {:<28} {:<8} {:<10} {:>6} {:>11} {:>8}  {}",
                 id,
                 label,
@@ -133,7 +151,7 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
         .iter()
         .filter(|f| f.outcome.as_ref().is_ok_and(|r| r.error().is_none()))
         .count();
-    println!(
+    say!(
         "\n{done} of {} exports done in {:.1} s{}",
         finished.len(),
         elapsed.as_secs_f64(),

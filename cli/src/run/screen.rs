@@ -85,7 +85,10 @@ impl Screen {
             Mode::Bars => {
                 let _ = self.multi.println(msg);
             }
-            Mode::Text => eprintln!("{msg}"),
+            // Never a panic (a hung-up terminal, a closed pipe): cleanup must still be waited for.
+            Mode::Text => {
+                let _ = writeln!(std::io::stderr(), "{msg}");
+            }
         }
     }
 
@@ -121,9 +124,11 @@ impl Lane {
             Mode::Text => {
                 // A line when the phase or message changes, and every 5 s while bytes move.
                 if line != self.last_line || self.last_print.elapsed() > Duration::from_secs(5) {
-                    println!(
+                    let _ = writeln!(
+                        std::io::stdout(),
                         "{label}: {line} ({} of {} bytes)",
-                        p.bytes_done, p.bytes_total
+                        p.bytes_done,
+                        p.bytes_total
                     );
                     self.last_print = Instant::now();
                 }

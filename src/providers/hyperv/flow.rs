@@ -88,7 +88,9 @@ impl Flow for HyperVFlow {
                     .collect();
                 if !odd.is_empty() {
                     return Err(Error::Unsupported(format!(
-                        "VM {:?}: Export-VM would write disks whose file names are not unique or                          not plain file names ({odd:?}); use export_type vhd-only, which names                          each disk's file itself",
+                        "VM {:?}: Export-VM would write disks whose file names are not unique or \
+                         not plain file names ({odd:?}); use export_type vhd-only, which names \
+                         each disk's file itself",
                         vm.name
                     )));
                 }

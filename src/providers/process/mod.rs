@@ -169,7 +169,12 @@ impl Running {
                     let mut k = lock(&keep);
                     k.extend_from_slice(&buf[..n]);
                     if k.len() > 2 * STDERR_TAIL {
+                        // Cut at a line's start: a secret cut in two would not be redacted.
                         let cut = k.len() - STDERR_TAIL;
+                        let cut = k[cut..]
+                            .iter()
+                            .position(|b| *b == b'\n')
+                            .map_or(k.len(), |p| cut + p + 1);
                         k.drain(..cut);
                     }
                 }
@@ -296,10 +301,11 @@ impl Running {
     pub fn stderr_text(&self) -> String {
         let raw = String::from_utf8_lossy(&lock(&self.stderr)).into_owned();
         let start = raw.len().saturating_sub(STDERR_TAIL);
-        let mut cut = start;
-        while !raw.is_char_boundary(cut) {
-            cut += 1;
-        }
+        // From a line's start only: a secret cut in two would not be redacted.
+        let cut = match start {
+            0 => 0,
+            s => raw[s..].find('\n').map_or(raw.len(), |p| s + p + 1),
+        };
         redact(&raw[cut..], &self.secrets)
     }
 

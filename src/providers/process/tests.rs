@@ -219,3 +219,17 @@ fn a_secret_that_begins_another_leaves_no_tail() {
     let out = redact("user pw-longer-tail and pw", &secrets);
     assert_eq!(out, "user *** and ***");
 }
+
+#[tokio::test]
+async fn a_secret_cut_by_the_stderr_tail_leaves_no_part() {
+    // The tail starts 9 bytes into the secret: its end would be kept, unredacted.
+    let pad = STDERR_TAIL - 8;
+    let mut spec = sh(&format!(
+        "printf 'SECRETxyzTAILEND' >&2; head -c {pad} /dev/zero | tr '\\0' y >&2; echo >&2; exit 3"
+    ));
+    spec.secrets = vec!["SECRETxyzTAILEND".into()];
+    let e = run(spec, &CancellationToken::new()).await.unwrap_err();
+    let m = e.to_string();
+    assert!(m.contains("exit status 3"), "{m}");
+    assert!(!m.contains("TAILEND"), "{}", &m[..m.len().min(300)]);
+}
