@@ -30,6 +30,10 @@ type Account struct {
 	// provider, the ones that only tune the export). Any other option in a request is refused,
 	// without retry, naming the option and the account.
 	RequestOptions []string `json:"request_options,omitempty"`
+	// AllowedOrigins are the origins (scheme://host[:port]) a request's URLs may name on an
+	// http account whose config carries headers: those headers (a token) go with every
+	// request, so a request must not be able to send them to a host of its own choosing.
+	AllowedOrigins []string `json:"allowed_origins,omitempty"`
 }
 
 // Activities runs exports for one worker. Register it with RegisterWorker.
@@ -85,6 +89,9 @@ func (a *Activities) Export(ctx context.Context, req ExportRequest) (ExportResul
 	// Options before the folder: a refused option must not leave a folder behind.
 	opts, err := exportOptions(req.Account, acct, req.Options, filepath.ToSlash(filepath.Clean(req.Dest)))
 	if err != nil {
+		return ExportResult{}, err
+	}
+	if err := checkOrigins(req.Account, acct, req.Source, opts); err != nil {
 		return ExportResult{}, err
 	}
 	held, err := a.openDestination(dir)

@@ -1,7 +1,9 @@
 package temporal
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"sort"
 	"strings"
@@ -138,6 +140,52 @@ func hasKey(m map[string]any, k string) bool {
 func CheckAccount(name string, acct Account) error {
 	if hasKey(acct.Options, "output_dir") || slices.Contains(acct.RequestOptions, "output_dir") {
 		return fmt.Errorf("account %q: output_dir is set by the worker from each request's dest", name)
+	}
+	return nil
+}
+
+// checkOrigins refuses, on an http account whose config carries headers, a source or `files`
+// URL whose origin is not one of the account's AllowedOrigins: the account's headers (a token)
+// go with every request of the export, and a wave author must not be able to name a host of
+// their own and receive them. Accounts without headers, and other providers, are not limited.
+func checkOrigins(name string, acct Account, source string, opts map[string]any) error {
+	if acct.Provider != "http" {
+		return nil
+	}
+	var cfg struct {
+		Headers map[string]any `json:"headers"`
+	}
+	if err := json.Unmarshal(acct.Config, &cfg); err != nil || len(cfg.Headers) == 0 {
+		return nil
+	}
+	urls := []string{}
+	if source != "" {
+		urls = append(urls, source)
+	}
+	if files, ok := opts["files"].([]any); ok {
+		for _, f := range files {
+			if m, ok := f.(map[string]any); ok {
+				if u, ok := m["url"].(string); ok {
+					urls = append(urls, u)
+				}
+			}
+		}
+	}
+	for _, raw := range urls {
+		u, err := url.Parse(raw)
+		origin := ""
+		if err == nil {
+			origin = strings.ToLower(u.Scheme + "://" + u.Host)
+		}
+		ok := false
+		for _, a := range acct.AllowedOrigins {
+			ok = ok || strings.EqualFold(strings.TrimRight(a, "/"), origin)
+		}
+		if !ok {
+			return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+				"account %q sends its headers with every request: the origin %q is not in its allowed_origins",
+				name, Printable(origin)), "invalid_argument", nil)
+		}
 	}
 	return nil
 }

@@ -117,3 +117,33 @@ func TestEveryLibraryOptionIsPlaced(t *testing.T) {
 		check(p.Name, p.OptionKeys)
 	}
 }
+
+// An http account's headers (a token) go with every request: a request may name only the
+// account's allowed origins, in its source and in its files.
+func TestAnHttpAccountsHeadersGoOnlyToItsAllowedOrigins(t *testing.T) {
+	acct := Account{Provider: "http", Config: []byte(`{"headers": {"Authorization": "Bearer t"}}`),
+		AllowedOrigins: []string{"https://downloads.corp.example"}}
+	if err := checkOrigins("web", acct, "https://downloads.corp.example/a.img", nil); err != nil {
+		t.Fatalf("an allowed origin was refused: %v", err)
+	}
+	for _, src := range []string{"https://attacker.example/x", "http://downloads.corp.example/a.img",
+		"https://downloads.corp.example.attacker.example/a"} {
+		wantRefusedText(t, checkOrigins("web", acct, src, nil), "web")
+	}
+	files := map[string]any{"files": []any{map[string]any{"url": "https://attacker.example/b"}}}
+	wantRefusedText(t, checkOrigins("web", acct, "", files), "web")
+	noHeaders := Account{Provider: "http", Config: []byte(`{}`)}
+	if err := checkOrigins("open", noHeaders, "https://anywhere.example/x", nil); err != nil {
+		t.Fatalf("an account without headers was limited: %v", err)
+	}
+	acct.AllowedOrigins = nil
+	wantRefusedText(t, checkOrigins("web", acct, "https://downloads.corp.example/a.img", nil), "web")
+}
+
+func wantRefusedText(t *testing.T, err error, account string) {
+	t.Helper()
+	var ae *temporal.ApplicationError
+	if !errors.As(err, &ae) || !ae.NonRetryable() || !strings.Contains(err.Error(), `"`+account+`"`) {
+		t.Fatalf("want a non-retryable refusal naming %s, got %v", account, err)
+	}
+}
