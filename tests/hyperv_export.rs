@@ -626,3 +626,39 @@ fn disks_of_one_file_name_or_hostile_names_never_share_or_escape_a_local_file() 
         }
     }
 }
+
+#[test]
+fn a_cancel_before_every_job_is_reported_still_stops_the_ones_that_run() {
+    // The script reports each job as it appears; here Hyper-V's first job runs while the script
+    // still waits for the others (before its `started` line).
+    let hv = HyperV::new(json!({
+        "vms": [vm("early", ID1, json!({"hold_before_started": true}))],
+    }));
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export(
+            "early",
+            &hv_opts(out.path(), json!({"export_type": "vhd-only"})),
+            None,
+        )
+        .unwrap();
+    let t = Instant::now();
+    while !e.progress().message.contains("export job started") {
+        assert!(t.elapsed() < Duration::from_secs(60), "{:?}", e.progress());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let job = hv.state()["jobs"][0].clone();
+    e.cancel();
+    let r = wait(&e);
+    assert_eq!(r.status, "cancelled", "{}", r.to_json());
+    assert_eq!(
+        r.provider["job_ids"],
+        json!([job["instance_id"]]),
+        "{}",
+        r.to_json()
+    );
+    assert_eq!(hv.state()["stopped_jobs"], json!([job["instance_id"]]));
+    assert!(!alive(job["pid"].as_i64().unwrap()), "the job runs on");
+    only(out.path(), &[]);
+}

@@ -222,6 +222,9 @@ namespace HyperSdk
         /// <summary>ovf (default) or ova.</summary>
         public string Format { get; set; }
         public string Snapshot { get; set; }
+        /// <summary>Quiesce the guest (VMware Tools) for the snapshot a running VM is exported
+        /// through (default false).</summary>
+        public bool? Quiesce { get; set; }
         public int? ParallelDisks { get; set; }
         /// <summary>Base name of the files (default: the VM's name).</summary>
         public string Name { get; set; }
@@ -237,6 +240,7 @@ namespace HyperSdk
             base.Add(d);
             Put(d, "format", Format);
             Put(d, "snapshot", Snapshot);
+            Put(d, "quiesce", Quiesce);
             Put(d, "parallel_disks", ParallelDisks);
             Put(d, "name", Name);
             Put(d, "lease_wait_timeout_ms", LeaseWaitTimeoutMs);

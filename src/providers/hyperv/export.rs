@@ -293,8 +293,27 @@ impl HyperVFlow {
                         lock(&self.shared).checkpoint_made = true;
                         ctx.waiting_for_cloud("checkpoint made; starting the export");
                     }
+                    // Each job's id as soon as the script sees it: a cancel before `started`
+                    // must still stop the jobs already running in the Hyper-V service.
+                    Some("job") => {
+                        let ids = job_ids(&serde_json::json!([v["id"]]))?;
+                        {
+                            let mut s = lock(&self.shared);
+                            for id in ids {
+                                if !s.job_ids.contains(&id) && s.job_ids.len() < MAX_JOBS {
+                                    s.job_ids.push(id);
+                                }
+                            }
+                        }
+                        ctx.waiting_for_cloud("export job started");
+                    }
                     Some("started") => {
-                        lock(&self.shared).job_ids = job_ids(&v["job_ids"])?;
+                        let mut s = lock(&self.shared);
+                        for id in job_ids(&v["job_ids"])? {
+                            if !s.job_ids.contains(&id) && s.job_ids.len() < MAX_JOBS {
+                                s.job_ids.push(id);
+                            }
+                        }
                         break;
                     }
                     Some("error") => return Err(ps::script_error(Script::Export, &v)),

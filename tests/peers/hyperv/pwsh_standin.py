@@ -196,6 +196,10 @@ def export(root, inp):
         s["jobs"].append({"instance_id": instance_id, "vm": vm["id"] if inp["export_type"] == "full" else None,
                           "kind": "Export" if inp["export_type"] == "full" else "Convert",
                           "pid": writer.pid, "source_vm": vm["id"]})
+    out({"event": "job", "id": instance_id})
+    if faults.get("hold_before_started"):
+        # The script still waiting for its other jobs to appear: this one runs already.
+        time.sleep(600)
     out({"event": "started", "jobs": 1, "job_ids": [instance_id]})
     poll = max(inp.get("poll_ms", 200), 50) / 1000.0
     while True:

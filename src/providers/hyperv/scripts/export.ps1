@@ -45,6 +45,7 @@ try {
             }
         }
         $ids = @()
+        $told = @()
         $until = (Get-Date).AddSeconds(30)
         while ($ids.Count -lt $jobs.Count -and (Get-Date) -lt $until) {
             Start-Sleep -Milliseconds 100
@@ -54,6 +55,11 @@ try {
                 $affected = @(Get-CimAssociatedInstance -InputObject $job -ResultClassName 'Msvm_ComputerSystem' -ErrorAction SilentlyContinue)
                 if ($affected.Count -eq 0 -or @($affected | Where-Object { $_.Name -eq $in.id }).Count -gt 0) {
                     $ids += [string]$job.InstanceID
+                    if ($told -notcontains [string]$job.InstanceID) {
+                        # Said at once: a cancel from now on stops this job too.
+                        $told += [string]$job.InstanceID
+                        @{ event = 'job'; id = [string]$job.InstanceID } | ConvertTo-Json -Compress
+                    }
                 }
             }
         }
