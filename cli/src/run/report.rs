@@ -4,17 +4,6 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-/// `println!` that cannot panic: after a SIGHUP the terminal may be gone (EIO) and a pipe's
-/// reader dead (EPIPE); the summary is then lost, not the exit code.
-macro_rules! say {
-    () => {
-        let _ = writeln!(std::io::stdout());
-    };
-    ($($arg:tt)*) => {
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    };
-}
-
 use hypersdk::ExportResult;
 use serde_json::{Value, json};
 
@@ -22,6 +11,17 @@ use super::screen::{Lane, Mode, Screen};
 use crate::exit;
 use crate::item::{Item, Refusal};
 use crate::shown;
+
+/// `println!` that cannot panic: after a SIGHUP the terminal may be gone (EIO) and a pipe's
+/// reader dead (EPIPE); the summary is then lost, not the exit code.
+macro_rules! say {
+    () => {{
+        let _ = writeln!(std::io::stdout());
+    }};
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 /// How one item ended, once every export has.
 pub(super) struct Finished {
