@@ -8,13 +8,11 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use url::Url;
 
-use super::storage::{GcpSigner, classify_reason, json_error};
-use crate::BoxFuture;
+use super::storage::GcpSigner;
 use crate::error::{Error, Result};
 use crate::providers::kit::paging::Pages;
 use crate::providers::kit::text::one_line;
-use crate::providers::kit::{Answer, ApiClient, Call, CodeClass, Dialect};
-use crate::transfer::RequestSigner as _;
+use crate::providers::kit::{ApiClient, Call};
 
 /// The builder image `gcloud compute images export` runs.
 pub(crate) const EXPORT_STEP: &str = "gcr.io/compute-image-tools/gce_vm_image_export:release";
@@ -110,7 +108,7 @@ impl Gce {
     ) -> Result<(Value, u64)> {
         let a = self
             .client
-            .call(call, self, &|| {
+            .call(call, &self.signer, &|| {
                 let r = self.client.http.request(method.clone(), url.clone());
                 match body {
                     Some(b) => r.json(b),
@@ -424,21 +422,5 @@ impl Gce {
                 )
             })
             .collect())
-    }
-}
-
-/// Compute and Cloud Build sign with the credentials' headers and write Google's JSON errors
-/// (`{"error": {"code", "message", "status", "errors": [{"reason"}]}}`), as Cloud Storage does.
-impl Dialect for Gce {
-    fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
-        self.signer.sign(req)
-    }
-
-    fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
-        json_error(&a.body)
-    }
-
-    fn classify(&self, code: &str) -> Option<CodeClass> {
-        classify_reason(code)
     }
 }

@@ -97,7 +97,7 @@ impl Storage {
         // Every call here is a read or a generation-pinned delete: safe to send again.
         let a = self
             .client
-            .call(&Call::read(what), self, &|| {
+            .call(&Call::read(what), &self.signer, &|| {
                 self.client.http.request(method.clone(), url.clone())
             })
             .await?;
@@ -219,11 +219,12 @@ impl Storage {
     }
 }
 
-/// Cloud Storage signs with the credentials' headers and writes
-/// `{"error": {"code", "message", "errors": [{"reason"}]}}`.
-impl Dialect for Storage {
+/// Google's JSON APIs (Cloud Storage, Compute, Cloud Build) sign with the credentials' headers
+/// and write `{"error": {"code", "message", "status", "errors": [{"reason"}]}}`: one dialect,
+/// spoken by the signer, for every Google call.
+impl Dialect for GcpSigner {
     fn sign<'a>(&'a self, req: &'a mut reqwest::Request) -> BoxFuture<'a, Result<()>> {
-        self.signer.sign(req)
+        crate::transfer::RequestSigner::sign(self, req)
     }
 
     fn error_detail(&self, a: &Answer) -> Option<(String, String)> {
