@@ -403,7 +403,7 @@ fn kill_9_then_resume_fetches_only_what_is_missing() {
         .arg(format!("@{}", conf.display()))
         .arg("--options")
         .arg(
-            json!({"part_size": 262144, "parts_in_flight": 2, "max_bytes_per_second": 1_500_000})
+            json!({"part_size": 262144, "max_part_size": 262144, "parts_in_flight": 2, "max_bytes_per_second": 1_500_000})
                 .to_string(),
         )
         .arg(out.path())

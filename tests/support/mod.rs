@@ -188,9 +188,20 @@ pub fn kill_when_journal_covers(
 ) {
     let t = std::time::Instant::now();
     while journal_covered(journal) < at_least {
+        // A child that ended (done, or failed) before the journal got there makes the test's
+        // timing wrong, not the code: say so at once instead of waiting out the minute.
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "the download ended ({status}) before its journal recorded {at_least} bytes \
+                 (it last recorded {}): its parts finish too close together to be killed between \
+                 journal syncs",
+                journal_covered(journal)
+            );
+        }
         assert!(
             t.elapsed() < std::time::Duration::from_secs(60),
-            "journal never grew"
+            "journal never grew past {} of {at_least} bytes in 60 s",
+            journal_covered(journal)
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
