@@ -167,7 +167,9 @@ typedef struct {
   char message[HS_MESSAGE_MAX];
 } hs_progress;
 
-// Progress callback. Called on a library thread, never twice at once for one export, at most
+// Progress callback. Called on a thread the library starts for this export alone, which ends
+// right after the terminal call (so a runtime that adopts the threads calling into it, such as
+// Mono, has nothing left to wait for at exit); never twice at once for one export, at most
 // once per `progress_interval_ms` plus once per phase or file change, and exactly once with a
 // terminal phase (done, failed, cancelled); after that call `user_data` is never used again.
 // `progress` is valid only during the call. From inside, `hs_export_cancel`,

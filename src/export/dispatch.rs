@@ -1,18 +1,20 @@
 //! One dispatcher task per export delivers progress: serialized (it is the only caller),
 //! throttled to `progress_interval_ms`, always on a phase or file change, exactly one terminal
-//! call, after which the callback is dropped and never touched again.
+//! call, after which the callback is dropped and never touched again. The callback itself runs
+//! on the export's own thread (callback_thread.rs), never on a runtime worker.
 
 use std::cell::Cell;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::callback_thread::CallbackThread;
 use super::{ExportShared, ProgressCallback};
 use crate::progress::{Phase, Progress, RateMeter};
 
 thread_local! {
     /// The export whose callback runs on this thread right now (0 = none).
-    static IN_CALLBACK: Cell<u64> = const { Cell::new(0) };
+    pub(super) static IN_CALLBACK: Cell<u64> = const { Cell::new(0) };
 }
 
 pub(crate) fn in_callback_of(id: u64) -> bool {
@@ -21,9 +23,10 @@ pub(crate) fn in_callback_of(id: u64) -> bool {
 
 pub(crate) async fn run(
     shared: Arc<ExportShared>,
-    mut cb: Option<ProgressCallback>,
+    cb: Option<ProgressCallback>,
     interval: Duration,
 ) {
+    let mut cb = Caller::new(shared.id, cb);
     let progress = shared.progress.clone();
     let mut meter = RateMeter::new(progress.transferred());
     let mut last: Option<Progress> = None;
@@ -34,13 +37,13 @@ pub(crate) async fn run(
             phase = p;
             file = f;
             let snap = progress.snapshot_with(p, f);
-            deliver(&shared, &mut cb, &snap);
+            cb.deliver(&shared, &snap).await;
             last_at = Instant::now();
             last = Some(snap);
             if p.is_terminal() {
                 // The callback (and whatever its user data is) is released before waiters wake,
                 // so a caller that waited may free its user data.
-                drop(cb.take());
+                cb.finish().await;
                 shared.mark_finished();
                 return;
             }
@@ -49,7 +52,7 @@ pub(crate) async fn run(
         if last_at.elapsed() >= interval {
             let snap = progress.snapshot_with(phase, file);
             if last.as_ref() != Some(&snap) {
-                deliver(&shared, &mut cb, &snap);
+                cb.deliver(&shared, &snap).await;
                 last_at = Instant::now();
                 last = Some(snap);
             }
@@ -64,21 +67,56 @@ pub(crate) async fn run(
     }
 }
 
-fn deliver(shared: &ExportShared, cb: &mut Option<ProgressCallback>, snap: &Progress) {
-    let Some(f) = cb.as_mut() else { return };
-    // User code may block (a Go or .NET callback); let the runtime move other tasks off this
-    // worker meanwhile.
-    let panicked = tokio::task::block_in_place(|| {
-        IN_CALLBACK.with(|c| c.set(shared.id));
-        let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(snap)));
-        IN_CALLBACK.with(|c| c.set(0));
-        r.is_err()
-    });
-    if panicked {
-        tracing::error!(
-            export = shared.id,
-            "a progress callback panicked; it is called no more"
-        );
-        *cb = None;
+/// Where the callback runs: its own thread, or (when no thread could be made) inline.
+enum Caller {
+    None,
+    Thread(CallbackThread),
+    Inline(ProgressCallback),
+}
+
+impl Caller {
+    fn new(id: u64, cb: Option<ProgressCallback>) -> Caller {
+        let Some(cb) = cb else { return Caller::None };
+        match CallbackThread::start(id, cb) {
+            Ok(t) => Caller::Thread(t),
+            Err((cb, e)) => {
+                tracing::warn!(
+                    export = id,
+                    "no thread for the progress callback ({e}); it runs on a library worker"
+                );
+                Caller::Inline(cb)
+            }
+        }
+    }
+
+    async fn deliver(&mut self, shared: &ExportShared, snap: &Progress) {
+        let ok = match self {
+            Caller::None => return,
+            Caller::Thread(t) => t.call(snap).await,
+            Caller::Inline(f) => {
+                // User code may block; let the runtime move other tasks off this worker.
+                tokio::task::block_in_place(|| {
+                    IN_CALLBACK.with(|c| c.set(shared.id));
+                    let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(snap)));
+                    IN_CALLBACK.with(|c| c.set(0));
+                    r.is_ok()
+                })
+            }
+        };
+        if !ok {
+            tracing::error!(
+                export = shared.id,
+                "a progress callback panicked; it is called no more"
+            );
+            std::mem::replace(self, Caller::None).finish().await;
+        }
+    }
+
+    /// Drops the callback (on its thread, which then ends) before waiters wake, so a caller
+    /// that waited may free its user data.
+    async fn finish(self) {
+        if let Caller::Thread(t) = self {
+            t.finish().await;
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! path), one progress dispatcher per export (serialized, throttled callbacks; exactly one
 //! terminal call), and the handle callers hold.
 
+mod callback_thread;
 pub(crate) mod dispatch;
 mod finalize;
 pub(crate) mod job;

@@ -17,4 +17,23 @@ export HS_REPO_ROOT="$(cd ../.. && pwd)"
 # The tests' folders (Path.GetTempPath follows TMPDIR) go when the run ends, passed or not.
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
-TMPDIR="$tmp" mono --debug "$out/HyperSdk.Tests.exe" "$@"
+# Main returns after the summary line; the process must then end by itself. Mono waits at exit
+# for every native thread it adopted, so this fails if a thread that ran a progress callback
+# outlived its export (the library runs each export's callback on a thread that ends with it).
+log="$tmp/tests.log"
+TMPDIR="$tmp" mono --debug "$out/HyperSdk.Tests.exe" "$@" > >(tee "$log") 2>&1 &
+pid=$!
+summary_at=""
+while kill -0 "$pid" 2>/dev/null; do
+  if [ -z "$summary_at" ] && grep -qE '^[0-9]+ passed, [0-9]+ failed$' "$log"; then
+    summary_at=$(date +%s)
+  fi
+  if [ -n "$summary_at" ] && [ $(( $(date +%s) - summary_at )) -gt 30 ]; then
+    kill -9 "$pid" 2>/dev/null || true
+    echo "FAIL: the test program was still running 30 s after Main returned (Mono waits for" \
+      "native threads it adopted: a thread that ran a progress callback outlived its export)" >&2
+    exit 1
+  fi
+  sleep 1
+done
+wait "$pid"
