@@ -238,3 +238,30 @@ fn the_shared_library_exports_only_hs_functions_and_has_a_soname() {
     );
     assert!(lib_dir().join(format!("libhypersdk.so.{major}")).exists());
 }
+
+/// The README's C example compiles and links as written (with warnings as errors): a key or a
+/// function it names that the header does not have, or a placeholder that is not C, fails here.
+#[test]
+fn the_readmes_c_example_compiles_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let example = readme
+        .split("```c\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .find(|b| b.contains("int main(") && b.contains("hs_export_start("))
+        .expect("README.md has a ```c block with main() calling hs_export_start");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("readme_example.c"), example).unwrap();
+    let lib = lib_dir();
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "gcc".into()))
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(dir.path().join("readme_example.c"))
+        .arg(format!("-L{}", lib.display()))
+        .args(["-lhypersdk", "-o"])
+        .arg(dir.path().join("readme_example"))
+        .status()
+        .expect("run gcc");
+    assert!(status.success(), "the README's C example does not compile");
+}

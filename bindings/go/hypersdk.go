@@ -1,10 +1,11 @@
 // Package hypersdk exports virtual machines and disks to local disk through libhypersdk's C ABI:
 // many exports at once, with progress, cancellation through a context, resume and verification.
 //
-// Build against an installed library (`make install PREFIX=/usr/local` in the repository puts
-// libhypersdk and hypersdk.h where cgo finds them), or point cgo at a build tree:
-//
-//	CGO_CFLAGS="$(pkg-config --cflags hypersdk)" CGO_LDFLAGS="$(pkg-config --libs hypersdk)" go build
+// cgo finds the library through pkg-config (`#cgo pkg-config: hypersdk`): after
+// `make install PREFIX=/usr/local` in the repository there is nothing to set; for another prefix
+// or an unpacked `make dist` tarball, add its lib/pkgconfig folder to PKG_CONFIG_PATH. At run
+// time the loader must find libhypersdk.so.0 too: `ldconfig`, an rpath
+// (CGO_LDFLAGS="-Wl,-rpath,$PREFIX/lib") or LD_LIBRARY_PATH.
 //
 // Progress callbacks never run on the library's threads: each export hands its latest progress
 // to one goroutine of its own, which calls the user's function (intermediate readings are
