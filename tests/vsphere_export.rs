@@ -139,7 +139,12 @@ fn ova_has_the_descriptor_first_then_the_manifest_then_the_disks() {
     let order: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         order,
-        vec!["backup.ovf", "backup.mf", "disk-0.vmdk", "disk-1.vmdk"]
+        vec![
+            "backup.ovf",
+            "backup.mf",
+            "backup-disk-0.vmdk",
+            "backup-disk-1.vmdk"
+        ]
     );
     assert_eq!(members[2].1, std::fs::read(&peer.disk_files()[0]).unwrap());
 }
@@ -218,7 +223,7 @@ fn cancel_mid_download_aborts_the_lease() {
     let (status, _) = support::vcsim::http_get(&peer.url().replace("/sdk", &path), &peer.ca_file());
     assert_eq!(status, 404);
     assert!(!out.path().join("DC0_H0_VM0.ovf").exists());
-    assert!(!out.path().join("disk-0.vmdk").exists());
+    assert!(!out.path().join("DC0_H0_VM0-disk-0.vmdk").exists());
 }
 
 /// A cancel while the provider's after-download step hangs (a vCenter slow to answer
@@ -258,7 +263,7 @@ fn cancel_while_the_descriptor_is_made_ends_at_once() {
     assert_eq!(st["aborted"].as_i64(), Some(1), "{st}");
     assert_snapshot_made_and_removed(&st, 1);
     assert!(!out.path().join("DC0_H0_VM0.ovf").exists());
-    assert!(!out.path().join("disk-0.vmdk").exists());
+    assert!(!out.path().join("DC0_H0_VM0-disk-0.vmdk").exists());
 }
 
 #[test]
@@ -364,11 +369,19 @@ fn hostile_target_id_stays_in_the_output_folder() {
             .unwrap(),
     );
     assert_eq!(r.status, "done", "{}", r.to_json());
-    assert!(!root.path().join("escape.vmdk").exists());
+    let outside: Vec<_> = std::fs::read_dir(root.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        outside,
+        vec![std::ffi::OsString::from("a")],
+        "a file escaped"
+    );
     for f in &r.files {
         assert_eq!(f.path.parent().unwrap(), out, "{}", f.path.display());
     }
-    assert!(out.join("escape.vmdk").exists());
+    assert!(out.join("DC0_H0_VM0-escape.vmdk").exists());
 }
 
 /// Disks whose target ids collide (here: all "disk.vmdk", and one of them named like the
@@ -600,13 +613,13 @@ fn a_running_vm_exports_through_a_snapshot_that_is_removed() {
                 .entries()
                 .unwrap()
                 .map(|e| e.unwrap())
-                .find(|e| e.path().unwrap().to_string_lossy() == "disk-0.vmdk")
+                .find(|e| e.path().unwrap().to_string_lossy() == "DC0_H0_VM0-disk-0.vmdk")
                 .unwrap();
             let mut v = Vec::new();
             std::io::Read::read_to_end(&mut e, &mut v).unwrap();
             v
         } else {
-            std::fs::read(out.path().join("disk-0.vmdk")).unwrap()
+            std::fs::read(out.path().join("DC0_H0_VM0-disk-0.vmdk")).unwrap()
         };
         assert_eq!(disk, std::fs::read(&peer.disk_files()[0]).unwrap());
     }
@@ -761,7 +774,33 @@ fn star_device_urls_with_a_port_use_the_clients_host_and_port() {
     );
     assert_eq!(r.status, "done", "{}", r.to_json());
     assert_eq!(
-        std::fs::read(out.path().join("disk-0.vmdk")).unwrap(),
+        std::fs::read(out.path().join("DC0_H0_VM0-disk-0.vmdk")).unwrap(),
         std::fs::read(&peer.disk_files()[0]).unwrap()
     );
+}
+
+/// Two VMs exported into one folder at once both succeed: every VM's lease names its disks
+/// `disk-0.vmdk`…, so the files carry the VM's name (govc's `<VM>-<disk>`), not the target id.
+#[test]
+fn two_vms_into_one_folder_get_their_own_disk_names() {
+    let peer = Peer::start(&[]);
+    let client = Client::new("vsphere", &peer.config()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let exports: Vec<_> = ["DC0_H0_VM0", "DC0_H0_VM1"]
+        .iter()
+        .map(|vm| {
+            client
+                .start_export(vm, &opts(out.path(), json!({})), None)
+                .unwrap()
+        })
+        .collect();
+    for (e, vm) in exports.iter().zip(["DC0_H0_VM0", "DC0_H0_VM1"]) {
+        let r = wait(e);
+        assert_eq!(r.status, "done", "{vm}: {}", r.to_json());
+        assert!(!r.files.is_empty());
+        for f in &r.files {
+            assert!(f.name.starts_with(&format!("{vm}-")), "{vm}: {}", f.name);
+            assert!(out.path().join(&f.name).exists());
+        }
+    }
 }

@@ -30,7 +30,8 @@ pub(crate) struct VsphereOptions {
     pub quiesce: bool,
     /// Disks downloaded at the same time, 1–8. Default 2.
     pub parallel_disks: usize,
-    /// Base name of the .ovf/.mf/.ova files. Default: the VM's name.
+    /// Base name of the .ovf/.mf/.ova files, and of the disks (`<name>-<disk>.vmdk`, as govc
+    /// names them). Default: the VM's name.
     pub name: Option<String>,
     /// Longest wait for the lease to become ready, ms. Default 600000.
     pub lease_wait_timeout_ms: u64,

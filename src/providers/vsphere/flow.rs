@@ -233,13 +233,21 @@ impl Flow for VsphereFlow {
                 let url = device_url(&raw, &self.vim.url)?;
                 let target = d.child_text("targetId").unwrap_or("").trim();
                 let key = d.child_text("key").unwrap_or("").trim().to_string();
-                let fallback = format!("disk-{}.vmdk", sources.len());
-                let mut file =
-                    sanitize_file_name(target.rsplit(['/', '\\']).next().unwrap_or(""), &fallback);
+                // Named after the VM, as govc's export.ovf does (`<VM>-<disk>`): the lease's
+                // target ids (`disk-0.vmdk`) are the same for every VM, so several VMs exported
+                // into one folder would collide.
+                let base = &self.base_name;
+                let fallback = format!("{base}-disk-{}.vmdk", sources.len());
+                let target = target.rsplit(['/', '\\']).next().unwrap_or("");
+                let mut file = if target.is_empty() {
+                    fallback
+                } else {
+                    sanitize_file_name(&format!("{base}-{target}"), &fallback)
+                };
                 // Target ids that collide (after cleaning) get distinct names.
                 let mut n = sources.len();
                 while !seen.insert(file.to_lowercase()) {
-                    file = format!("disk-{n}.vmdk");
+                    file = format!("{base}-disk-{n}.vmdk");
                     n += 1;
                 }
                 let size = d
