@@ -19,7 +19,7 @@ pub(crate) struct BatchArgs {
     /// The batch profile (TOML).
     file: PathBuf,
     #[command(flatten)]
-    out: run::Output,
+    pub(crate) out: run::Output,
 }
 
 pub(crate) const EXAMPLE: &str = r#"Profile example (migration.toml):

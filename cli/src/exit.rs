@@ -31,12 +31,18 @@ pub(crate) fn of_kind(kind: ErrorKind, interrupted: bool) -> u8 {
 /// reached 5, a missing PowerShell 8.
 pub(crate) struct Failure {
     pub code: u8,
+    /// The error kind's name (`invalid_argument`, `auth`…), for `--json`.
+    pub kind: &'static str,
     pub message: String,
 }
 
 impl From<String> for Failure {
     fn from(message: String) -> Failure {
-        Failure { code: 2, message }
+        Failure {
+            code: 2,
+            kind: ErrorKind::InvalidArgument.as_str(),
+            message,
+        }
     }
 }
 
@@ -50,6 +56,7 @@ impl From<hypersdk::Error> for Failure {
     fn from(e: hypersdk::Error) -> Failure {
         Failure {
             code: of_kind(e.kind(), false),
+            kind: e.kind().as_str(),
             message: e.to_string(),
         }
     }

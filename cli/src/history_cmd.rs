@@ -31,12 +31,16 @@ pub(crate) struct HistoryArgs {
     #[arg(long, default_value_t = 20)]
     limit: usize,
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 pub(crate) fn command(a: &HistoryArgs) -> Result<u8, Failure> {
     // A history that cannot be read is a local file error, not bad input.
-    let all = history::load().map_err(|message| Failure { code: 7, message })?;
+    let all = history::load().map_err(|message| Failure {
+        code: 7,
+        kind: hypersdk::ErrorKind::Io.as_str(),
+        message,
+    })?;
     match a.resume {
         Some(id) => resume(a, &all, id),
         None => {

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::io::Write as _;
+
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 
@@ -121,6 +123,13 @@ struct ExportArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = match &cli.cmd {
+        Cmd::Export(a) => a.out.json,
+        Cmd::Batch(a) => a.out.json,
+        Cmd::History(a) => a.json,
+        Cmd::List(a) => a.json,
+        Cmd::Providers => false,
+    };
     let code = match cli.cmd {
         Cmd::Export(a) => export(a),
         Cmd::Batch(a) => batch::run(&a),
@@ -137,6 +146,15 @@ fn main() -> ExitCode {
         Ok(c) => ExitCode::from(c),
         Err(f) => {
             eprintln!("hypersdk: {}", shown::text(&f.message));
+            if json {
+                // A JSON reader gets the failure on stdout too, with its kind from the error.
+                let event = serde_json::json!({
+                    "event": "error",
+                    "error": {"kind": f.kind, "message": f.message},
+                    "exit_code": f.code,
+                });
+                let _ = writeln!(std::io::stdout(), "{}", shown::json_line(&event));
+            }
             ExitCode::from(f.code)
         }
     }

@@ -59,6 +59,32 @@ fn json_events_parse_and_end_with_one_result_per_export() {
     let progress = ev.iter().filter(|v| v["event"] == "progress").count();
     assert!(progress >= 3, "{progress} progress events");
     assert!(ev.iter().any(|v| v["phase"] == "done"));
+    // An ETA the library cannot tell (queued, before any rate) is null, never -1 seconds.
+    let etas: Vec<&Value> = ev
+        .iter()
+        .filter(|v| v["event"] == "progress")
+        .map(|v| &v["eta_seconds"])
+        .collect();
+    assert!(etas.iter().any(|t| t.is_null()), "{etas:?}");
+    assert!(
+        etas.iter().all(|t| t.is_null() || t.as_f64().unwrap() >= 0.0),
+        "{etas:?}"
+    );
+
+    // A failure before any export starts reaches a JSON reader on stdout too (the message also
+    // on stderr), with the kind from the error and the exit code.
+    let o = e.run(&["export", "nosuch", "x", "--json", "--output", &out]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let ev = json_lines(&o);
+    let last = ev.last().expect("no JSON event for the failure");
+    assert_eq!(last["event"], "error", "{last}");
+    assert_eq!(last["error"]["kind"], "invalid_argument", "{last}");
+    assert_eq!(last["exit_code"], 2, "{last}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("nosuch"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]

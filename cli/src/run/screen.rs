@@ -169,7 +169,8 @@ fn progress_json(label: &str, p: &Progress) -> Value {
         "file_count": p.file_count,
         "file_name": p.file_name,
         "rate_bytes_per_sec": p.rate_bytes_per_sec,
-        "eta_seconds": p.eta_seconds,
+        // The library says -1 when it cannot tell; JSON readers get null, not a time.
+        "eta_seconds": (p.eta_seconds >= 0.0).then_some(p.eta_seconds),
         "message": p.message,
     })
 }
