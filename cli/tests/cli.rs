@@ -67,7 +67,8 @@ fn json_events_parse_and_end_with_one_result_per_export() {
         .collect();
     assert!(etas.iter().any(|t| t.is_null()), "{etas:?}");
     assert!(
-        etas.iter().all(|t| t.is_null() || t.as_f64().unwrap() >= 0.0),
+        etas.iter()
+            .all(|t| t.is_null() || t.as_f64().unwrap() >= 0.0),
         "{etas:?}"
     );
 
@@ -216,6 +217,14 @@ fn ctrl_c_cancels_exits_130_and_history_resumes_the_export() {
         !e.out().join("file0.bin").exists(),
         "a final file after Ctrl+C"
     );
+    // The summary shows what the cancelled export had of the total, not the total.
+    let row = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip_while(|l| !l.starts_with("id "))
+        .find(|l| l.contains("cancelled"))
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("no summary row: {all}"));
+    assert!(row.contains("/4.0 MiB"), "{row}");
 
     // The history has it, cancelled; --resume fetches only what is missing.
     let h = e.run(&["history", "--json"]);

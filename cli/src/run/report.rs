@@ -89,6 +89,20 @@ pub(crate) fn human(n: u64) -> String {
     }
 }
 
+/// The bytes of a done export; of one that was not, what it had of the total (a cancelled
+/// export that fetched a third of 30 GiB did not move 30 GiB).
+fn bytes_column(r: &ExportResult) -> String {
+    if r.error().is_none() {
+        human(r.bytes_total)
+    } else {
+        format!(
+            "{}/{}",
+            human(r.bytes_fetched + r.bytes_resumed),
+            human(r.bytes_total)
+        )
+    }
+}
+
 fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
     say!();
     say!(
@@ -129,7 +143,7 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
                     provider,
                     r.status,
                     r.files.len(),
-                    human(r.bytes_total),
+                    bytes_column(r),
                     r.elapsed_ms as f64 / 1000.0,
                     detail
                 );

@@ -56,7 +56,7 @@ impl Screen {
     pub(super) fn bar(&self, label: &str) -> ProgressBar {
         let bar = self.multi.add(ProgressBar::new(0));
         bar.set_style(style());
-        bar.set_prefix(label.to_string());
+        bar.set_prefix(bar_label(label));
         bar
     }
 
@@ -139,15 +139,37 @@ impl Lane {
     }
 
     pub(super) fn finish(&self, res: &ExportResult) {
-        self.bar.finish_with_message(match res.error() {
-            None => "done".to_string(),
-            Some(e) => format!("{}: {}", res.status, shown::text(&e.message)),
-        });
+        self.end(
+            res.error()
+                .map(|e| format!("{}: {}", res.status, shown::text(&e.message))),
+        );
+    }
+
+    fn end(&self, failure: Option<String>) {
+        match failure {
+            None => self.bar.finish_with_message("done"),
+            // A failed or cancelled bar stays where it stopped: finishing would fill it to 100 %.
+            Some(why) => self.bar.abandon_with_message(why),
+        }
     }
 
     pub(super) fn refused(&self, why: &str) {
         self.bar.abandon_with_message(shown::text(why).into_owned());
     }
+}
+
+/// Room for a label in front of a bar.
+const LABEL_WIDTH: usize = 24;
+
+/// A label that fits in front of a bar, keeping its end: sources of one command usually share
+/// their beginning (`vsphere:/DC0/vm/…`, a bucket's URL), and differ at the end.
+pub(crate) fn bar_label(label: &str) -> String {
+    let n = label.chars().count();
+    if n <= LABEL_WIDTH {
+        return label.to_string();
+    }
+    let tail: String = label.chars().skip(n - (LABEL_WIDTH - 1)).collect();
+    format!("…{tail}")
 }
 
 /// One event per line, never two interleaved: the callbacks and the main loop both write.
@@ -195,4 +217,34 @@ fn describe(p: &Progress) -> String {
         s.push_str(&shown::text(&p.message));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_labels_keep_their_distinguishing_end() {
+        assert_eq!(bar_label("vsphere:vm-32"), "vsphere:vm-32");
+        let a = bar_label("vsphere:/Datacenter-east/vm/production/db-01");
+        let b = bar_label("vsphere:/Datacenter-east/vm/production/db-02");
+        assert_ne!(a, b);
+        assert!(a.ends_with("db-01") && a.starts_with('…'), "{a}");
+        assert_eq!(a.chars().count(), LABEL_WIDTH);
+    }
+
+    #[test]
+    fn a_bar_that_did_not_finish_stays_where_it_stopped() {
+        let screen = Screen::new(Mode::Text);
+        let lane = Lane::new(screen.bar("x"));
+        lane.bar.set_length(300);
+        lane.bar.set_position(100);
+        lane.end(Some("cancelled: by the user".into()));
+        assert_eq!(lane.bar.position(), 100);
+        let lane = Lane::new(screen.bar("y"));
+        lane.bar.set_length(300);
+        lane.bar.set_position(100);
+        lane.end(None);
+        assert_eq!(lane.bar.position(), 300, "a done bar is full");
+    }
 }
