@@ -72,7 +72,7 @@ pub use progress::{Phase, Progress};
 pub use seam::SourceInfo;
 pub use seam::ledger::CleanupStep;
 pub use settings::{GlobalSettings, configure};
-pub use transfer::redact_source;
+pub use transfer::{Leftover, clean_partials, redact_source};
 
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,6 +5,7 @@
 
 // Imports point one way, down these layers (each may use any layer below it):
 //   history_cmd → batch → run → history → item, input, exit, shown
+// (tools, the commands around exports, uses only run's formatting and the layers below.)
 // so a resume can run exports and a run can write the history without a circle.
 mod batch;
 mod exit;
@@ -14,12 +15,12 @@ mod input;
 mod item;
 mod run;
 mod shown;
+mod tools;
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-use std::io::Write as _;
 
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -35,6 +36,8 @@ Examples:
   hypersdk batch migration.toml --max-concurrent 8
   hypersdk history
   hypersdk history --resume 12
+  hypersdk clean /backups --dry-run
+  hypersdk completions bash > ~/.local/share/bash-completion/completions/hypersdk
 
 Exit codes: 0 every export done; 2 bad input; 3 not found; 4 authentication; 5 network, timeout
 or cloud error; 6 verification failed or the source changed; 7 local file error; 8 unsupported
@@ -46,6 +49,13 @@ ran). With several exports, the worst (highest) code wins.";
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// Show the library's log on stderr: -v info, -vv debug, -vvv trace (RUST_LOG, in
+    /// tracing-subscriber's filter syntax, overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Append the log to this file instead of stderr (info level unless -v or RUST_LOG say more).
+    #[arg(long, global = true, value_name = "FILE")]
+    log_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +85,13 @@ enum Cmd {
     List(ListArgs),
     /// The providers built into this library.
     Providers,
+    /// Remove the leftovers (.hspart, .hspart.journal, .hspart.lock) of exports that did not
+    /// finish: what no running export holds and this user made. Their resume is given up.
+    Clean(tools::CleanArgs),
+    /// Print shell completion for bash, zsh, fish, elvish or powershell.
+    Completions(tools::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
 }
 
 #[derive(Args)]
@@ -128,8 +145,13 @@ fn main() -> ExitCode {
         Cmd::Batch(a) => a.out.json,
         Cmd::History(a) => a.json,
         Cmd::List(a) => a.json,
-        Cmd::Providers => false,
+        Cmd::Clean(a) => a.json,
+        Cmd::Providers | Cmd::Completions(_) | Cmd::Man => false,
     };
+    if let Err(f) = tools::init_log(cli.verbose, cli.log_file.as_ref()) {
+        eprintln!("hypersdk: {}", shown::text(&f.message));
+        return ExitCode::from(f.code);
+    }
     let code = match cli.cmd {
         Cmd::Export(a) => export(a),
         Cmd::Batch(a) => batch::run(&a),
@@ -141,6 +163,9 @@ fn main() -> ExitCode {
             }
             Ok(0)
         }
+        Cmd::Clean(a) => tools::clean(&a),
+        Cmd::Completions(a) => tools::completions(&a),
+        Cmd::Man => tools::man(),
     };
     match code {
         Ok(c) => ExitCode::from(c),

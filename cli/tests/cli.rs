@@ -610,3 +610,83 @@ fn sigterm_while_the_cloud_works_undoes_it_at_the_peer_and_list_shows_the_disks(
         "a secret in the history: {all}"
     );
 }
+
+/// `clean` removes the leftovers of an export that did not finish (a dry run only lists them)
+/// and leaves everything else; `-v` and `--log-file` show the library's log, which is silent
+/// otherwise; completions and the man page come from the same definitions as `--help`.
+#[test]
+fn clean_log_completions_and_man() {
+    let peer = serve(1, 256 << 10, 0);
+    let e = env();
+    let out = e.out().display().to_string();
+    let leftovers = ["x.vmdk.hspart", "x.vmdk.hspart.journal"];
+    for f in leftovers {
+        std::fs::write(e.out().join(f), b"partial").unwrap();
+    }
+    std::fs::write(e.out().join("kept.vmdk"), b"done").unwrap();
+    let o = e.run(&["clean", &out, "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("would remove"), "{}", text(&o));
+    assert!(leftovers.iter().all(|f| e.out().join(f).exists()));
+    let o = e.run(&["clean", &out, "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = json_lines(&o);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert!(ev.iter().all(|v| v["action"] == "removed"), "{ev:?}");
+    assert!(leftovers.iter().all(|f| !e.out().join(f).exists()));
+    assert!(e.out().join("kept.vmdk").exists());
+
+    let src = format!("{}/file0.bin", peer.url);
+    let o = e.run(&["export", "http", &src, "--output", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("export ended"),
+        "a log without -v: {}",
+        text(&o)
+    );
+    let o = e.run(&[
+        "-v",
+        "export",
+        "http",
+        &src,
+        "--output",
+        &out,
+        "-o",
+        "overwrite=true",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("export ended"), "{}", text(&o));
+    assert!(!err.contains('\u{1b}'), "colours on a pipe: {err}");
+    let log = e.state.path().join("hs.log");
+    let o = e.run(&[
+        "export",
+        "http",
+        &src,
+        "--output",
+        &out,
+        "-o",
+        "overwrite=true",
+        "--log-file",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("export ended") && logged.contains("status=\"done\""),
+        "{logged}"
+    );
+
+    let o = e.run(&["completions", "bash"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("_hypersdk()"),
+        "{}",
+        text(&o)
+    );
+    let o = e.run(&["man"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(".TH hypersdk 1"),
+        "{}",
+        text(&o)
+    );
+}

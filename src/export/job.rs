@@ -72,6 +72,9 @@ impl Job {
             _ = shared.cancel.cancelled() => None,
             p = ticket.wait() => Some(p),
         };
+        if slot.is_some() {
+            tracing::info!(export = shared.id, "export started");
+        }
         let outcome: Result<Done> = match slot {
             None => Err(Error::Cancelled),
             Some(_) => AssertUnwindSafe(self.run_flow(&partials, &ledger))
@@ -134,6 +137,16 @@ impl Job {
             provider: self.flow.result_fields(),
             export_error,
         };
+        tracing::info!(
+            export = shared.id,
+            status = result.status,
+            bytes_total = result.bytes_total,
+            bytes_fetched = result.bytes_fetched,
+            bytes_resumed = result.bytes_resumed,
+            elapsed_ms = result.elapsed_ms,
+            error = result.error.as_ref().map(|e| e.message.as_str()),
+            "export ended"
+        );
         shared.set_result(result);
     }
 

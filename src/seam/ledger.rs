@@ -130,11 +130,14 @@ impl Ledger {
                 ))),
             };
             match r {
-                Ok(()) => out.push(CleanupStep {
-                    step: e.what,
-                    ok: true,
-                    error: None,
-                }),
+                Ok(()) => {
+                    tracing::info!(step = %e.what, "cleanup step done");
+                    out.push(CleanupStep {
+                        step: e.what,
+                        ok: true,
+                        error: None,
+                    })
+                }
                 Err(err) => {
                     tracing::warn!(step = %e.what, error = %err, "cleanup step failed");
                     out.push(CleanupStep {

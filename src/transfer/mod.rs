@@ -22,6 +22,7 @@
 pub(crate) mod body;
 pub(crate) mod budget;
 pub(crate) mod checksum;
+mod clean;
 mod dispatch;
 pub(crate) mod http;
 pub(crate) mod journal;
@@ -48,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 pub(crate) use checksum::Checksum;
+pub use clean::{Leftover, clean_partials};
 pub(crate) use dispatch::fetch;
 pub(crate) use limits::{DEFAULT_BUFFER_BUDGET, PROCESS_LIMITS, throttle};
 pub(crate) use options::TransferOptions;

@@ -69,6 +69,8 @@ impl Env {
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
         c.env("HYPERSDK_STATE_DIR", self.state.path());
+        // The log's level is each test's to choose (-v, --log-file), not the caller's shell's.
+        c.env_remove("RUST_LOG");
         c
     }
 
