@@ -177,8 +177,8 @@ pub(crate) fn run(a: &BatchArgs) -> Result<u8, Failure> {
     }
     let items = items(path, &profile)?;
     let out = run::Output {
-        json: a.out.json,
-        max_concurrent: profile.max_concurrent.unwrap_or(a.out.max_concurrent),
+        max_concurrent: a.out.max_concurrent.or(profile.max_concurrent),
+        ..a.out.clone()
     };
     Ok(run::run_all(items, &out))
 }
@@ -212,7 +212,7 @@ fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
         let (provider, client) = clients[&x.provider].clone();
         let mut options = x.options.as_ref().and_then(json_object).unwrap_or_default();
         // Relative to the profile, as config_file and file: are; absolute in the history.
-        let output = crate::input::absolute(&base.join(&x.output))?;
+        let output = crate::input::output_dir(&base.join(&x.output))?;
         options.insert(
             "output_dir".into(),
             Value::from(output.display().to_string()),

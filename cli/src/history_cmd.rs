@@ -109,7 +109,8 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
         vec![item],
         &run::Output {
             json: a.json,
-            max_concurrent: 1,
+            max_concurrent: Some(1),
+            ..Default::default()
         },
     ))
 }

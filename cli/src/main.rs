@@ -191,7 +191,7 @@ fn export(a: ExportArgs) -> Result<u8, Failure> {
     let mut options = input::parse_options(&a.options)?;
     options.insert(
         "output_dir".into(),
-        Value::from(input::absolute(&a.output)?.display().to_string()),
+        Value::from(input::output_dir(&a.output)?.display().to_string()),
     );
     if a.priority != 0 {
         options.insert("priority".into(), a.priority.into());

@@ -690,3 +690,65 @@ fn clean_log_completions_and_man() {
         text(&o)
     );
 }
+
+/// `-q` prints nothing on stdout for a done export and one line on stderr for a failed one;
+/// the output folder is made when missing; `--bwlimit-per-export 1M` reaches every export's
+/// options (the history records them); a rate without a known unit is refused by name.
+#[test]
+fn quiet_missing_folder_and_bandwidth_flags() {
+    let peer = serve(1, 64 << 10, 0);
+    let e = env();
+    let out = e.out().join("new/sub");
+    let out_s = out.display().to_string();
+    let src = format!("{}/file0.bin", peer.url);
+    let o = e.run(&[
+        "export",
+        "http",
+        &src,
+        "-q",
+        "--output",
+        &out_s,
+        "--bwlimit-per-export",
+        "1M",
+        "--bwlimit",
+        "1.5G",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", text(&o));
+    assert_eq!(
+        std::fs::metadata(out.join("file0.bin")).unwrap().len(),
+        64 << 10
+    );
+    let h = json_lines(&e.run(&["history", "--json"]));
+    assert_eq!(h[0]["options"]["max_bytes_per_second"], 1 << 20, "{h:?}");
+
+    let o = e.run(&[
+        "export",
+        "http",
+        &format!("{}/nosuch", peer.url),
+        "-q",
+        "--output",
+        &out_s,
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("nosuch") && err.contains("failed"), "{err}");
+
+    let o = e.run(&[
+        "export",
+        "http",
+        &src,
+        "--bwlimit",
+        "5Q",
+        "--output",
+        &out_s,
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--bwlimit"),
+        "{}",
+        text(&o)
+    );
+}

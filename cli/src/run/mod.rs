@@ -20,15 +20,30 @@ use report::Finished;
 pub(crate) use report::human;
 use screen::{Lane, Mode, Screen};
 
-#[derive(Args)]
+#[derive(Args, Default, Clone)]
 pub(crate) struct Output {
     /// One JSON event per progress delivery and per result on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Exports running at once (the rest wait, by priority).
-    #[arg(long, default_value_t = 4)]
-    pub max_concurrent: u64,
+    /// No progress and no summary: a line on stderr for each export that did not finish, and
+    /// the exit code.
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+    /// Exports running at once (the rest wait, by priority). Default 4; over a batch
+    /// profile's max_concurrent.
+    #[arg(long)]
+    pub max_concurrent: Option<u64>,
+    /// Bandwidth of all exports together, bytes per second: 50M, 1.5G, 800K (K, M, G, T are
+    /// powers of 1024; a plain number is bytes).
+    #[arg(long, value_name = "RATE", value_parser = crate::input::parse_rate)]
+    pub bwlimit: Option<u64>,
+    /// Bandwidth of each export, the same units (over `-o max_bytes_per_second`).
+    #[arg(long, value_name = "RATE", value_parser = crate::input::parse_rate)]
+    pub bwlimit_per_export: Option<u64>,
 }
+
+/// Exports at once when neither the flag nor a profile says.
+const DEFAULT_CONCURRENT: u64 = 4;
 
 /// Presses of Ctrl+C so far. A static because the handler can be set once per process and
 /// outlives any one run.
@@ -55,10 +70,20 @@ struct Running {
 }
 
 pub(crate) fn run_all(items: Vec<Item>, out: &Output) -> u8 {
-    let mode = Mode::of(out.json);
-    if let Err(e) = hypersdk::configure(
-        &json!({"max_concurrent_exports": out.max_concurrent.max(1)}).to_string(),
-    ) {
+    let mode = Mode::of(out.json, out.quiet);
+    let mut settings = json!({
+        "max_concurrent_exports": out.max_concurrent.unwrap_or(DEFAULT_CONCURRENT).max(1)
+    });
+    if let Some(rate) = out.bwlimit {
+        settings["max_bytes_per_second"] = rate.into();
+    }
+    let mut items = items;
+    if let Some(rate) = out.bwlimit_per_export {
+        for i in &mut items {
+            i.options.insert("max_bytes_per_second".into(), rate.into());
+        }
+    }
+    if let Err(e) = hypersdk::configure(&settings.to_string()) {
         eprintln!("hypersdk: {e}");
         return 2;
     }

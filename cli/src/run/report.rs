@@ -51,8 +51,10 @@ pub(super) fn report(
             screen.emit(&result_event(f, code));
         }
     }
-    if screen.mode != Mode::Json {
-        summary(finished, elapsed, interrupted);
+    match screen.mode {
+        Mode::Json => {}
+        Mode::Quiet => failures(finished),
+        Mode::Bars | Mode::Text => summary(finished, elapsed, interrupted),
     }
     worst
 }
@@ -86,6 +88,20 @@ pub(crate) fn human(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// `-q`: one line on stderr per export that did not finish.
+fn failures(finished: &[Finished]) {
+    for f in finished {
+        let why = match &f.outcome {
+            Ok(r) => match r.error() {
+                None => continue,
+                Some(e) => format!("{}: {}", r.status, shown::text(&e.message)),
+            },
+            Err(refusal) => format!("refused: {}", shown::text(&refusal.message)),
+        };
+        let _ = writeln!(std::io::stderr(), "{}: {why}", f.item.label);
     }
 }
 

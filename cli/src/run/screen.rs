@@ -16,12 +16,16 @@ pub(super) enum Mode {
     Bars,
     Text,
     Json,
+    /// `-q`: nothing while the exports run, no summary.
+    Quiet,
 }
 
 impl Mode {
-    pub(super) fn of(json: bool) -> Mode {
+    pub(super) fn of(json: bool, quiet: bool) -> Mode {
         if json {
             Mode::Json
+        } else if quiet {
+            Mode::Quiet
         } else if std::io::stdout().is_terminal() {
             Mode::Bars
         } else {
@@ -86,7 +90,7 @@ impl Screen {
                 let _ = self.multi.println(msg);
             }
             // Never a panic (a hung-up terminal, a closed pipe): cleanup must still be waited for.
-            Mode::Text => {
+            Mode::Text | Mode::Quiet => {
                 let _ = writeln!(std::io::stderr(), "{msg}");
             }
         }
@@ -133,7 +137,7 @@ impl Lane {
                     self.last_print = Instant::now();
                 }
             }
-            Mode::Json => {}
+            Mode::Json | Mode::Quiet => {}
         }
         self.last_line = line;
     }
