@@ -296,8 +296,8 @@ impl AwsFlow {
                 let task_id = t.id().to_string();
                 // From here on, cleanup cancels the task unless it completes.
                 let step = cancel_step(ctx, &self.api, &t);
-                self.task = Some(t);
-                let key = task::wait_instance(&self.api, ctx, &self.opts, &task_id).await?;
+                self.task = Some(t.clone());
+                let key = task::wait_instance(&self.api, ctx, &self.opts, &t).await?;
                 ctx.ledger().forget(step);
                 let ext = if self.opts.container_format.is_some() {
                     "ova".to_string()
@@ -317,8 +317,8 @@ impl AwsFlow {
                         .await?;
                 let task_id = t.id().to_string();
                 let step = cancel_step(ctx, &self.api, &t);
-                self.task = Some(t);
-                task::wait_image(&self.api, ctx, &self.opts, &task_id).await?;
+                self.task = Some(t.clone());
+                task::wait_image(&self.api, ctx, &self.opts, &t).await?;
                 ctx.ledger().forget(step);
                 Ok((bucket, format!("{prefix}{task_id}.{format}")))
             }

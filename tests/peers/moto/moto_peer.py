@@ -11,6 +11,13 @@ checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256]
 body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
 setup without an S3 SDK in the tests). A prefix holding "slowcreate/" makes the create call
 take 0.8 s (to cancel during it); one starting with the --slow-prefix never finishes.
+EC2's eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API"):
+a task under a prefix holding "lagging/" is unknown to the first two describe calls naming it
+(InvalidExportTaskID.NotFound), one under "lagempty/" is missing from their answer. A task
+under "doomed/" is ended by AWS at its first describe (instance tasks "cancelled", image tasks
+"deleted") with the reason in StatusMessage, as a failed conversion is; CancelExportTask on a
+task that is not active is refused with IncorrectState and counted in the task's
+"cancel_calls".
 """
 
 import argparse
@@ -69,9 +76,30 @@ def check_bucket(bucket):
         raise EC2ClientError("InvalidParameter", f"The S3 bucket '{bucket}' does not exist")
 
 
+DOOMED = "ClientError: Unsupported kernel version 5.10.0-aws"
+
+
+def hidden(task):
+    """Whether this describe call does not see the task yet (eventual consistency): raises
+    NotFound for "lagging/", answers None for "lagempty/"; two calls each."""
+    prefix = task["key"]
+    if ("lagging/" in prefix or "lagempty/" in prefix) and task.setdefault("hidden", 0) < 2:
+        task["hidden"] += 1
+        if "lagging/" in prefix:
+            raise EC2ClientError(
+                "InvalidExportTaskID.NotFound" if task["kind"] == "instance" else "InvalidExportImageTaskId.NotFound",
+                f"The export task ID '{task['id']}' does not exist")
+        return True
+    return False
+
+
 def advance(task):
     """One describe call: active for ARGS.polls calls, then the object appears in S3."""
     if task["state"] != "active":
+        return
+    if "doomed/" in task["key"]:
+        task["state"] = "cancelled" if task["kind"] == "instance" else "deleted"
+        task["message"] = DOOMED
         return
     if ARGS.slow_prefix and task["key"].startswith(ARGS.slow_prefix):
         task["message"] = "converting the disk image (this one never finishes)"
@@ -146,6 +174,8 @@ def describe_export_tasks(self):
             t = TASKS.get(i)
             if t is None or t["kind"] != "instance":
                 raise EC2ClientError("InvalidExportTaskID.NotFound", f"The export task ID '{i}' does not exist")
+            if ids and hidden(t):
+                continue
             advance(t)
             out.append(instance_task_shape(t))
     return ActionResult({"ExportTasks": out})
@@ -157,6 +187,7 @@ def cancel_export_task(self):
         t = TASKS.get(task_id)
         if t is None:
             raise EC2ClientError("InvalidExportTaskID.NotFound", f"The export task ID '{task_id}' does not exist")
+        t["cancel_calls"] = t.get("cancel_calls", 0) + 1
         if t["state"] not in ("active", "cancelling"):
             raise EC2ClientError("IncorrectState", f"The export task '{task_id}' is {t['state']}")
         t["state"] = "cancelled" if t["kind"] == "instance" else "deleted"
@@ -204,6 +235,8 @@ def describe_export_image_tasks(self):
             t = TASKS.get(i)
             if t is None or t["kind"] != "image":  # noqa: SIM102
                 raise EC2ClientError("InvalidExportImageTaskId.NotFound", f"The export image task ID '{i}' does not exist")
+            if hidden(t):
+                continue
             advance(t)
             out.append(image_task_shape(t))
     return ActionResult({"ExportImageTasks": out})

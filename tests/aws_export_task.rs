@@ -1,0 +1,84 @@
+//! The AWS export-task path as a real account meets it (issue 29, items 6–9), against the moto
+//! peer (tests/peers/moto): EC2's eventual consistency, tasks AWS ends itself, SSE-KMS objects,
+//! a user holding exactly AWS's documented VM Import/Export policy.
+#![cfg(feature = "aws")]
+
+mod support;
+
+use std::time::Duration;
+
+use hypersdk::{Client, ErrorKind};
+use serde_json::json;
+use support::moto::moto;
+use support::opts;
+
+fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(Duration::from_secs(120)))
+        .unwrap()
+        .expect("export did not end within 120 s")
+}
+
+fn client() -> Client {
+    Client::new("aws", &moto().config()).unwrap()
+}
+
+fn task(id: &str) -> serde_json::Value {
+    moto()
+        .tasks()
+        .into_iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("the peer has no task {id}"))
+}
+
+/// Right after the create call EC2 may not know the task (`…NotFound`) or leave it out of the
+/// answer: the wait goes on (the peer hides each task from its first two describe calls).
+#[test]
+fn a_task_ec2_does_not_show_yet_is_waited_for() {
+    let m = moto();
+    for (source, prefix) in [
+        (m.s("instance_id"), "lagging/"),
+        (m.s("instance_id"), "lagempty/"),
+        (m.s("image_id"), "lagging/"),
+        (m.s("image_id"), "lagempty/"),
+    ] {
+        let out = tempfile::tempdir().unwrap();
+        let o = opts(
+            out.path(),
+            json!({"s3_bucket": "exports", "s3_prefix": prefix, "poll_interval_ms": 50}),
+        );
+        let r = wait(&client().start_export(&source, &o, None).unwrap());
+        assert_eq!(r.status, "done", "{source} {prefix}: {}", r.to_json());
+        let t = task(r.provider["task_id"].as_str().unwrap());
+        assert_eq!(t["hidden"], 2, "the peer did not hide the task: {t}");
+        assert_eq!(std::fs::read(&r.files[0].path).unwrap(), m.fixture);
+    }
+}
+
+/// A task AWS ends itself (`cancelled`, `deleted` for image tasks) fails the export with AWS's
+/// reason, and cleanup does not cancel it again.
+#[test]
+fn a_task_aws_ended_reports_its_reason_and_is_not_cancelled_again() {
+    let m = moto();
+    for source in [m.s("instance_id"), m.s("image_id")] {
+        let out = tempfile::tempdir().unwrap();
+        let o = opts(
+            out.path(),
+            json!({"s3_bucket": "exports", "s3_prefix": "doomed/", "poll_interval_ms": 50}),
+        );
+        let r = wait(&client().start_export(&source, &o, None).unwrap());
+        let err = r.error().unwrap_or_else(|| panic!("{}", r.to_json()));
+        assert_eq!(err.kind, ErrorKind::Remote, "{}", err.message);
+        assert!(
+            err.message
+                .contains("Unsupported kernel version 5.10.0-aws"),
+            "AWS's reason is not reported: {}",
+            err.message
+        );
+        assert!(!err.message.contains("outside hypersdk"), "{}", err.message);
+        let t = task(r.provider["task_id"].as_str().unwrap());
+        assert!(
+            t.get("cancel_calls").is_none(),
+            "CancelExportTask was sent for a task that had ended: {t}"
+        );
+    }
+}
