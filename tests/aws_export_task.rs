@@ -18,8 +18,13 @@ fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
         .expect("export did not end within 120 s")
 }
 
+/// The test user: exactly AWS's documented VM Import/Export policy.
 fn client() -> Client {
     Client::new("aws", &moto().config()).unwrap()
+}
+
+fn admin() -> Client {
+    Client::new("aws", &moto().admin_config()).unwrap()
 }
 
 fn task(id: &str) -> serde_json::Value {
@@ -81,4 +86,134 @@ fn a_task_aws_ended_reports_its_reason_and_is_not_cancelled_again() {
             "CancelExportTask was sent for a task that had ended: {t}"
         );
     }
+}
+
+/// A user set up by AWS's guide (exactly the documented VM Import/Export policy: no
+/// s3:ListBucket) exports an instance and an AMI; the peer enforces the policy (the same user
+/// cannot list the bucket).
+#[test]
+fn the_documented_vm_import_export_policy_is_enough() {
+    let m = moto();
+    for source in [m.s("instance_id"), m.s("image_id")] {
+        let out = tempfile::tempdir().unwrap();
+        let o = opts(
+            out.path(),
+            json!({"s3_bucket": "exports", "s3_prefix": "policy/", "poll_interval_ms": 50}),
+        );
+        let r = wait(&client().start_export(&source, &o, None).unwrap());
+        assert_eq!(r.status, "done", "{source}: {}", r.to_json());
+        assert_eq!(std::fs::read(&r.files[0].path).unwrap(), m.fixture);
+    }
+    let e = client()
+        .list_sources(&json!({"bucket": "exports"}).to_string())
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Auth, "{e}");
+    // A bucket that does not exist is still a clear error.
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                &m.s("instance_id"),
+                &opts(out.path(), json!({"s3_bucket": "no-such-bucket"})),
+                None,
+            )
+            .unwrap(),
+    );
+    let err = r.error().unwrap();
+    assert!(
+        matches!(err.kind, ErrorKind::NotFound | ErrorKind::Auth)
+            && err.message.contains("no-such-bucket"),
+        "{}",
+        err.message
+    );
+}
+
+/// S3 asks for kms:Decrypt when HeadObject's checksum mode meets an SSE-KMS object: the HEAD is
+/// asked again without it, and the object downloads (its size verified).
+#[test]
+fn an_sse_kms_object_downloads_without_kms_decrypt() {
+    let m = moto();
+    let data = support::server::pattern(1 << 20, 41);
+    m.put_with(
+        "exports",
+        "kms/disk.raw",
+        data.clone(),
+        "checksum=sha256&sse=aws:kms",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/kms/disk.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("disk.raw")).unwrap(), data);
+    // With kms:Decrypt (the admin) the checksum comes back and is verified.
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &admin()
+            .start_export(
+                "s3://exports/kms/disk.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(
+        r.files[0].checksum.as_ref().map(|c| c.algorithm),
+        Some("sha256")
+    );
+}
+
+/// S3's default checksum for new objects, CRC-64/NVME, is read and verified; a corrupted copy
+/// is caught.
+#[test]
+fn a_crc64nvme_checksum_is_verified() {
+    let m = moto();
+    let data = support::server::pattern(2 << 20, 43);
+    m.put_with(
+        "exports",
+        "crc64/disk.raw",
+        data.clone(),
+        "checksum=crc64nvme",
+    );
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/crc64/disk.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(
+        r.files[0].checksum.as_ref().map(|c| c.algorithm),
+        Some("crc64nvme"),
+        "{}",
+        r.to_json()
+    );
+    m.corrupt("exports", "crc64/disk.raw");
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(
+                "s3://exports/crc64/disk.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(
+        r.error().unwrap().kind,
+        ErrorKind::Verification,
+        "{}",
+        r.to_json()
+    );
 }

@@ -34,24 +34,25 @@ pub(crate) fn validate_bucket(name: &str) -> Result<()> {
 }
 
 /// A clear error for a bucket that is missing or closed to us, before a task writes into it.
+/// `GetBucketLocation` (`GET /?location`), not `HeadBucket`: HeadBucket needs `s3:ListBucket`,
+/// which AWS's documented VM Import/Export user policy does not grant, while
+/// `s3:GetBucketLocation` is in it. Its error has a body, so the code says what is wrong.
 pub(crate) async fn check_bucket(api: &Api, bucket: &str) -> Result<()> {
-    let what = format!("S3 HeadBucket {bucket}");
+    let what = format!("S3 GetBucketLocation {bucket}");
     let a = api
-        .s3(&what, Method::HEAD, api.s3.url(bucket, None, &[])?, &[])
+        .s3(
+            &what,
+            Method::GET,
+            api.s3.url(bucket, None, &[("location", "")])?,
+            &[],
+        )
         .await?;
     match a.status.as_u16() {
         200..=299 => Ok(()),
         404 => Err(Error::NotFound(format!(
             "S3 bucket {bucket:?} does not exist"
         ))),
-        _ => {
-            // A HEAD answer has no body, so no error code: a bare 400 may be a bad session
-            // token. The same request as a GET (an empty listing) says which.
-            let get = api
-                .s3
-                .url(bucket, None, &[("list-type", "2"), ("max-keys", "0")])?;
-            Err(explain_head(api, &what, &a, get, &[]).await)
-        }
+        _ => Err(api_error(&what, &a)),
     }
 }
 
@@ -135,14 +136,28 @@ pub(crate) async fn file_source(
 ) -> Result<FileSource> {
     let what = format!("S3 HeadObject s3://{bucket}/{key}");
     let url = api.s3.object_url(bucket, key)?;
-    let head = api
-        .s3(
-            &what,
-            Method::HEAD,
-            url.clone(),
-            &[("x-amz-checksum-mode", "ENABLED")],
-        )
-        .await?;
+    let head = |checksum_mode: bool| {
+        let headers: &[(&str, &str)] = if checksum_mode {
+            &[("x-amz-checksum-mode", "ENABLED")]
+        } else {
+            &[]
+        };
+        api.s3(&what, Method::HEAD, url.clone(), headers)
+    };
+    let mut head_answer = head(true).await?;
+    if head_answer.status == StatusCode::FORBIDDEN {
+        // Checksum mode on an SSE-KMS object needs kms:Decrypt on its key (HeadObject's
+        // ChecksumMode, botocore s3 service-2.json), which a user allowed to read the object
+        // may lack: ask again without it and verify what is left (the size).
+        let plain = head(false).await?;
+        if plain.status.is_success() {
+            tracing::info!(
+                "{what}: no checksum (checksum mode needs kms:Decrypt on the object's key); only the size is verified"
+            );
+            head_answer = plain;
+        }
+    }
+    let head = head_answer;
     if head.status == StatusCode::NOT_FOUND {
         return Err(Error::NotFound(format!(
             "s3://{bucket}/{key} does not exist"
@@ -151,26 +166,7 @@ pub(crate) async fn file_source(
     if !head.status.is_success() {
         return Err(explain_head(api, &what, &head, url.clone(), &[("range", "bytes=0-0")]).await);
     }
-    // A full-object checksum is verified; composite (multipart "-N") ones are not whole-file
-    // digests.
-    let full = head
-        .header("x-amz-checksum-type")
-        .is_none_or(|t| t == "FULL_OBJECT");
-    let checksum = if !full {
-        None
-    } else if let Some(s) = head
-        .header("x-amz-checksum-sha256")
-        .filter(|s| !s.contains('-'))
-    {
-        Some(Checksum::parse("sha256", s)?)
-    } else if let Some(c) = head
-        .header("x-amz-checksum-crc32c")
-        .filter(|s| !s.contains('-'))
-    {
-        Some(Checksum::parse("crc32c", c)?)
-    } else {
-        None
-    };
+    let checksum = full_object_checksum(&head)?;
     let name = match file_name {
         Some(n) => n.to_string(),
         None => sanitize_file_name(key.rsplit('/').next().unwrap_or(key), "export.img"),
@@ -192,6 +188,28 @@ pub(crate) async fn file_source(
     src.expected_size = src.size_hint;
     src.checksum = checksum;
     Ok(src)
+}
+
+/// The object's stored full-object checksum, strongest first: SHA-256, CRC-64/NVME (what S3
+/// adds to new objects by default), CRC-32C. Composite (multipart `-N`) ones are not
+/// whole-file digests and are skipped.
+fn full_object_checksum(head: &super::api::Answer) -> Result<Option<Checksum>> {
+    let full = head
+        .header("x-amz-checksum-type")
+        .is_none_or(|t| t == "FULL_OBJECT");
+    if !full {
+        return Ok(None);
+    }
+    for (header, algorithm) in [
+        ("x-amz-checksum-sha256", "sha256"),
+        ("x-amz-checksum-crc64nvme", "crc64nvme"),
+        ("x-amz-checksum-crc32c", "crc32c"),
+    ] {
+        if let Some(v) = head.header(header).filter(|s| !s.contains('-')) {
+            return Checksum::parse(algorithm, v).map(Some);
+        }
+    }
+    Ok(None)
 }
 
 pub(crate) async fn delete_object(api: &Api, bucket: &str, key: &str) -> Result<()> {

@@ -4,11 +4,20 @@ A task checks moto's real state (the instance or AMI exists, the bucket exists),
 "active" for --polls describe calls, then writes the disk fixture (a VMDK made with qemu-img)
 into moto's S3 under the key real AWS uses ({prefix}{task id}.{format}) and completes.
 
-Prints one JSON line when ready: endpoint, region, an access key with its secret (IAM
-authentication is on: requests are signature-checked), an instance id, an AMI id, a bucket,
+IAM is enforced (moto's "IAM-like Access Control"): every request must carry a valid
+signature, and the test user holds exactly the policies in policies/*.json, each a copy of one
+AWS documents (vm-import-export.json: "Required permissions for VM Import/Export", the bucket
+placeholder "amzn-s3-demo-export-bucket" read as the test bucket). Setup and the control port
+use a second user allowed everything ("admin_…" keys). Two rules moto lacks are added as S3
+states them (botocore s3 service-2.json): HeadBucket needs s3:ListBucket (moto asked for a
+made-up "s3:HeadBucket"), and HeadObject with x-amz-checksum-mode ENABLED on an SSE-KMS
+object needs kms:Decrypt (a 403 without a body otherwise).
+
+Prints one JSON line when ready: endpoint, region, the test user's access key with its secret
+and the admin's, an instance id, an AMI id, a bucket,
 and a control URL (POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
-checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256] stores the
-body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
+checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256|crc64nvme]
+[&sse=aws:kms] stores the body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
 setup without an S3 SDK in the tests). A prefix holding "slowcreate/" makes the create call
 take 0.8 s (to cancel during it); one starting with the --slow-prefix never finishes.
 EC2's eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API"):
@@ -21,6 +30,7 @@ task that is not active is refused with IncorrectState and counted in the task's
 """
 
 import argparse
+import glob
 import json
 import os
 import secrets
@@ -38,7 +48,9 @@ import boto3  # noqa: E402
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError, InvalidInstanceIdError  # noqa: E402
 from moto.ec2.responses import EC2Response  # noqa: E402
+from moto.iam.access_control import IAMPolicy, PermissionResult, create_access_key  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
+from moto.s3 import responses as s3_responses  # noqa: E402
 from moto.s3.models import s3_backends  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
@@ -57,6 +69,38 @@ def _setup_class_with_raw_body(self, request, *args, **kwargs):
 
 
 BaseResponse.setup_class = _setup_class_with_raw_body
+
+# HeadBucket: "you must have permissions to perform the s3:ListBucket action" (S3 API reference).
+s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
+
+_head_object = s3_responses.S3Response.head_object
+
+
+def caller_may(headers, action, resource):
+    """Whether the signer of this request holds `action` on `resource` by its IAM policies."""
+    auth = headers.get("Authorization", "")
+    key_id = auth.split("Credential=", 1)[-1].split("/", 1)[0]
+    key = create_access_key(account_id=ACCOUNT, partition="aws", access_key_id=key_id, headers=headers)
+    results = [IAMPolicy(p).is_action_permitted(action, resource) for p in key.collect_policies()]
+    return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
+
+
+def head_object_kms_rule(self, bucket_name, query, key_name, headers):
+    """HeadObject's ChecksumMode (botocore s3 service-2.json): "If you enable checksum mode and
+    the object is uploaded with a checksum and encrypted with an KMS key, you must have
+    permission to use the kms:Decrypt action to retrieve the checksum." Refused as S3 refuses
+    a HEAD: 403, no body."""
+    status, response_headers, body = _head_object(self, bucket_name, query, key_name, headers)
+    if status == 200 and headers.get("x-amz-checksum-mode") == "ENABLED":
+        key = s3_backend().get_object(bucket_name, key_name)
+        if key is not None and key.encryption == "aws:kms" and key.checksum_algorithm:
+            arn = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key.kms_key_id or 'aws/s3'}"
+            if not caller_may(self.headers, "kms:Decrypt", arn):
+                return 403, {}, ""
+    return status, response_headers, body
+
+
+s3_responses.S3Response.head_object = head_object_kms_rule
 
 ACCOUNT = "123456789012"
 TASKS: dict = {}
@@ -274,7 +318,11 @@ class Control(BaseHTTPRequestHandler):
     def do_PUT(self):
         q = parse_qs(urlparse(self.path).query)
         data = self.rfile.read(int(self.headers["Content-Length"]))
-        extra = {"ChecksumAlgorithm": "SHA256"} if q.get("checksum") == ["sha256"] else {}
+        extra = {}
+        if q.get("checksum"):
+            extra["ChecksumAlgorithm"] = q["checksum"][0].upper()
+        if q.get("sse"):
+            extra["ServerSideEncryption"] = q["sse"][0]
         S3.put_object(Bucket=q["bucket"][0], Key=q["key"][0], Body=data, **extra)
         self.reply([])
 
@@ -312,16 +360,23 @@ def main():
 
     iam = iam_backends[ACCOUNT]["global"]
     iam.create_user("us-east-1", "hypersdk")
-    iam.put_user_policy("hypersdk", "all", json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "policies", "*.json"))):
+        with open(path) as f:
+            doc = f.read().replace("amzn-s3-demo-export-bucket", "exports")
+        iam.put_user_policy("hypersdk", os.path.basename(path)[:-5], doc)
     key = iam.create_access_key("hypersdk")
+    iam.create_user("us-east-1", "hypersdk-admin")
+    iam.put_user_policy("hypersdk-admin", "all", json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    admin = iam.create_access_key("hypersdk-admin")
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    session = boto3.session.Session(aws_access_key_id=key.access_key_id,
-                                    aws_secret_access_key=key.secret_access_key, region_name="us-east-1")
+    session = boto3.session.Session(aws_access_key_id=admin.access_key_id,
+                                    aws_secret_access_key=admin.secret_access_key, region_name="us-east-1")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     s3 = S3 = session.client("s3", endpoint_url=endpoint)
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -332,7 +387,8 @@ def main():
     threading.Thread(target=control.serve_forever, daemon=True).start()
     print(json.dumps({
         "endpoint": endpoint, "region": "us-east-1", "access_key_id": key.access_key_id,
-        "secret_access_key": key.secret_access_key, "instance_id": instance, "image_id": ami,
+        "secret_access_key": key.secret_access_key, "admin_access_key_id": admin.access_key_id,
+        "admin_secret_access_key": admin.secret_access_key, "instance_id": instance, "image_id": ami,
         "bucket": "exports", "control": f"http://127.0.0.1:{control.server_address[1]}",
     }), flush=True)
     threading.Event().wait()
