@@ -217,3 +217,87 @@ fn a_crc64nvme_checksum_is_verified() {
         r.to_json()
     );
 }
+
+/// The standard endpoint variables: `AWS_ENDPOINT_URL_EC2`/`_S3` before `AWS_ENDPOINT_URL`
+/// (here a port nothing listens on), with no endpoint in the config (a child process: the
+/// environment is its own; the credentials come from the environment too).
+#[test]
+fn endpoint_variables_are_honoured_service_first() {
+    let m = moto();
+    let out = tempfile::tempdir().unwrap();
+    let dead = "http://127.0.0.1:9";
+    let status = std::process::Command::new(support::fetch_example())
+        .args([
+            "--provider",
+            "aws",
+            "--config",
+            r#"{"region": "us-east-1"}"#,
+        ])
+        .arg("--options")
+        .arg(
+            json!({"s3_bucket": "exports", "s3_prefix": "env/", "poll_interval_ms": 50})
+                .to_string(),
+        )
+        .arg(out.path())
+        .arg(m.s("instance_id"))
+        .env("AWS_ENDPOINT_URL", dead)
+        .env("AWS_ENDPOINT_URL_EC2", m.s("endpoint"))
+        .env("AWS_ENDPOINT_URL_S3", m.s("endpoint"))
+        .env("AWS_ACCESS_KEY_ID", m.s("access_key_id"))
+        .env("AWS_SECRET_ACCESS_KEY", m.s("secret_access_key"))
+        .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the export through the variables failed");
+    let files: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), m.fixture);
+}
+
+/// A service's endpoint key in the config wins over `endpoint_url`.
+#[test]
+fn a_services_endpoint_key_wins() {
+    let m = moto();
+    let data = support::server::pattern(300_000, 44);
+    m.put("exports", "perservice/disk.raw", data.clone(), false);
+    let cfg = json!({"region": "us-east-1", "endpoint_url": "http://127.0.0.1:9",
+                     "endpoint_url_s3": m.s("endpoint"),
+                     "access_key_id": m.s("access_key_id"), "secret_access_key": m.s("secret_access_key")});
+    let c = Client::new("aws", &cfg.to_string()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &c.start_export(
+            "s3://exports/perservice/disk.raw",
+            &opts(out.path(), json!({})),
+            None,
+        )
+        .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("disk.raw")).unwrap(), data);
+}
+
+/// The partition table is botocore's file as shipped (the venv's botocore).
+#[test]
+fn the_partition_table_is_botocores() {
+    let _ = moto();
+    let out = std::process::Command::new(support::moto::python())
+        .args([
+            "-c",
+            "import botocore, os, sys; sys.stdout.write(open(os.path.join(os.path.dirname(botocore.__file__), 'data', 'partitions.json')).read())",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let theirs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ours: serde_json::Value =
+        serde_json::from_str(include_str!("../src/providers/aws/partitions.json")).unwrap();
+    assert_eq!(
+        ours, theirs,
+        "src/providers/aws/partitions.json differs from botocore's: copy it again"
+    );
+}

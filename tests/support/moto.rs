@@ -14,7 +14,7 @@ pub struct Moto {
     _dir: tempfile::TempDir,
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("HS_MOTO_PYTHON") {
         return PathBuf::from(p);
     }

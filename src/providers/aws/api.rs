@@ -136,15 +136,8 @@ impl S3Urls {
     }
 }
 
-/// The default endpoints of a region (China's partition has its own domain).
-pub(crate) fn default_endpoint(service: &str, region: &str) -> Url {
-    let domain = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    Url::parse(&format!("https://{service}.{region}.{domain}")).expect("static URL")
-}
+/// The default endpoint of a service in a region: its partition's domain (endpoints.rs).
+pub(crate) use super::endpoints::default_endpoint;
 
 /// How EC2 or S3 signs and writes errors.
 struct Aws<'a> {

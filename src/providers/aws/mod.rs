@@ -13,6 +13,7 @@
 
 mod api;
 mod config;
+mod endpoints;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod s3;
@@ -21,8 +22,6 @@ mod task;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use url::Url;
 
 use super::kit::ApiClient;
 use super::kit::config::parse_with_net;
@@ -45,14 +44,9 @@ impl AwsProvider {
     pub fn new(config_json: &str) -> Result<Self> {
         let (cfg, net): (AwsConfig, _) = parse_with_net("aws", config_json)?;
         cfg.check()?;
-        let endpoint = match &cfg.endpoint_url {
-            Some(e) => Some(
-                Url::parse(e)
-                    .map_err(|err| Error::InvalidArgument(format!("endpoint_url {e:?}: {err}")))?,
-            ),
-            None => None,
-        };
-        let path_style = cfg.force_path_style.unwrap_or(endpoint.is_some());
+        let (ec2, _) = endpoints::resolve("ec2", &cfg)?;
+        let (s3, s3_configured) = endpoints::resolve("s3", &cfg)?;
+        let path_style = cfg.force_path_style.unwrap_or(s3_configured);
         let region = cfg.region.clone();
         // aws-config only finds the credentials (environment, profile, SSO, web identity,
         // instance metadata, credential_process); its own calls (STS, SSO, IMDS) get deadlines
@@ -91,11 +85,9 @@ impl AwsProvider {
             api: Arc::new(Api {
                 client: ApiClient::new(http, net.api_timeout(), api::MAX_BODY),
                 signer: Arc::new(sign::Signer::new(provider, region.clone())),
-                ec2: endpoint
-                    .clone()
-                    .unwrap_or_else(|| api::default_endpoint("ec2", &region)),
+                ec2,
                 s3: S3Urls {
-                    base: endpoint.unwrap_or_else(|| api::default_endpoint("s3", &region)),
+                    base: s3,
                     path_style,
                 },
             }),
