@@ -19,6 +19,7 @@ use url::Url;
 use super::sign::Signer;
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::paging::Pages;
 use crate::providers::kit::{ApiClient, Call, CodeClass, Dialect};
 use crate::providers::xml::{self, Node};
 
@@ -231,6 +232,46 @@ impl Api {
             })
             .await?;
         parse(&what, &a.body)
+    }
+
+    /// Every `item` of `set` in the answers of a paged EC2 describe call: `MaxResults=1000`,
+    /// then `NextToken` until there is none (botocore's paginators-1.json for the action),
+    /// under the kit's paging guard (a deadline, a token that repeats).
+    pub async fn ec2_items(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        set: &str,
+    ) -> Result<Vec<Node>> {
+        let mut pages = Pages::new(format!("EC2 {action} listing"));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut p = params.to_vec();
+            p.push(("MaxResults", "1000"));
+            if let Some(t) = &token {
+                p.push(("NextToken", t));
+            }
+            let page = tokio::time::timeout(pages.remaining(), self.ec2(action, "", &p))
+                .await
+                .map_err(|_| {
+                    Error::Timeout(format!("{}: still paging at its deadline", pages.what()))
+                })??;
+            let before = out.len();
+            out.extend(
+                page.children_named(set)
+                    .flat_map(|s| s.children_named("item"))
+                    .cloned(),
+            );
+            pages.page(out.len() - before, 0)?;
+            match page.child_text("nextToken").map(str::trim) {
+                Some(t) if !t.is_empty() => {
+                    pages.next(t)?;
+                    token = Some(t.to_string());
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// One S3 call; any HTTP status is returned (the caller knows what 404 means for it), after

@@ -157,21 +157,13 @@ impl Provider for AwsProvider {
                     _ => break,
                 }
             }
-            let images = api
-                .ec2(
-                    "DescribeImages",
-                    "",
-                    &[
-                        ("Owner.1", "self"),
-                        ("Filter.1.Name", "state"),
-                        ("Filter.1.Value.1", "available"),
-                    ],
-                )
-                .await?;
-            for im in images
-                .children_named("imagesSet")
-                .flat_map(|s| s.children_named("item"))
-            {
+            // The account's own available AMIs, page after page (DescribeImages' paginator).
+            let own = [
+                ("Owner.1", "self"),
+                ("Filter.1.Name", "state"),
+                ("Filter.1.Value.1", "available"),
+            ];
+            for im in api.ec2_items("DescribeImages", &own, "imagesSet").await? {
                 let Some(id) = im.child_text("imageId").map(str::trim) else {
                     continue;
                 };

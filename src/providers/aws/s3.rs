@@ -81,14 +81,20 @@ pub(crate) struct Listed {
     pub size: Option<u64>,
 }
 
-/// Every object under `prefix` (ListObjectsV2, page after page).
+/// Every object under `prefix` (ListObjectsV2, page after page). Keys are asked for
+/// URL-encoded (`encoding-type=url`, as botocore always asks): XML 1.0 cannot carry every
+/// character a key may hold, and a reader normalizes a carriage return to a line feed.
 pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Result<Vec<Listed>> {
     let what = format!("S3 ListObjectsV2 {bucket}");
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = Pages::new(what.clone());
     loop {
-        let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+        let mut query = vec![
+            ("list-type", "2"),
+            ("prefix", prefix),
+            ("encoding-type", "url"),
+        ];
         if let Some(t) = &token {
             query.push(("continuation-token", t));
         }
@@ -107,8 +113,13 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
             let Some(key) = c.child_text("Key") else {
                 continue;
             };
+            let encoded = root.child_text("EncodingType").map(str::trim) == Some("url");
             out.push(Listed {
-                key: key.to_string(),
+                key: if encoded {
+                    url_decode(key)
+                } else {
+                    key.to_string()
+                },
                 size: c.child_text("Size").and_then(|s| s.trim().parse().ok()),
             });
         }
@@ -125,6 +136,15 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
             _ => return Ok(out),
         }
     }
+}
+
+/// A key of a listing asked with `encoding-type=url`: percent-decoded, `+` a space (S3's
+/// encoding; botocore decodes it with `unquote_plus`).
+fn url_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// What the downloader needs to fetch `s3://bucket/key`: its URL, signer, size and checksum.
@@ -227,6 +247,11 @@ pub(crate) async fn delete_object(api: &Api, bucket: &str, key: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_keys_are_url_decoded() {
+        assert_eq!(url_decode("a+b%2Bc%0D%01%2F%20"), "a b+c\r\u{1}/ ");
+    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {

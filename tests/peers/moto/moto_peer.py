@@ -286,8 +286,32 @@ def describe_export_image_tasks(self):
     return ActionResult({"ExportImageTasks": out})
 
 
+_describe_images = EC2Response.describe_images
+IMAGE_PAGE = 2
+
+
+def describe_images(self):
+    """moto answers every image at once; EC2 pages when asked (MaxResults 5-1000, not with
+    ImageIds; botocore ec2 service-2.json) and a page may hold fewer items than asked: this one
+    holds at most IMAGE_PAGE, so a client that does not follow NextToken misses images."""
+    max_results = self._get_param("MaxResults")
+    if max_results is None:
+        return _describe_images(self)
+    if self._get_param("ImageIds"):
+        raise EC2ClientError("InvalidParameterCombination", "The parameter imageIdsSet cannot be used with the parameter maxResults")
+    if not 5 <= int(max_results) <= 1000:
+        raise EC2ClientError("InvalidParameterValue", f"Value ( {max_results} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000")
+    everything = _describe_images(self).result["Images"]
+    start = int(self._get_param("NextToken") or 0)
+    page = everything[start:start + min(IMAGE_PAGE, int(max_results))]
+    result = {"Images": page}
+    if start + len(page) < len(everything):
+        result["NextToken"] = str(start + len(page))
+    return ActionResult(result)
+
+
 for fn in (create_instance_export_task, describe_export_tasks, cancel_export_task, export_image,
-           describe_export_image_tasks):
+           describe_export_image_tasks, describe_images):
     setattr(EC2Response, fn.__name__, fn)
 
 
@@ -382,13 +406,15 @@ def main():
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     s3.create_bucket(Bucket="exports")
+    # The account's own AMIs, more than one DescribeImages page of the peer.
+    own_images = [ec2.create_image(InstanceId=instance, Name=f"own-{i}")["ImageId"] for i in range(3)]
 
     control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
     threading.Thread(target=control.serve_forever, daemon=True).start()
     print(json.dumps({
         "endpoint": endpoint, "region": "us-east-1", "access_key_id": key.access_key_id,
         "secret_access_key": key.secret_access_key, "admin_access_key_id": admin.access_key_id,
-        "admin_secret_access_key": admin.secret_access_key, "instance_id": instance, "image_id": ami,
+        "admin_secret_access_key": admin.secret_access_key, "instance_id": instance, "image_id": ami, "own_image_ids": own_images,
         "bucket": "exports", "control": f"http://127.0.0.1:{control.server_address[1]}",
     }), flush=True)
     threading.Event().wait()
