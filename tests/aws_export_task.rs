@@ -351,3 +351,29 @@ fn own_images_are_listed_across_pages() {
     want.sort();
     assert_eq!(got, want);
 }
+
+/// A key with a `..` segment is not silently fetched as another object (a URL parser would
+/// turn `a/../plain/x` into `plain/x`): a clear error naming the key.
+#[test]
+fn a_key_with_dot_segments_is_not_another_object() {
+    let m = moto();
+    m.put("exports", "dots/x.raw", vec![5u8; 100], false);
+    let out = tempfile::tempdir().unwrap();
+    let r = client().start_export(
+        "s3://exports/other/../dots/x.raw",
+        &opts(out.path(), json!({})),
+        None,
+    );
+    let err = match r {
+        Err(e) => (e.kind(), e.to_string()),
+        Ok(e) => {
+            let r = wait(&e);
+            let err = r
+                .error()
+                .unwrap_or_else(|| panic!("fetched: {}", r.to_json()));
+            (err.kind, err.message.clone())
+        }
+    };
+    assert_eq!(err.0, ErrorKind::InvalidArgument, "{}", err.1);
+    assert!(err.1.contains("other/../dots/x.raw"), "{}", err.1);
+}

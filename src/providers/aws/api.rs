@@ -103,6 +103,15 @@ impl S3Urls {
     /// The URL of an object (key encoded for SigV4), or of the bucket itself when `key` is None;
     /// `query` is appended already encoded.
     pub fn url(&self, bucket: &str, key: Option<&str>, query: &[(&str, &str)]) -> Result<Url> {
+        if let Some(k) = key
+            && k.split('/').any(|seg| seg == "." || seg == "..")
+        {
+            // A URL parser removes dot segments (WHATWG URL, also in their %2E forms), so the
+            // request would name another object: refused rather than fetched wrong.
+            return Err(Error::InvalidArgument(format!(
+                "S3 key {k:?} has a \".\" or \"..\" segment, which an HTTP URL cannot carry unchanged; copy the object to a key without one"
+            )));
+        }
         let path = match key {
             Some(k) => format!("/{}", encode(k, true)),
             None => String::new(),
@@ -136,9 +145,6 @@ impl S3Urls {
         self.url(bucket, Some(key), &[])
     }
 }
-
-/// The default endpoint of a service in a region: its partition's domain (endpoints.rs).
-pub(crate) use super::endpoints::default_endpoint;
 
 /// How EC2 or S3 signs and writes errors.
 struct Aws<'a> {
@@ -438,10 +444,11 @@ mod tests {
             u.object_url("b.k", "x").unwrap().as_str(),
             "https://s3.eu-west-1.amazonaws.com/b.k/x"
         );
-        assert_eq!(
-            default_endpoint("ec2", "cn-north-1").as_str(),
-            "https://ec2.cn-north-1.amazonaws.com.cn/"
-        );
+        for k in ["a/../b", "./x", "a/.", ".."] {
+            let e = u.object_url("b", k).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+        assert!(u.object_url("b", "a/.hidden/..x/...").is_ok());
         assert_eq!(
             list_param("InstanceId", &["i-1", "i-2"]),
             vec![
