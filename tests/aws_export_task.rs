@@ -377,3 +377,32 @@ fn a_key_with_dot_segments_is_not_another_object() {
     assert_eq!(err.0, ErrorKind::InvalidArgument, "{}", err.1);
     assert!(err.1.contains("other/../dots/x.raw"), "{}", err.1);
 }
+
+/// A bucket in another region than the configured one: S3's 301 names it
+/// (`x-amz-bucket-region`), and the object is read there (HEAD, listing, ranged GETs).
+#[test]
+fn a_bucket_in_another_region_is_followed() {
+    let m = moto();
+    let data = support::server::pattern(700_000, 45);
+    m.put("exports-west", "west/disk.raw", data.clone(), false);
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &admin()
+            .start_export(
+                "s3://exports-west/west/disk.raw",
+                &opts(out.path(), json!({})),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(std::fs::read(out.path().join("disk.raw")).unwrap(), data);
+    let all = admin()
+        .list_sources(&json!({"bucket": "exports-west", "prefix": "west/"}).to_string())
+        .unwrap();
+    assert!(
+        all.iter()
+            .any(|s| s.id == "s3://exports-west/west/disk.raw"),
+        "{all:?}"
+    );
+}

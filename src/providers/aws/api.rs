@@ -83,6 +83,8 @@ pub(crate) struct Api {
 pub(crate) struct S3Urls {
     pub base: Url,
     pub path_style: bool,
+    /// The endpoint was configured (it stays when a bucket is in another region).
+    pub configured: bool,
 }
 
 /// Percent-encodes the way SigV4 canonicalizes: RFC 3986 unreserved characters kept (and `/`
@@ -415,6 +417,7 @@ mod tests {
         let u = S3Urls {
             base: Url::parse("http://127.0.0.1:9000").unwrap(),
             path_style: true,
+            configured: true,
         };
         assert_eq!(
             u.object_url("b", "vms/export-i-1 x+y.vmdk")
@@ -431,6 +434,7 @@ mod tests {
         let u = S3Urls {
             base: Url::parse("https://s3.eu-west-1.amazonaws.com").unwrap(),
             path_style: false,
+            configured: false,
         };
         assert_eq!(
             u.object_url("bk", "a/b.vmdk").unwrap().as_str(),

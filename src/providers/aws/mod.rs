@@ -16,6 +16,7 @@ mod config;
 mod endpoints;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod redirect;
 mod s3;
 mod sign;
 mod task;
@@ -89,6 +90,7 @@ impl AwsProvider {
                 s3: S3Urls {
                     base: s3,
                     path_style,
+                    configured: s3_configured,
                 },
             }),
         })

@@ -39,11 +39,11 @@ pub(crate) fn validate_bucket(name: &str) -> Result<()> {
 /// `s3:GetBucketLocation` is in it. Its error has a body, so the code says what is wrong.
 pub(crate) async fn check_bucket(api: &Api, bucket: &str) -> Result<()> {
     let what = format!("S3 GetBucketLocation {bucket}");
-    let a = api
-        .s3(
+    let (a, _) = api
+        .s3_followed(
             &what,
             Method::GET,
-            api.s3.url(bucket, None, &[("location", "")])?,
+            &|api| api.s3.url(bucket, None, &[("location", "")]),
             &[],
         )
         .await?;
@@ -89,6 +89,8 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = Pages::new(what.clone());
+    // The bucket's region once S3 named another one.
+    let mut moved: Option<Api> = None;
     loop {
         let mut query = vec![
             ("list-type", "2"),
@@ -98,10 +100,15 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
         if let Some(t) = &token {
             query.push(("continuation-token", t));
         }
-        let url = api.s3.url(bucket, None, &query)?;
-        let a = tokio::time::timeout(pages.remaining(), api.s3(&what, Method::GET, url, &[]))
+        let here = moved.as_ref().unwrap_or(api);
+        let url_of = |api: &Api| api.s3.url(bucket, None, &query);
+        let call = here.s3_followed(&what, Method::GET, &url_of, &[]);
+        let (a, there) = tokio::time::timeout(pages.remaining(), call)
             .await
             .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
+        if there.is_some() {
+            moved = there;
+        }
         if !a.status.is_success() {
             return Err(api_error(&what, &a));
         }
@@ -155,6 +162,16 @@ pub(crate) async fn file_source(
     file_name: Option<&str>,
 ) -> Result<FileSource> {
     let what = format!("S3 HeadObject s3://{bucket}/{key}");
+    let (first, moved) = api
+        .s3_followed(
+            &what,
+            Method::HEAD,
+            &|api| api.s3.object_url(bucket, key),
+            &[("x-amz-checksum-mode", "ENABLED")],
+        )
+        .await?;
+    // The bucket's region from here on (the downloader's GETs too) if S3 named another one.
+    let api = moved.as_ref().unwrap_or(api);
     let url = api.s3.object_url(bucket, key)?;
     let head = |checksum_mode: bool| {
         let headers: &[(&str, &str)] = if checksum_mode {
@@ -164,7 +181,7 @@ pub(crate) async fn file_source(
         };
         api.s3(&what, Method::HEAD, url.clone(), headers)
     };
-    let mut head_answer = head(true).await?;
+    let mut head_answer = first;
     if head_answer.status == StatusCode::FORBIDDEN {
         // Checksum mode on an SSE-KMS object needs kms:Decrypt on its key (HeadObject's
         // ChecksumMode, botocore s3 service-2.json), which a user allowed to read the object
@@ -234,8 +251,13 @@ fn full_object_checksum(head: &super::api::Answer) -> Result<Option<Checksum>> {
 
 pub(crate) async fn delete_object(api: &Api, bucket: &str, key: &str) -> Result<()> {
     let what = format!("S3 DeleteObject s3://{bucket}/{key}");
-    let a = api
-        .s3(&what, Method::DELETE, api.s3.object_url(bucket, key)?, &[])
+    let (a, _) = api
+        .s3_followed(
+            &what,
+            Method::DELETE,
+            &|api| api.s3.object_url(bucket, key),
+            &[],
+        )
         .await?;
     if a.status.is_success() {
         Ok(())

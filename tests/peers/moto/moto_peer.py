@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 # Every request must carry a valid signature of a key that exists in moto's IAM.
 os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
@@ -102,11 +102,49 @@ def head_object_kms_rule(self, bucket_name, query, key_name, headers):
 
 s3_responses.S3Response.head_object = head_object_kms_rule
 
+
+def wrong_region(request, full_url):
+    """A request for a bucket of another region than the one it is signed for (moto has one
+    endpoint for every region) is answered as S3 answers one sent to the wrong regional
+    endpoint: 301 PermanentRedirect with the bucket's region in x-amz-bucket-region (no body
+    for HEAD). GetBucketLocation answers from anywhere."""
+    u = urlparse(full_url)
+    name = unquote(u.path.split("/")[1]) if u.path.count("/") >= 1 else ""
+    auth = request.headers.get("Authorization", "")
+    if not name or "Credential=" not in auth:
+        return None
+    try:
+        bucket = s3_backend().get_bucket(name)
+    except Exception:
+        return None
+    signed_for = auth.split("Credential=", 1)[1].split("/")[2]
+    if signed_for == bucket.region_name or (request.method == "GET" and "location" in parse_qs(u.query, keep_blank_values=True)):
+        return None
+    headers = {"x-amz-bucket-region": bucket.region_name, "content-type": "application/xml"}
+    body = "" if request.method == "HEAD" else (
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are '
+        'attempting to access must be addressed using the specified endpoint. Please send all future requests to '
+        f'this endpoint.</Message><Bucket>{name}</Bucket><Endpoint>s3.{bucket.region_name}.amazonaws.com</Endpoint></Error>')
+    return 301, headers, body
+
+
+def with_region_rule(handler):
+    def wrapped(self, request, full_url, headers):
+        moved = wrong_region(request, full_url)
+        return moved if moved is not None else handler(self, request, full_url, headers)
+    return wrapped
+
+
+s3_responses.S3Response.bucket_response = with_region_rule(s3_responses.S3Response.bucket_response)
+s3_responses.S3Response.key_response = with_region_rule(s3_responses.S3Response.key_response)
+
 ACCOUNT = "123456789012"
 TASKS: dict = {}
 LOCK = threading.Lock()
 ARGS = None
 S3 = None  # boto3's S3 client on moto, for the control port's object calls
+SESSION = None  # the admin's boto3 session
+ENDPOINT = None
 
 
 def s3_backend():
@@ -347,7 +385,9 @@ class Control(BaseHTTPRequestHandler):
             extra["ChecksumAlgorithm"] = q["checksum"][0].upper()
         if q.get("sse"):
             extra["ServerSideEncryption"] = q["sse"][0]
-        S3.put_object(Bucket=q["bucket"][0], Key=q["key"][0], Body=data, **extra)
+        region = s3_backend().get_bucket(q["bucket"][0]).region_name
+        client = S3 if region == "us-east-1" else SESSION.client("s3", endpoint_url=ENDPOINT, region_name=region)
+        client.put_object(Bucket=q["bucket"][0], Key=q["key"][0], Body=data, **extra)
         self.reply([])
 
     def do_POST(self):
@@ -369,7 +409,7 @@ def free_port():
 
 
 def main():
-    global ARGS, S3
+    global ARGS, S3, SESSION, ENDPOINT
     p = argparse.ArgumentParser()
     p.add_argument("--fixture", required=True)
     p.add_argument("--polls", type=int, default=3)
@@ -403,9 +443,12 @@ def main():
                                     aws_secret_access_key=admin.secret_access_key, region_name="us-east-1")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     s3 = S3 = session.client("s3", endpoint_url=endpoint)
+    SESSION, ENDPOINT = session, endpoint
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     s3.create_bucket(Bucket="exports")
+    # A bucket in another region than the clients' (us-east-1).
+    s3.create_bucket(Bucket="exports-west", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     # The account's own AMIs, more than one DescribeImages page of the peer.
     own_images = [ec2.create_image(InstanceId=instance, Name=f"own-{i}")["ImageId"] for i in range(3)]
 
