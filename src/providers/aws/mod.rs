@@ -8,8 +8,9 @@
 //! Cancel or timeout while the cloud works → `CancelExportTask`. Nothing on the instance
 //! changes (EC2 exports a running instance without stopping it).
 //!
-//! Files: `config` (client config, options), `api` (the signed EC2 Query and S3 calls, their
-//! retries and errors), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
+//! Files: `config` (client config, options), `endpoints` (partitions, configured endpoints),
+//! `api` (the signed EC2 Query and S3 calls, their retries and errors), `redirect` (a bucket in
+//! another region), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
 
 mod api;
 mod config;

@@ -1,4 +1,4 @@
-//! S3: buckets (HeadBucket, ListObjectsV2), what an object is (HeadObject: size and the
+//! S3: buckets (GetBucketLocation, ListObjectsV2), what an object is (HeadObject: size and the
 //! full-object checksum), the source the downloader fetches with signed ranged GETs, and
 //! DeleteObject.
 
