@@ -18,8 +18,15 @@ fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
         .expect("export did not end within 120 s")
 }
 
+/// The test user: exactly AWS's documented VM Import/Export policy.
 fn client() -> Client {
     Client::new("aws", &moto().config()).unwrap()
+}
+
+/// A user allowed everything (listing a bucket needs s3:ListBucket, deleting s3:DeleteObject:
+/// neither is in the documented policy).
+fn admin() -> Client {
+    Client::new("aws", &moto().admin_config()).unwrap()
 }
 
 /// The fetch example exporting `source` from the moto peer in a child process (to be killed).
@@ -150,7 +157,7 @@ fn ami_export_and_delete_after_download() {
         json!({"s3_bucket": "exports", "s3_prefix": "amis/", "poll_interval_ms": 100,
                "delete_s3_object_after_download": true, "file_name": "image.vmdk"}),
     );
-    let r = wait(&client().start_export(&m.s("image_id"), &o, None).unwrap());
+    let r = wait(&admin().start_export(&m.s("image_id"), &o, None).unwrap());
     assert_eq!(r.status, "done", "{}", r.to_json());
     assert!(
         r.provider["task_id"]
@@ -441,8 +448,10 @@ fn unknown_instance_and_bucket_are_clear_errors() {
         "{}",
         err.message
     );
+    // The admin: the documented policy's user is refused (403) on a bucket outside it, as S3
+    // does (tests/aws_export_task.rs).
     let r = wait(
-        &client()
+        &admin()
             .start_export(
                 &m.s("instance_id"),
                 &opts(out.path(), json!({"s3_bucket": "no-such-bucket"})),
@@ -493,7 +502,7 @@ fn unknown_instance_and_bucket_are_clear_errors() {
 fn list_shows_instances_own_images_and_objects() {
     let m = moto();
     put("listing/a.vmdk", vec![7u8; 1000], false);
-    let all = client()
+    let all = admin()
         .list_sources(&json!({"bucket": "exports", "prefix": "listing/"}).to_string())
         .unwrap();
     let find = |kind: &str, id: &str| all.iter().find(|s| s.kind == kind && s.id == id);

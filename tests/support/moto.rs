@@ -14,7 +14,7 @@ pub struct Moto {
     _dir: tempfile::TempDir,
 }
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     if let Ok(p) = std::env::var("HS_MOTO_PYTHON") {
         return PathBuf::from(p);
     }
@@ -24,7 +24,7 @@ fn python() -> PathBuf {
     let req = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/moto/requirements.txt");
     let ok = py.exists()
         && Command::new(&py)
-            .args(["-c", "import moto, boto3"])
+            .args(["-c", "import moto, boto3, awscrt"])
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -100,6 +100,30 @@ impl Moto {
             "access_key_id": self.s("access_key_id"), "secret_access_key": self.s("secret_access_key"),
         })
         .to_string()
+    }
+
+    /// A config with the peer's admin user (allowed everything), for what goes beyond AWS's
+    /// documented VM Import/Export policy the test user holds (listing a bucket, deleting).
+    pub fn admin_config(&self) -> String {
+        serde_json::json!({
+            "region": "us-east-1", "endpoint_url": self.s("endpoint"),
+            "access_key_id": self.s("admin_access_key_id"),
+            "secret_access_key": self.s("admin_secret_access_key"),
+        })
+        .to_string()
+    }
+
+    /// Stores an object through the peer with extra query settings (`checksum=crc64nvme`,
+    /// `sse=aws:kms`, …).
+    pub fn put_with(&self, bucket: &str, key: &str, data: Vec<u8>, query: &str) {
+        control_with(
+            "PUT",
+            &format!(
+                "{}/object?bucket={bucket}&key={key}&{query}",
+                self.s("control")
+            ),
+            data,
+        );
     }
 
     /// Stores an object through the peer (boto3 on moto's S3 API), with a stored SHA-256

@@ -19,6 +19,7 @@ use url::Url;
 use super::sign::Signer;
 use crate::BoxFuture;
 use crate::error::{Error, ErrorKind, Result};
+use crate::providers::kit::paging::Pages;
 use crate::providers::kit::{ApiClient, Call, CodeClass, Dialect};
 use crate::providers::xml::{self, Node};
 
@@ -82,6 +83,8 @@ pub(crate) struct Api {
 pub(crate) struct S3Urls {
     pub base: Url,
     pub path_style: bool,
+    /// The endpoint was configured (it stays when a bucket is in another region).
+    pub configured: bool,
 }
 
 /// Percent-encodes the way SigV4 canonicalizes: RFC 3986 unreserved characters kept (and `/`
@@ -102,6 +105,15 @@ impl S3Urls {
     /// The URL of an object (key encoded for SigV4), or of the bucket itself when `key` is None;
     /// `query` is appended already encoded.
     pub fn url(&self, bucket: &str, key: Option<&str>, query: &[(&str, &str)]) -> Result<Url> {
+        if let Some(k) = key
+            && k.split('/').any(|seg| seg == "." || seg == "..")
+        {
+            // A URL parser removes dot segments (WHATWG URL, also in their %2E forms), so the
+            // request would name another object: refused rather than fetched wrong.
+            return Err(Error::InvalidArgument(format!(
+                "S3 key {k:?} has a \".\" or \"..\" segment, which an HTTP URL cannot carry unchanged; copy the object to a key without one"
+            )));
+        }
         let path = match key {
             Some(k) => format!("/{}", encode(k, true)),
             None => String::new(),
@@ -134,16 +146,6 @@ impl S3Urls {
     pub fn object_url(&self, bucket: &str, key: &str) -> Result<Url> {
         self.url(bucket, Some(key), &[])
     }
-}
-
-/// The default endpoints of a region (China's partition has its own domain).
-pub(crate) fn default_endpoint(service: &str, region: &str) -> Url {
-    let domain = if region.starts_with("cn-") {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    Url::parse(&format!("https://{service}.{region}.{domain}")).expect("static URL")
 }
 
 /// How EC2 or S3 signs and writes errors.
@@ -238,6 +240,46 @@ impl Api {
             })
             .await?;
         parse(&what, &a.body)
+    }
+
+    /// Every `item` of `set` in the answers of a paged EC2 describe call: `MaxResults=1000`,
+    /// then `NextToken` until there is none (botocore's paginators-1.json for the action),
+    /// under the kit's paging guard (a deadline, a token that repeats).
+    pub async fn ec2_items(
+        &self,
+        action: &str,
+        params: &[(&str, &str)],
+        set: &str,
+    ) -> Result<Vec<Node>> {
+        let mut pages = Pages::new(format!("EC2 {action} listing"));
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut p = params.to_vec();
+            p.push(("MaxResults", "1000"));
+            if let Some(t) = &token {
+                p.push(("NextToken", t));
+            }
+            let page = tokio::time::timeout(pages.remaining(), self.ec2(action, "", &p))
+                .await
+                .map_err(|_| {
+                    Error::Timeout(format!("{}: still paging at its deadline", pages.what()))
+                })??;
+            let before = out.len();
+            out.extend(
+                page.children_named(set)
+                    .flat_map(|s| s.children_named("item"))
+                    .cloned(),
+            );
+            pages.page(out.len() - before, 0)?;
+            match page.child_text("nextToken").map(str::trim) {
+                Some(t) if !t.is_empty() => {
+                    pages.next(t)?;
+                    token = Some(t.to_string());
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// One S3 call; any HTTP status is returned (the caller knows what 404 means for it), after
@@ -375,6 +417,7 @@ mod tests {
         let u = S3Urls {
             base: Url::parse("http://127.0.0.1:9000").unwrap(),
             path_style: true,
+            configured: true,
         };
         assert_eq!(
             u.object_url("b", "vms/export-i-1 x+y.vmdk")
@@ -391,6 +434,7 @@ mod tests {
         let u = S3Urls {
             base: Url::parse("https://s3.eu-west-1.amazonaws.com").unwrap(),
             path_style: false,
+            configured: false,
         };
         assert_eq!(
             u.object_url("bk", "a/b.vmdk").unwrap().as_str(),
@@ -404,10 +448,11 @@ mod tests {
             u.object_url("b.k", "x").unwrap().as_str(),
             "https://s3.eu-west-1.amazonaws.com/b.k/x"
         );
-        assert_eq!(
-            default_endpoint("ec2", "cn-north-1").as_str(),
-            "https://ec2.cn-north-1.amazonaws.com.cn/"
-        );
+        for k in ["a/../b", "./x", "a/.", ".."] {
+            let e = u.object_url("b", k).unwrap_err();
+            assert!(e.to_string().contains(k), "{e}");
+        }
+        assert!(u.object_url("b", "a/.hidden/..x/...").is_ok());
         assert_eq!(
             list_param("InstanceId", &["i-1", "i-2"]),
             vec![

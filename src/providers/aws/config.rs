@@ -12,9 +12,17 @@ use crate::secret::Secret;
 #[serde(deny_unknown_fields)]
 pub(crate) struct AwsConfig {
     pub region: String,
-    /// For S3-compatible stores and local testing.
+    /// Every service's endpoint (S3-compatible stores, local testing, private endpoints);
+    /// `endpoint_url_{ec2,s3,ebs}` for one service. Else `AWS_ENDPOINT_URL_{EC2,S3,EBS}`,
+    /// `AWS_ENDPOINT_URL`, else the region's endpoint in its partition (endpoints.rs).
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub endpoint_url_ec2: Option<String>,
+    #[serde(default)]
+    pub endpoint_url_s3: Option<String>,
+    #[serde(default)]
+    pub endpoint_url_ebs: Option<String>,
     /// Path-style S3 addressing (`endpoint/bucket/key`). Default: on with `endpoint_url`.
     #[serde(default)]
     pub force_path_style: Option<bool>,
@@ -31,6 +39,16 @@ pub(crate) struct AwsConfig {
 }
 
 impl AwsConfig {
+    /// The config's own endpoint for one service (`endpoint_url_{service}`).
+    pub fn service_endpoint(&self, service: &str) -> Option<&str> {
+        match service {
+            "ec2" => self.endpoint_url_ec2.as_deref(),
+            "s3" => self.endpoint_url_s3.as_deref(),
+            "ebs" => self.endpoint_url_ebs.as_deref(),
+            _ => None,
+        }
+    }
+
     pub fn check(&self) -> Result<()> {
         // The region goes into host names (ec2.{region}.amazonaws.com).
         let r = &self.region;

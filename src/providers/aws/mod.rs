@@ -8,21 +8,22 @@
 //! Cancel or timeout while the cloud works → `CancelExportTask`. Nothing on the instance
 //! changes (EC2 exports a running instance without stopping it).
 //!
-//! Files: `config` (client config, options), `api` (the signed EC2 Query and S3 calls, their
-//! retries and errors), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
+//! Files: `config` (client config, options), `endpoints` (partitions, configured endpoints),
+//! `api` (the signed EC2 Query and S3 calls, their retries and errors), `redirect` (a bucket in
+//! another region), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
 
 mod api;
 mod config;
+mod endpoints;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod redirect;
 mod s3;
 mod sign;
 mod task;
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use url::Url;
 
 use super::kit::ApiClient;
 use super::kit::config::parse_with_net;
@@ -45,14 +46,9 @@ impl AwsProvider {
     pub fn new(config_json: &str) -> Result<Self> {
         let (cfg, net): (AwsConfig, _) = parse_with_net("aws", config_json)?;
         cfg.check()?;
-        let endpoint = match &cfg.endpoint_url {
-            Some(e) => Some(
-                Url::parse(e)
-                    .map_err(|err| Error::InvalidArgument(format!("endpoint_url {e:?}: {err}")))?,
-            ),
-            None => None,
-        };
-        let path_style = cfg.force_path_style.unwrap_or(endpoint.is_some());
+        let (ec2, _) = endpoints::resolve("ec2", &cfg)?;
+        let (s3, s3_configured) = endpoints::resolve("s3", &cfg)?;
+        let path_style = cfg.force_path_style.unwrap_or(s3_configured);
         let region = cfg.region.clone();
         // aws-config only finds the credentials (environment, profile, SSO, web identity,
         // instance metadata, credential_process); its own calls (STS, SSO, IMDS) get deadlines
@@ -91,12 +87,11 @@ impl AwsProvider {
             api: Arc::new(Api {
                 client: ApiClient::new(http, net.api_timeout(), api::MAX_BODY),
                 signer: Arc::new(sign::Signer::new(provider, region.clone())),
-                ec2: endpoint
-                    .clone()
-                    .unwrap_or_else(|| api::default_endpoint("ec2", &region)),
+                ec2,
                 s3: S3Urls {
-                    base: endpoint.unwrap_or_else(|| api::default_endpoint("s3", &region)),
+                    base: s3,
                     path_style,
+                    configured: s3_configured,
                 },
             }),
         })
@@ -165,21 +160,13 @@ impl Provider for AwsProvider {
                     _ => break,
                 }
             }
-            let images = api
-                .ec2(
-                    "DescribeImages",
-                    "",
-                    &[
-                        ("Owner.1", "self"),
-                        ("Filter.1.Name", "state"),
-                        ("Filter.1.Value.1", "available"),
-                    ],
-                )
-                .await?;
-            for im in images
-                .children_named("imagesSet")
-                .flat_map(|s| s.children_named("item"))
-            {
+            // The account's own available AMIs, page after page (DescribeImages' paginator).
+            let own = [
+                ("Owner.1", "self"),
+                ("Filter.1.Name", "state"),
+                ("Filter.1.Value.1", "available"),
+            ];
+            for im in api.ec2_items("DescribeImages", &own, "imagesSet").await? {
                 let Some(id) = im.child_text("imageId").map(str::trim) else {
                     continue;
                 };
@@ -296,8 +283,8 @@ impl AwsFlow {
                 let task_id = t.id().to_string();
                 // From here on, cleanup cancels the task unless it completes.
                 let step = cancel_step(ctx, &self.api, &t);
-                self.task = Some(t);
-                let key = task::wait_instance(&self.api, ctx, &self.opts, &task_id).await?;
+                self.task = Some(t.clone());
+                let key = task::wait_instance(&self.api, ctx, &self.opts, &t).await?;
                 ctx.ledger().forget(step);
                 let ext = if self.opts.container_format.is_some() {
                     "ova".to_string()
@@ -317,8 +304,8 @@ impl AwsFlow {
                         .await?;
                 let task_id = t.id().to_string();
                 let step = cancel_step(ctx, &self.api, &t);
-                self.task = Some(t);
-                task::wait_image(&self.api, ctx, &self.opts, &task_id).await?;
+                self.task = Some(t.clone());
+                task::wait_image(&self.api, ctx, &self.opts, &t).await?;
                 ctx.ledger().forget(step);
                 Ok((bucket, format!("{prefix}{task_id}.{format}")))
             }

@@ -1,4 +1,4 @@
-//! S3: buckets (HeadBucket, ListObjectsV2), what an object is (HeadObject: size and the
+//! S3: buckets (GetBucketLocation, ListObjectsV2), what an object is (HeadObject: size and the
 //! full-object checksum), the source the downloader fetches with signed ranged GETs, and
 //! DeleteObject.
 
@@ -34,24 +34,25 @@ pub(crate) fn validate_bucket(name: &str) -> Result<()> {
 }
 
 /// A clear error for a bucket that is missing or closed to us, before a task writes into it.
+/// `GetBucketLocation` (`GET /?location`), not `HeadBucket`: HeadBucket needs `s3:ListBucket`,
+/// which AWS's documented VM Import/Export user policy does not grant, while
+/// `s3:GetBucketLocation` is in it. Its error has a body, so the code says what is wrong.
 pub(crate) async fn check_bucket(api: &Api, bucket: &str) -> Result<()> {
-    let what = format!("S3 HeadBucket {bucket}");
-    let a = api
-        .s3(&what, Method::HEAD, api.s3.url(bucket, None, &[])?, &[])
+    let what = format!("S3 GetBucketLocation {bucket}");
+    let (a, _) = api
+        .s3_followed(
+            &what,
+            Method::GET,
+            &|api| api.s3.url(bucket, None, &[("location", "")]),
+            &[],
+        )
         .await?;
     match a.status.as_u16() {
         200..=299 => Ok(()),
         404 => Err(Error::NotFound(format!(
             "S3 bucket {bucket:?} does not exist"
         ))),
-        _ => {
-            // A HEAD answer has no body, so no error code: a bare 400 may be a bad session
-            // token. The same request as a GET (an empty listing) says which.
-            let get = api
-                .s3
-                .url(bucket, None, &[("list-type", "2"), ("max-keys", "0")])?;
-            Err(explain_head(api, &what, &a, get, &[]).await)
-        }
+        _ => Err(api_error(&what, &a)),
     }
 }
 
@@ -80,21 +81,34 @@ pub(crate) struct Listed {
     pub size: Option<u64>,
 }
 
-/// Every object under `prefix` (ListObjectsV2, page after page).
+/// Every object under `prefix` (ListObjectsV2, page after page). Keys are asked for
+/// URL-encoded (`encoding-type=url`, as botocore always asks): XML 1.0 cannot carry every
+/// character a key may hold, and a reader normalizes a carriage return to a line feed.
 pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Result<Vec<Listed>> {
     let what = format!("S3 ListObjectsV2 {bucket}");
     let mut out = Vec::new();
     let mut token: Option<String> = None;
     let mut pages = Pages::new(what.clone());
+    // The bucket's region once S3 named another one.
+    let mut moved: Option<Api> = None;
     loop {
-        let mut query = vec![("list-type", "2"), ("prefix", prefix)];
+        let mut query = vec![
+            ("list-type", "2"),
+            ("prefix", prefix),
+            ("encoding-type", "url"),
+        ];
         if let Some(t) = &token {
             query.push(("continuation-token", t));
         }
-        let url = api.s3.url(bucket, None, &query)?;
-        let a = tokio::time::timeout(pages.remaining(), api.s3(&what, Method::GET, url, &[]))
+        let here = moved.as_ref().unwrap_or(api);
+        let url_of = |api: &Api| api.s3.url(bucket, None, &query);
+        let call = here.s3_followed(&what, Method::GET, &url_of, &[]);
+        let (a, there) = tokio::time::timeout(pages.remaining(), call)
             .await
             .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
+        if there.is_some() {
+            moved = there;
+        }
         if !a.status.is_success() {
             return Err(api_error(&what, &a));
         }
@@ -106,8 +120,13 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
             let Some(key) = c.child_text("Key") else {
                 continue;
             };
+            let encoded = root.child_text("EncodingType").map(str::trim) == Some("url");
             out.push(Listed {
-                key: key.to_string(),
+                key: if encoded {
+                    url_decode(key)
+                } else {
+                    key.to_string()
+                },
                 size: c.child_text("Size").and_then(|s| s.trim().parse().ok()),
             });
         }
@@ -126,6 +145,15 @@ pub(crate) async fn list_objects(api: &Api, bucket: &str, prefix: &str) -> Resul
     }
 }
 
+/// A key of a listing asked with `encoding-type=url`: percent-decoded, `+` a space (S3's
+/// encoding; botocore decodes it with `unquote_plus`).
+fn url_decode(s: &str) -> String {
+    let plus = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&plus)
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
 /// What the downloader needs to fetch `s3://bucket/key`: its URL, signer, size and checksum.
 pub(crate) async fn file_source(
     api: &Api,
@@ -134,15 +162,39 @@ pub(crate) async fn file_source(
     file_name: Option<&str>,
 ) -> Result<FileSource> {
     let what = format!("S3 HeadObject s3://{bucket}/{key}");
-    let url = api.s3.object_url(bucket, key)?;
-    let head = api
-        .s3(
+    let (first, moved) = api
+        .s3_followed(
             &what,
             Method::HEAD,
-            url.clone(),
+            &|api| api.s3.object_url(bucket, key),
             &[("x-amz-checksum-mode", "ENABLED")],
         )
         .await?;
+    // The bucket's region from here on (the downloader's GETs too) if S3 named another one.
+    let api = moved.as_ref().unwrap_or(api);
+    let url = api.s3.object_url(bucket, key)?;
+    let head = |checksum_mode: bool| {
+        let headers: &[(&str, &str)] = if checksum_mode {
+            &[("x-amz-checksum-mode", "ENABLED")]
+        } else {
+            &[]
+        };
+        api.s3(&what, Method::HEAD, url.clone(), headers)
+    };
+    let mut head_answer = first;
+    if head_answer.status == StatusCode::FORBIDDEN {
+        // Checksum mode on an SSE-KMS object needs kms:Decrypt on its key (HeadObject's
+        // ChecksumMode, botocore s3 service-2.json), which a user allowed to read the object
+        // may lack: ask again without it and verify what is left (the size).
+        let plain = head(false).await?;
+        if plain.status.is_success() {
+            tracing::info!(
+                "{what}: no checksum (checksum mode needs kms:Decrypt on the object's key); only the size is verified"
+            );
+            head_answer = plain;
+        }
+    }
+    let head = head_answer;
     if head.status == StatusCode::NOT_FOUND {
         return Err(Error::NotFound(format!(
             "s3://{bucket}/{key} does not exist"
@@ -151,26 +203,7 @@ pub(crate) async fn file_source(
     if !head.status.is_success() {
         return Err(explain_head(api, &what, &head, url.clone(), &[("range", "bytes=0-0")]).await);
     }
-    // A full-object checksum is verified; composite (multipart "-N") ones are not whole-file
-    // digests.
-    let full = head
-        .header("x-amz-checksum-type")
-        .is_none_or(|t| t == "FULL_OBJECT");
-    let checksum = if !full {
-        None
-    } else if let Some(s) = head
-        .header("x-amz-checksum-sha256")
-        .filter(|s| !s.contains('-'))
-    {
-        Some(Checksum::parse("sha256", s)?)
-    } else if let Some(c) = head
-        .header("x-amz-checksum-crc32c")
-        .filter(|s| !s.contains('-'))
-    {
-        Some(Checksum::parse("crc32c", c)?)
-    } else {
-        None
-    };
+    let checksum = full_object_checksum(&head)?;
     let name = match file_name {
         Some(n) => n.to_string(),
         None => sanitize_file_name(key.rsplit('/').next().unwrap_or(key), "export.img"),
@@ -194,10 +227,37 @@ pub(crate) async fn file_source(
     Ok(src)
 }
 
+/// The object's stored full-object checksum, strongest first: SHA-256, CRC-64/NVME (what S3
+/// adds to new objects by default), CRC-32C. Composite (multipart `-N`) ones are not
+/// whole-file digests and are skipped.
+fn full_object_checksum(head: &super::api::Answer) -> Result<Option<Checksum>> {
+    let full = head
+        .header("x-amz-checksum-type")
+        .is_none_or(|t| t == "FULL_OBJECT");
+    if !full {
+        return Ok(None);
+    }
+    for (header, algorithm) in [
+        ("x-amz-checksum-sha256", "sha256"),
+        ("x-amz-checksum-crc64nvme", "crc64nvme"),
+        ("x-amz-checksum-crc32c", "crc32c"),
+    ] {
+        if let Some(v) = head.header(header).filter(|s| !s.contains('-')) {
+            return Checksum::parse(algorithm, v).map(Some);
+        }
+    }
+    Ok(None)
+}
+
 pub(crate) async fn delete_object(api: &Api, bucket: &str, key: &str) -> Result<()> {
     let what = format!("S3 DeleteObject s3://{bucket}/{key}");
-    let a = api
-        .s3(&what, Method::DELETE, api.s3.object_url(bucket, key)?, &[])
+    let (a, _) = api
+        .s3_followed(
+            &what,
+            Method::DELETE,
+            &|api| api.s3.object_url(bucket, key),
+            &[],
+        )
         .await?;
     if a.status.is_success() {
         Ok(())
@@ -209,6 +269,11 @@ pub(crate) async fn delete_object(api: &Api, bucket: &str, key: &str) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listed_keys_are_url_decoded() {
+        assert_eq!(url_decode("a+b%2Bc%0D%01%2F%20"), "a b+c\r\u{1}/ ");
+    }
 
     #[test]
     fn bucket_names_follow_s3_rules() {

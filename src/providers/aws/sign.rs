@@ -42,6 +42,16 @@ impl Signer {
         }
     }
 
+    /// The region requests are signed for.
+    pub(crate) fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// A signer of the same credentials for another region (a bucket elsewhere).
+    pub(crate) fn in_region(&self, region: &str) -> Signer {
+        Signer::new(self.provider.clone(), region.to_string())
+    }
+
     async fn credentials(&self) -> Result<Credentials> {
         if let Some(c) = lock(&self.cached).clone() {
             let fresh = c

@@ -1,8 +1,18 @@
 //! EC2 export tasks: start (`CreateInstanceExportTask` / `ExportImage`), wait for them with the
 //! shared poller (their status message is the progress message), cancel (`CancelExportTask`,
 //! also for image export tasks).
+//!
+//! EC2 is eventually consistent: a task just created may be unknown to `Describe…` for a while
+//! (`InvalidExportTaskID.NotFound`, or an empty set). That does not end the wait until
+//! [`VISIBILITY_GRACE`] has passed since the create call. A task that ends `cancelled`
+//! (`deleted` for image tasks) without us carries AWS's reason in its `statusMessage`: that is
+//! the error, and the task is not cancelled again.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::api::{Api, list_param};
 use super::config::AwsOptions;
@@ -10,22 +20,57 @@ use crate::error::{Error, Result};
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::FlowCtx;
 
-/// An export task we started (its id is what cleanup cancels).
+/// How long after the create call a task EC2 does not show yet is taken for eventual
+/// consistency rather than a task that is gone (EC2's API reference, "Eventual consistency in
+/// the Amazon EC2 API": describe calls right after a create may answer `…NotFound`).
+pub(crate) const VISIBILITY_GRACE: Duration = Duration::from_secs(120);
+
+/// An export task we started or adopted (its id is what cleanup cancels).
 #[derive(Clone, Debug)]
-pub(crate) enum Task {
-    Instance(String),
-    Image(String),
+pub(crate) struct Task {
+    id: String,
+    /// When the create call answered: the start of the visibility grace.
+    created: Instant,
+    /// The task ended in the cloud without us (cancelled, deleted): nothing to cancel.
+    ended: Arc<AtomicBool>,
 }
 
 impl Task {
-    pub fn id(&self) -> &str {
-        match self {
-            Task::Instance(id) | Task::Image(id) => id,
+    fn new(id: String) -> Self {
+        Task {
+            id,
+            created: Instant::now(),
+            ended: Arc::default(),
         }
     }
 
-    /// Cancels the task in the cloud (on failure, cancel and timeout while it is active).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether a task EC2 does not show yet may still appear (eventual consistency).
+    fn may_be_invisible(&self) -> bool {
+        self.created.elapsed() < VISIBILITY_GRACE
+    }
+
+    /// The error of a task that ended in the cloud without us: AWS's reason, and cleanup
+    /// will not cancel it again.
+    fn ended_error(&self, what: &str, state: &str, msg: &str) -> Error {
+        self.ended.store(true, Ordering::SeqCst);
+        let why = if msg.is_empty() {
+            "AWS gave no reason".to_string()
+        } else {
+            format!("AWS says: {msg}")
+        };
+        Error::Remote(format!("{what} {} ended {state}: {why}", self.id))
+    }
+
+    /// Cancels the task in the cloud (on failure, cancel and timeout while it is active); a
+    /// task that already ended is left alone.
     pub async fn cancel(&self, api: &Api) -> Result<()> {
+        if self.ended.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         api.ec2(
             "CancelExportTask",
             self.id(),
@@ -90,7 +135,7 @@ pub(crate) async fn start_instance(
         .ok_or_else(|| Error::Remote("CreateInstanceExportTask returned no task id".into()))?
         .to_string();
     let key = s3_key(task);
-    Ok((Task::Instance(task_id), key))
+    Ok((Task::new(task_id), key))
 }
 
 /// An active export task of this instance that writes where this export would: same bucket,
@@ -135,7 +180,7 @@ async fn find_active(
             .unwrap_or("")
             .trim()
             .to_string();
-        (Task::Instance(task_id), s3_key(t))
+        (Task::new(task_id), s3_key(t))
     }))
 }
 
@@ -156,36 +201,44 @@ pub(crate) async fn wait_instance(
     api: &Api,
     ctx: &FlowCtx,
     opts: &AwsOptions,
-    task_id: &str,
+    task: &Task,
 ) -> Result<Option<String>> {
+    let task_id = task.id();
     poll_until(
         ctx,
         &format!("export task {task_id}"),
         Duration::from_secs(opts.timeout_secs),
         Backoff::fixed(Duration::from_millis(opts.poll_interval_ms)),
         || async {
-            let r = api
+            // Right after the create call EC2 may not know the task yet.
+            let r = match api
                 .ec2(
                     "DescribeExportTasks",
                     task_id,
                     &pairs(&list_param("ExportTaskId", &[task_id])),
                 )
-                .await?;
-            let t = r
-                .child("exportTaskSet")
-                .and_then(|s| {
-                    s.children_named("item")
-                        .find(|t| t.child_text("exportTaskId") == Some(task_id))
-                })
-                .ok_or_else(|| Error::Remote(format!("export task {task_id} vanished")))?;
+                .await
+            {
+                Ok(r) => Some(r),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let found = r.as_ref().and_then(|r| {
+                r.child("exportTaskSet")?
+                    .children_named("item")
+                    .find(|t| t.child_text("exportTaskId").map(str::trim) == Some(task_id))
+            });
+            let Some(t) = found else {
+                return not_visible(task, "export task");
+            };
             let key = s3_key(t);
             let msg = t.child_text("statusMessage").unwrap_or("").trim();
+            // ExportTaskState (botocore ec2 service-2.json): active | cancelling | cancelled |
+            // completed.
             Ok(match t.child_text("state").unwrap_or("").trim() {
                 "completed" => Poll::Done(key),
-                "cancelled" | "cancelling" => {
-                    return Err(Error::Remote(format!(
-                        "export task {task_id} was cancelled outside hypersdk {msg}"
-                    )));
+                state @ ("cancelled" | "cancelling") => {
+                    return Err(task.ended_error("export task", state, msg));
                 }
                 _ => Poll::pending(format!(
                     "export task {task_id}: {}",
@@ -195,6 +248,23 @@ pub(crate) async fn wait_instance(
         },
     )
     .await
+}
+
+/// A task the describe call did not show: pending within the grace after its creation
+/// (eventual consistency), then an error.
+fn not_visible<T>(task: &Task, what: &str) -> Result<Poll<T>> {
+    if task.may_be_invisible() {
+        Ok(Poll::pending(format!(
+            "{what} {}: not visible yet (EC2 is eventually consistent)",
+            task.id()
+        )))
+    } else {
+        Err(Error::NotFound(format!(
+            "{what} {} is unknown to EC2 {} s after it was created",
+            task.id(),
+            task.created.elapsed().as_secs()
+        )))
+    }
 }
 
 /// Checks the image exists, then starts its export (`ExportImage`). `client_token` makes the
@@ -235,7 +305,7 @@ pub(crate) async fn start_image(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Error::Remote("ExportImage returned no task id".into()))?;
-    Ok(Task::Image(task_id.to_string()))
+    Ok(Task::new(task_id.to_string()))
 }
 
 /// Waits for an image export task.
@@ -243,37 +313,44 @@ pub(crate) async fn wait_image(
     api: &Api,
     ctx: &FlowCtx,
     opts: &AwsOptions,
-    task_id: &str,
+    task: &Task,
 ) -> Result<()> {
+    let task_id = task.id();
     poll_until(
         ctx,
         &format!("image export task {task_id}"),
         Duration::from_secs(opts.timeout_secs),
         Backoff::fixed(Duration::from_millis(opts.poll_interval_ms)),
         || async {
-            let r = api
+            // Right after the create call EC2 may not know the task yet.
+            let r = match api
                 .ec2(
                     "DescribeExportImageTasks",
                     task_id,
                     &pairs(&list_param("ExportImageTaskId", &[task_id])),
                 )
-                .await?;
-            let t = r
-                .child("exportImageTaskSet")
-                .and_then(|s| {
-                    s.children_named("item")
-                        .find(|t| t.child_text("exportImageTaskId") == Some(task_id))
-                })
-                .ok_or_else(|| Error::Remote(format!("image export task {task_id} vanished")))?;
+                .await
+            {
+                Ok(r) => Some(r),
+                Err(Error::NotFound(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let found = r.as_ref().and_then(|r| {
+                r.child("exportImageTaskSet")?
+                    .children_named("item")
+                    .find(|t| t.child_text("exportImageTaskId").map(str::trim) == Some(task_id))
+            });
+            let Some(t) = found else {
+                return not_visible(task, "image export task");
+            };
             let status = t.child_text("status").unwrap_or("").trim();
             let pct = t.child_text("progress").unwrap_or("").trim();
             let msg = t.child_text("statusMessage").unwrap_or("").trim();
+            // ExportImageTask.Status: active | completed | deleting | deleted.
             Ok(match status {
                 "completed" => Poll::Done(()),
                 "deleting" | "deleted" => {
-                    return Err(Error::Remote(format!(
-                        "image export task {task_id} was cancelled outside hypersdk {msg}"
-                    )));
+                    return Err(task.ended_error("image export task", status, msg));
                 }
                 _ => {
                     let pct = if pct.is_empty() {

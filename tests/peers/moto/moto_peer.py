@@ -4,16 +4,33 @@ A task checks moto's real state (the instance or AMI exists, the bucket exists),
 "active" for --polls describe calls, then writes the disk fixture (a VMDK made with qemu-img)
 into moto's S3 under the key real AWS uses ({prefix}{task id}.{format}) and completes.
 
-Prints one JSON line when ready: endpoint, region, an access key with its secret (IAM
-authentication is on: requests are signature-checked), an instance id, an AMI id, a bucket,
+IAM is enforced (moto's "IAM-like Access Control"): every request must carry a valid
+signature, and the test user holds exactly the policies in policies/*.json, each a copy of one
+AWS documents (vm-import-export.json: "Required permissions for VM Import/Export", the bucket
+placeholder "amzn-s3-demo-export-bucket" read as the test bucket). Setup and the control port
+use a second user allowed everything ("admin_…" keys). Two rules moto lacks are added as S3
+states them (botocore s3 service-2.json): HeadBucket needs s3:ListBucket (moto asked for a
+made-up "s3:HeadBucket"), and HeadObject with x-amz-checksum-mode ENABLED on an SSE-KMS
+object needs kms:Decrypt (a 403 without a body otherwise).
+
+Prints one JSON line when ready: endpoint, region, the test user's access key with its secret
+and the admin's, an instance id, an AMI id, a bucket,
 and a control URL (POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
-checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256] stores the
-body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
+checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256|crc64nvme]
+[&sse=aws:kms] stores the body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
 setup without an S3 SDK in the tests). A prefix holding "slowcreate/" makes the create call
 take 0.8 s (to cancel during it); one starting with the --slow-prefix never finishes.
+EC2's eventual consistency (EC2 API reference, "Eventual consistency in the Amazon EC2 API"):
+a task under a prefix holding "lagging/" is unknown to the first two describe calls naming it
+(InvalidExportTaskID.NotFound), one under "lagempty/" is missing from their answer. A task
+under "doomed/" is ended by AWS at its first describe (instance tasks "cancelled", image tasks
+"deleted") with the reason in StatusMessage, as a failed conversion is; CancelExportTask on a
+task that is not active is refused with IncorrectState and counted in the task's
+"cancel_calls".
 """
 
 import argparse
+import glob
 import json
 import os
 import secrets
@@ -22,7 +39,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 # Every request must carry a valid signature of a key that exists in moto's IAM.
 os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
@@ -31,7 +48,9 @@ import boto3  # noqa: E402
 from moto.core.responses import ActionResult  # noqa: E402
 from moto.ec2.exceptions import EC2ClientError, InvalidAMIIdError, InvalidInstanceIdError  # noqa: E402
 from moto.ec2.responses import EC2Response  # noqa: E402
+from moto.iam.access_control import IAMPolicy, PermissionResult, create_access_key  # noqa: E402
 from moto.iam.models import iam_backends  # noqa: E402
+from moto.s3 import responses as s3_responses  # noqa: E402
 from moto.s3.models import s3_backends  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
@@ -51,11 +70,81 @@ def _setup_class_with_raw_body(self, request, *args, **kwargs):
 
 BaseResponse.setup_class = _setup_class_with_raw_body
 
+# HeadBucket: "you must have permissions to perform the s3:ListBucket action" (S3 API reference).
+s3_responses.ACTION_MAP["BUCKET"]["HEAD"]["DEFAULT"] = "ListBucket"
+
+_head_object = s3_responses.S3Response.head_object
+
+
+def caller_may(headers, action, resource):
+    """Whether the signer of this request holds `action` on `resource` by its IAM policies."""
+    auth = headers.get("Authorization", "")
+    key_id = auth.split("Credential=", 1)[-1].split("/", 1)[0]
+    key = create_access_key(account_id=ACCOUNT, partition="aws", access_key_id=key_id, headers=headers)
+    results = [IAMPolicy(p).is_action_permitted(action, resource) for p in key.collect_policies()]
+    return PermissionResult.DENIED not in results and PermissionResult.PERMITTED in results
+
+
+def head_object_kms_rule(self, bucket_name, query, key_name, headers):
+    """HeadObject's ChecksumMode (botocore s3 service-2.json): "If you enable checksum mode and
+    the object is uploaded with a checksum and encrypted with an KMS key, you must have
+    permission to use the kms:Decrypt action to retrieve the checksum." Refused as S3 refuses
+    a HEAD: 403, no body."""
+    status, response_headers, body = _head_object(self, bucket_name, query, key_name, headers)
+    if status == 200 and headers.get("x-amz-checksum-mode") == "ENABLED":
+        key = s3_backend().get_object(bucket_name, key_name)
+        if key is not None and key.encryption == "aws:kms" and key.checksum_algorithm:
+            arn = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key.kms_key_id or 'aws/s3'}"
+            if not caller_may(self.headers, "kms:Decrypt", arn):
+                return 403, {}, ""
+    return status, response_headers, body
+
+
+s3_responses.S3Response.head_object = head_object_kms_rule
+
+
+def wrong_region(request, full_url):
+    """A request for a bucket of another region than the one it is signed for (moto has one
+    endpoint for every region) is answered as S3 answers one sent to the wrong regional
+    endpoint: 301 PermanentRedirect with the bucket's region in x-amz-bucket-region (no body
+    for HEAD). GetBucketLocation answers from anywhere."""
+    u = urlparse(full_url)
+    name = unquote(u.path.split("/")[1]) if u.path.count("/") >= 1 else ""
+    auth = request.headers.get("Authorization", "")
+    if not name or "Credential=" not in auth:
+        return None
+    try:
+        bucket = s3_backend().get_bucket(name)
+    except Exception:
+        return None
+    signed_for = auth.split("Credential=", 1)[1].split("/")[2]
+    if signed_for == bucket.region_name or (request.method == "GET" and "location" in parse_qs(u.query, keep_blank_values=True)):
+        return None
+    headers = {"x-amz-bucket-region": bucket.region_name, "content-type": "application/xml"}
+    body = "" if request.method == "HEAD" else (
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PermanentRedirect</Code><Message>The bucket you are '
+        'attempting to access must be addressed using the specified endpoint. Please send all future requests to '
+        f'this endpoint.</Message><Bucket>{name}</Bucket><Endpoint>s3.{bucket.region_name}.amazonaws.com</Endpoint></Error>')
+    return 301, headers, body
+
+
+def with_region_rule(handler):
+    def wrapped(self, request, full_url, headers):
+        moved = wrong_region(request, full_url)
+        return moved if moved is not None else handler(self, request, full_url, headers)
+    return wrapped
+
+
+s3_responses.S3Response.bucket_response = with_region_rule(s3_responses.S3Response.bucket_response)
+s3_responses.S3Response.key_response = with_region_rule(s3_responses.S3Response.key_response)
+
 ACCOUNT = "123456789012"
 TASKS: dict = {}
 LOCK = threading.Lock()
 ARGS = None
 S3 = None  # boto3's S3 client on moto, for the control port's object calls
+SESSION = None  # the admin's boto3 session
+ENDPOINT = None
 
 
 def s3_backend():
@@ -69,9 +158,30 @@ def check_bucket(bucket):
         raise EC2ClientError("InvalidParameter", f"The S3 bucket '{bucket}' does not exist")
 
 
+DOOMED = "ClientError: Unsupported kernel version 5.10.0-aws"
+
+
+def hidden(task):
+    """Whether this describe call does not see the task yet (eventual consistency): raises
+    NotFound for "lagging/", answers None for "lagempty/"; two calls each."""
+    prefix = task["key"]
+    if ("lagging/" in prefix or "lagempty/" in prefix) and task.setdefault("hidden", 0) < 2:
+        task["hidden"] += 1
+        if "lagging/" in prefix:
+            raise EC2ClientError(
+                "InvalidExportTaskID.NotFound" if task["kind"] == "instance" else "InvalidExportImageTaskId.NotFound",
+                f"The export task ID '{task['id']}' does not exist")
+        return True
+    return False
+
+
 def advance(task):
     """One describe call: active for ARGS.polls calls, then the object appears in S3."""
     if task["state"] != "active":
+        return
+    if "doomed/" in task["key"]:
+        task["state"] = "cancelled" if task["kind"] == "instance" else "deleted"
+        task["message"] = DOOMED
         return
     if ARGS.slow_prefix and task["key"].startswith(ARGS.slow_prefix):
         task["message"] = "converting the disk image (this one never finishes)"
@@ -146,6 +256,8 @@ def describe_export_tasks(self):
             t = TASKS.get(i)
             if t is None or t["kind"] != "instance":
                 raise EC2ClientError("InvalidExportTaskID.NotFound", f"The export task ID '{i}' does not exist")
+            if ids and hidden(t):
+                continue
             advance(t)
             out.append(instance_task_shape(t))
     return ActionResult({"ExportTasks": out})
@@ -157,6 +269,7 @@ def cancel_export_task(self):
         t = TASKS.get(task_id)
         if t is None:
             raise EC2ClientError("InvalidExportTaskID.NotFound", f"The export task ID '{task_id}' does not exist")
+        t["cancel_calls"] = t.get("cancel_calls", 0) + 1
         if t["state"] not in ("active", "cancelling"):
             raise EC2ClientError("IncorrectState", f"The export task '{task_id}' is {t['state']}")
         t["state"] = "cancelled" if t["kind"] == "instance" else "deleted"
@@ -204,13 +317,39 @@ def describe_export_image_tasks(self):
             t = TASKS.get(i)
             if t is None or t["kind"] != "image":  # noqa: SIM102
                 raise EC2ClientError("InvalidExportImageTaskId.NotFound", f"The export image task ID '{i}' does not exist")
+            if hidden(t):
+                continue
             advance(t)
             out.append(image_task_shape(t))
     return ActionResult({"ExportImageTasks": out})
 
 
+_describe_images = EC2Response.describe_images
+IMAGE_PAGE = 2
+
+
+def describe_images(self):
+    """moto answers every image at once; EC2 pages when asked (MaxResults 5-1000, not with
+    ImageIds; botocore ec2 service-2.json) and a page may hold fewer items than asked: this one
+    holds at most IMAGE_PAGE, so a client that does not follow NextToken misses images."""
+    max_results = self._get_param("MaxResults")
+    if max_results is None:
+        return _describe_images(self)
+    if self._get_param("ImageIds"):
+        raise EC2ClientError("InvalidParameterCombination", "The parameter imageIdsSet cannot be used with the parameter maxResults")
+    if not 5 <= int(max_results) <= 1000:
+        raise EC2ClientError("InvalidParameterValue", f"Value ( {max_results} ) for parameter maxResults is invalid. Expecting a value between 5 and 1000")
+    everything = _describe_images(self).result["Images"]
+    start = int(self._get_param("NextToken") or 0)
+    page = everything[start:start + min(IMAGE_PAGE, int(max_results))]
+    result = {"Images": page}
+    if start + len(page) < len(everything):
+        result["NextToken"] = str(start + len(page))
+    return ActionResult(result)
+
+
 for fn in (create_instance_export_task, describe_export_tasks, cancel_export_task, export_image,
-           describe_export_image_tasks):
+           describe_export_image_tasks, describe_images):
     setattr(EC2Response, fn.__name__, fn)
 
 
@@ -241,8 +380,14 @@ class Control(BaseHTTPRequestHandler):
     def do_PUT(self):
         q = parse_qs(urlparse(self.path).query)
         data = self.rfile.read(int(self.headers["Content-Length"]))
-        extra = {"ChecksumAlgorithm": "SHA256"} if q.get("checksum") == ["sha256"] else {}
-        S3.put_object(Bucket=q["bucket"][0], Key=q["key"][0], Body=data, **extra)
+        extra = {}
+        if q.get("checksum"):
+            extra["ChecksumAlgorithm"] = q["checksum"][0].upper()
+        if q.get("sse"):
+            extra["ServerSideEncryption"] = q["sse"][0]
+        region = s3_backend().get_bucket(q["bucket"][0]).region_name
+        client = S3 if region == "us-east-1" else SESSION.client("s3", endpoint_url=ENDPOINT, region_name=region)
+        client.put_object(Bucket=q["bucket"][0], Key=q["key"][0], Body=data, **extra)
         self.reply([])
 
     def do_POST(self):
@@ -264,7 +409,7 @@ def free_port():
 
 
 def main():
-    global ARGS, S3
+    global ARGS, S3, SESSION, ENDPOINT
     p = argparse.ArgumentParser()
     p.add_argument("--fixture", required=True)
     p.add_argument("--polls", type=int, default=3)
@@ -279,27 +424,40 @@ def main():
 
     iam = iam_backends[ACCOUNT]["global"]
     iam.create_user("us-east-1", "hypersdk")
-    iam.put_user_policy("hypersdk", "all", json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    here = os.path.dirname(os.path.abspath(__file__))
+    for path in sorted(glob.glob(os.path.join(here, "policies", "*.json"))):
+        with open(path) as f:
+            doc = f.read().replace("amzn-s3-demo-export-bucket", "exports")
+        iam.put_user_policy("hypersdk", os.path.basename(path)[:-5], doc)
     key = iam.create_access_key("hypersdk")
+    iam.create_user("us-east-1", "hypersdk-admin")
+    iam.put_user_policy("hypersdk-admin", "all", json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+    admin = iam.create_access_key("hypersdk-admin")
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    session = boto3.session.Session(aws_access_key_id=key.access_key_id,
-                                    aws_secret_access_key=key.secret_access_key, region_name="us-east-1")
+    session = boto3.session.Session(aws_access_key_id=admin.access_key_id,
+                                    aws_secret_access_key=admin.secret_access_key, region_name="us-east-1")
     ec2 = session.client("ec2", endpoint_url=endpoint)
     s3 = S3 = session.client("s3", endpoint_url=endpoint)
+    SESSION, ENDPOINT = session, endpoint
     ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     s3.create_bucket(Bucket="exports")
+    # A bucket in another region than the clients' (us-east-1).
+    s3.create_bucket(Bucket="exports-west", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    # The account's own AMIs, more than one DescribeImages page of the peer.
+    own_images = [ec2.create_image(InstanceId=instance, Name=f"own-{i}")["ImageId"] for i in range(3)]
 
     control = ThreadingHTTPServer(("127.0.0.1", 0), Control)
     threading.Thread(target=control.serve_forever, daemon=True).start()
     print(json.dumps({
         "endpoint": endpoint, "region": "us-east-1", "access_key_id": key.access_key_id,
-        "secret_access_key": key.secret_access_key, "instance_id": instance, "image_id": ami,
+        "secret_access_key": key.secret_access_key, "admin_access_key_id": admin.access_key_id,
+        "admin_secret_access_key": admin.secret_access_key, "instance_id": instance, "image_id": ami, "own_image_ids": own_images,
         "bucket": "exports", "control": f"http://127.0.0.1:{control.server_address[1]}",
     }), flush=True)
     threading.Event().wait()
