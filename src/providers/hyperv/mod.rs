@@ -19,6 +19,7 @@ mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod ps;
+mod verify;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -108,6 +109,7 @@ impl Provider for HyperVProvider {
             export_started: false,
             shared: Arc::new(Mutex::new(ExportState::default())),
             verified: Vec::new(),
+            skipped: Vec::new(),
             cleaned: None,
         }))
     }
