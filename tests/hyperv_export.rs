@@ -406,6 +406,17 @@ fn the_standin_refuses_a_script_that_is_not_the_crates() {
         Some(1),
         "a syntax error must be refused"
     );
+    // PowerShell 7 syntax that Windows PowerShell 5.1 (a Hyper-V host's default, and the
+    // remoting endpoint) cannot parse.
+    for ps7 in [
+        "Get-VM && Get-VHD -Path x",
+        "Get-VM || exit 1",
+        "$a = $b ? 1 : 2",
+        "$a = $b ?? 3",
+        "1..3 | ForEach-Object -Parallel { $_ }",
+    ] {
+        assert_eq!(run(ps7), Some(1), "{ps7}");
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod export;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod jobs;
 mod ps;
 mod verify;
 

@@ -2,7 +2,8 @@
 
 Called as `pwsh` by the library: `--state DIR -NoProfile -NonInteractive -EncodedCommand B64`
 (the `--state DIR` comes from the test's wrapper script). It decodes the command (UTF-16LE),
-checks that it parses as PowerShell (tree-sitter-powershell: zero ERROR nodes) and that it is
+checks that it parses as Windows PowerShell 5.1 would (tree-sitter-powershell: zero ERROR
+nodes, no PowerShell-7-only syntax) and that it is
 byte for byte one of the crate's own scripts (src/providers/hyperv/scripts), reads the JSON
 document on stdin, and acts as that script would against a fake Hyper-V host described by
 DIR/state.json (hyperv_host.py): VMs whose disks are real VHDX files, checkpoint chains
@@ -55,6 +56,29 @@ def parse_errors(text):
     return bad
 
 
+def ps7_only(text):
+    """Syntax Windows PowerShell 5.1 (the default on Hyper-V hosts, and the remote endpoint) does
+    not have: `&&`/`||` pipeline chains and `ForEach-Object -Parallel` (PowerShell 7). The
+    grammar already rejects `? :`, `??`, `??=` and `?.`."""
+    import tree_sitter
+    import tree_sitter_powershell
+
+    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_powershell.language()))
+    tree = parser.parse(text.encode("utf-8"))
+    found = []
+
+    def walk(n):
+        if n.type == "pipeline_chain_tail":
+            found.append((n.start_point, "&&/||"))
+        if n.type == "command_parameter" and n.text.decode("utf-8", "replace").lower() == "-parallel":
+            found.append((n.start_point, "-Parallel"))
+        for c in n.children:
+            walk(c)
+
+    walk(tree.root_node)
+    return found
+
+
 def which_script(text):
     for name in sorted(os.listdir(SCRIPTS)):
         if name.endswith(".ps1"):
@@ -68,6 +92,10 @@ def checked_script(text):
     errs = parse_errors(text)
     if errs:
         sys.stderr.write(f"ParserError: the command does not parse as PowerShell at {errs[:3]}\n")
+        sys.exit(1)
+    new = ps7_only(text)
+    if new:
+        sys.stderr.write(f"ParserError: Windows PowerShell 5.1 cannot parse {new[:3]} (PowerShell 7 syntax)\n")
         sys.exit(1)
     name = which_script(text)
     if name is None:
