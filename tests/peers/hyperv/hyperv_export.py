@@ -8,7 +8,7 @@ affects — other parties' jobs that start in that moment included (fault `bysta
 import os
 import time
 
-from hyperv_host import (CONVERSION, COMPACTION, MERGING, State, check_share_write, chain_of, fail,
+from hyperv_host import (CONVERSION, COMPACTION, MERGING, State, check_share_write, chain_of, fail, fake_avhdx,
                          find_vm, host_to_local, job_line, leaf, new_job, out, passthrough,
                          remove_checkpoint, start_writer, wait_jobs)
 import hyperv_host
@@ -56,6 +56,15 @@ def run_export(ctx, inp):
     for d in disks:
         for host_path, local in reversed(chain_of(root, d)):
             copies.append([local, os.path.join(folder, "Virtual Hard Disks", leaf(host_path))])
+    extra = faults.get("extra_file")
+    if extra and full:
+        # A file Hyper-V writes that the library did not predict (another name, a late disk).
+        src = fake_avhdx(root, "extra-" + extra["name"])
+        if extra.get("corrupt"):
+            src = os.path.join(root, "corrupt-" + extra["name"])
+            with open(src, "wb") as f:
+                f.write(b"not a virtual disk" * 1000)
+        copies.append([src, os.path.join(folder, "Virtual Hard Disks", extra["name"])])
     config = {"vmcx": os.path.join(folder, "Virtual Machines", vm["id"].upper() + ".vmcx"),
               "vmgs": os.path.join(folder, "Virtual Machines", vm["id"].upper() + ".vmgs")}
     proc, status = start_writer(root, vm, faults, copies, config, inp["checkpoint_name"] + "-export")

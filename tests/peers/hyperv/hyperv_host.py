@@ -267,17 +267,32 @@ def remove_checkpoint(s, vm_id, name):
     return False
 
 
+# CIM_ConcreteJob.RequestStateChange: "Invalid state for this operation".
+INVALID_STATE = 32775
+
+
 def cleanup(ctx, inp):
-    # Exactly the jobs whose InstanceIDs cleanup.ps1 was given.
+    # Exactly the jobs whose InstanceIDs cleanup.ps1 was given. A VM with the `refuse_stop`
+    # fault has Hyper-V answer RequestStateChange with 32775: the job runs on, and only a
+    # script that checks the return code knows it.
     stopped = []
+    not_stopped = []
     with State(ctx["root"]) as s:
+        vm = (find_vm(s, {"id": inp.get("id")}) or [{}])[0]
+        refuse = vm.get("faults", {}).get("refuse_stop", False)
         for j in s["jobs"]:
             if job_running(j) and j.get("instance_id") in (inp.get("job_ids") or []):
+                if refuse:
+                    if ctx["model"]["checks_stop_code"]:
+                        not_stopped.append({"id": j["instance_id"], "code": INVALID_STATE})
+                    else:
+                        stopped.append(j.get("instance_id"))
+                    continue
                 stop_job(s, j)
                 stopped.append(j.get("instance_id"))
         removed = bool(inp.get("checkpoint_name")) and remove_checkpoint(s, inp["id"], inp["checkpoint_name"])
     out({"event": "cleaned", "jobs_stopped": len(stopped), "stopped_job_ids": stopped,
-         "jobs_not_stopped": [], "checkpoint_removed": removed})
+         "jobs_not_stopped": not_stopped, "checkpoint_removed": removed})
 
 
 def read_status(path):

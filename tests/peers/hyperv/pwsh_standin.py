@@ -22,7 +22,9 @@ it reads the few constructs that decide a documented behaviour from the script's
   - Convert-VHD refuses a disk still attached to a running VM unless the script converts the
     exported copy, and refuses a destination that is not .vhd/.vhdx;
   - `Invoke-Command -HostName` does not exist in Windows PowerShell 5.1 (state `ps_version`);
-  - a remote session cannot reach a share (the "second hop") unless CredSSP was chosen.
+  - a remote session cannot reach a share (the "second hop") unless CredSSP was chosen;
+  - RequestStateChange can refuse to stop a job (fault `refuse_stop`): only a script that
+    checks its return code reports the job as not stopped.
 """
 
 import base64
@@ -131,6 +133,7 @@ def script_model(text):
                            and "Export-VMSnapshot -VMSnapshot $checkpoint -Path $snap" in code,
         "checks_ps_version": bool(re.search(r"\$PSVersionTable\.PSVersion\.Major\s+-lt\s+6", code)),
         "passes_authentication": bool(re.search(r"\$params\.Authentication\s*=", code)),
+        "checks_stop_code": bool(re.search(r"\$r\.ReturnValue\s+-eq\s+0\s+-or\s+\$r\.ReturnValue\s+-eq\s+4096", code)),
     }
 
 
