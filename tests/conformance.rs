@@ -981,8 +981,10 @@ mod hyperv_peer {
                 .iter()
                 .map(|c| format!("checkpoint {c}"))
                 .collect();
+            // Jobs with a process are the stand-in's export and conversion jobs; the others are
+            // the host's own (a checkpoint's merge) or other parties'.
             for j in s["jobs"].as_array().unwrap() {
-                if alive(j["pid"].as_i64().unwrap()) {
+                if j["pid"].as_i64().is_some_and(alive) {
                     out.push(format!("running export job {j}"));
                 }
             }

@@ -179,3 +179,41 @@ pub fn group_members(pgid: i64) -> Vec<i64> {
     }
     out
 }
+
+/// Options for a Hyper-V export into `dir` (files polled every 20 ms) with `extra`.
+pub fn hv_opts(dir: &Path, extra: Value) -> String {
+    let mut o = json!({"poll_file_interval_ms": 20});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    super::opts(dir, o)
+}
+
+/// Nothing but what `names` lists is left in the output folder (no staging folder, no temp).
+pub fn only(dir: &Path, names: &[&str]) {
+    let mut left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| !n.ends_with(".hslock"))
+        .collect();
+    left.sort();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(left, want, "the output folder holds something else");
+}
+
+/// A VM whose disks have checkpoints: each fixture disk is the base of a chain of `depth`
+/// differencing files (`disk<i>_<n>.avhdx`, the newest the one the VM writes).
+pub fn vm_with_checkpoints(name: &str, id: &str, depth: usize, faults: Value) -> Value {
+    let mut v = vm(name, id, faults);
+    for (i, d) in v["disks"].as_array_mut().unwrap().iter_mut().enumerate() {
+        d["checkpoints"] = json!(
+            (1..=depth)
+                .map(|n| format!(
+                    "C:\\Hyper-V\\{id}\\disk{i}_{n:02}A1B2C3-D4E5-4F60-8A9B-0C1D2E3F4A5B.avhdx"
+                ))
+                .collect::<Vec<_>>()
+        );
+    }
+    v
+}

@@ -50,6 +50,11 @@ pub(crate) struct HyperVConfig {
     /// WinRM over HTTPS.
     #[serde(default)]
     pub use_ssl: bool,
+    /// WinRM's authentication: `default` (Negotiate), `kerberos` or `credssp`. The scripts need
+    /// no second hop (the files are checked here, Hyper-V writes the share as the host's
+    /// computer account); `credssp` is for hosts whose policy asks for it.
+    #[serde(default)]
+    pub authentication: Option<String>,
     /// Each control script (inventory, verify, cleanup), seconds.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -105,10 +110,30 @@ impl HyperVConfig {
                 "username and password are for remote transports; local runs as this user".into(),
             );
         }
+        if let Some(a) = &self.authentication {
+            if transport != Transport::Winrm {
+                return bad("authentication is for transport winrm".into());
+            }
+            if authentication_name(a).is_none() {
+                return bad(format!(
+                    "authentication {a:?} is not one of default, kerberos, credssp"
+                ));
+            }
+        }
         if !(1..=86_400).contains(&self.timeout_secs) {
             return bad("timeout_secs must be between 1 and 86400".into());
         }
         Ok(transport)
+    }
+}
+
+/// `Invoke-Command -Authentication`'s name (AuthenticationMechanism) for a config value.
+pub(crate) fn authentication_name(a: &str) -> Option<&'static str> {
+    match a.to_ascii_lowercase().as_str() {
+        "default" => Some("Default"),
+        "kerberos" => Some("Kerberos"),
+        "credssp" => Some("Credssp"),
+        _ => None,
     }
 }
 
@@ -252,6 +277,10 @@ mod tests {
             cfg(serde_json::json!({"host": "hv1", "transport": "ssh", "username": "u"})).unwrap(),
             Transport::Ssh
         );
+        assert_eq!(
+            cfg(serde_json::json!({"host": "hv1", "authentication": "CredSSP"})).unwrap(),
+            Transport::Winrm
+        );
         for bad in [
             serde_json::json!({"transport": "winrm"}),
             serde_json::json!({"transport": "telnet", "host": "h"}),
@@ -260,6 +289,9 @@ mod tests {
             serde_json::json!({"host": "h; rm -rf /"}),
             serde_json::json!({"username": "u", "password": "p"}),
             serde_json::json!({"timeout_secs": 0}),
+            serde_json::json!({"host": "h", "authentication": "basic"}),
+            serde_json::json!({"host": "h", "transport": "ssh", "authentication": "credssp"}),
+            serde_json::json!({"authentication": "kerberos"}),
         ] {
             let e = cfg(bad.clone()).unwrap_err();
             assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e}");

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::config;
 use super::config::{ExportType, Transport, VmRef};
 use super::flow::HyperVFlow;
+use super::jobs::note_job;
 use super::ps::{self, Script};
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
@@ -38,6 +39,9 @@ pub(super) struct Disk {
     /// On the host.
     pub(super) source: String,
     pub(super) file_size: u64,
+    /// Every file of the disk's chain, from the one the VM writes now (an `.avhdx` once it has
+    /// checkpoints) down to its base disk, with its `FileSize`.
+    pub(super) chain: Vec<(String, u64)>,
     /// Where Hyper-V writes it, as this machine sees it.
     pub(super) local: PathBuf,
     /// Where Hyper-V writes it, as the host sees it.
@@ -52,38 +56,15 @@ pub(super) struct ExportState {
     pub(super) checkpoint_removed: bool,
     pub(super) error: Option<String>,
     pub(super) percent: Option<u8>,
-    /// The Hyper-V jobs this export started (their `InstanceID`s, as `export.ps1` found
-    /// them): the only jobs cleanup ever stops.
+    /// The Hyper-V jobs this export started (their `InstanceID`s, chosen by `jobs::is_ours` from
+    /// what `export.ps1` saw appear): the only jobs cleanup ever stops.
     pub(super) job_ids: Vec<String>,
+    /// Jobs that appeared while the export started its cmdlets and are not its own.
+    pub(super) others_seen: usize,
 }
 
-/// Most jobs one export starts (one per disk, or one export).
-const MAX_JOBS: usize = 256;
-
-/// The `job_ids` of a `started` line: strings of a sane length, a bounded number of them.
-pub(super) fn job_ids(v: &Value) -> Result<Vec<String>> {
-    let bad = || {
-        Error::Remote(format!(
-            "Hyper-V (export): job ids {v} are not a list of ids"
-        ))
-    };
-    let Some(list) = v.as_array() else {
-        return if v.is_null() {
-            Ok(Vec::new())
-        } else {
-            Err(bad())
-        };
-    };
-    if list.len() > MAX_JOBS {
-        return Err(bad());
-    }
-    list.iter()
-        .map(|id| match id.as_str() {
-            Some(s) if !s.is_empty() && s.len() <= 512 => Ok(s.to_string()),
-            _ => Err(bad()),
-        })
-        .collect()
-}
+/// The folder in staging that Export-VMSnapshot writes into before Convert-VHD (vhd-only).
+pub(super) const SNAPSHOT_FOLDER: &str = ".hs-snapshot";
 
 pub(super) struct ExportTask {
     pub(super) stop: CancellationToken,
@@ -95,12 +76,14 @@ pub(super) fn disks_push(
     name: String,
     source: String,
     file_size: u64,
+    chain: Vec<(String, u64)>,
     d: &Value,
 ) {
     disks.push(Disk {
         name,
         source,
         file_size,
+        chain,
         local: PathBuf::new(),
         host: String::new(),
         controller: json!({
@@ -109,6 +92,45 @@ pub(super) fn disks_push(
             "controller_location": d["controller_location"],
         }),
     });
+}
+
+/// The chain `inventory.ps1` read (newest first, base last): bounded, every file with its
+/// size, starting at the disk's own file. None (an older host script): the file alone.
+pub(super) fn chain_of(source: &str, file_size: u64, v: &Value) -> Result<Vec<(String, u64)>> {
+    let bad = |m: &str| Error::Remote(format!("Hyper-V (inventory): {source}: {m}"));
+    let Some(links) = v.as_array() else {
+        return Ok(vec![(source.to_string(), file_size)]);
+    };
+    if links.is_empty() || links.len() > 256 {
+        return Err(bad("a chain of no file or of more than 256"));
+    }
+    let chain = links
+        .iter()
+        .map(|l| match (l["path"].as_str(), l["file_size"].as_u64()) {
+            (Some(p), Some(n)) if !p.is_empty() => Ok((p.to_string(), n)),
+            _ => Err(bad("a file of its chain has no path or FileSize")),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if chain[0].0 != source {
+        return Err(bad("its chain does not start at the disk"));
+    }
+    Ok(chain)
+}
+
+/// The output file of a disk whose base file is `base`: its sanitized name, with `.vhdx` or
+/// `.vhd` (Convert-VHD writes the format the destination's extension names, and only those).
+pub(super) fn output_name(base: &str) -> String {
+    let name = sanitize_file_name(base, "disk.vhdx");
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".vhdx") || lower.ends_with(".vhd") {
+        return name;
+    }
+    for diff in [".avhdx", ".avhd"] {
+        if lower.ends_with(diff) {
+            return format!("{}.{}", &name[..name.len() - diff.len()], &diff[2..]);
+        }
+    }
+    format!("{name}.vhdx")
 }
 
 /// `name`, or `name-2.ext`, … when taken (case-insensitively: Windows names).
@@ -132,6 +154,7 @@ pub(super) async fn follow_export(
     mut running: crate::providers::process::Running,
     stop: &CancellationToken,
     shared: &Mutex<ExportState>,
+    vm_id: &str,
     ctx: &FlowCtx,
 ) -> Result<()> {
     let mut done = false;
@@ -146,6 +169,10 @@ pub(super) async fn follow_export(
                     }
                 }
                 Some("checkpoint-removed") => lock(shared).checkpoint_removed = true,
+                // A later step's jobs (Convert-VHD after Export-VMSnapshot).
+                Some("job") => {
+                    note_job(shared, vm_id, &v)?;
+                }
                 Some("done") => done = true,
                 Some("error") => return Err(ps::script_error(Script::Export, &v)),
                 _ => {}
@@ -203,6 +230,13 @@ impl HyperVFlow {
         let mut disks = Vec::new();
         for l in lines {
             match l["event"].as_str() {
+                Some("skipped") => self.skipped.push(json!({
+                    "reason": l["reason"],
+                    "disk_number": l["disk_number"],
+                    "controller_type": l["controller_type"],
+                    "controller_number": l["controller_number"],
+                    "controller_location": l["controller_location"],
+                })),
                 Some("vm") => {
                     self.vm = Some(VmInfo {
                         name: l["name"].as_str().unwrap_or_default().to_string(),
@@ -227,8 +261,16 @@ impl HyperVFlow {
         }
         if disks.is_empty() {
             return Err(Error::NotFound(format!(
-                "VM {:?} has no virtual hard disk to export",
-                vm.name
+                "VM {:?} has no virtual hard disk to export{}",
+                vm.name,
+                if self.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " ({} pass-through disk(s), which Hyper-V cannot export, left out)",
+                        self.skipped.len()
+                    )
+                }
             )));
         }
         let mut used = std::collections::HashSet::new();
@@ -237,11 +279,14 @@ impl HyperVFlow {
             let file_size = d["file_size"].as_u64().ok_or_else(|| {
                 Error::Remote(format!("Hyper-V (inventory): no FileSize for {source}"))
             })?;
-            let name = unique(
-                &mut used,
-                sanitize_file_name(config::leaf(&source), "disk.vhdx"),
-            );
-            disks_push(&mut self.disks, name, source, file_size, &d);
+            let chain = chain_of(&source, file_size, &d["chain"])?;
+            // Named after the disk (the chain's base), never after the checkpoint file the VM
+            // writes now (`x_<GUID>.avhdx`), which Convert-VHD cannot write.
+            let base = &chain.last().expect("a chain has its disk").0;
+            let name = unique(&mut used, output_name(config::leaf(base)));
+            // What the export copies: every file of the chain (vhd-only merges them into one).
+            let bytes = chain.iter().map(|c| c.1).sum();
+            disks_push(&mut self.disks, name, source, bytes, chain, &d);
         }
         Ok(())
     }
@@ -269,6 +314,7 @@ impl HyperVFlow {
             "include_snapshots": self.opts.include_snapshots,
             "checkpoint_name": self.checkpoint_name,
             "path": self.host_staging,
+            "snapshot_folder": SNAPSHOT_FOLDER,
             "disks": disks,
             "poll_ms": self.poll_ms.max(200),
         });
@@ -293,29 +339,15 @@ impl HyperVFlow {
                         lock(&self.shared).checkpoint_made = true;
                         ctx.waiting_for_cloud("checkpoint made; starting the export");
                     }
-                    // Each job's id as soon as the script sees it: a cancel before `started`
-                    // must still stop the jobs already running in the Hyper-V service.
+                    // Each job as soon as the script sees it: a cancel before `started` must
+                    // still stop the jobs of this export already running in the Hyper-V service.
                     Some("job") => {
-                        let ids = job_ids(&serde_json::json!([v["id"]]))?;
-                        {
-                            let mut s = lock(&self.shared);
-                            for id in ids {
-                                if !s.job_ids.contains(&id) && s.job_ids.len() < MAX_JOBS {
-                                    s.job_ids.push(id);
-                                }
-                            }
+                        let ours = note_job(&self.shared, &vm.id, &v)?;
+                        if ours {
+                            ctx.waiting_for_cloud("export job started");
                         }
-                        ctx.waiting_for_cloud("export job started");
                     }
-                    Some("started") => {
-                        let mut s = lock(&self.shared);
-                        for id in job_ids(&v["job_ids"])? {
-                            if !s.job_ids.contains(&id) && s.job_ids.len() < MAX_JOBS {
-                                s.job_ids.push(id);
-                            }
-                        }
-                        break;
-                    }
+                    Some("started") => break,
                     Some("error") => return Err(ps::script_error(Script::Export, &v)),
                     _ => {}
                 },
@@ -334,8 +366,9 @@ impl HyperVFlow {
         let shared = self.shared.clone();
         let task_stop = stop.clone();
         let msg_ctx = ctx.clone();
+        let vm_id = vm.id.clone();
         let handle = tokio::spawn(async move {
-            let end = follow_export(running, &task_stop, &shared, &msg_ctx).await;
+            let end = follow_export(running, &task_stop, &shared, &vm_id, &msg_ctx).await;
             let state = match end {
                 Ok(()) => WriterState::Finished,
                 Err(e) => {
@@ -364,17 +397,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_ids_from_the_host_are_bounded_strings() {
-        assert_eq!(job_ids(&Value::Null).unwrap(), Vec::<String>::new());
-        assert_eq!(job_ids(&json!(["A-1", "B-2"])).unwrap(), ["A-1", "B-2"]);
+    fn disks_are_named_after_their_base_file() {
+        assert_eq!(output_name("web.vhdx"), "web.vhdx");
+        assert_eq!(output_name("old.VHD"), "old.VHD");
+        assert_eq!(output_name("x_6F1C2A3B.avhdx"), "x_6F1C2A3B.vhdx");
+        assert_eq!(output_name("x.avhd"), "x.vhd");
+        assert_eq!(output_name("raw.img"), "raw.img.vhdx");
+        let chain = chain_of(
+            "C:\\a_1.avhdx",
+            5,
+            &json!([{"path": "C:\\a_1.avhdx", "file_size": 5}, {"path": "C:\\a.vhdx", "file_size": 9}]),
+        )
+        .unwrap();
+        assert_eq!(chain.last().unwrap(), &("C:\\a.vhdx".to_string(), 9));
+        assert_eq!(chain_of("C:\\a.vhdx", 3, &Value::Null).unwrap().len(), 1);
         for bad in [
-            json!("A-1"),
-            json!([1]),
-            json!([""]),
-            json!(["x".repeat(513)]),
-            json!(vec!["id"; MAX_JOBS + 1]),
+            json!([]),
+            json!([{"path": "C:\\other.vhdx", "file_size": 1}]),
+            json!([{"path": "C:\\a.vhdx"}]),
         ] {
-            assert!(job_ids(&bad).is_err(), "{bad}");
+            assert!(chain_of("C:\\a.vhdx", 1, &bad).is_err(), "{bad}");
         }
     }
 }

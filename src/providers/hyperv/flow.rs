@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::config;
 use super::config::{ExportType, HyperVOptions, VmRef};
-use super::export::{Disk, ExportState, ExportTask, VmInfo};
+use super::export::{Disk, ExportState, ExportTask, VmInfo, disks_push, unique};
 use super::ps::{PowerShell, Script};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
@@ -43,6 +43,8 @@ pub(super) struct HyperVFlow {
     pub(super) export_started: bool,
     pub(super) shared: Arc<Mutex<ExportState>>,
     pub(super) verified: Vec<Value>,
+    /// Drives left out (pass-through disks), as `inventory.ps1` named them.
+    pub(super) skipped: Vec<Value>,
     pub(super) cleaned: Option<Value>,
 }
 
@@ -62,38 +64,57 @@ impl Flow for HyperVFlow {
                 }
                 (None, _) => staging.to_string_lossy().into_owned(),
             };
-            if self.opts.export_type == ExportType::Full {
-                // Export-VM names its folder after the VM; we must be able to find it.
-                if !config::is_windows_folder_name(&vm.name) {
-                    return Err(Error::Unsupported(format!(
-                        "VM {:?}: Export-VM cannot make a folder of this name; use export_type \
-                         vhd-only",
-                        vm.name
-                    )));
+            // Export-VM and Export-VMSnapshot (also the first step of vhd-only) name their
+            // folder after the VM; we must be able to find it.
+            if !config::is_windows_folder_name(&vm.name) {
+                return Err(Error::Unsupported(format!(
+                    "VM {:?}: Hyper-V's export cannot make a folder of this name (Export-VM and \
+                     Export-VMSnapshot name it after the VM); rename the VM",
+                    vm.name
+                )));
+            }
+            // Export-VM and Export-VMSnapshot write every file of each disk's chain (the base
+            // disk and the checkpoints' .avhdx) under the host file's name. Only plain, unique
+            // file names (the ones the library would give them) can be watched, moved and
+            // found again: two disks `disk.vhdx` in different host folders, or a leaf such as
+            // `..`, cannot (vhd-only converts Hyper-V's exported copies too).
+            let mut used = std::collections::HashSet::new();
+            let mut files = Vec::new();
+            for d in &self.disks {
+                for (path, size) in d.chain.iter().rev() {
+                    let name = unique(
+                        &mut used,
+                        sanitize_file_name(config::leaf(path), "disk.vhdx"),
+                    );
+                    disks_push(
+                        &mut files,
+                        name,
+                        path.clone(),
+                        *size,
+                        Vec::new(),
+                        &d.controller,
+                    );
                 }
+            }
+            let odd: Vec<&str> = files
+                .iter()
+                .filter(|d| config::leaf(&d.source) != d.name)
+                .map(|d| d.source.as_str())
+                .collect();
+            if !odd.is_empty() {
+                return Err(Error::Unsupported(format!(
+                    "VM {:?}: Hyper-V's export would write disk files whose names are not unique \
+                     or not plain file names ({odd:?}); rename or move the disks on the host",
+                    vm.name
+                )));
+            }
+            if self.opts.export_type == ExportType::Full {
+                self.disks = files;
                 let final_name = self
                     .opts
                     .folder_name
                     .clone()
                     .unwrap_or_else(|| sanitize_file_name(&vm.name, "vm"));
-                // Hyper-V names each disk's file after its host file. Only a plain, unique
-                // file name (the one the library would give it) can be watched and moved as
-                // one file of its own: two disks `disk.vhdx` in different host folders, or a
-                // leaf such as `..`, cannot.
-                let odd: Vec<&str> = self
-                    .disks
-                    .iter()
-                    .filter(|d| config::leaf(&d.source) != d.name)
-                    .map(|d| d.source.as_str())
-                    .collect();
-                if !odd.is_empty() {
-                    return Err(Error::Unsupported(format!(
-                        "VM {:?}: Export-VM would write disks whose file names are not unique or \
-                         not plain file names ({odd:?}); use export_type vhd-only, which names \
-                         each disk's file itself",
-                        vm.name
-                    )));
-                }
                 self.folder = Some((format!("{}/{}", self.staging_name, vm.name), final_name));
             }
             let full = self.opts.export_type == ExportType::Full;
@@ -171,44 +192,7 @@ impl Flow for HyperVFlow {
         _dir: &'a Arc<OutDir>,
     ) -> BoxFuture<'a, Result<AfterDownload>> {
         Box::pin(async move {
-            ctx.message("Hyper-V is checking the exported disks");
-            let input = json!({
-                "paths": self.disks.iter().map(|d| d.host.clone()).collect::<Vec<_>>(),
-                "test_vhd": self.opts.verify,
-            });
-            let lines = self
-                .ps
-                .run(Script::Verify, &input, self.control_timeout, ctx.cancel())
-                .await?;
-            for d in &self.disks {
-                let Some(rep) = lines.iter().find(|l| l["path"] == d.host.as_str()) else {
-                    return Err(Error::Verification(format!(
-                        "Hyper-V did not report on {}",
-                        d.name
-                    )));
-                };
-                let got = files.iter().find(|f| f.name == d.name).map(|f| f.size);
-                let says = rep["file_size"].as_u64();
-                if got.is_none() || got != says {
-                    return Err(Error::Verification(format!(
-                        "{}: {} bytes here, Hyper-V reports {}",
-                        d.name,
-                        got.map(|g| g.to_string()).unwrap_or("no file".into()),
-                        says.map(|s| s.to_string()).unwrap_or("no size".into())
-                    )));
-                }
-                if self.opts.verify && rep["ok"] != true {
-                    return Err(Error::Verification(format!(
-                        "{}: Test-VHD found the exported disk unsound",
-                        d.name
-                    )));
-                }
-                self.verified.push(json!({
-                    "name": d.name,
-                    "size": says,
-                    "test_vhd": self.opts.verify,
-                }));
-            }
+            self.verify_files(ctx, files).await?;
             Ok(match &self.folder {
                 // The VM's folder moves into place as one; its disks go with it.
                 Some((inside, name)) => AfterDownload {
@@ -343,6 +327,9 @@ impl Flow for HyperVFlow {
             m.insert("hyperv_percent".into(), json!(p));
         }
         m.insert("verified".into(), Value::Array(self.verified.clone()));
+        if !self.skipped.is_empty() {
+            m.insert("skipped".into(), Value::Array(self.skipped.clone()));
+        }
         if !s.job_ids.is_empty() {
             m.insert("job_ids".into(), json!(s.job_ids));
         }

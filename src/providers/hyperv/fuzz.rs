@@ -1,6 +1,6 @@
 //! The fuzz targets' way in (cargo feature `fuzzing`, off by default): Hyper-V's parsers of
 //! outside input — the client config, the export options and source id, PowerShell's error
-//! records, and the host's file names as they become local ones.
+//! records, the host's file names as they become local ones, disk chains and job lines.
 
 use serde_json::Value;
 
@@ -40,7 +40,13 @@ pub(crate) fn line(v: &Value) -> Option<crate::error::Error> {
             let a = super::export::unique(&mut used, leaf.to_string());
             let b = super::export::unique(&mut used, leaf.to_string());
             assert_ne!(a.to_lowercase(), b.to_lowercase());
+            // A disk's output file: always one Convert-VHD can write.
+            let out = super::export::output_name(leaf).to_ascii_lowercase();
+            assert!(out.ends_with(".vhdx") || out.ends_with(".vhd"), "{out}");
+            let _ = super::export::chain_of(p, 1, &v["chain"]);
         }
     }
+    // A `job` line: whose it is never panics, whatever its fields.
+    let _ = super::jobs::is_ours("6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c", v);
     (v["event"] == "error").then(|| script_error(Script::Inventory, v))
 }

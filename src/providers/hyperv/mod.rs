@@ -1,14 +1,16 @@
 //! Hyper-V: a VM exported by Hyper-V itself (`Export-VM`, `Export-VMSnapshot`, `Convert-VHD`),
 //! driven through PowerShell — this machine's, or the host's over WinRM or SSH remoting.
 //!
-//! Flow: `inventory.ps1` (the VM and its disks with their `FileSize`, so totals are real from
-//! the start) → a staging folder in output_dir (`.hs-hyperv-<random>.hspart`) → `export.ps1`
-//! writes into it, in the background, while the engine watches the files grow
-//! ([`SourceKind::Written`]) and Hyper-V's percent is the message → `verify.ps1` (the size
-//! Hyper-V reads for each file, `Test-VHD`) → the disks (vhd-only) or the VM's folder (full)
-//! renamed into place → `cleanup.ps1` on every path (after a cancel or failure stops exactly
-//! the Hyper-V jobs this export started, by InstanceID; removes the checkpoint the export made)
-//! and the staging folder removed.
+//! Flow: `inventory.ps1` (the VM, its disks' chains with each file's `FileSize`, pass-through
+//! disks left out, so totals are real from the start) → a staging folder in output_dir
+//! (`.hs-hyperv-<random>.hspart`) → `export.ps1` writes into it, in the background, while the
+//! engine watches the files grow ([`SourceKind::Written`]) and Hyper-V's percent is the
+//! message; vhd-only exports the checkpoint first and converts that unattached copy → the
+//! files checked (`verify.ps1` on this machine's Hyper-V; on a remote host here, on the share:
+//! no second hop) → the disks (vhd-only) or the VM's folder (full) renamed into place →
+//! `cleanup.ps1` on every path (after a cancel or failure stops exactly the Hyper-V jobs this
+//! export started, chosen by `jobs::is_ours`; removes the checkpoint the export made) and the
+//! staging folder removed. Stdin is ASCII JSON and every script sets the console to UTF-8.
 //!
 //! Nothing is stopped, saved or changed on the VM: a checkpoint is the only trace, and it is
 //! removed again (by its unique name) on every path.
@@ -18,7 +20,9 @@ mod export;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod jobs;
 mod ps;
+mod verify;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -108,6 +112,7 @@ impl Provider for HyperVProvider {
             export_started: false,
             shared: Arc::new(Mutex::new(ExportState::default())),
             verified: Vec::new(),
+            skipped: Vec::new(),
             cleaned: None,
         }))
     }

@@ -65,6 +65,7 @@ pub(crate) struct PowerShell {
     host: String,
     port: Option<u16>,
     use_ssl: bool,
+    authentication: Option<&'static str>,
     username: Option<String>,
     password: Option<Secret>,
 }
@@ -89,6 +90,10 @@ impl PowerShell {
             host: cfg.host.clone(),
             port: cfg.port,
             use_ssl: cfg.use_ssl,
+            authentication: cfg
+                .authentication
+                .as_deref()
+                .and_then(super::config::authentication_name),
             username: cfg.username.clone(),
             password: cfg.password.clone(),
         })
@@ -104,7 +109,7 @@ impl PowerShell {
 
     /// The process that runs `script` with `input`, locally or through `remote.ps1`.
     fn spec(&self, script: Script, input: &Value, timeout: Duration) -> ProcessSpec {
-        let input = input.to_string();
+        let input = ascii_json(input);
         let (code, stdin, secrets) = match self.transport {
             Transport::Local => (script.text(), input, Vec::new()),
             Transport::Winrm | Transport::Ssh => {
@@ -114,12 +119,13 @@ impl PowerShell {
                     "host": self.host,
                     "port": self.port,
                     "use_ssl": self.use_ssl,
+                    "authentication": self.authentication,
                     "username": self.username,
                     "password": password,
                     "script": script.text(),
                     "input": input,
                 });
-                (REMOTE, doc.to_string(), password.into_iter().collect())
+                (REMOTE, ascii_json(&doc), password.into_iter().collect())
             }
         };
         ProcessSpec {
@@ -180,6 +186,10 @@ pub(crate) fn script_error(script: Script, v: &Value) -> Error {
     let message = v["message"].as_str().unwrap_or("").trim();
     let text = format!("Hyper-V ({}): {message} [{category}: {id}]", script.name());
     let lower = id.to_ascii_lowercase();
+    if id == "PowerShellTooOldForSsh" {
+        // remote.ps1: this machine's PowerShell cannot do SSH remoting (needs 6+).
+        return Error::Unsupported(text);
+    }
     match category {
         "ObjectNotFound" => Error::NotFound(text),
         "PermissionDenied" | "SecurityError" | "AuthenticationError" => Error::Auth(text),
@@ -200,6 +210,27 @@ pub(crate) fn script_error(script: Script, v: &Value) -> Error {
         _ if lower.contains("psremotingtransport") => Error::Network(text),
         _ => Error::Remote(text),
     }
+}
+
+/// `v` as JSON text with every non-ASCII character `\u`-escaped (UTF-16 units, surrogate pairs
+/// for the rest): Windows PowerShell 5.1 decodes stdin in the console's OEM code page unless a
+/// script sets `[Console]::InputEncoding` first, and pure ASCII reads the same in every code
+/// page. `ConvertFrom-Json` turns the escapes back into the characters.
+pub(crate) fn ascii_json(v: &Value) -> String {
+    let text = v.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            // Outside strings JSON has only ASCII: every such character is inside one.
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }
 
 /// `-EncodedCommand`'s form: the script as UTF-16LE, base64.
@@ -264,6 +295,18 @@ mod tests {
     }
 
     #[test]
+    fn stdin_json_is_pure_ascii_and_means_the_same() {
+        let v = json!({"vm": "Büro 名前 😀", "path": "C:\\VMs\\ä"});
+        let a = ascii_json(&v);
+        assert!(a.is_ascii(), "{a}");
+        assert!(
+            a.contains("B\\u00fcro") && a.contains("\\ud83d\\ude00"),
+            "{a}"
+        );
+        assert_eq!(serde_json::from_str::<Value>(&a).unwrap(), v);
+    }
+
+    #[test]
     fn powershell_is_looked_up_and_a_missing_one_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let e = find_powershell(None, dir.path().as_os_str()).unwrap_err();
@@ -317,6 +360,10 @@ mod tests {
             K::Network
         );
         assert_eq!(kind("NotSpecified", "Whatever"), K::Remote);
+        assert_eq!(
+            kind("NotImplemented", "PowerShellTooOldForSsh"),
+            K::Unsupported
+        );
         let m = script_error(Script::Export, &rec("ObjectNotFound", "VMNotFound")).to_string();
         assert!(m.contains("export") && m.contains("VMNotFound"), "{m}");
     }

@@ -4,7 +4,15 @@
 param([string]$InputJson)
 $ErrorActionPreference = 'Stop'
 try {
-    if (-not $InputJson) { $InputJson = [Console]::In.ReadToEnd() }
+    if (-not $InputJson) {
+        # Windows PowerShell 5.1 decodes stdin and encodes stdout in the console's OEM code page:
+        # UTF-8 both ways before the first read (the library sends ASCII JSON, \u escapes, too).
+        # Only here: a remote session has no console, and its input comes as -InputJson.
+        $utf8 = New-Object System.Text.UTF8Encoding -ArgumentList $false
+        [Console]::InputEncoding = $utf8
+        [Console]::OutputEncoding = $utf8
+        $InputJson = [Console]::In.ReadToEnd()
+    }
     $in = $InputJson | ConvertFrom-Json
     foreach ($path in @($in.paths)) {
         $size = (Get-Item -LiteralPath $path).Length
