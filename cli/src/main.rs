@@ -8,6 +8,7 @@
 // (tools, the commands around exports, uses only run's formatting and the layers below.)
 // so a resume can run exports and a run can write the history without a circle.
 mod batch;
+mod discover;
 mod exit;
 mod history;
 mod history_cmd;
@@ -113,6 +114,10 @@ struct ListArgs {
     /// One JSON object per source.
     #[arg(long)]
     json: bool,
+    /// A config secret, KEY=env:NAME or KEY=file:PATH (never the value: ps shows arguments).
+    /// Repeatable.
+    #[arg(long = "secret", value_name = "KEY=env:NAME|file:PATH")]
+    secrets: Vec<String>,
 }
 
 #[derive(Args)]
@@ -122,9 +127,15 @@ struct ExportArgs {
     /// What to export: instance ids, disk names, VM paths, URLs… one export each.
     #[arg(required = true)]
     sources: Vec<String>,
-    /// The provider's config: a JSON file, `-` for stdin, or inline JSON.
+    /// The provider's config: a JSON file, `-` for stdin, or inline JSON. Keys it leaves out
+    /// come from the variables the platform's tools read (GOVC_URL/_USERNAME/_PASSWORD/
+    /// _INSECURE, AWS_REGION, AZURE_SUBSCRIPTION_ID, CLOUDSDK_CORE_PROJECT/GOOGLE_CLOUD_PROJECT).
     #[arg(long)]
     config: Option<String>,
+    /// A config secret, KEY=env:NAME or KEY=file:PATH (never the value: ps shows arguments).
+    /// Repeatable.
+    #[arg(long = "secret", value_name = "KEY=env:NAME|file:PATH")]
+    secrets: Vec<String>,
     /// The folder the files go to.
     #[arg(long, short = 'd', default_value = ".")]
     output: PathBuf,
@@ -186,7 +197,8 @@ fn main() -> ExitCode {
 }
 
 fn export(a: ExportArgs) -> Result<u8, Failure> {
-    let config = input::load_config(a.config.as_deref())?;
+    let mut config = input::load_config(a.config.as_deref())?;
+    config.text = complete_config(&a.provider, &config.text, &a.secrets)?;
     let client = Arc::new(hypersdk::Client::new(&a.provider, &config.text)?);
     let mut options = input::parse_options(&a.options)?;
     options.insert(
@@ -212,8 +224,24 @@ fn export(a: ExportArgs) -> Result<u8, Failure> {
     Ok(run::run_all(items, &a.out))
 }
 
+/// The config with `--secret` values and what the platform's own tools would read from the
+/// environment for keys it leaves out (discover.rs). A config that is not a JSON object is
+/// passed on as it is, for the library to name what is wrong.
+fn complete_config(provider: &str, text: &str, secrets: &[String]) -> Result<String, Failure> {
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(text) else {
+        return Ok(text.to_string());
+    };
+    discover::secrets(&mut m, secrets)?;
+    let filled = discover::from_environment(provider, &mut m, &|k| std::env::var(k).ok());
+    if !filled.is_empty() {
+        tracing::info!(?filled, "config keys taken from the environment");
+    }
+    Ok(Value::Object(m).to_string())
+}
+
 fn list(a: ListArgs) -> Result<u8, Failure> {
-    let config = input::load_config(a.config.as_deref())?;
+    let mut config = input::load_config(a.config.as_deref())?;
+    config.text = complete_config(&a.provider, &config.text, &a.secrets)?;
     let client = hypersdk::Client::new(&a.provider, &config.text)?;
     let mut filter = match &a.filter {
         Some(f) => match serde_json::from_str(f) {

@@ -752,3 +752,41 @@ fn quiet_missing_folder_and_bandwidth_flags() {
         text(&o)
     );
 }
+
+/// Keys a config leaves out come from the variables govc reads: with GOVC_URL (user and
+/// password in it) and no --config at all, `list vsphere` gets as far as the network (exit 5:
+/// nothing listens there), where without it the config is incomplete (exit 2). A --secret
+/// value must be env: or file:, never the secret itself.
+#[test]
+fn govc_variables_stand_in_for_the_config() {
+    let e = env();
+    let o = e
+        .cmd()
+        .args(["list", "vsphere"])
+        .env_remove("GOVC_URL")
+        .env_remove("GOVC_USERNAME")
+        .env_remove("GOVC_PASSWORD")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = e
+        .cmd()
+        .args([
+            "list",
+            "vsphere",
+            "--config",
+            r#"{"connect_timeout_ms": 2000}"#,
+        ])
+        .env("GOVC_URL", "https://admin:pa55word@127.0.0.1:1/sdk")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(!text(&o).contains("pa55word"), "{}", text(&o));
+    let o = e
+        .cmd()
+        .args(["list", "vsphere", "--secret", "password=hunter2"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("env:NAME or file:PATH"), "{}", text(&o));
+}
