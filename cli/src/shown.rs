@@ -13,6 +13,17 @@ pub(crate) fn text(s: &str) -> Cow<'_, str> {
     hypersdk::printable(s)
 }
 
+/// An error message from the library as the command shows it: printable, and where it tells
+/// the user to set an option, with the flag that does it here.
+pub(crate) fn error(s: &str) -> String {
+    let t = text(s);
+    if t.contains("set overwrite to replace it") {
+        format!("{t} (-o overwrite=true)")
+    } else {
+        t.into_owned()
+    }
+}
+
 /// A source id as shown and stored: without secrets, then printable.
 pub(crate) fn source(s: &str) -> String {
     text(&hypersdk::redact_source(s)).into_owned()

@@ -145,6 +145,11 @@ fn exit_codes_follow_the_worst_outcome() {
         "an existing file is a local-file error: {}",
         text(&o)
     );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(-o overwrite=true)"),
+        "the error names the library's key, not the command's flag: {}",
+        text(&o)
+    );
 }
 
 /// Starts `hypersdk` with `args`, waits until the partial file holds `at_least` bytes, sends

@@ -137,17 +137,86 @@ impl CommonOptions {
     }
 }
 
-/// Parses a provider's own options from what [`CommonOptions::parse`] left over.
+/// Parses a provider's own options from what [`CommonOptions::parse`] left over. An unknown
+/// key is named with the closest known one, and the error lists the common options too (the
+/// provider's struct alone knows only its own).
 pub(crate) fn parse_provider_options<T: serde::de::DeserializeOwned>(
     rest: serde_json::Map<String, serde_json::Value>,
 ) -> Result<T> {
-    serde_json::from_value(serde_json::Value::Object(rest))
-        .map_err(|e| Error::InvalidArgument(format!("options: {e}")))
+    serde_json::from_value(serde_json::Value::Object(rest)).map_err(|e| {
+        let msg = e.to_string();
+        let unknown = msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+            .map(|(k, _)| k.to_string());
+        let Some(unknown) = unknown else {
+            return Error::InvalidArgument(format!("options: {msg}"));
+        };
+        // serde's message goes on "expected one of `a`, `b`" (or "there are no fields").
+        let own: Vec<String> = msg
+            .split_once("expected ")
+            .map(|(_, names)| {
+                names
+                    .split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Error::InvalidArgument(unknown_option(&unknown, &own))
+    })
+}
+
+/// "unknown option `x` (did you mean `y`?); this provider's: …; every provider's: …".
+fn unknown_option(key: &str, own: &[String]) -> String {
+    let common = CommonOptions::FIELDS.iter().map(|s| s.to_string());
+    let best = own
+        .iter()
+        .cloned()
+        .chain(common)
+        .map(|k| (strsim::jaro_winkler(key, &k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    let own = if own.is_empty() {
+        "none".to_string()
+    } else {
+        own.join(", ")
+    };
+    format!(
+        "options: unknown option `{key}`{best}; this provider's options: {own}; every provider's: {}",
+        CommonOptions::FIELDS.join(", ")
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_option_is_named_with_the_closest_and_every_common_one() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Own {
+            s3_bucket: Option<String>,
+        }
+        let mut rest = serde_json::Map::new();
+        rest.insert("max_bytes_per_secnd".into(), 5.into());
+        let e = parse_provider_options::<Own>(rest).unwrap_err().to_string();
+        assert!(e.contains("did you mean `max_bytes_per_second`?"), "{e}");
+        assert!(e.contains("s3_bucket") && e.contains("overwrite"), "{e}");
+        let mut rest = serde_json::Map::new();
+        rest.insert("s3_buckit".into(), "b".into());
+        let e = parse_provider_options::<Own>(rest).unwrap_err().to_string();
+        assert!(e.contains("did you mean `s3_bucket`?"), "{e}");
+        let mut rest = serde_json::Map::new();
+        rest.insert("zzz".into(), 1.into());
+        let e = parse_provider_options::<Own>(rest).unwrap_err().to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+    }
 
     #[test]
     fn fields_match_struct() {

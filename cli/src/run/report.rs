@@ -97,9 +97,9 @@ fn failures(finished: &[Finished]) {
         let why = match &f.outcome {
             Ok(r) => match r.error() {
                 None => continue,
-                Some(e) => format!("{}: {}", r.status, shown::text(&e.message)),
+                Some(e) => format!("{}: {}", r.status, shown::error(&e.message)),
             },
-            Err(refusal) => format!("refused: {}", shown::text(&refusal.message)),
+            Err(refusal) => format!("refused: {}", shown::error(&refusal.message)),
         };
         let _ = writeln!(std::io::stderr(), "{}: {why}", f.item.label);
     }
@@ -140,7 +140,7 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
         match &f.outcome {
             Ok(r) => {
                 let detail = match r.error() {
-                    Some(e) => shown::text(&e.message).into_owned(),
+                    Some(e) => shown::error(&e.message),
                     None => r
                         .files
                         .iter()
@@ -173,7 +173,7 @@ fn summary(finished: &[Finished], elapsed: Duration, interrupted: bool) {
                 0,
                 "-",
                 "-",
-                shown::text(&refusal.message)
+                shown::error(&refusal.message)
             ),
         }
     }

@@ -145,7 +145,7 @@ impl Lane {
     pub(super) fn finish(&self, res: &ExportResult) {
         self.end(
             res.error()
-                .map(|e| format!("{}: {}", res.status, shown::text(&e.message))),
+                .map(|e| format!("{}: {}", res.status, shown::error(&e.message))),
         );
     }
 
