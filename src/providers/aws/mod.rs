@@ -8,15 +8,23 @@
 //! Cancel or timeout while the cloud works → `CancelExportTask`. Nothing on the instance
 //! changes (EC2 exports a running instance without stopping it).
 //!
+//! Snapshot method (`i-…`, `vol-…`, `snap-…`): EBS snapshots read through the EBS direct APIs
+//! into one sparse raw image per volume (`snapflow`).
+//!
 //! Files: `config` (client config, options), `api` (the signed EC2 Query and S3 calls, their
-//! retries and errors), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
+//! retries and errors), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4),
+//! `snapflow` (the snapshot method's flow), `snapshot` (EC2's snapshot calls), `ebs` (the EBS
+//! direct APIs: block listing, block reads, adaptive request count).
 
 mod api;
 mod config;
+mod ebs;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod s3;
 mod sign;
+mod snapflow;
+mod snapshot;
 mod task;
 
 use std::sync::Arc;
@@ -35,6 +43,7 @@ use crate::seam::{Flow, FlowCtx, Provider, When};
 use crate::transfer::FileSource;
 use api::{Api, S3Urls};
 use config::{AwsConfig, AwsOptions};
+use snapflow::{SnapSource, SnapshotFlow};
 use task::Task;
 
 pub(crate) struct AwsProvider {
@@ -94,6 +103,9 @@ impl AwsProvider {
                 ec2: endpoint
                     .clone()
                     .unwrap_or_else(|| api::default_endpoint("ec2", &region)),
+                ebs: endpoint
+                    .clone()
+                    .unwrap_or_else(|| api::default_endpoint("ebs", &region)),
                 s3: S3Urls {
                     base: endpoint.unwrap_or_else(|| api::default_endpoint("s3", &region)),
                     path_style,
@@ -222,11 +234,38 @@ impl Provider for AwsProvider {
     fn plan(
         &self,
         source_id: &str,
-        _common: &crate::seam::options::CommonOptions,
+        common: &crate::seam::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: AwsOptions = parse_provider_options(options)?;
         let src = source_id.trim();
+        let method = o.method.as_deref();
+        let snap_source = if src.starts_with("vol-") {
+            Some(SnapSource::Volume(src.to_string()))
+        } else if src.starts_with("snap-") {
+            Some(SnapSource::Snapshot(src.to_string()))
+        } else if src.starts_with("i-")
+            && (method == Some("snapshot") || method.is_none() && o.s3_bucket.is_none())
+        {
+            Some(SnapSource::Instance(src.to_string()))
+        } else {
+            None
+        };
+        if let Some(ss) = snap_source {
+            if method == Some("export-task") {
+                return Err(Error::InvalidArgument(format!(
+                    "source {src:?}: the export task takes instances and AMIs; a volume or a \
+                     snapshot goes through method \"snapshot\""
+                )));
+            }
+            o.check(false)?;
+            return Ok(Box::new(SnapshotFlow::new(
+                self.api.clone(),
+                ss,
+                o,
+                &common.output_dir,
+            )));
+        }
         let source = if let Some(rest) = src.strip_prefix("s3://") {
             let (bucket, key) = rest
                 .split_once('/')
@@ -239,10 +278,16 @@ impl Provider for AwsProvider {
         } else if src.starts_with("i-") {
             Source::Instance(src.to_string())
         } else if src.starts_with("ami-") {
+            if method == Some("snapshot") {
+                return Err(Error::Unsupported(format!(
+                    "source {src:?}: an AMI goes through the export task (method \"export-task\")"
+                )));
+            }
             Source::Image(src.to_string())
         } else {
             return Err(Error::InvalidArgument(format!(
-                "source {src:?}: give an instance (i-…), an AMI (ami-…) or s3://bucket/key"
+                "source {src:?}: give an instance (i-…), a volume (vol-…), a snapshot (snap-…), \
+                 an AMI (ami-…) or s3://bucket/key"
             )));
         };
         o.check(!matches!(source, Source::Object { .. }))?;
@@ -252,6 +297,17 @@ impl Provider for AwsProvider {
         if let Some(b) = &o.s3_bucket {
             s3::validate_bucket(b)?;
         }
+        // An instance given with a bucket and no method goes to the export task only if the
+        // task can take it; otherwise through snapshots.
+        let fallback = match (&source, method) {
+            (Source::Instance(id), None) => Some(SnapshotFlow::new(
+                self.api.clone(),
+                SnapSource::Instance(id.clone()),
+                o.clone(),
+                &common.output_dir,
+            )),
+            _ => None,
+        };
         Ok(Box::new(AwsFlow {
             api: self.api.clone(),
             client_token: format!("hypersdk-{:032x}", rand::random::<u128>()),
@@ -259,6 +315,8 @@ impl Provider for AwsProvider {
             opts: o,
             task: None,
             object: None,
+            fallback,
+            snap: None,
         }))
     }
 }
@@ -279,6 +337,11 @@ struct AwsFlow {
     /// completed).
     task: Option<Task>,
     object: Option<(String, String)>,
+    /// An instance with no method chosen: the snapshot flow it goes through when the export
+    /// task cannot take it.
+    fallback: Option<SnapshotFlow>,
+    /// The snapshot flow this export went through instead.
+    snap: Option<SnapshotFlow>,
 }
 
 impl AwsFlow {
@@ -344,6 +407,19 @@ fn cancel_step(ctx: &FlowCtx, api: &Arc<Api>, t: &Task) -> StepId {
 impl Flow for AwsFlow {
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
+            if let Source::Instance(id) = &self.source
+                && let Some(why) = task_refuses(&self.api, id).await?
+            {
+                let Some(mut f) = self.fallback.take() else {
+                    return Err(Error::Unsupported(format!(
+                        "instance {id}: EC2's export task refuses it ({why}); use method \"snapshot\""
+                    )));
+                };
+                tracing::info!(instance = %id, reason = %why, "the export task cannot take the instance: going through snapshots");
+                let files = f.prepare(ctx).await?;
+                self.snap = Some(f);
+                return Ok(files);
+            }
             let (bucket, key) = self.run_task(ctx).await?;
             ctx.message("");
             self.object = Some((bucket.clone(), key.clone()));
@@ -365,6 +441,9 @@ impl Flow for AwsFlow {
     }
 
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        if let Some(f) = &self.snap {
+            return f.result_fields();
+        }
         let mut m = serde_json::Map::new();
         if let Some(t) = &self.task {
             m.insert("task_id".into(), t.id().into());
@@ -377,13 +456,43 @@ impl Flow for AwsFlow {
     }
 }
 
+/// Why EC2's export task would refuse an instance (AWS's VM Import/Export limits: one volume,
+/// no Windows or Marketplace instance, no encrypted volume, none over 1 TiB), if it would.
+async fn task_refuses(api: &Api, id: &str) -> Result<Option<String>> {
+    let facts = snapshot::instance(api, id).await?;
+    if facts.volumes.len() > 1 {
+        return Ok(Some(format!("{} volumes", facts.volumes.len())));
+    }
+    if facts.windows {
+        return Ok(Some("a Windows instance".into()));
+    }
+    if facts.product_codes {
+        return Ok(Some("an instance with product codes (Marketplace)".into()));
+    }
+    let ids: Vec<&str> = facts.volumes.iter().map(|v| v.id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    for (v, gib, encrypted) in snapshot::volumes(api, &ids).await? {
+        if encrypted {
+            return Ok(Some(format!("volume {v} is encrypted")));
+        }
+        if gib > 1024 {
+            return Ok(Some(format!("volume {v} is {gib} GiB, over 1 TiB")));
+        }
+    }
+    Ok(None)
+}
+
 /// What this provider accepts (`hs_provider_info`).
 pub(crate) fn info() -> super::schema::ProviderInfo {
     super::schema::ProviderInfo {
         name: "aws",
         built_in: true,
         sources: &[
-            "i-… (an EC2 instance, through an export task)",
+            "i-… (an EC2 instance: every EBS volume through snapshots, or an export task)",
+            "vol-… (an EBS volume, through a snapshot)",
+            "snap-… (an EBS snapshot, read through the EBS direct APIs)",
             "ami-… (an AMI, through ExportImage)",
             "s3://bucket/key",
         ],
