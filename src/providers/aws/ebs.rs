@@ -507,6 +507,10 @@ impl RangeFetch for BlockReader {
     fn max_part(&self) -> u64 {
         BLOCK
     }
+
+    fn min_part(&self) -> u64 {
+        BLOCK
+    }
 }
 
 #[cfg(test)]
