@@ -342,7 +342,8 @@ def control(handler, method, path, query, ec2):
             VOLUMES[vol] = cfg
         return {"volume": vol}
     if method == "POST" and path == "/ebs/instance":
-        ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        ami = next(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"]
+                   if i.get("Platform") != "windows")
         inst = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]
         root = [m["Ebs"]["VolumeId"] for m in inst["BlockDeviceMappings"]
                 if m["DeviceName"] == inst["RootDeviceName"]][0]

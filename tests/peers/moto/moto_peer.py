@@ -309,7 +309,9 @@ def main():
                                     aws_secret_access_key=key.secret_access_key, region_name="us-east-1")
     ec2 = EC2 = session.client("ec2", endpoint_url=endpoint)
     s3 = S3 = session.client("s3", endpoint_url=endpoint)
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    # Not a Windows AMI: AWS's export task refuses Windows instances (moto lists those first).
+    ami = next(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"]
+               if i.get("Platform") != "windows")
     instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     s3.create_bucket(Bucket="exports")
 
