@@ -242,13 +242,16 @@ pub(crate) struct TransferCtx {
     pub cancel: CancellationToken,
 }
 
-/// A digest of a whole file that a provider writes into a manifest.
+/// A digest of a whole file that a provider writes into a manifest (vSphere's OVF manifest:
+/// a build without vSphere has no user).
+#[cfg_attr(not(feature = "vsphere"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Digest {
     Sha256,
     Sha1,
 }
 
+#[cfg_attr(not(feature = "vsphere"), allow(dead_code))]
 impl Digest {
     pub fn hasher(self) -> Box<dyn sha2::digest::DynDigest + Send> {
         match self {
