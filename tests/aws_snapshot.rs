@@ -212,6 +212,21 @@ fn a_sparse_volume_is_paged_and_only_its_listed_blocks_are_fetched() {
     // keep_snapshots: the snapshot stays.
     assert_eq!(snaps_of(&vol)[0]["deleted"], false);
     assert_eq!(r.provider["snapshots"][0]["kept"], true);
+
+    // A snapshot given as the source is read into <snapshot>.img and never deleted.
+    let out = tempfile::tempdir().unwrap();
+    let o = opts(out.path(), json!({"poll_interval_ms": 20}));
+    let r = wait(&client().start_export(&snap, &o, None).unwrap());
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    check_image(
+        &out.path().join(format!("{snap}.img")),
+        &d,
+        GIB,
+        blocks.len(),
+    );
+    assert_eq!(r.provider["snapshots"][0]["made_by_export"], false);
+    assert!(r.cleanup.is_empty(), "{}", r.to_json());
+    assert_eq!(snaps_of(&vol)[0]["deleted"], false);
 }
 
 #[test]
