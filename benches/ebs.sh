@@ -16,6 +16,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
 RUNS="${RUNS:-3}"
 DATA_MIB="${DATA_MIB:-256}"
+HS_OPTIONS="${HS_OPTIONS:-}" # hypersdk's export options (JSON), e.g. '{"max_parts_in_flight": 64}'
+[ -n "$HS_OPTIONS" ] || HS_OPTIONS='{}'
 WORK="${BENCH_DIR:-/tmp/hs-bench-ebs}"
 TOOLS="$HOME/.cache/hypersdk-tools"
 PY="$TOOLS/moto-venv/bin/python"
@@ -53,17 +55,24 @@ PYEOF
 CONFIG="{\"region\": \"us-east-1\", \"endpoint_url\": \"$EP\", \"access_key_id\": \"$AWS_ACCESS_KEY_ID\", \"secret_access_key\": \"$AWS_SECRET_ACCESS_KEY\"}"
 
 # coldsnap finds the endpoint through the SDK's standard variable.
-add coldsnap 64 $((DATA_MIB << 20)) "$WORK/out/cold.img" "$SRC" \
-  env AWS_ENDPOINT_URL="$EP" "$TOOLS/bin/coldsnap" download "$SNAP" "$WORK/out/cold.img"
+COLD=(env AWS_ENDPOINT_URL="$EP" "$TOOLS/bin/coldsnap" download "$SNAP" "$WORK/out/cold.img")
+add coldsnap 64 $((DATA_MIB << 20)) "$WORK/out/cold.img" "$SRC" "${COLD[@]}"
+# hypersdk returns once the file is synced (before its rename): coldsnap, then `sync FILE`, is
+# the same end point.
+add coldsnap+sync 64 $((DATA_MIB << 20)) "$WORK/out/cold.img" "$SRC" \
+  bash -c 'then_sync "$@"' _ "$WORK/out/cold.img" -- "${COLD[@]}"
 add hypersdk 64 $((DATA_MIB << 20)) "$WORK/out/$SNAP.img" "$SRC" \
-  "$FETCH" --provider aws --config "$CONFIG" --options '{"max_parts_in_flight": 64}' "$WORK/out" "$SNAP"
+  "$FETCH" --provider aws --config "$CONFIG" --options "$HS_OPTIONS" "$WORK/out" "$SNAP"
 run_all
 echo "### EBS: one snapshot of a 1 GiB volume, $DATA_MIB MiB of data, from moto + the EBS stand-in (loopback; median of $RUNS in interleaved rounds, $(nproc) cores)"
 echo
-echo "| tool | seconds | MiB/s of data | vs coldsnap | peak RSS MiB |"
-echo "|---|---:|---:|---:|---:|"
-for tool in coldsnap hypersdk; do
+echo "| tool | seconds | MiB/s of data | vs coldsnap | vs coldsnap, then sync | peak RSS MiB |"
+echo "|---|---:|---:|---:|---:|---:|"
+for tool in coldsnap coldsnap+sync hypersdk; do
   s=${SECS[$tool]}
-  printf '| %s | %.2f | %.0f | %.2f× | %d |\n' "$tool" "$s" "$(echo "$DATA_MIB / $s" | bc -l)" \
-    "$(echo "${SECS[coldsnap]} / $s" | bc -l)" $((${RSS[$tool]} / 1024))
+  printf '| %s | %.2f | %.0f | %.2f× | %.2f× | %d |\n' "$tool" "$s" "$(echo "$DATA_MIB / $s" | bc -l)" \
+    "$(echo "${SECS[coldsnap]} / $s" | bc -l)" "$(echo "${SECS[coldsnap+sync]} / $s" | bc -l)" \
+    $((${RSS[$tool]} / 1024))
 done
+echo
+echo "(\"then sync\": coldsnap, then \`sync FILE\`: until the bytes are on disk, which is when hypersdk returns.)"
