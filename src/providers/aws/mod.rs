@@ -14,13 +14,14 @@
 //! Files: `config` (client config, options), `api` (the signed EC2 Query and S3 calls, their
 //! retries and errors), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4),
 //! `snapflow` (the snapshot method's flow), `snapshot` (EC2's snapshot calls), `ebs` (the EBS
-//! direct APIs: block listing, block reads, adaptive request count).
+//! direct APIs: block listing, block reads), `gate` (the adaptive block request count).
 
 mod api;
 mod config;
 mod ebs;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod gate;
 mod s3;
 mod sign;
 mod snapflow;
@@ -408,7 +409,7 @@ impl Flow for AwsFlow {
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             if let Source::Instance(id) = &self.source
-                && let Some(why) = task_refuses(&self.api, id).await?
+                && let Some(why) = snapshot::task_refuses(&self.api, id).await?
             {
                 let Some(mut f) = self.fallback.take() else {
                     return Err(Error::Unsupported(format!(
@@ -454,34 +455,6 @@ impl Flow for AwsFlow {
         }
         m
     }
-}
-
-/// Why EC2's export task would refuse an instance (AWS's VM Import/Export limits: one volume,
-/// no Windows or Marketplace instance, no encrypted volume, none over 1 TiB), if it would.
-async fn task_refuses(api: &Api, id: &str) -> Result<Option<String>> {
-    let facts = snapshot::instance(api, id).await?;
-    if facts.volumes.len() > 1 {
-        return Ok(Some(format!("{} volumes", facts.volumes.len())));
-    }
-    if facts.windows {
-        return Ok(Some("a Windows instance".into()));
-    }
-    if facts.product_codes {
-        return Ok(Some("an instance with product codes (Marketplace)".into()));
-    }
-    let ids: Vec<&str> = facts.volumes.iter().map(|v| v.id.as_str()).collect();
-    if ids.is_empty() {
-        return Ok(None);
-    }
-    for (v, gib, encrypted) in snapshot::volumes(api, &ids).await? {
-        if encrypted {
-            return Ok(Some(format!("volume {v} is encrypted")));
-        }
-        if gib > 1024 {
-            return Ok(Some(format!("volume {v} is {gib} GiB, over 1 TiB")));
-        }
-    }
-    Ok(None)
 }
 
 /// What this provider accepts (`hs_provider_info`).

@@ -209,3 +209,31 @@ pub(crate) async fn delete(api: &Api, id: &str) -> Result<()> {
         .await
         .map(|_| ())
 }
+
+/// Why EC2's export task would refuse an instance (AWS's VM Import/Export limits: one volume,
+/// no Windows or Marketplace instance, no encrypted volume, none over 1 TiB), if it would.
+pub(crate) async fn task_refuses(api: &Api, id: &str) -> Result<Option<String>> {
+    let facts = instance(api, id).await?;
+    if facts.volumes.len() > 1 {
+        return Ok(Some(format!("{} volumes", facts.volumes.len())));
+    }
+    if facts.windows {
+        return Ok(Some("a Windows instance".into()));
+    }
+    if facts.product_codes {
+        return Ok(Some("an instance with product codes (Marketplace)".into()));
+    }
+    let ids: Vec<&str> = facts.volumes.iter().map(|v| v.id.as_str()).collect();
+    if ids.is_empty() {
+        return Ok(None);
+    }
+    for (v, gib, encrypted) in volumes(api, &ids).await? {
+        if encrypted {
+            return Ok(Some(format!("volume {v} is encrypted")));
+        }
+        if gib > 1024 {
+            return Ok(Some(format!("volume {v} is {gib} GiB, over 1 TiB")));
+        }
+    }
+    Ok(None)
+}
