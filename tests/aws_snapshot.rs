@@ -130,7 +130,8 @@ fn two_volume_instance_with_an_encrypted_volume_through_snapshots() {
         .to_string();
     let out = tempfile::tempdir().unwrap();
     let rec = Recorder::default();
-    let o = opts(out.path(), json!({"poll_interval_ms": 50}));
+    // The snapshots stay pending for one poll: 200 ms in which the progress message shows.
+    let o = opts(out.path(), json!({"poll_interval_ms": 200}));
     let e = client()
         .start_export(&id, &o, Some(rec.callback()))
         .unwrap();
