@@ -52,6 +52,10 @@ impl Backoff {
     }
 
     /// Starts quickly (most operations finish in seconds), then settles at `max`.
+    #[cfg_attr(
+        not(any(feature = "azure", feature = "gcp", feature = "vsphere")),
+        allow(dead_code)
+    )]
     pub fn growing(first: Duration, max: Duration) -> Self {
         Backoff {
             first,

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use super::journal::Validator;
+use super::range_set::RangeSet;
+use super::{BlockSource, blocking, checksum, http, local, ranged};
 use super::{Downloaded, FileSource, SourceKind, TempFile, TransferCtx};
-use super::{blocking, checksum, http, local};
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
 
@@ -27,6 +29,7 @@ pub(crate) async fn fetch(
                 size,
                 extents,
             } => http::fetch_extents(ctx, src, h, *size, extents, &temp, counters).await,
+            SourceKind::Blocks(b) => blocks(ctx, src, b, &temp, counters).await,
             SourceKind::Local(path) => local::copy(ctx, src, path, &temp, counters).await,
             SourceKind::Written(w) => local::follow(ctx, src, w, counters).await,
         };
@@ -62,4 +65,34 @@ pub(crate) async fn fetch(
             }
         }
     }
+}
+
+/// A provider's sparse source: its extents through its own range source, the rest holes.
+async fn blocks(
+    ctx: &Arc<TransferCtx>,
+    src: &Arc<FileSource>,
+    b: &BlockSource,
+    temp: &TempFile,
+    counters: &Arc<FileCounters>,
+) -> Result<Downloaded> {
+    let mut data = RangeSet::new();
+    for &(a, e) in &b.extents {
+        if a > e || e > b.size {
+            return Err(Error::Internal(format!(
+                "{}: extent {a}..{e} lies outside the {} bytes of the file",
+                src.name, b.size
+            )));
+        }
+        data.insert(a, e);
+    }
+    let mut holes = RangeSet::new();
+    for (a, e) in data.gaps(b.size) {
+        holes.insert(a, e);
+    }
+    let validator = Validator {
+        size: b.size,
+        etag: Some(b.version.clone()),
+        last_modified: None,
+    };
+    ranged::download(ctx, src, b.fetch.clone(), temp, counters, validator, holes).await
 }

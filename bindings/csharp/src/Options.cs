@@ -166,6 +166,13 @@ namespace HyperSdk
         /// <summary>Instances: adopt an active export task of the same instance, bucket, prefix and
         /// format (what an export that died left running) instead of converting again (default false).</summary>
         public bool? ReuseExportTask { get; set; }
+        /// <summary>"snapshot" (EBS snapshots read through the EBS direct APIs, a sparse raw image per
+        /// volume; the default) or "export-task" (EC2's export task: VMDK/VHD/OVA through S3).</summary>
+        public string Method { get; set; }
+        /// <summary>Snapshot method: keep the snapshots the export made (default false: deleted).</summary>
+        public bool? KeepSnapshots { get; set; }
+        /// <summary>Snapshot method: most block requests in flight per volume (default 64).</summary>
+        public int? MaxBlockRequests { get; set; }
 
         public AwsExportOptions(string outputDir) : base(outputDir) { }
 
@@ -183,6 +190,9 @@ namespace HyperSdk
             Put(d, "timeout_secs", TimeoutSecs);
             Put(d, "file_name", FileName);
             Put(d, "reuse_export_task", ReuseExportTask);
+            Put(d, "method", Method);
+            Put(d, "keep_snapshots", KeepSnapshots);
+            Put(d, "max_block_requests", MaxBlockRequests);
         }
     }
 

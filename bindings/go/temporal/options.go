@@ -29,7 +29,7 @@ var (
 			"parallel_files", "max_bytes_per_second", "progress_interval_ms", "priority", "max_attempts",
 			"stall_timeout_ms", "retry_base_delay_ms", "poll_file_interval_ms", "verify_resumed"},
 		"aws": {"target_environment", "disk_image_format", "container_format", "timeout_secs",
-			"poll_interval_ms", "file_name"},
+			"poll_interval_ms", "file_name", "max_block_requests"},
 		"azure": {"resource_group", "snapshot_attached", "access_duration_secs", "file_format",
 			"timeout_secs", "poll_interval_ms", "file_name", "page_ranges_segment_mib"},
 		"gcp":     {"project", "zone", "format", "timeout_secs", "poll_interval_ms", "file_name"},
@@ -50,6 +50,8 @@ var (
 			"role_name":                       "the IAM role the export runs as",
 			"delete_s3_object_after_download": "deletes an object in the account's bucket",
 			"reuse_export_task":               "adopts an export task already running",
+			"method":                          "decides what the export makes in the account: snapshots or an export task",
+			"keep_snapshots":                  "leaves the export's snapshots in the account",
 		},
 		"azure": {},
 		"gcp": {

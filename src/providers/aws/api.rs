@@ -76,6 +76,8 @@ pub(crate) struct Api {
     pub signer: Arc<Signer>,
     pub ec2: Url,
     pub s3: S3Urls,
+    /// The EBS direct APIs (`ebs.{region}.amazonaws.com`).
+    pub ebs: Url,
 }
 
 /// Builds S3 URLs: the base endpoint and whether buckets are addressed by path.

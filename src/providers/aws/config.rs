@@ -72,7 +72,7 @@ impl AwsConfig {
 }
 
 /// Export options of the `aws` provider.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AwsOptions {
     /// Bucket the export task writes into (required for `i-…` and `ami-…`).
@@ -100,6 +100,18 @@ pub(crate) struct AwsOptions {
     /// again). Off by default: two live exports of one instance would otherwise share a task
     /// and the first to cancel would cancel it for both. Default false.
     pub reuse_export_task: bool,
+    /// `snapshot` (EBS snapshots read through the EBS direct APIs: any instance, volume or
+    /// snapshot, a sparse raw image per volume) or `export-task` (EC2's export task: a
+    /// VMDK/VHD/OVA in S3). Default: `snapshot`, except that an instance or AMI given with
+    /// `s3_bucket` goes through the export task when the task can take it.
+    pub method: Option<String>,
+    /// Snapshot method: keep the snapshots this export made (they are deleted by default, on
+    /// every outcome).
+    pub keep_snapshots: bool,
+    /// Snapshot method: most `GetSnapshotBlock` requests in flight per volume (the ceiling of
+    /// the adaptive count, which halves on throttling and grows back while calls succeed).
+    /// Default 64. The transfer option `max_parts_in_flight` bounds it too.
+    pub max_block_requests: usize,
 }
 
 impl Default for AwsOptions {
@@ -116,6 +128,9 @@ impl Default for AwsOptions {
             poll_interval_ms: 15_000,
             file_name: None,
             reuse_export_task: false,
+            method: None,
+            keep_snapshots: false,
+            max_block_requests: 64,
         }
     }
 }
@@ -149,6 +164,20 @@ impl AwsOptions {
         }
         if let Some(n) = &self.file_name {
             validate_file_name(n)?;
+        }
+        if let Some(m) = &self.method
+            && m != "snapshot"
+            && m != "export-task"
+        {
+            return Err(Error::InvalidArgument(format!(
+                "method {m:?}: use \"snapshot\" or \"export-task\""
+            )));
+        }
+        if !(1..=1024).contains(&self.max_block_requests) {
+            return Err(Error::InvalidArgument(format!(
+                "max_block_requests {}: use 1 to 1024",
+                self.max_block_requests
+            )));
         }
         if self.poll_interval_ms < 10 || self.timeout_secs == 0 {
             return Err(Error::InvalidArgument(

@@ -8,18 +8,27 @@
 //! Cancel or timeout while the cloud works → `CancelExportTask`. Nothing on the instance
 //! changes (EC2 exports a running instance without stopping it).
 //!
+//! Snapshot method (`i-…`, `vol-…`, `snap-…`): EBS snapshots read through the EBS direct APIs
+//! into one sparse raw image per volume (`snapflow`).
+//!
 //! Files: `config` (client config, options), `endpoints` (partitions, configured endpoints),
 //! `api` (the signed EC2 Query and S3 calls, their retries and errors), `redirect` (a bucket in
-//! another region), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4).
+//! another region), `task` (export tasks), `s3` (buckets, objects), `sign` (SigV4),
+//! `snapflow` (the snapshot method's flow), `snapshot` (EC2's snapshot calls), `ebs` (the EBS
+//! direct APIs: block listing, block reads), `gate` (the adaptive block request count).
 
 mod api;
 mod config;
+mod ebs;
 mod endpoints;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod gate;
 mod redirect;
 mod s3;
 mod sign;
+mod snapflow;
+mod snapshot;
 mod task;
 
 use std::sync::Arc;
@@ -36,6 +45,7 @@ use crate::seam::{Flow, FlowCtx, Provider, When};
 use crate::transfer::FileSource;
 use api::{Api, S3Urls};
 use config::{AwsConfig, AwsOptions};
+use snapflow::{SnapSource, SnapshotFlow};
 use task::Task;
 
 pub(crate) struct AwsProvider {
@@ -47,6 +57,7 @@ impl AwsProvider {
         let (cfg, net): (AwsConfig, _) = parse_with_net("aws", config_json)?;
         cfg.check()?;
         let (ec2, _) = endpoints::resolve("ec2", &cfg)?;
+        let (ebs, _) = endpoints::resolve("ebs", &cfg)?;
         let (s3, s3_configured) = endpoints::resolve("s3", &cfg)?;
         let path_style = cfg.force_path_style.unwrap_or(s3_configured);
         let region = cfg.region.clone();
@@ -88,6 +99,7 @@ impl AwsProvider {
                 client: ApiClient::new(http, net.api_timeout(), api::MAX_BODY),
                 signer: Arc::new(sign::Signer::new(provider, region.clone())),
                 ec2,
+                ebs,
                 s3: S3Urls {
                     base: s3,
                     path_style,
@@ -209,11 +221,38 @@ impl Provider for AwsProvider {
     fn plan(
         &self,
         source_id: &str,
-        _common: &crate::seam::options::CommonOptions,
+        common: &crate::seam::options::CommonOptions,
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: AwsOptions = parse_provider_options(options)?;
         let src = source_id.trim();
+        let method = o.method.as_deref();
+        let snap_source = if src.starts_with("vol-") {
+            Some(SnapSource::Volume(src.to_string()))
+        } else if src.starts_with("snap-") {
+            Some(SnapSource::Snapshot(src.to_string()))
+        } else if src.starts_with("i-")
+            && (method == Some("snapshot") || method.is_none() && o.s3_bucket.is_none())
+        {
+            Some(SnapSource::Instance(src.to_string()))
+        } else {
+            None
+        };
+        if let Some(ss) = snap_source {
+            if method == Some("export-task") {
+                return Err(Error::InvalidArgument(format!(
+                    "source {src:?}: the export task takes instances and AMIs; a volume or a \
+                     snapshot goes through method \"snapshot\""
+                )));
+            }
+            o.check(false)?;
+            return Ok(Box::new(SnapshotFlow::new(
+                self.api.clone(),
+                ss,
+                o,
+                &common.output_dir,
+            )));
+        }
         let source = if let Some(rest) = src.strip_prefix("s3://") {
             let (bucket, key) = rest
                 .split_once('/')
@@ -226,10 +265,16 @@ impl Provider for AwsProvider {
         } else if src.starts_with("i-") {
             Source::Instance(src.to_string())
         } else if src.starts_with("ami-") {
+            if method == Some("snapshot") {
+                return Err(Error::Unsupported(format!(
+                    "source {src:?}: an AMI goes through the export task (method \"export-task\")"
+                )));
+            }
             Source::Image(src.to_string())
         } else {
             return Err(Error::InvalidArgument(format!(
-                "source {src:?}: give an instance (i-…), an AMI (ami-…) or s3://bucket/key"
+                "source {src:?}: give an instance (i-…), a volume (vol-…), a snapshot (snap-…), \
+                 an AMI (ami-…) or s3://bucket/key"
             )));
         };
         o.check(!matches!(source, Source::Object { .. }))?;
@@ -239,6 +284,17 @@ impl Provider for AwsProvider {
         if let Some(b) = &o.s3_bucket {
             s3::validate_bucket(b)?;
         }
+        // An instance given with a bucket and no method goes to the export task only if the
+        // task can take it; otherwise through snapshots.
+        let fallback = match (&source, method) {
+            (Source::Instance(id), None) => Some(SnapshotFlow::new(
+                self.api.clone(),
+                SnapSource::Instance(id.clone()),
+                o.clone(),
+                &common.output_dir,
+            )),
+            _ => None,
+        };
         Ok(Box::new(AwsFlow {
             api: self.api.clone(),
             client_token: format!("hypersdk-{:032x}", rand::random::<u128>()),
@@ -246,6 +302,8 @@ impl Provider for AwsProvider {
             opts: o,
             task: None,
             object: None,
+            fallback,
+            snap: None,
         }))
     }
 }
@@ -266,6 +324,11 @@ struct AwsFlow {
     /// completed).
     task: Option<Task>,
     object: Option<(String, String)>,
+    /// An instance with no method chosen: the snapshot flow it goes through when the export
+    /// task cannot take it.
+    fallback: Option<SnapshotFlow>,
+    /// The snapshot flow this export went through instead.
+    snap: Option<SnapshotFlow>,
 }
 
 impl AwsFlow {
@@ -331,6 +394,19 @@ fn cancel_step(ctx: &FlowCtx, api: &Arc<Api>, t: &Task) -> StepId {
 impl Flow for AwsFlow {
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
+            if let Source::Instance(id) = &self.source
+                && let Some(why) = snapshot::task_refuses(&self.api, id).await?
+            {
+                let Some(mut f) = self.fallback.take() else {
+                    return Err(Error::Unsupported(format!(
+                        "instance {id}: EC2's export task refuses it ({why}); use method \"snapshot\""
+                    )));
+                };
+                tracing::info!(instance = %id, reason = %why, "the export task cannot take the instance: going through snapshots");
+                let files = f.prepare(ctx).await?;
+                self.snap = Some(f);
+                return Ok(files);
+            }
             let (bucket, key) = self.run_task(ctx).await?;
             ctx.message("");
             self.object = Some((bucket.clone(), key.clone()));
@@ -352,6 +428,9 @@ impl Flow for AwsFlow {
     }
 
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        if let Some(f) = &self.snap {
+            return f.result_fields();
+        }
         let mut m = serde_json::Map::new();
         if let Some(t) = &self.task {
             m.insert("task_id".into(), t.id().into());
@@ -370,7 +449,9 @@ pub(crate) fn info() -> super::schema::ProviderInfo {
         name: "aws",
         built_in: true,
         sources: &[
-            "i-… (an EC2 instance, through an export task)",
+            "i-… (an EC2 instance: every EBS volume through snapshots, or an export task)",
+            "vol-… (an EBS volume, through a snapshot)",
+            "snap-… (an EBS snapshot, read through the EBS direct APIs)",
             "ami-… (an AMI, through ExportImage)",
             "s3://bucket/key",
         ],

@@ -97,6 +97,17 @@ impl Signer {
             .await
     }
 
+    /// Signs an EBS direct API request (REST, `GET` with an empty body; service `ebs`).
+    pub(crate) async fn sign_ebs(&self, req: &mut reqwest::Request) -> Result<()> {
+        self.sign(
+            req,
+            "ebs",
+            SigningSettings::default(),
+            SignableBody::Bytes(&[]),
+        )
+        .await
+    }
+
     async fn sign(
         &self,
         req: &mut reqwest::Request,

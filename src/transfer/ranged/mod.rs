@@ -58,6 +58,12 @@ pub(crate) trait RangeFetch: Send + Sync {
     fn max_part(&self) -> u64 {
         u64::MAX
     }
+
+    /// The smallest part worth a request, whatever `part_size` says (a source read in fixed
+    /// blocks: a part of half a block would fetch the block twice).
+    fn min_part(&self) -> u64 {
+        1
+    }
 }
 
 /// State shared by the parts of one file.
@@ -131,7 +137,11 @@ pub(crate) async fn download(
     let cap = state.fetch.max_part();
     let mut parts = Parts::new(
         gaps,
-        ctx.opts.part_size.min(cap).max(1),
+        ctx.opts
+            .part_size
+            .min(cap)
+            .max(state.fetch.min_part())
+            .max(1),
         ctx.opts.max_part_size.min(cap),
     );
     // The digest a manifest needs, computed while the parts arrive (see `follow_hash`).

@@ -15,7 +15,7 @@ object needs kms:Decrypt (a 403 without a body otherwise).
 
 Prints one JSON line when ready: endpoint, region, the test user's access key with its secret
 and the admin's, an instance id, an AMI id, a bucket,
-and a control URL (POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
+and a control URL (/ebs/...: the EBS direct API patches of ebs_stand_in.py; POST /corrupt?bucket=&key= flips bytes of an object but keeps its stored
 checksum; GET /tasks lists the tasks; PUT /object?bucket=&key=[&checksum=sha256|crc64nvme]
 [&sse=aws:kms] stores the body through moto's S3 API with boto3, GET /object?bucket=&key= answers whether it exists — test
 setup without an S3 SDK in the tests). A prefix holding "slowcreate/" makes the create call
@@ -55,6 +55,8 @@ from moto.s3.models import s3_backends  # noqa: E402
 from moto.server import ThreadedMotoServer  # noqa: E402
 
 from moto.core.responses import BaseResponse  # noqa: E402
+
+import ebs_stand_in  # noqa: E402  (the EBS direct API patches; see its docstring)
 
 _setup_class = BaseResponse.setup_class
 
@@ -145,6 +147,7 @@ ARGS = None
 S3 = None  # boto3's S3 client on moto, for the control port's object calls
 SESSION = None  # the admin's boto3 session
 ENDPOINT = None
+EC2 = None  # boto3's EC2 client on moto (the admin's), for the control port's EBS setup
 
 
 def s3_backend():
@@ -364,7 +367,17 @@ class Control(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def ebs(self, method):
+        """/ebs/...: the EBS stand-in's setup and counters (ebs_stand_in.control)."""
+        u = urlparse(self.path)
+        if not u.path.startswith("/ebs/"):
+            return False
+        self.reply(ebs_stand_in.control(self, method, u.path, parse_qs(u.query), EC2))
+        return True
+
     def do_GET(self):
+        if self.ebs("GET"):
+            return
         u = urlparse(self.path)
         if u.path == "/object":
             q = parse_qs(u.query)
@@ -391,6 +404,8 @@ class Control(BaseHTTPRequestHandler):
         self.reply([])
 
     def do_POST(self):
+        if self.ebs("POST"):
+            return
         q = parse_qs(urlparse(self.path).query)
         key = s3_backend().get_object(q["bucket"][0], q["key"][0])
         data = bytearray(key.value)
@@ -409,13 +424,16 @@ def free_port():
 
 
 def main():
-    global ARGS, S3, SESSION, ENDPOINT
+    global ARGS, S3, SESSION, ENDPOINT, EC2
     p = argparse.ArgumentParser()
     p.add_argument("--fixture", required=True)
     p.add_argument("--polls", type=int, default=3)
     p.add_argument("--slow-prefix", default="slow/", help="tasks writing under this prefix stay active")
+    p.add_argument("--snapshot-polls", type=int, default=2,
+                   help="DescribeSnapshots calls an EC2 snapshot of a volume stays pending for")
     p.add_argument("--exit-on-stdin-eof", action="store_true", help="exit when the parent goes away")
     ARGS = p.parse_args()
+    ebs_stand_in.SETTINGS["polls"] = ARGS.snapshot_polls
     if ARGS.exit_on_stdin_eof:
         def watch():
             sys.stdin.read()
@@ -441,10 +459,12 @@ def main():
     endpoint = f"http://127.0.0.1:{port}"
     session = boto3.session.Session(aws_access_key_id=admin.access_key_id,
                                     aws_secret_access_key=admin.secret_access_key, region_name="us-east-1")
-    ec2 = session.client("ec2", endpoint_url=endpoint)
+    ec2 = EC2 = session.client("ec2", endpoint_url=endpoint)
     s3 = S3 = session.client("s3", endpoint_url=endpoint)
     SESSION, ENDPOINT = session, endpoint
-    ami = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    # Not a Windows AMI: AWS's export task refuses Windows instances (moto lists those first).
+    ami = next(i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"]
+               if i.get("Platform") != "windows")
     instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     s3.create_bucket(Bucket="exports")
     # A bucket in another region than the clients' (us-east-1).

@@ -1,0 +1,270 @@
+//! The snapshot method: EBS snapshots of an instance's volumes (one crash-consistent set), of
+//! one volume, or a snapshot given as the source, read block by block through the EBS direct
+//! APIs into one sparse raw image per volume (`<volume>.img`; `<snapshot>.img` for a snapshot
+//! source).
+//!
+//! Flow: find or make the snapshots (tagged `hypersdk:export` = the source and
+//! `hypersdk:resume` = a key of source + output folder, so a run that was killed leaves
+//! snapshots the next run of the same export adopts, and its journal stays valid) → register
+//! their deletion in the ledger at once (on every outcome, unless `keep_snapshots`) → wait
+//! until they are `completed` (a cloud wait, the snapshots' progress as the message) →
+//! `ListSnapshotBlocks` → one file per volume, only the listed blocks fetched, the rest holes.
+//! A snapshot the export did not make is only read, never deleted.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::Digest as _;
+
+use super::api::Api;
+use super::config::AwsOptions;
+use super::ebs::{BlockReader, list_blocks};
+use super::snapshot::{self, Snap};
+use crate::BoxFuture;
+use crate::error::{Error, Result};
+use crate::providers::poll::{Backoff, Poll, poll_until};
+use crate::seam::{Flow, FlowCtx, When};
+use crate::transfer::{BlockSource, FileSource, SourceKind};
+
+/// What the snapshot method exports.
+#[derive(Debug, Clone)]
+pub(crate) enum SnapSource {
+    Instance(String),
+    Volume(String),
+    Snapshot(String),
+}
+
+impl SnapSource {
+    fn id(&self) -> &str {
+        match self {
+            SnapSource::Instance(i) | SnapSource::Volume(i) | SnapSource::Snapshot(i) => i,
+        }
+    }
+}
+
+pub(crate) struct SnapshotFlow {
+    api: Arc<Api>,
+    source: SnapSource,
+    opts: AwsOptions,
+    /// Names the export (source + output folder) in the resume tag.
+    resume_key: String,
+    /// The snapshots read, in file order, and whether this export made (or adopted) them.
+    snaps: Vec<(Snap, bool)>,
+}
+
+impl SnapshotFlow {
+    pub fn new(
+        api: Arc<Api>,
+        source: SnapSource,
+        opts: AwsOptions,
+        output_dir: &std::path::Path,
+    ) -> Self {
+        let dir = std::fs::canonicalize(output_dir).unwrap_or_else(|_| output_dir.to_path_buf());
+        let mut h = sha2::Sha256::new();
+        h.update(source.id().as_bytes());
+        h.update([0]);
+        h.update(dir.to_string_lossy().as_bytes());
+        let resume_key = hex::encode(&h.finalize()[..16]);
+        SnapshotFlow {
+            api,
+            source,
+            opts,
+            resume_key,
+            snaps: Vec::new(),
+        }
+    }
+
+    /// Registers the deletion of a snapshot this export made (or adopted), on every outcome.
+    fn own(&self, ctx: &FlowCtx, s: &Snap) {
+        if self.opts.keep_snapshots {
+            return;
+        }
+        let (api, id) = (self.api.clone(), s.id.clone());
+        ctx.ledger()
+            .add(format!("deleting snapshot {id}"), When::Always, move |_| {
+                let (api, id) = (api.clone(), id.clone());
+                async move { snapshot::delete(&api, &id).await }
+            });
+    }
+
+    /// Finds (a killed run's) or makes the snapshots; each is owned the moment it is known.
+    async fn snapshots(&mut self, ctx: &FlowCtx) -> Result<Vec<(Snap, bool)>> {
+        let api = self.api.clone();
+        match self.source.clone() {
+            SnapSource::Snapshot(id) => {
+                let s = snapshot::describe(&api, &[&id])
+                    .await?
+                    .into_iter()
+                    .find(|s| s.id == id)
+                    .ok_or_else(|| Error::NotFound(format!("snapshot {id} does not exist")))?;
+                Ok(vec![(s, false)])
+            }
+            SnapSource::Volume(vol) => {
+                let found = snapshot::find_resumable(&api, &self.resume_key).await?;
+                let (mut keep, stale): (Vec<Snap>, Vec<Snap>) =
+                    found.into_iter().partition(|s| s.volume == vol);
+                for s in stale.iter().chain(keep.iter().skip(1)) {
+                    self.own(ctx, s);
+                }
+                if let Some(s) = keep.drain(..).next() {
+                    ctx.waiting_for_cloud(&format!("resuming from snapshot {}", s.id));
+                    self.own(ctx, &s);
+                    return Ok(vec![(s, true)]);
+                }
+                ctx.waiting_for_cloud(&format!("creating a snapshot of {vol}"));
+                let s = snapshot::create_for_volume(&api, &vol, &self.resume_key).await?;
+                self.own(ctx, &s);
+                Ok(vec![(s, true)])
+            }
+            SnapSource::Instance(id) => {
+                let facts = snapshot::instance(&api, &id).await?;
+                if facts.volumes.is_empty() {
+                    return Err(Error::Unsupported(format!(
+                        "instance {id} has no EBS volume (instance store only)"
+                    )));
+                }
+                let found = snapshot::find_resumable(&api, &self.resume_key).await?;
+                let mut by_volume = Vec::new();
+                for v in &facts.volumes {
+                    if let Some(s) = found.iter().find(|s| s.volume == v.id) {
+                        by_volume.push(s.clone());
+                    }
+                }
+                if by_volume.len() == facts.volumes.len() && found.len() == by_volume.len() {
+                    ctx.waiting_for_cloud(&format!(
+                        "resuming from the snapshots of {id} a stopped run made"
+                    ));
+                    for s in &by_volume {
+                        self.own(ctx, s);
+                    }
+                    return Ok(by_volume.into_iter().map(|s| (s, true)).collect());
+                }
+                // Leftovers that do not make a whole set: not ours to read, ours to delete.
+                for s in &found {
+                    self.own(ctx, s);
+                }
+                ctx.waiting_for_cloud(&format!(
+                    "creating snapshots of the {} volume(s) of {id}",
+                    facts.volumes.len()
+                ));
+                let made = snapshot::create_for_instance(&api, &id, &self.resume_key).await?;
+                for s in &made {
+                    self.own(ctx, s);
+                }
+                let mut out = Vec::new();
+                for v in &facts.volumes {
+                    let s = made.iter().find(|s| s.volume == v.id).ok_or_else(|| {
+                        Error::Remote(format!(
+                            "EC2 CreateSnapshots {id}: no snapshot of volume {} ({})",
+                            v.id, v.device
+                        ))
+                    })?;
+                    out.push((s.clone(), true));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Waits until every snapshot is `completed`; the progress of each is the message.
+    async fn wait(&self, ctx: &FlowCtx, snaps: &[(Snap, bool)]) -> Result<Vec<Snap>> {
+        let ids: Vec<&str> = snaps.iter().map(|(s, _)| s.id.as_str()).collect();
+        let api = &self.api;
+        poll_until(
+            ctx,
+            &format!("snapshot {}", ids.join(", ")),
+            Duration::from_secs(self.opts.timeout_secs),
+            Backoff::fixed(Duration::from_millis(self.opts.poll_interval_ms)),
+            || async {
+                let now = snapshot::describe(api, &ids).await?;
+                let mut out = Vec::new();
+                let mut pending = Vec::new();
+                for id in &ids {
+                    let s = now.iter().find(|s| s.id == *id).ok_or_else(|| {
+                        Error::Remote(format!("snapshot {id} vanished while it was made"))
+                    })?;
+                    match s.state.as_str() {
+                        "completed" => {}
+                        "error" => {
+                            return Err(Error::Remote(format!(
+                                "snapshot {id} failed: {}",
+                                s.message
+                            )));
+                        }
+                        _ => pending.push(format!("{id} {}", s.progress)),
+                    }
+                    out.push(s.clone());
+                }
+                Ok(if pending.is_empty() {
+                    Poll::Done(out)
+                } else {
+                    Poll::pending(format!("snapshot {}", pending.join(", ")))
+                })
+            },
+        )
+        .await
+    }
+}
+
+impl Flow for SnapshotFlow {
+    fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
+        Box::pin(async move {
+            let snaps = self.snapshots(ctx).await?;
+            self.snaps = snaps.clone();
+            let ready = self.wait(ctx, &snaps).await?;
+            ctx.message("listing the snapshots' blocks");
+            let single = ready.len() == 1;
+            let mut files = Vec::new();
+            for s in ready {
+                let listing = list_blocks(&self.api, &s.id, ctx.cancel()).await?;
+                let name = match (&self.opts.file_name, &self.source) {
+                    (Some(n), _) if single => n.clone(),
+                    (_, SnapSource::Snapshot(id)) => format!("{id}.img"),
+                    _ => format!("{}.img", s.volume),
+                };
+                crate::paths::validate_file_name(&name)?;
+                let size = listing.size;
+                let extents = listing.extents();
+                let reader = BlockReader::new(
+                    self.api.clone(),
+                    s.id.clone(),
+                    listing,
+                    self.opts.max_block_requests,
+                );
+                files.push(FileSource {
+                    name,
+                    kind: SourceKind::Blocks(BlockSource {
+                        size,
+                        extents,
+                        version: s.id.clone(),
+                        fetch: Arc::new(reader),
+                    }),
+                    size_hint: Some(size),
+                    expected_size: Some(size),
+                    checksum: None,
+                    want_digest: None,
+                });
+            }
+            ctx.message("");
+            Ok(files)
+        })
+    }
+
+    fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        m.insert("method".into(), "snapshot".into());
+        let list: Vec<serde_json::Value> = self
+            .snaps
+            .iter()
+            .map(|(s, made)| {
+                serde_json::json!({
+                    "snapshot_id": s.id, "volume_id": s.volume, "encrypted": s.encrypted,
+                    "made_by_export": made,
+                    "kept": !made || self.opts.keep_snapshots,
+                })
+            })
+            .collect();
+        m.insert("snapshots".into(), list.into());
+        m
+    }
+}
