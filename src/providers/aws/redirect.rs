@@ -20,6 +20,7 @@ impl Api {
             client: self.client.clone(),
             signer: Arc::new(self.signer.in_region(region)),
             ec2: self.ec2.clone(),
+            ebs: self.ebs.clone(),
             s3: S3Urls {
                 base: if self.s3.configured {
                     self.s3.base.clone()

@@ -7,7 +7,9 @@ into moto's S3 under the key real AWS uses ({prefix}{task id}.{format}) and comp
 IAM is enforced (moto's "IAM-like Access Control"): every request must carry a valid
 signature, and the test user holds exactly the policies in policies/*.json, each a copy of one
 AWS documents (vm-import-export.json: "Required permissions for VM Import/Export", the bucket
-placeholder "amzn-s3-demo-export-bucket" read as the test bucket). Setup and the control port
+placeholder "amzn-s3-demo-export-bucket" read as the test bucket; ebs-snapshots.json: the
+snapshot method's EC2 calls plus the EBS direct APIs' read actions as AWS's "IAM permissions for
+EBS direct APIs" lists them, on Resource "*" because moto checks every action against "*"). Setup and the control port
 use a second user allowed everything ("admin_…" keys). Two rules moto lacks are added as S3
 states them (botocore s3 service-2.json): HeadBucket needs s3:ListBucket (moto asked for a
 made-up "s3:HeadBucket"), and HeadObject with x-amz-checksum-mode ENABLED on an SSE-KMS
