@@ -147,6 +147,58 @@ fn held_secret(s: &str) -> bool {
         && (s.contains(['?', '#', '@']) || s.to_ascii_lowercase().contains("/nfc/"))
 }
 
+/// Options that change how an export runs, not what it writes: a rerun that differs only in
+/// them is the same export.
+const HOW_KEYS: &[&str] = &[
+    "max_bytes_per_second",
+    "priority",
+    "parts_in_flight",
+    "max_parts_in_flight",
+    "part_size",
+    "max_part_size",
+    "parallel_files",
+    "progress_interval_ms",
+    "max_attempts",
+    "stall_timeout_ms",
+    "retry_base_delay_ms",
+    "poll_file_interval_ms",
+    "overwrite",
+    "keep_partial",
+    "verify_resumed",
+];
+
+/// The newest history record of this same export (provider, source and options, secrets
+/// aside; how it ran aside) that ended done and whose files are all still where it wrote them
+/// with the sizes it wrote: `--skip-done` skips the item then.
+pub(crate) fn done_before(records: &[Value], item: &Item) -> Option<u64> {
+    let source = if held_secret(&item.source) {
+        hypersdk::redact_source(&item.source)
+    } else {
+        item.source.clone()
+    };
+    let what = |o: &Map<String, Value>| {
+        let mut o = o.clone();
+        o.retain(|k, _| !HOW_KEYS.contains(&k.as_str()));
+        o
+    };
+    let options = what(&redact_options(&item.options).0);
+    records.iter().rev().find_map(|r| {
+        let same = r["status"] == "done"
+            && r["provider"] == item.provider.as_str()
+            && r["source"] == source.as_str()
+            && r["options"].as_object().map(what).as_ref() == Some(&options);
+        let files = r["files"].as_array().filter(|f| !f.is_empty())?;
+        let intact = files.iter().all(|f| {
+            let (Some(path), Some(size)) = (f["path"].as_str(), f["size"].as_u64()) else {
+                return false;
+            };
+            // Not followed: a link planted where the file was is not the file.
+            std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == size)
+        });
+        (same && intact).then(|| r["id"].as_u64()).flatten()
+    })
+}
+
 /// Appends the export's record; returns its id.
 pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, String> {
     let (mut f, path) = open_locked()?;

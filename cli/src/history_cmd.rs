@@ -14,6 +14,11 @@ use crate::{batch, history, input, run, shown};
 
 #[derive(Args)]
 pub(crate) struct HistoryArgs {
+    /// `show ID`: one export's whole record (options, files and checksums, error, cleanup).
+    #[arg(value_parser = ["show"], requires = "id")]
+    action: Option<String>,
+    /// The export `show` shows.
+    id: Option<u64>,
     /// Run this export again (same provider, source, options and config file).
     #[arg(long, value_name = "ID")]
     resume: Option<u64>,
@@ -41,9 +46,10 @@ pub(crate) fn command(a: &HistoryArgs) -> Result<u8, Failure> {
         kind: hypersdk::ErrorKind::Io.as_str(),
         message,
     })?;
-    match a.resume {
-        Some(id) => resume(a, &all, id),
-        None => {
+    match (a.resume, a.action.as_deref(), a.id) {
+        (Some(id), _, _) => resume(a, &all, id),
+        (None, Some("show"), Some(id)) => show_one(a, &all, id),
+        _ => {
             show(a, &all);
             Ok(0)
         }
@@ -163,6 +169,73 @@ fn resumed_options(a: &HistoryArgs, rec: &Value, id: u64) -> Result<Map<String, 
     }
     options.extend(given);
     Ok(options)
+}
+
+/// `history show ID`: the record, every field on its own line (or the JSON line).
+fn show_one(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
+    let mut v = all
+        .iter()
+        .find(|v| v["id"].as_u64() == Some(id))
+        .cloned()
+        .ok_or_else(|| format!("no export {id} in the history"))?;
+    // Records written before sources were redacted may still hold a secret.
+    if let Some(s) = v["source"].as_str() {
+        v["source"] = hypersdk::redact_source(s).into();
+    }
+    if a.json {
+        println!("{}", shown::json_line(&v));
+        return Ok(0);
+    }
+    let field = |k: &str| match &v[k] {
+        Value::Null => "-".to_string(),
+        Value::String(s) => shown::text(s).into_owned(),
+        other => shown::text(&other.to_string()).into_owned(),
+    };
+    println!("export    {id}");
+    println!("when      {} UTC", utc(v["time"].as_u64().unwrap_or(0)));
+    for k in ["provider", "source", "status"] {
+        println!("{k:<9} {}", field(k));
+    }
+    if let Some(e) = v["error"].as_object() {
+        println!(
+            "error     {}: {}",
+            shown::text(e.get("kind").and_then(Value::as_str).unwrap_or("")),
+            shown::error(e.get("message").and_then(Value::as_str).unwrap_or(""))
+        );
+    }
+    if let Some(o) = v["options"].as_object() {
+        for (k, val) in o {
+            let val = val.as_str().map_or_else(|| val.to_string(), str::to_string);
+            println!("option    {}={}", shown::text(k), shown::text(&val));
+        }
+    }
+    for w in v["withheld"].as_array().into_iter().flatten() {
+        println!(
+            "withheld  {} (give it again to resume)",
+            shown::text(w.as_str().unwrap_or(""))
+        );
+    }
+    for f in v["files"].as_array().into_iter().flatten() {
+        println!(
+            "file      {} ({} bytes, {})",
+            shown::text(f["path"].as_str().unwrap_or("")),
+            f["size"],
+            shown::text(f["checksum"].as_str().unwrap_or("no checksum"))
+        );
+    }
+    println!(
+        "bytes     {} total, {} fetched, {} resumed, in {:.1} s",
+        v["bytes_total"],
+        v["bytes_fetched"],
+        v["bytes_resumed"],
+        v["elapsed_ms"].as_f64().unwrap_or(0.0) / 1000.0
+    );
+    for k in ["config_file", "profile"] {
+        if !v[k].is_null() {
+            println!("{k:<9} {}", field(k));
+        }
+    }
+    Ok(0)
 }
 
 fn show(a: &HistoryArgs, all: &[Value]) {

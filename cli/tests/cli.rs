@@ -795,3 +795,58 @@ fn govc_variables_stand_in_for_the_config() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("env:NAME or file:PATH"), "{}", text(&o));
 }
+
+/// `--skip-done`: a rerun skips an export the history has as done when its files are intact
+/// (no request, no new record), and runs it again once a file changed size.
+#[test]
+fn a_rerun_with_skip_done_runs_only_what_is_not_done() {
+    let peer = serve(2, 128 << 10, 0);
+    let e = env();
+    let out = e.out().display().to_string();
+    let (a, b) = (
+        format!("{}/file0.bin", peer.url),
+        format!("{}/file1.bin", peer.url),
+    );
+    let o = e.run(&["export", "http", &a, "--output", &out]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = e.run(&["export", "http", &a, &b, "--output", &out, "--skip-done"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(s.contains("file0.bin: skipped: done in export 1"), "{s}");
+    assert!(s.contains("1 of 1 exports done"), "only file1 ran: {s}");
+    assert_eq!(json_lines(&e.run(&["history", "--json"])).len(), 2);
+    // `history show` gives one record whole.
+    let o = e.run(&["history", "show", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("status    done") && s.contains("file0.bin (131072 bytes"),
+        "{s}"
+    );
+    assert_eq!(e.run(&["history", "show", "99"]).status.code(), Some(2));
+
+    // A file that changed is not done any more.
+    std::fs::write(e.out().join("file0.bin"), b"short").unwrap();
+    let o = e.run(&[
+        "export",
+        "http",
+        &a,
+        "--output",
+        &out,
+        "--skip-done",
+        "-o",
+        "overwrite=true",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let ev = json_lines(&o);
+    assert!(
+        ev.iter()
+            .any(|v| v["event"] == "result" && v["status"] == "done"),
+        "{ev:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(e.out().join("file0.bin")).unwrap().len(),
+        128 << 10
+    );
+}

@@ -37,6 +37,11 @@ pub(crate) struct Output {
     /// powers of 1024; a plain number is bytes).
     #[arg(long, value_name = "RATE", value_parser = crate::input::parse_rate)]
     pub bwlimit: Option<u64>,
+    /// Skip an export the history has as done with the same provider, source and options (how
+    /// it ran aside), when every file it wrote is still there with its size: a rerun of a
+    /// batch runs only what did not finish.
+    #[arg(long)]
+    pub skip_done: bool,
     /// Bandwidth of each export, the same units (over `-o max_bytes_per_second`).
     #[arg(long, value_name = "RATE", value_parser = crate::input::parse_rate)]
     pub bwlimit_per_export: Option<u64>,
@@ -87,9 +92,23 @@ pub(crate) fn run_all(items: Vec<Item>, out: &Output) -> u8 {
         eprintln!("hypersdk: {e}");
         return 2;
     }
+    let (items, skipped) = if out.skip_done {
+        let records = crate::history::load().unwrap_or_default();
+        let (mut run, mut skip) = (Vec::new(), Vec::new());
+        for i in items {
+            match crate::history::done_before(&records, &i) {
+                Some(id) => skip.push((i, id)),
+                None => run.push(i),
+            }
+        }
+        (run, skip)
+    } else {
+        (items, Vec::new())
+    };
     on_ctrl_c();
     let screen = Screen::new(mode);
     let started = Instant::now();
+    report::skipped(&skipped, &screen);
     let mut running = start(items, &screen);
     let total = screen.total(running.len());
     watch(&mut running, &screen, total.as_ref());

@@ -91,6 +91,25 @@ pub(crate) fn human(n: u64) -> String {
     }
 }
 
+/// `--skip-done`: what was not run, before the rest starts.
+pub(super) fn skipped(skipped: &[(Item, u64)], screen: &Screen) {
+    for (item, id) in skipped {
+        match screen.mode {
+            Mode::Json => screen.emit(&json!({
+                "event": "result", "status": "skipped", "export": item.label,
+                "provider": item.provider, "history_id": id, "exit_code": 0,
+            })),
+            Mode::Quiet => {}
+            Mode::Bars | Mode::Text => {
+                say!(
+                    "{}: skipped: done in export {id}, its files unchanged",
+                    item.label
+                )
+            }
+        }
+    }
+}
+
 /// `-q`: one line on stderr per export that did not finish.
 fn failures(finished: &[Finished]) {
     for f in finished {
