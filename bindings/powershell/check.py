@@ -142,7 +142,14 @@ def check_tree(root, readme=""):
         if not psm1.exists():
             problems.append(f"{psd1.name}: no root module {psm1.name}")
             continue
-        problems += [f"{psm1.name}: {p}" for p in check_module(psm1.read_bytes(), exported, readme)]
+        # A script beside the root module counts only if the root module dot-sources it.
+        root_text = psm1.read_text()
+        for ps1 in sorted(psm1.parent.glob("*.ps1")):
+            if not any(l.strip().startswith(".") and f"'{ps1.name}'" in l for l in root_text.splitlines()):
+                problems.append(f"{psm1.name}: does not dot-source {ps1.name} beside it")
+        # The root module and the scripts it dot-sources (HyperSdk.Session.ps1, ...), as one source.
+        source = psm1.read_bytes() + b"".join(b"\n" + p.read_bytes() for p in sorted(psm1.parent.glob("*.ps1")))
+        problems += [f"{psm1.name}: {p}" for p in check_module(source, exported, readme)]
     return problems
 
 
