@@ -116,6 +116,8 @@ fn every_known_provider_is_described_with_its_keys() {
 // ---- PowerShell (bindings/powershell/HyperSdk/HyperSdk.psm1) ----
 
 const PSM1: &str = "bindings/powershell/HyperSdk/HyperSdk.psm1";
+/// Export-HsHyperVVM, dot-sourced by the root module.
+const HYPERV_PS1: &str = "bindings/powershell/HyperSdk/HyperSdk.HyperV.ps1";
 
 /// The body of the PowerShell function `name`: up to the next function or the module's exports.
 fn ps_function<'a>(psm1: &'a str, name: &str) -> &'a str {
@@ -226,7 +228,8 @@ fn powershell_writes_only_keys_the_library_takes() {
     }
     // Export-HsHyperVVM: hyperv config and option keys.
     let (hv_config, hv_options) = &k.providers["hyperv"];
-    let hv = ps_function(&psm1, "Export-HsHyperVVM");
+    let hv_ps1 = repo(HYPERV_PS1);
+    let hv = ps_function(&hv_ps1, "Export-HsHyperVVM");
     let mut option_keys = after(hv, "$option['", '\'');
     for table in after(hv, "$option = @{", '}') {
         option_keys.extend(
@@ -238,23 +241,23 @@ fn powershell_writes_only_keys_the_library_takes() {
     }
     assert!(
         option_keys.len() >= 3,
-        "{PSM1}: Export-HsHyperVVM's options not read"
+        "{HYPERV_PS1}: Export-HsHyperVVM's options not read"
     );
     for key in option_keys {
         assert!(
             hv_options.contains(key) || k.common.contains(key),
-            "{PSM1}: Export-HsHyperVVM writes option {key}, not a hyperv or common option"
+            "{HYPERV_PS1}: Export-HsHyperVVM writes option {key}, not a hyperv or common option"
         );
     }
     let config_keys = after(hv, "$config['", '\'');
     assert!(
         !config_keys.is_empty(),
-        "{PSM1}: Export-HsHyperVVM's config not read"
+        "{HYPERV_PS1}: Export-HsHyperVVM's config not read"
     );
     for key in config_keys {
         assert!(
             hv_config.contains(key),
-            "{PSM1}: Export-HsHyperVVM writes config {key}, not a hyperv config key"
+            "{HYPERV_PS1}: Export-HsHyperVVM writes config {key}, not a hyperv config key"
         );
     }
     // Start-HsExport: the common options it sets itself.

@@ -1,6 +1,19 @@
 // Package hypersdk exports virtual machines and disks to local disk through libhypersdk's C ABI:
 // many exports at once, with progress, cancellation through a context, resume and verification.
 //
+// The module is github.com/hypersdk/hypersdk/bindings/go, nested in the repository, so its
+// release tags carry the folder: bindings/go/vX.Y.Z (the same X.Y.Z as the library), and
+//
+//	go get github.com/hypersdk/hypersdk/bindings/go@vX.Y.Z
+//
+// takes that tag (`@main` a pseudo-version of the branch). To build against a checkout instead:
+//
+//	go mod edit -replace github.com/hypersdk/hypersdk/bindings/go=/path/to/hypersdk/bindings/go
+//
+// Options are typed per provider (AWSExportOptions, AzureExportOptions, GCPExportOptions,
+// HTTPExportOptions, HyperVExportOptions, VsphereExportOptions, each embedding ExportOptions);
+// a map or raw JSON works too.
+//
 // cgo finds the library through pkg-config (`#cgo pkg-config: hypersdk`): after
 // `make install PREFIX=/usr/local` in the repository there is nothing to set; for another prefix
 // or an unpacked `make dist` tarball, add its lib/pkgconfig folder to PKG_CONFIG_PATH. At run
@@ -417,6 +430,12 @@ func toJSON(v any) (string, error) {
 		return x, nil
 	case []byte:
 		return string(x), nil
+	case extraOptions:
+		b, err := optionsJSON(x)
+		if err != nil {
+			return "", &Error{Status: StatusInvalidArgument, Message: "cannot marshal options to JSON: " + err.Error()}
+		}
+		return string(b), nil
 	}
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -91,7 +91,7 @@ func main() {
 	exports := make([]*hypersdk.Export, len(urls))
 	for i, u := range urls {
 		i := i
-		e, err := client.StartExport(ctx, u, map[string]any{"output_dir": dir, "overwrite": true}, func(p hypersdk.Progress) {
+		e, err := client.StartExport(ctx, u, hypersdk.HTTPExportOptions{ExportOptions: hypersdk.ExportOptions{OutputDir: dir, Overwrite: hypersdk.Ptr(true)}}, func(p hypersdk.Progress) {
 			eta := "   -"
 			if p.ETA >= 0 {
 				eta = fmt.Sprintf("%3.0fs", p.ETA.Seconds())

@@ -241,8 +241,8 @@ namespace HyperSdk
         }
     }
 
-    /// <summary>Counters for finding leaks in a host application.</summary>
-    public static class Diagnostics
+    /// <summary>Counters the tests use to find leaks (internal: not part of the API).</summary>
+    internal static class Diagnostics
     {
         /// <summary>Exports whose callback state is pinned (started and not yet ended).</summary>
         public static int LiveExports { get { return ExportState.Live; } }

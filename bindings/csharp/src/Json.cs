@@ -1,6 +1,7 @@
-// A small JSON reader and writer, so the binding needs nothing beyond the base class library
-// (netstandard2.0 has no System.Text.Json). Objects read as Dictionary<string, object>,
-// arrays as List<object>, numbers as long when integral else double.
+// JSON for the binding's own use (internal): objects read as Dictionary<string, object>, arrays
+// as List<object>, numbers as long when integral else double. On net8.0 System.Text.Json reads and
+// writes it (JsonNet8.cs); on netstandard2.0, which has no System.Text.Json, and on Mono, where our
+// tests run, the small reader and writer below do, so the binding needs no package.
 using System;
 using System.Collections;
 using System.Collections.Generic;
@@ -9,8 +10,22 @@ using System.Text;
 
 namespace HyperSdk
 {
-    public static class Json
+    internal static partial class Json
     {
+        internal static string Str(IDictionary<string, object> d, string k)
+        {
+            object v;
+            return d.TryGetValue(k, out v) && v != null ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
+        }
+
+        internal static long Long(IDictionary<string, object> d, string k)
+        {
+            object v;
+            if (!d.TryGetValue(k, out v) || v == null) return 0;
+            return Convert.ToInt64(v, CultureInfo.InvariantCulture);
+        }
+
+#if !NET8_0_OR_GREATER
         public static object Parse(string text)
         {
             var p = new Parser(text);
@@ -26,19 +41,6 @@ namespace HyperSdk
             var sb = new StringBuilder();
             Write(sb, v);
             return sb.ToString();
-        }
-
-        internal static string Str(IDictionary<string, object> d, string k)
-        {
-            object v;
-            return d.TryGetValue(k, out v) && v != null ? Convert.ToString(v, CultureInfo.InvariantCulture) : null;
-        }
-
-        internal static long Long(IDictionary<string, object> d, string k)
-        {
-            object v;
-            if (!d.TryGetValue(k, out v) || v == null) return 0;
-            return Convert.ToInt64(v, CultureInfo.InvariantCulture);
         }
 
         private static void Write(StringBuilder sb, object v)
@@ -236,5 +238,6 @@ namespace HyperSdk
                 throw Bad("bad number");
             }
         }
+#endif
     }
 }

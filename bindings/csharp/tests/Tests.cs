@@ -235,6 +235,18 @@ static class Tests
     }
 
     [Test]
+    static void JsonAndDiagnosticsAreNotPublic()
+    {
+        // The binding's JSON helper and its leak counters are internal (this program reads them
+        // through InternalsVisibleTo); the public API is the client, exports, options and types.
+        var exported = typeof(HyperSdkClient).Assembly.GetExportedTypes().Select(t => t.FullName).ToList();
+        foreach (var hidden in new[] { "HyperSdk.Json", "HyperSdk.Diagnostics" })
+            Check.That(!exported.Contains(hidden), hidden + " is public");
+        Check.That(exported.Contains("HyperSdk.HyperSdkClient") && exported.Contains("HyperSdk.GcpExportOptions"),
+            "public types: " + string.Join(",", exported));
+    }
+
+    [Test]
     static void HttpExportReportsMonotonicProgressAndOneTerminal()
     {
         var url = Peers.Serve(2, 3 << 20);

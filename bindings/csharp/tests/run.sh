@@ -12,6 +12,9 @@ mcs -nologo -langversion:7 -warnaserror -nowarn:1591 -target:library -doc:"$out/
   -out:"$out/HyperSdk.dll" src/*.cs
 mcs -nologo -langversion:7 -target:exe -r:"$out/HyperSdk.dll" -r:System.Net.Http.dll \
   -out:"$out/HyperSdk.Tests.exe" tests/Tests.cs
+# The example program, against the public API only (it runs in the README's place, not here).
+mcs -nologo -langversion:7 -warnaserror -target:exe -r:"$out/HyperSdk.dll" \
+  -out:"$out/ExportFile.exe" examples/ExportFile/Program.cs
 export LD_LIBRARY_PATH="$CARGO_TARGET_DIR/debug${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export HS_REPO_ROOT="$(cd ../.. && pwd)"
 # The tests' folders (Path.GetTempPath follows TMPDIR) go when the run ends, passed or not.

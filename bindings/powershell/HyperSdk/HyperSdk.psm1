@@ -20,87 +20,30 @@ function ConvertTo-HsJson {
 
 function Merge-HsCredential {
     # Puts a PSCredential into the provider's config under the keys that provider reads.
-    param([hashtable] $Config, [string] $Provider, [System.Management.Automation.PSCredential] $Credential)
+    # A GCP key file (-KeyFile) goes in as its path: the library reads it, nothing is copied.
+    param([hashtable] $Config, [string] $Provider, [System.Management.Automation.PSCredential] $Credential, [string] $KeyFile)
     $merged = @{}
     if ($Config) { foreach ($k in $Config.Keys) { $merged[$k] = $Config[$k] } }
-    if ($Credential) {
-        $plain = $Credential.GetNetworkCredential().Password
+    if ($KeyFile -and $Provider -ne 'gcp') { throw "-KeyFile is a GCP service account key file; -Provider $Provider takes -Credential or -Config." }
+    if ($KeyFile -and $Credential) { throw 'Give -KeyFile or -Credential, not both.' }
+    if ($Credential -or $KeyFile) {
+        $plain = $null
+        if ($Credential) { $plain = $Credential.GetNetworkCredential().Password }
         switch ($Provider) {
             'azure' { $merged['client_id'] = $Credential.UserName; $merged['client_secret'] = $plain }
             'aws' { $merged['access_key_id'] = $Credential.UserName; $merged['secret_access_key'] = $plain }
-            'gcp' { $merged['credentials_json'] = $plain }
+            'gcp' { if ($KeyFile) { $merged['credentials_path'] = $KeyFile } else { $merged['credentials_json'] = $plain } }
             default { $merged['username'] = $Credential.UserName; $merged['password'] = $plain }
         }
     }
     return $merged
 }
 
-function New-HsExportRecord {
-    param([string] $Provider, [string] $Source, [string] $OutputPath, [object] $Export, [object] $Client)
-    $record = [pscustomobject]@{
-        PSTypeName = 'HyperSdk.Export'
-        Id         = $script:HsNextId
-        Provider   = $Provider
-        Source     = $Source
-        OutputPath = $OutputPath
-        Started    = Get-Date
-        Export     = $Export
-        Client     = $Client
-    }
-    $script:HsNextId++
-    $script:HsExports[[string]$record.Id] = $record
-    return $record
-}
-
-function Get-HsExportRecord {
-    param([object] $InputObject, [int[]] $Id)
-    if ($InputObject) { return @($InputObject) }
-    if ($Id) {
-        foreach ($i in $Id) {
-            $r = $script:HsExports[[string]$i]
-            if (-not $r) { Write-Error -Message "No export with id $i in this session." -Category ObjectNotFound; continue }
-            $r
-        }
-        return
-    }
-    return @($script:HsExports.Values)
-}
-
-function Get-HsProgressObject {
-    param([object] $Record)
-    $p = $Record.Export.Progress
-    [pscustomobject]@{
-        PSTypeName         = 'HyperSdk.Progress'
-        Id                 = $Record.Id
-        Source             = $Record.Source
-        Phase              = $p.Phase
-        FileIndex          = $p.FileIndex
-        FileCount          = $p.FileCount
-        FileName           = $p.FileName
-        BytesDone          = $p.BytesDone
-        BytesTotal         = $p.BytesTotal
-        RateBytesPerSecond = $p.RateBytesPerSecond
-        EtaSeconds         = $p.EtaSeconds
-        Message            = $p.Message
-    }
-}
-
-function Write-HsProgressBar {
-    param([object] $Record, [object] $Progress, [int] $ParentId)
-    $percent = 0
-    if ($Progress.BytesTotal -gt 0) { $percent = [int](100 * $Progress.BytesDone / $Progress.BytesTotal) }
-    $status = '{0} - file {1}/{2} {3}' -f $Progress.Phase, $Progress.FileIndex, $Progress.FileCount, $Progress.FileName
-    if ($Progress.Message) { $status = $status + ' - ' + $Progress.Message }
-    $bar = @{
-        Activity        = "hypersdk export $($Record.Id): $($Record.Source)"
-        Status          = $status
-        PercentComplete = [Math]::Min(100, [Math]::Max(0, $percent))
-        Id              = 100 + $Record.Id
-        ParentId        = $ParentId
-    }
-    if ($null -ne $Progress.EtaSeconds) { $bar['SecondsRemaining'] = [int]$Progress.EtaSeconds }
-    Write-Progress @bar
-}
+# The export table (New-/Get-HsExportRecord) and progress display (Get-HsProgressObject,
+# Write-HsProgressBar).
+. (Join-Path $PSScriptRoot 'HyperSdk.Session.ps1')
+# Export-HsHyperVVM.
+. (Join-Path $PSScriptRoot 'HyperSdk.HyperV.ps1')
 
 <#
 .SYNOPSIS
@@ -123,6 +66,10 @@ The provider's configuration, as a hashtable (or a JSON string).
 A credential merged into the config: user name and password (vsphere, hyperv), client id and
 secret (azure), access key id and secret key (aws), the credentials JSON as password (gcp).
 
+.PARAMETER KeyFile
+GCP only: a service account key file (JSON), passed to the library as its path
+(credentials_path); the key is read by the library and never copied into the config.
+
 .PARAMETER Source
 What to export: a VM name, an instance id, a disk, a URL. Takes pipeline input.
 
@@ -135,15 +82,41 @@ Export options as a hashtable (for example @{ format = 'ova'; overwrite = $true 
 .PARAMETER Wait
 Wait for the export with a progress bar and return its result instead of the export object.
 
+.INPUTS
+System.String. Sources, by value or from a property named Source, Name or Id.
+
+.OUTPUTS
+HyperSdk.Export: one per started export (Id, Provider, Source, OutputPath, Started, Export).
+HyperSdk.Result with -Wait: see Receive-HsExportResult.
+
+.LINK
+Get-HsExport
+
+.LINK
+Wait-HsExport
+
+.LINK
+Receive-HsExportResult
+
 .EXAMPLE
 Start-HsExport -Provider vsphere -Config @{ url = 'https://vcenter/sdk' } -Credential (Get-Credential) -Source '/DC1/vm/db01' -OutputPath D:\Exports -Wait
 
+Exports one vSphere VM to D:\Exports, draws a progress bar until it ends and returns its result.
+
 .EXAMPLE
 'i-0abc', 'i-0def' | Start-HsExport -Provider aws -Config @{ region = 'eu-west-1' } -OutputPath /backups -Option @{ s3_bucket = 'exports' }
+
+Starts two EC2 instance exports through the S3 bucket 'exports' and returns at once with two
+export objects; Get-HsExport shows their progress.
+
+.EXAMPLE
+Start-HsExport -Provider gcp -Config @{ project = 'prod-1'; zone = 'europe-west1-b' } -KeyFile ./sa-key.json -Source web-1 -OutputPath /backups -Wait
+
+Exports a GCE instance with a service account key file and waits for it.
 #>
 function Start-HsExport {
     [CmdletBinding(SupportsShouldProcess = $true)]
-    [OutputType('HyperSdk.Export')]
+    [OutputType('HyperSdk.Export', 'HyperSdk.Result')]
     param(
         [Parameter(Mandatory = $true)]
         [ValidateSet('hyperv', 'aws', 'azure', 'vsphere', 'http', 'gcp')]
@@ -152,6 +125,8 @@ function Start-HsExport {
         [object] $Config,
 
         [System.Management.Automation.PSCredential] $Credential,
+
+        [string] $KeyFile,
 
         [Parameter(Mandatory = $true, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
         [Alias('Name', 'Id')]
@@ -166,15 +141,17 @@ function Start-HsExport {
     )
     begin {
         if ($Config -is [string]) {
-            if ($Credential) { throw 'Give -Config as a hashtable to combine it with -Credential.' }
+            if ($Credential -or $KeyFile) { throw 'Give -Config as a hashtable to combine it with -Credential or -KeyFile.' }
             $configJson = $Config
         }
         else {
-            $configJson = ConvertTo-HsJson (Merge-HsCredential -Config $Config -Provider $Provider -Credential $Credential)
+            if ($KeyFile) { $KeyFile = (Resolve-Path -LiteralPath $KeyFile -ErrorAction Stop).ProviderPath }
+            $configJson = ConvertTo-HsJson (Merge-HsCredential -Config $Config -Provider $Provider -Credential $Credential -KeyFile $KeyFile)
         }
-        $client = [HyperSdk.HyperSdkClient]::new($Provider, $configJson)
         $resolved = (Resolve-Path -LiteralPath $OutputPath -ErrorAction Stop).ProviderPath
+        $client = [HyperSdk.HyperSdkClient]::new($Provider, $configJson)
         $started = [System.Collections.Generic.List[object]]::new()
+        $any = $false
     }
     process {
         foreach ($s in $Source) {
@@ -182,12 +159,17 @@ function Start-HsExport {
             $opts = @{}
             if ($Option) { foreach ($k in $Option.Keys) { $opts[$k] = $Option[$k] } }
             $opts['output_dir'] = $resolved
-            $export = $client.StartExport($s, (ConvertTo-HsJson $opts), $null)
+            try { $export = $client.StartExport($s, (ConvertTo-HsJson $opts), $null) }
+            catch { if (-not $any) { $client.Dispose() }; throw }
             $record = New-HsExportRecord -Provider $Provider -Source $s -OutputPath $resolved -Export $export -Client $client
+            $any = $true
             if ($Wait) { $started.Add($record) } else { $record }
         }
     }
     end {
+        # The client is disposed with its last export (Receive-HsExportResult), or here when
+        # nothing was started (-WhatIf, or every start failed).
+        if (-not $any) { $client.Dispose() }
         if ($Wait -and $started.Count -gt 0) {
             $started | Wait-HsExport | Receive-HsExportResult
         }
@@ -203,30 +185,47 @@ Polls the exports every 250 ms on the pipeline thread and draws one progress bar
 (under a parent bar for all of them). Ctrl+C cancels the exports it waits for; their cloud
 cleanup runs before they end. Returns the export objects once they have ended.
 
-.PARAMETER InputObject
-Export objects from Start-HsExport or Get-HsExport. Takes pipeline input.
-
 .PARAMETER Id
-Ids of exports of this session.
+Ids of exports of this session. Takes the Id property of piped objects: the export objects of
+Start-HsExport, the progress objects of Get-HsExport, the results of Receive-HsExportResult -Keep.
+
+.PARAMETER InputObject
+Export, progress or result objects of this session (each is looked up by its Id).
 
 .PARAMETER TimeoutSec
 Stop waiting after this many seconds (the exports keep running). Default: no limit.
 
+.INPUTS
+Any object with an Id property: HyperSdk.Export, HyperSdk.Progress, HyperSdk.Result.
+
+.OUTPUTS
+HyperSdk.Export: the export objects waited for, once they have ended.
+
+.LINK
+Get-HsExport
+
+.LINK
+Receive-HsExportResult
+
 .EXAMPLE
-Get-HsExport | Wait-HsExport
+Get-HsExport | Wait-HsExport | Receive-HsExportResult
+
+Waits for every export of this session, then returns their results and forgets them.
 
 .EXAMPLE
 Wait-HsExport -Id 3 -TimeoutSec 600
+
+Waits at most ten minutes for export 3; it keeps running if it has not ended by then.
 #>
 function Wait-HsExport {
-    [CmdletBinding(DefaultParameterSetName = 'Object')]
+    [CmdletBinding(DefaultParameterSetName = 'Id')]
     [OutputType('HyperSdk.Export')]
     param(
-        [Parameter(ParameterSetName = 'Object', Mandatory = $true, ValueFromPipeline = $true)]
-        [object[]] $InputObject,
-
-        [Parameter(ParameterSetName = 'Id', Mandatory = $true)]
+        [Parameter(ParameterSetName = 'Id', Mandatory = $true, ValueFromPipelineByPropertyName = $true)]
         [int[]] $Id,
+
+        [Parameter(ParameterSetName = 'Object', Mandatory = $true)]
+        [object[]] $InputObject,
 
         [int] $TimeoutSec = -1
     )
@@ -274,26 +273,45 @@ Cancels exports.
 Asks each export to stop and returns at once (with -Wait, after their cloud cleanup has run:
 cancel a task, abort a lease, revoke access, delete a temporary snapshot).
 
-.PARAMETER InputObject
-Export objects. Takes pipeline input.
-
 .PARAMETER Id
-Ids of exports of this session.
+Ids of exports of this session. Takes the Id property of piped export, progress or result objects.
+
+.PARAMETER InputObject
+Export, progress or result objects of this session (each is looked up by its Id).
 
 .PARAMETER Wait
 Wait until each export has ended.
 
+.INPUTS
+Any object with an Id property: HyperSdk.Export, HyperSdk.Progress, HyperSdk.Result.
+
+.OUTPUTS
+None.
+
+.LINK
+Start-HsExport
+
+.LINK
+Receive-HsExportResult
+
 .EXAMPLE
 Get-HsExport -Id 2 | Stop-HsExport -Wait
+
+Cancels export 2 and returns once its cloud cleanup has run.
+
+.EXAMPLE
+Get-HsExport | Where-Object { $_.Phase -eq 'WaitingForCloud' } | Stop-HsExport
+
+Cancels the exports still waiting for the cloud, without waiting for them to end.
 #>
 function Stop-HsExport {
-    [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'Object')]
+    [CmdletBinding(SupportsShouldProcess = $true, DefaultParameterSetName = 'Id')]
     param(
-        [Parameter(ParameterSetName = 'Object', Mandatory = $true, ValueFromPipeline = $true)]
-        [object[]] $InputObject,
-
-        [Parameter(ParameterSetName = 'Id', Mandatory = $true)]
+        [Parameter(ParameterSetName = 'Id', Mandatory = $true, ValueFromPipelineByPropertyName = $true)]
         [int[]] $Id,
+
+        [Parameter(ParameterSetName = 'Object', Mandatory = $true)]
+        [object[]] $InputObject,
 
         [switch] $Wait
     )
@@ -316,10 +334,30 @@ Returns one progress object per export: phase, file i of n, bytes done and total
 the cloud's status message. Every number is one the library read; nothing is estimated here.
 
 .PARAMETER Id
-Ids of exports; all of this session when left out.
+Ids of exports; all of this session when left out. Takes the Id property of piped objects.
+
+.INPUTS
+Any object with an Id property: HyperSdk.Export, HyperSdk.Progress, HyperSdk.Result.
+
+.OUTPUTS
+HyperSdk.Progress: Id, Source, Phase, FileIndex, FileCount, FileName, BytesDone, BytesTotal,
+RateBytesPerSecond, EtaSeconds, Message.
+
+.LINK
+Start-HsExport
+
+.LINK
+Wait-HsExport
 
 .EXAMPLE
 Get-HsExport | Format-Table Id, Source, Phase, BytesDone, BytesTotal, Message
+
+Shows a table of this session's exports and where each one is.
+
+.EXAMPLE
+Get-HsExport -Id 2 | Select-Object Phase, EtaSeconds
+
+Shows export 2's phase and its estimated seconds left (empty while unknown).
 #>
 function Get-HsExport {
     [CmdletBinding()]
@@ -342,26 +380,47 @@ For each ended export, returns its result (status, files with sizes and verified
 bytes fetched and resumed, cleanup errors) and removes it from the session's list. A failed
 export writes an error record with the library's status and message; -Keep leaves it listed.
 
-.PARAMETER InputObject
-Export objects. Takes pipeline input.
-
 .PARAMETER Id
-Ids of exports of this session.
+Ids of exports of this session. Takes the Id property of piped export, progress or result objects.
+
+.PARAMETER InputObject
+Export, progress or result objects of this session (each is looked up by its Id).
 
 .PARAMETER Keep
-Keep the exports in the session's list.
+Keep the exports in the session's list (and their client open).
+
+.INPUTS
+Any object with an Id property: HyperSdk.Export, HyperSdk.Progress, HyperSdk.Result.
+
+.OUTPUTS
+HyperSdk.Result: Id, Source, Status, Files, BytesFetched, BytesResumed, ElapsedMs, CleanupError,
+Json.
+
+.LINK
+Wait-HsExport
+
+.LINK
+Start-HsExport
 
 .EXAMPLE
 Get-HsExport | Wait-HsExport | Receive-HsExportResult
+
+Waits for every export of this session and returns their results.
+
+.EXAMPLE
+Receive-HsExportResult -Id 4 -Keep | Select-Object -ExpandProperty Files
+
+Lists the files export 4 wrote, with sizes and checksums, and keeps it in the session's list.
 #>
 function Receive-HsExportResult {
-    [CmdletBinding(DefaultParameterSetName = 'Object')]
+    [CmdletBinding(DefaultParameterSetName = 'Id')]
+    [OutputType('HyperSdk.Result')]
     param(
-        [Parameter(ParameterSetName = 'Object', Mandatory = $true, ValueFromPipeline = $true)]
-        [object[]] $InputObject,
-
-        [Parameter(ParameterSetName = 'Id', Mandatory = $true)]
+        [Parameter(ParameterSetName = 'Id', Mandatory = $true, ValueFromPipelineByPropertyName = $true)]
         [int[]] $Id,
+
+        [Parameter(ParameterSetName = 'Object', Mandatory = $true)]
+        [object[]] $InputObject,
 
         [switch] $Keep
     )
@@ -393,97 +452,10 @@ function Receive-HsExportResult {
             if (-not $Keep) {
                 $script:HsExports.Remove([string]$r.Id)
                 $r.Export.Dispose()
+                # Its client too, once no export of this session uses it any more.
+                $client = $r.Client
+                if (-not @($script:HsExports.Values | Where-Object { [object]::ReferenceEquals($_.Client, $client) })) { $client.Dispose() }
             }
-        }
-    }
-}
-
-<#
-.SYNOPSIS
-Exports a Hyper-V VM to a folder, with real byte progress.
-
-.DESCRIPTION
-The one-liner for Hyper-V admins: exports the VM (full Export-VM layout, or only its VHD/VHDX
-files with -VhdOnly) from this host or a remote one, waits with a progress bar that counts the
-bytes really written against the disks' sizes, and returns the result. The VM is never stopped,
-saved or otherwise changed. Needs the hyperv provider in the library.
-
-.PARAMETER Name
-The VM's name or id. Takes pipeline input, also from Get-VM objects.
-
-.PARAMETER Path
-The folder to export into. For a remote host: a share both machines reach, as this machine sees it.
-
-.PARAMETER HostPath
-For a remote host: the same share as the Hyper-V host sees it (e.g. \\nas\exports).
-
-.PARAMETER ComputerName
-A remote Hyper-V host (WinRM, or SSH remoting with -UseSsh); this machine when left out.
-
-.PARAMETER UseSsh
-Reach the remote host through PowerShell remoting over SSH (key-based) instead of WinRM.
-
-.PARAMETER Credential
-The credential for the remote host; sent on the helper's standard input, never on a command line.
-
-.PARAMETER VhdOnly
-Only the virtual disks of the current state (through a production checkpoint that is removed again).
-
-.PARAMETER IncludeSnapshots
-Include the VM's checkpoints in a full export.
-
-.EXAMPLE
-Export-HsHyperVVM -Name web01 -Path E:\Exports
-
-.EXAMPLE
-Get-VM -Name 'sql*' | Export-HsHyperVVM -Path \\backup\vms -VhdOnly
-
-.EXAMPLE
-Export-HsHyperVVM -Name db1 -ComputerName hv2 -Credential (Get-Credential) -Path Z:\exports -HostPath \\nas\exports
-#>
-function Export-HsHyperVVM {
-    [CmdletBinding(SupportsShouldProcess = $true)]
-    [OutputType('HyperSdk.Result')]
-    param(
-        [Parameter(Mandatory = $true, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
-        [Alias('VMName')]
-        [string[]] $Name,
-
-        [Parameter(Mandatory = $true)]
-        [string] $Path,
-
-        [string] $HostPath,
-
-        [string] $ComputerName,
-
-        [switch] $UseSsh,
-
-        [System.Management.Automation.PSCredential] $Credential,
-
-        [switch] $VhdOnly,
-
-        [switch] $IncludeSnapshots
-    )
-    begin {
-        $config = @{}
-        $option = @{ export_type = 'full'; include_snapshots = [bool]$IncludeSnapshots }
-        if ($ComputerName) {
-            if (-not $HostPath) { throw 'A remote export needs -HostPath: the -Path share as the Hyper-V host sees it.' }
-            $config['host'] = $ComputerName
-            $config['transport'] = if ($UseSsh) { 'ssh' } else { 'winrm' }
-            $option['host_output_dir'] = $HostPath
-        }
-        if ($VhdOnly) { $option['export_type'] = 'vhd-only' }
-        $names = [System.Collections.Generic.List[string]]::new()
-    }
-    process {
-        foreach ($n in $Name) {
-            if ($PSCmdlet.ShouldProcess($n, "Export Hyper-V VM to $Path")) { $names.Add($n) }
-        }
-    }
-    end {
-        if ($names.Count -gt 0) {
-            Start-HsExport -Provider hyperv -Config $config -Credential $Credential -Source $names.ToArray() -OutputPath $Path -Option $option -Wait -Confirm:$false
         }
     }
 }
