@@ -116,6 +116,14 @@ type AWSExportOptions struct {
 	// ReuseExportTask: Instances: adopt an active export task of the same instance, bucket, prefix and
 	// format (what an export that died left running) instead of converting again (default false).
 	ReuseExportTask *bool `json:"reuse_export_task,omitempty"`
+	// Method: "snapshot" (EBS snapshots read through the EBS direct APIs; the default) or
+	// "export-task" (EC2's export task: VMDK/VHD/OVA into S3).
+	Method string `json:"method,omitempty"`
+	// KeepSnapshots: snapshot method: keep the snapshots this export made (default false).
+	KeepSnapshots *bool `json:"keep_snapshots,omitempty"`
+	// MaxBlockRequests: snapshot method: most GetSnapshotBlock requests in flight per volume
+	// (default 64).
+	MaxBlockRequests *int64 `json:"max_block_requests,omitempty"`
 }
 
 // AzureExportOptions holds the options of the "azure" provider.
