@@ -101,6 +101,35 @@ fn load(path: &Path) -> Result<Profile, String> {
     toml::from_str(&text).map_err(|e| format!("profile {}: {e}", path.display()))
 }
 
+/// The accounts file: `[providers.NAME]` tables as in a batch profile, so `export NAME …` and
+/// `list NAME` use a named account without `--config`. `$HYPERSDK_CONFIG`, else
+/// `$XDG_CONFIG_HOME/hypersdk/config.toml`, else `~/.config/hypersdk/config.toml`.
+pub(crate) fn accounts_file() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HYPERSDK_CONFIG").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let base = match std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".config"),
+    };
+    Some(base.join("hypersdk/config.toml"))
+}
+
+/// The account `name` of the accounts file, when that file exists and has it: (provider,
+/// config JSON with its secrets, the file). An accounts file that cannot be read or parsed is
+/// an error, not a silent fallback.
+pub(crate) fn account(name: &str) -> Result<Option<(String, String, PathBuf)>, String> {
+    let Some(path) = accounts_file().filter(|p| p.exists()) else {
+        return Ok(None);
+    };
+    let profile = load(&path)?;
+    let Some(entry) = profile.providers.get(name) else {
+        return Ok(None);
+    };
+    let (provider, config) = resolve(&path, name, entry)?;
+    Ok(Some((provider, config, path)))
+}
+
 /// The provider name and config JSON of the profile's entry `name`, secrets merged in.
 pub(crate) fn provider_config(path: &Path, name: &str) -> Result<(String, String), String> {
     let profile = load(path)?;

@@ -97,7 +97,8 @@ enum Cmd {
 
 #[derive(Args)]
 struct ListArgs {
-    /// aws, azure, gcp, hyperv or vsphere (http has no list: unsupported).
+    /// aws, azure, gcp, hyperv or vsphere (http has no list: unsupported), or an account named
+    /// in the accounts file (~/.config/hypersdk/config.toml, or $HYPERSDK_CONFIG).
     provider: String,
     /// The provider's config: a JSON file, `-` for stdin, or inline JSON.
     #[arg(long)]
@@ -122,7 +123,9 @@ struct ListArgs {
 
 #[derive(Args)]
 struct ExportArgs {
-    /// aws, azure, gcp, hyperv, vsphere or http.
+    /// aws, azure, gcp, hyperv, vsphere or http, or an account named in the accounts file
+    /// (`[providers.NAME]` tables as in a batch profile: ~/.config/hypersdk/config.toml, or
+    /// $HYPERSDK_CONFIG), used when no --config is given.
     provider: String,
     /// What to export: instance ids, disk names, VM paths, URLs… one export each.
     #[arg(required = true)]
@@ -196,10 +199,30 @@ fn main() -> ExitCode {
     }
 }
 
+/// The provider, its config and (for a named account) the accounts file and entry: `--config`
+/// when given, else the account of that name in the accounts file, else an empty config; then
+/// `--secret` values and what the environment fills in.
+fn provider_and_config(
+    name: &str,
+    config: Option<&str>,
+    secrets: &[String],
+) -> Result<(String, input::Config, Option<(PathBuf, String)>), Failure> {
+    let (provider, mut c, account) = match (config, batch::account(name)?) {
+        (None, Some((provider, text, path))) => (
+            provider,
+            input::Config { text, file: None },
+            Some((path, name.to_string())),
+        ),
+        _ => (name.to_string(), input::load_config(config)?, None),
+    };
+    c.text = complete_config(&provider, &c.text, secrets)?;
+    Ok((provider, c, account))
+}
+
 fn export(a: ExportArgs) -> Result<u8, Failure> {
-    let mut config = input::load_config(a.config.as_deref())?;
-    config.text = complete_config(&a.provider, &config.text, &a.secrets)?;
-    let client = Arc::new(hypersdk::Client::new(&a.provider, &config.text)?);
+    let (provider, config, account) =
+        provider_and_config(&a.provider, a.config.as_deref(), &a.secrets)?;
+    let client = Arc::new(hypersdk::Client::new(&provider, &config.text)?);
     let mut options = input::parse_options(&a.options)?;
     options.insert(
         "output_dir".into(),
@@ -213,12 +236,12 @@ fn export(a: ExportArgs) -> Result<u8, Failure> {
         .iter()
         .map(|s| Item {
             label: shown::source(s),
-            provider: a.provider.clone(),
+            provider: provider.clone(),
             source: s.clone(),
             client: Ok(client.clone()),
             options: options.clone(),
             config_file: config.file.clone(),
-            profile: None,
+            profile: account.clone(),
         })
         .collect();
     Ok(run::run_all(items, &a.out))
@@ -240,9 +263,8 @@ fn complete_config(provider: &str, text: &str, secrets: &[String]) -> Result<Str
 }
 
 fn list(a: ListArgs) -> Result<u8, Failure> {
-    let mut config = input::load_config(a.config.as_deref())?;
-    config.text = complete_config(&a.provider, &config.text, &a.secrets)?;
-    let client = hypersdk::Client::new(&a.provider, &config.text)?;
+    let (provider, config, _) = provider_and_config(&a.provider, a.config.as_deref(), &a.secrets)?;
+    let client = hypersdk::Client::new(&provider, &config.text)?;
     let mut filter = match &a.filter {
         Some(f) => match serde_json::from_str(f) {
             Ok(Value::Object(m)) => m,

@@ -850,3 +850,39 @@ fn a_rerun_with_skip_done_runs_only_what_is_not_done() {
         128 << 10
     );
 }
+
+/// A named account of the accounts file ($HYPERSDK_CONFIG, `[providers.NAME]` as in a batch
+/// profile) stands for provider and config: `export web …` runs the http provider with its
+/// config and the history records where it came from; a broken account is refused by name.
+#[test]
+fn a_named_account_of_the_accounts_file_stands_for_provider_and_config() {
+    let peer = serve(1, 64 << 10, 0);
+    let e = env();
+    let out = e.out().display().to_string();
+    let accounts = e.state.path().join("config.toml");
+    std::fs::write(
+        &accounts,
+        "[providers.web]\nprovider = \"http\"\nconfig = { connect_timeout_ms = 5000 }\n\n\
+         [providers.broken]\nprovider = \"http\"\nconfig = { no_such_key = 1 }\n",
+    )
+    .unwrap();
+    let src = format!("{}/file0.bin", peer.url);
+    let o = e
+        .cmd()
+        .args(["export", "web", &src, "--output", &out])
+        .env("HYPERSDK_CONFIG", &accounts)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let h = json_lines(&e.run(&["history", "--json"]));
+    assert_eq!(h[0]["provider"], "http", "{h:?}");
+    assert_eq!(h[0]["profile"]["provider"], "web", "{h:?}");
+    let o = e
+        .cmd()
+        .args(["export", "broken", &src, "--output", &out])
+        .env("HYPERSDK_CONFIG", &accounts)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("no_such_key"), "{}", text(&o));
+}

@@ -71,6 +71,11 @@ impl Env {
         c.env("HYPERSDK_STATE_DIR", self.state.path());
         // The log's level is each test's to choose (-v, --log-file), not the caller's shell's.
         c.env_remove("RUST_LOG");
+        // No accounts file of the machine's user: a test that wants one sets it.
+        c.env(
+            "HYPERSDK_CONFIG",
+            self.state.path().join("no-accounts-file.toml"),
+        );
         c
     }
 
