@@ -899,3 +899,52 @@ fn list_follows_pages_and_gives_ids_an_export_takes() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
+
+/// Workload identity (AKS): the federated token in `federated_token_file` is exchanged at
+/// Entra ID as a client assertion, and the export runs with the token that gives; a token the
+/// app does not trust is an authentication error, and a missing file is named.
+#[test]
+fn workload_identity_exchanges_the_federated_token_file() {
+    let az = azure();
+    let f = fixture();
+    az.add("disks", "wi-disk", &f.path, "Unattached", None);
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let config = |file: &std::path::Path| {
+        let mut c: serde_json::Value = serde_json::from_str(&az.config()).unwrap();
+        let m = c.as_object_mut().unwrap();
+        m.remove("client_secret");
+        m.insert("credential".into(), "workload_identity".into());
+        m.insert("federated_token_file".into(), file.to_str().unwrap().into());
+        c.to_string()
+    };
+    std::fs::write(&token_file, az.s("federated_token")).unwrap();
+    let before = az.stats()["assertion_tokens_issued"].as_u64().unwrap_or(0);
+    let out = tempfile::tempdir().unwrap();
+    let r = Client::new("azure", &config(&token_file))
+        .unwrap()
+        .export("wi-disk", &opts(out.path(), json!({})), None)
+        .unwrap();
+    assert!(!r.files.is_empty());
+    assert!(az.stats()["assertion_tokens_issued"].as_u64().unwrap() > before);
+
+    std::fs::write(&token_file, "eyJ.not-trusted.x").unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = Client::new("azure", &config(&token_file))
+        .unwrap()
+        .export("wi-disk", &opts(out.path(), json!({})), None)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Auth, "{e:?}");
+    assert!(!e.message.contains("not-trusted"), "{}", e.message);
+
+    // A token file that is not there: named, whether the client or the export finds it.
+    let message = match Client::new("azure", &config(&dir.path().join("missing"))) {
+        Err(e) => e.to_string(),
+        Ok(c) => {
+            c.export("wi-disk", &opts(out.path(), json!({})), None)
+                .unwrap_err()
+                .message
+        }
+    };
+    assert!(message.contains("missing"), "{message}");
+}

@@ -25,6 +25,10 @@ pub(crate) struct AzureConfig {
     pub client_id: Option<String>,
     #[serde(default)]
     pub client_secret: Option<Secret>,
+    /// Workload identity (AKS): the file holding the service account token that Entra ID
+    /// exchanges for its own (`AZURE_FEDERATED_TOKEN_FILE` when left out).
+    #[serde(default)]
+    pub federated_token_file: Option<std::path::PathBuf>,
     /// Azure Resource Manager, for sovereign clouds and tests. Default
     /// `https://management.azure.com`.
     #[serde(default = "default_arm")]
@@ -47,6 +51,12 @@ pub(crate) enum CredentialKind {
         tenant: String,
         client: String,
         secret: Secret,
+    },
+    /// Workload identity: a federated token from a file (AKS projects it and rotates it).
+    WorkloadIdentity {
+        tenant: String,
+        client: String,
+        token_file: std::path::PathBuf,
     },
     ManagedIdentity,
     AzureCli,
@@ -120,12 +130,30 @@ impl AzureConfig {
                     secret: Secret::new(s),
                 }
             }
+            "workload_identity" => {
+                // What AKS's workload identity webhook injects, unless the config says.
+                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                let (Some(t), Some(c), Some(f)) = (
+                    self.tenant_id.clone().or_else(|| var("AZURE_TENANT_ID")),
+                    self.client_id.clone().or_else(|| var("AZURE_CLIENT_ID")),
+                    self.federated_token_file
+                        .clone()
+                        .or_else(|| var("AZURE_FEDERATED_TOKEN_FILE").map(Into::into)),
+                ) else {
+                    return bad("credential workload_identity needs tenant_id, client_id and federated_token_file (or AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE)".into());
+                };
+                CredentialKind::WorkloadIdentity {
+                    tenant: t,
+                    client: c,
+                    token_file: f,
+                }
+            }
             "managed_identity" => CredentialKind::ManagedIdentity,
             "azure_cli" => CredentialKind::AzureCli,
             "developer_tools" => CredentialKind::DeveloperTools,
             other => {
                 return bad(format!(
-                    "credential {other:?}: use client_secret, managed_identity, azure_cli, developer_tools or environment"
+                    "credential {other:?}: use client_secret, workload_identity, managed_identity, azure_cli, developer_tools or environment"
                 ));
             }
         })

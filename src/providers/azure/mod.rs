@@ -102,6 +102,21 @@ fn credential(
             Some(azure_identity::ClientSecretCredentialOptions { client_options }),
         )
         .map_err(bad)?,
+        CredentialKind::WorkloadIdentity {
+            tenant,
+            client,
+            token_file,
+        } => azure_identity::WorkloadIdentityCredential::new(Some(
+            azure_identity::WorkloadIdentityCredentialOptions {
+                credential_options: azure_identity::ClientAssertionCredentialOptions {
+                    client_options,
+                },
+                tenant_id: Some(tenant.clone()),
+                client_id: Some(client.clone()),
+                token_file_path: Some(token_file.clone()),
+            },
+        ))
+        .map_err(bad)?,
         CredentialKind::ManagedIdentity => azure_identity::ManagedIdentityCredential::new(Some(
             azure_identity::ManagedIdentityCredentialOptions {
                 client_options,

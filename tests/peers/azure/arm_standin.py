@@ -3,7 +3,8 @@
 The Azure peer of the tests. It starts Azurite (HTTPS, the tests' certificate) and serves, over
 HTTPS on another port:
 
-- `POST /{tenant}/oauth2/v2.0/token`: client credentials; a wrong secret gets Entra ID's 401.
+- `POST /{tenant}/oauth2/v2.0/token`: client credentials, with the secret or (workload identity)
+  a federated client assertion; a wrong secret or assertion gets Entra ID's 401.
 - ARM under `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Compute/`:
   `disks/{n}`, `snapshots/{n}` (GET, PUT = snapshot of a disk, DELETE), `virtualMachines/{n}`
   (GET), and `{disks|snapshots}/{n}/beginGetAccess|endGetAccess` (POST). Every ARM call must
@@ -63,6 +64,11 @@ KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr
 TENANT = "72f988bf-0000-0000-0000-00000000test"
 CLIENT_ID = "hypersdk-test-app"
 CLIENT_SECRET = "s3cr3t-Cl1ent~Value"
+# The service account token a Kubernetes cluster would project for workload identity: the
+# federated identity credential the test app trusts (Entra ID: client_assertion_type
+# urn:ietf:params:oauth:client-assertion-type:jwt-bearer, the token as client_assertion).
+FEDERATED_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6ZGVmYXVsdDpoeXBlcnNkayJ9.c2ln"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SUB = "00000000-0000-0000-0000-0000000000ab"
 PAGE = 512
 
@@ -379,7 +385,21 @@ class Handler(BaseHTTPRequestHandler):
     def token(self, tenant, body):
         form = urllib.parse.parse_qs(body.decode())
         with lock:
-            if (
+            if form.get("client_assertion_type") == [JWT_BEARER]:
+                # A client assertion: only the federated token the app trusts, and never
+                # together with a secret (Entra ID: AADSTS700025 / AADSTS70021).
+                if form.get("client_secret") or tenant != TENANT or form.get("client_id") != [CLIENT_ID] \
+                        or form.get("client_assertion") != [FEDERATED_TOKEN]:
+                    state["stats"]["bad_assertion"] = state["stats"].get("bad_assertion", 0) + 1
+                    return self.send_json(
+                        401,
+                        {
+                            "error": "invalid_client",
+                            "error_description": "AADSTS70021: No matching federated identity record found for presented assertion.",
+                        },
+                    )
+                state["stats"]["assertion_tokens_issued"] = state["stats"].get("assertion_tokens_issued", 0) + 1
+            elif (
                 tenant != TENANT
                 or form.get("client_id") != [CLIENT_ID]
                 or form.get("client_secret") != [CLIENT_SECRET]
@@ -756,6 +776,7 @@ def main():
                 "tenant": TENANT,
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
+                "federated_token": FEDERATED_TOKEN,
                 "subscription": SUB,
             }
         ),
