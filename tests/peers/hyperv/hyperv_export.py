@@ -113,9 +113,13 @@ def run_export(ctx, inp):
         subfolder = props.get("CreateVmExportSubdirectory") is True
     folder = os.path.join(export_dir, vm["name"]) if subfolder else export_dir
     copies = []
+    # Fault `rename_files` {host leaf: name}: Hyper-V writes a file of the chain under another
+    # name than the host's (the library must read the layout, not predict it).
+    renamed = faults.get("rename_files", {}) if full else {}
     for d in disks:
         for host_path, local in reversed(chain_of(root, d)):
-            copies.append([local, os.path.join(folder, "Virtual Hard Disks", leaf(host_path))])
+            name = renamed.get(leaf(host_path), leaf(host_path))
+            copies.append([local, os.path.join(folder, "Virtual Hard Disks", name)])
     extra = faults.get("extra_file")
     if extra and full:
         # A file Hyper-V writes that the library did not predict (another name, a late disk).
