@@ -1,4 +1,4 @@
-"""Stand-in for PowerShell and the Hyper-V module ONLY (no PowerShell or Hyper-V exists on our machines).
+"""Stand-in for PowerShell, the Hyper-V module and Hyper-V's WMI methods ONLY (no PowerShell or Hyper-V exists on our machines).
 
 Called as `pwsh` by the library: `--state DIR -NoProfile -NonInteractive -EncodedCommand B64`
 (the `--state DIR` comes from the test's wrapper script). It decodes the command (UTF-16LE),
