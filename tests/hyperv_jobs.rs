@@ -166,3 +166,40 @@ fn paths_with_xml_metacharacters_reach_hyperv_in_well_formed_embedded_instances(
         "{es}"
     );
 }
+
+#[test]
+fn a_method_that_completes_at_once_returns_no_job_and_the_export_goes_on() {
+    // 0, "Completed with No Error": the work is done and no job was returned.
+    for (method, ty, files, jobs) in [
+        ("ExportSystemDefinition", "full", vec!["now"], 0),
+        (
+            "ConvertVirtualHardDisk",
+            "vhd-only",
+            vec!["disk0.vhdx", "disk1.vhdx"],
+            1,
+        ),
+    ] {
+        let hv = HyperV::new(json!({
+            "vms": [vm("now", ID1, json!({"method_returns": {method: 0}}))],
+        }));
+        let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let r = wait(
+            &client
+                .start_export(
+                    "now",
+                    &hv_opts(out.path(), json!({"export_type": ty})),
+                    None,
+                )
+                .unwrap(),
+        );
+        assert_eq!(r.status, "done", "{method}: {}", r.to_json());
+        only(out.path(), &files);
+        let ids = r
+            .provider
+            .get("job_ids")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        assert_eq!(ids, jobs, "{method}: {}", r.to_json());
+    }
+}

@@ -38,6 +38,10 @@ def call(ctx, faults, method, step, settings_check):
     except Refused as e:
         code, props = e.code, None
         sys.stderr.write(f"stand-in: {method} refused: {e}\n")
+    if code == wmi_model.COMPLETED and not ctx["model"]["accepts_completed"]:
+        # A script that takes only 4096 for success throws on "Completed with No Error".
+        msg = f"Hyper-V refused {method}: return code {code}"
+        fail("OperationStopped", msg, msg)
     if code is not None and code not in (wmi_model.JOB_STARTED, wmi_model.COMPLETED):
         if not ctx["model"]["checks_return_code"]:
             # A script that does not look at the return code goes on as if nothing had been
@@ -46,6 +50,12 @@ def call(ctx, faults, method, step, settings_check):
         msg = f"Hyper-V refused {method}: return code {code}"
         fail("OperationStopped", msg, msg)
     return props
+
+
+def completes_at_once(faults, method):
+    """Fault `method_returns` {method: 0}: the method did its work before returning 0
+    ("Completed with No Error"), and returned no job."""
+    return faults.get("method_returns", {}).get(method) == wmi_model.COMPLETED
 
 
 def returned_job_line(step, method, j):
@@ -132,8 +142,12 @@ def run_export(ctx, inp):
     config = {"vmcx": os.path.join(folder, "Virtual Machines", vm["id"].upper() + ".vmcx"),
               "vmgs": os.path.join(folder, "Virtual Machines", vm["id"].upper() + ".vmgs")}
     proc, status = start_writer(root, vm, faults, copies, config, inp["checkpoint_name"] + "-export")
+    at_once = wmi and completes_at_once(faults, "ExportSystemDefinition")
+    if at_once:
+        proc.wait()
     with State(root) as s:
-        seen = [new_job(s, "Msvm_ConcreteJob", 0, [vm["id"].upper()], pid=proc.pid, source_vm=vm["id"], step="export")]
+        seen = [] if at_once else [
+            new_job(s, "Msvm_ConcreteJob", 0, [vm["id"].upper()], pid=proc.pid, source_vm=vm["id"], step="export")]
         if faults.get("bystanders"):
             # Started by others in the same moment: a backup application's compaction of a
             # disk of no VM, and a merge of this VM's own older checkpoint.
@@ -141,7 +155,8 @@ def run_export(ctx, inp):
             seen.append(new_job(s, "Msvm_StorageJob", MERGING, [vm["id"].upper()], owner="merge of an older checkpoint"))
     if wmi:
         # The job ExportSystemDefinition returned, and nothing else.
-        out(returned_job_line("export", "ExportSystemDefinition", seen[0]))
+        if not at_once:
+            out(returned_job_line("export", "ExportSystemDefinition", seen[0]))
     else:
         for j in seen:
             out(job_line("export", j))
@@ -186,6 +201,9 @@ def run_export(ctx, inp):
             p, st = start_writer(root, vm, pace, [[disk["local"], host_to_local(share, dest)]], {},
                                  f"{inp['checkpoint_name']}-convert{n}")
             procs.append((p, st))
+            if wmi and completes_at_once(faults, "ConvertVirtualHardDisk"):
+                p.wait()
+                continue
             with State(root) as s:
                 jobs.append(new_job(s, "Msvm_StorageJob", CONVERSION, [], pid=p.pid, source_vm=vm["id"], step="convert"))
                 if faults.get("bystanders") and n == 0:

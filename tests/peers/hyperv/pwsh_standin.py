@@ -142,6 +142,7 @@ def script_model(text):
                      and bool(re.search(r"\$r\.ReturnValue\s+-eq\s+4096", code))
                      and "$r.Job.InstanceID" in code,
         "wmi_calls": wmi_model.method_arguments(code),
+        "accepts_completed": bool(re.search(r"elseif\s*\(\$r\.ReturnValue\s+-ne\s+0\)", code)),
         "checks_return_code": bool(re.search(r"elseif\s*\(\$r\.ReturnValue\s+-ne\s+0\)\s*\{\s*throw", code)),
         "checks_ps_version": bool(re.search(r"\$PSVersionTable\.PSVersion\.Major\s+-lt\s+6", code)),
         "passes_authentication": bool(re.search(r"\$params\.Authentication\s*=", code)),
