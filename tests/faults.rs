@@ -331,11 +331,13 @@ fn http_peer_gone_then_back_resumes_from_the_partial() {
 }
 
 /// How long the link to the cloud stays broken after a cancel.
+#[cfg(any(feature = "aws", feature = "vsphere"))]
 const STORM_AT_CANCEL: f64 = 3.0;
 
 /// A reset storm: every connection, open or new, is reset at once, until `secs` have passed.
 /// Both ways: a request swallowed on its way up never reaches the peer (an answer lost on the
 /// way down would hide that the call did arrive).
+#[cfg(any(feature = "aws", feature = "vsphere"))]
 fn reset_storm(proxy: &Proxy, secs: f64) -> std::thread::JoinHandle<()> {
     proxy.add("storm-up", "reset_peer", "upstream", json!({"timeout": 0}));
     proxy.add(

@@ -355,7 +355,9 @@ impl Job {
                 }
                 let (tctx, src) = (tctx.clone(), Arc::new(src));
                 progress.set_current_file(i as u32 + 1);
-                set.spawn(async move { (i, transfer::fetch(&tctx, &src, &counter).await) });
+                set.spawn(
+                    async move { (i, transfer::fetch_or_absent(&tctx, &src, &counter).await) },
+                );
             }
             if set.is_empty() {
                 break;
@@ -364,7 +366,7 @@ impl Job {
                 joined = set.join_next() => {
                     let Some(joined) = joined else { break };
                     match joined {
-                        Ok((i, Ok(d))) => done[i] = Some(d),
+                        Ok((i, Ok(d))) => done[i] = d,
                         Ok((_, Err(e))) => {
                             if failure.is_none() {
                                 tctx.cancel.cancel();

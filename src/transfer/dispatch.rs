@@ -11,14 +11,26 @@ use super::{Downloaded, FileSource, SourceKind, TempFile, TransferCtx};
 use crate::error::{Error, Result};
 use crate::progress::FileCounters;
 
-/// Brings `src` into place for the file `src.name` of the output folder (see the module docs).
-/// The source may change under us once (a new ETag mid-download): then the file starts over,
-/// once.
+/// [`fetch_or_absent`], for a source that is never optional.
+#[cfg(test)]
 pub(crate) async fn fetch(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
+    fetch_or_absent(ctx, src, counters)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("{}: the writer never made the file", src.name)))
+}
+
+/// Brings `src` into place for the file `src.name` of the output folder (see the module docs).
+/// The source may change under us once (a new ETag mid-download): then the file starts over,
+/// once. `None`: an optional [`super::Written`] file its writer never made.
+pub(crate) async fn fetch_or_absent(
+    ctx: &Arc<TransferCtx>,
+    src: &Arc<FileSource>,
+    counters: &Arc<FileCounters>,
+) -> Result<Option<Downloaded>> {
     let temp = TempFile::for_name(&ctx.dir, &src.name);
     let mut started_over = false;
     loop {
@@ -31,7 +43,11 @@ pub(crate) async fn fetch(
             } => http::fetch_extents(ctx, src, h, *size, extents, &temp, counters).await,
             SourceKind::Blocks(b) => blocks(ctx, src, b, &temp, counters).await,
             SourceKind::Local(path) => local::copy(ctx, src, path, &temp, counters).await,
-            SourceKind::Written(w) => local::follow(ctx, src, w, counters).await,
+            SourceKind::Written(w) => match local::follow(ctx, src, w, counters).await {
+                Ok(None) => return Ok(None),
+                Ok(Some(d)) => Ok(d),
+                Err(e) => Err(e),
+            },
         };
         match result {
             Err(Error::SourceChanged(_)) if !started_over => {
@@ -61,7 +77,7 @@ pub(crate) async fn fetch(
                             .await?,
                     );
                 }
-                return Ok(d);
+                return Ok(Some(d));
             }
         }
     }

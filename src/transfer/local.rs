@@ -109,12 +109,13 @@ impl RangeFetch for LocalRanges {
 
 /// Watches a file another process writes: its size is the progress, the writer's state the
 /// end. The bytes stay where the writer put them; the engine verifies and renames them.
+/// `None`: an optional file the writer finished without ever making.
 pub(crate) async fn follow(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
     w: &Written,
     counters: &Arc<FileCounters>,
-) -> Result<Downloaded> {
+) -> Result<Option<Downloaded>> {
     let mut state = w.state.clone();
     let every = Duration::from_millis(ctx.opts.poll_file_interval_ms);
     if let Some(size) = w.final_size.or(src.size_hint) {
@@ -139,9 +140,17 @@ pub(crate) async fn follow(
                 return Err(Error::Remote(format!("writing {} failed: {msg}", src.name)));
             }
             WriterState::Finished => {
-                let m = tokio::fs::metadata(&w.path).await.map_err(|e| {
-                    Error::io(&w.path, "the writer finished but left no file at", e)
-                })?;
+                let m = match tokio::fs::metadata(&w.path).await {
+                    Err(e)
+                        if e.kind() == std::io::ErrorKind::NotFound && w.optional && seen == 0 =>
+                    {
+                        ctx.progress.set_file_total(counters, 0);
+                        return Ok(None);
+                    }
+                    m => m.map_err(|e| {
+                        Error::io(&w.path, "the writer finished but left no file at", e)
+                    })?,
+                };
                 if !m.is_file() {
                     return Err(Error::Remote(format!(
                         "{} is not a regular file",
@@ -163,7 +172,7 @@ pub(crate) async fn follow(
                 }
                 let file = std::fs::File::open(&w.path)
                     .map_err(|e| Error::io(&w.path, "cannot open", e))?;
-                return Ok(Downloaded {
+                return Ok(Some(Downloaded {
                     name: src.name.clone(),
                     dest: PathBuf::new(),
                     temp: w.path.clone(),
@@ -176,7 +185,7 @@ pub(crate) async fn follow(
                     retries: 0,
                     digest: None,
                     size_verified: w.final_size.is_some(),
-                });
+                }));
             }
         }
         tokio::select! {

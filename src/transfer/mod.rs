@@ -52,7 +52,9 @@ use url::Url;
 
 pub(crate) use checksum::Checksum;
 pub use clean::{Leftover, clean_partials};
+#[cfg(test)]
 pub(crate) use dispatch::fetch;
+pub(crate) use dispatch::fetch_or_absent;
 pub(crate) use limits::{DEFAULT_BUFFER_BUDGET, PROCESS_LIMITS, throttle};
 pub(crate) use options::TransferOptions;
 pub(crate) use outdir::OutDir;
@@ -188,6 +190,10 @@ pub(crate) struct Written {
     /// The size the file has when complete, if known (checked at the end).
     pub final_size: Option<u64>,
     pub state: tokio::sync::watch::Receiver<WriterState>,
+    /// The name is the provider's expectation, not the writer's promise: if the writer
+    /// finishes without ever making the file, the file is not part of the export (its total
+    /// drops to 0) instead of an error. The provider then reads what the writer did write.
+    pub optional: bool,
 }
 
 /// What the writer of a [`Written`] file says.
@@ -244,10 +250,10 @@ pub(crate) struct TransferCtx {
     pub cancel: CancellationToken,
 }
 
-/// A digest of a whole file that a provider writes into a manifest (vSphere's OVF manifest:
-/// a build without vSphere has no user).
-#[cfg_attr(not(feature = "vsphere"), allow(dead_code))]
+/// A digest of a whole file that a provider writes into a manifest. Only vSphere (the OVF
+/// manifest) asks for one, so builds without it construct no variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "vsphere"), allow(dead_code))]
 pub(crate) enum Digest {
     Sha256,
     Sha1,

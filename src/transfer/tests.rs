@@ -300,6 +300,7 @@ fn written(
             path: path.to_path_buf(),
             final_size,
             state: rx,
+            optional: false,
         }),
         size_hint: None,
         expected_size: None,
@@ -451,6 +452,31 @@ async fn corrupted_kept_bytes_are_fetched_again() {
         } else {
             assert!(d.resumed > 0, "nothing was kept");
             assert!(got != data, "the control run should keep the corruption");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_optional_written_file_its_writer_never_made_is_absent_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("guessed.vhdx");
+    let (ctx, progress) = ctx(dir.path(), TransferOptions::default());
+    for optional in [true, false] {
+        let (mut src, tx) = written(&path, None);
+        if let SourceKind::Written(w) = &mut src.kind {
+            w.optional = optional;
+        }
+        src.size_hint = Some(1 << 20);
+        let counters = progress.set_files(&[("disk.vhdx".into(), 1 << 20)]);
+        tx.send(WriterState::Finished).unwrap();
+        let got = fetch_or_absent(&ctx, &Arc::new(src), &counters[0]).await;
+        if optional {
+            assert!(got.unwrap().is_none());
+            // Its expected bytes leave the total: the export's total is what was written.
+            assert_eq!(progress.snapshot().bytes_total, 0);
+        } else {
+            let e = got.unwrap_err().to_string();
+            assert!(e.contains("left no file"), "{e}");
         }
     }
 }

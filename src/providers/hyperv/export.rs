@@ -16,6 +16,7 @@ use super::config::{ExportType, Transport, VmRef};
 use super::flow::HyperVFlow;
 use super::jobs::note_job;
 use super::ps::{self, Script};
+use super::wmi;
 use crate::error::{Error, Result};
 use crate::paths::sanitize_file_name;
 use crate::providers::process::Line;
@@ -56,11 +57,9 @@ pub(super) struct ExportState {
     pub(super) checkpoint_removed: bool,
     pub(super) error: Option<String>,
     pub(super) percent: Option<u8>,
-    /// The Hyper-V jobs this export started (their `InstanceID`s, chosen by `jobs::is_ours` from
-    /// what `export.ps1` saw appear): the only jobs cleanup ever stops.
+    /// The Hyper-V jobs this export started (their `InstanceID`s, as the WMI methods
+    /// `export.ps1` called returned them): the only jobs cleanup ever stops.
     pub(super) job_ids: Vec<String>,
-    /// Jobs that appeared while the export started its cmdlets and are not its own.
-    pub(super) others_seen: usize,
 }
 
 /// The folder in staging that Export-VMSnapshot writes into before Convert-VHD (vhd-only).
@@ -154,7 +153,6 @@ pub(super) async fn follow_export(
     mut running: crate::providers::process::Running,
     stop: &CancellationToken,
     shared: &Mutex<ExportState>,
-    vm_id: &str,
     ctx: &FlowCtx,
 ) -> Result<()> {
     let mut done = false;
@@ -170,9 +168,7 @@ pub(super) async fn follow_export(
                 }
                 Some("checkpoint-removed") => lock(shared).checkpoint_removed = true,
                 // A later step's jobs (Convert-VHD after Export-VMSnapshot).
-                Some("job") => {
-                    note_job(shared, vm_id, &v)?;
-                }
+                Some("job") => note_job(shared, &v)?,
                 Some("done") => done = true,
                 Some("error") => return Err(ps::script_error(Script::Export, &v)),
                 _ => {}
@@ -305,6 +301,7 @@ impl HyperVFlow {
                 let mut v = d.controller.clone();
                 v["source"] = json!(d.source);
                 v["dest"] = json!(d.host);
+                v["setting_data"] = json!(wmi::vhd_setting_data(&d.host));
                 v
             })
             .collect();
@@ -315,6 +312,7 @@ impl HyperVFlow {
             "checkpoint_name": self.checkpoint_name,
             "path": self.host_staging,
             "snapshot_folder": SNAPSHOT_FOLDER,
+            "export_setting_data": wmi::export_setting_data(!self.uses_checkpoint()),
             "disks": disks,
             "poll_ms": self.poll_ms.max(200),
         });
@@ -342,10 +340,8 @@ impl HyperVFlow {
                     // Each job as soon as the script sees it: a cancel before `started` must
                     // still stop the jobs of this export already running in the Hyper-V service.
                     Some("job") => {
-                        let ours = note_job(&self.shared, &vm.id, &v)?;
-                        if ours {
-                            ctx.waiting_for_cloud("export job started");
-                        }
+                        note_job(&self.shared, &v)?;
+                        ctx.waiting_for_cloud("export job started");
                     }
                     Some("started") => break,
                     Some("error") => return Err(ps::script_error(Script::Export, &v)),
@@ -366,9 +362,8 @@ impl HyperVFlow {
         let shared = self.shared.clone();
         let task_stop = stop.clone();
         let msg_ctx = ctx.clone();
-        let vm_id = vm.id.clone();
         let handle = tokio::spawn(async move {
-            let end = follow_export(running, &task_stop, &shared, &vm_id, &msg_ctx).await;
+            let end = follow_export(running, &task_stop, &shared, &msg_ctx).await;
             let state = match end {
                 Ok(()) => WriterState::Finished,
                 Err(e) => {

@@ -171,6 +171,9 @@ impl Flow for HyperVFlow {
                         // what it reports at the end (verify.ps1), not guessed before.
                         final_size: None,
                         state: state.clone(),
+                        // full: the names are the library's expectation of Hyper-V's layout
+                        // (progress only); what it wrote is read from the folder afterwards.
+                        optional: full,
                     }),
                     size_hint: Some(d.file_size),
                     expected_size: None,

@@ -1,5 +1,7 @@
-//! Which Hyper-V jobs are this export's: `export.ps1` reports every job that appeared while a
-//! step started its cmdlets; the ones chosen here are the only jobs cleanup ever stops.
+//! The Hyper-V jobs this export started: `export.ps1` calls Hyper-V's WMI methods itself
+//! (ExportSystemDefinition, ConvertVirtualHardDisk) and reports the job each returned in its
+//! out parameter `Job`, and nothing else; those are the only jobs cleanup ever stops. No job is
+//! ever taken for ours because of when it appeared, what it affects or its `ElementName`.
 
 use std::sync::Mutex;
 
@@ -9,46 +11,26 @@ use super::export::ExportState;
 use crate::error::{Error, Result};
 use crate::sync::lock;
 
-/// `Msvm_StorageJob.JobType` Conversion (Microsoft's Msvm_StorageJob reference).
-const JOB_TYPE_CONVERSION: u64 = 6;
+/// The methods whose returned jobs a `job` line may name.
+const METHODS: [&str; 2] = ["ExportSystemDefinition", "ConvertVirtualHardDisk"];
 
-/// Whether a job `export.ps1` saw appear while one of its steps started its cmdlets is one this
-/// export started. `export` steps (Export-VM, Export-VMSnapshot) start a virtual system job
-/// that affects this VM; `convert` steps (Convert-VHD) start storage jobs of JobType Conversion,
-/// which affect no VM. Never ours: a job that affects another VM, a storage job of any other
-/// type (another party's image job; a merge, which Remove-VMSnapshot starts), a job of no VM
-/// in an export step. Never decided by `ElementName`: Hyper-V localizes it.
-pub(super) fn is_ours(vm_id: &str, line: &Value) -> bool {
-    let class = line["class"].as_str().unwrap_or("");
-    let vms: Vec<&str> = line["vms"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
-    if vms.iter().any(|v| !v.eq_ignore_ascii_case(vm_id)) {
-        return false;
+/// Records the job of a `job` line: the job a Hyper-V method called by this export returned.
+/// A line that does not say so (another step, another method) is refused, not guessed at.
+pub(super) fn note_job(shared: &Mutex<ExportState>, line: &Value) -> Result<()> {
+    let method = line["method"].as_str().unwrap_or("");
+    if !matches!(line["step"].as_str(), Some("export" | "convert")) || !METHODS.contains(&method) {
+        return Err(Error::Remote(format!(
+            "Hyper-V (export): a job line that names no job of this export's calls: {line}"
+        )));
     }
-    let storage = class.eq_ignore_ascii_case("Msvm_StorageJob");
-    match line["step"].as_str() {
-        Some("export") => !storage && !vms.is_empty(),
-        Some("convert") => storage && line["job_type"].as_u64() == Some(JOB_TYPE_CONVERSION),
-        _ => false,
-    }
-}
-
-/// Records a `job` line's job as this export's when [`is_ours`] says so.
-pub(super) fn note_job(shared: &Mutex<ExportState>, vm_id: &str, line: &Value) -> Result<bool> {
     let ids = job_ids(&json!([line["id"]]))?;
     let mut s = lock(shared);
-    if !is_ours(vm_id, line) {
-        s.others_seen += 1;
-        return Ok(false);
-    }
     for id in ids {
         if !s.job_ids.contains(&id) && s.job_ids.len() < MAX_JOBS {
             s.job_ids.push(id);
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Most jobs one export starts (one per disk, or one export).
@@ -84,43 +66,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_this_exports_jobs_are_taken() {
-        let vm = "6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c";
-        let up = vm.to_uppercase();
-        let job = |step: &str, class: &str, t: u64, vms: Value| json!({"event": "job", "step": step, "id": "J", "class": class, "job_type": t, "vms": vms});
-        assert!(is_ours(
-            vm,
-            &job("export", "Msvm_ConcreteJob", 0, json!([up]))
-        ));
-        assert!(is_ours(
-            vm,
-            &job("convert", "Msvm_StorageJob", 6, json!([]))
-        ));
-        for other in [
-            // Another party's image job, in either step.
-            job("export", "Msvm_StorageJob", 3, json!([])),
-            job("convert", "Msvm_StorageJob", 3, json!([])),
-            // This VM's merge (Remove-VMSnapshot), in either step.
-            job("export", "Msvm_StorageJob", 5, json!([up])),
-            job("convert", "Msvm_StorageJob", 5, json!([up])),
-            // A job of no VM while exporting; another VM's export.
-            job("export", "Msvm_ConcreteJob", 0, json!([])),
-            job(
-                "export",
-                "Msvm_ConcreteJob",
-                0,
-                json!(["00000000-0000-4000-8000-000000000009"]),
-            ),
-            job(
-                "convert",
-                "Msvm_StorageJob",
-                6,
-                json!(["00000000-0000-4000-8000-000000000009"]),
-            ),
-            job("other", "Msvm_ConcreteJob", 0, json!([up])),
+    fn only_jobs_returned_by_the_exports_calls_are_recorded() {
+        let shared = Mutex::new(ExportState::default());
+        let line = |step: &str, method: &str, id: &str| json!({"event": "job", "step": step, "method": method, "id": id});
+        note_job(&shared, &line("export", "ExportSystemDefinition", "A")).unwrap();
+        note_job(&shared, &line("convert", "ConvertVirtualHardDisk", "B")).unwrap();
+        note_job(&shared, &line("convert", "ConvertVirtualHardDisk", "B")).unwrap();
+        for bad in [
+            line("other", "ExportSystemDefinition", "C"),
+            line("export", "MergeVirtualHardDisk", "C"),
+            json!({"event": "job", "step": "export", "id": "C", "class": "Msvm_StorageJob"}),
+            line("export", "ExportSystemDefinition", ""),
         ] {
-            assert!(!is_ours(vm, &other), "{other}");
+            assert!(note_job(&shared, &bad).is_err(), "{bad}");
         }
+        assert_eq!(lock(&shared).job_ids, ["A", "B"]);
     }
 
     #[test]

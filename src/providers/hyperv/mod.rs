@@ -1,5 +1,5 @@
-//! Hyper-V: a VM exported by Hyper-V itself (`Export-VM`, `Export-VMSnapshot`, `Convert-VHD`),
-//! driven through PowerShell — this machine's, or the host's over WinRM or SSH remoting.
+//! Hyper-V: a VM exported by Hyper-V itself (the WMI methods behind `Export-VM`,
+//! `Export-VMSnapshot` and `Convert-VHD`, see `wmi`), driven through PowerShell — this machine's, or the host's over WinRM or SSH remoting.
 //!
 //! Flow: `inventory.ps1` (the VM, its disks' chains with each file's `FileSize`, pass-through
 //! disks left out, so totals are real from the start) → a staging folder in output_dir
@@ -9,7 +9,7 @@
 //! files checked (`verify.ps1` on this machine's Hyper-V; on a remote host here, on the share:
 //! no second hop) → the disks (vhd-only) or the VM's folder (full) renamed into place →
 //! `cleanup.ps1` on every path (after a cancel or failure stops exactly the Hyper-V jobs this
-//! export started, chosen by `jobs::is_ours`; removes the checkpoint the export made) and the
+//! export started, the ones its WMI calls returned (`jobs`); removes the checkpoint the export made) and the
 //! staging folder removed. Stdin is ASCII JSON and every script sets the console to UTF-8.
 //!
 //! Nothing is stopped, saved or changed on the VM: a checkpoint is the only trace, and it is
@@ -23,6 +23,7 @@ pub(crate) mod fuzz;
 mod jobs;
 mod ps;
 mod verify;
+mod wmi;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -3,10 +3,11 @@
 //! here, and a remote session may not reach that share (the "second hop": with the default
 //! authentication the session's credential does not travel on), so everything that needs the
 //! files is done here: each file's size and its VHDX or VHD structure (below). In `full` the
-//! VM's folder is read as Hyper-V wrote it: every disk file there is checked, expected or not.
+//! VM's folder is read as Hyper-V wrote it: every disk file there is checked, whatever its
+//! name; the names the library watched while Hyper-V wrote were only its expectation.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
@@ -64,96 +65,141 @@ pub(crate) fn vhd_structure(path: &Path) -> std::result::Result<&'static str, St
     }
 }
 
+/// One file to check: its name, where it is here and on the host, its size as read here, and
+/// whether the library expected it.
+struct Target {
+    name: String,
+    local: PathBuf,
+    host: String,
+    here: Option<u64>,
+    expected: bool,
+}
+
 impl HyperVFlow {
+    /// What to check. vhd-only: the disks, as named. full: every disk file in the VM's folder as
+    /// Hyper-V wrote it (`Virtual Hard Disks`), whatever its name: the names the library watched
+    /// were its expectation, and one Hyper-V did not write is not part of the export.
+    fn targets(&self, files: &[Downloaded]) -> Result<Vec<Target>> {
+        let here = |name: &str| files.iter().find(|f| f.name == name).map(|f| f.size);
+        let Some((inside, _)) = &self.folder else {
+            return Ok(self
+                .disks
+                .iter()
+                .map(|d| Target {
+                    name: d.name.clone(),
+                    local: d.local.clone(),
+                    host: d.host.clone(),
+                    here: here(&d.name),
+                    expected: true,
+                })
+                .collect());
+        };
+        let vm = &self.vm.as_ref().expect("inventory ran").name;
+        let dir = self.output_dir.join(inside).join("Virtual Hard Disks");
+        let read = |e: std::io::Error| Error::io(&dir, "cannot read the exported VM's disks", e);
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(read)? {
+            let e = e.map_err(read)?;
+            if !e.file_type().map_err(read)?.is_file() {
+                continue;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let expected = self.disks.iter().any(|d| d.local == e.path());
+            let size = if expected {
+                here(&name)
+            } else {
+                e.metadata().ok().map(|m| m.len())
+            };
+            out.push(Target {
+                host: self.host_join(&[vm, "Virtual Hard Disks", &name]),
+                local: e.path(),
+                name,
+                here: size,
+                expected,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        if out.is_empty() {
+            return Err(Error::Verification(format!(
+                "Hyper-V's export of {vm:?} wrote no disk file"
+            )));
+        }
+        Ok(out)
+    }
+
     /// Checks every exported file; fills `verified`.
     pub(super) async fn verify_files(&mut self, ctx: &FlowCtx, files: &[Downloaded]) -> Result<()> {
-        let here_size = |name: &str| files.iter().find(|f| f.name == name).map(|f| f.size);
-        if self.ps.transport() == Transport::Local {
+        let targets = self.targets(files)?;
+        let local = self.ps.transport() == Transport::Local;
+        let mut lines = Vec::new();
+        if local {
             ctx.message("Hyper-V is checking the exported disks");
             let input = json!({
-                "paths": self.disks.iter().map(|d| d.host.clone()).collect::<Vec<_>>(),
+                "paths": targets.iter().map(|t| t.host.clone()).collect::<Vec<_>>(),
                 "test_vhd": self.opts.verify,
             });
-            let lines = self
+            lines = self
                 .ps
                 .run(Script::Verify, &input, self.control_timeout, ctx.cancel())
                 .await?;
-            for d in &self.disks {
-                let Some(rep) = lines.iter().find(|l| l["path"] == d.host.as_str()) else {
+        } else {
+            ctx.message("checking the exported disks");
+        }
+        let full = self.folder.is_some();
+        for t in &targets {
+            let mut entry = json!({"name": t.name});
+            if local {
+                let Some(rep) = lines.iter().find(|l| l["path"] == t.host.as_str()) else {
                     return Err(Error::Verification(format!(
                         "Hyper-V did not report on {}",
-                        d.name
+                        t.name
                     )));
                 };
-                let got = here_size(&d.name);
                 let says = rep["file_size"].as_u64();
-                if got.is_none() || got != says {
+                if t.here.is_none() || t.here != says {
                     return Err(Error::Verification(format!(
                         "{}: {} bytes here, Hyper-V reports {}",
-                        d.name,
-                        got.map(|g| g.to_string()).unwrap_or("no file".into()),
+                        t.name,
+                        t.here.map(|g| g.to_string()).unwrap_or("no file".into()),
                         says.map(|s| s.to_string()).unwrap_or("no size".into())
                     )));
                 }
                 if self.opts.verify && rep["ok"] != true {
                     return Err(Error::Verification(format!(
                         "{}: Test-VHD found the exported disk unsound",
-                        d.name
+                        t.name
                     )));
                 }
-                self.verified.push(json!({
-                    "name": d.name,
-                    "size": says,
-                    "test_vhd": self.opts.verify,
-                }));
-            }
-        } else {
-            ctx.message("checking the exported disks");
-            for d in &self.disks {
-                let size = std::fs::metadata(&d.local)
+                entry["size"] = json!(says);
+                entry["test_vhd"] = json!(self.opts.verify);
+            } else {
+                let size = std::fs::metadata(&t.local)
                     .map(|m| m.len())
-                    .map_err(|e| Error::io(&d.local, "cannot read the exported disk", e))?;
-                if here_size(&d.name) != Some(size) {
+                    .map_err(|e| Error::io(&t.local, "cannot read the exported disk", e))?;
+                if t.here != Some(size) {
                     return Err(Error::Verification(format!(
                         "{}: {size} bytes on the share, {:?} read",
-                        d.name,
-                        here_size(&d.name)
+                        t.name, t.here
                     )));
                 }
-                let format = vhd_structure(&d.local)
-                    .map_err(|m| Error::Verification(format!("{}: {m}", d.name)))?;
-                self.verified
-                    .push(json!({"name": d.name, "size": size, "structure": format}));
+                entry["size"] = json!(size);
             }
-        }
-        self.verify_folder()
-    }
-
-    /// `full`: every disk file in the VM's folder as Hyper-V wrote it (`Virtual Hard Disks`),
-    /// whether or not it was one the library watched: a file Hyper-V named otherwise is
-    /// checked and reported too, never left unseen.
-    fn verify_folder(&mut self) -> Result<()> {
-        let Some((inside, _)) = &self.folder else {
-            return Ok(());
-        };
-        let dir = self.output_dir.join(inside).join("Virtual Hard Disks");
-        let entries = std::fs::read_dir(&dir)
-            .map_err(|e| Error::io(&dir, "cannot read the exported VM's disks", e))?;
-        for e in entries {
-            let e = e.map_err(|e| Error::io(&dir, "cannot read the exported VM's disks", e))?;
-            let name = e.file_name().to_string_lossy().into_owned();
-            if self.disks.iter().any(|d| d.local == e.path()) {
-                continue;
+            // The structure is read here whenever it is cheap to (a few bytes): remotely it is
+            // the only check; in full, for every file Hyper-V wrote.
+            if !local || full {
+                let what = if t.expected {
+                    t.name.clone()
+                } else {
+                    format!("{} (in the VM folder)", t.name)
+                };
+                let format = vhd_structure(&t.local)
+                    .map_err(|m| Error::Verification(format!("{what}: {m}")))?;
+                entry["structure"] = json!(format);
             }
-            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-            let format = vhd_structure(&e.path())
-                .map_err(|m| Error::Verification(format!("{name} (in the VM folder): {m}")))?;
-            self.verified.push(json!({
-                "name": name,
-                "size": size,
-                "structure": format,
-                "unexpected": true,
-            }));
+            if !t.expected {
+                entry["unexpected"] = json!(true);
+            }
+            self.verified.push(entry);
         }
         Ok(())
     }

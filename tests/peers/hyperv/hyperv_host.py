@@ -188,7 +188,7 @@ def job_line(step, j):
 def wait_jobs(procs, inp, index, steps):
     """Wait-Step: Hyper-V's percent until every job of the step completed; a failed one throws."""
     poll = max(inp.get("poll_ms", 200), 50) / 1000.0
-    while True:
+    while procs:
         states = [(p, read_status(st)) for p, st in procs]
         for p, st in states:
             if st.get("state") == "failed":

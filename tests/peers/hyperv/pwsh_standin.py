@@ -1,4 +1,4 @@
-"""Stand-in for PowerShell and the Hyper-V module ONLY (no PowerShell or Hyper-V exists on our machines).
+"""Stand-in for PowerShell, the Hyper-V module and Hyper-V's WMI methods ONLY (no PowerShell or Hyper-V exists on our machines).
 
 Called as `pwsh` by the library: `--state DIR -NoProfile -NonInteractive -EncodedCommand B64`
 (the `--state DIR` comes from the test's wrapper script). It decodes the command (UTF-16LE),
@@ -23,6 +23,8 @@ it reads the few constructs that decide a documented behaviour from the script's
     exported copy, and refuses a destination that is not .vhd/.vhdx;
   - `Invoke-Command -HostName` does not exist in Windows PowerShell 5.1 (state `ps_version`);
   - a remote session cannot reach a share (the "second hop") unless CredSSP was chosen;
+  - Hyper-V's WMI methods (wmi_model.py) take their official parameter names and well-formed
+    embedded instances of the documented classes, and return 4096 with the job in `Job`;
   - RequestStateChange can refuse to stop a job (fault `refuse_stop`): only a script that
     checks its return code reports the job as not stopped.
 """
@@ -38,6 +40,7 @@ sys.path.insert(0, HERE)
 SCRIPTS = os.path.join(HERE, "..", "..", "..", "src", "providers", "hyperv", "scripts")
 
 import hyperv_host as host  # noqa: E402
+import wmi_model  # noqa: E402
 
 
 def parse_errors(text):
@@ -129,8 +132,18 @@ def script_model(text):
         "utf8_out": sets_utf8("OutputEncoding"),
         "skips_passthrough": bool(re.search(r"\$null\s+-ne\s+\$drive\.DiskNumber", code)),
         "walks_chain": bool(re.search(r"while\s*\(\$link\)", code)) and "ParentPath" in code,
-        "converts_export": bool(re.search(r"Convert-VHD\s+-Path\s+\$exported\b", code))
-                           and "Export-VMSnapshot -VMSnapshot $checkpoint -Path $snap" in code,
+        "converts_export": (bool(re.search(r"Convert-VHD\s+-Path\s+\$exported\b", code))
+                            and "Export-VMSnapshot -VMSnapshot $checkpoint -Path $snap" in code)
+                           or (bool(re.search(r"'ConvertVirtualHardDisk'\s+@\{\s*SourcePath\s*=\s*\$exported\b", code))
+                               and "ExportDirectory = $snap" in code),
+        # Hyper-V's WMI methods called directly, their return code checked and the job they
+        # returned (out parameter Job) reported.
+        "calls_wmi": bool(re.search(r"Invoke-CimMethod\s+-InputObject\s+\$service\s+-MethodName\s+\$method", code))
+                     and bool(re.search(r"\$r\.ReturnValue\s+-eq\s+4096", code))
+                     and "$r.Job.InstanceID" in code,
+        "wmi_calls": wmi_model.method_arguments(code),
+        "accepts_completed": bool(re.search(r"elseif\s*\(\$r\.ReturnValue\s+-ne\s+0\)", code)),
+        "checks_return_code": bool(re.search(r"elseif\s*\(\$r\.ReturnValue\s+-ne\s+0\)\s*\{\s*throw", code)),
         "checks_ps_version": bool(re.search(r"\$PSVersionTable\.PSVersion\.Major\s+-lt\s+6", code)),
         "passes_authentication": bool(re.search(r"\$params\.Authentication\s*=", code)),
         "checks_stop_code": bool(re.search(r"\$r\.ReturnValue\s+-eq\s+0\s+-or\s+\$r\.ReturnValue\s+-eq\s+4096", code)),

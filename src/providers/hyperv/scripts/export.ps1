@@ -1,13 +1,15 @@
 # hypersdk export: exports one VM into a staging folder the caller made, without stopping,
 # saving or otherwise changing it.
-#   full + include_snapshots: Export-VM (configuration, checkpoints, disks in Hyper-V's layout).
-#   full: a checkpoint, Export-VMSnapshot of it (the VM as it is now, no checkpoint tree), the
-#         checkpoint removed again.
-#   vhd-only: a checkpoint, Export-VMSnapshot of it into the staging folder, each exported disk
-#         merged into one standalone file with Convert-VHD, the checkpoint removed again.
+#   full + include_snapshots: ExportSystemDefinition of the VM (what Export-VM does:
+#         configuration, checkpoints, disks in Hyper-V's layout).
+#   full: a checkpoint, ExportSystemDefinition of it (what Export-VMSnapshot does: the VM as it
+#         is now, no checkpoint tree), the checkpoint removed again.
+#   vhd-only: a checkpoint, exported so into the staging folder, each exported disk merged into
+#         one standalone file with ConvertVirtualHardDisk (Convert-VHD's method), the checkpoint
+#         removed again.
 # Input: a JSON document (-InputJson, or stdin); every name and path reaches it as data only.
-# Output: JSON lines: checkpoint, job (every Hyper-V job that appeared while a step started its
-# cmdlets, with what tells whose it is), started, progress (Hyper-V's own percent), done, error.
+# Output: JSON lines: checkpoint, job (each job Hyper-V's methods returned to this export),
+# started, progress (Hyper-V's own percent), done, error.
 param([string]$InputJson)
 $ErrorActionPreference = 'Stop'
 $checkpoint = $null
@@ -28,86 +30,74 @@ try {
         @{ event = 'checkpoint'; name = $in.checkpoint_name; id = $checkpoint.Id.ToString() } | ConvertTo-Json -Compress
     }
     $ns = 'root\virtualization\v2'
-    $gate = New-Object System.Threading.Mutex($false, 'Global\hypersdk-hyperv-job-start')
     $jobs = @()
     $steps = 1
     if ($in.export_type -ne 'full') { $steps = 2 }
-    # Starts one step's cmdlets under a host-wide mutex (no other hypersdk export starts jobs
-    # meanwhile) and reports at once every Hyper-V job that appeared meanwhile, with what tells
-    # whose it is: its class, a storage job's JobType, the VMs it affects. The cmdlets' -AsJob
-    # does not hand back the service's job; the library decides which jobs are this export's
-    # (never by ElementName: it is localized) and cleanup stops exactly those.
-    function Start-Step([string]$kind, [scriptblock]$start) {
-        try {
-            if (-not $gate.WaitOne(60000)) { throw 'another hypersdk export has been starting its jobs for a minute' }
-        } catch [System.Threading.AbandonedMutexException] { }
-        try {
-            $before = @(Get-CimInstance -Namespace $ns -ClassName 'CIM_ConcreteJob' | ForEach-Object { [string]$_.InstanceID })
-            $script:jobs = @(& $start)
-            $seen = @()
-            $likely = 0
-            $until = (Get-Date).AddSeconds(30)
-            while ($likely -lt $script:jobs.Count -and (Get-Date) -lt $until) {
-                Start-Sleep -Milliseconds 100
-                foreach ($job in @(Get-CimInstance -Namespace $ns -ClassName 'CIM_ConcreteJob')) {
-                    $id = [string]$job.InstanceID
-                    if ($before -contains $id -or $seen -contains $id) { continue }
-                    $seen += $id
-                    $class = [string]$job.CimClass.CimClassName
-                    $vms = @(Get-CimAssociatedInstance -InputObject $job -ResultClassName 'Msvm_ComputerSystem' -ErrorAction SilentlyContinue | ForEach-Object { [string]$_.Name })
-                    @{ event = 'job'; step = $kind; id = $id; class = $class; job_type = $job.JobType; vms = @($vms) } | ConvertTo-Json -Compress
-                    # Only to know when to stop waiting (Msvm_StorageJob JobType 6: Conversion).
-                    if (($kind -eq 'convert' -and $class -eq 'Msvm_StorageJob' -and $job.JobType -eq 6) -or ($kind -eq 'export' -and $class -ne 'Msvm_StorageJob' -and $vms -contains $in.id)) { $likely += 1 }
-                }
-            }
-        } finally {
-            $gate.ReleaseMutex()
+    # Hyper-V's own WMI methods, called directly (Export-VM, Export-VMSnapshot and Convert-VHD
+    # call the same ones, but their -AsJob hands back a PowerShell job, not Hyper-V's): each
+    # returns 4096 and its Msvm_ConcreteJob in the out parameter Job, or 0 when it completed at
+    # once; anything else is a refusal. The jobs named here are this export's, exactly: the
+    # library records them and cleanup stops only those (never by ElementName: it is localized).
+    function Start-HyperVJob([string]$step, $service, [string]$method, [hashtable]$arguments) {
+        $r = Invoke-CimMethod -InputObject $service -MethodName $method -Arguments $arguments
+        if ($r.ReturnValue -eq 4096) {
+            $script:jobs += $r.Job
+            @{ event = 'job'; step = $step; method = $method; id = [string]$r.Job.InstanceID } | ConvertTo-Json -Compress
+        } elseif ($r.ReturnValue -ne 0) {
+            throw "Hyper-V refused ${method}: return code $($r.ReturnValue)"
         }
     }
-    # Waits for the step's jobs, with Hyper-V's percent; a job that did not complete throws.
+    # Waits for the step's jobs with Hyper-V's percent; a job that did not complete throws.
+    # CIM_ConcreteJob.JobState: 2-6 not ended yet, 7 Completed; 8 Terminated, 9 Killed,
+    # 10 Exception and the rest are failures.
     function Wait-Step([int]$index) {
-        while (@($script:jobs | Where-Object { $_.State -eq 'Running' -or $_.State -eq 'NotStarted' }).Count -gt 0) {
+        while ($true) {
+            $now = @($script:jobs | ForEach-Object { Get-CimInstance -InputObject $_ })
+            if (@($now | Where-Object { $_.JobState -ge 2 -and $_.JobState -le 6 }).Count -eq 0) { break }
             $percent = 0
-            foreach ($job in $script:jobs) {
-                $p = @($job.ChildJobs | ForEach-Object { $_.Progress }) | Select-Object -Last 1
-                if ($job.State -eq 'Completed') { $percent += 100 } elseif ($p) { $percent += [Math]::Max(0, $p.PercentComplete) }
-            }
-            @{ event = 'progress'; percent = [int](($index * 100 + $percent / $script:jobs.Count) / $steps) } | ConvertTo-Json -Compress
+            foreach ($job in $now) { $percent += [Math]::Min(100, [Math]::Max(0, [int]$job.PercentComplete)) }
+            @{ event = 'progress'; percent = [int](($index * 100 + $percent / $now.Count) / $steps) } | ConvertTo-Json -Compress
             Start-Sleep -Milliseconds $in.poll_ms
         }
-        foreach ($job in $script:jobs) {
-            Receive-Job -Job $job | Out-Null
-            if ($job.State -ne 'Completed') { throw "the export job ended $($job.State)" }
+        foreach ($job in $now) {
+            if ($job.JobState -ne 7) { throw "Hyper-V's job ended in state $($job.JobState) (error $($job.ErrorCode)): $($job.ErrorDescription)" }
         }
+        $script:jobs = @()
     }
-    if ($in.export_type -eq 'full' -and $in.include_snapshots) {
-        Start-Step 'export' { Export-VM -VM $vm -Path $in.path -AsJob }
-        @{ event = 'started' } | ConvertTo-Json -Compress
-        Wait-Step 0
-    } elseif ($in.export_type -eq 'full') {
-        Start-Step 'export' { Export-VMSnapshot -VMSnapshot $checkpoint -Path $in.path -AsJob }
+    $vsms = Get-CimInstance -Namespace $ns -ClassName 'Msvm_VirtualSystemManagementService'
+    $system = Get-CimInstance -Namespace $ns -ClassName 'Msvm_ComputerSystem' -Filter "Name='$($vm.Id.ToString())'"
+    # The Msvm_VirtualSystemExportSettingData the library wrote (an embedded instance, CIM-XML);
+    # an export of the checkpoint names it by its object path in SnapshotVirtualSystem.
+    $settings = [string]$in.export_setting_data
+    if ($checkpoint) {
+        $snapshotPath = '\\' + $env:COMPUTERNAME + '\root\virtualization\v2:Msvm_VirtualSystemSettingData.InstanceID="Microsoft:' + $checkpoint.Id.ToString().ToUpper() + '"'
+        $settings = $settings.Replace('{snapshot}', [Security.SecurityElement]::Escape($snapshotPath))
+    }
+    if ($in.export_type -eq 'full') {
+        Start-HyperVJob 'export' $vsms 'ExportSystemDefinition' @{ ComputerSystem = $system; ExportDirectory = [string]$in.path; ExportSettingData = $settings }
         @{ event = 'started' } | ConvertTo-Json -Compress
         Wait-Step 0
     } else {
         # Convert-VHD is an offline operation: "the virtual hard disk must not be attached when
         # the operation is started". The checkpoint's files are the parents of the chain the
-        # running VM writes, so Hyper-V first exports them (Export-VMSnapshot, into the staging
-        # folder), and Convert-VHD merges each exported, unattached copy into one standalone
-        # disk. Export-VMSnapshot writes <folder>\<VM name>\Virtual Hard Disks\<the checkpoint's
-        # file names>; only Hyper-V's cmdlets touch the files (they run in the Hyper-V service:
-        # a remote session itself may not reach a share).
+        # running VM writes, so Hyper-V first exports them (the checkpoint alone, into the
+        # staging folder), and ConvertVirtualHardDisk merges each exported, unattached copy into
+        # one standalone disk. The export writes <folder>\<VM name>\Virtual Hard Disks\<the
+        # checkpoint's file names>; only Hyper-V touches the files (its methods run in the
+        # Hyper-V service: a remote session itself may not reach a share).
         $snap = Join-Path $in.path $in.snapshot_folder
-        Start-Step 'export' { Export-VMSnapshot -VMSnapshot $checkpoint -Path $snap -AsJob }
+        Start-HyperVJob 'export' $vsms 'ExportSystemDefinition' @{ ComputerSystem = $system; ExportDirectory = $snap; ExportSettingData = $settings }
         @{ event = 'started' } | ConvertTo-Json -Compress
         Wait-Step 0
         $drives = @($checkpoint.HardDrives)
-        Start-Step 'convert' {
-            foreach ($disk in $in.disks) {
-                $drive = @($drives | Where-Object { $_.ControllerType -eq $disk.controller_type -and $_.ControllerNumber -eq $disk.controller_number -and $_.ControllerLocation -eq $disk.controller_location }) | Select-Object -First 1
-                if (-not $drive) { throw "the checkpoint has no disk at $($disk.controller_type) $($disk.controller_number):$($disk.controller_location)" }
-                $exported = Join-Path $snap (Join-Path $vm.Name (Join-Path 'Virtual Hard Disks' (Split-Path -Leaf $drive.Path)))
-                Convert-VHD -Path $exported -DestinationPath $disk.dest -VHDType Dynamic -AsJob
-            }
+        $ims = Get-CimInstance -Namespace $ns -ClassName 'Msvm_ImageManagementService'
+        foreach ($disk in $in.disks) {
+            $drive = @($drives | Where-Object { $_.ControllerType -eq $disk.controller_type -and $_.ControllerNumber -eq $disk.controller_number -and $_.ControllerLocation -eq $disk.controller_location }) | Select-Object -First 1
+            if (-not $drive) { throw "the checkpoint has no disk at $($disk.controller_type) $($disk.controller_number):$($disk.controller_location)" }
+            $exported = Join-Path $snap (Join-Path $vm.Name (Join-Path 'Virtual Hard Disks' (Split-Path -Leaf $drive.Path)))
+            # The new disk's Msvm_VirtualHardDiskSettingData (Path, Type, Format, ParentPath,
+            # BlockSize, LogicalSectorSize), as the library wrote it.
+            Start-HyperVJob 'convert' $ims 'ConvertVirtualHardDisk' @{ SourcePath = $exported; VirtualDiskSettingData = [string]$disk.setting_data }
         }
         Wait-Step 1
     }
