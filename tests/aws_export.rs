@@ -10,13 +10,8 @@ use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
 use support::moto::moto;
 use support::server::pattern;
+use support::wait_long as wait;
 use support::{Recorder, opts};
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
-}
 
 /// The test user: exactly AWS's documented VM Import/Export policy.
 fn client() -> Client {

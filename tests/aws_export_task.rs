@@ -5,18 +5,11 @@
 
 mod support;
 
-use std::time::Duration;
-
 use hypersdk::{Client, ErrorKind};
 use serde_json::json;
 use support::moto::moto;
 use support::opts;
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
-}
+use support::wait_long as wait;
 
 /// The test user: exactly AWS's documented VM Import/Export policy.
 fn client() -> Client {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
 use support::azure::azure;
+use support::wait_long as wait;
 use support::{Recorder, opts, wait_until};
 
 /// A fixed VHD (qemu-img, `-o subformat=fixed`) of a 48 MiB disk whose data sits in three
@@ -63,12 +64,6 @@ fn fixture() -> &'static Fixture {
 
 fn client() -> Client {
     Client::new("azure", &azure().config()).unwrap()
-}
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
 }
 
 /// A counter of one disk in the stand-in (each test uses its own disks: tests run in parallel).

@@ -12,16 +12,11 @@ use std::time::Duration;
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::{Value, json};
 use support::gcp::{BUCKET, PROJECT, ZONE, gcp};
+use support::wait_long as wait;
 use support::{Recorder, opts, wait_until};
 
 fn client() -> Client {
     Client::new("gcp", &gcp().config(json!({}))).unwrap()
-}
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
 }
 
 fn gopts(dir: &Path, extra: Value) -> String {

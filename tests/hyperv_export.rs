@@ -12,14 +12,9 @@ use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::{Value, json};
 use support::Recorder;
 use support::hyperv::{HyperV, alive, disks, group_members, hv_opts, only, raw_of, vm};
+use support::wait_long as wait;
 
 const ID1: &str = "6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c";
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
-}
 
 fn checkpoints(hv: &HyperV) -> Vec<Value> {
     hv.state()["checkpoints"].as_array().unwrap().clone()

@@ -13,14 +13,9 @@ use std::time::{Duration, Instant};
 use hypersdk::Client;
 use serde_json::{Value, json};
 use support::hyperv::{HyperV, alive, hv_opts, only, vm};
+use support::wait_long as wait;
 
 const ID1: &str = "6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c";
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
-}
 
 /// The host's jobs once `pred` holds for them (the stand-in's state, read until it does; a
 /// generous bound, not a timing assertion).

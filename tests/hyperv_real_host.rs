@@ -6,19 +6,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use hypersdk::{Client, ErrorKind};
 use serde_json::{Value, json};
 use support::hyperv::{HyperV, alive, disks, hv_opts, only, raw_of, vm, vm_with_checkpoints};
+use support::wait_long as wait;
 
 const ID1: &str = "6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c";
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
-}
 
 fn vhdx_len(i: usize) -> u64 {
     std::fs::metadata(&disks()[i].vhdx).unwrap().len()

@@ -9,13 +9,8 @@ use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::json;
 use sha2::Digest as _;
 use support::vcsim::Peer;
+use support::wait_long as wait;
 use support::{Recorder, opts};
-
-fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
-    e.wait(Some(Duration::from_secs(120)))
-        .unwrap()
-        .expect("export did not end within 120 s")
-}
 
 #[test]
 fn ovf_export_of_a_two_disk_vm_matches_the_datastore_and_reimports() {

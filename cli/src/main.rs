@@ -199,6 +199,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// What `export` and `list` run with.
+struct Resolved {
+    provider: String,
+    config: input::Config,
+    /// A named account: the accounts file and the entry (the history records them).
+    account: Option<(PathBuf, String)>,
+}
+
 /// The provider, its config and (for a named account) the accounts file and entry: `--config`
 /// when given, else the account of that name in the accounts file, else an empty config; then
 /// `--secret` values and what the environment fills in.
@@ -206,7 +214,7 @@ fn provider_and_config(
     name: &str,
     config: Option<&str>,
     secrets: &[String],
-) -> Result<(String, input::Config, Option<(PathBuf, String)>), Failure> {
+) -> Result<Resolved, Failure> {
     let (provider, mut c, account) = match (config, batch::account(name)?) {
         (None, Some((provider, text, path))) => (
             provider,
@@ -216,12 +224,19 @@ fn provider_and_config(
         _ => (name.to_string(), input::load_config(config)?, None),
     };
     c.text = complete_config(&provider, &c.text, secrets)?;
-    Ok((provider, c, account))
+    Ok(Resolved {
+        provider,
+        config: c,
+        account,
+    })
 }
 
 fn export(a: ExportArgs) -> Result<u8, Failure> {
-    let (provider, config, account) =
-        provider_and_config(&a.provider, a.config.as_deref(), &a.secrets)?;
+    let Resolved {
+        provider,
+        config,
+        account,
+    } = provider_and_config(&a.provider, a.config.as_deref(), &a.secrets)?;
     let client = Arc::new(hypersdk::Client::new(&provider, &config.text)?);
     let mut options = input::parse_options(&a.options)?;
     options.insert(
@@ -263,7 +278,9 @@ fn complete_config(provider: &str, text: &str, secrets: &[String]) -> Result<Str
 }
 
 fn list(a: ListArgs) -> Result<u8, Failure> {
-    let (provider, config, _) = provider_and_config(&a.provider, a.config.as_deref(), &a.secrets)?;
+    let Resolved {
+        provider, config, ..
+    } = provider_and_config(&a.provider, a.config.as_deref(), &a.secrets)?;
     let client = hypersdk::Client::new(&provider, &config.text)?;
     let mut filter = match &a.filter {
         Some(f) => match serde_json::from_str(f) {

@@ -143,6 +143,13 @@ pub fn wait_until(e: &hypersdk::Export, what: &str, f: impl Fn(&hypersdk::Progre
     }
 }
 
+/// Waits for the end of an export whose cloud side takes a while (two minutes at most).
+pub fn wait_long(e: &hypersdk::Export) -> hypersdk::ExportResult {
+    e.wait(Some(std::time::Duration::from_secs(120)))
+        .unwrap()
+        .expect("export did not end within 120 s")
+}
+
 /// Waits for the end of an export (a minute at most).
 pub fn wait_export(e: &hypersdk::Export) -> hypersdk::ExportResult {
     e.wait(Some(std::time::Duration::from_secs(60)))
