@@ -213,6 +213,27 @@ fn a_sparse_volume_is_paged_and_only_its_listed_blocks_are_fetched() {
     // keep_snapshots: the snapshot stays.
     assert_eq!(snaps_of(&vol)[0]["deleted"], false);
     assert_eq!(r.provider["snapshots"][0]["kept"], true);
+    // A later run of the same volume into the same folder takes a new snapshot: the kept one
+    // is the user's, neither read again (stale blocks) nor deleted as a killed run's leftover.
+    let again = opts(
+        out.path(),
+        json!({"poll_interval_ms": 20, "overwrite": true}),
+    );
+    let r2 = wait(&client().start_export(&vol, &again, None).unwrap());
+    assert_eq!(r2.status, "done", "{}", r2.to_json());
+    assert_ne!(
+        r2.provider["snapshots"][0]["snapshot_id"].as_str(),
+        Some(snap.as_str()),
+        "the kept snapshot was adopted: {}",
+        r2.to_json()
+    );
+    assert!(
+        snaps_of(&vol)
+            .iter()
+            .any(|s| s["id"] == snap.as_str() && s["deleted"] == false),
+        "the kept snapshot was deleted: {:?}",
+        snaps_of(&vol)
+    );
 
     // A snapshot given as the source is read into <snapshot>.img and never deleted.
     let out = tempfile::tempdir().unwrap();

@@ -36,6 +36,18 @@ pub(crate) struct Failure {
     pub message: String,
 }
 
+impl Failure {
+    /// A local file problem (an output folder that cannot be made, a log or accounts file that
+    /// cannot be read): 7, as the help says, not 2.
+    pub(crate) fn local(message: String) -> Failure {
+        Failure {
+            code: 7,
+            kind: ErrorKind::Io.as_str(),
+            message,
+        }
+    }
+}
+
 impl From<String> for Failure {
     fn from(message: String) -> Failure {
         Failure {

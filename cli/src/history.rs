@@ -183,8 +183,15 @@ pub(crate) fn done_before(records: &[Value], item: &Item) -> Option<u64> {
     };
     let options = what(&redact_options(&item.options).0);
     records.iter().rev().find_map(|r| {
+        // The same account too: one VM name on two vCenters is two exports.
+        let profile = item
+            .profile
+            .as_ref()
+            .map(|(p, name)| json!({"path": p, "provider": name}));
         let same = r["status"] == "done"
             && r["provider"] == item.provider.as_str()
+            && r["config_file"] == json!(item.config_file)
+            && r["profile"] == json!(profile)
             && r["source"] == source.as_str()
             && r["options"].as_object().map(what).as_ref() == Some(&options);
         let files = r["files"].as_array().filter(|f| !f.is_empty())?;

@@ -33,6 +33,10 @@ pub(crate) struct HistoryArgs {
     /// values, signed URLs in `files`) are given again. Repeatable.
     #[arg(short = 'o', long = "option", value_name = "KEY=VALUE")]
     options: Vec<String>,
+    /// A config secret for --resume, KEY=env:NAME or KEY=file:PATH (as `export --secret`).
+    /// Repeatable.
+    #[arg(long = "secret", value_name = "KEY=env:NAME|file:PATH")]
+    secrets: Vec<String>,
     #[arg(long, default_value_t = 20)]
     limit: usize,
     #[arg(long)]
@@ -84,6 +88,8 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
         (None, Some((p, n))) => (batch::provider_config(p, n)?.1, None),
         (None, None) => ("{}".to_string(), None),
     };
+    // As `export` completes it: --secret values, and what the environment fills in.
+    let text = crate::complete_config(&provider, &text, &a.secrets)?;
     let client = Arc::new(hypersdk::Client::new(&provider, &text)?);
     // What runs again is said before it runs: an `overwrite` or a `file_name` replayed unseen
     // could replace a file the user kept since.

@@ -86,8 +86,8 @@ enum Cmd {
     List(ListArgs),
     /// The providers built into this library.
     Providers,
-    /// Remove the leftovers (.hspart, .hspart.journal, .hspart.lock) of exports that did not
-    /// finish: what no running export holds and this user made. Their resume is given up.
+    /// Remove the leftovers (.hspart, .hspart.journal, .hspart.reserve, .hspart.lock) of exports
+    /// that did not finish: what no running export holds and this user made. Their resume is given up.
     Clean(tools::CleanArgs),
     /// Print shell completion for bash, zsh, fish, elvish or powershell.
     Completions(tools::CompletionsArgs),
@@ -215,7 +215,11 @@ fn provider_and_config(
     config: Option<&str>,
     secrets: &[String],
 ) -> Result<Resolved, Failure> {
-    let (provider, mut c, account) = match (config, batch::account(name)?) {
+    let named = match config {
+        None => batch::account(name).map_err(exit::Failure::local)?,
+        Some(_) => None,
+    };
+    let (provider, mut c, account) = match (config, named) {
         (None, Some((provider, text, path))) => (
             provider,
             input::Config { text, file: None },
@@ -241,7 +245,12 @@ fn export(a: ExportArgs) -> Result<u8, Failure> {
     let mut options = input::parse_options(&a.options)?;
     options.insert(
         "output_dir".into(),
-        Value::from(input::output_dir(&a.output)?.display().to_string()),
+        Value::from(
+            input::output_dir(&a.output)
+                .map_err(Failure::local)?
+                .display()
+                .to_string(),
+        ),
     );
     if a.priority != 0 {
         options.insert("priority".into(), a.priority.into());

@@ -108,7 +108,7 @@ pub(crate) fn init_log(verbose: u8, log_file: Option<&PathBuf>) -> Result<(), Fa
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| format!("--log-file {}: {e}", p.display()))?;
+                .map_err(|e| Failure::local(format!("--log-file {}: {e}", p.display())))?;
             builder
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(f))

@@ -886,3 +886,47 @@ fn a_named_account_of_the_accounts_file_stands_for_provider_and_config() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("no_such_key"), "{}", text(&o));
 }
+
+/// Local file problems exit 7, as the help says (not 2, bad input): an output folder that
+/// cannot be made (a file stands in its way) and a log file that cannot be opened. A resume
+/// takes `--secret` as `export` does (a secret value itself is refused, naming the form).
+#[test]
+fn local_file_problems_exit_7_and_a_resume_takes_secrets() {
+    let peer = serve(1, 64 << 10, 0);
+    let e = env();
+    std::fs::write(e.out().join("a-file"), b"x").unwrap();
+    let blocked = e.out().join("a-file/sub").display().to_string();
+    let src = format!("{}/file0.bin", peer.url);
+    let o = e.run(&["export", "http", &src, "--output", &blocked, "--json"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+    assert_eq!(
+        json_lines(&o).last().unwrap()["error"]["kind"],
+        "io",
+        "{}",
+        text(&o)
+    );
+    let out = e.out().display().to_string();
+    let log = e.out().join("no-such-folder/log.txt").display().to_string();
+    let o = e.run(&["--log-file", &log, "export", "http", &src, "--output", &out]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o));
+
+    let o = e.run(&[
+        "export",
+        "http",
+        &format!("{}/nosuch", peer.url),
+        "--output",
+        &out,
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let id = json_lines(&e.run(&["history", "--json"]))[0]["id"]
+        .as_u64()
+        .unwrap()
+        .to_string();
+    let o = e.run(&["history", "--resume", &id, "--secret", "password=hunter2"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("env:NAME or file:PATH") && !text(&o).contains("hunter2"),
+        "{}",
+        text(&o)
+    );
+}

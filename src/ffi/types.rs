@@ -190,7 +190,8 @@ fn copy_str(dst: &mut [c_char], s: &str) {
 
 /// Progress callback. Called on a thread the library starts for this export alone, which ends
 /// right after the terminal call (so a runtime that adopts the threads calling into it, such as
-/// Mono, has nothing left to wait for at exit); never twice at once for one export, at most
+/// Mono, has nothing left to wait for at exit; only when the system refuses a new thread does it
+/// run on a library worker); never twice at once for one export, at most
 /// once per `progress_interval_ms` plus once per phase or file change, and exactly once with a
 /// terminal phase (done, failed, cancelled); after that call `user_data` is never used again.
 /// `progress` is valid only during the call. From inside, `hs_export_cancel`,

@@ -1,5 +1,6 @@
 //! Leftovers of exports that did not finish — `<name>.hspart` (bytes), `<name>.hspart.journal`
-//! (what of them is in place) and `<name>.hspart.lock` — found and removed, for the command's
+//! (what of them is in place) and its `.tmp`, `<name>.hspart.reserve` (room kept on the disk)
+//! and `<name>.hspart.lock` — found and removed, for the command's
 //! `clean`. Only what no running export holds (its destination lock is taken first, so an
 //! export cannot start on the name meanwhile) and what this library made (a regular file of
 //! this user with one link: a planted link or another user's file is reported, never touched).
@@ -27,11 +28,19 @@ pub struct Leftover {
 
 /// The destination a leftover belongs to, or `None` when `name` is not one of ours.
 fn destination(name: &str) -> Option<&str> {
-    // The journal's suffix contains the temp file's: test the longer ones first.
-    [JOURNAL_SUFFIX, LOCK_SUFFIX, TEMP_SUFFIX]
-        .iter()
-        .find_map(|s| name.strip_suffix(s))
-        .filter(|d| !d.is_empty())
+    // Longer suffixes first: each contains the temp file's.
+    let journal_tmp = format!("{JOURNAL_SUFFIX}.tmp");
+    let reserve = format!("{TEMP_SUFFIX}.reserve");
+    [
+        journal_tmp.as_str(),
+        JOURNAL_SUFFIX,
+        &reserve,
+        LOCK_SUFFIX,
+        TEMP_SUFFIX,
+    ]
+    .iter()
+    .find_map(|s| name.strip_suffix(s))
+    .filter(|d| !d.is_empty())
 }
 
 /// Finds the leftovers in `dir` (not in its subfolders) and removes them unless `dry_run`.
@@ -123,6 +132,8 @@ mod tests {
         let p = d.path();
         std::fs::write(p.join("a.vmdk.hspart"), b"12345").unwrap();
         std::fs::write(p.join("a.vmdk.hspart.journal"), b"{}").unwrap();
+        std::fs::write(p.join("a.vmdk.hspart.journal.tmp"), b"{").unwrap();
+        std::fs::write(p.join("a.vmdk.hspart.reserve"), b"room").unwrap();
         std::fs::write(p.join("done.vmdk"), b"keep").unwrap();
         std::fs::write(p.join("victim"), b"keep").unwrap();
         std::os::unix::fs::symlink(p.join("victim"), p.join("b.vmdk.hspart")).unwrap();
@@ -143,6 +154,8 @@ mod tests {
         let action = |n: &str| done.iter().find(|l| l.name == n).map(|l| l.action);
         assert_eq!(action("a.vmdk.hspart"), Some("removed"), "{done:?}");
         assert_eq!(action("a.vmdk.hspart.journal"), Some("removed"));
+        assert_eq!(action("a.vmdk.hspart.journal.tmp"), Some("removed"));
+        assert_eq!(action("a.vmdk.hspart.reserve"), Some("removed"));
         assert_eq!(action("b.vmdk.hspart"), Some("not_ours"));
         assert_eq!(action("c.vmdk.hspart"), Some("in_use"));
         assert!(!p.join("a.vmdk.hspart").exists() && !p.join("a.vmdk.hspart.journal").exists());

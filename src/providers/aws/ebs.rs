@@ -193,11 +193,13 @@ pub(crate) async fn list_blocks(
             .checked_mul(1 << 30)
             .ok_or_else(|| Error::Remote(format!("{what}: VolumeSize {gib} GiB")))?;
         size = bytes;
-        if let Some(t) = page.expiry_time
-            && t.is_finite()
-            && t > 0.0
+        // A time no clock reaches (1e300) is no expiry we can act on, not a panic.
+        if let Some(e) = page
+            .expiry_time
+            .filter(|t| *t > 0.0)
+            .and_then(|t| Duration::try_from_secs_f64(t).ok())
+            .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
         {
-            let e = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t);
             expiry = Some(expiry.map_or(e, |x: SystemTime| x.min(e)));
         }
         pages.page(page.blocks.len(), a.body.len() as u64)?;

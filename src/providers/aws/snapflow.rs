@@ -76,10 +76,21 @@ impl SnapshotFlow {
 
     /// Registers the deletion of a snapshot this export made (or adopted), on every outcome.
     fn own(&self, ctx: &FlowCtx, s: &Snap) {
+        let (api, id) = (self.api.clone(), s.id.clone());
         if self.opts.keep_snapshots {
+            // Kept after a finished run, it is the user's: without the resume tag, a later
+            // run of the same source neither reads its old blocks nor deletes it as a leftover.
+            // (After a failure the tag stays, so the next run resumes from it.)
+            ctx.ledger().add(
+                format!("untagging kept snapshot {id}"),
+                When::OnSuccess,
+                move |_| {
+                    let (api, id) = (api.clone(), id.clone());
+                    async move { snapshot::untag(&api, &id).await }
+                },
+            );
             return;
         }
-        let (api, id) = (self.api.clone(), s.id.clone());
         ctx.ledger()
             .add(format!("deleting snapshot {id}"), When::Always, move |_| {
                 let (api, id) = (api.clone(), id.clone());

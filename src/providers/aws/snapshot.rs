@@ -210,6 +210,18 @@ pub(crate) async fn delete(api: &Api, id: &str) -> Result<()> {
         .map(|_| ())
 }
 
+/// `DeleteTags` of the resume tag: a snapshot kept after a run that finished is the user's, not
+/// a killed run's to resume from (or to delete as a leftover).
+pub(crate) async fn untag(api: &Api, id: &str) -> Result<()> {
+    api.ec2(
+        "DeleteTags",
+        id,
+        &[("ResourceId.1", id), ("Tag.1.Key", TAG_RESUME)],
+    )
+    .await
+    .map(|_| ())
+}
+
 /// Why EC2's export task would refuse an instance (AWS's VM Import/Export limits: one volume,
 /// no Windows or Marketplace instance, no encrypted volume, none over 1 TiB), if it would.
 pub(crate) async fn task_refuses(api: &Api, id: &str) -> Result<Option<String>> {

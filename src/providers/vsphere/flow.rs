@@ -236,7 +236,13 @@ impl Flow for VsphereFlow {
                 // Named after the VM, as govc's export.ovf does (`<VM>-<disk>`): the lease's
                 // target ids (`disk-0.vmdk`) are the same for every VM, so several VMs exported
                 // into one folder would collide.
-                let base = &self.base_name;
+                // At most 120 bytes of the VM's name, so `-<disk>.vmdk` always fits in a file
+                // name (a long name would otherwise lose the end, `.vmdk` with it).
+                let mut cut = self.base_name.len().min(120);
+                while !self.base_name.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let base = &self.base_name[..cut];
                 let fallback = format!("{base}-disk-{}.vmdk", sources.len());
                 let target = target.rsplit(['/', '\\']).next().unwrap_or("");
                 let mut file = if target.is_empty() {
