@@ -125,6 +125,22 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// A config (JSON text) with `--secret` values and what the environment fills in, and the keys
+/// the environment filled. A config that is not a JSON object is passed on as it is, for the
+/// library to name what is wrong.
+pub(crate) fn complete(
+    provider: &str,
+    text: &str,
+    secrets_given: &[String],
+) -> Result<(String, Vec<String>), String> {
+    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(text) else {
+        return Ok((text.to_string(), Vec::new()));
+    };
+    secrets(&mut m, secrets_given)?;
+    let filled = from_environment(provider, &mut m, &|k| std::env::var(k).ok());
+    Ok((Value::Object(m).to_string(), filled))
+}
+
 /// `--secret KEY=env:NAME` or `KEY=file:PATH` into `config` (over what it had).
 pub(crate) fn secrets(config: &mut Map<String, Value>, given: &[String]) -> Result<(), String> {
     for s in given {

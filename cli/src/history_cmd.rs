@@ -89,7 +89,7 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
         (None, None) => ("{}".to_string(), None),
     };
     // As `export` completes it: --secret values, and what the environment fills in.
-    let text = crate::complete_config(&provider, &text, &a.secrets)?;
+    let (text, _) = crate::discover::complete(&provider, &text, &a.secrets)?;
     let client = Arc::new(hypersdk::Client::new(&provider, &text)?);
     // What runs again is said before it runs: an `overwrite` or a `file_name` replayed unseen
     // could replace a file the user kept since.

@@ -275,15 +275,11 @@ fn export(a: ExportArgs) -> Result<u8, Failure> {
 /// environment for keys it leaves out (discover.rs). A config that is not a JSON object is
 /// passed on as it is, for the library to name what is wrong.
 fn complete_config(provider: &str, text: &str, secrets: &[String]) -> Result<String, Failure> {
-    let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(text) else {
-        return Ok(text.to_string());
-    };
-    discover::secrets(&mut m, secrets)?;
-    let filled = discover::from_environment(provider, &mut m, &|k| std::env::var(k).ok());
+    let (text, filled) = discover::complete(provider, text, secrets)?;
     if !filled.is_empty() {
         tracing::info!(?filled, "config keys taken from the environment");
     }
-    Ok(Value::Object(m).to_string())
+    Ok(text)
 }
 
 fn list(a: ListArgs) -> Result<u8, Failure> {

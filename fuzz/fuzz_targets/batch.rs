@@ -6,6 +6,8 @@
 
 #[path = "../../cli/src/batch.rs"]
 mod batch;
+#[path = "../../cli/src/discover.rs"]
+mod discover;
 #[path = "../../cli/src/exit.rs"]
 mod exit;
 #[path = "../../cli/src/history.rs"]
