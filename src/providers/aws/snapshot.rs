@@ -49,8 +49,8 @@ fn text(n: &Node, name: &str) -> String {
     n.child_text(name).unwrap_or("").trim().to_string()
 }
 
-/// The EBS volumes of an instance, boot volume first.
-pub(crate) async fn instance(api: &Api, id: &str) -> Result<InstanceFacts> {
+/// `DescribeInstances` of one instance: its `instancesSet` item, or NotFound.
+pub(crate) async fn describe_instance(api: &Api, id: &str) -> Result<Node> {
     let r = api
         .ec2(
             "DescribeInstances",
@@ -58,13 +58,19 @@ pub(crate) async fn instance(api: &Api, id: &str) -> Result<InstanceFacts> {
             &pairs(&list_param("InstanceId", &[id])),
         )
         .await?;
-    let i = r
-        .children_named("reservationSet")
+    r.children_named("reservationSet")
         .flat_map(|s| s.children_named("item"))
         .flat_map(|r| r.children_named("instancesSet"))
         .flat_map(|s| s.children_named("item"))
         .find(|i| i.child_text("instanceId").map(str::trim) == Some(id))
-        .ok_or_else(|| Error::NotFound(format!("instance {id} does not exist")))?;
+        .cloned()
+        .ok_or_else(|| Error::NotFound(format!("instance {id} does not exist")))
+}
+
+/// The EBS volumes of an instance, boot volume first.
+pub(crate) async fn instance(api: &Api, id: &str) -> Result<InstanceFacts> {
+    let node = describe_instance(api, id).await?;
+    let i = &node;
     let root = text(i, "rootDeviceName");
     let mut volumes: Vec<Volume> = i
         .children_named("blockDeviceMapping")

@@ -90,22 +90,7 @@ pub(crate) async fn start_instance(
     bucket: &str,
     id: &str,
 ) -> Result<(Task, Option<String>)> {
-    let r = api
-        .ec2(
-            "DescribeInstances",
-            id,
-            &pairs(&list_param("InstanceId", &[id])),
-        )
-        .await?;
-    let found = r
-        .children_named("reservationSet")
-        .flat_map(|s| s.children_named("item"))
-        .flat_map(|r| r.children_named("instancesSet"))
-        .flat_map(|s| s.children_named("item"))
-        .any(|i| i.child_text("instanceId") == Some(id));
-    if !found {
-        return Err(Error::NotFound(format!("instance {id} does not exist")));
-    }
+    super::snapshot::describe_instance(api, id).await?;
     let format = opts.disk_image_format.to_lowercase();
     if opts.reuse_export_task
         && let Some((task, key)) = find_active(api, opts, bucket, id, &format).await?
