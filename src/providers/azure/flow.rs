@@ -277,6 +277,64 @@ impl AzureFlow {
 }
 
 impl Flow for AzureFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let ext = self.ext();
+        let snap = "a snapshot of each attached disk (incremental for Premium SSD v2 and Ultra), \
+                    deleted on every outcome";
+        let grant = format!(
+            "a read SAS ({} s, renewed while the download runs), revoked on every outcome",
+            self.opts.access_duration_secs
+        );
+        let named = |stem: &str| {
+            self.opts
+                .file_name
+                .clone()
+                .unwrap_or_else(|| format!("{stem}.{ext}"))
+        };
+        match &self.source {
+            Source::Disk { name, .. } => {
+                let mut cloud = Vec::new();
+                if self.opts.snapshot_attached {
+                    cloud.push(format!(
+                        "if {name} is attached to a VM: a snapshot of it, deleted on every outcome"
+                    ));
+                }
+                cloud.push(format!("on the disk (or that snapshot): {grant}"));
+                (cloud, vec![named(name)])
+            }
+            Source::Snapshot { name, .. } => (
+                vec![format!("on the snapshot {name}: {grant}")],
+                vec![named(name)],
+            ),
+            Source::Vm { name, .. } => (
+                vec![
+                    format!("for the VM {name}: {snap}"),
+                    format!("on each disk or snapshot: {grant}"),
+                    "for Trusted Launch and confidential VMs: a guest state SAS, revoked with \
+                     the disk's"
+                        .into(),
+                ],
+                vec![
+                    format!("<disk>.{ext} (one per disk, OS disk first)"),
+                    "<disk>.vmgs and <disk>.security-metadata (Trusted Launch, confidential VMs)"
+                        .into(),
+                ],
+            ),
+            Source::Blob(url) => {
+                let last = url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .unwrap_or("");
+                (
+                    Vec::new(),
+                    vec![self.opts.file_name.clone().unwrap_or_else(|| {
+                        sanitize_file_name(&percent_decode(last), &format!("blob.{ext}"))
+                    })],
+                )
+            }
+        }
+    }
+
     /// A cancel ends `prepare` at once, even inside an ARM call: every grant and snapshot is
     /// recorded before its request is sent, so cleanup undoes whatever the cloud did.
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {

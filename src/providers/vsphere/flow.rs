@@ -160,6 +160,41 @@ impl VsphereFlow {
 }
 
 impl Flow for VsphereFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let mut cloud = Vec::new();
+        match &self.opts.snapshot {
+            Some(s) => cloud.push(format!(
+                "an export (NFC) lease on snapshot {s:?} of {}: completed or aborted when done",
+                self.source
+            )),
+            None => {
+                cloud.push(format!(
+                    "if {} is powered on: a snapshot without memory{}, removed on every outcome",
+                    self.source,
+                    if self.opts.quiesce { ", quiesced" } else { "" }
+                ));
+                cloud.push(
+                    "an export (NFC) lease on the VM or that snapshot: completed or aborted when done"
+                        .into(),
+                );
+            }
+        }
+        let base = self.opts.name.clone().unwrap_or_else(|| "<VM name>".into());
+        let files = if self.opts.format == "ova" {
+            vec![format!("{base}.ova")]
+        } else {
+            let mut f = vec![
+                format!("{base}.ovf"),
+                format!("{base}-<disk>.vmdk (one per disk)"),
+            ];
+            if self.opts.manifest != "none" {
+                f.push(format!("{base}.mf"));
+            }
+            f
+        };
+        (cloud, files)
+    }
+
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             let vm = self.find_vm().await?;
