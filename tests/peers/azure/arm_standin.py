@@ -72,6 +72,57 @@ JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SUB = "00000000-0000-0000-0000-0000000000ab"
 PAGE = 512
 
+def _b64url(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def certificate_assertion_refused(assertion, audience):
+    """Entra ID's checks of a certificate credential's client assertion (Microsoft identity
+    platform, "certificate credentials", assertion format): a JWT signed RS256 (or PS256) by the
+    key of a certificate registered on the app, named by `x5t` (its SHA-1, base64url); `aud`
+    the token endpoint; `iss` and `sub` the client id; `jti`; `nbf` and `exp` around now. The
+    AADSTS codes are Entra's; their texts are shortened."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    try:
+        h64, c64, s64 = assertion.split(".")
+        header = json.loads(_b64url(h64))
+        claims = json.loads(_b64url(c64))
+        sig = _b64url(s64)
+    except Exception:
+        return "AADSTS50027: JWT token is invalid or malformed."
+    pem = state.get("certificate")
+    if not pem:
+        return "AADSTS700027: Client assertion contains an invalid signature. No certificate is registered on the application."
+    cert = x509.load_pem_x509_certificate(pem)
+    import base64
+    import hashlib
+    want = base64.urlsafe_b64encode(hashlib.sha1(cert.public_bytes(serialization_der())).digest()).rstrip(b"=").decode()
+    if header.get("x5t") != want:
+        return f"AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{header.get('x5t')}']"
+    if header.get("alg") != "RS256" or header.get("typ", "JWT") != "JWT":
+        return "AADSTS5002738: Invalid JWT token. 'alg' is not supported."
+    try:
+        cert.public_key().verify(sig, f"{h64}.{c64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except Exception:
+        return "AADSTS7000274: Client assertion failed signature validation."
+    now = time.time()
+    if claims.get("aud") != audience:
+        return f"AADSTS700212: Client assertion audience claim does not match Realm issuer. Expected {audience}."
+    if claims.get("iss") != CLIENT_ID or claims.get("sub") != CLIENT_ID or not claims.get("jti"):
+        return "AADSTS50027: JWT token is invalid or malformed. iss, sub and jti are required."
+    if not (claims.get("nbf", now) <= now + 300 and claims.get("exp", 0) > now - 300):
+        return "AADSTS700024: Client assertion is not within its valid time range."
+    return None
+
+
+def serialization_der():
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return Encoding.DER
+
+
 def _sdk_version(builder, **names):
     """The api-version an SDK request builder puts on its request."""
     req = builder(subscription_id=SUB, **names)
@@ -383,13 +434,24 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def token(self, tenant, body):
+        # (Entra ID's certificate credentials: see certificate_assertion_refused.)
         form = urllib.parse.parse_qs(body.decode())
         with lock:
-            if form.get("client_assertion_type") == [JWT_BEARER]:
+            assertion = form.get("client_assertion", [""])[0]
+            if form.get("client_assertion_type") == [JWT_BEARER] and assertion != FEDERATED_TOKEN \
+                    and not form.get("client_secret") and tenant == TENANT \
+                    and form.get("client_id") == [CLIENT_ID]:
+                # A certificate credential's signed assertion.
+                refused = certificate_assertion_refused(assertion, f"https://{self.headers.get('Host')}/{tenant}/oauth2/v2.0/token")
+                if refused:
+                    state["stats"]["bad_assertion"] = state["stats"].get("bad_assertion", 0) + 1
+                    return self.send_json(401, {"error": "invalid_client", "error_description": refused})
+                state["stats"]["certificate_tokens_issued"] = state["stats"].get("certificate_tokens_issued", 0) + 1
+            elif form.get("client_assertion_type") == [JWT_BEARER]:
                 # A client assertion: only the federated token the app trusts, and never
                 # together with a secret (Entra ID: AADSTS700025 / AADSTS70021).
                 if form.get("client_secret") or tenant != TENANT or form.get("client_id") != [CLIENT_ID] \
-                        or form.get("client_assertion") != [FEDERATED_TOKEN]:
+                        or assertion != FEDERATED_TOKEN:
                     state["stats"]["bad_assertion"] = state["stats"].get("bad_assertion", 0) + 1
                     return self.send_json(
                         401,
@@ -679,6 +741,11 @@ class Handler(BaseHTTPRequestHandler):
                 }
                 kind = req.get("kind", "disks")
                 state[kind][(req["rg"], req["name"])] = rec
+            elif parts == ["certificate"] and method == "POST":
+                # The certificate the test app trusts (its public part, PEM), as a service
+                # principal's uploaded certificate.
+                state["certificate"] = req["pem"].encode()
+                return self.send_json(200, {})
             elif parts == ["vms"] and method == "POST":
                 state["vms"][(req["rg"], req["name"])] = {
                     "os_disk": req["os_disk"],
