@@ -190,6 +190,11 @@ pub struct DryRun {
     pub files: Vec<String>,
 }
 
+/// A dry run's file name: the `file_name` option when given, else `stem.ext`.
+pub(crate) fn planned_name(file_name: Option<&str>, stem: &str, ext: &str) -> String {
+    file_name.map_or_else(|| format!("{stem}.{ext}"), str::to_string)
+}
+
 pub(crate) trait Flow: Send {
     /// What this export would create in the cloud and which files it would write, from its
     /// parsed options alone (no call to the cloud). Fills `cloud` and `files` of a [`DryRun`].

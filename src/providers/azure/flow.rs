@@ -285,12 +285,8 @@ impl Flow for AzureFlow {
             "a read SAS ({} s, renewed while the download runs), revoked on every outcome",
             self.opts.access_duration_secs
         );
-        let named = |stem: &str| {
-            self.opts
-                .file_name
-                .clone()
-                .unwrap_or_else(|| format!("{stem}.{ext}"))
-        };
+        let named =
+            |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
         match &self.source {
             Source::Disk { name, .. } => {
                 let mut cloud = Vec::new();

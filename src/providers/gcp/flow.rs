@@ -79,12 +79,8 @@ impl Flow for GcpFlow {
                 object.clone(),
             ]
         };
-        let named = |stem: &str| {
-            self.opts
-                .file_name
-                .clone()
-                .unwrap_or_else(|| format!("{stem}.{ext}"))
-        };
+        let named =
+            |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
         match &self.source {
             Source::Disk { name, .. } => (export(&format!("the disk {name}")), vec![named(name)]),
             Source::Instance { name, .. } => (
