@@ -30,6 +30,8 @@ pub(super) struct Device {
 pub(super) struct VsphereFlow {
     pub(super) vim: Arc<Vim>,
     pub(super) http: reqwest::Client,
+    /// The thumbprints the client trusts; the lease's device hosts are added (tls.rs).
+    pub(super) pins: Arc<super::tls::Pins>,
     pub(super) source: String,
     pub(super) opts: VsphereOptions,
     pub(super) vm: Option<Moref>,
@@ -231,6 +233,11 @@ impl Flow for VsphereFlow {
                 }
                 let raw = d.child_text("url").unwrap_or("").trim().to_string();
                 let url = device_url(&raw, &self.vim.url)?;
+                // The host's certificate is trusted by this thumbprint when no CA vouches for
+                // it (govmomi nfc/lease.go: SetThumbprint for each device URL's host).
+                if let Some(tp) = d.child_text("sslThumbprint") {
+                    self.pins.set_lease(&url, tp);
+                }
                 let target = d.child_text("targetId").unwrap_or("").trim();
                 let key = d.child_text("key").unwrap_or("").trim().to_string();
                 // Named after the VM, as govc's export.ovf does (`<VM>-<disk>`): the lease's
