@@ -222,8 +222,9 @@ impl Flow for VsphereFlow {
                 .map_err(|_| Error::Remote("bad session cookie".into()))?;
             cv.set_sensitive(true);
             headers.insert(COOKIE, cv);
-            // Best estimate while the lease gives no size: each disk's capacity, in device
-            // order. The total is corrected as real sizes arrive and never shows over 100 %.
+            // While the lease gives no size (and NFC no length), each disk's estimate is the
+            // largest streamOptimized file its capacity can make (ovf::stream_bound), so the
+            // total is corrected only downward, once per disk as it ends, to the real bytes.
             let capacities = self.disk_capacities(&vm).await.unwrap_or_default();
             let mut sources = Vec::new();
             let mut seen = std::collections::HashSet::new();
@@ -267,7 +268,7 @@ impl Flow for VsphereFlow {
                     .child_text("fileSize")
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .filter(|s| *s > 0)
-                    .or_else(|| capacities.get(sources.len()).copied());
+                    .or_else(|| capacities.get(sources.len()).map(|c| ovf::stream_bound(*c)));
                 self.devices.push(Device {
                     key,
                     name: file.clone(),

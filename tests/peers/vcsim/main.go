@@ -92,6 +92,8 @@ var (
 	failDesc     = flag.Bool("fail-descriptor", false, "answer CreateDescriptor with a fault (a vCenter that cannot describe the VM)")
 	apiVersion   = flag.String("api-version", "", "serve /sdk/vimServiceVersions.xml naming this version (priors 7.0, 6.7) and refuse other SOAPAction versions, as an older vCenter does")
 	noVersions   = flag.Bool("no-service-versions", false, "answer /sdk/vimServiceVersions.xml with 404 (a server without the file)")
+	capacityMiB  = flag.Int("capacity-mib", 0, "give every fixture disk this capacity (MiB) instead of its file's size: the exported disk is much smaller than capacity, as a streamOptimized one is")
+	capacityPct  = flag.Float64("capacity-percent", 0, "give every fixture disk this percent of its file's size as capacity (under 100: a streamOptimized disk of incompressible data is a little larger than its capacity)")
 	deviceTLS    = flag.Bool("device-tls", false, "serve device URLs from a second TLS listener (https://localhost:PORT) with its own self-signed certificate, its SHA-1 as the lease's sslThumbprint (an ESXi host's)")
 	deviceThumb  = flag.String("device-thumbprint", "", "with -device-tls, put this sslThumbprint in the lease instead of the listener's (a wrong one)")
 	// Set in main when -device-tls is given.
@@ -589,6 +591,14 @@ func main() {
 			}
 			disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName = fmt.Sprintf("[%s] %s", dp.Datastore, rel)
 			disk.CapacityInBytes = int64(len(data))
+			if *capacityMiB > 0 {
+				disk.CapacityInBytes = int64(*capacityMiB) << 20
+				disk.CapacityInKB = int64(*capacityMiB) << 10
+			}
+			if *capacityPct > 0 {
+				disk.CapacityInBytes = int64(float64(len(data))*(*capacityPct)/100) / 512 * 512
+				disk.CapacityInKB = disk.CapacityInBytes / 1024
+			}
 			local := path.Join(ds.Summary.Url, rel)
 			if err := os.MkdirAll(path.Dir(local), 0o755); err != nil {
 				log.Fatal(err)
