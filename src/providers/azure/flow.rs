@@ -225,7 +225,15 @@ impl AzureFlow {
             *lock(&g.sas) = url.query().unwrap_or("").to_string();
             g.granted = SystemTime::now();
             g.expires = sas_expiry(&url);
-            let auth = BlobAuth::Sas(g.sas.clone());
+            // A disk readable only with Entra ID: its SAS and a Storage token on every read.
+            let with_sas = |sas: Arc<Mutex<String>>| {
+                if t.entra_data_access {
+                    BlobAuth::SasAndToken(sas, self.cred.clone())
+                } else {
+                    BlobAuth::Sas(sas)
+                }
+            };
+            let auth = with_sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
             let (src, checks) =
@@ -246,8 +254,7 @@ impl AzureFlow {
             ] {
                 if let Some(u) = url {
                     let name = format!("{stem}.{ext}");
-                    let auth =
-                        BlobAuth::Sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
+                    let auth = with_sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
                     let mut bare = u.clone();
                     bare.set_query(None);
                     let (src, _) =
@@ -260,6 +267,9 @@ impl AzureFlow {
             sources.push(disk_src);
             if let Some(st) = &t.security_type {
                 f["security_type"] = json!(st);
+            }
+            if t.entra_data_access {
+                f["data_access_auth_mode"] = json!("AzureActiveDirectory");
             }
             if t.kind == "snapshots" {
                 f["exported_from"] = json!(format!(
