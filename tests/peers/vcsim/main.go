@@ -2,7 +2,10 @@
 //
 // It serves HTTPS with a CA it makes, writes disk fixtures into the VM's datastore files,
 // paces NFC downloads on demand, names device URLs with another host on demand (as an ESXi
-// host's would be), and reports what clients did on GET /hs-stats.
+// host's would be) or serves them from a second TLS listener with its own self-signed
+// certificate and the lease's sslThumbprint (-device-tls), sets disk capacities apart from
+// the files NFC sends (-capacity-mib, -capacity-percent), and reports what clients did on
+// GET /hs-stats.
 // It prints one JSON line on stdout when ready, then serves until killed.
 package main
 
