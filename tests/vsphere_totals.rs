@@ -23,7 +23,15 @@ fn bound(capacity: u64) -> u64 {
 fn totals_start_from_capacity_and_come_down_once_per_disk_to_the_real_bytes() {
     const CAPACITY: u64 = 256 << 20;
     // Paced so the download is seen in several events.
-    let peer = Peer::start(&["-capacity-mib", "256", "-nfc-rate", "1500000"]);
+    // A short lease: keep-alives (HttpNfcLeaseProgress) during the download.
+    let peer = Peer::start(&[
+        "-capacity-mib",
+        "256",
+        "-nfc-rate",
+        "1500000",
+        "-lease-timeout",
+        "4",
+    ]);
     let real = check_totals(&peer, Some(2 * bound(CAPACITY)));
     assert!(
         real < CAPACITY / 10,
@@ -36,7 +44,14 @@ fn totals_start_from_capacity_and_come_down_once_per_disk_to_the_real_bytes() {
 /// comes down, and the percent never goes back.
 #[test]
 fn a_disk_a_little_larger_than_its_capacity_never_makes_the_total_go_up() {
-    let peer = Peer::start(&["-capacity-percent", "99.3", "-nfc-rate", "1500000"]);
+    let peer = Peer::start(&[
+        "-capacity-percent",
+        "99.3",
+        "-nfc-rate",
+        "1500000",
+        "-lease-timeout",
+        "4",
+    ]);
     check_totals(&peer, None);
 }
 
@@ -110,6 +125,7 @@ fn check_totals(peer: &Peer, first_total: Option<u64>) -> u64 {
     assert_eq!((last.bytes_done, last.bytes_total), (real, real));
     // The lease heard percents that never went back and never passed 100.
     let pct: Vec<i64> = serde_json::from_value(peer.stats()["progress_percent"].clone()).unwrap();
+    assert!(pct.len() >= 2, "keep-alives during the download: {pct:?}");
     assert!(pct.windows(2).all(|w| w[0] <= w[1]), "{pct:?}");
     assert!(pct.iter().all(|p| *p <= 100), "{pct:?}");
     real
