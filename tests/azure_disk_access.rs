@@ -185,3 +185,25 @@ fn page_ranges_are_listed_in_segments_the_service_can_answer() {
     assert!(stat("pagelist-1", "pagelist_timeouts") >= 1);
     assert_eq!(stat("pagelist-1", "active_policies"), 0, "revoked");
 }
+
+/// A disk's SAS given as a blob URL cannot say the disk is readable only with Entra ID: the
+/// service's 401 NoAuthenticationInformation does, and the reads then carry a Storage token.
+#[test]
+fn a_sas_url_the_service_wants_a_token_with_is_read_with_one() {
+    let az = azure();
+    let (path, bytes) = fixture();
+    az.add("disks", "entra-url", path, "Unattached", None);
+    az.faults("entra-url", json!({"data_access_auth_mode": "AzureActiveDirectory"}));
+    let sas = az.sas("entra-url");
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client()
+            .start_export(&sas, &opts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert_eq!(&std::fs::read(&r.files[0].path).unwrap(), bytes);
+    let d = az.disk("entra-url");
+    assert_eq!(stat("entra-url", "entra_refused"), 1, "only the first look: {d}");
+    assert!(stat("entra-url", "entra_reads") >= 2, "{d}");
+}

@@ -174,7 +174,22 @@ impl AzureFlow {
             let mut bare = url.clone();
             bare.set_query(None);
             let (src, checks) =
-                blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment()).await?;
+                match blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment())
+                    .await
+                {
+                    // A disk's SAS given as a URL, the disk readable only with Entra ID
+                    // (dataAccessAuthMode AzureActiveDirectory): the service asks for a bearer
+                    // token beside the SAS, which the URL cannot say beforehand.
+                    Err(Error::Auth(m)) if has_sas && m.contains("NoAuthenticationInformation") => {
+                        let auth = match auth {
+                            BlobAuth::Sas(q) => BlobAuth::SasAndToken(q, self.cred.clone()),
+                            other => other,
+                        };
+                        blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment())
+                            .await?
+                    }
+                    other => other?,
+                };
             self.files.push(json!({
                 "file": file,
                 "blob": crate::transfer::redact_url(&url),

@@ -740,7 +740,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {})
             elif parts == ["sas"] and method == "POST":
                 res = state["disks"][(req["rg"], req["name"])]
-                url = PEER.grant(res, "blob", req["rg"], req["name"], 3600)
+                url = via_proxy(req["name"], PEER.grant(res, "blob", req["rg"], req["name"], 3600))
                 return self.send_json(200, {"sas": url})
             elif parts == ["stats"] and len(parts) == 1 and "disk=" in (urllib.parse.urlparse(self.path).query or ""):
                 name = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["disk"][0]
