@@ -193,7 +193,10 @@ fn a_sas_url_the_service_wants_a_token_with_is_read_with_one() {
     let az = azure();
     let (path, bytes) = fixture();
     az.add("disks", "entra-url", path, "Unattached", None);
-    az.faults("entra-url", json!({"data_access_auth_mode": "AzureActiveDirectory"}));
+    az.faults(
+        "entra-url",
+        json!({"data_access_auth_mode": "AzureActiveDirectory"}),
+    );
     let sas = az.sas("entra-url");
     let out = tempfile::tempdir().unwrap();
     let r = wait(
@@ -204,6 +207,10 @@ fn a_sas_url_the_service_wants_a_token_with_is_read_with_one() {
     assert_eq!(r.status, "done", "{}", r.to_json());
     assert_eq!(&std::fs::read(&r.files[0].path).unwrap(), bytes);
     let d = az.disk("entra-url");
-    assert_eq!(stat("entra-url", "entra_refused"), 1, "only the first look: {d}");
+    assert_eq!(
+        stat("entra-url", "entra_refused"),
+        1,
+        "only the first look: {d}"
+    );
     assert!(stat("entra-url", "entra_reads") >= 2, "{d}");
 }
