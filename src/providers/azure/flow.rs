@@ -174,7 +174,22 @@ impl AzureFlow {
             let mut bare = url.clone();
             bare.set_query(None);
             let (src, checks) =
-                blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment()).await?;
+                match blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment())
+                    .await
+                {
+                    // A disk's SAS given as a URL, the disk readable only with Entra ID
+                    // (dataAccessAuthMode AzureActiveDirectory): the service asks for a bearer
+                    // token beside the SAS, which the URL cannot say beforehand.
+                    Err(Error::Auth(m)) if has_sas && m.contains("NoAuthenticationInformation") => {
+                        let auth = match auth {
+                            BlobAuth::Sas(q) => BlobAuth::SasAndToken(q, self.cred.clone()),
+                            other => other,
+                        };
+                        blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment())
+                            .await?
+                    }
+                    other => other?,
+                };
             self.files.push(json!({
                 "file": file,
                 "blob": crate::transfer::redact_url(&url),
@@ -225,7 +240,15 @@ impl AzureFlow {
             *lock(&g.sas) = url.query().unwrap_or("").to_string();
             g.granted = SystemTime::now();
             g.expires = sas_expiry(&url);
-            let auth = BlobAuth::Sas(g.sas.clone());
+            // A disk readable only with Entra ID: its SAS and a Storage token on every read.
+            let with_sas = |sas: Arc<Mutex<String>>| {
+                if t.entra_data_access {
+                    BlobAuth::SasAndToken(sas, self.cred.clone())
+                } else {
+                    BlobAuth::Sas(sas)
+                }
+            };
+            let auth = with_sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
             let (src, checks) =
@@ -246,8 +269,7 @@ impl AzureFlow {
             ] {
                 if let Some(u) = url {
                     let name = format!("{stem}.{ext}");
-                    let auth =
-                        BlobAuth::Sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
+                    let auth = with_sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
                     let mut bare = u.clone();
                     bare.set_query(None);
                     let (src, _) =
@@ -260,6 +282,9 @@ impl AzureFlow {
             sources.push(disk_src);
             if let Some(st) = &t.security_type {
                 f["security_type"] = json!(st);
+            }
+            if t.entra_data_access {
+                f["data_access_auth_mode"] = json!("AzureActiveDirectory");
             }
             if t.kind == "snapshots" {
                 f["exported_from"] = json!(format!(

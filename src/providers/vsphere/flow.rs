@@ -30,6 +30,8 @@ pub(super) struct Device {
 pub(super) struct VsphereFlow {
     pub(super) vim: Arc<Vim>,
     pub(super) http: reqwest::Client,
+    /// The thumbprints the client trusts; the lease's device hosts are added (tls.rs).
+    pub(super) pins: Arc<super::tls::Pins>,
     pub(super) source: String,
     pub(super) opts: VsphereOptions,
     pub(super) vm: Option<Moref>,
@@ -255,8 +257,9 @@ impl Flow for VsphereFlow {
                 .map_err(|_| Error::Remote("bad session cookie".into()))?;
             cv.set_sensitive(true);
             headers.insert(COOKIE, cv);
-            // Best estimate while the lease gives no size: each disk's capacity, in device
-            // order. The total is corrected as real sizes arrive and never shows over 100 %.
+            // While the lease gives no size (and NFC no length), each disk's estimate is the
+            // largest streamOptimized file its capacity can make (ovf::stream_bound), so the
+            // total is corrected only downward, once per disk as it ends, to the real bytes.
             let capacities = self.disk_capacities(&vm).await.unwrap_or_default();
             let mut sources = Vec::new();
             let mut seen = std::collections::HashSet::new();
@@ -266,6 +269,11 @@ impl Flow for VsphereFlow {
                 }
                 let raw = d.child_text("url").unwrap_or("").trim().to_string();
                 let url = device_url(&raw, &self.vim.url)?;
+                // The host's certificate is trusted by this thumbprint when no CA vouches for
+                // it (govmomi nfc/lease.go: SetThumbprint for each device URL's host).
+                if let Some(tp) = d.child_text("sslThumbprint") {
+                    self.pins.set_lease(&url, tp);
+                }
                 let target = d.child_text("targetId").unwrap_or("").trim();
                 let key = d.child_text("key").unwrap_or("").trim().to_string();
                 // Named after the VM, as govc's export.ovf does (`<VM>-<disk>`): the lease's
@@ -295,7 +303,7 @@ impl Flow for VsphereFlow {
                     .child_text("fileSize")
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .filter(|s| *s > 0)
-                    .or_else(|| capacities.get(sources.len()).copied());
+                    .or_else(|| capacities.get(sources.len()).map(|c| ovf::stream_bound(*c)));
                 self.devices.push(Device {
                     key,
                     name: file.clone(),

@@ -1,4 +1,4 @@
-# Stand-in for Azure Resource Manager (disks, snapshots, VMs, beginGetAccess/endGetAccess) and the Entra ID token endpoint ONLY; blob storage is the real Azurite, which this script starts.
+# Stand-in for Azure Resource Manager (disks, snapshots, VMs, beginGetAccess/endGetAccess) and the Entra ID token endpoint ONLY (plus blob_proxy.py, the disk blob front end's own checks); blob storage is the real Azurite, which this script starts.
 """
 The Azure peer of the tests. It starts Azurite (HTTPS, the tests' certificate) and serves, over
 HTTPS on another port:
@@ -20,7 +20,10 @@ HTTPS on another port:
   DiskSecurityTypes value: a grant with getSecureVMGuestStateSAS also gives the guest state's
   SAS, and for ConfidentialVM_* the security metadata's), grant_fails, hold:
   ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
-  hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
+  hang_get_secs (a GET that answers that late), op_polls, retry_after, data_access_auth_mode
+  ("AzureActiveDirectory": the disk says so, and its SAS points at blob_proxy.py, which refuses
+  a read without a Storage token this script issued), pagelist_max_span (bytes: blob_proxy.py
+  answers 500 OperationTimedOut to a Get Page Ranges over more)} (per disk: a snapshot's faults are
   its source disk's; `{disk: "list:RG", next_link_loop: true}` makes listings of resource group RG
   answer a nextLink to the same page, a hostile switch), `POST sas` {rg, name}, `GET stats`.
 
@@ -49,8 +52,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import blob_proxy
+
 # The official contract: Microsoft's SDK for the Compute resource providers. Its request
 # builders carry the api-version of each operation; its models name the request bodies' fields.
+from azure.mgmt.compute.models import DataAccessAuthMode
 from azure.mgmt.compute.operations import _operations as compute_ops
 from azure.storage.blob import (
     AccessPolicy,
@@ -192,6 +198,9 @@ def snapshot_error(req):
         return "Required property 'properties.creationData.createOption' is missing."
     if "incremental" in req["properties"] and not isinstance(req["properties"]["incremental"], bool):
         return "Property 'properties.incremental' must be a boolean."
+    mode = req["properties"].get("dataAccessAuthMode")
+    if mode is not None and mode not in [m.value for m in DataAccessAuthMode]:
+        return f"Property 'properties.dataAccessAuthMode' must be one of {[m.value for m in DataAccessAuthMode]}."
     return None
 
 
@@ -201,6 +210,7 @@ state = {
     "snapshots": {},  # (rg, name) -> same shape, plus source
     "vms": {},  # (rg, name) -> {os_disk, data_disks}
     "tokens": set(),
+    "storage_tokens": set(),  # Azure Storage tokens issued (the blob proxy checks them)
     "ops": {},  # op id -> {polls_left, result, error}
     "policies": {},  # (kind, rg, name) -> [policy ids]
     "stats": {
@@ -326,6 +336,40 @@ class Peer:
 
 PEER = None
 ARM_URL = None
+# The blob proxy (blob_proxy.py): a disk's SAS points at it when its faults need its checks.
+PROXY_URL = None
+PROXIED = ("data_access_auth_mode", "pagelist_max_span")
+
+
+def proxied(owner):
+    f = state["faults"].get(owner, {})
+    return any(f.get(k) for k in PROXIED)
+
+
+def via_proxy(owner, url):
+    """A grant's SAS URL, on the proxy when the disk's faults need it."""
+    return url.replace(PEER.blob_url, PROXY_URL, 1) if proxied(owner) else url
+
+
+def proxy_settings(container):
+    """(owner, faults, blob size) of the disk or snapshot whose blobs live in `container`."""
+    with lock:
+        for table in ("disks", "snapshots"):
+            for (_, name), r in state[table].items():
+                if r.get("container") == container:
+                    owner = r.get("owner", name)
+                    return owner, dict(state["faults"].get(owner, {})), r["size"]
+    return None
+
+
+def valid_storage_token(tok):
+    with lock:
+        return tok in state["storage_tokens"]
+
+
+def count_locked(owner, key, value=None):
+    with lock:
+        bump(owner, key, value)
 
 
 def jwt_for_storage(tenant):
@@ -479,6 +523,7 @@ class Handler(BaseHTTPRequestHandler):
                 # For Azure Storage, a JWT Azurite accepts in `--oauth basic` mode (it checks the
                 # claims, not the signature).
                 tok = jwt_for_storage(tenant)
+                state["storage_tokens"].add(tok)
                 state["stats"]["storage_tokens_issued"] = state["stats"].get("storage_tokens_issued", 0) + 1
             else:
                 tok = "tok-" + secrets.token_hex(16)
@@ -627,6 +672,8 @@ class Handler(BaseHTTPRequestHandler):
                 state["snapshots"][(rg, name)] = snap
                 state["stats"]["snapshots_made"] += 1
                 bump(sp[8], "snapshots_made")
+                # What the export asked its snapshot to keep of the disk's protection.
+                bump(sp[8], "snapshot_data_access_auth_mode", req["properties"].get("dataAccessAuthMode", "None"))
                 path, md5 = disk["path"], disk.get("md5")
 
                 def done(snap=snap, path=path, md5=md5):
@@ -649,6 +696,8 @@ class Handler(BaseHTTPRequestHandler):
                 props["creationData"] = {"createOption": "Empty", "logicalSectorSize": settings.get("logical_sector_size", 512)}
                 if settings.get("security_type"):
                     props["securityProfile"] = {"securityType": settings["security_type"]}
+                if settings.get("data_access_auth_mode"):
+                    props["dataAccessAuthMode"] = settings["data_access_auth_mode"]
                 if kind == "disks":
                     out["sku"] = {"name": settings.get("sku", "Premium_LRS")}
                 else:
@@ -700,7 +749,7 @@ class Handler(BaseHTTPRequestHandler):
                     bump(owner, "guest_state_grants")
 
                 def sas(res=res, kind=kind, rg=rg, name=name, ttl=ttl, owner=owner, security=security, want_guest=want_guest):
-                    url = PEER.grant(res, kind, rg, name, ttl)
+                    url = via_proxy(owner, PEER.grant(res, kind, rg, name, ttl))
                     bump(owner, "last_sas", url)
                     out = {"accessSAS": url}
                     # A Trusted Launch or confidential VM's disk: its VM guest state (and a
@@ -711,7 +760,7 @@ class Handler(BaseHTTPRequestHandler):
                             if key == "securityMetadataAccessSAS" and not security.startswith("ConfidentialVM"):
                                 continue
                             PEER.upload_bytes(data, res["container"], blob)
-                            out[key] = PEER.grant(dict(res, blob=blob), kind, rg, name, ttl)
+                            out[key] = via_proxy(owner, PEER.grant(dict(res, blob=blob), kind, rg, name, ttl))
                     return out
 
                 return self.send_json(202, None, self.new_op(result=sas, kind="grant", name=owner))
@@ -758,7 +807,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {})
             elif parts == ["sas"] and method == "POST":
                 res = state["disks"][(req["rg"], req["name"])]
-                url = PEER.grant(res, "blob", req["rg"], req["name"], 3600)
+                url = via_proxy(req["name"], PEER.grant(res, "blob", req["rg"], req["name"], 3600))
                 return self.send_json(200, {"sas": url})
             elif parts == ["stats"] and len(parts) == 1 and "disk=" in (urllib.parse.urlparse(self.path).query or ""):
                 name = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["disk"][0]
@@ -787,7 +836,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global PEER, ARM_URL
+    global PEER, ARM_URL, PROXY_URL
     ap = argparse.ArgumentParser()
     ap.add_argument("--azurite", required=True)
     ap.add_argument("--cert", required=True)
@@ -827,6 +876,7 @@ def main():
                 sys.exit(1)
             time.sleep(0.2)
     PEER = Peer(blob_url, a.cert)
+    PROXY_URL = blob_proxy.start(blob_url, a.cert, a.cert, a.key, proxy_settings, valid_storage_token, count_locked, TENANT)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
