@@ -57,7 +57,7 @@ fn stat(disk: &str, k: &str) -> u64 {
 /// token for Azure Storage on every request; the disk service refuses its SAS alone (401
 /// NoAuthenticationInformation). The export's snapshot of such a disk keeps the mode.
 #[test]
-fn a_disk_readable_only_with_entra_id_gets_a_storage_token_beside_its_sas() {
+fn a_disk_readable_only_with_entra_id_gets_a_disk_token_beside_its_sas() {
     let az = azure();
     let (path, bytes) = fixture();
     az.add("disks", "entra-1", path, "Unattached", None);
@@ -187,7 +187,7 @@ fn page_ranges_are_listed_in_segments_the_service_can_answer() {
 }
 
 /// A disk's SAS given as a blob URL cannot say the disk is readable only with Entra ID: the
-/// service's 401 NoAuthenticationInformation does, and the reads then carry a Storage token.
+/// service's 401 NoAuthenticationInformation does, and the reads then carry a token for the disk audience.
 #[test]
 fn a_sas_url_the_service_wants_a_token_with_is_read_with_one() {
     let az = azure();

@@ -232,6 +232,21 @@ fn blob_url_without_sas_is_read_with_an_entra_token() {
         "no storage token was asked for"
     );
     assert_eq!(stat("token-blob", "grants"), 0);
+
+    // The same blob by a host name the config does not trust with a token (the server of a URL
+    // is the user's input): refused before any request, naming the key that would allow it.
+    let issued = az.stats()["storage_tokens_issued"].as_u64().unwrap_or(0);
+    let elsewhere = blob.replace("127.0.0.1", "localhost");
+    let e = client()
+        .start_export(&elsewhere, &opts(out.path(), json!({})), None)
+        .err()
+        .expect("a token for an unknown host");
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("token_hosts"), "{e}");
+    assert_eq!(
+        az.stats()["storage_tokens_issued"].as_u64().unwrap_or(0),
+        issued
+    );
 }
 
 #[test]

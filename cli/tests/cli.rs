@@ -694,6 +694,22 @@ fn dry_run_starts_nothing_and_transfers_reach_the_options() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let h = json_lines(&e.run(&["history", "--json"]));
     assert_eq!(h[0]["options"]["parallel_files"], 3, "{h:?}");
+    // With --skip-done, a dry run says what a run would skip.
+    let o = e.run(&[
+        "export",
+        "http",
+        &format!("{}/file0.bin", peer.url),
+        "--output",
+        &out_s,
+        "--skip-done",
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("skipped: done as history #"),
+        "{}",
+        text(&o)
+    );
 
     std::fs::write(e.out().join("a-file"), b"x").unwrap();
     let profile = e.out().join("p.toml");

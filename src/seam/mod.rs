@@ -170,7 +170,6 @@ pub(crate) trait Provider: Send + Sync + 'static {
     ) -> Result<Box<dyn Flow>>;
 }
 
-/// One export's run through a provider.
 /// What an export would do, said before anything is done (`Client::dry_run`, the command's
 /// `--dry-run`): nothing is asked of the cloud to make it, so names the cloud decides later
 /// are patterns.
@@ -195,6 +194,7 @@ pub(crate) fn planned_name(file_name: Option<&str>, stem: &str, ext: &str) -> St
     file_name.map_or_else(|| format!("{stem}.{ext}"), str::to_string)
 }
 
+/// One export's run through a provider.
 pub(crate) trait Flow: Send {
     /// What this export would create in the cloud and which files it would write, from its
     /// parsed options alone (no call to the cloud). Fills `cloud` and `files` of a [`DryRun`].

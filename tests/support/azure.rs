@@ -89,6 +89,8 @@ impl Azure {
             "authority_host": self.s("arm"),
             "ca_bundle_pem": self.ca_pem,
             "api_timeout_ms": 20000,
+            // Azurite and the blob proxy: the hosts a token may go to besides Azure Storage's.
+            "token_hosts": ["127.0.0.1"],
         })
         .to_string()
     }

@@ -10,7 +10,19 @@ use crate::shown;
 
 /// Prints every item's plan (or why it would be refused); the exit code is what a real run's
 /// refusals would give: 0 when every export would start.
-pub(super) fn show(items: &[Item], json: bool) -> u8 {
+pub(super) fn show(items: &[Item], skipped: &[(Item, u64)], json: bool) -> u8 {
+    for (item, id) in skipped {
+        if json {
+            let event =
+                json!({"event": "dry_run", "label": item.label, "skipped": {"done_as": id}});
+            println!("{}", shown::json_line(&event));
+        } else {
+            println!(
+                "{}\n  skipped: done as history #{id} (--skip-done)",
+                item.label
+            );
+        }
+    }
     let mut code = 0;
     for item in items {
         let opts = Value::Object(item.options.clone()).to_string();

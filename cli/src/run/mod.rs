@@ -103,13 +103,6 @@ pub(crate) fn run_all(items: Vec<Item>, out: &Output) -> u8 {
             i.options.insert("parallel_files".into(), n.into());
         }
     }
-    if out.dry_run {
-        return dry::show(&items, out.json);
-    }
-    if let Err(e) = hypersdk::configure(&settings.to_string()) {
-        eprintln!("hypersdk: {e}");
-        return 2;
-    }
     let (items, skipped) = if out.skip_done {
         let records = crate::history::load().unwrap_or_default();
         let (mut run, mut skip) = (Vec::new(), Vec::new());
@@ -123,6 +116,13 @@ pub(crate) fn run_all(items: Vec<Item>, out: &Output) -> u8 {
     } else {
         (items, Vec::new())
     };
+    if out.dry_run {
+        return dry::show(&items, &skipped, out.json);
+    }
+    if let Err(e) = hypersdk::configure(&settings.to_string()) {
+        eprintln!("hypersdk: {e}");
+        return 2;
+    }
     on_ctrl_c();
     let screen = Screen::new(mode);
     let started = Instant::now();

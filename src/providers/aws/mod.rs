@@ -395,9 +395,9 @@ impl Flow for AwsFlow {
     fn dry_run(&self) -> (Vec<String>, Vec<String>) {
         let bucket = self.opts.s3_bucket.as_deref().unwrap_or("?");
         let object = if self.opts.delete_s3_object_after_download {
-            "deleted once the file is verified, and after a failure or cancel"
+            "deleted once the file is verified; kept after a failure or cancel"
         } else {
-            "kept after a finished export, deleted after a failure or cancel"
+            "kept (delete_s3_object_after_download deletes it once the file is verified)"
         };
         let ext = match self.opts.container_format.as_deref() {
             Some(c) => c.to_string(),

@@ -59,33 +59,49 @@ impl RequestSigner for BlobAuth {
                 req.url_mut().set_query(Some(&q));
             }
             if let Some(cred) = cred {
-                req.headers_mut()
-                    .insert(reqwest::header::AUTHORIZATION, storage_token(cred).await?);
+                // A SAS with a token is a managed disk's export URL: its audience is the disk
+                // service's, not Storage's.
+                let scope = if sas.is_some() {
+                    DISK_SCOPE
+                } else {
+                    STORAGE_SCOPE
+                };
+                req.headers_mut().insert(
+                    reqwest::header::AUTHORIZATION,
+                    storage_token(cred, scope).await?,
+                );
             }
             Ok(())
         })
     }
 }
 
-/// `Bearer <token>` for Azure Storage (scope `https://storage.azure.com/.default`; Storage
-/// takes a bearer token from x-ms-version 2017-11-09 on, BLOB_VERSION is newer).
-async fn storage_token(cred: &Arc<dyn TokenCredential>) -> Result<reqwest::header::HeaderValue> {
-    let t = tokio::time::timeout(
-        CALL_DEADLINE,
-        cred.get_token(&["https://storage.azure.com/.default"], None),
-    )
-    .await
-    .map_err(|_| {
-        Error::Timeout(format!(
-            "no token for Azure Storage within {CALL_DEADLINE:?}"
-        ))
-    })?
-    .map_err(|e| {
-        Error::Auth(format!(
-            "getting a token for Azure Storage: {}",
-            one_line(&e.to_string())
-        ))
-    })?;
+/// A storage account's blobs.
+const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
+/// A managed disk's or snapshot's export URL (`dataAccessAuthMode: AzureActiveDirectory`): the
+/// service checks the audience `https://disk.azure.com/` with its slash, so the scope has two
+/// (AzCopy's `ManagedDiskScope`; the storage SDKs turn that challenge's resource into it).
+const DISK_SCOPE: &str = "https://disk.azure.com//.default";
+
+/// `Bearer <token>` for Azure Storage or the managed-disk endpoint (`scope`; a bearer token is
+/// taken from x-ms-version 2017-11-09 on, BLOB_VERSION is newer).
+async fn storage_token(
+    cred: &Arc<dyn TokenCredential>,
+    scope: &str,
+) -> Result<reqwest::header::HeaderValue> {
+    let t = tokio::time::timeout(CALL_DEADLINE, cred.get_token(&[scope], None))
+        .await
+        .map_err(|_| {
+            Error::Timeout(format!(
+                "no token for Azure Storage within {CALL_DEADLINE:?}"
+            ))
+        })?
+        .map_err(|e| {
+            Error::Auth(format!(
+                "getting a token for Azure Storage: {}",
+                one_line(&e.to_string())
+            ))
+        })?;
     let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.token.secret()))
         .map_err(|_| Error::Auth("Entra ID gave an unusable token".into()))?;
     v.set_sensitive(true);

@@ -46,6 +46,12 @@ pub(crate) struct AzureConfig {
     /// Entra ID, for sovereign clouds and tests. Default `https://login.microsoftonline.com`.
     #[serde(default)]
     pub authority_host: Option<String>,
+    /// Hosts besides Azure Storage's own (`*.blob.core.windows.net`, `*.blob.storage.azure.net`
+    /// and the sovereign clouds') that a blob URL given as a source may name and that may then
+    /// get an Entra ID token (an Azure Stack Hub or emulator endpoint). A token never goes
+    /// anywhere else: a URL is the user's input, and its server could keep the token.
+    #[serde(default)]
+    pub token_hosts: Vec<String>,
     // The network keys (CA bundle, insecure flag, connect timeout, the deadline of one ARM or
     // token call) are the kit's NetConfig, split off before this struct is parsed.
 }
@@ -468,4 +474,24 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("client_secert"), "{e}");
     }
+}
+
+/// The blob endpoints of Azure Storage and of managed disks in the public and sovereign clouds
+/// (Azure's "Azure Storage endpoints" per cloud): a blob URL given as a source gets an Entra ID
+/// token only on these, or on a host the config's `token_hosts` names.
+const STORAGE_SUFFIXES: &[&str] = &[
+    ".blob.core.windows.net",
+    ".blob.storage.azure.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+];
+
+/// Whether `url`'s server may be given an Entra ID token.
+pub(crate) fn token_host(url: &url::Url, extra: &[String]) -> bool {
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    url.scheme() == "https"
+        && (STORAGE_SUFFIXES.iter().any(|s| host.ends_with(s))
+            || extra.iter().any(|h| h.eq_ignore_ascii_case(&host)))
 }

@@ -35,6 +35,8 @@ pub(super) struct AzureFlow {
     pub(super) files: Vec<Value>,
     /// Grants the cleanup ledger revoked (for the result's `revoked`).
     pub(super) revokes_ok: Arc<std::sync::atomic::AtomicUsize>,
+    /// A blob URL source's server may get an Entra ID token (`config::token_host`).
+    pub(super) blob_token: bool,
 }
 
 impl AzureFlow {
@@ -56,6 +58,7 @@ impl AzureFlow {
             snapshots: Vec::new(),
             files: Vec::new(),
             revokes_ok: Arc::default(),
+            blob_token: false,
         }
     }
 
@@ -180,7 +183,11 @@ impl AzureFlow {
                     // A disk's SAS given as a URL, the disk readable only with Entra ID
                     // (dataAccessAuthMode AzureActiveDirectory): the service asks for a bearer
                     // token beside the SAS, which the URL cannot say beforehand.
-                    Err(Error::Auth(m)) if has_sas && m.contains("NoAuthenticationInformation") => {
+                    Err(Error::Auth(m))
+                        if has_sas
+                            && self.blob_token
+                            && m.contains("NoAuthenticationInformation") =>
+                    {
                         let auth = match auth {
                             BlobAuth::Sas(q) => BlobAuth::SasAndToken(q, self.cred.clone()),
                             other => other,
@@ -329,7 +336,13 @@ impl Flow for AzureFlow {
             ),
             Source::Vm { name, .. } => (
                 vec![
-                    format!("for the VM {name}: {snap}"),
+                    if self.opts.snapshot_attached {
+                        format!("for the VM {name}: {snap}")
+                    } else {
+                        format!(
+                            "none for the VM {name}: snapshot_attached is false, so its attached disks are refused"
+                        )
+                    },
                     format!("on each disk or snapshot: {grant}"),
                     "for Trusted Launch and confidential VMs: a guest state SAS, revoked with \
                      the disk's"

@@ -49,6 +49,7 @@ pub(crate) struct AzureProvider {
     arm: Arc<Arm>,
     cred: Arc<dyn TokenCredential>,
     resource_group: Option<String>,
+    token_hosts: Vec<String>,
 }
 
 impl AzureProvider {
@@ -71,6 +72,7 @@ impl AzureProvider {
             )),
             cred,
             resource_group: cfg.resource_group,
+            token_hosts: cfg.token_hosts,
         })
     }
 }
@@ -124,9 +126,16 @@ fn credential(
             path,
             send_chain,
         } => {
+            // The host azure_identity sends the token request to (its get_authority_host:
+            // the config's cloud, else AZURE_AUTHORITY_HOST, else the public cloud's), so the
+            // assertion's audience is that endpoint.
+            let env = std::env::var("AZURE_AUTHORITY_HOST")
+                .ok()
+                .filter(|v| !v.is_empty());
             let authority = url::Url::parse(
                 cfg.authority_host
                     .as_deref()
+                    .or(env.as_deref())
                     .unwrap_or("https://login.microsoftonline.com"),
             )
             .map_err(|e| Error::InvalidArgument(format!("azure authority_host: {e}")))?;
@@ -215,13 +224,25 @@ impl Provider for AzureProvider {
                 "file_name names one file; a VM exports one file per disk".into(),
             ));
         }
-        Ok(Box::new(AzureFlow::new(
+        let mut flow = AzureFlow::new(
             self.arm.clone(),
             self.blob_http.clone(),
             self.cred.clone(),
             source,
             opts,
-        )))
+        );
+        if let Source::Blob(url) = &flow.source {
+            flow.blob_token = config::token_host(url, &self.token_hosts);
+            if !flow.blob_token && !url.query_pairs().any(|(k, _)| k == "sig") {
+                return Err(Error::InvalidArgument(format!(
+                    "blob URL on {}: without a SAS it is read with an Entra ID token, which goes \
+                     only to Azure Storage (*.blob.core.windows.net, *.blob.storage.azure.net, \
+                     the sovereign clouds') or a host the config's token_hosts names",
+                    url.host_str().unwrap_or("?")
+                )));
+            }
+        }
+        Ok(Box::new(flow))
     }
 }
 

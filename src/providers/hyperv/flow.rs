@@ -55,12 +55,15 @@ impl Flow for HyperVFlow {
             VmRef::Name(n) => format!("{n:?}"),
         };
         let mut cloud = Vec::new();
+        if self.uses_checkpoint() {
+            cloud.push(format!(
+                "a checkpoint {:?} of the VM {vm} (the VM's checkpoint type), exported: removed \
+                 on every outcome",
+                self.checkpoint_name
+            ));
+        }
         let files = match self.opts.export_type {
             ExportType::VhdOnly => {
-                cloud.push(format!(
-                    "a checkpoint {:?} of the VM {vm}: removed on every outcome",
-                    self.checkpoint_name
-                ));
                 vec!["<disk>.vhdx or .vhd (one per disk, its current state)".to_string()]
             }
             ExportType::Full => vec![format!(

@@ -171,7 +171,8 @@ impl Flow for VsphereFlow {
             )),
             None => {
                 cloud.push(format!(
-                    "if {} is powered on: a snapshot without memory{}, removed on every outcome",
+                    "if {} is powered on or suspended: a snapshot without memory{}, removed on \
+                     every outcome",
                     self.source,
                     if self.opts.quiesce { ", quiesced" } else { "" }
                 ));

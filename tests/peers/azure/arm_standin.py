@@ -210,7 +210,8 @@ state = {
     "snapshots": {},  # (rg, name) -> same shape, plus source
     "vms": {},  # (rg, name) -> {os_disk, data_disks}
     "tokens": set(),
-    "storage_tokens": set(),  # Azure Storage tokens issued (the blob proxy checks them)
+    "storage_tokens": set(),  # Azure Storage tokens issued
+    "disk_tokens": set(),  # tokens for the managed-disk data plane (the blob proxy checks them)
     "ops": {},  # op id -> {polls_left, result, error}
     "policies": {},  # (kind, rg, name) -> [policy ids]
     "stats": {
@@ -364,7 +365,7 @@ def proxy_settings(container):
 
 def valid_storage_token(tok):
     with lock:
-        return tok in state["storage_tokens"]
+        return tok in state["disk_tokens"]
 
 
 def count_locked(owner, key, value=None):
@@ -519,7 +520,15 @@ class Handler(BaseHTTPRequestHandler):
                     },
                 )
             scope = form.get("scope", [""])[0]
-            if "storage.azure.com" in scope:
+            if scope == "https://disk.azure.com//.default":
+                # The managed-disk data plane checks its audience as "https://disk.azure.com/"
+                # (with the slash), which only this scope gives (AzCopy's ManagedDiskScope, the
+                # storage SDKs' challenge handling); "https://disk.azure.com/.default" yields a
+                # token the disk endpoint refuses, so it is issued as an ARM-only token here.
+                tok = "disk-" + secrets.token_hex(16)
+                state["disk_tokens"].add(tok)
+                state["stats"]["disk_tokens_issued"] = state["stats"].get("disk_tokens_issued", 0) + 1
+            elif "storage.azure.com" in scope:
                 # For Azure Storage, a JWT Azurite accepts in `--oauth basic` mode (it checks the
                 # claims, not the signature).
                 tok = jwt_for_storage(tenant)

@@ -10,7 +10,8 @@ front of Azurite, used for the SAS of disks whose faults ask for them (arm_stand
   export/upload the data" (aka.ms/DisksAzureADAuth). A read without `Authorization: Bearer` is
   refused as Azure Storage refuses a request without credentials it needs (401
   `NoAuthenticationInformation`, with the `WWW-Authenticate` challenge naming
-  https://storage.azure.com), a token this peer's Entra ID did not issue for Storage with 401
+  https://disk.azure.com/, the managed-disk audience), a token this peer's Entra ID did not issue
+  for that audience (scope `https://disk.azure.com//.default`; a Storage token too) with 401
   `InvalidAuthenticationInfo`, and a bearer request with an `x-ms-version` older than
   2017-11-09 (the first that takes OAuth) with 400 `InvalidHeaderValue`. The SAS still
   authorizes the read at Azurite: the bearer header is not forwarded.
@@ -59,7 +60,7 @@ def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
     which replaces `azurite_url` (https://127.0.0.1:PORT/devstoreaccount1) in a SAS.
 
     settings_for(container) -> (owner disk name, its faults, blob size) or None;
-    valid_token(token) -> whether this peer issued it for Azure Storage;
+    valid_token(token) -> whether this peer issued it for the managed-disk audience;
     count(owner, key, value=None) adds one to (or sets) a counter of the disk."""
     up = urllib.parse.urlsplit(azurite_url)
     up_ctx = ssl.create_default_context(cafile=ca)
@@ -103,7 +104,7 @@ def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
                         401,
                         "NoAuthenticationInformation",
                         "Server failed to authenticate the request. Please refer to the information in the www-authenticate header.",
-                        {"WWW-Authenticate": f"Bearer authorization_uri=https://login.microsoftonline.com/{tenant}/oauth2/authorize resource_id=https://storage.azure.com"},
+                        {"WWW-Authenticate": f"Bearer authorization_uri=https://login.microsoftonline.com/{tenant}/oauth2/authorize resource_id=https://disk.azure.com/"},
                     )
                 if not valid_token(auth[7:]):
                     bump(owner, "entra_refused", None)
