@@ -24,6 +24,7 @@ mod endpoints;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod gate;
+mod incremental;
 mod redirect;
 mod s3;
 mod sign;
@@ -425,6 +426,18 @@ impl Flow for AwsFlow {
                 s3::file_source(&self.api, &bucket, &key, self.opts.file_name.as_deref()).await?;
             Ok(vec![src])
         })
+    }
+
+    fn after_download<'a>(
+        &'a mut self,
+        ctx: &'a FlowCtx,
+        files: &'a [crate::transfer::Downloaded],
+        dir: &'a Arc<crate::transfer::OutDir>,
+    ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
+        match &mut self.snap {
+            Some(f) => f.after_download(ctx, files, dir),
+            None => Box::pin(async { Ok(crate::seam::AfterDownload::default()) }),
+        }
     }
 
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
