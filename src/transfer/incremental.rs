@@ -73,8 +73,8 @@ pub(crate) fn stamp(file: &File) -> Option<(u64, u64)> {
 }
 
 /// The base of an earlier export, from `incremental_from`: the path of its result JSON, or
-/// the result (or a history record) itself. `Ok(None)`: that export recorded no base (an
-/// export task, a failed export): the caller exports in full and says so.
+/// the result (or a history record) itself. `Ok(Err(why))`: that export gives no base (an
+/// export task, a failed export, another provider's): the caller exports in full and says why.
 pub(crate) fn load(from: &Value, provider: &str) -> Result<std::result::Result<Base, String>> {
     let (result, what) = match from {
         Value::String(p) => {
@@ -291,17 +291,33 @@ fn copy_plain(
     super::sparse::write_sparse(dest, dest_path, pos, &buf)
 }
 
-/// What the result JSON says of one file of an incremental export (`incremental.files[]`).
-pub(crate) fn file_report(
-    name: &str,
-    outcome: &std::result::Result<(String, u64, u64), String>,
-) -> Value {
-    match outcome {
-        Ok((base, changed, zeroed)) => serde_json::json!({
-            "name": name, "mode": "incremental", "base": base,
-            "changed_bytes": changed, "zeroed_bytes": zeroed,
-        }),
-        Err(reason) => serde_json::json!({"name": name, "mode": "full", "reason": reason}),
+/// How one file of an export asked to be incremental was made.
+#[derive(Debug, Clone)]
+pub(crate) struct FileOutcome {
+    pub name: String,
+    /// The changes since the base, or why the file went in full.
+    pub how: std::result::Result<Delta, String>,
+}
+
+/// What an incremental file took from the cloud.
+#[derive(Debug, Clone)]
+pub(crate) struct Delta {
+    /// The cloud's name of the base point (a snapshot id).
+    pub base: String,
+    pub changed_bytes: u64,
+    pub zeroed_bytes: u64,
+}
+
+impl FileOutcome {
+    /// As the result JSON says it (`incremental.files[]`).
+    pub fn report(&self) -> Value {
+        match &self.how {
+            Ok(d) => serde_json::json!({
+                "name": self.name, "mode": "incremental", "base": d.base,
+                "changed_bytes": d.changed_bytes, "zeroed_bytes": d.zeroed_bytes,
+            }),
+            Err(reason) => serde_json::json!({"name": self.name, "mode": "full", "reason": reason}),
+        }
     }
 }
 

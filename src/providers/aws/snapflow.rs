@@ -25,7 +25,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::{Flow, FlowCtx, When};
-use crate::transfer::incremental::{Base, BaseFile, file_report, stamp};
+use crate::transfer::incremental::{Base, BaseFile, Delta, FileOutcome, stamp};
 use crate::transfer::{BlockSource, Downloaded, FileSource, SourceKind};
 
 /// What the snapshot method exports.
@@ -56,7 +56,7 @@ pub(crate) struct SnapshotFlow {
     dir: std::path::PathBuf,
     /// Per file: its name, and how an incremental export made it (base snapshot, changed and
     /// zeroed bytes) or why it went in full.
-    incremental: Vec<(String, std::result::Result<(String, u64, u64), String>)>,
+    incremental: Vec<FileOutcome>,
     /// What a later incremental export starts from (after the download).
     base: Option<Base>,
 }
@@ -272,15 +272,24 @@ impl Flow for SnapshotFlow {
                             expiry: changed.expiry,
                         };
                         let bytes = listing.extents().iter().map(|(a, b)| b - a).sum();
-                        self.incremental
-                            .push((name.clone(), Ok((base_snapshot, bytes, zeroed))));
+                        self.incremental.push(FileOutcome {
+                            name: name.clone(),
+                            how: Ok(Delta {
+                                base: base_snapshot,
+                                changed_bytes: bytes,
+                                zeroed_bytes: zeroed,
+                            }),
+                        });
                         (listing, Some(base))
                     }
                     full => {
                         if let Some(Plan::Full(why)) = full {
                             tracing::warn!(file = %name, reason = %why, "exporting in full, not incrementally");
                             ctx.message(&format!("{name}: exporting in full: {why}"));
-                            self.incremental.push((name.clone(), Err(why)));
+                            self.incremental.push(FileOutcome {
+                                name: name.clone(),
+                                how: Err(why),
+                            });
                         }
                         (list_blocks(&self.api, &s.id, ctx.cancel()).await?, None)
                     }
@@ -358,11 +367,8 @@ impl Flow for SnapshotFlow {
             m.insert("base".into(), b.to_value());
         }
         if self.opts.incremental_from.is_some() {
-            let files: Vec<serde_json::Value> = self
-                .incremental
-                .iter()
-                .map(|(n, o)| file_report(n, o))
-                .collect();
+            let files: Vec<serde_json::Value> =
+                self.incremental.iter().map(FileOutcome::report).collect();
             m.insert("incremental".into(), serde_json::json!({ "files": files }));
         }
         let list: Vec<serde_json::Value> = self
