@@ -229,8 +229,8 @@ fn resolve_incremental_in(
     };
     let record = records
         .iter()
-        .cloned()
         .find(|r| r["id"].as_u64() == Some(id))
+        .cloned()
         .ok_or_else(|| format!("incremental_from: no export {id} in the history"))?;
     if record.get("base").is_none_or(Value::is_null) {
         return Err(format!(

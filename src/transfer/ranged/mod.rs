@@ -128,6 +128,12 @@ pub(crate) async fn download_from(
     ctx.progress.set_file_total(counters, size - hole_bytes);
     // Kept bytes are re-checked part by part unless a whole-file checksum will check them.
     let verify = ctx.opts.verify_resumed && src.checksum.is_none();
+    // A clone without reflinks copies the whole previous image first: say so while it runs.
+    let cloning = base.is_some();
+    if cloning {
+        ctx.progress
+            .set_message(&format!("{}: starting from the previous image", src.name));
+    }
     let (file, journal) = {
         let (dir, temp, cancel) = (ctx.dir.clone(), temp.clone(), ctx.cancel.clone());
         blocking(move || {
@@ -143,6 +149,9 @@ pub(crate) async fn download_from(
         })
         .await?
     };
+    if cloning {
+        ctx.progress.set_message("");
+    }
     let resumed = journal.done.covered().saturating_sub(hole_bytes);
     let mut reserve = {
         let (dir, name) = (ctx.dir.clone(), temp.name.clone());
