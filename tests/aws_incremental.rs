@@ -293,3 +293,62 @@ fn a_cancelled_incremental_export_leaves_the_previous_image_untouched_and_resume
     export(&second, full.path(), json!({}));
     assert_same(&img, &full.path().join(format!("{second}.img")));
 }
+
+#[test]
+fn a_killed_full_run_is_not_resumed_as_an_incremental_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 24;
+    let blocks: Vec<(usize, u8)> = (0..n).map(|i| (i, 10 + i as u8)).collect();
+    let (f, _) = raw(dir.path(), "killed.raw", n * BLOCK, &blocks);
+    let vol = volume(&f, "");
+    let out = tempfile::tempdir().unwrap();
+    let r1 = export(&vol, out.path(), json!({"keep_base": true}));
+    let from = save(&r1, dir.path(), "r1.json");
+    let mut changed = blocks.clone();
+    changed[0].1 = 99;
+    changed[n - 1].1 = 98;
+    raw(dir.path(), "killed.raw", n * BLOCK, &changed);
+
+    // A full run of the new state, killed a third of the way: its snapshot stays tagged for
+    // this volume and folder, its temp file holds a third of the blocks.
+    let mut child = std::process::Command::new(support::fetch_example())
+        .args([
+            "--provider",
+            "aws",
+            "--config",
+            &moto().config(),
+            "--options",
+        ])
+        .arg(
+            json!({"max_bytes_per_second": 2 << 20, "parts_in_flight": 2,
+                   "max_parts_in_flight": 2, "poll_interval_ms": 20, "overwrite": true})
+            .to_string(),
+        )
+        .arg(out.path())
+        .arg(&vol)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let journal = out.path().join(format!("{vol}.img.hspart.journal"));
+    let holes = GIB - (n * BLOCK) as u64;
+    support::kill_when_journal_covers(&mut child, &journal, holes + (n * BLOCK / 3) as u64);
+
+    // The incremental run adopts that snapshot, but not the full run's temp file: resumed with
+    // only the changed blocks' tokens, the blocks the killed run had not fetched would read as
+    // zeros. It starts again from the previous image.
+    let r = export(
+        &vol,
+        out.path(),
+        json!({"incremental_from": from, "overwrite": true, "keep_base": true}),
+    );
+    assert_eq!(report(&r)["mode"], "incremental", "{}", r.to_json());
+    assert_eq!(r.bytes_resumed, 0, "{}", r.to_json());
+    assert_eq!(r.bytes_fetched, 2 * BLOCK as u64, "{}", r.to_json());
+    let second = snapshot_of(&r);
+    let full = tempfile::tempdir().unwrap();
+    export(&second, full.path(), json!({}));
+    assert_same(
+        &out.path().join(format!("{vol}.img")),
+        &full.path().join(format!("{second}.img")),
+    );
+}
