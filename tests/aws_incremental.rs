@@ -352,3 +352,84 @@ fn a_killed_full_run_is_not_resumed_as_an_incremental_one() {
         &full.path().join(format!("{second}.img")),
     );
 }
+
+#[test]
+fn an_instance_goes_incrementally_volume_by_volume_and_another_disk_in_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let inst = ebs("POST", "/ebs/instance");
+    let (id, root) = (
+        inst["instance"].as_str().unwrap().to_string(),
+        inst["root"].as_str().unwrap().to_string(),
+    );
+    let (f1, _) = raw(dir.path(), "root.raw", 4 * BLOCK, &[(0, 1), (3, 2)]);
+    ebs(
+        "POST",
+        &format!("/ebs/volume?volume={root}&path={}", f1.display()),
+    );
+    let (f2, _) = raw(dir.path(), "data.raw", 4 * BLOCK, &[(1, 3), (2, 4)]);
+    let data = ebs(
+        "POST",
+        &format!(
+            "/ebs/volume?size=1&attach={id}&device=/dev/sdf&path={}",
+            f2.display()
+        ),
+    )["volume"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = tempfile::tempdir().unwrap();
+    let r1 = export(&id, out.path(), json!({"keep_base": true}));
+    assert_eq!(r1.provider["base"]["files"].as_array().unwrap().len(), 2);
+    let from = save(&r1, dir.path(), "r1.json");
+    raw(dir.path(), "root.raw", 4 * BLOCK, &[(0, 1), (3, 5)]);
+    raw(dir.path(), "data.raw", 4 * BLOCK, &[(1, 6), (2, 4)]);
+    let r2 = export(
+        &id,
+        out.path(),
+        json!({"incremental_from": from, "overwrite": true, "keep_base": true}),
+    );
+    let files = r2.provider["incremental"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{}", r2.to_json());
+    for f in files {
+        assert_eq!(f["mode"], "incremental", "{}", r2.to_json());
+        assert_eq!(f["changed_bytes"], BLOCK as u64, "{}", r2.to_json());
+    }
+    assert_eq!(r2.bytes_fetched, 2 * BLOCK as u64);
+    for s in r2.provider["snapshots"].as_array().unwrap() {
+        let sid = s["snapshot_id"].as_str().unwrap();
+        let vol = s["volume_id"].as_str().unwrap();
+        assert_eq!(gets(sid), 1, "{sid}");
+        let full = tempfile::tempdir().unwrap();
+        export(sid, full.path(), json!({}));
+        assert_same(
+            &out.path().join(format!("{vol}.img")),
+            &full.path().join(format!("{sid}.img")),
+        );
+    }
+    assert!(r2.files.iter().any(|f| f.name == format!("{data}.img")));
+
+    // The instance's base given for another disk: that disk goes in full, saying why.
+    let (f3, d3) = raw(dir.path(), "other.raw", 2 * BLOCK, &[(1, 7)]);
+    let other = volume(&f3, "");
+    let r3 = export(
+        &other,
+        out.path(),
+        json!({"incremental_from": save(&r2, dir.path(), "r2.json")}),
+    );
+    let rep = report(&r3);
+    assert_eq!(rep["mode"], "full", "{}", r3.to_json());
+    assert!(
+        rep["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no snapshot of volume"),
+        "{}",
+        r3.to_json()
+    );
+    let mut head = vec![0u8; d3.len()];
+    std::fs::File::open(out.path().join(format!("{other}.img")))
+        .unwrap()
+        .read_exact(&mut head)
+        .unwrap();
+    assert!(head == d3);
+}
