@@ -235,6 +235,14 @@ fn a_missing_base_a_changed_image_or_a_resized_volume_falls_back_to_a_full_expor
     );
     assert_eq!(e.status, "failed");
     assert!(e.to_json().contains("incremental_from"), "{}", e.to_json());
+    // The export task has no snapshots to compare: refused, not ignored.
+    let task = json!({"incremental_from": from, "s3_bucket": "exports", "method": "export-task"});
+    let e = c
+        .start_export("i-0123456789abcdef0", &opts(out.path(), task), None)
+        .err()
+        .expect("incremental_from with the export task was accepted");
+    assert_eq!(e.kind(), hypersdk::ErrorKind::InvalidArgument, "{e}");
+    assert!(e.to_string().contains("snapshot method"), "{e}");
     let _ = stats();
 }
 

@@ -254,6 +254,13 @@ impl Provider for AwsProvider {
                 &common.output_dir,
             )));
         }
+        // Incremental exports compare EBS snapshots: an export task or an S3 object has none.
+        if o.incremental_from.is_some() || o.keep_base {
+            return Err(Error::InvalidArgument(format!(
+                "source {src:?}: incremental_from and keep_base take the snapshot method (an \
+                 instance with method \"snapshot\" or without s3_bucket, a vol-… or a snap-…)"
+            )));
+        }
         let source = if let Some(rest) = src.strip_prefix("s3://") {
             let (bucket, key) = rest
                 .split_once('/')
