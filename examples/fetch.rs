@@ -15,6 +15,7 @@ fn main() {
     let mut global = None;
     let mut show = false;
     let mut count = false;
+    let mut result_file = None;
     let mut provider = String::from("http");
     let mut config = String::from("{}");
     let mut rest = Vec::new();
@@ -24,6 +25,8 @@ fn main() {
             "--global" => global = Some(args.next().expect("--global JSON")),
             "--progress" => show = true,
             "--count-progress" => count = true,
+            // The last export's result JSON into FILE (benches/incremental.sh reads its base).
+            "--result" => result_file = Some(args.next().expect("--result FILE")),
             "--provider" => provider = args.next().expect("--provider NAME"),
             // `--config @FILE` reads it from a file: secrets stay off the command line.
             "--config" => {
@@ -37,7 +40,7 @@ fn main() {
     }
     if rest.len() < 2 {
         eprintln!(
-            "usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] [--count-progress] OUT_DIR SOURCE..."
+            "usage: fetch [--provider NAME] [--config JSON] [--options JSON] [--global JSON] [--progress] [--count-progress] [--result FILE] OUT_DIR SOURCE..."
         );
         std::process::exit(2);
     }
@@ -88,6 +91,9 @@ fn main() {
         bytes += r.files.iter().map(|f| f.size).sum::<u64>();
         if r.status != "done" {
             eprintln!("{}", r.to_json());
+        }
+        if let Some(f) = &result_file {
+            std::fs::write(f, r.to_json()).unwrap_or_else(|e| fail(&e.to_string()));
         }
     }
     let secs = t.elapsed().as_secs_f64();

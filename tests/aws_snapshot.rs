@@ -7,17 +7,14 @@
 mod support;
 
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::{Value, json};
+use support::ebs::{BLOCK, GIB, ebs, gets, raw, snaps_of, stats, volume};
 use support::moto::moto;
-use support::server::pattern;
 use support::{Recorder, opts};
-
-const BLOCK: usize = 524_288;
-const GIB: u64 = 1 << 30;
 
 fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
     e.wait(Some(Duration::from_secs(180)))
@@ -27,62 +24,6 @@ fn wait(e: &hypersdk::Export) -> hypersdk::ExportResult {
 
 fn client() -> Client {
     Client::new("aws", &moto().config()).unwrap()
-}
-
-/// A control call to the peer's EBS stand-in (`/ebs/...`).
-fn ebs(method: &str, path_and_query: &str) -> Value {
-    let url = format!("{}{path_and_query}", moto().s("control"));
-    support::block_on_peer(async {
-        let c = reqwest::Client::new();
-        let r = match method {
-            "GET" => c.get(&url),
-            _ => c.post(&url),
-        }
-        .send()
-        .await
-        .unwrap();
-        assert!(r.status().is_success(), "control {url}: {}", r.status());
-        serde_json::from_str(&r.text().await.unwrap()).unwrap()
-    })
-}
-
-/// A raw disk: `blocks` (index → seed) of data, zeros elsewhere, `len` bytes.
-fn raw(dir: &Path, name: &str, len: usize, blocks: &[(usize, u8)]) -> (PathBuf, Vec<u8>) {
-    let mut data = vec![0u8; len];
-    for &(i, seed) in blocks {
-        data[i * BLOCK..(i + 1) * BLOCK].copy_from_slice(&pattern(BLOCK, seed as u64));
-    }
-    let p = dir.join(name);
-    std::fs::write(&p, &data).unwrap();
-    (p, data)
-}
-
-/// A new 1 GiB volume whose snapshots hold `file`'s blocks; `extra` adds stand-in settings.
-fn volume(file: &Path, extra: &str) -> String {
-    let v = ebs(
-        "POST",
-        &format!("/ebs/volume?size=1&path={}{extra}", file.display()),
-    );
-    v["volume"].as_str().unwrap().to_string()
-}
-
-fn stats() -> Value {
-    ebs("GET", "/ebs/stats")
-}
-
-/// The stand-in's snapshots of `vol`.
-fn snaps_of(vol: &str) -> Vec<Value> {
-    stats()["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["volume"] == vol)
-        .cloned()
-        .collect()
-}
-
-fn gets(snap: &str) -> u64 {
-    stats()["gets"][snap].as_u64().unwrap_or(0)
 }
 
 /// The image holds `data` at its start, zeros after, `size` bytes in all, and only the data

@@ -124,6 +124,13 @@ type AWSExportOptions struct {
 	// MaxBlockRequests: snapshot method: most GetSnapshotBlock requests in flight per volume
 	// (default 64).
 	MaxBlockRequests *int64 `json:"max_block_requests,omitempty"`
+	// KeepBase: snapshot method: keep the snapshots as the base of a later incremental export
+	// (default false).
+	KeepBase *bool `json:"keep_base,omitempty"`
+	// IncrementalFrom: snapshot method: the path of an earlier export's result JSON; only the
+	// blocks changed since its base are fetched, over a copy of its image (a full export, with
+	// the reason in the result, when the base cannot be used).
+	IncrementalFrom string `json:"incremental_from,omitempty"`
 }
 
 // AzureExportOptions holds the options of the "azure" provider.

@@ -206,6 +206,42 @@ pub(crate) fn done_before(records: &[Value], item: &Item) -> Option<u64> {
     })
 }
 
+/// `incremental_from` given as a history id (`-o incremental_from=12`): the library takes that
+/// export's record in its place (its `status` and `base`, as in a result JSON). A path stays a
+/// path.
+pub(crate) fn resolve_incremental(options: &mut Map<String, Value>) -> Result<(), String> {
+    if options
+        .get("incremental_from")
+        .and_then(Value::as_u64)
+        .is_none()
+    {
+        return Ok(());
+    }
+    resolve_incremental_in(&load()?, options)
+}
+
+fn resolve_incremental_in(
+    records: &[Value],
+    options: &mut Map<String, Value>,
+) -> Result<(), String> {
+    let Some(id) = options.get("incremental_from").and_then(Value::as_u64) else {
+        return Ok(());
+    };
+    let record = records
+        .iter()
+        .find(|r| r["id"].as_u64() == Some(id))
+        .cloned()
+        .ok_or_else(|| format!("incremental_from: no export {id} in the history"))?;
+    if record.get("base").is_none_or(Value::is_null) {
+        return Err(format!(
+            "incremental_from: export {id} recorded no base (only a block-level export does; \
+             an export before this version recorded none)"
+        ));
+    }
+    options.insert("incremental_from".into(), record);
+    Ok(())
+}
+
 /// Appends the export's record; returns its id.
 pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, String> {
     let (mut f, path) = open_locked()?;
@@ -256,6 +292,8 @@ pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, Str
         "bytes_fetched": r.bytes_fetched,
         "bytes_resumed": r.bytes_resumed,
         "elapsed_ms": r.elapsed_ms,
+        // A block-level export's base: what `-o incremental_from=<this id>` starts from.
+        "base": r.provider.get("base"),
     });
     // One write per line, under the lock taken before the id was chosen.
     f.write_all(format!("{line}\n").as_bytes())
@@ -266,6 +304,30 @@ pub(crate) fn record(item: &Item, r: &hypersdk::ExportResult) -> Result<u64, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_history_id_as_incremental_from_becomes_that_exports_record() {
+        let base = json!({"provider": "aws", "kept": true, "files": []});
+        let records = vec![
+            json!({"id": 1, "status": "done", "base": null}),
+            json!({"id": 2, "status": "done", "base": base}),
+        ];
+        let mut o = Map::new();
+        o.insert("incremental_from".into(), json!(2));
+        resolve_incremental_in(&records, &mut o).unwrap();
+        assert_eq!(o["incremental_from"]["base"], base);
+        // A path stays a path; an id without a base or unknown is an error naming it.
+        let mut p = Map::new();
+        p.insert("incremental_from".into(), json!("/r.json"));
+        resolve_incremental_in(&records, &mut p).unwrap();
+        assert_eq!(p["incremental_from"], "/r.json");
+        for id in [1, 9] {
+            let mut o = Map::new();
+            o.insert("incremental_from".into(), json!(id));
+            let e = resolve_incremental_in(&records, &mut o).unwrap_err();
+            assert!(e.contains(&format!("export {id}")), "{e}");
+        }
+    }
 
     #[test]
     fn stored_options_keep_no_header_value_or_signed_url() {

@@ -105,10 +105,19 @@ async fn blocks(
     for (a, e) in data.gaps(b.size) {
         holes.insert(a, e);
     }
+    // A temp file started from a base is that base's: resumed only with the same one.
+    let etag = match &b.base {
+        Some(base) => format!("{} from {}", b.version, base.id),
+        None => b.version.clone(),
+    };
     let validator = Validator {
         size: b.size,
-        etag: Some(b.version.clone()),
+        etag: Some(etag),
         last_modified: None,
     };
-    ranged::download(ctx, src, b.fetch.clone(), temp, counters, validator, holes).await
+    let start = ranged::Start {
+        holes,
+        base: b.base.clone(),
+    };
+    ranged::download_from(ctx, src, b.fetch.clone(), temp, counters, validator, start).await
 }

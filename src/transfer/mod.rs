@@ -27,6 +27,7 @@ pub(crate) mod checksum;
 mod clean;
 mod dispatch;
 pub(crate) mod http;
+pub(crate) mod incremental;
 pub(crate) mod journal;
 mod limits;
 pub(crate) mod local;
@@ -130,6 +131,9 @@ pub(crate) struct BlockSource {
     pub extents: Vec<(u64, u64)>,
     pub version: String,
     pub fetch: Arc<dyn ranged::RangeFetch>,
+    /// An incremental export: the file starts as this previous image (its zeroed ranges and
+    /// `extents` punched out), and only `extents` are fetched.
+    pub base: Option<incremental::BaseImage>,
 }
 
 impl std::fmt::Debug for BlockSource {
@@ -138,6 +142,7 @@ impl std::fmt::Debug for BlockSource {
             .field("size", &self.size)
             .field("extents", &self.extents.len())
             .field("version", &self.version)
+            .field("base", &self.base.as_ref().map(|b| &b.id))
             .finish_non_exhaustive()
     }
 }

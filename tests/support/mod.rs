@@ -4,6 +4,8 @@
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod conformance;
+#[cfg(feature = "aws")]
+pub mod ebs;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "hyperv")]

@@ -173,6 +173,13 @@ namespace HyperSdk
         public bool? KeepSnapshots { get; set; }
         /// <summary>Snapshot method: most block requests in flight per volume (default 64).</summary>
         public int? MaxBlockRequests { get; set; }
+        /// <summary>Snapshot method: keep the snapshots as the base of a later incremental export
+        /// (default false).</summary>
+        public bool? KeepBase { get; set; }
+        /// <summary>Snapshot method: the path of an earlier export's result JSON; only the blocks
+        /// changed since its base are fetched, over a copy of its image (a full export, with the
+        /// reason in the result, when the base cannot be used).</summary>
+        public string IncrementalFrom { get; set; }
 
         public AwsExportOptions(string outputDir) : base(outputDir) { }
 
@@ -193,6 +200,8 @@ namespace HyperSdk
             Put(d, "method", Method);
             Put(d, "keep_snapshots", KeepSnapshots);
             Put(d, "max_block_requests", MaxBlockRequests);
+            Put(d, "keep_base", KeepBase);
+            Put(d, "incremental_from", IncrementalFrom);
         }
     }
 

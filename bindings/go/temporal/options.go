@@ -52,6 +52,7 @@ var (
 			"reuse_export_task":               "adopts an export task already running",
 			"method":                          "decides what the export makes in the account: snapshots or an export task",
 			"keep_snapshots":                  "leaves the export's snapshots in the account",
+			"keep_base":                       "leaves the export's snapshots in the account",
 		},
 		"azure": {},
 		"gcp": {

@@ -143,12 +143,18 @@ fn start(items: Vec<Item>, screen: &Screen) -> Vec<Running> {
         .map(|item| {
             let bar = screen.bar(&item.label);
             let callback = screen.callback(&item.label);
-            let opts = Value::Object(item.options.clone()).to_string();
-            let export = match &item.client {
-                Ok(client) => client
+            let mut options = item.options.clone();
+            let resolved = crate::history::resolve_incremental(&mut options).map_err(|m| Refusal {
+                kind: hypersdk::ErrorKind::InvalidArgument,
+                message: m,
+            });
+            let opts = Value::Object(options).to_string();
+            let export = match (&item.client, resolved) {
+                (Ok(client), Ok(())) => client
                     .start_export(&item.source, &opts, callback)
                     .map_err(|e| Refusal::of(&e, "")),
-                Err(refusal) => Err(refusal.clone()),
+                (Err(refusal), _) => Err(refusal.clone()),
+                (_, Err(refusal)) => Err(refusal),
             };
             Running {
                 item,

@@ -112,6 +112,14 @@ pub(crate) struct AwsOptions {
     /// the adaptive count, which halves on throttling and grows back while calls succeed).
     /// Default 64. The transfer option `max_parts_in_flight` bounds it too.
     pub max_block_requests: usize,
+    /// Snapshot method: export only the blocks that changed since an earlier export — the
+    /// path of its result JSON (or that result as an object; the command takes a history id).
+    /// The new image is whole: the earlier image cloned, the changed blocks fetched over it.
+    /// Falls back to a full export, saying why, when the base cannot be used.
+    pub incremental_from: Option<serde_json::Value>,
+    /// Snapshot method: keep the snapshots as the base of a later incremental export (as
+    /// `keep_snapshots`). Default false.
+    pub keep_base: bool,
 }
 
 impl Default for AwsOptions {
@@ -131,6 +139,8 @@ impl Default for AwsOptions {
             method: None,
             keep_snapshots: false,
             max_block_requests: 64,
+            incremental_from: None,
+            keep_base: false,
         }
     }
 }

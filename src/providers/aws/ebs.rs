@@ -33,7 +33,7 @@ use crate::transfer::ranged::RangeFetch;
 /// The EBS direct APIs' block size (botocore: "a logical index in units of 512 KiB blocks").
 pub(crate) const BLOCK: u64 = 524_288;
 /// Blocks per `ListSnapshotBlocks` page: the model's maximum (coldsnap asks the same).
-const PAGE: &str = "10000";
+pub(super) const PAGE: &str = "10000";
 /// A block token is listed again this long before the expiry the listing stated.
 const TOKEN_MARGIN: Duration = Duration::from_secs(600);
 /// Tries of one block whose SHA-256 does not match the checksum EBS sent.
@@ -42,7 +42,7 @@ const CHECKSUM_TRIES: u32 = 3;
 /// How the EBS direct APIs sign and write errors (rest-json: `x-amzn-ErrorType`, a JSON body
 /// with `message` and `Reason`). Every error answer the kit looks at passes here, so the gate
 /// hears of throttling and 5xx even when the kit's retry then succeeds.
-struct Ebs<'a> {
+pub(super) struct Ebs<'a> {
     signer: &'a Signer,
     gate: Option<&'a Gate>,
 }
@@ -138,18 +138,45 @@ pub(crate) struct Listing {
 impl Listing {
     /// The listed blocks as sorted, merged byte extents.
     pub fn extents(&self) -> Vec<(u64, u64)> {
-        let mut idx: Vec<u64> = self.tokens.keys().copied().collect();
-        idx.sort_unstable();
-        let mut out: Vec<(u64, u64)> = Vec::new();
-        for i in idx {
-            let (a, b) = (i * BLOCK, ((i + 1) * BLOCK).min(self.size));
-            match out.last_mut() {
-                Some(last) if last.1 == a => last.1 = b,
-                _ => out.push((a, b)),
-            }
-        }
-        out
+        block_extents(self.tokens.keys().copied(), self.size)
     }
+}
+
+/// Block indexes as sorted, merged byte extents within `size`.
+pub(crate) fn block_extents(idx: impl Iterator<Item = u64>, size: u64) -> Vec<(u64, u64)> {
+    let mut idx: Vec<u64> = idx.collect();
+    idx.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for i in idx {
+        let (a, b) = (i * BLOCK, ((i + 1) * BLOCK).min(size));
+        match out.last_mut() {
+            Some(last) if last.1 == a => last.1 = b,
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+/// A listing's `ExpiryTime` (epoch seconds); a time no clock reaches (1e300) is no expiry we
+/// can act on, not a panic.
+pub(super) fn expiry_of(t: Option<f64>) -> Option<SystemTime> {
+    t.filter(|t| *t > 0.0)
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
+}
+
+/// A listing's `VolumeSize` (GiB) and `BlockSize`, checked, as bytes.
+pub(super) fn volume_bytes(what: &str, gib: Option<u64>, block: Option<u64>) -> Result<u64> {
+    if let Some(bs) = block
+        && bs != BLOCK
+    {
+        return Err(Error::Unsupported(format!(
+            "{what}: blocks of {bs} bytes (the EBS direct APIs use {BLOCK})"
+        )));
+    }
+    let gib = gib.ok_or_else(|| Error::Remote(format!("{what}: the answer has no VolumeSize")))?;
+    gib.checked_mul(1 << 30)
+        .ok_or_else(|| Error::Remote(format!("{what}: VolumeSize {gib} GiB")))
 }
 
 /// Every block of `snapshot`, paged (`NextToken` is valid for 60 minutes: the pages follow each
@@ -179,35 +206,18 @@ pub(crate) async fn list_blocks(
         }
         let page: ListPage = serde_json::from_slice(&a.body)
             .map_err(|e| Error::Remote(format!("{what}: unreadable answer: {e}")))?;
-        if let Some(bs) = page.block_size
-            && bs != BLOCK
-        {
-            return Err(Error::Unsupported(format!(
-                "{what}: blocks of {bs} bytes (the EBS direct APIs use {BLOCK})"
-            )));
-        }
-        let gib = page
-            .volume_size
-            .ok_or_else(|| Error::Remote(format!("{what}: the answer has no VolumeSize")))?;
-        let bytes = gib
-            .checked_mul(1 << 30)
-            .ok_or_else(|| Error::Remote(format!("{what}: VolumeSize {gib} GiB")))?;
+        let bytes = volume_bytes(&what, page.volume_size, page.block_size)?;
         size = bytes;
-        // A time no clock reaches (1e300) is no expiry we can act on, not a panic.
-        if let Some(e) = page
-            .expiry_time
-            .filter(|t| *t > 0.0)
-            .and_then(|t| Duration::try_from_secs_f64(t).ok())
-            .and_then(|d| SystemTime::UNIX_EPOCH.checked_add(d))
-        {
+        if let Some(e) = expiry_of(page.expiry_time) {
             expiry = Some(expiry.map_or(e, |x: SystemTime| x.min(e)));
         }
         pages.page(page.blocks.len(), a.body.len() as u64)?;
         for b in page.blocks {
             if b.block_index.saturating_add(1).saturating_mul(BLOCK) > bytes + BLOCK - 1 {
                 return Err(Error::Remote(format!(
-                    "{what}: block {} lies outside the {gib} GiB volume",
-                    b.block_index
+                    "{what}: block {} lies outside the {} GiB volume",
+                    b.block_index,
+                    bytes >> 30
                 )));
             }
             tokens.insert(b.block_index, b.block_token);
@@ -227,7 +237,7 @@ pub(crate) async fn list_blocks(
     })
 }
 
-fn dialect<'a>(api: &'a Api, gate: Option<&'a Gate>) -> Ebs<'a> {
+pub(super) fn dialect<'a>(api: &'a Api, gate: Option<&'a Gate>) -> Ebs<'a> {
     Ebs {
         signer: &api.signer,
         gate,
@@ -235,7 +245,7 @@ fn dialect<'a>(api: &'a Api, gate: Option<&'a Gate>) -> Ebs<'a> {
 }
 
 /// One GET through the kit's client (its retries, its per-attempt deadline); any status back.
-async fn call(
+pub(super) async fn call(
     api: &Api,
     what: &str,
     url: url::Url,

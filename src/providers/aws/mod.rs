@@ -24,6 +24,7 @@ mod endpoints;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod gate;
+mod incremental;
 mod redirect;
 mod s3;
 mod sign;
@@ -253,6 +254,13 @@ impl Provider for AwsProvider {
                 &common.output_dir,
             )));
         }
+        // Incremental exports compare EBS snapshots: an export task or an S3 object has none.
+        if o.incremental_from.is_some() || o.keep_base {
+            return Err(Error::InvalidArgument(format!(
+                "source {src:?}: incremental_from and keep_base take the snapshot method (an \
+                 instance with method \"snapshot\" or without s3_bucket, a vol-… or a snap-…)"
+            )));
+        }
         let source = if let Some(rest) = src.strip_prefix("s3://") {
             let (bucket, key) = rest
                 .split_once('/')
@@ -466,6 +474,18 @@ impl Flow for AwsFlow {
                 s3::file_source(&self.api, &bucket, &key, self.opts.file_name.as_deref()).await?;
             Ok(vec![src])
         })
+    }
+
+    fn after_download<'a>(
+        &'a mut self,
+        ctx: &'a FlowCtx,
+        files: &'a [crate::transfer::Downloaded],
+        dir: &'a Arc<crate::transfer::OutDir>,
+    ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
+        match &mut self.snap {
+            Some(f) => f.after_download(ctx, files, dir),
+            None => Box::pin(async { Ok(crate::seam::AfterDownload::default()) }),
+        }
     }
 
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {

@@ -18,13 +18,15 @@ use sha2::Digest as _;
 
 use super::api::Api;
 use super::config::AwsOptions;
-use super::ebs::{BlockReader, list_blocks};
+use super::ebs::{BlockReader, Listing, list_blocks};
+use super::incremental::{self, Plan};
 use super::snapshot::{self, Snap};
 use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::{Flow, FlowCtx, When};
-use crate::transfer::{BlockSource, FileSource, SourceKind};
+use crate::transfer::incremental::{Base, BaseFile, Delta, FileOutcome, stamp};
+use crate::transfer::{BlockSource, Downloaded, FileSource, SourceKind};
 
 /// What the snapshot method exports.
 #[derive(Debug, Clone)]
@@ -50,6 +52,13 @@ pub(crate) struct SnapshotFlow {
     resume_key: String,
     /// The snapshots read, in file order, and whether this export made (or adopted) them.
     snaps: Vec<(Snap, bool)>,
+    /// The output folder (canonical), for the base's paths.
+    dir: std::path::PathBuf,
+    /// Per file: its name, and how an incremental export made it (base snapshot, changed and
+    /// zeroed bytes) or why it went in full.
+    incremental: Vec<FileOutcome>,
+    /// What a later incremental export starts from (after the download).
+    base: Option<Base>,
 }
 
 impl SnapshotFlow {
@@ -71,13 +80,21 @@ impl SnapshotFlow {
             opts,
             resume_key,
             snaps: Vec::new(),
+            dir,
+            incremental: Vec::new(),
+            base: None,
         }
+    }
+
+    /// Whether the snapshots stay after the export (`keep_snapshots`, `keep_base`).
+    fn keep(&self) -> bool {
+        self.opts.keep_snapshots || self.opts.keep_base
     }
 
     /// Registers the deletion of a snapshot this export made (or adopted), on every outcome.
     fn own(&self, ctx: &FlowCtx, s: &Snap) {
         let (api, id) = (self.api.clone(), s.id.clone());
-        if self.opts.keep_snapshots {
+        if self.keep() {
             // Kept after a finished run, it is the user's: without the resume tag, a later
             // run of the same source neither reads its old blocks nor deletes it as a leftover.
             // (After a failure the tag stays, so the next run resumes from it.)
@@ -253,15 +270,58 @@ impl Flow for SnapshotFlow {
             let ready = self.wait(ctx, &snaps).await?;
             ctx.message("listing the snapshots' blocks");
             let single = ready.len() == 1;
+            let base = match &self.opts.incremental_from {
+                Some(from) => Some(crate::transfer::incremental::load(from, "aws")?),
+                None => None,
+            };
             let mut files = Vec::new();
             for s in ready {
-                let listing = list_blocks(&self.api, &s.id, ctx.cancel()).await?;
                 let name = match (&self.opts.file_name, &self.source) {
                     (Some(n), _) if single => n.clone(),
                     (_, SnapSource::Snapshot(id)) => format!("{id}.img"),
                     _ => format!("{}.img", s.volume),
                 };
                 crate::paths::validate_file_name(&name)?;
+                let plan = match &base {
+                    None => None,
+                    Some(Err(why)) => Some(Plan::Full(why.clone())),
+                    Some(Ok(b)) => Some(incremental::plan(&self.api, b, &s, ctx.cancel()).await?),
+                };
+                let (listing, start) = match plan {
+                    Some(Plan::Incremental {
+                        base,
+                        base_snapshot,
+                        changed,
+                    }) => {
+                        let zeroed = base.zeroed.iter().map(|(a, b)| b - a).sum();
+                        let listing = Listing {
+                            size: changed.size,
+                            tokens: changed.tokens,
+                            expiry: changed.expiry,
+                        };
+                        let bytes = listing.extents().iter().map(|(a, b)| b - a).sum();
+                        self.incremental.push(FileOutcome {
+                            name: name.clone(),
+                            how: Ok(Delta {
+                                base: base_snapshot,
+                                changed_bytes: bytes,
+                                zeroed_bytes: zeroed,
+                            }),
+                        });
+                        (listing, Some(base))
+                    }
+                    full => {
+                        if let Some(Plan::Full(why)) = full {
+                            tracing::warn!(file = %name, reason = %why, "exporting in full, not incrementally");
+                            ctx.message(&format!("{name}: exporting in full: {why}"));
+                            self.incremental.push(FileOutcome {
+                                name: name.clone(),
+                                how: Err(why),
+                            });
+                        }
+                        (list_blocks(&self.api, &s.id, ctx.cancel()).await?, None)
+                    }
+                };
                 let size = listing.size;
                 let extents = listing.extents();
                 let reader = BlockReader::new(
@@ -277,6 +337,7 @@ impl Flow for SnapshotFlow {
                         extents,
                         version: s.id.clone(),
                         fetch: Arc::new(reader),
+                        base: start,
                     }),
                     size_hint: Some(size),
                     expected_size: Some(size),
@@ -289,9 +350,55 @@ impl Flow for SnapshotFlow {
         })
     }
 
+    fn after_download<'a>(
+        &'a mut self,
+        _ctx: &'a FlowCtx,
+        files: &'a [Downloaded],
+        _dir: &'a Arc<crate::transfer::OutDir>,
+    ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
+        Box::pin(async move {
+            // The base a later incremental export starts from: each file as it is now (the
+            // rename keeps its time) and the snapshot it was read from.
+            let keep = self.keep();
+            let mut out = Vec::new();
+            for (f, (s, made)) in files.iter().zip(&self.snaps) {
+                let Some((size, modified_ns)) = stamp(&f.file) else {
+                    continue;
+                };
+                let mut cloud = serde_json::Map::new();
+                cloud.insert("snapshot_id".into(), s.id.clone().into());
+                cloud.insert("volume_id".into(), s.volume.clone().into());
+                cloud.insert("kept".into(), (!made || keep).into());
+                out.push(BaseFile {
+                    name: f.name.clone(),
+                    path: self.dir.join(&f.name),
+                    size,
+                    modified_ns,
+                    cloud,
+                });
+            }
+            self.base = Some(Base {
+                provider: "aws".into(),
+                kept: out
+                    .iter()
+                    .all(|f| f.cloud.get("kept") == Some(&true.into())),
+                files: out,
+            });
+            Ok(crate::seam::AfterDownload::default())
+        })
+    }
+
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
         m.insert("method".into(), "snapshot".into());
+        if let Some(b) = &self.base {
+            m.insert("base".into(), b.to_value());
+        }
+        if self.opts.incremental_from.is_some() {
+            let files: Vec<serde_json::Value> =
+                self.incremental.iter().map(FileOutcome::report).collect();
+            m.insert("incremental".into(), serde_json::json!({ "files": files }));
+        }
         let list: Vec<serde_json::Value> = self
             .snaps
             .iter()
@@ -299,7 +406,7 @@ impl Flow for SnapshotFlow {
                 serde_json::json!({
                     "snapshot_id": s.id, "volume_id": s.volume, "encrypted": s.encrypted,
                     "made_by_export": made,
-                    "kept": !made || self.opts.keep_snapshots,
+                    "kept": !made || self.keep(),
                 })
             })
             .collect();

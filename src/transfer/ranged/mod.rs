@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::body::ByteStream;
+use super::incremental::BaseImage;
 use super::journal::{Journal, Validator};
 use super::range_set::RangeSet;
 use super::{Downloaded, FileSource, TempFile, TransferCtx, blocking};
@@ -99,16 +100,58 @@ pub(crate) async fn download(
     validator: Validator,
     holes: RangeSet,
 ) -> Result<Downloaded> {
+    let start = Start { holes, base: None };
+    download_from(ctx, src, fetch, temp, counters, validator, start).await
+}
+
+/// How a new temp file starts: the ranges not fetched (`holes`: zeros, or the base's bytes),
+/// and an incremental export's previous image.
+pub(crate) struct Start {
+    pub holes: RangeSet,
+    pub base: Option<BaseImage>,
+}
+
+/// [`download`], into a temp file that starts as `start` says.
+pub(crate) async fn download_from(
+    ctx: &Arc<TransferCtx>,
+    src: &FileSource,
+    fetch: Arc<dyn RangeFetch>,
+    temp: &TempFile,
+    counters: &Arc<FileCounters>,
+    validator: Validator,
+    start: Start,
+) -> Result<Downloaded> {
+    let Start { holes, base } = start;
     let size = validator.size;
     let hole_bytes = holes.covered();
     // Progress counts the bytes that have to arrive; holes are neither fetched nor counted.
     ctx.progress.set_file_total(counters, size - hole_bytes);
     // Kept bytes are re-checked part by part unless a whole-file checksum will check them.
     let verify = ctx.opts.verify_resumed && src.checksum.is_none();
+    // A clone without reflinks copies the whole previous image first: say so while it runs.
+    let cloning = base.is_some();
+    if cloning {
+        ctx.progress
+            .set_message(&format!("{}: starting from the previous image", src.name));
+    }
     let (file, journal) = {
         let (dir, temp, cancel) = (ctx.dir.clone(), temp.clone(), ctx.cancel.clone());
-        blocking(move || open_temp(&dir, &temp, validator, &holes, verify, &cancel)).await?
+        blocking(move || {
+            open_temp(
+                &dir,
+                &temp,
+                validator,
+                &holes,
+                base.as_ref(),
+                verify,
+                &cancel,
+            )
+        })
+        .await?
     };
+    if cloning {
+        ctx.progress.set_message("");
+    }
     let resumed = journal.done.covered().saturating_sub(hole_bytes);
     let mut reserve = {
         let (dir, name) = (ctx.dir.clone(), temp.name.clone());

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::WRITE_BUFFER;
 use crate::error::{Error, Result};
+use crate::transfer::incremental::{BaseImage, clone_into};
 use crate::transfer::journal::{Journal, Validator};
 use crate::transfer::range_set::RangeSet;
 use crate::transfer::sparse::zero_range;
@@ -67,13 +68,15 @@ pub(super) fn reserve_len(size: u64, part: u64) -> u64 {
 }
 
 /// Opens the temp file: resumes when the journal matches the source and the temp file is
-/// ours, otherwise starts a fresh sparse file of the right size whose holes count as done.
+/// ours, otherwise starts a fresh sparse file of the right size whose holes count as done
+/// (or, for an incremental export, a clone of the previous image).
 /// Anything planted under the temp's name (a symlink, another user's file) is an error.
 pub(super) fn open_temp(
     dir: &OutDir,
     temp: &TempFile,
     validator: Validator,
     holes: &RangeSet,
+    base: Option<&BaseImage>,
     verify: bool,
     cancel: &CancellationToken,
 ) -> Result<(File, Journal)> {
@@ -100,10 +103,10 @@ pub(super) fn open_temp(
         // Ours, but of another version of the source: start it over.
         file.set_len(0)
             .map_err(|e| Error::io(&temp.path, "cannot truncate", e))?;
-        return fresh(dir, temp, file, validator, holes);
+        return fresh(dir, temp, file, validator, holes, base, cancel);
     }
     let file = dir.create_new(&temp.name)?;
-    fresh(dir, temp, file, validator, holes)
+    fresh(dir, temp, file, validator, holes, base, cancel)
 }
 
 fn fresh(
@@ -112,9 +115,31 @@ fn fresh(
     file: File,
     validator: Validator,
     holes: &RangeSet,
+    base: Option<&BaseImage>,
+    cancel: &CancellationToken,
 ) -> Result<(File, Journal)> {
-    file.set_len(validator.size)
-        .map_err(|e| Error::io(&temp.path, "cannot size", e))?;
+    match base {
+        None => file
+            .set_len(validator.size)
+            .map_err(|e| Error::io(&temp.path, "cannot size", e))?,
+        Some(b) => {
+            // The previous image, then the ranges that changed made zeros: what is fetched
+            // lands on zeros (zero blocks are skipped when written), what became zero is a
+            // hole. The journal (stored last) makes a clone cut short start over.
+            let way = clone_into(&file, &temp.path, &b.path, validator.size, cancel)?;
+            tracing::debug!(file = %temp.path.display(), base = %b.path.display(), ?way, "previous image cloned");
+            for (a, e) in holes
+                .gaps(validator.size)
+                .into_iter()
+                .chain(b.zeroed.iter().copied())
+            {
+                zero_range(&file, &temp.path, a, e)?;
+            }
+            // The journal about to call these bytes done must not outlive them.
+            file.sync_data()
+                .map_err(|e| Error::io(&temp.path, "cannot sync", e))?;
+        }
+    }
     let mut j = Journal::new(validator);
     for (a, b) in holes.ranges() {
         j.done.insert(a, b);

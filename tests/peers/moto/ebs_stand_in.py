@@ -1,4 +1,4 @@
-"""Patches to moto's EBS direct API backend (moto/ebs) and its EC2 snapshots, for what moto lacks: EC2 snapshots of a volume that hold blocks, 512 KiB blocks, paging, block tokens, throttling, peer-computed checksums, pending snapshots.
+"""Patches to moto's EBS direct API backend (moto/ebs) and its EC2 snapshots, for what moto lacks: EC2 snapshots of a volume that hold blocks, 512 KiB blocks, paging, block tokens, throttling, peer-computed checksums, pending snapshots, the changed blocks between two snapshots.
 
 moto implements the EBS direct APIs (ListSnapshotBlocks, GetSnapshotBlock, ...) but only for
 snapshots made with StartSnapshot/PutSnapshotBlock, with 512-byte blocks, no paging, tokens
@@ -21,6 +21,16 @@ never checked and checksums taken at face value. Held to botocore's ebs/2019-11-
   tokens that are then refused (as after 7 days); throttle=N answers the first N block reads
   with RequestThrottledException (HTTP 400, RESOURCE_LEVEL_THROTTLE); lie=I:N sends a wrong
   checksum for block I N times (N=-1: always).
+- ListChangedBlocks (GET /snapshots/{second}/changedblocks?firstSnapshotId=…): moto walks only
+  the first snapshot's blocks, so a block written only in the second was never reported. Here:
+  every index in either snapshot whose data differs, FirstBlockToken when the first has it,
+  SecondBlockToken when the second does (a block the second lacks reads as zeros there); the
+  same MaxResults, NextToken and StartingBlockIndex rules and per-listing tokens as
+  ListSnapshotBlocks; both snapshots must exist (ResourceNotFoundException SNAPSHOT_NOT_FOUND)
+  and be completed, and be of one volume (ValidationException UNRELATED_SNAPSHOTS); VolumeSize
+  is the second's. The model requires only SecondSnapshotId (a missing first lists the second's
+  blocks against nothing on AWS); an export always names both, so an absent first is refused
+  here (ValidationException INVALID_PARAMETER_VALUE) rather than modelled.
 - DeleteSnapshot also drops the EBS snapshot; GET /ebs/stats reports listings, block reads per
   snapshot and per block, the snapshots and the deleted ones.
 """
@@ -316,6 +326,78 @@ def get_snapshot_block(self):
     return 200, headers, data
 
 
+def list_changed_blocks(self):
+    parts = path_parts(self)  # snapshots/{second}/changedblocks
+    second_id = parts[1]
+    first_id = param(self, "FirstSnapshotId", "firstSnapshotId")
+    max_results = param(self, "MaxResults", "maxResults")
+    page_token = param(self, "NextToken", "pageToken")
+    start = param(self, "StartingBlockIndex", "startingBlockIndex")
+    if not first_id:
+        return error(400, "ValidationException", "FirstSnapshotId must be given with SecondSnapshotId.",
+                     "INVALID_PARAMETER_VALUE")
+    snaps = {}
+    for sid in (first_id, second_id):
+        e = backend(self.region).snapshots.get(sid)
+        if e is None or sid not in SNAPS:
+            return error(404, "ResourceNotFoundException", f"The snapshot '{sid}' does not exist.",
+                         "SNAPSHOT_NOT_FOUND")
+        if not_completed(e, sid):
+            return not_completed(e, sid)
+        snaps[sid] = e
+    if max_results is not None:
+        try:
+            max_results = int(max_results)
+        except ValueError:
+            max_results = -1
+        if not 100 <= max_results <= 10000:
+            return error(400, "ValidationException", "MaxResults must be between 100 and 10000.",
+                         "INVALID_PARAMETER_VALUE")
+    else:
+        max_results = 100
+    now = time.time()
+    with LOCK:
+        st1, st2 = SNAPS[first_id], SNAPS[second_id]
+        if st1["volume"] != st2["volume"]:
+            return error(400, "ValidationException",
+                         "The snapshots are not of the same volume/snapshot lineage.",
+                         "UNRELATED_SNAPSHOTS")
+        vol = VOLUMES.get(st2["volume"], {})
+        if page_token is not None:
+            p = PAGES.get(page_token)
+            if p is None or p[0] != f"{first_id}>{second_id}" or p[2] < now:
+                return error(400, "ValidationException", "The pagination token is not valid.",
+                             "INVALID_PAGE_TOKEN")
+            first = p[1]
+        else:
+            first = int(start or 0)
+            st2["changed_lists"] = st2.get("changed_lists", 0) + 1
+        b1, b2 = snaps[first_id].blocks, snaps[second_id].blocks
+        changed = sorted(i for i in set(b1) | set(b2) if i >= first and (
+            i not in b1 or i not in b2 or b1[i].block_data != b2[i].block_data))
+        limit = min(max_results, vol.get("page") or max_results)
+        page, rest = changed[:limit], changed[limit:]
+        blocks = []
+        for i in page:
+            b = {"BlockIndex": i}
+            for sid, key, have in ((first_id, "FirstBlockToken", b1), (second_id, "SecondBlockToken", b2)):
+                if i in have:
+                    token = base64.b64encode(secrets.token_bytes(24)).decode()
+                    SNAPS[sid]["tokens"][i] = (token, now + TOKEN_TTL)
+                    b[key] = token
+            blocks.append(b)
+        out = {
+            "ChangedBlocks": blocks, "ExpiryTime": now + TOKEN_TTL,
+            "VolumeSize": snaps[second_id].volume_size, "BlockSize": BLOCK,
+        }
+        if rest:
+            t = base64.b64encode(secrets.token_bytes(24)).decode()
+            PAGES[t] = (f"{first_id}>{second_id}", rest[0], now + PAGE_TTL)
+            out["NextToken"] = t
+    return 200, {"Content-Type": "application/json"}, json.dumps(out)
+
+
+EBSResponse.list_changed_blocks = list_changed_blocks
 EBSResponse.list_snapshot_blocks = list_snapshot_blocks
 EBSResponse.get_snapshot_block = get_snapshot_block
 
@@ -349,6 +431,12 @@ def control(handler, method, path, query, ec2):
                 if m["DeviceName"] == inst["RootDeviceName"]][0]
         size = ec2.describe_volumes(VolumeIds=[root])["Volumes"][0]["Size"]
         return {"instance": inst["InstanceId"], "root": root, "root_gib": size}
+    if method == "POST" and path == "/ebs/delete-snapshot":
+        ec2.delete_snapshot(SnapshotId=one["snapshot"])
+        return {}
+    if method == "POST" and path == "/ebs/resize":
+        ec2.modify_volume(VolumeId=one["volume"], Size=int(one["size"]))
+        return {}
     if method == "POST" and path == "/ebs/release":
         with LOCK:
             VOLUMES.get(one["volume"], {})["hold"] = False
@@ -358,6 +446,7 @@ def control(handler, method, path, query, ec2):
             snaps = []
             for sid, st in SNAPS.items():
                 snaps.append({"id": sid, "volume": st["volume"], "lists": st["lists"],
+                              "changed_lists": st.get("changed_lists", 0),
                               "deleted": sid in DELETED})
             return {"gets": dict(GETS), "block_gets": dict(BLOCK_GETS), "snapshots": snaps,
                     "deleted": list(DELETED)}

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Incremental export benchmark (issue 35), AWS: a 1 GiB volume full of random data (DATA_MIB,
+# default 1024) on the test suite's moto with its EBS stand-in. A full export keeps its base
+# (`keep_base`); then CHANGED_BLOCKS 512 KiB blocks spread over the volume are rewritten (20:
+# 10 MiB, about 1 %), and an export with `incremental_from` the first result makes the new
+# image. Reported: wall time of each, bytes fetched (the result's `bytes_fetched`) and the
+# GetSnapshotBlock calls the peer answered for the new snapshot; the incremental image is
+# compared with the new volume and with a fresh full export of the same snapshot (cmp).
+# One run each (the full export is the incremental one's base); moto is single-process
+# Python, so the seconds say "what the peer serves", the bytes are the point.
+#
+# usage: benches/incremental.sh   (needs the moto venv the tests make,
+#                                  ~/.cache/hypersdk-tools/moto-venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
+DATA_MIB="${DATA_MIB:-1024}"
+CHANGED_BLOCKS="${CHANGED_BLOCKS:-20}"
+WORK="${BENCH_DIR:-/tmp/hs-bench-incremental}"
+TOOLS="$HOME/.cache/hypersdk-tools"
+PY="$TOOLS/moto-venv/bin/python"
+[ -x "$PY" ] || { echo "no moto venv: run cargo test --test aws_snapshot once" >&2; exit 1; }
+cargo build --release --no-default-features --features aws --example fetch >&2
+FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
+
+rm -rf "$WORK" && mkdir -p "$WORK/src" "$WORK/out" "$WORK/full"
+SRC="$WORK/src/volume.raw"
+head -c $((DATA_MIB << 20)) /dev/urandom >"$SRC"
+truncate -s 1G "$SRC"
+printf 'x' >"$WORK/fixture.vmdk"
+coproc PEER { exec "$PY" tests/peers/moto/moto_peer.py --fixture "$WORK/fixture.vmdk" --snapshot-polls 1 2>"$WORK/peer.log"; }
+trap 'kill $PEER_PID 2>/dev/null || true' EXIT
+read -r INFO <&"${PEER[0]}"
+field() { "$PY" -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$INFO" "$1"; }
+EP=$(field endpoint)
+CONTROL=$(field control)
+post() { "$PY" -c "import sys,urllib.request as u; print(u.urlopen(u.Request(sys.argv[1], method='POST')).read().decode())" "$1"; }
+VOL=$(post "$CONTROL/ebs/volume?size=1&path=$SRC" | "$PY" -c "import json,sys; print(json.load(sys.stdin)['volume'])")
+CONFIG="{\"region\": \"us-east-1\", \"endpoint_url\": \"$EP\", \"access_key_id\": \"$(field access_key_id)\", \"secret_access_key\": \"$(field secret_access_key)\"}"
+echo "$CONFIG" >"$WORK/config.json" && chmod 600 "$WORK/config.json"
+jq_() { "$PY" -c "import json,sys; v=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))" "$@"; }
+timed() { local t0; t0=$(date +%s.%N); "$@" >/dev/null; echo "$(date +%s.%N) - $t0" | bc -l; }
+
+OPTS='{"keep_base": true, "poll_interval_ms": 100}'
+T_FULL=$(timed "$FETCH" --provider aws --config "@$WORK/config.json" --options "$OPTS" \
+  --result "$WORK/r1.json" "$WORK/out" "$VOL")
+F_FULL=$(jq_ "$WORK/r1.json" "v['bytes_fetched']")
+
+# CHANGED_BLOCKS blocks rewritten, spread evenly over the volume.
+"$PY" - "$SRC" "$CHANGED_BLOCKS" <<'PYEOF'
+import os, sys
+path, n = sys.argv[1], int(sys.argv[2])
+blocks = os.path.getsize(path) // 524288
+with open(path, "r+b") as f:
+    for k in range(n):
+        f.seek((k * blocks // n) * 524288)
+        f.write(os.urandom(524288))
+PYEOF
+OPTS2="{\"keep_base\": true, \"poll_interval_ms\": 100, \"overwrite\": true, \"incremental_from\": \"$WORK/r1.json\"}"
+T_INC=$(timed "$FETCH" --provider aws --config "@$WORK/config.json" --options "$OPTS2" \
+  --result "$WORK/r2.json" "$WORK/out" "$VOL")
+F_INC=$(jq_ "$WORK/r2.json" "v['bytes_fetched']")
+MODE=$(jq_ "$WORK/r2.json" "v['incremental']['files'][0]['mode']")
+SNAP2=$(jq_ "$WORK/r2.json" "v['snapshots'][0]['snapshot_id']")
+GETS=$("$PY" -c "import json,sys,urllib.request as u; print(json.load(u.urlopen(sys.argv[1]))['gets'].get(sys.argv[2], 0))" \
+  "$CONTROL/ebs/stats" "$SNAP2")
+IMG="$WORK/out/$VOL.img"
+cmp "$IMG" "$SRC" || { echo "the incremental image differs from the volume" >&2; exit 1; }
+T_FRESH=$(timed "$FETCH" --provider aws --config "@$WORK/config.json" --options '{"poll_interval_ms": 100}' \
+  "$WORK/full" "$SNAP2")
+cmp "$IMG" "$WORK/full/$SNAP2.img" || { echo "the incremental image differs from a full export" >&2; exit 1; }
+
+echo "### Incremental export, AWS: 1 GiB volume, $DATA_MIB MiB of data, $CHANGED_BLOCKS blocks of 512 KiB changed (moto + EBS stand-in, loopback, $(nproc) cores)"
+echo
+echo "| export | seconds | bytes fetched | % of the volume | GetSnapshotBlock at the peer |"
+echo "|---|---:|---:|---:|---:|"
+printf '| full (base) | %.2f | %d | %.1f %% | |\n' "$T_FULL" "$F_FULL" "$(echo "$F_FULL * 100 / 1073741824" | bc -l)"
+printf '| incremental (%s) | %.2f | %d | %.2f %% | %d |\n' "$MODE" "$T_INC" "$F_INC" "$(echo "$F_INC * 100 / 1073741824" | bc -l)" "$GETS"
+printf '| fresh full of the new snapshot | %.2f | | | |\n' "$T_FRESH"
+echo
+echo "The incremental image equals the volume and the fresh full export (cmp)."
