@@ -236,7 +236,9 @@ impl SnapshotFlow {
 
 impl Flow for SnapshotFlow {
     fn dry_run(&self) -> (Vec<String>, Vec<String>) {
-        let undone = if self.opts.keep_snapshots {
+        let undone = if self.opts.keep_base {
+            "kept after a finished export as the base of a later incremental one (keep_base)"
+        } else if self.opts.keep_snapshots {
             "kept (keep_snapshots)"
         } else {
             "deleted on every outcome"
@@ -260,7 +262,16 @@ impl Flow for SnapshotFlow {
             (Some(n), SnapSource::Volume(_) | SnapSource::Snapshot(_)) => n.clone(),
             _ => file,
         };
-        (cloud, vec![file])
+        let mut files = vec![file];
+        if self.opts.incremental_from.is_some() {
+            files.push(
+                "each made from the earlier image (cloned) with only the blocks changed since \
+                 its base snapshot fetched, or in full when that base cannot serve (the result \
+                 says why)"
+                    .into(),
+            );
+        }
+        (cloud, files)
     }
 
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
