@@ -64,7 +64,7 @@ EOF_PY
   if [ -x "$wine_loader" ]; then
     HS_WINE="$wine_loader" HS_WINDOWS_BUILD="$windows_build" \
       WINEPREFIX="${WINEPREFIX:-$HOME/.cache/hypersdk-wine}" \
-      cargo test --test windows_wine --test windows_wine_hyperv -- --ignored
+      cargo test --test windows_wine --test windows_wine_hyperv --test windows_wine_clouds -- --ignored
   else
     echo "SKIPPED: the Windows tests under Wine (no $wine_loader; apt wine64)"
   fi

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::hyperv::{HyperV, disks, vm};
 use support::wine::{wine, z};
-use support::wine_pwsh::PwshRelay;
+use support::wine_pwsh::{Linger, PwshRelay};
 
 const ID1: &str = "6f1c2a3b-0d4e-4f5a-8b9c-0d1e2f3a4b5c";
 
@@ -70,7 +70,7 @@ fn with_token(token: &str) -> Vec<u32> {
 fn a_hyperv_export_from_the_windows_build_runs_the_scripts_through_pwsh_found_in_path() {
     let w = wine();
     let hv = host(json!({"write_delay_ms": 5, "chunk": 262144}));
-    let relay = PwshRelay::start(&hv.pwsh);
+    let relay = PwshRelay::start(&hv.pwsh, None);
     let tools = tempfile::tempdir().unwrap();
     let folder = install_pwsh(tools.path());
     let out = tempfile::tempdir().unwrap();
@@ -142,29 +142,38 @@ fn a_hyperv_export_from_the_windows_build_runs_the_scripts_through_pwsh_found_in
 fn a_cancel_ends_powershells_whole_job_object_under_wine() {
     let w = wine();
     let hv = host(json!({"write_delay_ms": 200, "chunk": 65536}));
-    let relay = PwshRelay::start(&hv.pwsh);
     let tools = tempfile::tempdir().unwrap();
+    // Unique to this test: the lingering grandchild's command line carries it. Only the
+    // export's PowerShell starts one (a grandchild holds the pipes' ends under Wine, which
+    // leaks its Unix descriptors to every child, so a finished call's would keep its stdout
+    // open).
+    let token = format!(
+        "hslinger{}",
+        tools.path().file_name().unwrap().to_string_lossy()
+    );
+    let relay = PwshRelay::start(
+        &hv.pwsh,
+        Some(Linger {
+            script: include_str!("../src/providers/hyperv/scripts/export.ps1").to_string(),
+            token: token.clone(),
+        }),
+    );
     let folder = install_pwsh(tools.path());
     let out = tempfile::tempdir().unwrap();
     let build = tempfile::tempdir().unwrap();
     let exe = w.compile_c("hyperv_cancel", build.path());
     let (go, done) = (build.path().join("go"), build.path().join("done"));
-    // Unique to this test: the lingering grandchild's command line carries it.
-    let token = format!(
-        "hslinger{}",
-        tools.path().file_name().unwrap().to_string_lossy()
-    );
     let mut child = w
         .command(&exe)
         .env("WINEPATH", support::wine::native(&folder))
         .env("HS_PWSH_RELAY", relay.addr.to_string())
-        .env("HS_PWSH_LINGER", &token)
         .args(["web 01", &z(out.path()), &z(&go), &z(&done)])
         .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(build.path().join("stderr")).unwrap())
         .spawn()
         .unwrap();
     let t = Instant::now();
-    // Each pwsh.exe starts a lingerer; the export's (the one running now) among them.
+    // The export's pwsh.exe started its lingerer.
     while with_token(&token).is_empty() {
         assert!(t.elapsed() < Duration::from_secs(60), "no lingering child");
         assert!(
@@ -181,7 +190,11 @@ fn a_cancel_ends_powershells_whole_job_object_under_wine() {
     while !said.contains("cancelled") {
         use std::io::Read as _;
         let n = stdout.read(&mut buf).unwrap();
-        assert!(n > 0, "the program ended without cancelling: {said}");
+        assert!(
+            n > 0,
+            "the program ended without cancelling: {said}{}",
+            std::fs::read_to_string(build.path().join("stderr")).unwrap_or_default()
+        );
         said.push_str(&String::from_utf8_lossy(&buf[..n]));
     }
     // The program is still running (its job handles open): only the cancel can have ended

@@ -32,7 +32,8 @@ int main(int argc, char **argv) {
     if (p.bytes_done > 0 && exists(argv[3])) break;
     sleep_us(10000);
   }
-  CHECK(i < 6000, "no bytes or no go within a minute");
+  CHECK(i < 6000, "no bytes or no go within a minute: phase %s, %llu bytes, go %s", hs_phase_name(p.phase),
+        (unsigned long long)p.bytes_done, exists(argv[3]) ? "there" : "missing");
   CHECK_STATUS(hs_export_cancel(e), HS_STATUS_OK);
   s = hs_export_wait(e, -1, &err);
   CHECK(s == HS_STATUS_CANCELLED, "wait: %s: %s", hs_status_name(s), err ? hs_error_message(err) : "");

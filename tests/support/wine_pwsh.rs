@@ -27,17 +27,25 @@ pub struct PwshRelay {
     calls: Arc<Mutex<Vec<RelayCall>>>,
 }
 
+/// A lingering grandchild for the calls that run `script`: pwsh.exe starts a Windows process
+/// whose command line carries `token` and that sleeps until killed.
+#[derive(Clone)]
+pub struct Linger {
+    pub script: String,
+    pub token: String,
+}
+
 impl PwshRelay {
     /// A relay running `pwsh` (the stand-in's wrapper) for each connection, until the test ends.
-    pub fn start(pwsh: &Path) -> PwshRelay {
+    pub fn start(pwsh: &Path, linger: Option<Linger>) -> PwshRelay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let calls = Arc::new(Mutex::new(Vec::new()));
         let (pwsh, seen) = (pwsh.to_path_buf(), calls.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (pwsh, seen) = (pwsh.clone(), seen.clone());
-                std::thread::spawn(move || serve(conn, &pwsh, &seen));
+                let (pwsh, seen, linger) = (pwsh.clone(), seen.clone(), linger.clone());
+                std::thread::spawn(move || serve(conn, &pwsh, &seen, linger.as_ref()));
             }
         });
         PwshRelay { addr, calls }
@@ -63,7 +71,26 @@ fn frame(w: &Mutex<TcpStream>, kind: u8, data: &[u8]) -> std::io::Result<()> {
     w.write_all(data)
 }
 
-fn serve(mut conn: TcpStream, pwsh: &PathBuf, seen: &Mutex<Vec<RelayCall>>) {
+/// The script of `-EncodedCommand` (UTF-16LE, base64).
+fn decoded_script(argv: &[String]) -> Option<String> {
+    use base64::Engine as _;
+    let i = argv.iter().position(|a| a == "-EncodedCommand")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(argv.get(i + 1)?)
+        .ok()?;
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).ok()
+}
+
+fn serve(
+    mut conn: TcpStream,
+    pwsh: &PathBuf,
+    seen: &Mutex<Vec<RelayCall>>,
+    linger: Option<&Linger>,
+) {
     let request = (|| -> std::io::Result<(Vec<String>, String, Vec<u8>)> {
         let mut n = [0u8; 4];
         conn.read_exact(&mut n)?;
@@ -81,6 +108,12 @@ fn serve(mut conn: TcpStream, pwsh: &PathBuf, seen: &Mutex<Vec<RelayCall>>) {
         argv: argv.clone(),
         command_line,
     });
+    if let Some(l) = linger
+        && decoded_script(&argv).as_deref() == Some(l.script.as_str())
+    {
+        let w = Mutex::new(conn.try_clone().unwrap());
+        let _ = frame(&w, 4, l.token.as_bytes());
+    }
     let mut child = Command::new(pwsh)
         .args(&argv[1..])
         .stdin(Stdio::piped())

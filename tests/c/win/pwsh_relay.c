@@ -5,13 +5,13 @@
  * (tests/support/wine_pwsh.rs; a Windows program under Wine cannot wait for a Linux process),
  * and writes back what the stand-in writes to stdout and stderr, and its exit code.
  *
- * Environment: HS_PWSH_RELAY=127.0.0.1:PORT. With HS_PWSH_LINGER=TOKEN it first starts a copy
- * of itself, `--linger TOKEN`, which sleeps until killed: a grandchild such as a remote
- * session's process, which a cancel must end with the rest of the job object.
+ * Environment: HS_PWSH_RELAY=127.0.0.1:PORT. When the relay says so (frame 4, with a token), it
+ * starts a copy of itself, `--linger TOKEN`, which sleeps until killed: a grandchild such as a
+ * remote session's process, which a cancel must end with the rest of the job object.
  *
  * Relay protocol (little-endian): request = u32 argc, argc x (u32 len, UTF-8 bytes),
  * u32 len + the whole command line, u32 len + stdin; answer = frames (u8 kind, u32 len, bytes):
- * 1 stdout, 2 stderr, 3 exit code (i32). */
+ * 1 stdout, 2 stderr, 3 exit code (i32), 4 start a lingering grandchild (UTF-8 token). */
 #include <winsock2.h>
 #include <ws2tcpip.h>
 #include <windows.h>
@@ -63,11 +63,24 @@ static void linger_child(const wchar_t *token) {
   wchar_t self[MAX_PATH], cmd[2 * MAX_PATH + 64];
   GetModuleFileNameW(NULL, self, MAX_PATH);
   _snwprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" --linger %ls", self, token);
+  /* Its std handles are NUL, and ours are not inherited: it holds none of the pipes the
+   * library reads (which would keep stdout open after we exit), as a remote session's process
+   * would not. */
+  HANDLE std_handles[3] = {GetStdHandle(STD_INPUT_HANDLE), GetStdHandle(STD_OUTPUT_HANDLE),
+                           GetStdHandle(STD_ERROR_HANDLE)};
+  for (int i = 0; i < 3; i++) SetHandleInformation(std_handles[i], HANDLE_FLAG_INHERIT, 0);
+  SECURITY_ATTRIBUTES inherit = {sizeof inherit, NULL, TRUE};
+  HANDLE nul = CreateFileW(L"NUL", GENERIC_READ | GENERIC_WRITE, FILE_SHARE_READ | FILE_SHARE_WRITE, &inherit,
+                           OPEN_EXISTING, 0, NULL);
+  if (nul == INVALID_HANDLE_VALUE) die(93, "open NUL");
   STARTUPINFOW si;
   PROCESS_INFORMATION pi;
   memset(&si, 0, sizeof si);
   si.cb = sizeof si;
-  if (!CreateProcessW(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) die(93, "start the lingering child");
+  si.dwFlags = STARTF_USESTDHANDLES;
+  si.hStdInput = si.hStdOutput = si.hStdError = nul;
+  if (!CreateProcessW(NULL, cmd, NULL, NULL, TRUE, 0, NULL, NULL, &si, &pi)) die(93, "start the lingering child");
+  CloseHandle(nul);
   CloseHandle(pi.hThread);
   CloseHandle(pi.hProcess);
 }
@@ -81,9 +94,6 @@ int main(void) {
     Sleep(INFINITE);
     return 0;
   }
-  wchar_t token[256];
-  if (GetEnvironmentVariableW(L"HS_PWSH_LINGER", token, 256) > 0) linger_child(token);
-
   char relay[128];
   if (GetEnvironmentVariableA("HS_PWSH_RELAY", relay, sizeof relay) == 0) die(90, "HS_PWSH_RELAY is not set");
   char *colon = strrchr(relay, ':');
@@ -133,6 +143,13 @@ int main(void) {
       int code;
       memcpy(&code, buf, 4);
       ExitProcess((UINT)code);
+    }
+    if (kind == 4) {
+      wchar_t token[256];
+      buf[n < 255 ? n : 255] = '\0';
+      MultiByteToWideChar(CP_UTF8, 0, buf, -1, token, 256);
+      linger_child(token);
+      continue;
     }
     DWORD w;
     WriteFile(kind == 1 ? out : err, buf, n, &w, NULL);
