@@ -139,13 +139,12 @@ fn the_command_exports_and_batches_with_its_exit_codes_under_wine() {
     let out = tempfile::tempdir().unwrap();
     let exe = w.exe("hypersdk.exe");
     let run = |args: &[&str]| {
-        let o = w
-            .command(&exe)
-            .env("HYPERSDK_STATE_DIR", z(state.path()))
-            .env("HYPERSDK_CONFIG", z(&state.path().join("none.toml")))
-            .args(args)
-            .output()
-            .unwrap();
+        let o = w.output(
+            w.command(&exe)
+                .env("HYPERSDK_STATE_DIR", z(state.path()))
+                .env("HYPERSDK_CONFIG", z(&state.path().join("none.toml")))
+                .args(args),
+        );
         let text = format!(
             "exit {:?}\nstdout:\n{}\nstderr:\n{}",
             o.status.code(),
@@ -260,11 +259,12 @@ fn a_killed_windows_download_resumes_with_only_missing_bytes() {
 
     server.set_faults(Faults::default());
     server.reset_stats();
-    let o = w
-        .command(&fetch)
-        .args(["--options", "{}", &z(dir.path()), &server.url("crash.vmdk")])
-        .output()
-        .unwrap();
+    let o = w.output(w.command(&fetch).args([
+        "--options",
+        "{}",
+        &z(dir.path()),
+        &server.url("crash.vmdk"),
+    ]));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),

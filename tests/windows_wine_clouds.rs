@@ -26,18 +26,14 @@ fn try_fetch(
     // On a file: the credentials stay off the command line.
     let cfg = dir.path().join("config.json");
     std::fs::write(&cfg, config).unwrap();
-    let o = w
-        .command(&w.exe("examples/fetch.exe"))
-        .args([
-            "--provider",
-            provider,
-            "--config",
-            &format!("@{}", z(&cfg)),
-            &z(out),
-            source,
-        ])
-        .output()
-        .unwrap();
+    let o = w.output(w.command(&w.exe("examples/fetch.exe")).args([
+        "--provider",
+        provider,
+        "--config",
+        &format!("@{}", z(&cfg)),
+        &z(out),
+        source,
+    ]));
     if o.status.success() {
         return Ok(());
     }

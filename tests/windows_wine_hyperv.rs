@@ -74,20 +74,19 @@ fn a_hyperv_export_from_the_windows_build_runs_the_scripts_through_pwsh_found_in
     let tools = tempfile::tempdir().unwrap();
     let folder = install_pwsh(tools.path());
     let out = tempfile::tempdir().unwrap();
-    let o = w
-        .command(&w.exe("examples/fetch.exe"))
-        .env("WINEPATH", support::wine::native(&folder))
-        .env("HS_PWSH_RELAY", relay.addr.to_string())
-        .args([
-            "--provider",
-            "hyperv",
-            "--options",
-            r#"{"poll_file_interval_ms": 20}"#,
-            &z(out.path()),
-            "web 01",
-        ])
-        .output()
-        .unwrap();
+    let o = w.output(
+        w.command(&w.exe("examples/fetch.exe"))
+            .env("WINEPATH", support::wine::native(&folder))
+            .env("HS_PWSH_RELAY", relay.addr.to_string())
+            .args([
+                "--provider",
+                "hyperv",
+                "--options",
+                r#"{"poll_file_interval_ms": 20}"#,
+                &z(out.path()),
+                "web 01",
+            ]),
+    );
     assert!(
         o.status.success(),
         "{}\n{}",

@@ -7,9 +7,11 @@
 //! Windows programs see this machine's `/` as drive `Z:`.
 #![allow(dead_code)]
 
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub struct Wine {
     pub loader: PathBuf,
@@ -149,9 +151,50 @@ impl Wine {
         );
     }
 
+    /// Runs `cmd` to its end and returns its output, or kills it after five minutes and
+    /// panics: a program hung under Wine fails its test instead of holding CI.
+    pub fn output(&self, cmd: &mut Command) -> Output {
+        let limit = Duration::from_secs(300);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let reader = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                v
+            })
+        };
+        let out = reader(Box::new(child.stdout.take().unwrap()));
+        let err = reader(Box::new(child.stderr.take().unwrap()));
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            if t.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{cmd:?} did not end within {} s under Wine (killed); stderr:\n{}",
+                    limit.as_secs(),
+                    String::from_utf8_lossy(&err.join().unwrap())
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        Output {
+            status,
+            stdout: out.join().unwrap(),
+            stderr: err.join().unwrap(),
+        }
+    }
+
     /// Runs `exe` with `args` to its end; panics unless it exits 0, showing its output.
     pub fn run_ok(&self, exe: &Path, args: &[&str]) -> String {
-        let o = self.command(exe).args(args).output().unwrap();
+        let o = self.output(self.command(exe).args(args));
         let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(
             o.status.success(),
