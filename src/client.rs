@@ -132,6 +132,27 @@ impl Client {
         Ok(Export { shared })
     }
 
+    /// What `start_export` with these arguments would do, without doing it: the options are
+    /// checked as `start_export` checks them, and the provider says what it would create in the
+    /// cloud and which files it would write. Nothing is asked of the cloud, nothing is
+    /// written, and the output folder need not exist yet (a path that is not a folder is an
+    /// error).
+    pub fn dry_run(&self, source_id: &str, options_json: &str) -> Result<crate::DryRun> {
+        let (opts, rest) = CommonOptions::parse(options_json)?;
+        if opts.output_dir.exists() {
+            opts.check_output_dir()?;
+        }
+        let flow = self.provider.plan(source_id, &opts, rest)?;
+        let (cloud, files) = flow.dry_run();
+        Ok(crate::DryRun {
+            provider: self.name.clone(),
+            source: crate::transfer::redact_url_text(source_id.trim()),
+            output_dir: opts.output_dir.display().to_string(),
+            cloud,
+            files,
+        })
+    }
+
     /// Runs an export to its end on the calling thread (not from inside the runtime).
     pub fn export(
         &self,

@@ -157,12 +157,8 @@ impl Error {
         }
         // A refused certificate does not pass by trying again: said at once, with what to do,
         // as a remote error (not retried, the same exit code as a network one).
-        if let Some(unknown_issuer) = tls {
-            msg.push_str(if unknown_issuer {
-                " (the server's TLS certificate is not trusted: give its CA as ca_bundle_pem or ca_bundle_path)"
-            } else {
-                " (the server's TLS certificate was refused: expired, not yet valid, or not for this host name)"
-            });
+        if let Some(hint) = tls {
+            msg.push_str(hint);
             return Error::Remote(msg);
         }
         if timeout {
@@ -175,14 +171,17 @@ impl Error {
 
 /// A rustls certificate error, directly or inside `io::Error`s (hyper's connector wraps it, and
 /// an `io::Error`'s `source` skips the error it wraps); failing a type match, rustls's own
-/// wording ("invalid peer certificate"). `Some(true)` when no CA vouches for the certificate
-/// (the case a CA bundle fixes).
-fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
+/// wording ("invalid peer certificate"). `Some(hint)`: what to add to the message (nothing for
+/// a verifier's own explained refusal, such as a thumbprint that does not match).
+fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     use rustls::{CertificateError, Error as Tls};
+    const UNTRUSTED: &str = " (the server's TLS certificate is not trusted: give its CA as ca_bundle_pem or ca_bundle_path)";
+    const REFUSED: &str = " (the server's TLS certificate was refused: expired, not yet valid, or not for this host name)";
     if let Some(r) = e.downcast_ref::<Tls>() {
         return match r {
-            Tls::InvalidCertificate(CertificateError::UnknownIssuer) => Some(true),
-            Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented => Some(false),
+            Tls::InvalidCertificate(CertificateError::UnknownIssuer) => Some(UNTRUSTED),
+            Tls::InvalidCertificate(CertificateError::Other(_)) => Some(""),
+            Tls::InvalidCertificate(_) | Tls::NoCertificatesPresented => Some(REFUSED),
             _ => None,
         };
     }
@@ -193,8 +192,13 @@ fn certificate_error(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
         return certificate_error(inner);
     }
     let text = e.to_string();
-    text.contains("invalid peer certificate")
-        .then(|| text.contains("UnknownIssuer"))
+    text.contains("invalid peer certificate").then(|| {
+        if text.contains("UnknownIssuer") {
+            UNTRUSTED
+        } else {
+            REFUSED
+        }
+    })
 }
 
 /// An error together with the phase of the export it ended.

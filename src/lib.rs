@@ -69,8 +69,8 @@ pub use error::{Error, ErrorKind, ExportError, Result};
 pub use export::{ChecksumResult, ErrorResult, Export, ExportResult, FileResult, ProgressCallback};
 pub use printable::printable;
 pub use progress::{Phase, Progress};
-pub use seam::SourceInfo;
 pub use seam::ledger::CleanupStep;
+pub use seam::{DryRun, SourceInfo};
 pub use settings::{GlobalSettings, configure};
 pub use transfer::{Leftover, clean_partials, redact_source};
 

@@ -110,3 +110,55 @@ fn a_full_export_checks_every_disk_file_hyperv_wrote_even_one_it_did_not_expect(
         }
     }
 }
+
+/// `capture_live_state` (Export-VM's `-CaptureLiveState`) reaches Hyper-V's export settings
+/// when the running VM itself is exported, and is refused, before anything starts, where the
+/// export reads a checkpoint or the value is none of Export-VM's.
+#[test]
+fn capture_live_state_reaches_the_export_settings_of_a_live_export_only() {
+    let hv = HyperV::new(json!({"vms": [vm_with_checkpoints("live", ID1, 1, json!({}))]}));
+    let client = Client::new("hyperv", &hv.config(json!({}))).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = wait(
+        &client
+            .start_export(
+                "live",
+                &hv_opts(
+                    out.path(),
+                    json!({"include_snapshots": true, "capture_live_state": "CaptureCrashConsistentState"}),
+                ),
+                None,
+            )
+            .unwrap(),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let sent: Vec<String> = hv
+        .calls()
+        .iter()
+        .filter(|c| c["script"] == "export")
+        .map(|c| {
+            c["input"]["export_setting_data"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(
+        sent[0].contains("<PROPERTY NAME=\"CaptureLiveState\" TYPE=\"uint8\"><VALUE>0</VALUE>"),
+        "{}",
+        sent[0]
+    );
+    for bad in [
+        json!({"capture_live_state": "CaptureSavedState"}),
+        json!({"export_type": "vhd-only", "capture_live_state": "CaptureSavedState"}),
+        json!({"include_snapshots": true, "capture_live_state": "Hibernate"}),
+    ] {
+        let e = client
+            .start_export("live", &hv_opts(out.path(), bad.clone()), None)
+            .err()
+            .unwrap_or_else(|| panic!("{bad} was taken"));
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{bad}: {e}");
+        assert!(e.to_string().contains("capture_live_state"), "{e}");
+    }
+}

@@ -196,4 +196,7 @@ type HyperVExportOptions struct {
 	// Verify: test-VHD on every exported disk (default true).
 	Verify      *bool  `json:"verify,omitempty"`
 	TimeoutSecs *int64 `json:"timeout_secs,omitempty"`
+	// CaptureLiveState: with IncludeSnapshots, Export-VM's -CaptureLiveState
+	// (CaptureSavedState, CaptureCrashConsistentState or CaptureDataConsistentState).
+	CaptureLiveState string `json:"capture_live_state,omitempty"`
 }

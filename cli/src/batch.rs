@@ -204,7 +204,7 @@ pub(crate) fn run(a: &BatchArgs) -> Result<u8, Failure> {
     if profile.export.is_empty() {
         return Err(format!("profile {}: no [[export]]", path.display()).into());
     }
-    let items = items(path, &profile)?;
+    let items = items(path, &profile, a.out.dry_run)?;
     let out = run::Output {
         max_concurrent: a.out.max_concurrent.or(profile.max_concurrent),
         ..a.out.clone()
@@ -218,7 +218,7 @@ pub(crate) fn run(a: &BatchArgs) -> Result<u8, Failure> {
 /// that provider's items are refused with its error and the others run. A profile that does
 /// not hold together (an unknown provider entry, a secret that cannot be read) stops it before
 /// anything runs.
-fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
+fn items(path: &Path, profile: &Profile, dry_run: bool) -> Result<Vec<Item>, Failure> {
     let profile_path = std::fs::canonicalize(path).unwrap_or(path.to_path_buf());
     let base = profile_path.parent().unwrap_or(Path::new("."));
     type Made = Result<Arc<hypersdk::Client>, Refusal>;
@@ -241,7 +241,8 @@ fn items(path: &Path, profile: &Profile) -> Result<Vec<Item>, String> {
         let (provider, client) = clients[&x.provider].clone();
         let mut options = x.options.as_ref().and_then(json_object).unwrap_or_default();
         // Relative to the profile, as config_file and file: are; absolute in the history.
-        let output = crate::input::output_dir(&base.join(&x.output))?;
+        let output =
+            crate::input::output_dir(&base.join(&x.output), !dry_run).map_err(Failure::local)?;
         options.insert(
             "output_dir".into(),
             Value::from(output.display().to_string()),

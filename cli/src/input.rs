@@ -79,11 +79,22 @@ pub(crate) fn absolute(path: &std::path::Path) -> Result<PathBuf, String> {
     std::path::absolute(path).map_err(|e| format!("output folder {}: {e}", path.display()))
 }
 
-/// The output folder of `export` and `batch`: absolute (see [`absolute`]) and made when it is
-/// missing, with its parents, as `mkdir -p` would.
-pub(crate) fn output_dir(path: &std::path::Path) -> Result<PathBuf, String> {
+/// The output folder of `export` and `batch`: absolute (see [`absolute`]) and, unless this is
+/// a dry run, made when it is missing, with its parents, as `mkdir -p` would.
+pub(crate) fn output_dir(path: &std::path::Path, create: bool) -> Result<PathBuf, String> {
     let p = absolute(path)?;
-    std::fs::create_dir_all(&p).map_err(|e| format!("output folder {}: {e}", p.display()))?;
+    if create {
+        std::fs::create_dir_all(&p).map_err(|e| format!("output folder {}: {e}", p.display()))?;
+    } else if let Some(up) = p.ancestors().find(|a| a.exists())
+        && !up.is_dir()
+    {
+        // What mkdir -p would trip on, said now.
+        return Err(format!(
+            "output folder {} cannot be made: {} is not a folder",
+            p.display(),
+            up.display()
+        ));
+    }
     Ok(p)
 }
 

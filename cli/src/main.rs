@@ -246,7 +246,7 @@ fn export(a: ExportArgs) -> Result<u8, Failure> {
     options.insert(
         "output_dir".into(),
         Value::from(
-            input::output_dir(&a.output)
+            input::output_dir(&a.output, !a.out.dry_run)
                 .map_err(Failure::local)?
                 .display()
                 .to_string(),

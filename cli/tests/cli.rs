@@ -616,6 +616,103 @@ fn sigterm_while_the_cloud_works_undoes_it_at_the_peer_and_list_shows_the_disks(
     );
 }
 
+/// `--dry-run` starts nothing: a GCP disk's plan names the temporary image, the build and the
+/// object, and the stand-in saw no image made and no build; an HTTP source on a port nothing
+/// listens on is planned (a real run fails there, exit 5), no folder is made and the history
+/// stays empty; bad options are refused as a start refuses them. `--transfers` reaches each
+/// export's parallel_files. A batch whose output folder cannot be made exits 7 (a local file
+/// problem), dry run or not.
+#[test]
+fn dry_run_starts_nothing_and_transfers_reach_the_options() {
+    let g = gcp();
+    g.disk("plan-disk", serde_json::json!({}));
+    let e = env();
+    let conf = g.config_file();
+    let out = e.out().join("not/yet");
+    let out_s = out.display().to_string();
+    let o = e.run(&[
+        "export",
+        "gcp",
+        "plan-disk",
+        "--config",
+        conf.to_str().unwrap(),
+        "--output",
+        &out_s,
+        "--dry-run",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan = &json_lines(&o)[0];
+    assert_eq!(plan["event"], "dry_run", "{plan}");
+    let cloud = plan["cloud"].to_string();
+    assert!(
+        cloud.contains("temporary image") && cloud.contains("Cloud Build"),
+        "{plan}"
+    );
+    assert_eq!(plan["files"][0], "plan-disk.vmdk", "{plan}");
+    let st = g.admin("stats", serde_json::json!({}));
+    assert_eq!(st["images_made"], 0, "{st}");
+    assert!(st["builds"].as_array().is_none_or(|b| b.is_empty()), "{st}");
+
+    let src = "http://127.0.0.1:1/disk.img";
+    let o = e.run(&["export", "http", src, "--output", &out_s, "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("nothing is made") && s.contains("- disk.img"),
+        "{s}"
+    );
+    assert!(s.contains("(made when the export runs)"), "{s}");
+    assert!(!out.exists(), "a dry run made the output folder");
+    assert!(json_lines(&e.run(&["history", "--json"])).is_empty());
+    let o = e.run(&[
+        "export",
+        "http",
+        src,
+        "--output",
+        &out_s,
+        "--dry-run",
+        "-o",
+        "parallel_filez=2",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("parallel_files"), "{}", text(&o));
+    let o = e.run(&["export", "http", src, "--output", &out_s, "-q"]);
+    assert_eq!(o.status.code(), Some(5), "the real run: {}", text(&o));
+
+    let peer = serve(1, 64 << 10, 0);
+    let o = e.run(&[
+        "export",
+        "http",
+        &format!("{}/file0.bin", peer.url),
+        "--output",
+        &out_s,
+        "-q",
+        "--transfers",
+        "3",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let h = json_lines(&e.run(&["history", "--json"]));
+    assert_eq!(h[0]["options"]["parallel_files"], 3, "{h:?}");
+
+    std::fs::write(e.out().join("a-file"), b"x").unwrap();
+    let profile = e.out().join("p.toml");
+    std::fs::write(
+        &profile,
+        "[providers.web]\nprovider = \"http\"\n\n[[export]]\nprovider = \"web\"\n\
+         sources = [\"http://127.0.0.1:1/x.img\"]\noutput = \"a-file/sub\"\n",
+    )
+    .unwrap();
+    for dry in [true, false] {
+        let mut args = vec!["batch", profile.to_str().unwrap()];
+        if dry {
+            args.push("--dry-run");
+        }
+        let o = e.run(&args);
+        assert_eq!(o.status.code(), Some(7), "dry run {dry}: {}", text(&o));
+    }
+}
+
 /// `clean` removes the leftovers of an export that did not finish (a dry run only lists them)
 /// and leaves everything else; `-v` and `--log-file` show the library's log, which is silent
 /// otherwise; completions and the man page come from the same definitions as `--help`.

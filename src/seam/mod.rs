@@ -171,7 +171,35 @@ pub(crate) trait Provider: Send + Sync + 'static {
 }
 
 /// One export's run through a provider.
+/// What an export would do, said before anything is done (`Client::dry_run`, the command's
+/// `--dry-run`): nothing is asked of the cloud to make it, so names the cloud decides later
+/// are patterns.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DryRun {
+    /// The provider.
+    pub provider: String,
+    /// The source as given.
+    pub source: String,
+    /// The folder the files would land in.
+    pub output_dir: String,
+    /// What the export would create or change in the cloud, each with when it is undone
+    /// (empty: nothing; the source is only read).
+    pub cloud: Vec<String>,
+    /// The files it would write in the output folder: names, or patterns such as
+    /// `<volume-id>.img` where the cloud decides.
+    pub files: Vec<String>,
+}
+
+/// A dry run's file name: the `file_name` option when given, else `stem.ext`.
+pub(crate) fn planned_name(file_name: Option<&str>, stem: &str, ext: &str) -> String {
+    file_name.map_or_else(|| format!("{stem}.{ext}"), str::to_string)
+}
+
 pub(crate) trait Flow: Send {
+    /// What this export would create in the cloud and which files it would write, from its
+    /// parsed options alone (no call to the cloud). Fills `cloud` and `files` of a [`DryRun`].
+    fn dry_run(&self) -> (Vec<String>, Vec<String>);
+
     /// The cloud side, up to the point where there are files to fetch.
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>>;
 

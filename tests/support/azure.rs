@@ -145,6 +145,17 @@ impl Azure {
         );
     }
 
+    /// Registers the certificate (PEM, public part) the test app trusts for certificate
+    /// credentials.
+    pub fn trust_certificate(&self, pem: &str) {
+        admin(
+            "POST",
+            &format!("{}/_admin/certificate", self.s("arm")),
+            json!({ "pem": pem }),
+            &self.ca_pem,
+        );
+    }
+
     pub fn stats(&self) -> Value {
         admin(
             "GET",

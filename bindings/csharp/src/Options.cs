@@ -311,6 +311,9 @@ namespace HyperSdk
         /// <summary>Test-VHD on every exported disk (default true).</summary>
         public bool? Verify { get; set; }
         public long? TimeoutSecs { get; set; }
+        /// <summary>With IncludeSnapshots: Export-VM's -CaptureLiveState (CaptureSavedState,
+        /// CaptureCrashConsistentState or CaptureDataConsistentState).</summary>
+        public string CaptureLiveState { get; set; }
 
         public HyperVExportOptions(string outputDir) : base(outputDir) { }
 
@@ -323,6 +326,7 @@ namespace HyperSdk
             Put(d, "folder_name", FolderName);
             Put(d, "verify", Verify);
             Put(d, "timeout_secs", TimeoutSecs);
+            Put(d, "capture_live_state", CaptureLiveState);
         }
     }
 }

@@ -227,4 +227,24 @@ namespace HyperSdk
         public long? SizeBytes { get; internal set; }
         public string State { get; internal set; }
     }
+
+    /// <summary>An <see cref="IProgress{T}"/> that runs its action at once, where the export
+    /// delivers: on the SynchronizationContext current at the start, or on one pool thread at a
+    /// time, in order, the terminal reading last. <c>System.Progress&lt;T&gt;</c> posts each
+    /// reading again instead (to the thread pool when there is no context, as in a console
+    /// program), where two can run at once and a line can come out of order.</summary>
+    public sealed class ProgressHandler : IProgress<ExportProgress>
+    {
+        private readonly Action<ExportProgress> action;
+
+        /// <summary><paramref name="action"/> gets every reading handed over.</summary>
+        public ProgressHandler(Action<ExportProgress> action)
+        {
+            if (action == null) throw new ArgumentNullException("action");
+            this.action = action;
+        }
+
+        /// <summary>Runs the action on the calling thread.</summary>
+        public void Report(ExportProgress value) { action(value); }
+    }
 }

@@ -255,7 +255,9 @@ static class Tests
         using (var c = new HyperSdkClient("http"))
         {
             var opts = new HttpExportOptions(dir) { PartSize = 262144, ProgressIntervalMs = 10, FileName = "one.bin" };
-            var r = c.ExportAsync(url + "/file0.bin", opts, rec).Result;
+            // Through the binding's ProgressHandler, as the example does: the recorder sees the
+            // contract held (one call at a time, in order, the terminal one last).
+            var r = c.ExportAsync(url + "/file0.bin", opts, new ProgressHandler(rec.Report)).Result;
             Check.That(r.Status == "done", r.RawJson);
             Check.That(r.Files.Count == 1 && r.Files[0].Size == 3 << 20, r.RawJson);
             var got = File.ReadAllBytes(Path.Combine(dir, "one.bin"));

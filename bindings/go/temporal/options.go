@@ -34,7 +34,7 @@ var (
 			"timeout_secs", "poll_interval_ms", "file_name", "page_ranges_segment_mib"},
 		"gcp":     {"project", "zone", "format", "timeout_secs", "poll_interval_ms", "file_name"},
 		"http":    {"files", "file_name", "sha256", "md5", "crc32c", "size"},
-		"hyperv":  {"export_type", "include_snapshots", "folder_name", "verify", "timeout_secs"},
+		"hyperv":  {"export_type", "include_snapshots", "capture_live_state", "folder_name", "verify", "timeout_secs"},
 		"vsphere": {"format", "snapshot", "quiesce", "parallel_disks", "name", "lease_wait_timeout_ms", "manifest"},
 	}
 	// accountOptions are the options only an account sets (Account.Options), with why.

@@ -35,6 +35,12 @@ Only the virtual disks of the current state (through a production checkpoint tha
 .PARAMETER IncludeSnapshots
 Include the VM's checkpoints in a full export.
 
+.PARAMETER CaptureLiveState
+With -IncludeSnapshots (the running VM itself is exported): what its state becomes, as
+Export-VM's parameter of that name: CaptureSavedState (the default: memory included),
+CaptureCrashConsistentState or CaptureDataConsistentState. The other exports read a checkpoint,
+whose consistency is the VM's checkpoint type.
+
 .INPUTS
 System.String (VM names), or objects with a Name or VMName property such as Get-VM's.
 
@@ -84,7 +90,10 @@ function Export-HsHyperVVM {
 
         [switch] $VhdOnly,
 
-        [switch] $IncludeSnapshots
+        [switch] $IncludeSnapshots,
+
+        [ValidateSet('CaptureSavedState', 'CaptureCrashConsistentState', 'CaptureDataConsistentState')]
+        [string] $CaptureLiveState
     )
     begin {
         $config = @{}
@@ -96,6 +105,10 @@ function Export-HsHyperVVM {
             $option['host_output_dir'] = $HostPath
         }
         if ($VhdOnly) { $option['export_type'] = 'vhd-only' }
+        if ($CaptureLiveState) {
+            if (-not $IncludeSnapshots -or $VhdOnly) { throw '-CaptureLiveState goes with -IncludeSnapshots (the running VM itself is exported); the other exports read a checkpoint.' }
+            $option['capture_live_state'] = $CaptureLiveState
+        }
         $names = [System.Collections.Generic.List[string]]::new()
     }
     process {

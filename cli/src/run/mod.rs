@@ -3,6 +3,7 @@
 //! Ctrl+C (or SIGTERM, SIGHUP) once: every export is cancelled and the command waits for their
 //! cloud cleanup, printing what is being undone; twice: it exits at once.
 
+mod dry;
 mod report;
 mod screen;
 
@@ -45,6 +46,15 @@ pub(crate) struct Output {
     /// Bandwidth of each export, the same units (over `-o max_bytes_per_second`).
     #[arg(long, value_name = "RATE", value_parser = crate::input::parse_rate)]
     pub bwlimit_per_export: Option<u64>,
+    /// Files of one export downloaded at once (the parallel_files option; vSphere's disks
+    /// follow -o parallel_disks). Exports at once: --max-concurrent.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub transfers: Option<u64>,
+    /// Start nothing: check the config, the login and the options, and print for each export
+    /// what it would create in the cloud and which files it would write where. Nothing is
+    /// asked of the cloud beyond the login, and no folder is made.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Exports at once when neither the flag nor a profile says.
@@ -87,6 +97,14 @@ pub(crate) fn run_all(items: Vec<Item>, out: &Output) -> u8 {
         for i in &mut items {
             i.options.insert("max_bytes_per_second".into(), rate.into());
         }
+    }
+    if let Some(n) = out.transfers {
+        for i in &mut items {
+            i.options.insert("parallel_files".into(), n.into());
+        }
+    }
+    if out.dry_run {
+        return dry::show(&items, out.json);
     }
     if let Err(e) = hypersdk::configure(&settings.to_string()) {
         eprintln!("hypersdk: {e}");

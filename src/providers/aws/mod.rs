@@ -392,6 +392,47 @@ fn cancel_step(ctx: &FlowCtx, api: &Arc<Api>, t: &Task) -> StepId {
 }
 
 impl Flow for AwsFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let bucket = self.opts.s3_bucket.as_deref().unwrap_or("?");
+        let object = if self.opts.delete_s3_object_after_download {
+            "deleted once the file is verified, and after a failure or cancel"
+        } else {
+            "kept after a finished export, deleted after a failure or cancel"
+        };
+        let ext = match self.opts.container_format.as_deref() {
+            Some(c) => c.to_string(),
+            None => self.opts.disk_image_format.to_lowercase(),
+        };
+        let task = |what: &str, id: &str| {
+            let mut c = vec![
+                format!(
+                    "an {what} task of {id} writing s3://{bucket}/{}<task-id>.{ext}: cancelled \
+                     after a failure or cancel",
+                    self.opts.s3_prefix
+                ),
+                format!("that S3 object: {object}"),
+            ];
+            if let Some(fallback) = &self.fallback {
+                c.push(
+                    "if the export task refuses the instance: the snapshot method instead, \
+                     which makes:"
+                        .into(),
+                );
+                c.extend(fallback.dry_run().0);
+            }
+            c
+        };
+        let (cloud, file) = match &self.source {
+            Source::Instance(id) => (task("instance export", id), format!("<task-id>.{ext}")),
+            Source::Image(id) => (task("image export", id), format!("<task-id>.{ext}")),
+            Source::Object { key, .. } => (
+                Vec::new(),
+                key.rsplit('/').next().unwrap_or(key).to_string(),
+            ),
+        };
+        (cloud, vec![self.opts.file_name.clone().unwrap_or(file)])
+    }
+
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             if let Source::Instance(id) = &self.source

@@ -218,6 +218,34 @@ impl SnapshotFlow {
 }
 
 impl Flow for SnapshotFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let undone = if self.opts.keep_snapshots {
+            "kept (keep_snapshots)"
+        } else {
+            "deleted on every outcome"
+        };
+        let (cloud, file) = match &self.source {
+            SnapSource::Instance(id) => (
+                vec![format!(
+                    "an EBS snapshot of each volume of {id} (CreateSnapshots, tagged): {undone}"
+                )],
+                "<volume-id>.img (one per volume, boot first)".to_string(),
+            ),
+            SnapSource::Volume(id) => (
+                vec![format!(
+                    "an EBS snapshot of {id} (CreateSnapshot, tagged): {undone}"
+                )],
+                format!("{id}.img"),
+            ),
+            SnapSource::Snapshot(id) => (Vec::new(), format!("{id}.img")),
+        };
+        let file = match (&self.opts.file_name, &self.source) {
+            (Some(n), SnapSource::Volume(_) | SnapSource::Snapshot(_)) => n.clone(),
+            _ => file,
+        };
+        (cloud, vec![file])
+    }
+
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             let snaps = self.snapshots(ctx).await?;

@@ -27,6 +27,9 @@ pub(crate) enum BlobAuth {
     Sas(Arc<std::sync::Mutex<String>>),
     /// An Entra ID token for Azure Storage, fetched (and refreshed) per request.
     Token(Arc<dyn TokenCredential>),
+    /// Both: the grant of a disk with `dataAccessAuthMode: AzureActiveDirectory`, whose SAS
+    /// the service takes only with a token of a user holding the disk's download right.
+    SasAndToken(Arc<std::sync::Mutex<String>>, Arc<dyn TokenCredential>),
 }
 
 impl std::fmt::Debug for BlobAuth {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for BlobAuth {
         f.write_str(match self {
             BlobAuth::Sas(_) => "BlobAuth::Sas(***)",
             BlobAuth::Token(_) => "BlobAuth::Token",
+            BlobAuth::SasAndToken(..) => "BlobAuth::SasAndToken(***)",
         })
     }
 }
@@ -45,39 +49,47 @@ impl RequestSigner for BlobAuth {
                 "x-ms-version",
                 reqwest::header::HeaderValue::from_static(BLOB_VERSION),
             );
-            match self {
-                BlobAuth::Sas(q) => {
-                    let q = crate::sync::lock(q).clone();
-                    req.url_mut().set_query(Some(&q));
-                }
-                BlobAuth::Token(cred) => {
-                    let t = tokio::time::timeout(
-                        CALL_DEADLINE,
-                        cred.get_token(&["https://storage.azure.com/.default"], None),
-                    )
-                    .await
-                    .map_err(|_| {
-                        Error::Timeout(format!(
-                            "no token for Azure Storage within {CALL_DEADLINE:?}"
-                        ))
-                    })?
-                    .map_err(|e| {
-                        Error::Auth(format!(
-                            "getting a token for Azure Storage: {}",
-                            one_line(&e.to_string())
-                        ))
-                    })?;
-                    let v = reqwest::header::HeaderValue::from_str(&format!(
-                        "Bearer {}",
-                        t.token.secret()
-                    ))
-                    .map_err(|_| Error::Auth("Entra ID gave an unusable token".into()))?;
-                    req.headers_mut().insert(reqwest::header::AUTHORIZATION, v);
-                }
+            let (sas, cred) = match self {
+                BlobAuth::Sas(q) => (Some(q), None),
+                BlobAuth::Token(c) => (None, Some(c)),
+                BlobAuth::SasAndToken(q, c) => (Some(q), Some(c)),
+            };
+            if let Some(q) = sas {
+                let q = crate::sync::lock(q).clone();
+                req.url_mut().set_query(Some(&q));
+            }
+            if let Some(cred) = cred {
+                req.headers_mut()
+                    .insert(reqwest::header::AUTHORIZATION, storage_token(cred).await?);
             }
             Ok(())
         })
     }
+}
+
+/// `Bearer <token>` for Azure Storage (scope `https://storage.azure.com/.default`; Storage
+/// takes a bearer token from x-ms-version 2017-11-09 on, BLOB_VERSION is newer).
+async fn storage_token(cred: &Arc<dyn TokenCredential>) -> Result<reqwest::header::HeaderValue> {
+    let t = tokio::time::timeout(
+        CALL_DEADLINE,
+        cred.get_token(&["https://storage.azure.com/.default"], None),
+    )
+    .await
+    .map_err(|_| {
+        Error::Timeout(format!(
+            "no token for Azure Storage within {CALL_DEADLINE:?}"
+        ))
+    })?
+    .map_err(|e| {
+        Error::Auth(format!(
+            "getting a token for Azure Storage: {}",
+            one_line(&e.to_string())
+        ))
+    })?;
+    let mut v = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", t.token.secret()))
+        .map_err(|_| Error::Auth("Entra ID gave an unusable token".into()))?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 /// Blob requests sign with their SAS or token; errors carry their code in `x-ms-error-code`
@@ -102,9 +114,13 @@ impl Dialect for BlobAuth {
         match code {
             "ServerBusy" => Some(CodeClass::Throttled),
             "OperationTimedOut" | "InternalError" => Some(CodeClass::Retry),
-            "AuthenticationFailed" | "AuthorizationFailure" => {
-                Some(CodeClass::Kind(ErrorKind::Auth))
-            }
+            // The last three: a bearer token missing, not valid, or without the right (a disk
+            // with dataAccessAuthMode AzureActiveDirectory, read by someone lacking it).
+            "AuthenticationFailed"
+            | "AuthorizationFailure"
+            | "NoAuthenticationInformation"
+            | "InvalidAuthenticationInfo"
+            | "AuthorizationPermissionMismatch" => Some(CodeClass::Kind(ErrorKind::Auth)),
             "BlobNotFound" | "ContainerNotFound" => Some(CodeClass::Kind(ErrorKind::NotFound)),
             _ => None,
         }

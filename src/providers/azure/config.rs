@@ -14,9 +14,11 @@ pub(crate) struct AzureConfig {
     /// For sources given by name (also an export option).
     #[serde(default)]
     pub resource_group: Option<String>,
-    /// `client_secret` (default when `client_secret` is given), `managed_identity`,
+    /// `client_secret` (default when `client_secret` is given), `client_certificate` (default
+    /// when `client_certificate_path` is given), `workload_identity`, `managed_identity`,
     /// `azure_cli`, `developer_tools` (Azure CLI, then Azure Developer CLI) or `environment`
-    /// (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`).
+    /// (`AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, and `AZURE_CLIENT_SECRET` or
+    /// `AZURE_CLIENT_CERTIFICATE_PATH`).
     #[serde(default)]
     pub credential: Option<String>,
     #[serde(default)]
@@ -29,6 +31,14 @@ pub(crate) struct AzureConfig {
     /// exchanges for its own (`AZURE_FEDERATED_TOKEN_FILE` when left out).
     #[serde(default)]
     pub federated_token_file: Option<std::path::PathBuf>,
+    /// A service principal's certificate: a PEM file holding the certificate and its
+    /// unencrypted RSA private key (what `az ad sp create-for-rbac --create-cert` writes).
+    #[serde(default)]
+    pub client_certificate_path: Option<std::path::PathBuf>,
+    /// Send the certificate chain (`x5c`) with each assertion, for apps that trust a subject
+    /// name and issuer rather than one certificate. Default false.
+    #[serde(default)]
+    pub send_certificate_chain: bool,
     /// Azure Resource Manager, for sovereign clouds and tests. Default
     /// `https://management.azure.com`.
     #[serde(default = "default_arm")]
@@ -57,6 +67,13 @@ pub(crate) enum CredentialKind {
         tenant: String,
         client: String,
         token_file: std::path::PathBuf,
+    },
+    /// A service principal's certificate (PEM: certificate and RSA private key).
+    ClientCertificate {
+        tenant: String,
+        client: String,
+        path: std::path::PathBuf,
+        send_chain: bool,
     },
     ManagedIdentity,
     AzureCli,
@@ -92,12 +109,19 @@ impl AzureConfig {
         }
         let default = if self.client_secret.is_some() {
             "client_secret"
+        } else if self.client_certificate_path.is_some() {
+            "client_certificate"
         } else {
             "developer_tools"
         };
         let kind = self.credential.as_deref().unwrap_or(default);
         if kind != "client_secret" && kind != "environment" && self.client_secret.is_some() {
             return bad(format!("client_secret is given but credential is {kind:?}"));
+        }
+        if kind != "client_certificate" && self.client_certificate_path.is_some() {
+            return bad(format!(
+                "client_certificate_path is given but credential is {kind:?}"
+            ));
         }
         Ok(match kind {
             "client_secret" => {
@@ -115,19 +139,42 @@ impl AzureConfig {
                     secret: s.clone(),
                 }
             }
-            "environment" => {
-                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-                let (Some(t), Some(c), Some(s)) = (
-                    var("AZURE_TENANT_ID"),
-                    var("AZURE_CLIENT_ID"),
-                    var("AZURE_CLIENT_SECRET"),
+            "client_certificate" => {
+                let (Some(t), Some(c), Some(p)) = (
+                    &self.tenant_id,
+                    &self.client_id,
+                    &self.client_certificate_path,
                 ) else {
-                    return bad("credential environment needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET".into());
+                    return bad("credential client_certificate needs tenant_id, client_id and client_certificate_path".into());
                 };
-                CredentialKind::ClientSecret {
-                    tenant: t,
-                    client: c,
-                    secret: Secret::new(s),
+                CredentialKind::ClientCertificate {
+                    tenant: t.clone(),
+                    client: c.clone(),
+                    path: p.clone(),
+                    send_chain: self.send_certificate_chain,
+                }
+            }
+            "environment" => {
+                // As azure_identity's EnvironmentCredential reads them: a secret first, else a
+                // certificate.
+                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                let (Some(t), Some(c)) = (var("AZURE_TENANT_ID"), var("AZURE_CLIENT_ID")) else {
+                    return bad("credential environment needs AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH".into());
+                };
+                match (var("AZURE_CLIENT_SECRET"), var("AZURE_CLIENT_CERTIFICATE_PATH")) {
+                    (Some(s), _) => CredentialKind::ClientSecret {
+                        tenant: t,
+                        client: c,
+                        secret: Secret::new(s),
+                    },
+                    (None, Some(p)) => CredentialKind::ClientCertificate {
+                        tenant: t,
+                        client: c,
+                        path: p.into(),
+                        send_chain: var("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN")
+                            .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+                    },
+                    (None, None) => return bad("credential environment needs AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH beside AZURE_TENANT_ID and AZURE_CLIENT_ID".into()),
                 }
             }
             "workload_identity" => {
@@ -153,7 +200,7 @@ impl AzureConfig {
             "developer_tools" => CredentialKind::DeveloperTools,
             other => {
                 return bad(format!(
-                    "credential {other:?}: use client_secret, workload_identity, managed_identity, azure_cli, developer_tools or environment"
+                    "credential {other:?}: use client_secret, client_certificate, workload_identity, managed_identity, azure_cli, developer_tools or environment"
                 ));
             }
         })

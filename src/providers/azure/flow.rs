@@ -174,7 +174,22 @@ impl AzureFlow {
             let mut bare = url.clone();
             bare.set_query(None);
             let (src, checks) =
-                blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment()).await?;
+                match blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment())
+                    .await
+                {
+                    // A disk's SAS given as a URL, the disk readable only with Entra ID
+                    // (dataAccessAuthMode AzureActiveDirectory): the service asks for a bearer
+                    // token beside the SAS, which the URL cannot say beforehand.
+                    Err(Error::Auth(m)) if has_sas && m.contains("NoAuthenticationInformation") => {
+                        let auth = match auth {
+                            BlobAuth::Sas(q) => BlobAuth::SasAndToken(q, self.cred.clone()),
+                            other => other,
+                        };
+                        blob::file_source(&self.http, &bare, &auth, file.clone(), self.segment())
+                            .await?
+                    }
+                    other => other?,
+                };
             self.files.push(json!({
                 "file": file,
                 "blob": crate::transfer::redact_url(&url),
@@ -225,7 +240,15 @@ impl AzureFlow {
             *lock(&g.sas) = url.query().unwrap_or("").to_string();
             g.granted = SystemTime::now();
             g.expires = sas_expiry(&url);
-            let auth = BlobAuth::Sas(g.sas.clone());
+            // A disk readable only with Entra ID: its SAS and a Storage token on every read.
+            let with_sas = |sas: Arc<Mutex<String>>| {
+                if t.entra_data_access {
+                    BlobAuth::SasAndToken(sas, self.cred.clone())
+                } else {
+                    BlobAuth::Sas(sas)
+                }
+            };
+            let auth = with_sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
             let (src, checks) =
@@ -246,8 +269,7 @@ impl AzureFlow {
             ] {
                 if let Some(u) = url {
                     let name = format!("{stem}.{ext}");
-                    let auth =
-                        BlobAuth::Sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
+                    let auth = with_sas(Arc::new(Mutex::new(u.query().unwrap_or("").to_string())));
                     let mut bare = u.clone();
                     bare.set_query(None);
                     let (src, _) =
@@ -260,6 +282,9 @@ impl AzureFlow {
             sources.push(disk_src);
             if let Some(st) = &t.security_type {
                 f["security_type"] = json!(st);
+            }
+            if t.entra_data_access {
+                f["data_access_auth_mode"] = json!("AzureActiveDirectory");
             }
             if t.kind == "snapshots" {
                 f["exported_from"] = json!(format!(
@@ -277,6 +302,60 @@ impl AzureFlow {
 }
 
 impl Flow for AzureFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let ext = self.ext();
+        let snap = "a snapshot of each attached disk (incremental for Premium SSD v2 and Ultra), \
+                    deleted on every outcome";
+        let grant = format!(
+            "a read SAS ({} s, renewed while the download runs), revoked on every outcome",
+            self.opts.access_duration_secs
+        );
+        let named =
+            |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
+        match &self.source {
+            Source::Disk { name, .. } => {
+                let mut cloud = Vec::new();
+                if self.opts.snapshot_attached {
+                    cloud.push(format!(
+                        "if {name} is attached to a VM: a snapshot of it, deleted on every outcome"
+                    ));
+                }
+                cloud.push(format!("on the disk (or that snapshot): {grant}"));
+                (cloud, vec![named(name)])
+            }
+            Source::Snapshot { name, .. } => (
+                vec![format!("on the snapshot {name}: {grant}")],
+                vec![named(name)],
+            ),
+            Source::Vm { name, .. } => (
+                vec![
+                    format!("for the VM {name}: {snap}"),
+                    format!("on each disk or snapshot: {grant}"),
+                    "for Trusted Launch and confidential VMs: a guest state SAS, revoked with \
+                     the disk's"
+                        .into(),
+                ],
+                vec![
+                    format!("<disk>.{ext} (one per disk, OS disk first)"),
+                    "<disk>.vmgs and <disk>.security-metadata (Trusted Launch, confidential VMs)"
+                        .into(),
+                ],
+            ),
+            Source::Blob(url) => {
+                let last = url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .unwrap_or("");
+                (
+                    Vec::new(),
+                    vec![self.opts.file_name.clone().unwrap_or_else(|| {
+                        sanitize_file_name(&percent_decode(last), &format!("blob.{ext}"))
+                    })],
+                )
+            }
+        }
+    }
+
     /// A cancel ends `prepare` at once, even inside an ARM call: every grant and snapshot is
     /// recorded before its request is sent, so cleanup undoes whatever the cloud did.
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {

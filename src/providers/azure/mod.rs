@@ -19,6 +19,7 @@
 mod access;
 mod arm;
 mod blob;
+mod cert;
 mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
@@ -117,6 +118,28 @@ fn credential(
             },
         ))
         .map_err(bad)?,
+        CredentialKind::ClientCertificate {
+            tenant,
+            client,
+            path,
+            send_chain,
+        } => {
+            let authority = url::Url::parse(
+                cfg.authority_host
+                    .as_deref()
+                    .unwrap_or("https://login.microsoftonline.com"),
+            )
+            .map_err(|e| Error::InvalidArgument(format!("azure authority_host: {e}")))?;
+            let assertion =
+                cert::CertificateAssertion::load(path, &authority, tenant, client, *send_chain)?;
+            azure_identity::ClientAssertionCredential::new(
+                tenant.clone(),
+                client.clone(),
+                assertion,
+                Some(azure_identity::ClientAssertionCredentialOptions { client_options }),
+            )
+            .map_err(bad)?
+        }
         CredentialKind::ManagedIdentity => azure_identity::ManagedIdentityCredential::new(Some(
             azure_identity::ManagedIdentityCredentialOptions {
                 client_options,

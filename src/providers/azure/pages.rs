@@ -228,7 +228,7 @@ impl Dialect for PageList<'_> {
         Box::pin(async move {
             let own = req.url().query().unwrap_or("").to_string();
             RequestSigner::sign(self.0, req).await?;
-            if let BlobAuth::Sas(_) = self.0 {
+            if let BlobAuth::Sas(_) | BlobAuth::SasAndToken(..) = self.0 {
                 let sas = req.url().query().unwrap_or("").to_string();
                 req.url_mut().set_query(Some(&format!("{own}&{sas}")));
             }

@@ -23,6 +23,8 @@ pub(super) struct Target {
     /// The disk's `securityProfile.securityType` (Trusted Launch, a confidential VM's): its VM
     /// guest state (vTPM, UEFI) is kept apart and exported beside it.
     pub(super) security_type: Option<String>,
+    /// `dataAccessAuthMode: AzureActiveDirectory`: its SAS is read with an Entra ID token too.
+    pub(super) entra_data_access: bool,
     /// ARM id of what the user named (the disk, when we export a snapshot of it).
     pub(super) source_id: String,
     pub(super) file: String,
@@ -68,6 +70,7 @@ impl AzureFlow {
         if state != "Attached" {
             return Ok(Target {
                 security_type: security_type(&disk),
+                entra_data_access: entra_data_access(&disk),
                 rg: rg.into(),
                 kind: "disks",
                 name: name.into(),
@@ -103,13 +106,18 @@ impl AzureFlow {
         // Premium SSD v2 and Ultra disks take only incremental snapshots, which are then copied
         // in the background and readable only once that copy is done.
         let incremental = only_incremental(&disk);
-        let body = json!({
+        let mut body = json!({
             "location": disk["location"],
             "properties": {
                 "creationData": {"createOption": "Copy", "sourceResourceId": id},
                 "incremental": incremental,
             },
         });
+        // The snapshot keeps the disk's protection: a disk readable only with Entra ID does
+        // not become readable by its SAS alone through the export's snapshot.
+        if entra_data_access(&disk) {
+            body["properties"]["dataAccessAuthMode"] = json!("AzureActiveDirectory");
+        }
         let first = self
             .arm
             .call(
@@ -130,6 +138,7 @@ impl AzureFlow {
         self.snapshot_readable(ctx, rg, &snap).await?;
         Ok(Target {
             security_type: security_type(&disk),
+            entra_data_access: entra_data_access(&disk),
             rg: rg.into(),
             kind: "snapshots",
             name: snap,
@@ -197,6 +206,7 @@ impl AzureFlow {
                 self.snapshot_readable(ctx, &rg, &name).await?;
                 Ok(vec![Target {
                     security_type: security_type(&s),
+                    entra_data_access: entra_data_access(&s),
                     file: named(&name, &self.opts),
                     source_id: s["id"].as_str().unwrap_or_default().to_string(),
                     rg,
@@ -263,4 +273,14 @@ pub(super) fn security_type(resource: &Value) -> Option<String> {
         .as_str()
         .filter(|t| !t.is_empty() && *t != "ConfidentialVM_NonPersistedTPM")
         .map(str::to_string)
+}
+
+/// A disk or snapshot with `dataAccessAuthMode: AzureActiveDirectory` (DiskProperties and
+/// SnapshotProperties in azure-mgmt-compute; "the system checks if the user has an identity in
+/// Azure Active Directory and has necessary permissions to export/upload the data"): its
+/// SAS is refused without an Entra ID token for Azure Storage beside it.
+pub(super) fn entra_data_access(resource: &Value) -> bool {
+    resource["properties"]["dataAccessAuthMode"]
+        .as_str()
+        .is_some_and(|m| m.eq_ignore_ascii_case("AzureActiveDirectory"))
 }

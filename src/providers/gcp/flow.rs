@@ -58,6 +58,52 @@ fn destination_tag(u: &Unit, opts: &GcpOptions, run: &str) -> String {
 }
 
 impl Flow for GcpFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let ext = self.ext();
+        let object = format!(
+            "the exported object gs://{}/{}<name>-<tag>.{ext}: {}",
+            self.bucket,
+            self.prefix,
+            if self.opts.delete_object_after_download {
+                "deleted once the file is verified, and after a failure or cancel"
+            } else {
+                "kept after a finished export, deleted after a failure or cancel"
+            }
+        );
+        let export = |what: &str| {
+            vec![
+                format!("a temporary image of {what}, deleted on every outcome"),
+                "a Cloud Build build running Google's image exporter: cancelled after a \
+                 failure or cancel"
+                    .to_string(),
+                object.clone(),
+            ]
+        };
+        let named =
+            |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
+        match &self.source {
+            Source::Disk { name, .. } => (export(&format!("the disk {name}")), vec![named(name)]),
+            Source::Instance { name, .. } => (
+                export(&format!("each disk of the instance {name}")),
+                vec![format!("<disk>.{ext} (one per disk)")],
+            ),
+            Source::Image { name, .. } => {
+                let mut c = export(&format!("the image {name}"));
+                c.remove(0);
+                (c, vec![named(name)])
+            }
+            Source::Object { name, .. } => (
+                Vec::new(),
+                vec![
+                    self.opts
+                        .file_name
+                        .clone()
+                        .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string()),
+                ],
+            ),
+        }
+    }
+
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             let ext = self.ext();

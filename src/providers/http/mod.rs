@@ -219,6 +219,16 @@ struct HttpFlow {
 }
 
 impl Flow for HttpFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let files = self
+            .files
+            .iter()
+            .flatten()
+            .map(|f| f.name.clone())
+            .collect();
+        (Vec::new(), files)
+    }
+
     fn prepare<'a>(&'a mut self, _ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         let files = self.files.take().unwrap_or_default();
         Box::pin(async move { Ok(files) })

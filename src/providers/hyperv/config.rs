@@ -161,6 +161,12 @@ pub(crate) struct HyperVOptions {
     pub verify: bool,
     /// The whole export, seconds. Default one day.
     pub timeout_secs: u64,
+    /// What a running VM's state becomes when the VM itself is exported (export_type full
+    /// with include_snapshots; the other exports read a checkpoint): Export-VM's
+    /// `-CaptureLiveState` values `CaptureSavedState` (default: memory included),
+    /// `CaptureCrashConsistentState` (nothing done about the state) or
+    /// `CaptureDataConsistentState` (production checkpoint technology).
+    pub capture_live_state: Option<String>,
 }
 
 impl Default for HyperVOptions {
@@ -172,6 +178,7 @@ impl Default for HyperVOptions {
             folder_name: None,
             verify: true,
             timeout_secs: 86_400,
+            capture_live_state: None,
         }
     }
 }
@@ -184,6 +191,21 @@ impl HyperVOptions {
         }
         if self.folder_name.is_some() && self.export_type != ExportType::Full {
             return bad("folder_name goes with export_type full");
+        }
+        if let Some(c) = &self.capture_live_state {
+            if !(self.export_type == ExportType::Full && self.include_snapshots) {
+                return bad(
+                    "capture_live_state applies when the running VM itself is exported \
+                     (export_type full with include_snapshots); the other exports read a \
+                     checkpoint, whose consistency is the VM's checkpoint type",
+                );
+            }
+            if super::wmi::capture_live_state(c).is_none() {
+                return bad(&format!(
+                    "capture_live_state {c:?} is none of CaptureSavedState, \
+                     CaptureCrashConsistentState, CaptureDataConsistentState"
+                ));
+            }
         }
         if let Some(f) = &self.folder_name {
             crate::paths::validate_file_name(f)?;

@@ -312,7 +312,10 @@ impl HyperVFlow {
             "checkpoint_name": self.checkpoint_name,
             "path": self.host_staging,
             "snapshot_folder": SNAPSHOT_FOLDER,
-            "export_setting_data": wmi::export_setting_data(!self.uses_checkpoint()),
+            "export_setting_data": wmi::export_setting_data(
+                !self.uses_checkpoint(),
+                self.opts.capture_live_state.as_deref(),
+            ),
             "disks": disks,
             "poll_ms": self.poll_ms.max(200),
         });

@@ -49,6 +49,37 @@ pub(super) struct HyperVFlow {
 }
 
 impl Flow for HyperVFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let vm = match &self.vm_ref {
+            VmRef::Id(id) => format!("with id {id}"),
+            VmRef::Name(n) => format!("{n:?}"),
+        };
+        let mut cloud = Vec::new();
+        let files = match self.opts.export_type {
+            ExportType::VhdOnly => {
+                cloud.push(format!(
+                    "a checkpoint {:?} of the VM {vm}: removed on every outcome",
+                    self.checkpoint_name
+                ));
+                vec!["<disk>.vhdx or .vhd (one per disk, its current state)".to_string()]
+            }
+            ExportType::Full => vec![format!(
+                "{}/ (Hyper-V's layout: Virtual Machines, Virtual Hard Disks{})",
+                self.opts.folder_name.as_deref().unwrap_or("<VM name>"),
+                if self.opts.include_snapshots {
+                    ", Snapshots"
+                } else {
+                    ""
+                }
+            )],
+        };
+        cloud.push(format!(
+            "a staging folder {} in the output folder while Hyper-V writes: removed on every outcome",
+            self.staging_name
+        ));
+        (cloud, files)
+    }
+
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             self.inventory(ctx).await?;

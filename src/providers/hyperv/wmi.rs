@@ -17,6 +17,18 @@ const EXPORT_ALL_SNAPSHOTS: u8 = 0;
 const EXPORT_ONE_SNAPSHOT: u8 = 2;
 /// `CaptureLiveState` CaptureSavedState: Export-VM's default for a running VM.
 const CAPTURE_SAVED_STATE: u8 = 1;
+
+/// `CaptureLiveState` of Export-VM's `-CaptureLiveState` name (any case): WMI's
+/// CaptureCrashConsistentState (0), CaptureSavedState (1) and CaptureAppConsistentState (2),
+/// which Export-VM calls CaptureDataConsistentState.
+pub(super) fn capture_live_state(name: &str) -> Option<u8> {
+    match name.to_ascii_lowercase().as_str() {
+        "capturecrashconsistentstate" => Some(0),
+        "capturesavedstate" => Some(CAPTURE_SAVED_STATE),
+        "capturedataconsistentstate" | "captureappconsistentstate" => Some(2),
+        _ => None,
+    }
+}
 /// `Msvm_VirtualHardDiskSettingData.Type` Dynamic; `Format` VHD and VHDX.
 const TYPE_DYNAMIC: u16 = 3;
 const FORMAT_VHD: u16 = 2;
@@ -54,7 +66,7 @@ fn instance(class: &str, props: &[(&str, &str, Option<String>)]) -> String {
 /// The settings of ExportSystemDefinition: the VM with all its checkpoints (what Export-VM
 /// does), or only the export's own checkpoint (what Export-VMSnapshot does), each in a
 /// subfolder named after the VM.
-pub(super) fn export_setting_data(all_snapshots: bool) -> String {
+pub(super) fn export_setting_data(all_snapshots: bool, capture: Option<&str>) -> String {
     let t = || Some("true".to_string());
     let mut props = vec![
         (
@@ -75,7 +87,12 @@ pub(super) fn export_setting_data(all_snapshots: bool) -> String {
         (
             "CaptureLiveState",
             "uint8",
-            Some(CAPTURE_SAVED_STATE.to_string()),
+            Some(
+                capture
+                    .and_then(capture_live_state)
+                    .unwrap_or(CAPTURE_SAVED_STATE)
+                    .to_string(),
+            ),
         ),
     ];
     if !all_snapshots {
@@ -127,12 +144,15 @@ mod tests {
             vhd_setting_data("D:\\x.vhdx")
                 .contains("<VALUE>3</VALUE></PROPERTY><PROPERTY NAME=\"ParentPath\"")
         );
-        let one = export_setting_data(false);
+        let one = export_setting_data(false, None);
         assert!(one.contains(
             "<PROPERTY NAME=\"CopySnapshotConfiguration\" TYPE=\"uint8\"><VALUE>2</VALUE>"
         ));
         assert!(one.contains("<VALUE>{snapshot}</VALUE>"));
-        let all = export_setting_data(true);
+        let all = export_setting_data(true, Some("captureCrashConsistentState"));
+        assert!(
+            all.contains("<PROPERTY NAME=\"CaptureLiveState\" TYPE=\"uint8\"><VALUE>0</VALUE>")
+        );
         assert!(all.contains(
             "<PROPERTY NAME=\"CopySnapshotConfiguration\" TYPE=\"uint8\"><VALUE>0</VALUE>"
         ));

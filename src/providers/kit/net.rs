@@ -31,42 +31,8 @@ pub(crate) fn build_client(
     connect_timeout: Duration,
     redirects: Redirects,
 ) -> Result<reqwest::Client> {
-    crate::runtime::handle(); // installs the TLS provider
-    let policy = match redirects {
-        Redirects::Never => reqwest::redirect::Policy::none(),
-        Redirects::SameOrigin => reqwest::redirect::Policy::custom(|attempt| {
-            let from = attempt.previous().last().cloned();
-            if attempt.previous().len() > 10 {
-                attempt.error("more than 10 redirects")
-            } else if let Some(from) = from {
-                if from.scheme() == "https" && attempt.url().scheme() != "https" {
-                    attempt.error("refused a redirect from https to http")
-                } else if from.origin() != attempt.url().origin() {
-                    attempt.stop()
-                } else {
-                    attempt.follow()
-                }
-            } else {
-                attempt.follow()
-            }
-        }),
-    };
-    let mut b = reqwest::Client::builder()
-        .redirect(policy)
-        .connect_timeout(connect_timeout)
-        .pool_max_idle_per_host(64)
-        .tcp_nodelay(true)
-        .user_agent(concat!("hypersdk/", env!("CARGO_PKG_VERSION")));
-    let mut pems: Vec<Vec<u8>> = Vec::new();
-    if let Some(p) = ca_pem {
-        pems.push(p.as_bytes().to_vec());
-    }
-    if let Some(path) = ca_path {
-        pems.push(std::fs::read(path).map_err(|e| {
-            Error::InvalidArgument(format!("ca_bundle_path {}: {e}", path.display()))
-        })?);
-    }
-    for pem in pems {
+    let mut b = builder(connect_timeout, redirects);
+    for pem in ca_pems(ca_pem, ca_path)? {
         let certs = reqwest::Certificate::from_pem_bundle(&pem)
             .map_err(|e| Error::InvalidArgument(format!("CA bundle is not valid PEM: {e}")))?;
         if certs.is_empty() {
@@ -92,6 +58,53 @@ pub(crate) fn build_client(
         }
         Error::InvalidArgument(format!("HTTP client: {m}"))
     })
+}
+
+/// The extra CA bundles' PEM text, inline and from a file.
+pub(crate) fn ca_pems(
+    ca_pem: Option<&str>,
+    ca_path: Option<&std::path::Path>,
+) -> Result<Vec<Vec<u8>>> {
+    let mut pems: Vec<Vec<u8>> = Vec::new();
+    if let Some(p) = ca_pem {
+        pems.push(p.as_bytes().to_vec());
+    }
+    if let Some(path) = ca_path {
+        pems.push(std::fs::read(path).map_err(|e| {
+            Error::InvalidArgument(format!("ca_bundle_path {}: {e}", path.display()))
+        })?);
+    }
+    Ok(pems)
+}
+
+/// The client builder every provider starts from (TLS aside): redirects, timeouts, pool.
+pub(crate) fn builder(connect_timeout: Duration, redirects: Redirects) -> reqwest::ClientBuilder {
+    crate::runtime::handle(); // installs the TLS provider
+    let policy = match redirects {
+        Redirects::Never => reqwest::redirect::Policy::none(),
+        Redirects::SameOrigin => reqwest::redirect::Policy::custom(|attempt| {
+            let from = attempt.previous().last().cloned();
+            if attempt.previous().len() > 10 {
+                attempt.error("more than 10 redirects")
+            } else if let Some(from) = from {
+                if from.scheme() == "https" && attempt.url().scheme() != "https" {
+                    attempt.error("refused a redirect from https to http")
+                } else if from.origin() != attempt.url().origin() {
+                    attempt.stop()
+                } else {
+                    attempt.follow()
+                }
+            } else {
+                attempt.follow()
+            }
+        }),
+    };
+    reqwest::Client::builder()
+        .redirect(policy)
+        .connect_timeout(connect_timeout)
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .user_agent(concat!("hypersdk/", env!("CARGO_PKG_VERSION")))
 }
 
 /// Reads a response body of at most `max` bytes: a server that sends more (a hostile or broken

@@ -13,6 +13,11 @@ pub(crate) struct VsphereConfig {
     pub username: String,
     /// Never logged, never in an error.
     pub password: Secret,
+    /// Pin the vCenter's certificate: its SHA-1 or SHA-256 fingerprint as govc prints it
+    /// (`govc about.cert -k -thumbprint`; `AB:CD:…`, any case). It must match, whatever CA
+    /// signed the certificate; use it instead of `insecure_skip_verify` for a self-signed vCenter.
+    #[serde(default)]
+    pub thumbprint: Option<String>,
     // The network keys (CA bundle, insecure flag, connect timeout, the deadline of every SOAP
     // call, login included) are the kit's NetConfig, split off before this struct is parsed.
 }

@@ -30,6 +30,8 @@ pub(super) struct Device {
 pub(super) struct VsphereFlow {
     pub(super) vim: Arc<Vim>,
     pub(super) http: reqwest::Client,
+    /// The thumbprints the client trusts; the lease's device hosts are added (tls.rs).
+    pub(super) pins: Arc<super::tls::Pins>,
     pub(super) source: String,
     pub(super) opts: VsphereOptions,
     pub(super) vm: Option<Moref>,
@@ -160,6 +162,41 @@ impl VsphereFlow {
 }
 
 impl Flow for VsphereFlow {
+    fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        let mut cloud = Vec::new();
+        match &self.opts.snapshot {
+            Some(s) => cloud.push(format!(
+                "an export (NFC) lease on snapshot {s:?} of {}: completed or aborted when done",
+                self.source
+            )),
+            None => {
+                cloud.push(format!(
+                    "if {} is powered on: a snapshot without memory{}, removed on every outcome",
+                    self.source,
+                    if self.opts.quiesce { ", quiesced" } else { "" }
+                ));
+                cloud.push(
+                    "an export (NFC) lease on the VM or that snapshot: completed or aborted when done"
+                        .into(),
+                );
+            }
+        }
+        let base = self.opts.name.clone().unwrap_or_else(|| "<VM name>".into());
+        let files = if self.opts.format == "ova" {
+            vec![format!("{base}.ova")]
+        } else {
+            let mut f = vec![
+                format!("{base}.ovf"),
+                format!("{base}-<disk>.vmdk (one per disk)"),
+            ];
+            if self.opts.manifest != "none" {
+                f.push(format!("{base}.mf"));
+            }
+            f
+        };
+        (cloud, files)
+    }
+
     fn prepare<'a>(&'a mut self, ctx: &'a FlowCtx) -> BoxFuture<'a, Result<Vec<FileSource>>> {
         Box::pin(async move {
             let vm = self.find_vm().await?;
@@ -220,8 +257,9 @@ impl Flow for VsphereFlow {
                 .map_err(|_| Error::Remote("bad session cookie".into()))?;
             cv.set_sensitive(true);
             headers.insert(COOKIE, cv);
-            // Best estimate while the lease gives no size: each disk's capacity, in device
-            // order. The total is corrected as real sizes arrive and never shows over 100 %.
+            // While the lease gives no size (and NFC no length), each disk's estimate is the
+            // largest streamOptimized file its capacity can make (ovf::stream_bound), so the
+            // total is corrected only downward, once per disk as it ends, to the real bytes.
             let capacities = self.disk_capacities(&vm).await.unwrap_or_default();
             let mut sources = Vec::new();
             let mut seen = std::collections::HashSet::new();
@@ -231,6 +269,11 @@ impl Flow for VsphereFlow {
                 }
                 let raw = d.child_text("url").unwrap_or("").trim().to_string();
                 let url = device_url(&raw, &self.vim.url)?;
+                // The host's certificate is trusted by this thumbprint when no CA vouches for
+                // it (govmomi nfc/lease.go: SetThumbprint for each device URL's host).
+                if let Some(tp) = d.child_text("sslThumbprint") {
+                    self.pins.set_lease(&url, tp);
+                }
                 let target = d.child_text("targetId").unwrap_or("").trim();
                 let key = d.child_text("key").unwrap_or("").trim().to_string();
                 // Named after the VM, as govc's export.ovf does (`<VM>-<disk>`): the lease's
@@ -260,7 +303,7 @@ impl Flow for VsphereFlow {
                     .child_text("fileSize")
                     .and_then(|s| s.trim().parse::<u64>().ok())
                     .filter(|s| *s > 0)
-                    .or_else(|| capacities.get(sources.len()).copied());
+                    .or_else(|| capacities.get(sources.len()).map(|c| ovf::stream_bound(*c)));
                 self.devices.push(Device {
                     key,
                     name: file.clone(),

@@ -16,6 +16,7 @@ pub(crate) mod fuzz;
 mod ovf;
 mod snapshot;
 mod soap;
+mod tls;
 mod version;
 
 use std::sync::Arc;
@@ -24,7 +25,6 @@ use std::time::Duration;
 use url::Url;
 
 use super::kit::config::parse_with_net;
-use super::kit::net::Redirects;
 use super::xml;
 use crate::BoxFuture;
 use crate::error::{Error, Result};
@@ -38,6 +38,7 @@ use soap::Vim;
 pub(crate) struct VsphereProvider {
     http: reqwest::Client,
     vim: Arc<Vim>,
+    pins: Arc<tls::Pins>,
 }
 
 impl VsphereProvider {
@@ -57,14 +58,15 @@ impl VsphereProvider {
         if url.path() == "/" || url.path().is_empty() {
             url.set_path("/sdk");
         }
-        // No redirects at all: a SOAP call carries the password or the session.
-        let http = net.client(Redirects::Never)?;
+        // No redirects at all: a SOAP call carries the password or the session. The client
+        // trusts the pinned vCenter and the hosts its leases give thumbprints for (tls.rs).
+        let (http, pins) = tls::client(&net, &url, cfg.thumbprint.as_deref())?;
         let timeout = net.api_timeout();
         let vim = Arc::new(Vim::new(http.clone(), url, timeout));
         // One login per client; the session cookie also authorizes NFC downloads.
         let (v, user, pass) = (vim.clone(), cfg.username.clone(), cfg.password.clone());
         crate::runtime::block_on(async move { v.connect(&user, pass.expose()).await })?;
-        Ok(VsphereProvider { http, vim })
+        Ok(VsphereProvider { http, vim, pins })
     }
 }
 
@@ -141,6 +143,7 @@ impl Provider for VsphereProvider {
         Ok(Box::new(VsphereFlow {
             vim: self.vim.clone(),
             http: self.http.clone(),
+            pins: self.pins.clone(),
             source: source_id.trim().to_string(),
             opts: o,
             vm: None,

@@ -8,6 +8,19 @@ use crate::error::{Error, Result};
 use crate::seam::AfterDownload;
 use crate::transfer::{Digest, Downloaded, OutDir};
 
+/// The largest streamOptimized VMDK (what NFC sends) a disk of `capacity` bytes can make: every
+/// 64 KiB grain incompressible (zlib's stored blocks, 16 bytes more), behind its 12-byte marker
+/// and padded to 512-byte sectors (129 sectors per 128: capacity/128), one 2 KiB grain table
+/// and its marker per 512 grains (capacity/12800), header, descriptor, directory and footer
+/// (well under 1 MiB); capacity/64 + 1 MiB covers them all. An estimate that can only be
+/// corrected downward: a disk of random or encrypted data is a little larger than its capacity,
+/// and starting from the capacity had the total go up, the percent back, at its end.
+pub fn stream_bound(capacity: u64) -> u64 {
+    capacity
+        .saturating_add(capacity / 64)
+        .saturating_add(1 << 20)
+}
+
 /// The names `write` makes: `.ovf` (+ `.mf`), or one `.ova`.
 pub fn names(base: &str, ova: bool, manifest: bool) -> Vec<String> {
     if ova {

@@ -1,4 +1,4 @@
-# Stand-in for Azure Resource Manager (disks, snapshots, VMs, beginGetAccess/endGetAccess) and the Entra ID token endpoint ONLY; blob storage is the real Azurite, which this script starts.
+# Stand-in for Azure Resource Manager (disks, snapshots, VMs, beginGetAccess/endGetAccess) and the Entra ID token endpoint ONLY (plus blob_proxy.py, the disk blob front end's own checks); blob storage is the real Azurite, which this script starts.
 """
 The Azure peer of the tests. It starts Azurite (HTTPS, the tests' certificate) and serves, over
 HTTPS on another port:
@@ -20,7 +20,10 @@ HTTPS on another port:
   DiskSecurityTypes value: a grant with getSecureVMGuestStateSAS also gives the guest state's
   SAS, and for ConfidentialVM_* the security metadata's), grant_fails, hold:
   ["grant"|"snapshot"], sas_ttl_secs, renewal_failures (grants after the first that fail),
-  hang_get_secs (a GET that answers that late), op_polls, retry_after} (per disk: a snapshot's faults are
+  hang_get_secs (a GET that answers that late), op_polls, retry_after, data_access_auth_mode
+  ("AzureActiveDirectory": the disk says so, and its SAS points at blob_proxy.py, which refuses
+  a read without a Storage token this script issued), pagelist_max_span (bytes: blob_proxy.py
+  answers 500 OperationTimedOut to a Get Page Ranges over more)} (per disk: a snapshot's faults are
   its source disk's; `{disk: "list:RG", next_link_loop: true}` makes listings of resource group RG
   answer a nextLink to the same page, a hostile switch), `POST sas` {rg, name}, `GET stats`.
 
@@ -49,8 +52,11 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import blob_proxy
+
 # The official contract: Microsoft's SDK for the Compute resource providers. Its request
 # builders carry the api-version of each operation; its models name the request bodies' fields.
+from azure.mgmt.compute.models import DataAccessAuthMode
 from azure.mgmt.compute.operations import _operations as compute_ops
 from azure.storage.blob import (
     AccessPolicy,
@@ -71,6 +77,57 @@ FEDERATED_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SUB = "00000000-0000-0000-0000-0000000000ab"
 PAGE = 512
+
+def _b64url(s):
+    import base64
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def certificate_assertion_refused(assertion, audience):
+    """Entra ID's checks of a certificate credential's client assertion (Microsoft identity
+    platform, "certificate credentials", assertion format): a JWT signed RS256 (or PS256) by the
+    key of a certificate registered on the app, named by `x5t` (its SHA-1, base64url); `aud`
+    the token endpoint; `iss` and `sub` the client id; `jti`; `nbf` and `exp` around now. The
+    AADSTS codes are Entra's; their texts are shortened."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+    try:
+        h64, c64, s64 = assertion.split(".")
+        header = json.loads(_b64url(h64))
+        claims = json.loads(_b64url(c64))
+        sig = _b64url(s64)
+    except Exception:
+        return "AADSTS50027: JWT token is invalid or malformed."
+    pem = state.get("certificate")
+    if not pem:
+        return "AADSTS700027: Client assertion contains an invalid signature. No certificate is registered on the application."
+    cert = x509.load_pem_x509_certificate(pem)
+    import base64
+    import hashlib
+    want = base64.urlsafe_b64encode(hashlib.sha1(cert.public_bytes(serialization_der())).digest()).rstrip(b"=").decode()
+    if header.get("x5t") != want:
+        return f"AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{header.get('x5t')}']"
+    if header.get("alg") != "RS256" or header.get("typ", "JWT") != "JWT":
+        return "AADSTS5002738: Invalid JWT token. 'alg' is not supported."
+    try:
+        cert.public_key().verify(sig, f"{h64}.{c64}".encode(), padding.PKCS1v15(), hashes.SHA256())
+    except Exception:
+        return "AADSTS7000274: Client assertion failed signature validation."
+    now = time.time()
+    if claims.get("aud") != audience:
+        return f"AADSTS700212: Client assertion audience claim does not match Realm issuer. Expected {audience}."
+    if claims.get("iss") != CLIENT_ID or claims.get("sub") != CLIENT_ID or not claims.get("jti"):
+        return "AADSTS50027: JWT token is invalid or malformed. iss, sub and jti are required."
+    if not (claims.get("nbf", now) <= now + 300 and claims.get("exp", 0) > now - 300):
+        return "AADSTS700024: Client assertion is not within its valid time range."
+    return None
+
+
+def serialization_der():
+    from cryptography.hazmat.primitives.serialization import Encoding
+    return Encoding.DER
+
 
 def _sdk_version(builder, **names):
     """The api-version an SDK request builder puts on its request."""
@@ -141,6 +198,9 @@ def snapshot_error(req):
         return "Required property 'properties.creationData.createOption' is missing."
     if "incremental" in req["properties"] and not isinstance(req["properties"]["incremental"], bool):
         return "Property 'properties.incremental' must be a boolean."
+    mode = req["properties"].get("dataAccessAuthMode")
+    if mode is not None and mode not in [m.value for m in DataAccessAuthMode]:
+        return f"Property 'properties.dataAccessAuthMode' must be one of {[m.value for m in DataAccessAuthMode]}."
     return None
 
 
@@ -150,6 +210,7 @@ state = {
     "snapshots": {},  # (rg, name) -> same shape, plus source
     "vms": {},  # (rg, name) -> {os_disk, data_disks}
     "tokens": set(),
+    "storage_tokens": set(),  # Azure Storage tokens issued (the blob proxy checks them)
     "ops": {},  # op id -> {polls_left, result, error}
     "policies": {},  # (kind, rg, name) -> [policy ids]
     "stats": {
@@ -275,6 +336,40 @@ class Peer:
 
 PEER = None
 ARM_URL = None
+# The blob proxy (blob_proxy.py): a disk's SAS points at it when its faults need its checks.
+PROXY_URL = None
+PROXIED = ("data_access_auth_mode", "pagelist_max_span")
+
+
+def proxied(owner):
+    f = state["faults"].get(owner, {})
+    return any(f.get(k) for k in PROXIED)
+
+
+def via_proxy(owner, url):
+    """A grant's SAS URL, on the proxy when the disk's faults need it."""
+    return url.replace(PEER.blob_url, PROXY_URL, 1) if proxied(owner) else url
+
+
+def proxy_settings(container):
+    """(owner, faults, blob size) of the disk or snapshot whose blobs live in `container`."""
+    with lock:
+        for table in ("disks", "snapshots"):
+            for (_, name), r in state[table].items():
+                if r.get("container") == container:
+                    owner = r.get("owner", name)
+                    return owner, dict(state["faults"].get(owner, {})), r["size"]
+    return None
+
+
+def valid_storage_token(tok):
+    with lock:
+        return tok in state["storage_tokens"]
+
+
+def count_locked(owner, key, value=None):
+    with lock:
+        bump(owner, key, value)
 
 
 def jwt_for_storage(tenant):
@@ -383,13 +478,24 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def token(self, tenant, body):
+        # (Entra ID's certificate credentials: see certificate_assertion_refused.)
         form = urllib.parse.parse_qs(body.decode())
         with lock:
-            if form.get("client_assertion_type") == [JWT_BEARER]:
+            assertion = form.get("client_assertion", [""])[0]
+            if form.get("client_assertion_type") == [JWT_BEARER] and assertion != FEDERATED_TOKEN \
+                    and not form.get("client_secret") and tenant == TENANT \
+                    and form.get("client_id") == [CLIENT_ID]:
+                # A certificate credential's signed assertion.
+                refused = certificate_assertion_refused(assertion, f"https://{self.headers.get('Host')}/{tenant}/oauth2/v2.0/token")
+                if refused:
+                    state["stats"]["bad_assertion"] = state["stats"].get("bad_assertion", 0) + 1
+                    return self.send_json(401, {"error": "invalid_client", "error_description": refused})
+                state["stats"]["certificate_tokens_issued"] = state["stats"].get("certificate_tokens_issued", 0) + 1
+            elif form.get("client_assertion_type") == [JWT_BEARER]:
                 # A client assertion: only the federated token the app trusts, and never
                 # together with a secret (Entra ID: AADSTS700025 / AADSTS70021).
                 if form.get("client_secret") or tenant != TENANT or form.get("client_id") != [CLIENT_ID] \
-                        or form.get("client_assertion") != [FEDERATED_TOKEN]:
+                        or assertion != FEDERATED_TOKEN:
                     state["stats"]["bad_assertion"] = state["stats"].get("bad_assertion", 0) + 1
                     return self.send_json(
                         401,
@@ -417,6 +523,7 @@ class Handler(BaseHTTPRequestHandler):
                 # For Azure Storage, a JWT Azurite accepts in `--oauth basic` mode (it checks the
                 # claims, not the signature).
                 tok = jwt_for_storage(tenant)
+                state["storage_tokens"].add(tok)
                 state["stats"]["storage_tokens_issued"] = state["stats"].get("storage_tokens_issued", 0) + 1
             else:
                 tok = "tok-" + secrets.token_hex(16)
@@ -565,6 +672,8 @@ class Handler(BaseHTTPRequestHandler):
                 state["snapshots"][(rg, name)] = snap
                 state["stats"]["snapshots_made"] += 1
                 bump(sp[8], "snapshots_made")
+                # What the export asked its snapshot to keep of the disk's protection.
+                bump(sp[8], "snapshot_data_access_auth_mode", req["properties"].get("dataAccessAuthMode", "None"))
                 path, md5 = disk["path"], disk.get("md5")
 
                 def done(snap=snap, path=path, md5=md5):
@@ -587,6 +696,8 @@ class Handler(BaseHTTPRequestHandler):
                 props["creationData"] = {"createOption": "Empty", "logicalSectorSize": settings.get("logical_sector_size", 512)}
                 if settings.get("security_type"):
                     props["securityProfile"] = {"securityType": settings["security_type"]}
+                if settings.get("data_access_auth_mode"):
+                    props["dataAccessAuthMode"] = settings["data_access_auth_mode"]
                 if kind == "disks":
                     out["sku"] = {"name": settings.get("sku", "Premium_LRS")}
                 else:
@@ -638,7 +749,7 @@ class Handler(BaseHTTPRequestHandler):
                     bump(owner, "guest_state_grants")
 
                 def sas(res=res, kind=kind, rg=rg, name=name, ttl=ttl, owner=owner, security=security, want_guest=want_guest):
-                    url = PEER.grant(res, kind, rg, name, ttl)
+                    url = via_proxy(owner, PEER.grant(res, kind, rg, name, ttl))
                     bump(owner, "last_sas", url)
                     out = {"accessSAS": url}
                     # A Trusted Launch or confidential VM's disk: its VM guest state (and a
@@ -649,7 +760,7 @@ class Handler(BaseHTTPRequestHandler):
                             if key == "securityMetadataAccessSAS" and not security.startswith("ConfidentialVM"):
                                 continue
                             PEER.upload_bytes(data, res["container"], blob)
-                            out[key] = PEER.grant(dict(res, blob=blob), kind, rg, name, ttl)
+                            out[key] = via_proxy(owner, PEER.grant(dict(res, blob=blob), kind, rg, name, ttl))
                     return out
 
                 return self.send_json(202, None, self.new_op(result=sas, kind="grant", name=owner))
@@ -679,6 +790,11 @@ class Handler(BaseHTTPRequestHandler):
                 }
                 kind = req.get("kind", "disks")
                 state[kind][(req["rg"], req["name"])] = rec
+            elif parts == ["certificate"] and method == "POST":
+                # The certificate the test app trusts (its public part, PEM), as a service
+                # principal's uploaded certificate.
+                state["certificate"] = req["pem"].encode()
+                return self.send_json(200, {})
             elif parts == ["vms"] and method == "POST":
                 state["vms"][(req["rg"], req["name"])] = {
                     "os_disk": req["os_disk"],
@@ -691,7 +807,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {})
             elif parts == ["sas"] and method == "POST":
                 res = state["disks"][(req["rg"], req["name"])]
-                url = PEER.grant(res, "blob", req["rg"], req["name"], 3600)
+                url = via_proxy(req["name"], PEER.grant(res, "blob", req["rg"], req["name"], 3600))
                 return self.send_json(200, {"sas": url})
             elif parts == ["stats"] and len(parts) == 1 and "disk=" in (urllib.parse.urlparse(self.path).query or ""):
                 name = urllib.parse.parse_qs(urllib.parse.urlparse(self.path).query)["disk"][0]
@@ -720,7 +836,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global PEER, ARM_URL
+    global PEER, ARM_URL, PROXY_URL
     ap = argparse.ArgumentParser()
     ap.add_argument("--azurite", required=True)
     ap.add_argument("--cert", required=True)
@@ -760,6 +876,7 @@ def main():
                 sys.exit(1)
             time.sleep(0.2)
     PEER = Peer(blob_url, a.cert)
+    PROXY_URL = blob_proxy.start(blob_url, a.cert, a.cert, a.key, proxy_settings, valid_storage_token, count_locked, TENANT)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True

@@ -2,7 +2,10 @@
 //
 // It serves HTTPS with a CA it makes, writes disk fixtures into the VM's datastore files,
 // paces NFC downloads on demand, names device URLs with another host on demand (as an ESXi
-// host's would be), and reports what clients did on GET /hs-stats.
+// host's would be) or serves them from a second TLS listener with its own self-signed
+// certificate and the lease's sslThumbprint (-device-tls), sets disk capacities apart from
+// the files NFC sends (-capacity-mib, -capacity-percent), and reports what clients did on
+// GET /hs-stats.
 // It prints one JSON line on stdout when ready, then serves until killed.
 package main
 
@@ -73,6 +76,8 @@ type stats struct {
 	// The SOAPAction of every SOAP request, and how many were refused for their version.
 	SoapActions     []string `json:"soap_actions"`
 	VersionRefusals int      `json:"version_refusals"`
+	// Requests the -device-tls listener served.
+	DeviceTLSRequests int `json:"device_tls_requests"`
 }
 
 var (
@@ -90,6 +95,12 @@ var (
 	failDesc     = flag.Bool("fail-descriptor", false, "answer CreateDescriptor with a fault (a vCenter that cannot describe the VM)")
 	apiVersion   = flag.String("api-version", "", "serve /sdk/vimServiceVersions.xml naming this version (priors 7.0, 6.7) and refuse other SOAPAction versions, as an older vCenter does")
 	noVersions   = flag.Bool("no-service-versions", false, "answer /sdk/vimServiceVersions.xml with 404 (a server without the file)")
+	capacityMiB  = flag.Int("capacity-mib", 0, "give every fixture disk this capacity (MiB) instead of its file's size: the exported disk is much smaller than capacity, as a streamOptimized one is")
+	capacityPct  = flag.Float64("capacity-percent", 0, "give every fixture disk this percent of its file's size as capacity (under 100: a streamOptimized disk of incompressible data is a little larger than its capacity)")
+	deviceTLS    = flag.Bool("device-tls", false, "serve device URLs from a second TLS listener (https://localhost:PORT) with its own self-signed certificate, its SHA-1 as the lease's sslThumbprint (an ESXi host's)")
+	deviceThumb  = flag.String("device-thumbprint", "", "with -device-tls, put this sslThumbprint in the lease instead of the listener's (a wrong one)")
+	// Set in main when -device-tls is given.
+	deviceAddr, deviceSHA1 string
 )
 
 // lease wraps vcsim's lease to count keep-alives, completes and aborts.
@@ -248,6 +259,21 @@ func dressLease(ctx *simulator.Context, name string, ref types.ManagedObjectRefe
 		if *sameTarget != "" {
 			for i := range l.Info.DeviceUrl {
 				l.Info.DeviceUrl[i].TargetId = *sameTarget
+			}
+		}
+		if deviceAddr != "" {
+			// As an ESXi host's device URL: its own host and certificate, whose SHA-1
+			// thumbprint (govmomi soap.ThumbprintSHA1's format) the lease carries.
+			for i := range l.Info.DeviceUrl {
+				d := &l.Info.DeviceUrl[i]
+				if u, err := url.Parse(d.Url); err == nil {
+					u.Host = deviceAddr
+					d.Url = u.String()
+				}
+				d.SslThumbprint = deviceSHA1
+				if *deviceThumb != "" {
+					d.SslThumbprint = *deviceThumb
+				}
 			}
 		}
 		if *deviceHost != "" || *devicePort != "" {
@@ -451,6 +477,21 @@ func makeCA() ([]byte, tls.Certificate) {
 		tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
+// selfSigned returns a certificate for localhost signed by its own key (no CA vouches for it),
+// and its SHA-1 and SHA-256 thumbprints in govmomi's format (soap.ThumbprintSHA1/SHA256).
+func selfSigned(name string) (tls.Certificate, string, string) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost", name},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	c, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, soap.ThumbprintSHA1(c), soap.ThumbprintSHA256(c)
+}
+
 // pacedWriter slows NFC bodies down.
 type pacedWriter struct {
 	http.ResponseWriter
@@ -553,6 +594,14 @@ func main() {
 			}
 			disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).FileName = fmt.Sprintf("[%s] %s", dp.Datastore, rel)
 			disk.CapacityInBytes = int64(len(data))
+			if *capacityMiB > 0 {
+				disk.CapacityInBytes = int64(*capacityMiB) << 20
+				disk.CapacityInKB = int64(*capacityMiB) << 10
+			}
+			if *capacityPct > 0 {
+				disk.CapacityInBytes = int64(float64(len(data))*(*capacityPct)/100) / 512 * 512
+				disk.CapacityInKB = disk.CapacityInBytes / 1024
+			}
 			local := path.Join(ds.Summary.Url, rel)
 			if err := os.MkdirAll(path.Dir(local), 0o755); err != nil {
 				log.Fatal(err)
@@ -651,9 +700,35 @@ func main() {
 		}
 		inner.ServeHTTP(w, r)
 	})
+	if *deviceTLS {
+		devCert, sha1, _ := selfSigned("esx-host")
+		ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{devCert}})
+		if err != nil {
+			log.Fatal(err)
+		}
+		_, port, _ := net.SplitHostPort(ln.Addr().String())
+		deviceAddr, deviceSHA1 = "localhost:"+port, sha1
+		outer := s.Server.Config.Handler
+		go func() {
+			_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !strings.HasPrefix(r.URL.Path, "/nfc/") {
+					http.NotFound(w, r)
+					return
+				}
+				st.mu.Lock()
+				st.DeviceTLSRequests++
+				st.mu.Unlock()
+				outer.ServeHTTP(w, r)
+			}))
+		}()
+	}
+	// The vCenter's own certificate's thumbprints, for a client that pins it.
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
 	ready := map[string]any{
 		"url": s.URL.Scheme + "://" + s.URL.Host + "/sdk", "ca_file": caFile,
 		"user": *user, "datacenter": "DC0", "vms": vms, "disk_files": diskFiles,
+		"thumbprint_sha1": soap.ThumbprintSHA1(leaf), "thumbprint_sha256": soap.ThumbprintSHA256(leaf),
+		"device_thumbprint_sha1": deviceSHA1,
 	}
 	out, _ := json.Marshal(ready)
 	fmt.Println(string(out))

@@ -26,9 +26,11 @@ static class Program
         {
             Console.CancelKeyPress += (s, e) => { e.Cancel = true; cancel.Cancel(); };
             var options = new HttpExportOptions(args[1]) { Sha256 = args.Length > 2 ? args[2] : null };
-            // Progress handlers run on the thread pool (or the caller's SynchronizationContext),
-            // never on a library thread; a slow one skips readings, never the last.
-            var progress = new Progress<ExportProgress>(p =>
+            // The handler runs on the thread pool (or the caller's SynchronizationContext), one
+            // reading at a time and in order, never on a library thread; a slow one skips
+            // readings, never the last. (System.Progress<T> would post each reading again, to
+            // the pool, where lines can overtake each other.)
+            var progress = new ProgressHandler(p =>
                 Console.Error.Write($"\r{p.Phase} {p.BytesDone}/{p.BytesTotal} bytes   "));
             try
             {
