@@ -48,7 +48,8 @@ elif rustup target list --installed 2>/dev/null | grep -qx "$win" || timeout 300
     --workspace --lib --bins --examples
   windows_build="$CARGO_TARGET_DIR/windows/$win/debug"
   dist_check="$(mktemp -d)"
-  make --no-print-directory dist-windows-files WIN_BUILD_DIR="$windows_build" DIST_DIR="$dist_check" >/dev/null
+  make --no-print-directory dist-windows-files WIN_BUILD_DIR="$windows_build" DIST_DIR="$dist_check" \
+    ZIPFLAGS=-0 >/dev/null
   python3 - "$dist_check" <<'EOF_PY'
 import sys, zipfile, glob
 z = glob.glob(sys.argv[1] + "/hypersdk-*-windows-x86_64.zip")[0]
