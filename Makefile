@@ -8,6 +8,11 @@
 #                   pkg-config, CMake package config (find_package(hypersdk))
 #   make dist       dist/hypersdk-VERSION-linux-ARCH.tar.gz (+ .sha256): the same tree, relocatable,
 #                   with LICENSE and README, and runtimes/linux-ARCH/native/ for the .NET package
+#   make windows    release build for x86_64-pc-windows-gnu (MinGW-w64 + nasm for aws-lc), every
+#                   provider: hypersdk.dll, its import library, the static library, hypersdk.exe
+#   make dist-windows  dist/hypersdk-VERSION-windows-x86_64.zip (+ .sha256): bin/ (hypersdk.dll,
+#                   hypersdk.exe), lib/ (import and static libraries), include/, LICENSE, README,
+#                   runtimes/win-x64/native/hypersdk.dll (also beside it in dist/runtimes/ for .NET)
 
 PREFIX ?= /usr/local
 CARGO ?= cargo
@@ -17,7 +22,8 @@ DEBUG_DIR := $(CARGO_TARGET_DIR)/debug
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all release test demo demo-c install install-files dist dist-files dist-extras clean header
+.PHONY: all release test demo demo-c install install-files dist dist-files dist-extras clean header \
+  windows dist-windows dist-windows-files
 
 all: release
 
@@ -89,6 +95,39 @@ dist-extras:
 	cp $(DIST_ROOT)/lib/libhypersdk.so.$(VERSION) $(DIST_ROOT)/runtimes/$(RID)/native/libhypersdk.so
 	install -d $(DIST_ROOT)/../runtimes/$(RID)/native
 	cp $(DIST_ROOT)/lib/libhypersdk.so.$(VERSION) $(DIST_ROOT)/../runtimes/$(RID)/native/libhypersdk.so
+
+# Windows (x86_64-pc-windows-gnu): its own target folder beside the Linux one, so neither build
+# invalidates the other. The linker is MinGW-w64's gcc (Rust's default for the target); aws-lc's
+# C and assembly build with x86_64-w64-mingw32-gcc and nasm.
+WIN_TARGET := x86_64-pc-windows-gnu
+WIN_TARGET_DIR := $(CARGO_TARGET_DIR)/windows
+WIN_RELEASE_DIR := $(WIN_TARGET_DIR)/$(WIN_TARGET)/release
+WIN_DIST_NAME := hypersdk-$(VERSION)-windows-x86_64
+
+windows:
+	rustup target list --installed | grep -qx $(WIN_TARGET) || rustup target add $(WIN_TARGET)
+	$(CARGO) build --release --target $(WIN_TARGET) --target-dir $(WIN_TARGET_DIR) --workspace --lib --bins
+
+dist-windows: windows dist-windows-files
+
+# WIN_BUILD_DIR: which build to pack; ZIPFLAGS: zip's extra flags (the tests pack the debug
+# build with -0, stored, to check the layout in a second instead of compressing 140 MB).
+WIN_BUILD_DIR ?= $(WIN_RELEASE_DIR)
+ZIPFLAGS ?=
+dist-windows-files:
+	rm -rf $(DIST_DIR)/$(WIN_DIST_NAME) $(DIST_DIR)/$(WIN_DIST_NAME).zip $(DIST_DIR)/runtimes/win-x64
+	install -d $(DIST_DIR)/$(WIN_DIST_NAME)/bin $(DIST_DIR)/$(WIN_DIST_NAME)/lib $(DIST_DIR)/$(WIN_DIST_NAME)/include \
+	  $(DIST_DIR)/$(WIN_DIST_NAME)/runtimes/win-x64/native $(DIST_DIR)/runtimes/win-x64/native
+	install -m 0755 $(WIN_BUILD_DIR)/hypersdk.dll $(WIN_BUILD_DIR)/hypersdk.exe $(DIST_DIR)/$(WIN_DIST_NAME)/bin/
+	install -m 0644 $(WIN_BUILD_DIR)/libhypersdk.dll.a $(WIN_BUILD_DIR)/libhypersdk.a $(DIST_DIR)/$(WIN_DIST_NAME)/lib/
+	install -m 0644 include/hypersdk.h $(DIST_DIR)/$(WIN_DIST_NAME)/include/
+	install -m 0644 LICENSE README.md $(DIST_DIR)/$(WIN_DIST_NAME)/
+	install -m 0755 $(WIN_BUILD_DIR)/hypersdk.dll $(DIST_DIR)/$(WIN_DIST_NAME)/runtimes/win-x64/native/
+	install -m 0755 $(WIN_BUILD_DIR)/hypersdk.dll $(DIST_DIR)/runtimes/win-x64/native/
+	cd $(DIST_DIR) && rm -f $(WIN_DIST_NAME).zip.tmp && find $(WIN_DIST_NAME) | LC_ALL=C sort \
+	  | TZ=UTC zip -X -q $(ZIPFLAGS) -@ $(WIN_DIST_NAME).zip.tmp && mv $(WIN_DIST_NAME).zip.tmp $(WIN_DIST_NAME).zip \
+	  && sha256sum $(WIN_DIST_NAME).zip > $(WIN_DIST_NAME).zip.sha256
+	@echo "$(DIST_DIR)/$(WIN_DIST_NAME).zip"
 
 clean:
 	$(CARGO) clean

@@ -107,6 +107,22 @@ pub fn sanitize_file_name(raw: &str, fallback: &str) -> String {
     out
 }
 
+/// The output folder as the platform writes paths, for opening and for every path a result or
+/// an error shows. On Windows: absolute, with `\` only (`GetFullPathNameW`, through
+/// `std::path::absolute`: `Z:/out` becomes `Z:\out`, `.` and `..` go), so a file's path reads
+/// `Z:\out\file.bin`, not `Z:/out\file.bin`; std adds the `\\?\` prefix itself when a path
+/// is longer than `MAX_PATH`, and a path given with it stays as given. Elsewhere: unchanged.
+pub(crate) fn native_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    #[cfg(windows)]
+    {
+        std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
+    }
+    #[cfg(not(windows))]
+    {
+        dir.to_path_buf()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

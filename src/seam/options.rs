@@ -90,8 +90,9 @@ impl CommonOptions {
                 common.insert((*key).to_string(), v);
             }
         }
-        let opts: CommonOptions = serde_json::from_value(serde_json::Value::Object(common))
+        let mut opts: CommonOptions = serde_json::from_value(serde_json::Value::Object(common))
             .map_err(|e| Error::InvalidArgument(format!("options: {e}")))?;
+        opts.output_dir = crate::paths::native_dir(&opts.output_dir);
         opts.validate()?;
         Ok((opts, all))
     }

@@ -12,7 +12,7 @@
 //! Windows (`outdir/windows.rs`) has no `openat`: names are opened by path under a handle that
 //! keeps the folder from being renamed or removed, never following a reparse point
 //! (`FILE_FLAG_OPEN_REPARSE_POINT`), created with `CREATE_NEW`, locked with `LockFileEx`, renamed
-//! without replacing by a hard link that fails on an existing name.
+//! without replacing by `MoveFileExW` without `MOVEFILE_REPLACE_EXISTING`.
 
 #[cfg(windows)]
 mod windows;

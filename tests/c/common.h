@@ -3,15 +3,31 @@
 #ifndef HS_TEST_COMMON_H
 #define HS_TEST_COMMON_H
 
+#ifndef _WIN32
 #define _DEFAULT_SOURCE
+#endif
 #include <stdatomic.h>
-#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+/* Windows (MinGW-w64; run under Wine by tests/windows_wine.rs): no unistd.h, no fork. */
+#include <windows.h>
+#else
+#include <sys/wait.h>
 #include <unistd.h>
+#endif
 
 #include "hypersdk.h"
+
+/* Sleeps at least `us` microseconds (Windows sleeps whole milliseconds, at least one). */
+static inline void sleep_us(unsigned us) {
+#ifdef _WIN32
+  Sleep(us < 1000 ? 1 : us / 1000);
+#else
+  usleep(us);
+#endif
+}
 
 #define CHECK(cond, ...)                                                         \
   do {                                                                           \
@@ -45,7 +61,7 @@ typedef struct {
 
 static inline void tracker_on(tracker *t, const hs_progress *p) {
   if (atomic_fetch_add(&t->in_call, 1) != 0) atomic_fetch_add(&t->overlaps, 1);
-  usleep(100); /* widen the window in which an overlap would show */
+  sleep_us(100); /* widen the window in which an overlap would show */
   if (atomic_load(&t->terminal_calls) > 0) atomic_fetch_add(&t->calls_after_terminal, 1);
   if (p->bytes_done < t->last_done) atomic_fetch_add(&t->backwards, 1);
   if (p->bytes_total != 0 && p->bytes_total < p->bytes_done) atomic_fetch_add(&t->backwards, 1);

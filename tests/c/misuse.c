@@ -89,8 +89,14 @@ int main(int argc, char **argv) {
                HS_STATUS_INVALID_ARGUMENT, &err, "options JSON");
   expect_error(hs_export_start(client, url, "{\"parts_in_fligth\": 2}", NULL, NULL, &e, &err),
                HS_STATUS_INVALID_ARGUMENT, &err, "parts_in_fligth");
+  /* The missing folder is named as the platform writes paths (Windows: `X:\no\such\dir`). */
+#ifdef _WIN32
+  const char *missing_dir = "\\no\\such\\dir";
+#else
+  const char *missing_dir = "/no/such/dir";
+#endif
   expect_error(hs_export_start(client, url, "{\"output_dir\": \"/no/such/dir\"}", NULL, NULL, &e, &err),
-               HS_STATUS_INVALID_ARGUMENT, &err, "/no/such/dir");
+               HS_STATUS_INVALID_ARGUMENT, &err, missing_dir);
   expect_error(hs_export_start(client, "not a url", opts, NULL, NULL, &e, &err), HS_STATUS_INVALID_ARGUMENT,
                &err, "not a url");
   expect_error(hs_export_start(client, NULL, opts, NULL, NULL, &e, &err), HS_STATUS_INVALID_ARGUMENT, &err,
@@ -120,7 +126,7 @@ int main(int argc, char **argv) {
   CHECK_STATUS(hs_export_progress(e, NULL), HS_STATUS_INVALID_ARGUMENT);
   hs_export_free(e);
   hs_client_free(client);
-  for (int i = 0; i < 500 && atomic_load(&terminal) == 0; i++) usleep(10000);
+  for (int i = 0; i < 500 && atomic_load(&terminal) == 0; i++) sleep_us(10000);
   CHECK(atomic_load(&terminal) == 1, "terminal callbacks after free: %d", atomic_load(&terminal));
 
   /* Global settings. */
@@ -130,6 +136,11 @@ int main(int argc, char **argv) {
                "max_concurrent_exports");
   CHECK_STATUS(hs_global_configure(NULL, NULL), HS_STATUS_OK);
 
+#ifdef _WIN32
+  /* Windows has no fork: nothing of the fork rule applies. */
+  printf("misuse: ok\n");
+  return 0;
+#else
   /* A child forked after first use cannot use the library (its threads stayed in the
    * parent): a clear INVALID_STATE, not a hang. (Skipped under Valgrind, which counts the
    * child's share of the parent's threads as leaked.) */
@@ -152,4 +163,5 @@ int main(int argc, char **argv) {
   CHECK(WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0, "the forked child was not refused");
   printf("misuse: ok\n");
   return 0;
+#endif
 }

@@ -15,6 +15,9 @@ pub mod moto;
 pub mod server;
 pub mod toxiproxy;
 pub mod vcsim;
+pub mod wine;
+#[cfg(feature = "hyperv")]
+pub mod wine_pwsh;
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -55,7 +55,11 @@ impl Script {
 
 const REMOTE: &str = include_str!("scripts/remote.ps1");
 
-/// Names looked for in PATH when `powershell_path` is not set, in this order.
+/// Names looked for in PATH when `powershell_path` is not set, in this order: PowerShell 7
+/// (`pwsh`) first, then Windows PowerShell 5.1. On Windows only `.exe` files run.
+#[cfg(windows)]
+pub(crate) const CANDIDATES: &[&str] = &["pwsh.exe", "powershell.exe"];
+#[cfg(not(windows))]
 pub(crate) const CANDIDATES: &[&str] = &["pwsh", "powershell.exe", "powershell"];
 
 /// The PowerShell this client runs, and where it runs the scripts.
@@ -240,9 +244,38 @@ pub(crate) fn encode_command(script: &str) -> String {
 }
 
 /// The PowerShell to run: `explicit` when given (it must exist), else the first of
-/// [`CANDIDATES`] found in `path` (a PATH value). Missing: UNSUPPORTED, naming what was looked
-/// for and where.
+/// [`CANDIDATES`] found in `path` (a PATH value), else (Windows) Windows PowerShell where
+/// Windows installs it. Missing: UNSUPPORTED, naming what was looked for and where.
 pub(crate) fn find_powershell(explicit: Option<&Path>, path: &std::ffi::OsStr) -> Result<PathBuf> {
+    find_in(explicit, path, CANDIDATES, system_powershell().as_deref())
+}
+
+/// Windows PowerShell 5.1 is part of Windows at
+/// `%SystemRoot%\System32\WindowsPowerShell\v1.0\powershell.exe`, in PATH or not (a service's
+/// or a scheduled task's PATH may lack it). Nothing elsewhere.
+fn system_powershell() -> Option<PathBuf> {
+    #[cfg(windows)]
+    {
+        std::env::var_os("SystemRoot").map(|root| {
+            [r"System32", "WindowsPowerShell", "v1.0", "powershell.exe"]
+                .iter()
+                .fold(PathBuf::from(root), |p, c| p.join(c))
+        })
+    }
+    #[cfg(not(windows))]
+    {
+        None
+    }
+}
+
+/// [`find_powershell`] with the names and the last resort given (the tests give Windows' on
+/// any machine).
+fn find_in(
+    explicit: Option<&Path>,
+    path: &std::ffi::OsStr,
+    names: &[&str],
+    last_resort: Option<&Path>,
+) -> Result<PathBuf> {
     if let Some(p) = explicit {
         if is_executable(p) {
             return Ok(p.to_path_buf());
@@ -253,21 +286,29 @@ pub(crate) fn find_powershell(explicit: Option<&Path>, path: &std::ffi::OsStr) -
         )));
     }
     for dir in std::env::split_paths(path) {
-        for name in CANDIDATES {
+        for name in names {
             let p = dir.join(name);
             if is_executable(&p) {
                 return Ok(p);
             }
         }
     }
+    if let Some(p) = last_resort.filter(|p| is_executable(p)) {
+        return Ok(p.to_path_buf());
+    }
+    // PATH's own separator.
+    let sep = if cfg!(windows) { ";" } else { ":" };
     Err(Error::Unsupported(format!(
-        "hyperv: no PowerShell found: looked for {} in PATH ({}); install PowerShell (with the \
+        "hyperv: no PowerShell found: looked for {} in PATH ({}){}; install PowerShell (with the \
          Hyper-V module on the host) or set powershell_path",
-        CANDIDATES.join(", "),
+        names.join(", "),
         std::env::split_paths(path)
             .map(|d| d.display().to_string())
             .collect::<Vec<_>>()
-            .join(":")
+            .join(sep),
+        last_resort
+            .map(|p| format!(" and at {}", p.display()))
+            .unwrap_or_default()
     )))
 }
 
@@ -328,6 +369,45 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, Error::Unsupported(_)), "{e}");
         assert!(e.to_string().contains("/nonexistent/pwsh"));
+    }
+
+    /// Windows' rules, on any machine: `.exe` names only, PowerShell 7 before 5.1 in each PATH
+    /// folder, and Windows PowerShell where Windows installs it when PATH has none.
+    #[test]
+    fn powershell_is_found_as_windows_finds_it() {
+        let names = ["pwsh.exe", "powershell.exe"];
+        let path_dir = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let system = root.path().join("powershell.exe");
+        let exec = |p: &Path| {
+            std::fs::write(p, "MZ").unwrap();
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            }
+        };
+        let path = path_dir.path().as_os_str();
+        let e = find_in(None, path, &names, Some(&system)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("and at {}", system.display())),
+            "{e}"
+        );
+        exec(&system);
+        assert_eq!(find_in(None, path, &names, Some(&system)).unwrap(), system);
+        exec(&path_dir.path().join("powershell.exe"));
+        assert_eq!(
+            find_in(None, path, &names, Some(&system)).unwrap(),
+            path_dir.path().join("powershell.exe"),
+            "PATH comes before the system's copy"
+        );
+        exec(&path_dir.path().join("pwsh.exe"));
+        assert_eq!(
+            find_in(None, path, &names, Some(&system)).unwrap(),
+            path_dir.path().join("pwsh.exe"),
+            "PowerShell 7 comes before 5.1"
+        );
     }
 
     #[test]

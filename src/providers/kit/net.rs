@@ -47,8 +47,17 @@ pub(crate) fn build_client(
     if insecure {
         b = b.tls_danger_accept_invalid_certs(true);
     }
-    b.build()
-        .map_err(|e| Error::InvalidArgument(format!("HTTP client: {e}")))
+    b.build().map_err(|e| {
+        // reqwest's own text is only "builder error": the cause (a TLS setup the platform
+        // refused, say) is in the chain.
+        let mut m = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            m.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
+        Error::InvalidArgument(format!("HTTP client: {m}"))
+    })
 }
 
 /// The extra CA bundles' PEM text, inline and from a file.

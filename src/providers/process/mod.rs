@@ -4,8 +4,9 @@
 //!   `/proc` would show it;
 //! - stdout read as JSON lines (one value per line, bounded length), stderr kept (last 64 KiB)
 //!   with every secret replaced by `***` before it reaches an error or a log;
-//! - a deadline; and on cancel, timeout or drop the whole process group is killed, so
-//!   grandchildren (a remote session, a copy) do not outlive the export.
+//! - a deadline; and on cancel, timeout or drop the whole process group (Windows: the job
+//!   object, `job.rs`) is killed, so grandchildren (a remote session, a copy) do not outlive
+//!   the export.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -21,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::sync::lock;
+
+#[cfg(windows)]
+mod job;
 
 /// Longest stdout line accepted.
 const MAX_LINE: usize = 1 << 20;
@@ -77,14 +81,16 @@ pub(crate) struct Finished {
 pub(crate) struct Running {
     name: String,
     child: tokio::process::Child,
-    /// The process group the child leads (Unix). On Windows only the child itself is killed:
-    /// a Job object would be the equivalent of the group, not done yet (DESIGN-NOTES).
+    /// The process group the child leads (Unix; Windows has `job`).
     #[cfg_attr(not(unix), allow(dead_code))]
     pgid: Option<i32>,
     /// The child (the group's leader) was reaped: its pid, and so the group id, may belong to
     /// a stranger now; the group is never signalled again.
     #[cfg_attr(not(unix), allow(dead_code))]
     reaped: bool,
+    /// The job object holding the child and what it starts (Windows).
+    #[cfg(windows)]
+    job: Option<job::Job>,
     lines: mpsc::Receiver<Result<Line>>,
     stderr: Arc<Mutex<Vec<u8>>>,
     stderr_done: Option<tokio::task::JoinHandle<()>>,
@@ -115,6 +121,10 @@ impl Running {
         }
         #[cfg(unix)]
         cmd.process_group(0);
+        // No console window pops up when the caller is a GUI program (CREATE_NO_WINDOW); the
+        // pipes carry everything.
+        #[cfg(windows)]
+        cmd.creation_flags(0x0800_0000);
         let mut child = cmd.spawn().map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::NotFound(format!(
                 "{} cannot be run: not found",
@@ -123,6 +133,15 @@ impl Running {
             _ => Error::Io(format!("cannot run {}: {e}", spec.program.display())),
         })?;
         let pgid = child.id().map(|p| p as i32);
+        #[cfg(windows)]
+        let job = child.raw_handle().and_then(|h| match job::Job::holding(h) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                // Still killed itself on cancel; only what it starts could stay.
+                tracing::warn!(program = %name, error = %e, "cannot put the child in a job object");
+                None
+            }
+        });
         let secrets = Arc::new(
             spec.secrets
                 .into_iter()
@@ -185,6 +204,8 @@ impl Running {
             child,
             pgid,
             reaped: false,
+            #[cfg(windows)]
+            job,
             lines: rx,
             stderr,
             stderr_done,
@@ -270,13 +291,18 @@ impl Running {
         Ok(Finished { lines, stderr })
     }
 
-    /// Kills the whole process group (idempotent), as long as its leader is not reaped.
+    /// Kills the whole process group (idempotent), as long as its leader is not reaped; on
+    /// Windows the whole job (its handle stays valid, whatever happened to the child's id).
     pub fn kill(&mut self) {
         #[cfg(unix)]
         if let Some(pgid) = self.pgid
             && !self.reaped
         {
             signal_group(pgid);
+        }
+        #[cfg(windows)]
+        if let Some(j) = &self.job {
+            j.kill();
         }
         let _ = self.child.start_kill();
     }
@@ -294,6 +320,11 @@ impl Running {
         }
         let s = self.child.wait().await;
         self.reaped = true;
+        // What the child left running in its job goes too, as its group does on Unix.
+        #[cfg(windows)]
+        if let Some(j) = &self.job {
+            j.kill();
+        }
         s.map_err(|e| Error::Io(format!("waiting for {}: {e}", self.name)))
     }
 

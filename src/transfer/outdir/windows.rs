@@ -8,6 +8,8 @@ use std::io::{Read as _, Seek as _, Write as _};
 use std::os::windows::fs::OpenOptionsExt as _;
 use std::path::Path;
 
+use windows_sys::Win32::Storage::FileSystem::{MOVEFILE_WRITE_THROUGH, MoveFileExW};
+
 use super::{DestLock, LOCK_SUFFIX, OutDir};
 use crate::error::{Error, Result};
 
@@ -93,7 +95,12 @@ impl OutDir {
         self.rename_from(&self.join(from), to, overwrite)
     }
 
-    /// Renames a file from elsewhere to `to` in the folder, with the same rule.
+    /// Renames a file or folder from elsewhere to `to` in the folder, with the same rule.
+    /// Without `overwrite`: `MoveFileExW` without `MOVEFILE_REPLACE_EXISTING`, which fails on an
+    /// existing name (ERROR_ALREADY_EXISTS) atomically, for files and folders alike
+    /// (learn.microsoft.com/windows/win32/api/winbase/nf-winbase-movefileexw). (A hard link,
+    /// used before, cannot be made to a folder: a Hyper-V export's folder always failed there
+    /// with "Access denied".) std's `rename` always replaces, so it serves `overwrite` only.
     pub fn rename_from(&self, from: &Path, to: &str, overwrite: bool) -> Result<()> {
         let target = self.join(to);
         if overwrite {
@@ -101,18 +108,21 @@ impl OutDir {
             return std::fs::rename(from, &target)
                 .map_err(|e| Error::io(&target, "cannot rename into", e));
         }
-        // A hard link fails on an existing name atomically; then the old name goes.
-        match std::fs::hard_link(from, &target) {
-            Ok(()) => {
-                let _ = std::fs::remove_file(from);
-                Ok(())
-            }
-            Err(e) if is_exists(&e) => Err(Error::AlreadyExists(format!(
+        let (wide_from, wide_to) = (wide(from), wide(&target));
+        // SAFETY: two NUL-terminated UTF-16 strings that live for the call.
+        let ok =
+            unsafe { MoveFileExW(wide_from.as_ptr(), wide_to.as_ptr(), MOVEFILE_WRITE_THROUGH) };
+        if ok != 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if is_exists(&e) {
+            return Err(Error::AlreadyExists(format!(
                 "{} appeared during the export; set overwrite to replace it",
                 target.display()
-            ))),
-            Err(e) => Err(Error::io(&target, "cannot rename into", e)),
+            )));
         }
+        Err(Error::io(&target, "cannot rename into", e))
     }
 
     /// Takes the destination `name` for this export (see the Unix version): `LockFileEx` through
@@ -171,4 +181,28 @@ fn is_exists(e: &std::io::Error) -> bool {
             e.raw_os_error(),
             Some(ERROR_FILE_EXISTS | ERROR_ALREADY_EXISTS)
         )
+}
+
+/// `p` as a NUL-terminated UTF-16 string for a `…W` call. A path longer than `MAX_PATH` gets the
+/// `\\?\` prefix (`\\?\UNC\` for a share), as std does for its own calls: the paths here
+/// are absolute with `\` only (`paths::native_dir`), which verbatim paths require.
+fn wide(p: &Path) -> Vec<u16> {
+    use std::os::windows::ffi::OsStrExt as _;
+    let s = p.as_os_str();
+    let mut out: Vec<u16> = Vec::new();
+    let text = s.to_string_lossy();
+    if s.len() >= 248 && !text.starts_with(r"\\?\") {
+        if let Some(unc) = text.strip_prefix(r"\\") {
+            out.extend(r"\\?\UNC\".encode_utf16());
+            out.extend(std::ffi::OsStr::new(unc).encode_wide());
+            out.push(0);
+            return out;
+        }
+        if text.as_bytes().get(1) == Some(&b':') {
+            out.extend(r"\\?\".encode_utf16());
+        }
+    }
+    out.extend(s.encode_wide());
+    out.push(0);
+    out
 }
