@@ -1,6 +1,7 @@
 //! Azure credentials against the Entra ID stand-in: a service principal's certificate (PEM),
 //! signed into a client assertion that the stand-in checks as Entra ID does (registered
 //! thumbprint, RS256 signature, audience, issuer, lifetime).
+#![cfg(feature = "azure")]
 
 mod support;
 
