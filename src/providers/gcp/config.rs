@@ -38,6 +38,12 @@ pub(crate) struct GcpConfig {
     pub compute_endpoint: String,
     #[serde(default = "default_cloudbuild")]
     pub cloudbuild_endpoint: String,
+    /// Cloud Resource Manager (project number, IAM policy: the prerequisite check).
+    #[serde(default = "default_resourcemanager")]
+    pub resourcemanager_endpoint: String,
+    /// Service Usage (enabled services: the prerequisite check).
+    #[serde(default = "default_serviceusage")]
+    pub serviceusage_endpoint: String,
     // The network keys (CA bundle, insecure flag, connect timeout, the deadline of each API
     // call) are the kit's NetConfig, split off before this struct is parsed.
 }
@@ -53,6 +59,12 @@ fn default_compute() -> String {
 }
 fn default_cloudbuild() -> String {
     "https://cloudbuild.googleapis.com".into()
+}
+fn default_resourcemanager() -> String {
+    "https://cloudresourcemanager.googleapis.com".into()
+}
+fn default_serviceusage() -> String {
+    "https://serviceusage.googleapis.com".into()
 }
 
 /// Where the credentials come from.
@@ -77,6 +89,8 @@ impl GcpConfig {
             ("storage_endpoint", &self.storage_endpoint),
             ("compute_endpoint", &self.compute_endpoint),
             ("cloudbuild_endpoint", &self.cloudbuild_endpoint),
+            ("resourcemanager_endpoint", &self.resourcemanager_endpoint),
+            ("serviceusage_endpoint", &self.serviceusage_endpoint),
         ] {
             match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
@@ -151,11 +165,23 @@ pub(crate) struct GcpOptions {
     /// An exported object already at the destination (an earlier run whose build finished) is
     /// downloaded (resumed) instead of exporting again.
     pub reuse_object: bool,
-    /// Each cloud-side stage (image, build), seconds.
-    pub timeout_secs: u64,
+    /// Each cloud-side stage (image, build), seconds. Default: sized from the disk (see
+    /// `stage_timeout`); at most Cloud Build's 24 hours.
+    pub timeout_secs: Option<u64>,
     pub poll_interval_ms: u64,
     /// The one file's name (not with an instance: one file per disk).
     pub file_name: Option<String>,
+    /// The VPC network the exporter's temporary VM uses (`-network`; the exporter's default is
+    /// the network named `default`, which many projects do not have).
+    pub network: Option<String>,
+    /// Its subnetwork (`-subnet`; needed on a custom-mode network).
+    pub subnet: Option<String>,
+    /// The service account of the exporter's temporary VM (`-compute_service_account`;
+    /// default: the project's Compute Engine default service account).
+    pub compute_service_account: Option<String>,
+    /// Do not check the project's services and the two service accounts' roles before
+    /// anything is made (for accounts without `resourcemanager.projects.getIamPolicy`).
+    pub skip_prerequisite_check: bool,
 }
 
 impl Default for GcpOptions {
@@ -168,9 +194,13 @@ impl Default for GcpOptions {
             prefix: None,
             delete_object_after_download: false,
             reuse_object: false,
-            timeout_secs: 7_200,
+            timeout_secs: None,
             poll_interval_ms: 2_000,
             file_name: None,
+            network: None,
+            subnet: None,
+            compute_service_account: None,
+            skip_prerequisite_check: false,
         }
     }
 }
@@ -194,8 +224,29 @@ impl GcpOptions {
         if let Some(f) = &self.file_name {
             crate::paths::validate_file_name(f)?;
         }
-        if !(10..=86_400 * 2).contains(&self.timeout_secs) {
-            return bad("timeout_secs must be between 10 and 172800".into());
+        if let Some(t) = self
+            .timeout_secs
+            .filter(|t| !(60..=MAX_BUILD_SECS).contains(t))
+        {
+            return bad(format!(
+                "timeout_secs {t} must be between 60 and {MAX_BUILD_SECS} (Cloud Build's limit: 24 hours)"
+            ));
+        }
+        for (k, v) in [("network", &self.network), ("subnet", &self.subnet)] {
+            if let Some(v) = v.as_deref().filter(|v| !is_network_ref(v)) {
+                return bad(format!(
+                    "{k} {v:?} is not a network name or projects/…/{k}s/… path"
+                ));
+            }
+        }
+        if let Some(a) = self
+            .compute_service_account
+            .as_deref()
+            .filter(|a| !is_service_account(a))
+        {
+            return bad(format!(
+                "compute_service_account {a:?} is not a service account e-mail address"
+            ));
         }
         if !(10..=600_000).contains(&self.poll_interval_ms) {
             return bad("poll_interval_ms must be between 10 and 600000".into());
@@ -204,12 +255,62 @@ impl GcpOptions {
     }
 }
 
+/// Cloud Build's longest build: 24 hours.
+pub(crate) const MAX_BUILD_SECS: u64 = 86_400;
+
+/// The default timeout of each cloud-side stage for a disk of `gib` GiB: Google's maintainers
+/// quote about 12 hours per TB for an image export, so 12 h / 1024 GiB per GiB, never under
+/// the 2 hours gcloud defaults to, never over Cloud Build's 24 hours.
+pub(crate) fn stage_timeout(gib: u64) -> u64 {
+    const FLOOR: u64 = 7_200;
+    (gib.saturating_mul(12 * 3_600) / 1_024).clamp(FLOOR, MAX_BUILD_SECS)
+}
+
+/// A network or subnetwork as `-network`/`-subnet` take it: a name, or a
+/// `projects/P/global/networks/N` / `projects/P/regions/R/subnetworks/N` path (a full
+/// `https://…/compute/v1/` URL too).
+pub(crate) fn is_network_ref(s: &str) -> bool {
+    let path = s.split_once("/compute/v1/").map(|(_, p)| p).unwrap_or(s);
+    let parts: Vec<&str> = path.split('/').collect();
+    match parts.as_slice() {
+        [n] => is_name(n),
+        ["projects", p, "global", "networks", n] => is_project(p) && is_name(n),
+        ["projects", p, "regions", r, "subnetworks", n] => {
+            is_project(p) && is_name(r) && is_name(n)
+        }
+        _ => false,
+    }
+}
+
+/// `name@project.iam.gserviceaccount.com`, `N-compute@developer.gserviceaccount.com`, …
+pub(crate) fn is_service_account(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((user, domain)) => {
+            (1..=100).contains(&user.len())
+                && user
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+                && domain.ends_with(".gserviceaccount.com")
+                && domain
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b".-:".contains(&c))
+        }
+        None => false,
+    }
+}
+
+/// The region of a zone (`europe-west1-b` → `europe-west1`).
+pub(crate) fn zone_region(zone: &str) -> &str {
+    zone.rsplit_once('-').map(|(r, _)| r).unwrap_or(zone)
+}
+
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Source {
     Disk {
         project: String,
-        zone: String,
+        /// `zones/Z` (a zonal persistent disk) or `regions/R` (a regional one).
+        location: String,
         name: String,
     },
     Instance {
@@ -227,7 +328,8 @@ pub(crate) enum Source {
     },
 }
 
-/// `projects/P/zones/Z/disks/N`, `disk:N`, `N`; `projects/P/zones/Z/instances/N`,
+/// `projects/P/zones/Z/disks/N`, `projects/P/regions/R/disks/N` (a regional disk), `disk:N`,
+/// `N`; `projects/P/zones/Z/instances/N`,
 /// `instance:N`; `projects/P/global/images/N`, `image:N`; `gs://BUCKET/OBJECT`. A full
 /// `https://…/compute/v1/` URL is read as its path.
 pub(crate) fn parse_source(src: &str, project: Option<&str>, zone: Option<&str>) -> Result<Source> {
@@ -261,9 +363,14 @@ pub(crate) fn parse_source(src: &str, project: Option<&str>, zone: Option<&str>)
             .ok_or_else(|| bad("no zone: set zone in the config or options"))
     };
     let parts: Vec<&str> = path.split('/').collect();
+    let mut regional = false;
     let (kind, project, zone, name) = match parts.as_slice() {
         ["projects", p, "zones", z, kind @ ("disks" | "instances"), n] => {
             (*kind, p.to_string(), Some(z.to_string()), *n)
+        }
+        ["projects", p, "regions", r, "disks", n] => {
+            regional = true;
+            ("disks", p.to_string(), Some(r.to_string()), *n)
         }
         ["projects", p, "global", "images", n] => ("images", p.to_string(), None, *n),
         [one] => match one.split_once(':') {
@@ -279,7 +386,11 @@ pub(crate) fn parse_source(src: &str, project: Option<&str>, zone: Option<&str>)
         return Err(bad("not a project id"));
     }
     if zone.as_deref().is_some_and(|z| !is_name(z)) {
-        return Err(bad("not a zone name"));
+        return Err(bad(if regional {
+            "not a region name"
+        } else {
+            "not a zone name"
+        }));
     }
     if !is_name(name) {
         return Err(bad("not a resource name (lowercase letters, digits, -)"));
@@ -288,7 +399,11 @@ pub(crate) fn parse_source(src: &str, project: Option<&str>, zone: Option<&str>)
     Ok(match kind {
         "disks" => Source::Disk {
             project,
-            zone: zone.expect("zone"),
+            location: format!(
+                "{}/{}",
+                if regional { "regions" } else { "zones" },
+                zone.expect("zone")
+            ),
             name,
         },
         "instances" => Source::Instance {
@@ -375,8 +490,16 @@ mod tests {
             s("web-1").unwrap(),
             Source::Disk {
                 project: "proj-123".into(),
-                zone: "europe-west1-b".into(),
+                location: "zones/europe-west1-b".into(),
                 name: "web-1".into()
+            }
+        );
+        assert_eq!(
+            s("projects/proj-123/regions/europe-west1/disks/shared-1").unwrap(),
+            Source::Disk {
+                project: "proj-123".into(),
+                location: "regions/europe-west1".into(),
+                name: "shared-1".into()
             }
         );
         assert_eq!(
@@ -407,6 +530,8 @@ mod tests {
             "disk:UPPER",
             "projects/p/zones/z/disks/../../x",
             "projects/proj-123/zones/z1/snapshots/s",
+            "projects/proj-123/regions/r1/instances/i",
+            "projects/proj-123/regions/R1/disks/d",
             "gs://B/x",
             "gs://bucket",
             "gs://bucket/a\nb",
