@@ -78,6 +78,9 @@ pub fn gcp() -> &'static Gcp {
             "project",
             json!({"project": PROJECT, "number": PROJECT_NUMBER}),
         );
+        // The exports' bucket exists, as in a real project (its location decides the scratch
+        // bucket's).
+        g.admin("bucket", json!({"name": BUCKET}));
         g
     })
 }

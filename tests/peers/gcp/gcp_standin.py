@@ -613,6 +613,14 @@ class H(BaseHTTPRequestHandler):
                     {"Content-Type": "application/json"})
                 if status not in (200, 409):
                     return self.send(500, {"error": f"bucket: {status} {data[:200]!r}"})
+            elif what == "label":
+                # A metadata edit (objects.patch of a label): the metageneration, and with it the
+                # JSON API's ETag, moves on; the generation and the bytes stay.
+                o = urllib.parse.quote(body["object"], safe="")
+                status, data = gcs("GET", f"/storage/v1/b/{body['bucket']}/o/{o}")
+                gen = str(json.loads(data)["generation"])
+                k = (body["bucket"], body["object"], gen)
+                STATE["metagen"][k] = STATE["metagen"].get(k, 1) + 1
             elif what == "faults":
                 STATE["faults"][body["name"]] = body["faults"]
             elif what == "client":
