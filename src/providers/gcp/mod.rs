@@ -22,6 +22,7 @@ mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod prereq;
+mod source;
 mod storage;
 mod unit;
 
