@@ -5,6 +5,9 @@ types and unknown query parameters are refused with Google's 400); projects, the
 roles and networks are modelled in project_model.py. A build must run the exporter gcloud runs
 (compute-image-import, not the deprecated gcr.io/compute-image-tools), its scratch bucket must
 exist, and it fails as the exporter would when a service, a role or the network is missing.
+Files: contract.py (the discovery documents), project_model.py (projects, Resource Manager,
+Service Usage), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
+(shared state).
 
 Everything else is real or recorded as such: objects live in fake-gcs-server (started here, the
 real JSON API, ranges, crc32c, generations), which this server fronts under /storage, /download
@@ -25,7 +28,6 @@ Prints one JSON line {"port": N, "gcs_port": M} once both listen.
 
 import argparse
 import base64
-import http.client
 import json
 import os
 import secrets
@@ -40,27 +42,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import contract
 import project_model
+from gcs_front import GcsFront
+from standin_state import LOCK, PORT, STATE, ensure_bucket, fault, gcs, gerror, upload
 
-LOCK = threading.Lock()
-STATE = {
-    "disks": {},        # (project, "zones/Z" | "regions/R", name) -> {raw, users, size_gb}
-    "instances": {},    # (project, zone, name) -> {disks: [{name, boot}]}
-    "images": {},       # (project, name) -> {raw, status, source_disk, polls_left}
-    "operations": {},   # name -> {status, progress, polls_left, target, error, kind}
-    "builds": {},       # id -> {...}
-    "faults": {},       # name -> {...}
-    "tokens": {},       # token -> expiry (epoch)
-    "clients": {},      # refresh_token -> client_secret
-    "stats": {"images_made": 0, "images_deleted": 0, "builds_made": 0, "builds_cancelled": 0,
-              "unauthenticated": 0, "token_grants": 0, "object_gets": 0},
-    "lie_crc32c": set(),  # "bucket/object" whose metadata lies about crc32c
-    "image_names": [],  # every image inserted through the API, deleted or not
-    "request_ids": {},  # images.insert requestId -> its operation's name
-    "metagen": {},      # (bucket, object, generation) -> metageneration (starts at 1)
-    "bucket_project": {},  # bucket -> the project that made it (buckets.insert?project=)
-}
 ARGS = None
-GCS_PORT = 0
 
 
 def free_port():
@@ -69,39 +54,6 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-def gerror(code, message, reason, status=None):
-    return code, {"error": {"code": code, "message": message, "status": status or "",
-                            "errors": [{"reason": reason, "message": message, "domain": "global"}]}}
-
-
-def fault(name, key, default=None):
-    return STATE["faults"].get(name, {}).get(key, default)
-
-
-def gcs(method, path, body=None, headers=None):
-    c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=60)
-    c.request(method, path, body=body, headers=headers or {})
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    return r.status, data
-
-
-def upload(bucket, obj, path):
-    with open(path, "rb") as f:
-        data = f.read()
-    q = urllib.parse.urlencode({"uploadType": "media", "name": obj})
-    status, body = gcs("POST", f"/upload/storage/v1/b/{bucket}/o?{q}", data,
-                       {"Content-Type": "application/octet-stream"})
-    if status != 200:
-        raise RuntimeError(f"upload to fake-gcs-server failed: {status} {body[:200]}")
-
-
-def ensure_bucket(bucket):
-    gcs("POST", "/storage/v1/b?project=test", json.dumps({"name": bucket}).encode(),
-        {"Content-Type": "application/json"})
 
 
 # The flags gce_vm_image_export defines (compute-image-import cli_tools/gce_vm_image_export):
@@ -147,11 +99,6 @@ def run_build(b):
     b["status"] = "SUCCESS"
 
 
-def object_etag(generation, metageneration):
-    """An object's ETag as Cloud Storage's JSON API makes it: of generation and metageneration."""
-    return base64.b64encode(f"{generation}/{metageneration}".encode()).decode()
-
-
 def op_json(name):
     op = STATE["operations"][name]
     j = {"kind": "compute#operation", "id": str(abs(hash(name)) % (10 ** 12)), "name": name,
@@ -179,7 +126,7 @@ def build_json(b):
     return j
 
 
-class H(BaseHTTPRequestHandler):
+class H(GcsFront, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *a):
@@ -494,105 +441,6 @@ class H(BaseHTTPRequestHandler):
                     return self.send(200, build_json(b))
         self.send(*gerror(404, "not found", "notFound"))
 
-    # -- Storage (fake-gcs-server behind a token check) -----------------------------------------
-    def proxy(self, method, path, query, parts):
-        # Hostile switch (faults of "list:{bucket}", page_token_loop): an object listing whose
-        # every page names the same nextPageToken, as a broken or malicious endpoint could send.
-        if method == "GET" and len(parts) == 5 and parts[4] == "o" and fault(f"list:{parts[3]}", "page_token_loop"):
-            with LOCK:
-                STATE["stats"]["list_loop_gets"] = STATE["stats"].get("list_loop_gets", 0) + 1
-            q = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query or "") if k != "pageToken"])
-            status, data = gcs("GET", f"{path}?{q}")
-            if status != 200:
-                return self.send(status, json.loads(data or b"{}"))
-            page = json.loads(data)
-            page["nextPageToken"] = "the-same-token"
-            return self.send(200, page)
-        # objects.delete with ifGenerationMatch (Cloud Storage JSON API): deletes only while the
-        # live generation is that one, else 412 conditionNotMet. fake-gcs-server 1.56.1 ignores
-        # the condition on DELETE (it deleted a generation it was not asked for), so it is held here.
-        if method == "DELETE" and len(parts) >= 6 and parts[4] == "o":
-            want = urllib.parse.parse_qs(query or "").get("ifGenerationMatch", [None])[0]
-            if want is not None:
-                obj = urllib.parse.quote("/".join(parts[5:]), safe="")
-                status, data = gcs("GET", f"/storage/v1/b/{parts[3]}/o/{obj}")
-                # A missing object is fake-gcs-server's 404, as Cloud Storage answers it.
-                live = json.loads(data).get("generation") if status == 200 else None
-                if live is not None and str(live) != want:
-                    with LOCK:
-                        STATE["stats"]["precondition_failures"] = STATE["stats"].get("precondition_failures", 0) + 1
-                    return self.send(*gerror(412, "At least one of the pre-conditions you specified did not hold.",
-                                             "conditionNotMet", "FAILED_PRECONDITION"))
-        body = self.body() if method in ("POST", "PUT", "PATCH") else None
-        headers = {k: v for k, v in self.headers.items() if k.lower() in ("range", "content-type", "if-match", "if-none-match")}
-        c = http.client.HTTPConnection("127.0.0.1", GCS_PORT, timeout=120)
-        c.request(method, path + ("?" + query if query else ""), body=body, headers=headers)
-        r = c.getresponse()
-        media = "alt=media" in (query or "")
-        q = urllib.parse.parse_qs(query or "")
-        # buckets.insert / buckets.get: the bucket belongs to the project that made it
-        # (fake-gcs-server says projectNumber "0" for every bucket).
-        if parts[:3] == ["storage", "v1", "b"] and ((len(parts) == 4 and method == "GET")
-                                                     or (len(parts) == 3 and method == "POST")):
-            data = r.read()
-            c.close()
-            if r.status != 200:
-                return self.send(r.status, json.loads(data or b"{}"))
-            v = json.loads(data)
-            with LOCK:
-                if method == "POST":
-                    STATE["bucket_project"][v["name"]] = q.get("project", [""])[0]
-                owner = STATE["bucket_project"].get(v["name"]) or next(iter(project_model.PROJECTS), "")
-                v["projectNumber"] = project_model.PROJECTS.get(owner, {}).get("number", "0")
-            return self.send(200, v)
-        # objects.patch bumps the metageneration (fake-gcs-server does not count it).
-        if method == "PATCH" and len(parts) >= 6 and parts[4] == "o" and r.status == 200:
-            data = json.loads(r.read())
-            c.close()
-            with LOCK:
-                k = (parts[3], "/".join(parts[5:]), str(data.get("generation")))
-                STATE["metagen"][k] = STATE["metagen"].get(k, 1) + 1
-                data["metageneration"] = str(STATE["metagen"][k])
-                data["etag"] = object_etag(data.get("generation"), STATE["metagen"][k])
-            return self.send(200, data)
-        if not media and r.status == 200 and method == "GET" and len(parts) >= 6 and parts[4] == "o":
-            data = json.loads(r.read())
-            c.close()
-            with LOCK:
-                STATE["stats"]["object_gets"] += 1
-                if f"{parts[3]}/{parts[5]}" in STATE["lie_crc32c"]:
-                    data["crc32c"] = "AAAAAA=="
-                mg = STATE["metagen"].get((parts[3], "/".join(parts[5:]), str(data.get("generation"))), 1)
-                data["metageneration"] = str(mg)
-                data["etag"] = object_etag(data.get("generation"), mg)
-            return self.send(200, data)
-        self.send_response(r.status)
-        length = r.getheader("Content-Length")
-        gen = r.getheader("X-Goog-Generation")
-        for k, v in r.getheaders():
-            if k.lower() == "etag" and media and gen and len(parts) >= 6:
-                # Cloud Storage's JSON API ETag follows the metageneration too: a label edit
-                # changes it, the bytes (the generation) stay.
-                with LOCK:
-                    mg = STATE["metagen"].get((parts[3], urllib.parse.unquote("/".join(parts[5:])), gen), 1)
-                v = '"' + object_etag(gen, mg) + '"'
-            if k.lower() in ("content-type", "content-length", "content-range", "etag", "accept-ranges",
-                             "x-goog-generation", "x-goog-hash", "x-goog-stored-content-length", "last-modified"):
-                self.send_header(k, v)
-        if length is None:
-            self.send_header("Content-Length", "0")
-        self.end_headers()
-        if method != "HEAD":
-            while True:
-                chunk = r.read(256 * 1024)
-                if not chunk:
-                    break
-                try:
-                    self.wfile.write(chunk)
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-        c.close()
-
     # -- Admin ------------------------------------------------------------------------------
     def admin(self, method, p, body):
         with LOCK:
@@ -645,27 +493,27 @@ class H(BaseHTTPRequestHandler):
 
 
 def main():
-    global ARGS, GCS_PORT
+    global ARGS
     ap = argparse.ArgumentParser()
     ap.add_argument("--fake-gcs", required=True)
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--exit-on-stdin-eof", action="store_true")
     ARGS = ap.parse_args()
     contract.load()
-    GCS_PORT = free_port()
-    gcs_proc = subprocess.Popen([ARGS.fake_gcs, "-scheme", "http", "-host", "127.0.0.1", "-port", str(GCS_PORT),
-                                 "-backend", "memory", "-public-host", f"127.0.0.1:{GCS_PORT}", "-log-level", "error"],
+    PORT["gcs"] = gcs_port = free_port()
+    gcs_proc = subprocess.Popen([ARGS.fake_gcs, "-scheme", "http", "-host", "127.0.0.1", "-port", str(gcs_port),
+                                 "-backend", "memory", "-public-host", f"127.0.0.1:{gcs_port}", "-log-level", "error"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
-            socket.create_connection(("127.0.0.1", GCS_PORT), timeout=0.2).close()
+            socket.create_connection(("127.0.0.1", gcs_port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.05)
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
     srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    print(json.dumps({"port": srv.server_address[1], "gcs_port": GCS_PORT}), flush=True)
+    print(json.dumps({"port": srv.server_address[1], "gcs_port": gcs_port}), flush=True)
     try:
         if ARGS.exit_on_stdin_eof:
             sys.stdin.read()
