@@ -35,18 +35,12 @@ pub fn gcp() -> &'static Gcp {
             .expect("run tests/peers/gcp/install.sh");
         assert!(
             out.status.success(),
-            "tests/peers/gcp/install.sh failed (go install fake-gcs-server)"
+            "tests/peers/gcp/install.sh failed (fake-gcs-server, the venv)"
         );
-        let out = String::from_utf8(out.stdout).unwrap();
-        let mut lines = out.lines();
-        let fake_gcs = lines
-            .next()
-            .expect("fake-gcs-server's path")
-            .trim()
-            .to_string();
-        let python = lines.next().expect("the venv's python").trim().to_string();
+        let fake_gcs = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(python)
+        // The stand-in runs itself again under the venv install.sh made.
+        let mut child = Command::new("python3")
             .arg(root.join("gcp_standin.py"))
             .arg("--fake-gcs")
             .arg(&fake_gcs)

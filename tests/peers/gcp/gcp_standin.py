@@ -28,6 +28,7 @@ Prints one JSON line {"port": N, "gcs_port": M} once both listen.
 
 import argparse
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -39,6 +40,17 @@ import time
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+try:
+    import googleapiclient  # noqa: F401  (its discovery documents are the contract)
+except ImportError:
+    # Started by a plain python3: run again under the venv tests/peers/gcp/install.sh made.
+    _root = os.path.join(os.environ.get("HS_TOOLS_DIR") or os.path.expanduser("~/.cache/hypersdk-tools"),
+                         "gcp", "venv")
+    _venv = os.path.join(_root, "bin", "python")
+    if not os.path.exists(_venv) or os.path.realpath(sys.prefix) == os.path.realpath(_root):
+        sys.exit(f"gcp_standin.py needs google-api-python-client: run tests/peers/gcp/install.sh ({_venv})")
+    os.execv(_venv, [_venv] + sys.argv)
 
 import contract
 import project_model
@@ -445,6 +457,11 @@ class H(GcsFront, BaseHTTPRequestHandler):
     def admin(self, method, p, body):
         with LOCK:
             what = p[0] if p else ""
+            if what in ("disk", "instance", "image") and body["project"] not in project_model.PROJECTS:
+                # A resource made in a project the tests never described: the project exists,
+                # set up as the export needs it.
+                project_model.add_project(body["project"], 100000000000 + int(hashlib.sha256(
+                    body["project"].encode()).hexdigest()[:10], 16) % 899999999999)
             if what == "disk":
                 loc = f"regions/{body['region']}" if body.get("region") else f"zones/{body['zone']}"
                 STATE["disks"][(body["project"], loc, body["name"])] = {"raw": body["raw"], "users": body.get("users", []),

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds fake-gcs-server (Go module github.com/fsouza/fake-gcs-server, from the module proxy)
 # into ~/.cache/hypersdk-tools/gcp/bin, once, and a venv with google-api-python-client (whose
-# discovery documents are the contract gcp_standin.py validates requests against); prints
-# fake-gcs-server's path, then the venv's python, one per line.
+# discovery documents are the contract gcp_standin.py validates requests against; the stand-in
+# runs itself under that venv's python); prints fake-gcs-server's path.
 set -euo pipefail
 tools="${HS_TOOLS_DIR:-$HOME/.cache/hypersdk-tools}/gcp"
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -24,4 +24,3 @@ if ! cmp -s "$here/requirements.txt" "$venv/requirements.txt" 2>/dev/null \
   cp "$here/requirements.txt" "$venv/requirements.txt"
 fi
 echo "$bin"
-echo "$venv/bin/python"
