@@ -453,16 +453,16 @@ fn kill_9_then_resume_fetches_only_what_is_missing() {
 fn wrong_project_is_not_found_and_missing_credentials_are_auth() {
     let out = tempfile::tempdir().unwrap();
     let src = "projects/no-such-proj/zones/europe-west1-b/disks/web-disk-1";
-    // Resource Manager does not tell a missing project from one the caller cannot see (403).
+    // The disk is read before the project's prerequisites (Resource Manager would answer a
+    // project that does not exist with 403): Compute's 404, with the check or without it.
     let r = wait(
         &client()
             .start_export(src, &gopts(out.path(), json!({})), None)
             .unwrap(),
     );
     let e = r.error().unwrap();
-    assert_eq!(e.kind, ErrorKind::Auth, "{}", r.to_json());
+    assert_eq!(e.kind, ErrorKind::NotFound, "{}", r.to_json());
     assert!(e.message.contains("no-such-proj"), "{}", e.message);
-    // Without the check, Compute's 404 of the disk.
     let r = wait(
         &client()
             .start_export(

@@ -207,6 +207,23 @@ impl Flow for GcpFlow {
                 src.checksum = meta.crc32c.clone();
                 return Ok(vec![src]);
             }
+            // The source first (read-only): an unknown disk or image is NotFound before the
+            // project is read (Resource Manager answers a project that does not exist with 403).
+            match &self.source {
+                Source::Disk {
+                    project,
+                    location,
+                    name,
+                } => {
+                    ctx.waiting_for_cloud(&format!("reading disk {name}"));
+                    self.gce.disk(project, location, name).await?;
+                }
+                Source::Image { project, name } => {
+                    ctx.waiting_for_cloud(&format!("reading image {name}"));
+                    self.gce.image_status(project, name).await?;
+                }
+                _ => {}
+            }
             let plan = self.build_plan(ctx).await?;
             let plan = &plan;
             let gce = self.gce.clone();

@@ -87,6 +87,11 @@ class GcsFront:
             return self.send(200, data)
         self.send_response(r.status)
         length = r.getheader("Content-Length")
+        if media and method == "GET" and r.status in (200, 206) and len(parts) >= 6:
+            # Media bytes served per object: a download that starts over is seen here.
+            with LOCK:
+                k = f"media_bytes:{parts[3]}/{'/'.join(parts[5:])}"
+                STATE["stats"][k] = STATE["stats"].get(k, 0) + int(length or 0)
         gen = r.getheader("X-Goog-Generation")
         for k, v in r.getheaders():
             if k.lower() == "etag" and media and gen and len(parts) >= 6:
