@@ -191,6 +191,7 @@ def main():
         gcp = json.loads(line)
         gurl = f"http://127.0.0.1:{gcp['port']}"
         post(f"{gurl}/_admin/client", {"refresh_token": "demo-rt", "client_secret": "demo-cs"})
+        post(f"{gurl}/_admin/bucket", {"name": "demo-exports"})
         post(f"{gurl}/_admin/disk", {"project": "demo-project", "zone": "europe-west1-b", "name": "app-data",
                                      "raw": fx["gcp"], "users": ["instances/app-1"]})
         hdir = os.path.join(work, "hyperv")
@@ -233,7 +234,7 @@ config = {{ subscription_id = {toml_str(az['subscription'])}, resource_group = "
 secrets = {{ client_secret = "env:DEMO_AZ_SECRET" }}
 
 [providers.gcp]
-config = {{ project = "demo-project", zone = "europe-west1-b", bucket = "demo-exports", storage_endpoint = {toml_str(gurl)}, compute_endpoint = {toml_str(gurl)}, cloudbuild_endpoint = {toml_str(gurl)} }}
+config = {{ project = "demo-project", zone = "europe-west1-b", bucket = "demo-exports", storage_endpoint = {toml_str(gurl)}, compute_endpoint = {toml_str(gurl)}, cloudbuild_endpoint = {toml_str(gurl)}, resourcemanager_endpoint = {toml_str(gurl)}, serviceusage_endpoint = {toml_str(gurl)} }}
 secrets = {{ credentials_json = "env:DEMO_GCP_CREDS" }}
 
 [providers.hyperv]

@@ -778,10 +778,11 @@ mod gcp_peer {
             });
             vec![
                 Silent {
-                    what: "Compute, Cloud Build and Storage",
+                    what: "Compute, Cloud Build, Storage, Resource Manager and Service Usage",
                     config: self.config(merge(
                         json!({"storage_endpoint": at, "compute_endpoint": at,
-                               "cloudbuild_endpoint": at}),
+                               "cloudbuild_endpoint": at, "resourcemanager_endpoint": at,
+                               "serviceusage_endpoint": at}),
                         net.clone(),
                     )),
                     source: format!("silent-{}", self.tag),

@@ -93,10 +93,14 @@ fn attached_disk_to_vmdk_through_image_and_build_then_image_deleted() {
     let builds = g.builds_of("hs-web-disk-1-");
     assert_eq!(builds.len(), 1, "{builds:?}");
     let b = &builds[0];
+    // compute-image-import's exporter, from the Artifact Registry of the zone's region, in a
+    // build of that region (gcloud's choice; gcr.io/compute-image-tools is its deprecated
+    // fallback, which the stand-in refuses).
     assert_eq!(
         b["step"],
-        "gcr.io/compute-image-tools/gce_vm_image_export:release"
+        "europe-west1-docker.pkg.dev/compute-image-import/wrappers/gce_vm_image_export:release"
     );
+    assert_eq!(b["location"], "europe-west1");
     let args: Vec<&str> = b["args"]
         .as_array()
         .unwrap()
@@ -105,6 +109,21 @@ fn attached_disk_to_vmdk_through_image_and_build_then_image_deleted() {
         .collect();
     assert!(args.contains(&"-format=vmdk"), "{args:?}");
     assert!(args.contains(&"-client_id=api"), "{args:?}");
+    assert!(args.contains(&"-zone=europe-west1-b"), "{args:?}");
+    assert!(
+        args.iter()
+            .any(|a| a.starts_with("-client_version=hypersdk-")),
+        "{args:?}"
+    );
+    // The scratch bucket is made by the library (gcloud's name: the project, the destination
+    // bucket's location), not left to the build's account.
+    assert!(
+        args.contains(&"-scratch_bucket_gcs_path=gs://hs-test-proj-daisy-bkt-us-central1/"),
+        "{args:?}"
+    );
+    let mut sorted = args.clone();
+    sorted.sort();
+    assert_eq!(args, sorted, "gcloud sorts the exporter's arguments");
     // The object's name is this run's own: `{prefix}{disk}-{tag}.{ext}`.
     let object = gs_object(&r, 0);
     assert!(
@@ -433,11 +452,22 @@ fn kill_9_then_resume_fetches_only_what_is_missing() {
 #[test]
 fn wrong_project_is_not_found_and_missing_credentials_are_auth() {
     let out = tempfile::tempdir().unwrap();
+    let src = "projects/no-such-proj/zones/europe-west1-b/disks/web-disk-1";
+    // The disk is read before the project's prerequisites (Resource Manager would answer a
+    // project that does not exist with 403): Compute's 404, with the check or without it.
+    let r = wait(
+        &client()
+            .start_export(src, &gopts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    let e = r.error().unwrap();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{}", r.to_json());
+    assert!(e.message.contains("no-such-proj"), "{}", e.message);
     let r = wait(
         &client()
             .start_export(
-                "projects/no-such-proj/zones/europe-west1-b/disks/web-disk-1",
-                &gopts(out.path(), json!({})),
+                src,
+                &gopts(out.path(), json!({"skip_prerequisite_check": true})),
                 None,
             )
             .unwrap(),

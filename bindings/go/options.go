@@ -183,11 +183,19 @@ type GCPExportOptions struct {
 	// ReuseObject: download (resume) an exported object already at the destination instead of
 	// exporting again (default false).
 	ReuseObject *bool `json:"reuse_object,omitempty"`
-	// TimeoutSecs: each cloud-side stage (image, build), seconds (default 7200).
+	// TimeoutSecs: each cloud-side stage (image, build), seconds (default: sized from the disk,
+	// 12 h per TB, at least 7200, at most 86400).
 	TimeoutSecs    *int64 `json:"timeout_secs,omitempty"`
 	PollIntervalMs *int64 `json:"poll_interval_ms,omitempty"`
 	// FileName: the one file's name (not with an instance: one file per disk).
 	FileName string `json:"file_name,omitempty"`
+	// Network, Subnet: where the exporter's temporary VM runs (default: the network "default").
+	Network string `json:"network,omitempty"`
+	Subnet  string `json:"subnet,omitempty"`
+	// ComputeServiceAccount: the exporter VM's service account (default: Compute Engine's).
+	ComputeServiceAccount string `json:"compute_service_account,omitempty"`
+	// SkipPrerequisiteCheck: do not check the project's services and roles first (default false).
+	SkipPrerequisiteCheck *bool `json:"skip_prerequisite_check,omitempty"`
 }
 
 // HyperVExportOptions holds the options of the "hyperv" provider.

@@ -465,6 +465,7 @@ fn gcp() -> Gcp {
         "client",
         serde_json::json!({"refresh_token": "rt", "client_secret": "cs"}),
     );
+    g.admin("bucket", serde_json::json!({"name": "cli-exports"}));
     g
 }
 
@@ -488,7 +489,8 @@ impl Gcp {
             &p,
             serde_json::json!({"project": "cli-proj-1", "zone": "europe-west1-b", "bucket": "cli-exports",
                 "credentials_json": creds.to_string(), "storage_endpoint": self.url,
-                "compute_endpoint": self.url, "cloudbuild_endpoint": self.url})
+                "compute_endpoint": self.url, "cloudbuild_endpoint": self.url,
+                "resourcemanager_endpoint": self.url, "serviceusage_endpoint": self.url})
             .to_string(),
         )
         .unwrap();

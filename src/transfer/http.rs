@@ -36,7 +36,7 @@ pub(crate) async fn fetch(
     let probe = send_with_retry(ctx, &ctx.cancel, http, &src.name, Some((0, 0)), None).await?;
     let (validator, server_sum) = match probe.status() {
         StatusCode::PARTIAL_CONTENT => (
-            validator_of(&probe, content_range_total(&probe)?),
+            pinned_validator(http, &probe, content_range_total(&probe)?),
             http.hooks
                 .server_checksum
                 .and_then(|read| read(probe.headers())),
@@ -49,7 +49,7 @@ pub(crate) async fn fetch(
                     src.name
                 )));
             }
-            (validator_of(&probe, 0), None)
+            (pinned_validator(http, &probe, 0), None)
         }
         // The server ignores Range: its answer is the one stream.
         _ => return stream::download(ctx, src, http, temp, counters, probe).await,
@@ -124,10 +124,27 @@ pub(crate) async fn fetch_extents(
         if total != size {
             return Err(Error::SourceChanged(src.name.clone()));
         }
-        validator_of(&probe, size)
+        pinned_validator(http, &probe, size)
     };
     let fetcher = ranges(ctx, src, http, &validator);
     ranged::download(ctx, src, fetcher, temp, counters, validator, holes).await
+}
+
+/// The answer's validator; with a version header (see [`super::SourceHooks`]), that version
+/// stands in for the ETag and Last-Modified.
+fn pinned_validator(http: &HttpSource, probe: &reqwest::Response, size: u64) -> Validator {
+    let pinned = http.hooks.version_header.and_then(|h| {
+        let v = probe.headers().get(h)?.to_str().ok()?;
+        Some(format!("{h}:{v}"))
+    });
+    match pinned {
+        Some(version) => Validator {
+            size,
+            etag: Some(version),
+            last_modified: None,
+        },
+        None => validator_of(probe, size),
+    }
 }
 
 fn ranges(
@@ -140,7 +157,11 @@ fn ranges(
         ctx: ctx.clone(),
         http: http.clone(),
         name: src.name.clone(),
-        if_range: validator.if_range().map(str::to_string),
+        // A version the URL pins needs no If-Range: every answer is of that version or none.
+        if_range: validator
+            .if_range()
+            .filter(|_| http.hooks.version_header.is_none())
+            .map(str::to_string),
         etag: validator.strong_etag().map(str::to_string),
         size: validator.size,
     })
@@ -197,8 +218,20 @@ impl RangeFetch for HttpRanges {
                 _ => return Err(Error::SourceChanged(self.name.clone())),
             }
             if let Some(want) = &self.etag {
-                let got = resp.headers().get(ETAG).and_then(|v| v.to_str().ok());
-                if got != Some(want.as_str()) {
+                let got = match self.http.hooks.version_header {
+                    // The validator is `{header}:{version}` (see `pinned_validator`).
+                    Some(h) => resp
+                        .headers()
+                        .get(h)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|v| format!("{h}:{v}")),
+                    None => resp
+                        .headers()
+                        .get(ETAG)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string),
+                };
+                if got.as_deref() != Some(want.as_str()) {
                     return Err(Error::SourceChanged(self.name.clone()));
                 }
             }

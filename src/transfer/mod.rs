@@ -174,6 +174,12 @@ pub(crate) struct SourceHooks {
     /// cut to that size). A range that does not match fails the file with a verification
     /// error, and its bytes are not kept for a resume.
     pub range_md5_header: Option<&'static str>,
+    /// The answer header naming the object version the URL itself pins (GCS's
+    /// `x-goog-generation`, with `generation=` in every request): that version, not the ETag, is
+    /// the validator of the parts and of a resume. An ETag that also follows metadata edits
+    /// (GCS's follows the metageneration) then changes nothing; a part of another version is
+    /// still refused.
+    pub version_header: Option<&'static str>,
 }
 
 impl std::fmt::Debug for HttpSource {

@@ -192,6 +192,7 @@ async fn range_md5_is_asked_for_checked_and_a_mismatch_is_not_kept() {
                     hooks: super::SourceHooks {
                         server_checksum: None,
                         range_md5_header: Some("x-ms-range-get-content-md5"),
+                        version_header: None,
                     },
                     ..http(&server, "md5.vhd")
                 },

@@ -1,7 +1,8 @@
 //! One GCP peer for the whole test process: fake-gcs-server (real object storage: ranges,
-//! crc32c, generations) behind the Compute + Cloud Build stand-in of tests/peers/gcp, which
-//! checks a bearer token on every call and mints tokens through the OAuth refresh flow. Built
-//! and started on first use; it exits when this process does (stdin closes).
+//! crc32c, generations, versioning) behind the Compute + Cloud Build + Resource Manager +
+//! Service Usage stand-in of tests/peers/gcp, which holds every request to Google's discovery
+//! documents, checks a bearer token on every call and mints tokens through the OAuth refresh
+//! flow. Built and started on first use; it exits when this process does (stdin closes).
 #![allow(dead_code)]
 
 use std::io::BufRead as _;
@@ -14,6 +15,8 @@ use serde_json::{Value, json};
 pub const PROJECT: &str = "hs-test-proj";
 pub const ZONE: &str = "europe-west1-b";
 pub const BUCKET: &str = "hs-exports";
+/// The stand-in project's number (it names the two service accounts).
+pub const PROJECT_NUMBER: &str = "614120832451";
 
 pub struct Gcp {
     pub port: u16,
@@ -32,10 +35,11 @@ pub fn gcp() -> &'static Gcp {
             .expect("run tests/peers/gcp/install.sh");
         assert!(
             out.status.success(),
-            "tests/peers/gcp/install.sh failed (go install fake-gcs-server)"
+            "tests/peers/gcp/install.sh failed (fake-gcs-server, the venv)"
         );
         let fake_gcs = String::from_utf8(out.stdout).unwrap().trim().to_string();
         let dir = tempfile::tempdir().unwrap();
+        // The stand-in runs itself again under the venv install.sh made.
         let mut child = Command::new("python3")
             .arg(root.join("gcp_standin.py"))
             .arg("--fake-gcs")
@@ -64,6 +68,13 @@ pub fn gcp() -> &'static Gcp {
             "client",
             json!({"refresh_token": "rt-good", "client_secret": "cs-good"}),
         );
+        g.admin(
+            "project",
+            json!({"project": PROJECT, "number": PROJECT_NUMBER}),
+        );
+        // The exports' bucket exists, as in a real project (its location decides the scratch
+        // bucket's).
+        g.admin("bucket", json!({"name": BUCKET}));
         g
     })
 }
@@ -113,6 +124,8 @@ impl Gcp {
             "storage_endpoint": self.url(),
             "compute_endpoint": self.url(),
             "cloudbuild_endpoint": self.url(),
+            "resourcemanager_endpoint": self.url(),
+            "serviceusage_endpoint": self.url(),
         });
         for (k, v) in extra.as_object().unwrap() {
             if v.is_null() {
@@ -126,14 +139,30 @@ impl Gcp {
 
     /// A raw disk of `len` known bytes (seed), as the stand-in's disk `name`.
     pub fn disk(&self, name: &str, len: usize, seed: u64, users: &[&str]) -> Vec<u8> {
+        self.disk_with(name, len, seed, json!({"zone": ZONE, "users": users}))
+    }
+
+    /// A raw disk with more of its attributes given (`region` for a regional disk, `size_gb`,
+    /// `users`, `zone`).
+    pub fn disk_with(&self, name: &str, len: usize, seed: u64, extra: Value) -> Vec<u8> {
         let raw = super::server::pattern(len, seed);
         let p = self.dir.path().join(format!("{name}.raw"));
         std::fs::write(&p, &raw).unwrap();
-        self.admin(
-            "disk",
-            json!({"project": PROJECT, "zone": ZONE, "name": name, "raw": p, "users": users}),
-        );
+        let mut d = json!({"project": PROJECT, "name": name, "raw": p});
+        for (k, v) in extra.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        self.admin("disk", d);
         raw
+    }
+
+    /// Edits the stand-in project (see project_model.admin: disable_service, remove_role, …).
+    pub fn project(&self, edit: Value) {
+        let mut e = json!({"project": PROJECT});
+        for (k, v) in edit.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        self.admin("project", e);
     }
 
     pub fn faults(&self, name: &str, faults: Value) {

@@ -283,11 +283,19 @@ namespace HyperSdk
         /// <summary>Download (resume) an exported object already at the destination instead of
         /// exporting again (default false).</summary>
         public bool? ReuseObject { get; set; }
-        /// <summary>Each cloud-side stage (image, build), seconds (default 7200).</summary>
+        /// <summary>Each cloud-side stage (image, build), seconds (default: sized from the disk,
+        /// 12 h per TB, at least 7200, at most 86400).</summary>
         public long? TimeoutSecs { get; set; }
         public long? PollIntervalMs { get; set; }
         /// <summary>The one file's name (not with an instance: one file per disk).</summary>
         public string FileName { get; set; }
+        /// <summary>Where the exporter's temporary VM runs (default: the network "default").</summary>
+        public string Network { get; set; }
+        public string Subnet { get; set; }
+        /// <summary>The exporter VM's service account (default: Compute Engine's).</summary>
+        public string ComputeServiceAccount { get; set; }
+        /// <summary>Do not check the project's services and roles first (default false).</summary>
+        public bool? SkipPrerequisiteCheck { get; set; }
 
         public GcpExportOptions(string outputDir) : base(outputDir) { }
 
@@ -304,6 +312,10 @@ namespace HyperSdk
             Put(d, "timeout_secs", TimeoutSecs);
             Put(d, "poll_interval_ms", PollIntervalMs);
             Put(d, "file_name", FileName);
+            Put(d, "network", Network);
+            Put(d, "subnet", Subnet);
+            Put(d, "compute_service_account", ComputeServiceAccount);
+            Put(d, "skip_prerequisite_check", SkipPrerequisiteCheck);
         }
     }
 

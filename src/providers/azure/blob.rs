@@ -203,6 +203,7 @@ pub(crate) async fn file_source(
             server_checksum: (!props.page_blob)
                 .then_some(crate::providers::kit::checksums::ms_blob_md5 as _),
             range_md5_header: Some(crate::providers::kit::checksums::MS_RANGE_MD5),
+            version_header: None,
         },
     };
     let kind = if props.page_blob {

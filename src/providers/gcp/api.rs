@@ -1,5 +1,4 @@
-//! Compute Engine and Cloud Build through their REST APIs (compute v1, cloudbuild v1, as their
-//! discovery documents write them) on the project's own client: a bearer token per attempt from
+//! Compute Engine through its REST API (compute v1, as its discovery document writes it) on the project's own client: a bearer token per attempt from
 //! google-cloud-auth, answers capped at [`MAX_BODY`], the kit's one retry rule, `Retry-After`
 //! honoured, the configured CA bundle. (Google's SDK crates read every answer whole, whatever
 //! its size, with their own client and retry loop.)
@@ -14,9 +13,6 @@ use crate::providers::kit::paging::Pages;
 use crate::providers::kit::text::one_line;
 use crate::providers::kit::{ApiClient, Call};
 
-/// The builder image `gcloud compute images export` runs.
-pub(crate) const EXPORT_STEP: &str = "gcr.io/compute-image-tools/gce_vm_image_export:release";
-
 /// Largest Compute or Cloud Build answer read (a page of 500 listed instances is well under).
 pub(crate) const MAX_BODY: usize = 16 << 20;
 
@@ -27,6 +23,10 @@ pub(crate) struct Gce {
     pub compute: Url,
     /// Cloud Build's root (`https://cloudbuild.googleapis.com`): paths are `v1/projects/…`.
     pub cloudbuild: Url,
+    /// Cloud Resource Manager's root: `v1/projects/…`.
+    pub resourcemanager: Url,
+    /// Service Usage's root: `v1/projects/…/services/…`.
+    pub serviceusage: Url,
 }
 
 /// A disk as the flow needs it.
@@ -34,12 +34,13 @@ pub(crate) struct Gce {
 pub(crate) struct DiskInfo {
     pub self_link: String,
     pub attached: bool,
+    pub size_gb: Option<u64>,
 }
 
 /// An instance's disk, in export order.
 #[derive(Debug, Clone)]
 pub(crate) struct AttachedDisk {
-    /// `projects/P/zones/Z/disks/N` (or a full URL).
+    /// `projects/P/zones/Z/disks/N`, `projects/P/regions/R/disks/N` (or a full URL).
     pub source: String,
     pub boot: bool,
     pub index: i64,
@@ -52,31 +53,19 @@ pub(crate) struct OpState {
     pub error: Option<String>,
 }
 
-/// A build as seen by one poll: its `status` (`QUEUED`, `WORKING`, `SUCCESS`, `FAILURE`, …).
-pub(crate) struct BuildState {
-    pub status: String,
-    pub detail: String,
-}
-
-impl BuildState {
-    pub fn running(&self) -> bool {
-        matches!(self.status.as_str(), "QUEUED" | "WORKING" | "PENDING")
-    }
-}
-
 /// A JSON integer that Google writes as a string when it is 64-bit (`sizeGb`, `diskSizeGb`)
 /// and as a number otherwise (`progress`, `index`).
-fn int(v: &Value) -> Option<i64> {
+pub(super) fn int(v: &Value) -> Option<i64> {
     v.as_i64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
 /// `{root}/{segments…}`, each segment encoded as one.
-fn url(root: &Url, segments: &[&str]) -> Url {
+pub(super) fn url(root: &Url, segments: &[&str]) -> Url {
     let mut u = root.clone();
     u.path_segments_mut()
         .expect("http(s) URL")
@@ -92,14 +81,8 @@ impl Gce {
         url(&self.compute, &s)
     }
 
-    fn build_url(&self, project: &str, rest: &[&str]) -> Url {
-        let mut s = vec!["v1", "projects", project, "builds"];
-        s.extend_from_slice(rest);
-        url(&self.cloudbuild, &s)
-    }
-
     /// One call; its JSON answer and the answer's size.
-    async fn send(
+    pub(super) async fn send(
         &self,
         call: &Call<'_>,
         method: Method,
@@ -121,20 +104,23 @@ impl Gce {
         Ok((v, a.body.len() as u64))
     }
 
-    async fn get(&self, what: &str, url: Url) -> Result<Value> {
+    pub(super) async fn get(&self, what: &str, url: Url) -> Result<Value> {
         Ok(self
             .send(&Call::read(what), Method::GET, url, None)
             .await?
             .0)
     }
 
-    pub async fn disk(&self, project: &str, zone: &str, name: &str) -> Result<DiskInfo> {
-        let path = format!("projects/{project}/zones/{zone}/disks/{name}");
-        let u = self.compute_url(project, &["zones", zone, "disks", name]);
+    /// A disk; `location` is `zones/Z` or `regions/R` (a regional disk: `regionDisks.get`).
+    pub async fn disk(&self, project: &str, location: &str, name: &str) -> Result<DiskInfo> {
+        let path = format!("projects/{project}/{location}/disks/{name}");
+        let (kind, place) = location.split_once('/').expect("zones/Z or regions/R");
+        let u = self.compute_url(project, &[kind, place, "disks", name]);
         let d = self.get(&format!("GCE disk {path}"), u).await?;
         Ok(DiskInfo {
             self_link: d["selfLink"].as_str().map(str::to_string).unwrap_or(path),
             attached: d["users"].as_array().is_some_and(|u| !u.is_empty()),
+            size_gb: int(&d["sizeGb"]).map(|g| g.max(0) as u64),
         })
     }
 
@@ -196,9 +182,9 @@ impl Gce {
             .ok_or_else(|| Error::Remote(format!("{what}: no operation name")))
     }
 
-    /// An image's status (`READY`, `PENDING`, `FAILED`, …): NotFound for an image that does
-    /// not exist, before anything is made for it.
-    pub async fn image_status(&self, project: &str, name: &str) -> Result<String> {
+    /// An image's status (`READY`, `PENDING`, `FAILED`, …) and size in GiB: NotFound for an
+    /// image that does not exist, before anything is made for it.
+    pub async fn image_status(&self, project: &str, name: &str) -> Result<(String, Option<u64>)> {
         let u = self.compute_url(project, &["global", "images", name]);
         let i = self
             .get(
@@ -206,7 +192,10 @@ impl Gce {
                 u,
             )
             .await?;
-        Ok(text(&i["status"]))
+        Ok((
+            text(&i["status"]),
+            int(&i["diskSizeGb"]).map(|g| g.max(0) as u64),
+        ))
     }
 
     /// Deletes an image; the operation's name, `None` when there was no such image.
@@ -241,84 +230,6 @@ impl Gce {
             progress: int(&o["progress"]).unwrap_or(0),
             error: error.filter(|e| !e.is_empty()),
         })
-    }
-
-    /// Starts the export build: the step and arguments `gcloud compute images export` uses.
-    /// Not sent again once the cloud may have taken it (a second build would be a second
-    /// export).
-    pub async fn create_build(
-        &self,
-        project: &str,
-        image: &str,
-        format: &str,
-        destination: &str,
-        timeout_secs: u64,
-    ) -> Result<String> {
-        // The workflow's own timeout is a little under the build's, as gcloud sets them.
-        let workflow = timeout_secs.saturating_sub(60).max(60);
-        let body = json!({
-            "steps": [{
-                "name": EXPORT_STEP,
-                "args": [
-                    format!("-timeout={workflow}s"),
-                    format!("-source_image=projects/{project}/global/images/{image}"),
-                    "-client_id=api",
-                    format!("-format={format}"),
-                    format!("-destination_uri={destination}"),
-                ],
-                "env": ["BUILD_ID=$BUILD_ID"],
-            }],
-            "tags": ["gce-daisy", "gce-daisy-image-export", "hypersdk"],
-            "timeout": format!("{timeout_secs}s"),
-        });
-        let what = format!("starting the export build of {image}");
-        let call = Call {
-            what: &what,
-            idempotent: false,
-            cancel: None,
-        };
-        let (op, _) = self
-            .send(
-                &call,
-                Method::POST,
-                self.build_url(project, &[]),
-                Some(&body),
-            )
-            .await?;
-        op["metadata"]["build"]["id"]
-            .as_str()
-            .filter(|id| !id.is_empty())
-            .map(str::to_string)
-            .ok_or_else(|| {
-                Error::Remote(format!(
-                    "Cloud Build accepted the export of {image} but named no build"
-                ))
-            })
-    }
-
-    pub async fn build(&self, project: &str, id: &str) -> Result<BuildState> {
-        let b = self
-            .get(&format!("build {id}"), self.build_url(project, &[id]))
-            .await?;
-        let step = text(&b["steps"][0]["status"]);
-        let mut detail = one_line(b["statusDetail"].as_str().unwrap_or(""));
-        if detail.is_empty() && !step.is_empty() {
-            detail = format!("step {step}");
-        }
-        Ok(BuildState {
-            status: text(&b["status"]),
-            detail,
-        })
-    }
-
-    /// `builds.cancel` (`POST …/builds/{id}:cancel`); cancelling twice does no harm.
-    pub async fn cancel_build(&self, project: &str, id: &str) -> Result<()> {
-        let u = self.build_url(project, &[&format!("{id}:cancel")]);
-        let body = json!({"projectId": project, "id": id});
-        let what = format!("cancelling build {id}");
-        self.send(&Call::read(&what), Method::POST, u, Some(&body))
-            .await
-            .map(|_| ())
     }
 
     /// Every item of a paged Compute listing (`items`, `nextPageToken`), under the kit's

@@ -7,6 +7,9 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 
+// Source ids and the names Google accepts live in `source`; read through here too.
+pub(crate) use super::source::*;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GcpConfig {
@@ -38,6 +41,12 @@ pub(crate) struct GcpConfig {
     pub compute_endpoint: String,
     #[serde(default = "default_cloudbuild")]
     pub cloudbuild_endpoint: String,
+    /// Cloud Resource Manager (project number, IAM policy: the prerequisite check).
+    #[serde(default = "default_resourcemanager")]
+    pub resourcemanager_endpoint: String,
+    /// Service Usage (enabled services: the prerequisite check).
+    #[serde(default = "default_serviceusage")]
+    pub serviceusage_endpoint: String,
     // The network keys (CA bundle, insecure flag, connect timeout, the deadline of each API
     // call) are the kit's NetConfig, split off before this struct is parsed.
 }
@@ -53,6 +62,12 @@ fn default_compute() -> String {
 }
 fn default_cloudbuild() -> String {
     "https://cloudbuild.googleapis.com".into()
+}
+fn default_resourcemanager() -> String {
+    "https://cloudresourcemanager.googleapis.com".into()
+}
+fn default_serviceusage() -> String {
+    "https://serviceusage.googleapis.com".into()
 }
 
 /// Where the credentials come from.
@@ -77,6 +92,8 @@ impl GcpConfig {
             ("storage_endpoint", &self.storage_endpoint),
             ("compute_endpoint", &self.compute_endpoint),
             ("cloudbuild_endpoint", &self.cloudbuild_endpoint),
+            ("resourcemanager_endpoint", &self.resourcemanager_endpoint),
+            ("serviceusage_endpoint", &self.serviceusage_endpoint),
         ] {
             match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}
@@ -151,11 +168,23 @@ pub(crate) struct GcpOptions {
     /// An exported object already at the destination (an earlier run whose build finished) is
     /// downloaded (resumed) instead of exporting again.
     pub reuse_object: bool,
-    /// Each cloud-side stage (image, build), seconds.
-    pub timeout_secs: u64,
+    /// Each cloud-side stage (image, build), seconds. Default: sized from the disk (see
+    /// `stage_timeout`); at most Cloud Build's 24 hours.
+    pub timeout_secs: Option<u64>,
     pub poll_interval_ms: u64,
     /// The one file's name (not with an instance: one file per disk).
     pub file_name: Option<String>,
+    /// The VPC network the exporter's temporary VM uses (`-network`; the exporter's default is
+    /// the network named `default`, which many projects do not have).
+    pub network: Option<String>,
+    /// Its subnetwork (`-subnet`; needed on a custom-mode network).
+    pub subnet: Option<String>,
+    /// The service account of the exporter's temporary VM (`-compute_service_account`;
+    /// default: the project's Compute Engine default service account).
+    pub compute_service_account: Option<String>,
+    /// Do not check the project's services and the two service accounts' roles before
+    /// anything is made (for accounts without `resourcemanager.projects.getIamPolicy`).
+    pub skip_prerequisite_check: bool,
 }
 
 impl Default for GcpOptions {
@@ -168,9 +197,13 @@ impl Default for GcpOptions {
             prefix: None,
             delete_object_after_download: false,
             reuse_object: false,
-            timeout_secs: 7_200,
+            timeout_secs: None,
             poll_interval_ms: 2_000,
             file_name: None,
+            network: None,
+            subnet: None,
+            compute_service_account: None,
+            skip_prerequisite_check: false,
         }
     }
 }
@@ -194,146 +227,35 @@ impl GcpOptions {
         if let Some(f) = &self.file_name {
             crate::paths::validate_file_name(f)?;
         }
-        if !(10..=86_400 * 2).contains(&self.timeout_secs) {
-            return bad("timeout_secs must be between 10 and 172800".into());
+        if let Some(t) = self
+            .timeout_secs
+            .filter(|t| !(60..=MAX_BUILD_SECS).contains(t))
+        {
+            return bad(format!(
+                "timeout_secs {t} must be between 60 and {MAX_BUILD_SECS} (Cloud Build's limit: 24 hours)"
+            ));
+        }
+        for (k, v) in [("network", &self.network), ("subnet", &self.subnet)] {
+            if let Some(v) = v.as_deref().filter(|v| !is_network_ref(v)) {
+                return bad(format!(
+                    "{k} {v:?} is not a network name or projects/…/{k}s/… path"
+                ));
+            }
+        }
+        if let Some(a) = self
+            .compute_service_account
+            .as_deref()
+            .filter(|a| !is_service_account(a))
+        {
+            return bad(format!(
+                "compute_service_account {a:?} is not a service account e-mail address"
+            ));
         }
         if !(10..=600_000).contains(&self.poll_interval_ms) {
             return bad("poll_interval_ms must be between 10 and 600000".into());
         }
         Ok(())
     }
-}
-
-/// What to export.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Source {
-    Disk {
-        project: String,
-        zone: String,
-        name: String,
-    },
-    Instance {
-        project: String,
-        zone: String,
-        name: String,
-    },
-    Image {
-        project: String,
-        name: String,
-    },
-    Object {
-        bucket: String,
-        name: String,
-    },
-}
-
-/// `projects/P/zones/Z/disks/N`, `disk:N`, `N`; `projects/P/zones/Z/instances/N`,
-/// `instance:N`; `projects/P/global/images/N`, `image:N`; `gs://BUCKET/OBJECT`. A full
-/// `https://…/compute/v1/` URL is read as its path.
-pub(crate) fn parse_source(src: &str, project: Option<&str>, zone: Option<&str>) -> Result<Source> {
-    let bad = |why: &str| Error::InvalidArgument(format!("gcp source {src:?}: {why}"));
-    if let Some(rest) = src.strip_prefix("gs://") {
-        let (bucket, name) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("gs://BUCKET/OBJECT"))?;
-        if !is_bucket(bucket) {
-            return Err(bad("not a bucket name"));
-        }
-        if name.is_empty() || name.len() > 1024 || name.chars().any(char::is_control) {
-            return Err(bad("not an object name"));
-        }
-        return Ok(Source::Object {
-            bucket: bucket.into(),
-            name: name.into(),
-        });
-    }
-    let path = src
-        .split_once("/compute/v1/")
-        .map(|(_, p)| p)
-        .unwrap_or(src);
-    let need_project = || {
-        project
-            .map(str::to_string)
-            .ok_or_else(|| bad("no project: set project in the config or options"))
-    };
-    let need_zone = || {
-        zone.map(str::to_string)
-            .ok_or_else(|| bad("no zone: set zone in the config or options"))
-    };
-    let parts: Vec<&str> = path.split('/').collect();
-    let (kind, project, zone, name) = match parts.as_slice() {
-        ["projects", p, "zones", z, kind @ ("disks" | "instances"), n] => {
-            (*kind, p.to_string(), Some(z.to_string()), *n)
-        }
-        ["projects", p, "global", "images", n] => ("images", p.to_string(), None, *n),
-        [one] => match one.split_once(':') {
-            Some(("disk", n)) => ("disks", need_project()?, Some(need_zone()?), n),
-            Some(("instance", n)) => ("instances", need_project()?, Some(need_zone()?), n),
-            Some(("image", n)) => ("images", need_project()?, None, n),
-            None => ("disks", need_project()?, Some(need_zone()?), *one),
-            Some(_) => return Err(bad("unknown kind (disk:, instance:, image:, gs://)")),
-        },
-        _ => return Err(bad("not a disk, instance, image or gs:// object")),
-    };
-    if !is_project(&project) {
-        return Err(bad("not a project id"));
-    }
-    if zone.as_deref().is_some_and(|z| !is_name(z)) {
-        return Err(bad("not a zone name"));
-    }
-    if !is_name(name) {
-        return Err(bad("not a resource name (lowercase letters, digits, -)"));
-    }
-    let name = name.to_string();
-    Ok(match kind {
-        "disks" => Source::Disk {
-            project,
-            zone: zone.expect("zone"),
-            name,
-        },
-        "instances" => Source::Instance {
-            project,
-            zone: zone.expect("zone"),
-            name,
-        },
-        _ => Source::Image { project, name },
-    })
-}
-
-/// A Compute resource name: `[a-z]([-a-z0-9]{0,61}[a-z0-9])?`.
-pub(crate) fn is_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_lowercase()
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-        && !s.ends_with('-')
-}
-
-/// A project id (`my-proj-123`, or domain-scoped `example.com:proj`).
-pub(crate) fn is_project(s: &str) -> bool {
-    let id = s.rsplit(':').next().unwrap_or(s);
-    let domain_ok = match s.rsplit_once(':') {
-        Some((d, _)) => {
-            !d.is_empty()
-                && d.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
-        }
-        None => true,
-    };
-    domain_ok && (6..=30).contains(&id.len()) && is_name(id)
-}
-
-/// A bucket name (3–222 chars of `a-z0-9._-`, starting and ending with a letter or digit).
-pub(crate) fn is_bucket(s: &str) -> bool {
-    let b = s.as_bytes();
-    (3..=222).contains(&b.len())
-        && b.iter().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
-        })
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
 }
 
 /// Project, zone, bucket and prefix, wherever they are given (config or options).
@@ -369,58 +291,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sources_parse_and_hostile_names_are_refused() {
-        let s = |x: &str| parse_source(x, Some("proj-123"), Some("europe-west1-b"));
-        assert_eq!(
-            s("web-1").unwrap(),
-            Source::Disk {
-                project: "proj-123".into(),
-                zone: "europe-west1-b".into(),
-                name: "web-1".into()
-            }
-        );
-        assert_eq!(
-            s("https://www.googleapis.com/compute/v1/projects/other-proj/zones/us-east1-c/instances/vm-a").unwrap(),
-            Source::Instance {
-                project: "other-proj".into(),
-                zone: "us-east1-c".into(),
-                name: "vm-a".into()
-            }
-        );
-        assert_eq!(
-            s("projects/proj-123/global/images/img-1").unwrap(),
-            Source::Image {
-                project: "proj-123".into(),
-                name: "img-1".into()
-            }
-        );
-        assert_eq!(
-            s("gs://b-1/dir/x y.vmdk").unwrap(),
-            Source::Object {
-                bucket: "b-1".into(),
-                name: "dir/x y.vmdk".into()
-            }
-        );
-        for bad in [
-            "a'b\"c; rm -rf /",
-            "../x",
-            "disk:UPPER",
-            "projects/p/zones/z/disks/../../x",
-            "projects/proj-123/zones/z1/snapshots/s",
-            "gs://B/x",
-            "gs://bucket",
-            "gs://bucket/a\nb",
-            "",
-            "web%2F1",
-        ] {
-            let e = s(bad).unwrap_err();
-            assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e}");
-        }
-        let e = parse_source("web-1", None, None).unwrap_err();
-        assert!(e.to_string().contains("no project"), "{e}");
-    }
-
-    #[test]
     fn config_credentials_are_checked_and_never_quoted() {
         let c = |v: serde_json::Value| serde_json::from_value::<GcpConfig>(v).unwrap().check();
         assert!(matches!(
@@ -452,6 +322,10 @@ mod tests {
         assert!(o(serde_json::json!({"format": "raw"})).is_err());
         assert!(o(serde_json::json!({"file_name": "a/b"})).is_err());
         assert!(o(serde_json::json!({"bucket": "UP"})).is_err());
+        assert!(o(serde_json::json!({"timeout_secs": 86_400})).is_ok());
+        assert!(o(serde_json::json!({"timeout_secs": 86_401})).is_err());
+        assert!(o(serde_json::json!({"network": "a;b"})).is_err());
+        assert!(o(serde_json::json!({"compute_service_account": "me@gmail.com"})).is_err());
         assert_eq!(extension("vpc"), Some("vhd"));
     }
 }

@@ -16,8 +16,9 @@ use crate::sync::lock;
 use crate::transfer::FileSource;
 
 use super::api::Gce;
-use super::config;
+use super::build::{BuildPlan, builder_for};
 use super::unit::{Unit, delete_object_step, disk_parts, prepare_unit};
+use super::{config, prereq};
 
 pub(super) struct GcpFlow {
     pub(super) storage: Arc<Storage>,
@@ -25,6 +26,8 @@ pub(super) struct GcpFlow {
     pub(super) source: Source,
     pub(super) bucket: String,
     pub(super) prefix: String,
+    /// The configured zone (options, else config): `-zone` when the source has none.
+    pub(super) zone: Option<String>,
     pub(super) opts: GcpOptions,
     pub(super) units: Arc<Mutex<Vec<Unit>>>,
     /// Builds the cleanup ledger cancelled (for the result).
@@ -34,6 +37,56 @@ pub(super) struct GcpFlow {
 impl GcpFlow {
     fn ext(&self) -> &'static str {
         config::extension(&self.opts.format).expect("checked")
+    }
+
+    /// Before anything is made: the project's prerequisites (unless skipped), then where and
+    /// how the builds run — as gcloud decides it: the zone's region, else the destination
+    /// bucket's location; the scratch bucket in the destination bucket's location.
+    async fn build_plan(&self, ctx: &FlowCtx) -> Result<BuildPlan> {
+        let (project, zone, disk_region) = match &self.source {
+            Source::Disk {
+                project, location, ..
+            } => match location.split_once('/') {
+                Some(("zones", z)) => (project, Some(z.to_string()), None),
+                Some((_, r)) => (project, self.zone.clone(), Some(r.to_string())),
+                None => (project, self.zone.clone(), None),
+            },
+            Source::Instance { project, zone, .. } => (project, Some(zone.clone()), None),
+            Source::Image { project, .. } => (project, self.zone.clone(), None),
+            Source::Object { .. } => unreachable!("no build for an object"),
+        };
+        let o = &self.opts;
+        let number = if o.skip_prerequisite_check {
+            None
+        } else {
+            ctx.waiting_for_cloud(&format!("checking project {project}'s services and roles"));
+            let n = prereq::project_number(&self.gce, project).await?;
+            let csa = o.compute_service_account.as_deref();
+            prereq::check(&self.gce, project, &n, csa).await?;
+            Some(n)
+        };
+        let (bucket_location, _) = self.storage.bucket(&self.bucket).await?;
+        let region = zone
+            .as_deref()
+            .map(|z| config::zone_region(z).to_string())
+            .or(disk_region)
+            .unwrap_or_else(|| bucket_location.clone());
+        let (builder, location) = builder_for(&region);
+        ctx.waiting_for_cloud("preparing the scratch bucket");
+        let scratch = self
+            .storage
+            .scratch_bucket(project, number.as_deref(), &bucket_location)
+            .await?;
+        Ok(BuildPlan {
+            project: project.clone(),
+            location,
+            builder,
+            zone,
+            scratch,
+            network: o.network.clone(),
+            subnet: o.subnet.clone(),
+            compute_service_account: o.compute_service_account.clone(),
+        })
     }
 }
 
@@ -135,11 +188,11 @@ impl Flow for GcpFlow {
                 }),
                 Source::Disk {
                     project,
-                    zone,
+                    location,
                     name,
                 } => units.push(Unit {
                     file: named(&name),
-                    disk: Some(format!("projects/{project}/zones/{zone}/disks/{name}")),
+                    disk: Some(format!("projects/{project}/{location}/disks/{name}")),
                     project,
                     ..Default::default()
                 }),
@@ -150,10 +203,11 @@ impl Flow for GcpFlow {
                 } => {
                     ctx.waiting_for_cloud(&format!("reading instance {name}"));
                     for d in self.gce.instance_disks(&project, &zone, &name).await? {
-                        let (dp, dz, dn) = disk_parts(&d.source)?;
+                        // A regional disk is `projects/P/regions/R/disks/N`.
+                        let (dp, dl, dn) = disk_parts(&d.source)?;
                         units.push(Unit {
                             file: format!("{dn}.{ext}"),
-                            disk: Some(format!("projects/{dp}/zones/{dz}/disks/{dn}")),
+                            disk: Some(format!("projects/{dp}/{dl}/disks/{dn}")),
                             project: project.clone(),
                             ..Default::default()
                         });
@@ -199,17 +253,36 @@ impl Flow for GcpFlow {
                 src.checksum = meta.crc32c.clone();
                 return Ok(vec![src]);
             }
+            // The source first (read-only): an unknown disk or image is NotFound before the
+            // project is read (Resource Manager answers a project that does not exist with 403).
+            match &self.source {
+                Source::Disk {
+                    project,
+                    location,
+                    name,
+                } => {
+                    ctx.waiting_for_cloud(&format!("reading disk {name}"));
+                    self.gce.disk(project, location, name).await?;
+                }
+                Source::Image { project, name } => {
+                    ctx.waiting_for_cloud(&format!("reading image {name}"));
+                    self.gce.image_status(project, name).await?;
+                }
+                _ => {}
+            }
+            let plan = self.build_plan(ctx).await?;
+            let plan = &plan;
             let gce = self.gce.clone();
             // Every disk of an instance goes through Compute and Cloud Build at once.
-            let jobs =
-                units.iter().enumerate().map(|(i, u)| {
-                    let (b, o) = u.destination.clone().expect("set");
-                    let (gce, storage, all, opts) = (&gce, &self.storage, &self.units, &self.opts);
-                    let cancelled = &self.builds_cancelled;
-                    async move {
-                        prepare_unit(ctx, gce, storage, all, i, opts, (&b, &o), cancelled).await
-                    }
-                });
+            let jobs = units.iter().enumerate().map(|(i, u)| {
+                let (b, o) = u.destination.clone().expect("set");
+                let (gce, storage, all, opts) = (&gce, &self.storage, &self.units, &self.opts);
+                let cancelled = &self.builds_cancelled;
+                async move {
+                    let dest = (b.as_str(), o.as_str());
+                    prepare_unit(ctx, gce, storage, all, i, opts, plan, dest, cancelled).await
+                }
+            });
             let results = futures_util::future::join_all(jobs).await;
             results.into_iter().collect()
         })

@@ -16,10 +16,13 @@
 //! our client), `storage` (Cloud Storage JSON API, the request signer).
 
 mod api;
+mod build;
 mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod prereq;
+mod source;
 mod storage;
 mod unit;
 
@@ -67,6 +70,8 @@ impl GcpProvider {
             signer,
             compute: url::Url::parse(&cfg.compute_endpoint).expect("checked"),
             cloudbuild: url::Url::parse(&cfg.cloudbuild_endpoint).expect("checked"),
+            resourcemanager: url::Url::parse(&cfg.resourcemanager_endpoint).expect("checked"),
+            serviceusage: url::Url::parse(&cfg.serviceusage_endpoint).expect("checked"),
         });
         Ok(GcpProvider { cfg, storage, gce })
     }
@@ -196,6 +201,7 @@ impl Provider for GcpProvider {
         let project = opts.project.as_deref().or(self.cfg.project.as_deref());
         let zone = opts.zone.as_deref().or(self.cfg.zone.as_deref());
         let source = config::parse_source(source_id, project, zone)?;
+        let zone = zone.map(str::to_string);
         let bucket = opts.bucket.clone().or(self.cfg.bucket.clone());
         let exports = !matches!(source, Source::Object { .. });
         if exports && bucket.is_none() {
@@ -215,6 +221,7 @@ impl Provider for GcpProvider {
             source,
             bucket: bucket.unwrap_or_default(),
             prefix,
+            zone,
             opts,
             units: Arc::new(Mutex::new(Vec::new())),
             builds_cancelled: Arc::default(),
@@ -229,7 +236,7 @@ pub(crate) fn info() -> super::schema::ProviderInfo {
         built_in: true,
         sources: &[
             "disk:N, instance:N, image:N or N (with a project and zone)",
-            "projects/P/zones/Z/disks/N, …/instances/N, projects/P/global/images/N",
+            "projects/P/zones/Z/disks/N, projects/P/regions/R/disks/N, …/zones/Z/instances/N, projects/P/global/images/N",
             "gs://bucket/object",
         ],
         config_keys: super::schema::with_net::<GcpConfig>(),

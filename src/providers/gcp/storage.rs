@@ -181,11 +181,13 @@ impl Storage {
         }
     }
 
-    /// Deletes exactly the generation we downloaded (a newer object of the same name stays).
+    /// Deletes exactly the generation we exported (`generation=G`): a newer live object of
+    /// the same name is never touched, a versioned bucket keeps no noncurrent copy of it (a
+    /// precondition on the live object, `ifGenerationMatch`, did both wrong), and a
+    /// generation already gone is done.
     pub async fn delete(&self, o: &ObjectMeta) -> Result<()> {
         let mut u = self.object_url(&o.bucket, &o.name);
-        u.query_pairs_mut()
-            .append_pair("ifGenerationMatch", &o.generation);
+        u.query_pairs_mut().append_pair("generation", &o.generation);
         match self
             .call(
                 Method::DELETE,
@@ -197,6 +199,74 @@ impl Storage {
             Ok(_) | Err(Error::NotFound(_)) => Ok(()),
             Err(e) => Err(e),
         }
+    }
+
+    /// A bucket's location (lower case: `europe-west1`, `us`, `eu`, `nam4`) and project number.
+    pub async fn bucket(&self, bucket: &str) -> Result<(String, Option<String>)> {
+        let mut u = self.base.clone();
+        u.path_segments_mut()
+            .expect("http(s) URL")
+            .pop_if_empty()
+            .extend(["storage", "v1", "b", bucket]);
+        let v = self
+            .call(Method::GET, u, &format!("GCS bucket {bucket}"))
+            .await?;
+        let location = v["location"]
+            .as_str()
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| Error::Remote(format!("GCS bucket {bucket}: no location")))?;
+        Ok((location, v["projectNumber"].as_str().map(str::to_string)))
+    }
+
+    /// The exporter's scratch bucket, made with the caller's credentials as gcloud makes it
+    /// (daisy_utils `CreateDaisyBucketInProject`): `{project}-daisy-bkt-{location}`, in the
+    /// destination bucket's location; reused when it is already the project's, else a random
+    /// suffix (a name taken by another project). Kept afterwards, like gcloud's, for the next
+    /// export.
+    pub async fn scratch_bucket(
+        &self,
+        project: &str,
+        number: Option<&str>,
+        location: &str,
+    ) -> Result<String> {
+        let base = daisy_bucket_name(project, location);
+        for attempt in 0..10 {
+            let name = if attempt == 0 {
+                base.clone()
+            } else {
+                let suffix: String = (0..8)
+                    .map(|_| (b'a' + rand::random::<u8>() % 26) as char)
+                    .collect();
+                format!("{}-{suffix}", &base[..base.len().min(63 - 9)])
+            };
+            let mut u = self.base.clone();
+            u.path_segments_mut()
+                .expect("http(s) URL")
+                .pop_if_empty()
+                .extend(["storage", "v1", "b"]);
+            u.query_pairs_mut().append_pair("project", project);
+            let body = serde_json::json!({"name": name, "location": location});
+            let what = format!("creating the scratch bucket {name}");
+            let made = self
+                .client
+                .call(&Call::read(&what), &self.signer, &|| {
+                    self.client.http.post(u.clone()).json(&body)
+                })
+                .await;
+            match made {
+                Ok(_) => return Ok(name),
+                Err(Error::AlreadyExists(_)) => match self.bucket(&name).await {
+                    Ok((_, n)) if number.is_none() || n.as_deref() == number => return Ok(name),
+                    // Another project's bucket (or one we cannot read): another name.
+                    Ok(_) | Err(Error::Auth(_)) => continue,
+                    Err(e) => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::AlreadyExists(format!(
+            "no scratch bucket name like {base} is free for project {project}"
+        )))
     }
 
     /// The object's bytes, generation pinned: a replaced object answers 404, never new bytes
@@ -214,9 +284,25 @@ impl Storage {
             hooks: crate::transfer::SourceHooks {
                 server_checksum: Some(crate::providers::kit::checksums::goog_hash),
                 range_md5_header: None,
+                version_header: Some("x-goog-generation"),
             },
         }
     }
+}
+
+/// gcloud's scratch bucket name (daisy_utils `GetDaisyBucketName`, `_GetSafeBucketName`):
+/// `{project}-daisy-bkt-{location}`, `:` and `.` of a domain-scoped project as `-`, no
+/// "google" in it, at most 63 characters.
+pub(crate) fn daisy_bucket_name(project: &str, location: &str) -> String {
+    let safe = project.replace([':', '.'], "-");
+    let mut name = format!("{safe}-daisy-bkt-{location}")
+        .to_ascii_lowercase()
+        .replace("google", "go-ogle");
+    if name.starts_with("goog") {
+        name = format!("go-og{}", &name[4..]);
+    }
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
 }
 
 /// Google's JSON APIs (Cloud Storage, Compute, Cloud Build) sign with the credentials' headers
@@ -257,6 +343,8 @@ pub(crate) fn classify_reason(reason: &str) -> Option<CodeClass> {
         }
         "backendError" => Some(CodeClass::Retry),
         "conditionNotMet" | "FAILED_PRECONDITION" => Some(CodeClass::Kind(ErrorKind::InvalidState)),
+        // buckets.insert of a name that exists (anyone's).
+        "conflict" => Some(CodeClass::Kind(ErrorKind::AlreadyExists)),
         _ => None,
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::api::Gce;
+use super::build::{self, BuildPlan};
 use super::config;
 use super::config::{GcpOptions, Source};
 use super::storage::{ObjectMeta, Storage};
@@ -65,7 +66,8 @@ fn request_id() -> String {
     )
 }
 
-/// `…/projects/P/zones/Z/disks/N` → (P, Z, N), checked.
+/// `…/projects/P/zones/Z/disks/N` → (P, `zones/Z`, N); `…/projects/P/regions/R/disks/N` →
+/// (P, `regions/R`, N); checked.
 pub(super) fn disk_parts(link: &str) -> Result<(String, String, String)> {
     let path = link
         .split_once("/compute/v1/")
@@ -74,9 +76,9 @@ pub(super) fn disk_parts(link: &str) -> Result<(String, String, String)> {
     match config::parse_source(path, None, None)? {
         Source::Disk {
             project,
-            zone,
+            location,
             name,
-        } => Ok((project, zone, name)),
+        } => Ok((project, location, name)),
         _ => Err(Error::Remote(format!(
             "GCE named {link:?} as a disk, which it is not"
         ))),
@@ -93,12 +95,12 @@ pub(super) async fn prepare_unit(
     units: &Arc<Mutex<Vec<Unit>>>,
     i: usize,
     opts: &GcpOptions,
+    plan: &BuildPlan,
     (bucket, object): (&str, &str),
     cancelled: &Arc<std::sync::atomic::AtomicU32>,
 ) -> Result<FileSource> {
     let unit = lock(units)[i].clone();
     let poll = Backoff::fixed(Duration::from_millis(opts.poll_interval_ms));
-    let stage = Duration::from_secs(opts.timeout_secs);
     let reuse = if opts.reuse_object {
         match storage.metadata(bucket, object).await {
             Ok(m) => Some(m),
@@ -111,11 +113,13 @@ pub(super) async fn prepare_unit(
     let meta = match reuse {
         Some(m) => m,
         None => {
-            let image = match &unit.disk {
+            let (image, secs) = match &unit.disk {
                 Some(link) => {
-                    let (project, zone, name) = disk_parts(link)?;
+                    let (project, location, name) = disk_parts(link)?;
                     ctx.waiting_for_cloud(&format!("reading disk {name}"));
-                    let disk = gce.disk(&project, &zone, &name).await?;
+                    let disk = gce.disk(&project, &location, &name).await?;
+                    let secs = stage_secs(opts, disk.size_gb);
+                    let stage = Duration::from_secs(secs);
                     let image = temp_image_name(&name);
                     {
                         let mut u = lock(units);
@@ -147,20 +151,20 @@ pub(super) async fn prepare_unit(
                         })
                     })
                     .await?;
-                    image
+                    (image, secs)
                 }
                 None => {
                     // The user's own image: looked up first, so an unknown one is NotFound
                     // before a build is made for it.
                     let image = unit.image.clone().expect("an image or a disk");
                     ctx.waiting_for_cloud(&format!("reading image {image}"));
-                    let status = gce.image_status(&unit.project, &image).await?;
+                    let (status, gb) = gce.image_status(&unit.project, &image).await?;
                     if status != "READY" {
                         return Err(Error::InvalidState(format!(
                             "image {image} is {status}, not READY: it cannot be exported yet"
                         )));
                     }
-                    image
+                    (image, stage_secs(opts, gb))
                 }
             };
             let destination = format!("gs://{bucket}/{object}");
@@ -173,14 +177,8 @@ pub(super) async fn prepare_unit(
             };
             lock(units)[i].not_ours = before;
             ctx.waiting_for_cloud(&format!("starting the export of {image} to {destination}"));
-            let build = gce
-                .create_build(
-                    &unit.project,
-                    &image,
-                    &opts.format,
-                    &destination,
-                    opts.timeout_secs,
-                )
+            let build = plan
+                .create(gce, &image, &opts.format, &destination, secs)
                 .await?;
             {
                 let mut u = lock(units);
@@ -194,11 +192,13 @@ pub(super) async fn prepare_unit(
             if !opts.reuse_object {
                 delete_object_step(ctx, storage, units, i, When::UnlessSuccess);
             }
-            let cancel_build =
-                cancel_build_step(ctx, gce, units, i, &unit.project, &build, cancelled);
+            let cancel_build = cancel_build_step(ctx, gce, plan, units, i, &build, cancelled);
             let what = format!("export build {build}");
+            // Cloud Build ends the build at its timeout: waiting a little longer lets its
+            // TIMEOUT be the answer.
+            let stage = Duration::from_secs(secs + 300);
             poll_until(ctx, &what, stage, poll, || async {
-                let s = gce.build(&unit.project, &build).await?;
+                let s = plan.get(gce, &build).await?;
                 let name = Some(s.status.clone())
                     .filter(|n| !n.is_empty())
                     .unwrap_or_else(|| "UNKNOWN".into());
@@ -214,10 +214,7 @@ pub(super) async fn prepare_unit(
                 if s.status == "SUCCESS" {
                     Ok(Poll::Done(()))
                 } else {
-                    Err(Error::Remote(format!(
-                        "the export build {build} of image {image} ended {name}: {}",
-                        s.detail
-                    )))
+                    Err(build::failed(&build, &image, &s, secs))
                 }
             })
             .await?;
@@ -234,6 +231,12 @@ pub(super) async fn prepare_unit(
     src.expected_size = Some(meta.size);
     src.checksum = meta.crc32c.clone();
     Ok(src)
+}
+
+/// A stage's timeout: `timeout_secs`, else sized from the disk (`config::stage_timeout`).
+fn stage_secs(opts: &GcpOptions, gb: Option<u64>) -> u64 {
+    opts.timeout_secs
+        .unwrap_or_else(|| config::stage_timeout(gb.unwrap_or(0)))
 }
 
 /// Registers the delete of a temporary image (on every outcome), waiting for the operation.
@@ -286,22 +289,22 @@ fn delete_image_step(
 fn cancel_build_step(
     ctx: &FlowCtx,
     gce: &Arc<Gce>,
+    plan: &BuildPlan,
     units: &Arc<Mutex<Vec<Unit>>>,
     i: usize,
-    project: &str,
     build: &str,
     cancelled: &Arc<std::sync::atomic::AtomicU32>,
 ) -> StepId {
     let (gce, units, cancelled) = (gce.clone(), units.clone(), cancelled.clone());
-    let (project, build) = (project.to_string(), build.to_string());
+    let (plan, build) = (plan.clone(), build.to_string());
     ctx.ledger().add(
         format!("cancelling export build {build}"),
         When::UnlessSuccess,
         move |_| {
             let (gce, units, cancelled) = (gce.clone(), units.clone(), cancelled.clone());
-            let (project, build) = (project.clone(), build.clone());
+            let (plan, build) = (plan.clone(), build.clone());
             async move {
-                gce.cancel_build(&project, &build).await?;
+                plan.cancel(&gce, &build).await?;
                 cancelled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let mut u = lock(&units);
                 u[i].build_running = false;
@@ -314,7 +317,7 @@ fn cancel_build_step(
 
 /// Registers the delete of unit `i`'s exported object: exactly the generation read, or, when
 /// the build may have written it after we stopped looking, the one at this run's own name now
-/// unless it was there before the build (`ifGenerationMatch` on the delete: a generation
+/// unless it was there before the build (the delete names its `generation`: a generation
 /// written since stays).
 pub(super) fn delete_object_step(
     ctx: &FlowCtx,

@@ -89,6 +89,7 @@ impl HttpFile {
                 hooks: crate::transfer::SourceHooks {
                     server_checksum: Some(super::kit::checksums::any_cloud),
                     range_md5_header: None,
+                    version_header: None,
                 },
             },
         );
