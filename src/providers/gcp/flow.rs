@@ -114,23 +114,49 @@ impl Flow for GcpFlow {
     fn dry_run(&self) -> (Vec<String>, Vec<String>) {
         let ext = self.ext();
         let object = format!(
-            "the exported object gs://{}/{}<name>-<tag>.{ext}: {}",
+            "the exported object gs://{}/{}<name>-{}.{ext}: {}",
             self.bucket,
             self.prefix,
-            if self.opts.delete_object_after_download {
-                "deleted once the file is verified, and after a failure or cancel"
+            if self.opts.reuse_object {
+                "<hash>"
             } else {
-                "kept after a finished export, deleted after a failure or cancel"
+                "<tag>"
+            },
+            match (
+                self.opts.delete_object_after_download,
+                self.opts.reuse_object
+            ) {
+                (true, _) => "deleted once the file is verified",
+                (false, false) => "kept after a finished export",
+                (false, true) => "kept (reuse_object: also after a failure or cancel)",
             }
+            .to_string()
+                + if self.opts.reuse_object {
+                    ""
+                } else {
+                    "; deleted after a failure or cancel"
+                }
         );
         let export = |what: &str| {
-            vec![
+            let mut c = vec![
                 format!("a temporary image of {what}, deleted on every outcome"),
                 "a Cloud Build build running Google's image exporter: cancelled after a \
                  failure or cancel"
                     .to_string(),
+                "the scratch bucket <project>-daisy-bkt-<region> the exporter works in, made \
+                 if missing and kept, as gcloud does"
+                    .to_string(),
                 object.clone(),
-            ]
+            ];
+            if self.opts.reuse_object {
+                c.insert(
+                    0,
+                    "none of the following when the object of an earlier run is there \
+                     (reuse_object): it is downloaded"
+                        .into(),
+                );
+            }
+            c
         };
         let named =
             |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
@@ -142,7 +168,7 @@ impl Flow for GcpFlow {
             ),
             Source::Image { name, .. } => {
                 let mut c = export(&format!("the image {name}"));
-                c.remove(0);
+                c.retain(|l| !l.starts_with("a temporary image"));
                 (c, vec![named(name)])
             }
             Source::Object { name, .. } => (
