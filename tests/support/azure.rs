@@ -33,7 +33,7 @@ pub fn azure() -> &'static Azure {
             s.success(),
             "tests/peers/azure/install.sh failed (npm azurite, pip)"
         );
-        let dir = tempfile::tempdir().unwrap();
+        let dir = super::static_tempdir();
         let cert = super::server::TestCert::new();
         let (cp, kp) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         std::fs::write(&cp, &cert.cert_pem).unwrap();

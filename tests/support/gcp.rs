@@ -38,7 +38,7 @@ pub fn gcp() -> &'static Gcp {
             "tests/peers/gcp/install.sh failed (fake-gcs-server, the venv)"
         );
         let fake_gcs = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = super::static_tempdir();
         // The stand-in runs itself again under the venv install.sh made.
         let mut child = Command::new("python3")
             .arg(root.join("gcp_standin.py"))

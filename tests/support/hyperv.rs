@@ -37,7 +37,7 @@ pub struct Disk {
 pub fn disks() -> &'static [Disk] {
     static D: OnceLock<(tempfile::TempDir, Vec<Disk>)> = OnceLock::new();
     &D.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = super::static_tempdir();
         let mut disks = Vec::new();
         for (i, (len, seed)) in [(3usize << 20, 11u64), (1 << 20, 13)]
             .into_iter()

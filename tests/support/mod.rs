@@ -22,6 +22,33 @@ pub mod wine_pwsh;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Folders of peers kept in statics (one Azurite, one fake-gcs-server, one set of Hyper-V disks
+/// per test binary): a static is never dropped, so its TempDir would stay behind (a peer's is
+/// ~170 MB); they are removed when the test binary exits.
+static STATIC_DIRS: Mutex<Vec<std::path::PathBuf>> = Mutex::new(Vec::new());
+
+extern "C" fn remove_static_dirs() {
+    if let Ok(dirs) = STATIC_DIRS.lock() {
+        for d in dirs.iter() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// A temp folder for a peer held in a static: removed at process exit.
+pub fn static_tempdir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut dirs = STATIC_DIRS.lock().unwrap();
+    if dirs.is_empty() {
+        // SAFETY: registers a plain function with no captured state, once per process.
+        unsafe {
+            libc::atexit(remove_static_dirs);
+        }
+    }
+    dirs.push(dir.path().to_path_buf());
+    dir
+}
+
 use hypersdk::{Phase, Progress, ProgressCallback};
 
 /// Records every callback and checks the contract as it goes: never two calls at once, bytes
