@@ -219,13 +219,14 @@ impl RangeFetch for HttpRanges {
             }
             if let Some(want) = &self.etag {
                 let got = match self.http.hooks.version_header {
-                    // The validator is `{header}:{version}` (see `pinned_validator`).
-                    Some(h) => resp
+                    // The validator is `{header}:{version}` (see `pinned_validator`) when the
+                    // first answer carried that header; else it is the ETag, as without one.
+                    Some(h) if want.starts_with(&format!("{h}:")) => resp
                         .headers()
                         .get(h)
                         .and_then(|v| v.to_str().ok())
                         .map(|v| format!("{h}:{v}")),
-                    None => resp
+                    _ => resp
                         .headers()
                         .get(ETAG)
                         .and_then(|v| v.to_str().ok())
