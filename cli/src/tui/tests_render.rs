@@ -1,0 +1,192 @@
+//! The views rendered into ratatui's `TestBackend` from a fake event stream, compared with the
+//! text snapshots in cli/tests/tui_snapshots/ (`HS_UPDATE_SNAPSHOTS=1` rewrites them; review
+//! the diff).
+
+use crossterm::event::KeyCode;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use ratatui::style::Color;
+
+use super::app::{App, Event};
+use super::render;
+use super::tests::{code, demo_app, ended, key, source, watching};
+
+fn draw(app: &App, w: u16, h: u16) -> Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| render::draw(f, app)).unwrap();
+    t.backend().buffer().clone()
+}
+
+fn lines(b: &Buffer) -> Vec<String> {
+    let w = b.area.width as usize;
+    b.content
+        .chunks(w)
+        .map(|row| {
+            row.iter()
+                .map(|c| c.symbol())
+                .collect::<String>()
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+fn text(b: &Buffer) -> String {
+    lines(b).join("\n") + "\n"
+}
+
+fn snapshot(name: &str, b: &Buffer) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tui_snapshots")
+        .join(format!("{name}.txt"));
+    let got = text(b);
+    if std::env::var_os("HS_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (HS_UPDATE_SNAPSHOTS=1 writes it)", path.display()));
+    assert!(
+        got == want,
+        "{name} differs from {}:\n--- got\n{got}--- want\n{want}",
+        path.display()
+    );
+}
+
+#[test]
+fn sources_at_80x24_and_160x40() {
+    let mut app = demo_app();
+    app.update(key(' '));
+    app.update(code(KeyCode::Enter));
+    snapshot("sources_80x24", &draw(&app, 80, 24));
+    app.update(Event::Resize(160, 40));
+    snapshot("sources_160x40", &draw(&app, 160, 40));
+}
+
+#[test]
+fn a_listing_shows_a_spinner_until_it_arrives() {
+    let mut app = demo_app();
+    app.update(key('r'));
+    app.update(Event::Tick);
+    app.update(Event::Tick);
+    let l = lines(&draw(&app, 80, 24));
+    assert!(l[1].contains(" vc ⠹ "), "{}", l[1]);
+    assert!(l[2].contains("⠹ listing…"), "{}", l[2]);
+    app.update(Event::Tick);
+    assert!(lines(&draw(&app, 80, 24))[1].contains(" vc ⠸ "));
+}
+
+#[test]
+fn the_form_and_its_dry_run() {
+    let mut app = demo_app();
+    app.update(key(' '));
+    app.update(key(' '));
+    app.update(key('e'));
+    snapshot("form_80x24", &draw(&app, 80, 24));
+    app.update(code(KeyCode::Enter));
+    snapshot("form_dry_run_80x24", &draw(&app, 80, 24));
+}
+
+#[test]
+fn watch_at_80x24_and_160x40_and_a_resize() {
+    let mut app = watching();
+    let small = draw(&app, 80, 24);
+    snapshot("watch_80x24", &small);
+    app.update(Event::Resize(160, 40));
+    app.update(code(KeyCode::Enter));
+    snapshot("watch_160x40", &draw(&app, 160, 40));
+    // One terminal, resized back: the same screen as drawn at that size first.
+    app.update(code(KeyCode::Enter));
+    let mut t = Terminal::new(TestBackend::new(160, 40)).unwrap();
+    t.draw(|f| render::draw(f, &app)).unwrap();
+    t.backend_mut().resize(80, 24);
+    app.update(Event::Resize(80, 24));
+    t.draw(|f| render::draw(f, &app)).unwrap();
+    assert_eq!(text(t.backend().buffer()), text(&small));
+}
+
+#[test]
+fn failures_are_red_unless_no_color() {
+    let mut app = watching();
+    app.watch.selected = 0;
+    let b = draw(&app, 80, 24);
+    let failed_row = lines(&b)
+        .iter()
+        .position(|l| l.contains("file0.bin failed"))
+        .unwrap();
+    let cell = &b.content[failed_row * 80 + 2];
+    assert_eq!(cell.fg, Color::Red, "a failure stands out");
+    app.color = false;
+    let b = draw(&app, 80, 24);
+    for c in &b.content {
+        assert_eq!(
+            (c.fg, c.bg),
+            (Color::Reset, Color::Reset),
+            "NO_COLOR: no colour at all"
+        );
+    }
+    assert!(super::color_wanted(None));
+    assert!(super::color_wanted(Some("".into())));
+    assert!(!super::color_wanted(Some("1".into())));
+}
+
+#[test]
+fn nothing_from_a_cloud_reaches_the_terminal_raw() {
+    let hostile = "web\u{1b}]0;owned\u{7}\u{1b}[2J\u{202e}gpj.exe";
+    let mut app = demo_app();
+    app.update(Event::Listed {
+        account: 0,
+        result: Ok(vec![source(hostile, "vm", hostile, 1)]),
+    });
+    let l = lines(&draw(&app, 160, 40));
+    let want = "web\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}gpj.exe";
+    assert!(l[4].contains(want), "the name, escaped: {}", l[4]);
+    // The table cuts it at 80 columns, but escaped all the same.
+    assert!(lines(&draw(&app, 80, 24))[4].contains("web\\u{1b}]0;"));
+    // Progress messages and errors too.
+    let mut app = watching();
+    let mut p = app.watch.rows[0].progress.clone();
+    p.message = format!("task {hostile}");
+    app.update(Event::Progress {
+        row: 0,
+        progress: p,
+    });
+    app.update(Event::Ended {
+        row: 2,
+        ended: ended("failed", Some(hostile), &[hostile]),
+    });
+    app.update(Event::Resize(160, 40));
+    let b = draw(&app, 160, 40);
+    let all = text(&b);
+    assert!(
+        all.contains("task web\\u{1b}]0;owned\\u{7}\\u{1b}[2J"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!("  {want}  ")),
+        "the error, escaped: {all}"
+    );
+    for c in &b.content {
+        assert!(
+            !c.symbol()
+                .chars()
+                .any(|ch| ch.is_control() || ch == '\u{202e}'),
+            "raw {:?} drawn",
+            c.symbol()
+        );
+    }
+}
+
+#[test]
+fn help_lists_every_key() {
+    let mut app = demo_app();
+    app.update(key('?'));
+    let all = text(&draw(&app, 80, 24));
+    for (k, _) in super::keys::HELP {
+        assert!(all.contains(k), "{k} missing:\n{all}");
+    }
+    app.update(key('x'));
+    assert_eq!(app.dialog, None, "any key closes it");
+}
