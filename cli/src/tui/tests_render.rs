@@ -140,9 +140,21 @@ fn nothing_from_a_cloud_reaches_the_terminal_raw() {
         account: 0,
         result: Ok(vec![source(hostile, "vm", hostile, 1)]),
     });
-    let l = lines(&draw(&app, 160, 40));
+    let b = draw(&app, 160, 40);
+    let l = lines(&b);
     let want = "web\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{202e}gpj.exe";
-    assert!(l[4].contains(want), "the name, escaped: {}", l[4]);
+    // The name column, then the id column: both escaped.
+    assert!(
+        l[4].starts_with(&format!("│  vm       {want} ")),
+        "the name, escaped: {}",
+        l[4]
+    );
+    assert!(
+        l[4].contains(&format!("poweredOff     {want}")),
+        "the id: {}",
+        l[4]
+    );
+    no_raw_control(&b);
     // The table cuts it at 80 columns, but escaped all the same.
     assert!(lines(&draw(&app, 80, 24))[4].contains("web\\u{1b}]0;"));
     // Progress messages and errors too.
@@ -168,6 +180,11 @@ fn nothing_from_a_cloud_reaches_the_terminal_raw() {
         all.contains(&format!("  {want}  ")),
         "the error, escaped: {all}"
     );
+    no_raw_control(&b);
+}
+
+/// No cell holds a control character or a bidirectional override.
+fn no_raw_control(b: &Buffer) {
     for c in &b.content {
         assert!(
             !c.symbol()
