@@ -32,6 +32,9 @@ if pgrep -f "hypersdk-demo-" >/dev/null; then
   pgrep -af "hypersdk-demo-" >&2
   exit 1
 fi
+# `hypersdk tui` in a real terminal (tmux): lists vcsim's VMs and HTTP files, exports two, cancels
+# a third mid-way and checks its lease was aborted at the peer. SKIPPED without tmux.
+./scripts/tui-e2e.py
 # Windows (Hyper-V hosts run it): the whole workspace, every provider, type-checks for
 # x86_64-pc-windows-gnu with warnings as errors — when rustup can install that target's standard
 # library and a MinGW C compiler is here (aws-lc's C code); otherwise a visible skip. Nothing runs

@@ -478,10 +478,15 @@ impl App {
         for (account, row) in marked {
             let a = &self.sources.accounts[account];
             let n = self.watch.rows.len();
-            self.watch.rows.push(WatchRow::new(
-                &format!("{}:{}", a.name, row.shown_id),
-                &a.provider,
-            ));
+            // The name says more than an id (`vm-29`); the details pane has both.
+            let what = if row.name.is_empty() {
+                &row.shown_id
+            } else {
+                &row.name
+            };
+            self.watch
+                .rows
+                .push(WatchRow::new(&format!("{}:{what}", a.name), &a.provider));
             starts.push(Start {
                 row: n,
                 account,

@@ -114,8 +114,21 @@ impl Driver {
         let _ = self.tx.send(Event::Listed { account: i, result });
     }
 
-    fn start(&self, s: Start) {
+    fn start(&self, mut s: Start) {
         let a = &self.accounts[s.account];
+        // Absolute and made when missing, as `export` and `batch` do (the history keeps it).
+        if let Some(dir) = s.options.get("output_dir").and_then(Value::as_str) {
+            match crate::input::output_dir(std::path::Path::new(dir)) {
+                Ok(p) => {
+                    s.options
+                        .insert("output_dir".into(), p.display().to_string().into());
+                }
+                Err(why) => {
+                    let _ = self.tx.send(Event::Refused { row: s.row, why });
+                    return;
+                }
+            }
+        }
         let item = Item {
             label: format!("{}:{}", shown::text(&a.name), shown::source(&s.source)),
             provider: a.provider.clone(),

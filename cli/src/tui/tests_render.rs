@@ -114,7 +114,7 @@ fn failures_are_red_unless_no_color() {
     let b = draw(&app, 80, 24);
     let failed_row = lines(&b)
         .iter()
-        .position(|l| l.contains("file0.bin failed"))
+        .position(|l| l.contains("files:file0.bin      failed"))
         .unwrap();
     let cell = &b.content[failed_row * 80 + 2];
     assert_eq!(cell.fg, Color::Red, "a failure stands out");
