@@ -207,3 +207,20 @@ fn help_lists_every_key() {
     app.update(key('x'));
     assert_eq!(app.dialog, None, "any key closes it");
 }
+
+#[test]
+fn the_readme_shows_the_watch_view_as_rendered() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let shot = text(&draw(&watching(), 80, 24));
+    assert!(
+        readme.contains(&format!("```text\n{shot}```")),
+        "README's `hypersdk tui` screenshot is not the watch view as drawn now:\n{shot}"
+    );
+    for (k, _) in super::keys::HELP {
+        assert!(
+            readme.contains(&format!("| `{k}` |")),
+            "README lacks the key {k}"
+        );
+    }
+}
