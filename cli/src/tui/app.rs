@@ -520,11 +520,7 @@ impl App {
                     self.dialog = Some(Dialog::Cancel(Some(i)));
                 }
             }
-            KeyCode::Char('C') => {
-                if w.running() > 0 {
-                    self.dialog = Some(Dialog::Cancel(None));
-                }
-            }
+            KeyCode::Char('C') if w.running() > 0 => self.dialog = Some(Dialog::Cancel(None)),
             KeyCode::Char('p') => {
                 self.status = "priority is fixed once an export is queued (the library takes \
                                it at start): set it in the form"

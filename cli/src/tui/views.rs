@@ -185,11 +185,7 @@ pub(crate) fn watch(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 Style::default()
             };
             let total = p.bytes_total.max(p.bytes_done);
-            let pct = if total == 0 {
-                0
-            } else {
-                p.bytes_done * 100 / total
-            };
+            let pct = (p.bytes_done * 100).checked_div(total).unwrap_or(0);
             let bytes = format!("{pct:>3}% {}", human(total));
             let files = if p.file_count > 0 {
                 format!("{}/{}", p.file_index, p.file_count)
@@ -254,7 +250,7 @@ pub(crate) fn watch(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let (done, total, bps) = w.totals();
     let ended = w.rows.iter().filter(|r| !r.running()).count();
     let failed = w.rows.iter().filter(|r| r.failed()).count();
-    let pct = if total == 0 { 0 } else { done * 100 / total };
+    let pct = (done * 100).checked_div(total).unwrap_or(0);
     f.render_widget(
         Paragraph::new(Line::styled(
             format!(
