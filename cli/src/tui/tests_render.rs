@@ -224,3 +224,30 @@ fn the_readme_shows_the_watch_view_as_rendered() {
         );
     }
 }
+
+#[test]
+fn thousands_of_sources_page_and_the_selection_stays_in_view() {
+    let mut app = demo_app();
+    let many: Vec<_> = (0..5000)
+        .map(|i| source(&format!("vm-{i}"), "vm", &format!("host-{i:04}"), 1 << 30))
+        .collect();
+    app.update(Event::Listed {
+        account: 0,
+        result: Ok(many),
+    });
+    app.update(code(KeyCode::End));
+    let l = lines(&draw(&app, 80, 24));
+    assert!(l.iter().any(|x| x.contains("host-4999")), "{l:#?}");
+    assert!(!l.iter().any(|x| x.contains("host-0000")));
+    assert!(l[2].contains("5000 of 5000"), "{}", l[2]);
+    app.update(code(KeyCode::PageUp));
+    let l = lines(&draw(&app, 80, 24));
+    assert!(l.iter().any(|x| x.contains("host-4987")), "{l:#?}");
+    // The filter narrows the thousands as you type.
+    app.update(key('/'));
+    for c in "host-12".chars() {
+        app.update(key(c));
+    }
+    let l = lines(&draw(&app, 80, 24));
+    assert!(l[2].contains("100 of 5000"), "{}", l[2]);
+}
