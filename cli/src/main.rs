@@ -170,6 +170,14 @@ fn main() -> ExitCode {
         Cmd::Clean(a) => a.json,
         Cmd::Providers | Cmd::Completions(_) | Cmd::Man | Cmd::Tui(_) => false,
     };
+    // The TUI owns the terminal: a log on stderr would draw over it.
+    let env_log = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    if matches!(cli.cmd, Cmd::Tui(_)) && (cli.verbose > 0 || env_log) && cli.log_file.is_none() {
+        eprintln!(
+            "hypersdk: tui: the log would draw over the screen; give --log-file FILE with -v or RUST_LOG"
+        );
+        return ExitCode::from(2);
+    }
     if let Err(f) = tools::init_log(cli.verbose, cli.log_file.as_ref()) {
         eprintln!("hypersdk: {}", shown::text(&f.message));
         return ExitCode::from(f.code);
