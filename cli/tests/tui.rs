@@ -18,6 +18,11 @@ fn tui_refuses_what_would_break_the_screen_or_cannot_be_browsed() {
     let o = e.run(&["tui", "--profile", p.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("bad.toml"), "{}", text(&o));
+    // Without a terminal: said, not a panic.
+    std::fs::write(&p, "").unwrap();
+    let o = e.run(&["tui", "--profile", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("needs a terminal"), "{}", text(&o));
     // A log on stderr would draw over the screen: -v or RUST_LOG need --log-file.
     std::fs::write(&p, "").unwrap();
     for (args, rust_log) in [(&["tui", "-v"][..], None), (&["tui"][..], Some("debug"))] {

@@ -94,6 +94,10 @@ pub(crate) fn run(a: &TuiArgs) -> Result<u8, Failure> {
     let profile = std::fs::canonicalize(&path).ok();
     let (tx, rx) = mpsc::channel();
     let driver = driver::Driver::new(tx.clone(), accounts, profile);
+    // ratatui::init panics without a terminal: a clear error instead.
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err("tui needs a terminal: stdout is not one (for scripts: hypersdk batch)".into());
+    }
     let mut terminal = ratatui::init();
     if let Ok(s) = terminal.size() {
         app.size = (s.width, s.height);
