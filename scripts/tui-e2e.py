@@ -3,7 +3,8 @@
 capture-pane) against local peers — the project's HTTP server and vcsim (tests/peers/vcsim), as the
 demo starts them. Lists the vCenter's VMs and the profile's HTTP files, marks the two files,
 exports them and sees both reach done, exports a VM whose NFC download is paced, cancels it
-mid-way and sees its cleanup at the peer (the export lease aborted, GET /hs-stats), then quits.
+mid-way and sees its cleanup at the peer (the export lease aborted, GET /hs-stats), exports it
+again and sends SIGTERM mid-way: the command undoes it (a second lease aborted) and exits 130.
 SKIPPED (exit 0) when tmux is missing.
 
 usage: scripts/tui-e2e.py [HYPERSDK_BINARY]     (scripts/test.sh runs it)
@@ -65,6 +66,10 @@ def wait_for(pred, what):
 
 def row(s, text):
     return next((l for l in s.splitlines() if text in l), "")
+
+
+def rows(s, text):
+    return [l for l in s.splitlines() if text in l]
 
 
 def start(cmd):
@@ -193,18 +198,33 @@ output = {q(os.path.join(out, 'vc'))}
     if leftovers:
         fail(f"a cancelled export left files: {leftovers}", s)
 
-    # 4. Nothing runs: q leaves at once, exit code 9 (an export was cancelled).
-    keys("q")
-    s = wait_for(lambda s: "TUI-EXITED-" in s, "the command to exit")
+    # 4. The same VM again; SIGTERM (as systemd or `timeout` sends) mid-way: the command cancels
+    #    it, waits for its cleanup (the second lease aborted at the peer) and exits 130.
+    keys(":", "s", "Enter", "Space", "e")
+    wait_for(lambda s: "export 1 source(s)" in s, "the form for the VM again")
+    keys("Enter", "Enter")
+    second = lambda s: (rows(s, "vc:DC0_H0_VM0") + ["", ""])[1]
+    s = wait_for(lambda s: "downloading" in second(s) and " 0% " not in second(s), "the VM downloading again")
+    shell = tmux("display", "-p", "-t", SESSION, "#{pane_pid}").strip()
+    pid = subprocess.run(["pgrep", "-P", shell], stdout=subprocess.PIPE, text=True).stdout.split()
+    if len(pid) != 1:
+        fail(f"the command's pid under the pane's shell {shell}: {pid}", s)
+    os.kill(int(pid[0]), signal.SIGTERM)
+    s = wait_for(lambda s: "TUI-EXITED-" in s, "the command to exit after SIGTERM")
     code = s.split("TUI-EXITED-")[1].split()[0]
-    if code != "9":
-        fail(f"exit code {code}, not 9 (one export cancelled)", s)
+    if code != "130":
+        fail(f"exit code {code} after SIGTERM, not 130", s)
+    stats = json.loads(subprocess.run(
+        ["curl", "-sf", "--cacert", vc["ca_file"], vc["url"].replace("/sdk", "/hs-stats")],
+        stdout=subprocess.PIPE, check=True).stdout)
+    if stats.get("aborted") != 2 or stats.get("open_leases") != 0:
+        fail(f"after SIGTERM the peer did not see the second lease aborted: {stats}", s)
     hist = subprocess.run([hypersdk, "history", "--json"], env=dict(os.environ, **env),
                           stdout=subprocess.PIPE, text=True, check=True).stdout
     statuses = sorted(json.loads(l)["status"] for l in hist.splitlines())
-    if statuses != ["cancelled", "done", "done"]:
+    if statuses != ["cancelled", "cancelled", "done", "done"]:
         fail(f"history has {statuses}", s)
-    print("tui end-to-end: listed, two exported, one cancelled with its lease aborted at the peer")
+    print("tui end-to-end: listed, two exported, one cancelled (c) and one at SIGTERM, both leases aborted at the peer")
 
 
 if __name__ == "__main__":

@@ -103,6 +103,12 @@ pub(crate) fn run(a: &TuiArgs) -> Result<u8, Failure> {
         app.size = (s.width, s.height);
     }
     spawn_input(tx.clone());
+    // SIGINT, SIGTERM, SIGHUP (a closed terminal, systemd, `timeout`) as Ctrl+C: the first
+    // cancels every export and quits once its cloud side is undone, the second at once.
+    let signal = tx.clone();
+    let _ = ctrlc::set_handler(move || {
+        let _ = signal.send(ctrl_c_key());
+    });
     std::thread::spawn(move || {
         while tx.send(Event::Tick).is_ok() {
             std::thread::sleep(TICK);
@@ -120,6 +126,11 @@ pub(crate) fn run(a: &TuiArgs) -> Result<u8, Failure> {
     }
 }
 
+fn ctrl_c_key() -> Event {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
+}
+
 /// Draws, reads events, applies effects until the app exits. `Ok(true)`: exit at once.
 fn run_loop(
     terminal: &mut ratatui::DefaultTerminal,
@@ -128,7 +139,9 @@ fn run_loop(
     rx: &mpsc::Receiver<Event>,
 ) -> std::io::Result<bool> {
     loop {
-        terminal.draw(|f| render::draw(f, app))?;
+        // A terminal that went away (SIGHUP) cannot be drawn on, but the exports' cleanup
+        // must still be waited for: drawing fails quietly.
+        let _ = terminal.draw(|f| render::draw(f, app));
         let Ok(first) = rx.recv() else {
             return Ok(false);
         };
@@ -153,7 +166,11 @@ fn spawn_input(tx: mpsc::Sender<Event>) {
                 Ok(TermEvent::Key(k)) if k.kind != KeyEventKind::Release => Event::Key(k),
                 Ok(TermEvent::Resize(w, h)) => Event::Resize(w, h),
                 Ok(_) => continue,
-                Err(_) => return,
+                // The terminal is gone: as Ctrl+C, so the exports are undone, not orphaned.
+                Err(_) => {
+                    let _ = tx.send(ctrl_c_key());
+                    return;
+                }
             };
             if tx.send(ev).is_err() {
                 return;
