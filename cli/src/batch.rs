@@ -198,6 +198,52 @@ fn resolve(path: &Path, name: &str, e: &ProviderEntry) -> Result<(String, String
     ))
 }
 
+/// One provider entry of a profile (or of the accounts file) as a front end browses it: its
+/// name, provider, config (secrets merged; or why it cannot be had) and the sources and output
+/// folder its `[[export]]` tables name (how a provider without a listing, http, offers sources).
+pub(crate) struct Account {
+    pub name: String,
+    pub provider: String,
+    pub config: Result<String, String>,
+    pub sources: Vec<String>,
+    pub output: Option<PathBuf>,
+    pub options: Map<String, Value>,
+}
+
+/// Every `[providers.NAME]` entry of the profile at `path`, in name order, and its
+/// `max_concurrent`. An entry whose config or secrets cannot be read is kept, with the error:
+/// the others can still be browsed. A profile that does not parse is an error.
+pub(crate) fn accounts(path: &Path) -> Result<(Vec<Account>, Option<u64>), String> {
+    let profile = load(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let accounts = profile
+        .providers
+        .iter()
+        .map(|(name, entry)| {
+            let config = resolve(path, name, entry);
+            let provider = entry.provider.clone().unwrap_or_else(|| name.clone());
+            let mut sources = Vec::new();
+            let (mut output, mut options) = (None, Map::new());
+            for x in profile.export.iter().filter(|x| &x.provider == name) {
+                sources.extend(x.sources.iter().cloned());
+                output.get_or_insert_with(|| base.join(&x.output));
+                if options.is_empty() {
+                    options = x.options.as_ref().and_then(json_object).unwrap_or_default();
+                }
+            }
+            Account {
+                name: name.clone(),
+                provider,
+                config: config.map(|(_, c)| c),
+                sources,
+                output,
+                options,
+            }
+        })
+        .collect();
+    Ok((accounts, profile.max_concurrent))
+}
+
 pub(crate) fn run(a: &BatchArgs) -> Result<u8, Failure> {
     let path = a.file.as_path();
     let profile = load(path)?;

@@ -61,6 +61,44 @@ pub(crate) fn command(a: &HistoryArgs) -> Result<u8, Failure> {
 }
 
 fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
+    let given = Given {
+        config: a.config.as_deref(),
+        source: a.source.as_deref(),
+        options: &a.options,
+        secrets: &a.secrets,
+    };
+    let (item, replayed) = resume_item(all, id, &given)?;
+    eprintln!(
+        "hypersdk: resuming export {id}: {} {} with {replayed}",
+        item.provider,
+        shown::source(&item.source),
+    );
+    Ok(run::run_all(
+        vec![item],
+        &run::Output {
+            json: a.json,
+            max_concurrent: Some(1),
+            ..Default::default()
+        },
+    ))
+}
+
+/// What a resume is given besides the record: `--config`, `--source`, `-o` and `--secret`.
+#[derive(Default)]
+pub(crate) struct Given<'a> {
+    pub config: Option<&'a str>,
+    pub source: Option<&'a str>,
+    pub options: &'a [String],
+    pub secrets: &'a [String],
+}
+
+/// The item that runs history record `id` again, and the options it replays as they are
+/// shown (printable, secrets redacted): `history --resume` and the TUI's history view.
+pub(crate) fn resume_item(
+    all: &[Value],
+    id: u64,
+    given: &Given<'_>,
+) -> Result<(Item, String), Failure> {
     let rec = all
         .iter()
         .find(|v| v["id"].as_u64() == Some(id))
@@ -68,8 +106,8 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
     if rec["status"] == "done" {
         return Err(format!("export {id} is done; nothing to resume").into());
     }
-    let source = resumed_source(a, rec, id)?;
-    let options = resumed_options(a, rec, id)?;
+    let source = resumed_source(given.source, rec, id)?;
+    let options = resumed_options(given.options, rec, id)?;
     let profile = rec["profile"]["path"]
         .as_str()
         .zip(rec["profile"]["provider"].as_str())
@@ -77,10 +115,7 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
     let provider = rec["provider"].as_str().unwrap_or_default().to_string();
     // --config wins over the recorded file: the file may have moved, or the original config
     // came inline and was never stored.
-    let (text, config_file) = match (
-        a.config.as_deref().or(rec["config_file"].as_str()),
-        &profile,
-    ) {
+    let (text, config_file) = match (given.config.or(rec["config_file"].as_str()), &profile) {
         (Some(c), _) => {
             let c = input::load_config(Some(c))?;
             (c.text, c.file)
@@ -89,7 +124,7 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
         (None, None) => ("{}".to_string(), None),
     };
     // As `export` completes it: --secret values, and what the environment fills in.
-    let (text, _) = crate::discover::complete(&provider, &text, &a.secrets)?;
+    let (text, _) = crate::discover::complete(&provider, &text, given.secrets)?;
     let client = Arc::new(hypersdk::Client::new(&provider, &text)?);
     // What runs again is said before it runs: an `overwrite` or a `file_name` replayed unseen
     // could replace a file the user kept since.
@@ -103,11 +138,6 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
             )
         })
         .collect();
-    eprintln!(
-        "hypersdk: resuming export {id}: {provider} {} with {}",
-        shown::source(&source),
-        shown::text(&replayed.join(", "))
-    );
     let item = Item {
         label: format!("{} (resume of {id})", shown::source(&source)),
         provider,
@@ -117,14 +147,7 @@ fn resume(a: &HistoryArgs, all: &[Value], id: u64) -> Result<u8, Failure> {
         config_file,
         profile,
     };
-    Ok(run::run_all(
-        vec![item],
-        &run::Output {
-            json: a.json,
-            max_concurrent: Some(1),
-            ..Default::default()
-        },
-    ))
+    Ok((item, shown::text(&replayed.join(", ")).into_owned()))
 }
 
 /// Whether the record withheld `what` (its source, or an option key).
@@ -136,9 +159,9 @@ fn withheld(rec: &Value, what: &str) -> bool {
 
 /// The recorded source, or `--source` when the record withheld it; a `--source` that is not the
 /// recorded one, secrets aside, is refused (a resume would mix two exports in one file).
-fn resumed_source(a: &HistoryArgs, rec: &Value, id: u64) -> Result<String, Failure> {
+fn resumed_source(given: Option<&str>, rec: &Value, id: u64) -> Result<String, Failure> {
     let stored = rec["source"].as_str().unwrap_or_default();
-    match &a.source {
+    match given {
         // Both sides redacted: a record from before sources were redacted holds it whole.
         Some(s) if hypersdk::redact_source(s) != hypersdk::redact_source(stored) => Err(format!(
             "--source {} is not the source of export {id} ({})",
@@ -146,7 +169,7 @@ fn resumed_source(a: &HistoryArgs, rec: &Value, id: u64) -> Result<String, Failu
             shown::text(stored)
         )
         .into()),
-        Some(s) => Ok(s.clone()),
+        Some(s) => Ok(s.to_string()),
         None if withheld(rec, "source") => Err(format!(
             "export {id}'s source held a secret the history does not keep ({} without its \
              query or user info): give it again with --source",
@@ -158,9 +181,9 @@ fn resumed_source(a: &HistoryArgs, rec: &Value, id: u64) -> Result<String, Failu
 }
 
 /// The recorded options with `-o` over them; an option the record withheld must be given again.
-fn resumed_options(a: &HistoryArgs, rec: &Value, id: u64) -> Result<Map<String, Value>, Failure> {
+fn resumed_options(given: &[String], rec: &Value, id: u64) -> Result<Map<String, Value>, Failure> {
     let mut options = rec["options"].as_object().cloned().unwrap_or_default();
-    let given = input::parse_options(&a.options)?;
+    let given = input::parse_options(given)?;
     for k in rec["withheld"].as_array().into_iter().flatten() {
         let Some(k) = k.as_str().filter(|k| *k != "source") else {
             continue;
@@ -295,7 +318,7 @@ fn show(a: &HistoryArgs, all: &[Value]) {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` of a Unix time (UTC), without a date crate.
-fn utc(t: u64) -> String {
+pub(crate) fn utc(t: u64) -> String {
     let (days, secs) = (t / 86_400, t % 86_400);
     // Civil from days (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;

@@ -4,7 +4,7 @@
 //! a local history with resume, and Ctrl+C that undoes the cloud side before it exits.
 
 // Imports point one way, down these layers (each may use any layer below it):
-//   history_cmd → batch → run → history → item, input, exit, shown
+//   tui → history_cmd → batch → run → history → item, input, exit, shown
 // (tools, the commands around exports, uses only run's formatting and the layers below.)
 // so a resume can run exports and a run can write the history without a circle.
 mod batch;
@@ -17,6 +17,7 @@ mod item;
 mod run;
 mod shown;
 mod tools;
+mod tui;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -93,6 +94,13 @@ enum Cmd {
     Completions(tools::CompletionsArgs),
     /// Print the man page (roff).
     Man,
+    /// One screen for every account of a profile: browse sources, export a selection, watch
+    /// and cancel the exports live, resume from the history (`?` lists the keys).
+    #[command(after_help = "Examples:
+  hypersdk tui --profile migration.toml
+  hypersdk tui --profile migration.toml --read-only
+  NO_COLOR=1 hypersdk tui            # the accounts file; no colour")]
+    Tui(tui::TuiArgs),
 }
 
 #[derive(Args)]
@@ -160,8 +168,16 @@ fn main() -> ExitCode {
         Cmd::History(a) => a.json,
         Cmd::List(a) => a.json,
         Cmd::Clean(a) => a.json,
-        Cmd::Providers | Cmd::Completions(_) | Cmd::Man => false,
+        Cmd::Providers | Cmd::Completions(_) | Cmd::Man | Cmd::Tui(_) => false,
     };
+    // The TUI owns the terminal: a log on stderr would draw over it.
+    let env_log = std::env::var_os("RUST_LOG").is_some_and(|v| !v.is_empty());
+    if matches!(cli.cmd, Cmd::Tui(_)) && (cli.verbose > 0 || env_log) && cli.log_file.is_none() {
+        eprintln!(
+            "hypersdk: tui: the log would draw over the screen; give --log-file FILE with -v or RUST_LOG"
+        );
+        return ExitCode::from(2);
+    }
     if let Err(f) = tools::init_log(cli.verbose, cli.log_file.as_ref()) {
         eprintln!("hypersdk: {}", shown::text(&f.message));
         return ExitCode::from(f.code);
@@ -180,6 +196,7 @@ fn main() -> ExitCode {
         Cmd::Clean(a) => tools::clean(&a),
         Cmd::Completions(a) => tools::completions(&a),
         Cmd::Man => tools::man(),
+        Cmd::Tui(a) => tui::run(&a),
     };
     match code {
         Ok(c) => ExitCode::from(c),
