@@ -118,7 +118,7 @@ impl Driver {
         let a = &self.accounts[s.account];
         // Absolute and made when missing, as `export` and `batch` do (the history keeps it).
         if let Some(dir) = s.options.get("output_dir").and_then(Value::as_str) {
-            match crate::input::output_dir(std::path::Path::new(dir)) {
+            match crate::input::output_dir(std::path::Path::new(dir), true) {
                 Ok(p) => {
                     s.options
                         .insert("output_dir".into(), p.display().to_string().into());
