@@ -77,6 +77,7 @@ pub(crate) async fn fetch_extents(
     http: &HttpSource,
     size: u64,
     extents: &[(u64, u64)],
+    base: Option<&super::incremental::BaseImage>,
     temp: &TempFile,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
@@ -127,7 +128,21 @@ pub(crate) async fn fetch_extents(
         validator_of(&probe, size)
     };
     let fetcher = ranges(ctx, src, http, &validator);
-    ranged::download(ctx, src, fetcher, temp, counters, validator, holes).await
+    let Some(base) = base else {
+        return ranged::download(ctx, src, fetcher, temp, counters, validator, holes).await;
+    };
+    // A temp file started from a base is that base's: resumed only with the same one.
+    let mut validator = validator;
+    validator.etag = Some(format!(
+        "{} from {}",
+        validator.etag.as_deref().unwrap_or("-"),
+        base.id
+    ));
+    let start = ranged::Start {
+        holes,
+        base: Some(base.clone()),
+    };
+    ranged::download_from(ctx, src, fetcher, temp, counters, validator, start).await
 }
 
 fn ranges(

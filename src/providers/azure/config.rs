@@ -241,6 +241,13 @@ pub(crate) struct AzureOptions {
     /// fragmented disk the service can time out (a 500 seen on a 1.6 TB snapshot). Default
     /// 16384 (16 GiB).
     pub page_ranges_segment_mib: u64,
+    /// A disk: export an incremental snapshot of it (made even when unattached) and keep it as
+    /// the base of a later incremental export (issue 35).
+    pub keep_base: bool,
+    /// A disk: an earlier export's result JSON (path or object) whose kept base is the starting
+    /// point: only the pages changed since are fetched, over a clone of its image; in full,
+    /// saying why, when that base cannot serve.
+    pub incremental_from: Option<serde_json::Value>,
 }
 
 impl Default for AzureOptions {
@@ -254,6 +261,8 @@ impl Default for AzureOptions {
             poll_interval_ms: 1000,
             file_name: None,
             page_ranges_segment_mib: 16 << 10,
+            keep_base: false,
+            incremental_from: None,
         }
     }
 }

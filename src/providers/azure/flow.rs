@@ -37,6 +37,8 @@ pub(super) struct AzureFlow {
     pub(super) revokes_ok: Arc<std::sync::atomic::AtomicUsize>,
     /// A blob URL source's server may get an Entra ID token (`config::token_host`).
     pub(super) blob_token: bool,
+    /// Incremental exports (`keep_base`, `incremental_from`).
+    pub(super) incr: super::incremental::IncrState,
 }
 
 impl AzureFlow {
@@ -59,6 +61,7 @@ impl AzureFlow {
             files: Vec::new(),
             revokes_ok: Arc::default(),
             blob_token: false,
+            incr: Default::default(),
         }
     }
 
@@ -85,7 +88,7 @@ impl AzureFlow {
 
     /// `beginGetAccess` and its operation → the SAS URLs: the disk's, and with `guest_state`
     /// those of its VM guest state and security metadata where Azure gives them.
-    async fn grant(
+    pub(super) async fn grant(
         &self,
         ctx: &FlowCtx,
         rg: &str,
@@ -205,6 +208,11 @@ impl AzureFlow {
             return Ok(vec![src]);
         }
         let targets = self.targets(ctx).await?;
+        let base = match &self.opts.incremental_from {
+            Some(from) => Some(super::incremental::load_base(from)?),
+            None => None,
+        };
+        let for_base = self.opts.keep_base || base.is_some();
         let mut sources = Vec::new();
         for t in &targets {
             ctx.waiting_for_cloud(&format!("granting read access to {}", t.name));
@@ -258,8 +266,43 @@ impl AzureFlow {
             let auth = with_sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
-            let (src, checks) =
-                blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment()).await?;
+            if for_base && t.kind == "snapshots" {
+                self.incr.points.push(super::incremental::Point {
+                    file: t.file.clone(),
+                    rg: t.rg.clone(),
+                    snapshot: t.name.clone(),
+                    disk_id: t.source_id.clone(),
+                });
+            }
+            let plan = match &base {
+                None => None,
+                Some(Err(why)) => Some(Err(why.clone())),
+                Some(Ok(b)) => Some(
+                    self.incremental(ctx, b, &t.source_id, &t.file, (&bare, &auth))
+                        .await?,
+                ),
+            };
+            let (src, checks) = match plan {
+                Some(Ok(p)) => {
+                    self.incr.outcomes.push(crate::transfer::incremental::FileOutcome {
+                        name: t.file.clone(),
+                        how: Ok(p.delta),
+                    });
+                    (p.source, &["size", "range_md5"][..])
+                }
+                other => {
+                    if let Some(Err(why)) = other {
+                        tracing::warn!(file = %t.file, reason = %why, "exporting in full, not incrementally");
+                        ctx.message(&format!("{}: exporting in full: {why}", t.file));
+                        self.incr.outcomes.push(crate::transfer::incremental::FileOutcome {
+                            name: t.file.clone(),
+                            how: Err(why),
+                        });
+                    }
+                    blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment())
+                        .await?
+                }
+            };
             let disk_src = src;
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
@@ -445,6 +488,18 @@ impl Flow for AzureFlow {
         })
     }
 
+    fn after_download<'a>(
+        &'a mut self,
+        _ctx: &'a FlowCtx,
+        files: &'a [crate::transfer::Downloaded],
+        _dir: &'a Arc<crate::transfer::OutDir>,
+    ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
+        Box::pin(async move {
+            self.record_base(files);
+            Ok(crate::seam::AfterDownload::default())
+        })
+    }
+
     fn cleanup_deadline(&self) -> Duration {
         // Revokes are quick; deleting a snapshot is an operation of its own.
         Duration::from_secs(300)
@@ -473,13 +528,14 @@ impl Flow for AzureFlow {
             "sas_renewals".into(),
             self.grants.iter().map(|g| g.renewals).sum::<u32>().into(),
         );
+        self.incremental_fields(&mut m);
         m
     }
 }
 
 /// What a grant gave: the disk's SAS, and a VM guest state's and security metadata's.
-struct Access {
-    disk: Url,
+pub(super) struct Access {
+    pub(super) disk: Url,
     guest_state: Option<Url>,
     metadata: Option<Url>,
 }
