@@ -49,7 +49,11 @@ fn report(r: &ExportResult) -> &Value {
 fn disk(name: &str) -> PathBuf {
     let path = azure().dir.path().join(format!("{name}.raw"));
     let mut data = vec![0u8; 16 * MIB];
-    for (at, len, seed) in [(MIB, 300_000, 3u64), (6 * MIB, 1536, 5), (12 * MIB, 2 * MIB, 9)] {
+    for (at, len, seed) in [
+        (MIB, 300_000, 3u64),
+        (6 * MIB, 1536, 5),
+        (12 * MIB, 2 * MIB, 9),
+    ] {
         data[at..at + len].copy_from_slice(&support::server::pattern(len, seed));
     }
     std::fs::write(&path, &data).unwrap();

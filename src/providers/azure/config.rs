@@ -390,6 +390,26 @@ pub(crate) fn parse_source(src: &str, subscription: &str, rg: Option<&str>) -> R
     }
 }
 
+/// The blob endpoints of Azure Storage and of managed disks in the public and sovereign clouds
+/// (Azure's "Azure Storage endpoints" per cloud): a blob URL given as a source gets an Entra ID
+/// token only on these, or on a host the config's `token_hosts` names.
+const STORAGE_SUFFIXES: &[&str] = &[
+    ".blob.core.windows.net",
+    ".blob.storage.azure.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+];
+
+/// Whether `url`'s server may be given an Entra ID token.
+pub(crate) fn token_host(url: &url::Url, extra: &[String]) -> bool {
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    url.scheme() == "https"
+        && (STORAGE_SUFFIXES.iter().any(|s| host.ends_with(s))
+            || extra.iter().any(|h| h.eq_ignore_ascii_case(&host)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,24 +503,4 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("client_secert"), "{e}");
     }
-}
-
-/// The blob endpoints of Azure Storage and of managed disks in the public and sovereign clouds
-/// (Azure's "Azure Storage endpoints" per cloud): a blob URL given as a source gets an Entra ID
-/// token only on these, or on a host the config's `token_hosts` names.
-const STORAGE_SUFFIXES: &[&str] = &[
-    ".blob.core.windows.net",
-    ".blob.storage.azure.net",
-    ".blob.core.usgovcloudapi.net",
-    ".blob.core.chinacloudapi.cn",
-];
-
-/// Whether `url`'s server may be given an Entra ID token.
-pub(crate) fn token_host(url: &url::Url, extra: &[String]) -> bool {
-    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
-        return false;
-    };
-    url.scheme() == "https"
-        && (STORAGE_SUFFIXES.iter().any(|s| host.ends_with(s))
-            || extra.iter().any(|h| h.eq_ignore_ascii_case(&host)))
 }

@@ -274,35 +274,10 @@ impl AzureFlow {
                     disk_id: t.source_id.clone(),
                 });
             }
-            let plan = match &base {
-                None => None,
-                Some(Err(why)) => Some(Err(why.clone())),
-                Some(Ok(b)) => Some(
-                    self.incremental(ctx, b, &t.source_id, &t.file, (&bare, &auth))
-                        .await?,
-                ),
-            };
-            let (src, checks) = match plan {
-                Some(Ok(p)) => {
-                    self.incr.outcomes.push(crate::transfer::incremental::FileOutcome {
-                        name: t.file.clone(),
-                        how: Ok(p.delta),
-                    });
-                    (p.source, &["size", "range_md5"][..])
-                }
-                other => {
-                    if let Some(Err(why)) = other {
-                        tracing::warn!(file = %t.file, reason = %why, "exporting in full, not incrementally");
-                        ctx.message(&format!("{}: exporting in full: {why}", t.file));
-                        self.incr.outcomes.push(crate::transfer::incremental::FileOutcome {
-                            name: t.file.clone(),
-                            how: Err(why),
-                        });
-                    }
-                    blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment())
-                        .await?
-                }
-            };
+            let (src, checks, outcome) = self
+                .disk_source(ctx, base.as_ref(), t, &bare, &auth)
+                .await?;
+            self.incr.outcomes.extend(outcome);
             let disk_src = src;
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
@@ -363,6 +338,33 @@ impl Flow for AzureFlow {
         let named =
             |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
         match &self.source {
+            Source::Disk { name, .. }
+                if self.opts.keep_base || self.opts.incremental_from.is_some() =>
+            {
+                let mut cloud = vec![format!(
+                    "an incremental snapshot of {name}, {}",
+                    if self.opts.keep_base {
+                        "kept after a finished export as the base of a later incremental one (keep_base)"
+                    } else {
+                        "deleted on every outcome"
+                    }
+                )];
+                let mut files = vec![named(name)];
+                if self.opts.incremental_from.is_some() {
+                    cloud.push(
+                        "on the base snapshot: a read SAS for the diff, revoked on every outcome"
+                            .into(),
+                    );
+                    files.push(
+                        "made from the earlier image (cloned) with only the pages changed since its \
+                         base snapshot fetched, or in full when that base cannot serve (the result \
+                         says why)"
+                            .into(),
+                    );
+                }
+                cloud.push(format!("on that snapshot: {grant}"));
+                (cloud, files)
+            }
             Source::Disk { name, .. } => {
                 let mut cloud = Vec::new();
                 if self.opts.snapshot_attached {

@@ -49,7 +49,52 @@ pub(super) struct Plan {
     pub delta: Delta,
 }
 
+/// `incremental_from`'s base, or why there is none usable.
+pub(super) type LoadedBase = std::result::Result<Arc<Base>, String>;
+
 impl AzureFlow {
+    /// A disk target's source: incremental from `base` where it can serve, else in full (with
+    /// `incremental_from`, the outcome says which and why).
+    pub(super) async fn disk_source(
+        &self,
+        ctx: &FlowCtx,
+        base: Option<&LoadedBase>,
+        t: &super::target::Target,
+        bare: &url::Url,
+        auth: &BlobAuth,
+    ) -> Result<(FileSource, &'static [&'static str], Option<FileOutcome>)> {
+        let plan = match base {
+            None => None,
+            Some(Err(why)) => Some(Err(why.clone())),
+            Some(Ok(b)) => Some(
+                self.incremental(ctx, b, &t.source_id, &t.file, (bare, auth))
+                    .await?,
+            ),
+        };
+        let why = match plan {
+            Some(Ok(p)) => {
+                let outcome = FileOutcome {
+                    name: t.file.clone(),
+                    how: Ok(p.delta),
+                };
+                return Ok((p.source, &["size", "range_md5"], Some(outcome)));
+            }
+            Some(Err(why)) => Some(why),
+            None => None,
+        };
+        if let Some(why) = &why {
+            tracing::warn!(file = %t.file, reason = %why, "exporting in full, not incrementally");
+            ctx.message(&format!("{}: exporting in full: {why}", t.file));
+        }
+        let (src, checks) =
+            blob::file_source(&self.http, bare, auth, t.file.clone(), self.segment()).await?;
+        let outcome = why.map(|why| FileOutcome {
+            name: t.file.clone(),
+            how: Err(why),
+        });
+        Ok((src, checks, outcome))
+    }
+
     /// The file of `disk_id`, read from its new snapshot `snap` (granted, SAS `url` with
     /// `auth`), as the changes since `base`'s snapshot of that disk; `Err(why)` when that base
     /// cannot serve (the caller exports in full and says why).
@@ -70,7 +115,10 @@ impl AzureFlow {
             return Ok(Err(format!("the base has no snapshot of disk {disk_id}")));
         };
         let text = |k: &str| f.cloud.get(k).and_then(Value::as_str).unwrap_or("");
-        let (rg, snap) = (text("resource_group").to_string(), text("snapshot").to_string());
+        let (rg, snap) = (
+            text("resource_group").to_string(),
+            text("snapshot").to_string(),
+        );
         if rg.is_empty() || snap.is_empty() {
             return Ok(Err(format!("the base of {} names no snapshot", f.name)));
         }
@@ -82,7 +130,11 @@ impl AzureFlow {
         if let Err(why) = check_local(f) {
             return Ok(Err(why));
         }
-        let s = match self.arm.get(self.arm.url(&rg, "snapshots", &snap, None)).await {
+        let s = match self
+            .arm
+            .get(self.arm.url(&rg, "snapshots", &snap, None))
+            .await
+        {
             Ok(s) => s,
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Ok(Err(format!("the base snapshot {snap} no longer exists")));
@@ -238,6 +290,6 @@ impl AzureFlow {
 }
 
 /// The base in `incremental_from`, or why there is none usable.
-pub(super) fn load_base(from: &Value) -> Result<std::result::Result<Arc<Base>, String>> {
+pub(super) fn load_base(from: &Value) -> Result<LoadedBase> {
     Ok(crate::transfer::incremental::load(from, "azure")?.map(Arc::new))
 }

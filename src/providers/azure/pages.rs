@@ -85,12 +85,17 @@ async fn listing(
     let what = format!(
         "listing the page ranges of {}{}",
         redact_url(url),
-        if prev.is_some() { " changed since the base snapshot" } else { "" }
+        if prev.is_some() {
+            " changed since the base snapshot"
+        } else {
+            ""
+        }
     );
     let prev_header = match prev {
         Some(p) => {
-            let mut v = reqwest::header::HeaderValue::from_str(p.as_str())
-                .map_err(|_| Error::Internal("the base snapshot's SAS URL is not a header value".into()))?;
+            let mut v = reqwest::header::HeaderValue::from_str(p.as_str()).map_err(|_| {
+                Error::Internal("the base snapshot's SAS URL is not a header value".into())
+            })?;
             // A SAS: never logged.
             v.set_sensitive(true);
             Some(v)
