@@ -369,6 +369,16 @@ def proxy_settings(container):
     return None
 
 
+def drop_pages(res):
+    """Removes a deleted snapshot's copy of its pages."""
+    p = res.get("path", "")
+    if SNAPDIR and os.path.dirname(p) == SNAPDIR:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
 def page_diff(container, prev_url, start, end):
     """Get Page Ranges with x-ms-previous-snapshot-url, answered from the two snapshots' pages
     (copied when each was taken): (changed, cleared) lists of (start, end inclusive), or
@@ -790,6 +800,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, out)
             if method == "DELETE" and kind == "snapshots" and action is None:
                 del state["snapshots"][(rg, name)]
+                drop_pages(res)
                 state["stats"]["snapshots_deleted"] += 1
                 bump(res.get("owner", name), "snapshots_deleted")
                 PEER.delete(res)
@@ -880,6 +891,7 @@ class Handler(BaseHTTPRequestHandler):
                 with open(rec["path"], "r+b") as f:
                     f.seek(req["offset"])
                     f.write(data)
+                wrote = (rec, req["offset"], data)
             elif parts == ["resize"] and method == "POST":
                 # Disks - Update of diskSizeGB: the disk grows (the new bytes read as zeros).
                 rec = state["disks"][(req["rg"], req["name"])]
@@ -888,6 +900,7 @@ class Handler(BaseHTTPRequestHandler):
                 rec["size"] = req["size"]
             elif parts == ["delete-snapshot"] and method == "POST":
                 res = state["snapshots"].pop((req["rg"], req["name"]))
+                drop_pages(res)
                 bump(res.get("owner", req["name"]), "snapshots_deleted")
                 PEER.delete(res)
                 return self.send_json(200, {})
@@ -931,6 +944,17 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, s)
             else:
                 return self.send_json(404, {"error": "no such admin call"})
+        if parts == ["write"]:
+            # Only those pages of the disk's blob (Put Page: update, or clear for zeros).
+            rec, at, data = wrote
+            bc = PEER.svc.get_container_client(rec["container"]).get_blob_client(rec["blob"])
+            for i in range(0, len(data), 4 << 20):
+                chunk = data[i:i + (4 << 20)]
+                if chunk.count(0) == len(chunk):
+                    bc.clear_page(offset=at + i, length=len(chunk))
+                else:
+                    bc.upload_page(chunk, offset=at + i, length=len(chunk))
+            return self.send_json(200, {})
         # Upload outside the lock (a 64 MiB fixture takes a moment).
         PEER.upload(rec["path"], rec["container"], rec["blob"], rec["md5"])
         return self.send_json(200, {"blob": f"{PEER.blob_url}/{rec['container']}/{rec['blob']}"})
@@ -1010,6 +1034,8 @@ def main():
                 time.sleep(3600)
     finally:
         os.killpg(azurite.pid, 15)
+        # The snapshots' page copies are whole disks: not left behind.
+        shutil.rmtree(SNAPDIR, ignore_errors=True)
 
 
 if __name__ == "__main__":
