@@ -168,7 +168,7 @@ fn an_incremental_export_fetches_only_the_changed_pages_and_equals_a_full_one() 
 }
 
 #[test]
-fn a_missing_base_or_a_resized_disk_falls_back_to_a_full_export() {
+fn a_missing_base_a_resized_disk_or_another_disk_falls_back_to_a_full_export() {
     let path = disk("incr-2");
     let dir = tempfile::tempdir().unwrap();
     let out = tempfile::tempdir().unwrap();
@@ -218,6 +218,22 @@ fn a_missing_base_or_a_resized_disk_falls_back_to_a_full_export() {
     assert_eq!(
         azure().disk("incr-2")["snapshots_left"],
         json!([base_snapshot(&r2)])
+    );
+
+    // Another disk from that base (whose snapshot still exists): full, saying why.
+    let other = disk("incr-2b");
+    let out4 = tempfile::tempdir().unwrap();
+    let r4 = export(
+        "disk:incr-2b",
+        out4.path(),
+        json!({"incremental_from": from2}),
+    );
+    assert_eq!(report(&r4)["mode"], "full", "{}", r4.to_json());
+    let why = report(&r4)["reason"].as_str().unwrap();
+    assert!(why.contains("no snapshot of disk"), "{why}");
+    assert_eq!(
+        std::fs::read(out4.path().join("incr-2b.vhd")).unwrap(),
+        std::fs::read(&other).unwrap()
     );
 }
 
