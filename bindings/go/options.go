@@ -146,6 +146,13 @@ type AzureExportOptions struct {
 	FileName       string `json:"file_name,omitempty"`
 	// PageRangesSegmentMiB: get Page Ranges covers this many MiB at a time (library default 16384).
 	PageRangesSegmentMiB *int64 `json:"page_ranges_segment_mib,omitempty"`
+	// KeepBase: a disk: export an incremental snapshot of it and keep it as the base of a later
+	// incremental export (default false).
+	KeepBase *bool `json:"keep_base,omitempty"`
+	// IncrementalFrom: a disk: the path of an earlier export's result JSON; only the pages
+	// changed since its base snapshot are fetched, over a copy of its image (a full export, with
+	// the reason in the result, when the base cannot be used).
+	IncrementalFrom string `json:"incremental_from,omitempty"`
 }
 
 // VsphereExportOptions holds the options of the "vsphere" provider.

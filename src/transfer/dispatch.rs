@@ -40,7 +40,11 @@ pub(crate) async fn fetch_or_absent(
                 http: h,
                 size,
                 extents,
-            } => http::fetch_extents(ctx, src, h, *size, extents, &temp, counters).await,
+                base,
+            } => {
+                http::fetch_extents(ctx, src, h, *size, extents, base.as_ref(), &temp, counters)
+                    .await
+            }
             SourceKind::Blocks(b) => blocks(ctx, src, b, &temp, counters).await,
             SourceKind::Local(path) => local::copy(ctx, src, path, &temp, counters).await,
             SourceKind::Written(w) => match local::follow(ctx, src, w, counters).await {

@@ -71,12 +71,16 @@ pub(crate) async fn fetch(
 }
 
 /// Only the given extents of a URL; everything else is a hole from the start.
+// The sparse source's parts as the dispatcher holds them (size, extents, base), then the
+// transfer's own: one struct would only be unpacked again.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn fetch_extents(
     ctx: &Arc<TransferCtx>,
     src: &Arc<FileSource>,
     http: &HttpSource,
     size: u64,
     extents: &[(u64, u64)],
+    base: Option<&super::incremental::BaseImage>,
     temp: &TempFile,
     counters: &Arc<FileCounters>,
 ) -> Result<Downloaded> {
@@ -127,7 +131,21 @@ pub(crate) async fn fetch_extents(
         pinned_validator(http, &probe, size)
     };
     let fetcher = ranges(ctx, src, http, &validator);
-    ranged::download(ctx, src, fetcher, temp, counters, validator, holes).await
+    let Some(base) = base else {
+        return ranged::download(ctx, src, fetcher, temp, counters, validator, holes).await;
+    };
+    // A temp file started from a base is that base's: resumed only with the same one.
+    let mut validator = validator;
+    validator.etag = Some(format!(
+        "{} from {}",
+        validator.etag.as_deref().unwrap_or("-"),
+        base.id
+    ));
+    let start = ranged::Start {
+        holes,
+        base: Some(base.clone()),
+    };
+    ranged::download_from(ctx, src, fetcher, temp, counters, validator, start).await
 }
 
 /// The answer's validator; with a version header (see [`super::SourceHooks`]), that version

@@ -112,6 +112,9 @@ pub(crate) enum SourceKind {
         http: HttpSource,
         size: u64,
         extents: Vec<(u64, u64)>,
+        /// An incremental export (Azure's page-range diff): the file starts as this previous
+        /// image, its zeroed ranges and `extents` punched out, and only `extents` are fetched.
+        base: Option<incremental::BaseImage>,
     },
     /// Only `extents` (`[start, end)`, sorted, within `size`) are fetched, through the
     /// provider's own range source (EBS direct API blocks); the rest reads as zeros and stays

@@ -158,6 +158,16 @@ impl Azure {
         );
     }
 
+    /// Another admin call of the stand-in (`write`, `resize`, `delete-snapshot`), by POST.
+    pub fn admin(&self, call: &str, body: Value) -> Value {
+        admin(
+            "POST",
+            &format!("{}/_admin/{call}", self.s("arm")),
+            body,
+            &self.ca_pem,
+        )
+    }
+
     pub fn stats(&self) -> Value {
         admin(
             "GET",

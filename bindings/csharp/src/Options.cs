@@ -218,6 +218,13 @@ namespace HyperSdk
         public string FileName { get; set; }
         /// <summary>Get Page Ranges covers this many MiB at a time (library default 16384).</summary>
         public long? PageRangesSegmentMib { get; set; }
+        /// <summary>A disk: export an incremental snapshot of it and keep it as the base of a
+        /// later incremental export (default false).</summary>
+        public bool? KeepBase { get; set; }
+        /// <summary>A disk: the path of an earlier export's result JSON; only the pages changed
+        /// since its base snapshot are fetched, over a copy of its image (a full export, with the
+        /// reason in the result, when the base cannot be used).</summary>
+        public string IncrementalFrom { get; set; }
 
         public AzureExportOptions(string outputDir) : base(outputDir) { }
 
@@ -232,6 +239,8 @@ namespace HyperSdk
             Put(d, "timeout_secs", TimeoutSecs);
             Put(d, "file_name", FileName);
             Put(d, "page_ranges_segment_mib", PageRangesSegmentMib);
+            Put(d, "keep_base", KeepBase);
+            Put(d, "incremental_from", IncrementalFrom);
         }
     }
 

@@ -54,7 +54,9 @@ var (
 			"keep_snapshots":                  "leaves the export's snapshots in the account",
 			"keep_base":                       "leaves the export's snapshots in the account",
 		},
-		"azure": {},
+		"azure": {
+			"keep_base": "leaves the export's incremental snapshot in the account",
+		},
 		"gcp": {
 			"bucket":                       "the bucket the image is written into",
 			"prefix":                       "where in the bucket the image is written",

@@ -17,7 +17,7 @@ use crate::transfer::{Checksum, FileSource, HttpSource, RequestSigner, SourceKin
 const BLOB_VERSION: &str = "2021-08-06";
 /// Deadline of one call that is not a download (HEAD, a page of page ranges, a token): a
 /// silent server must not hang an export.
-const CALL_DEADLINE: Duration = Duration::from_secs(60);
+pub(super) const CALL_DEADLINE: Duration = Duration::from_secs(60);
 
 /// How blob requests are authorized.
 #[derive(Clone)]
@@ -144,13 +144,13 @@ impl Dialect for BlobAuth {
 }
 
 /// What a HEAD says about a blob.
-struct Properties {
-    size: u64,
+pub(super) struct Properties {
+    pub(super) size: u64,
     page_blob: bool,
     md5: Option<String>,
 }
 
-async fn properties(
+pub(super) async fn properties(
     http: &reqwest::Client,
     url: &Url,
     auth: &BlobAuth,
@@ -171,6 +171,28 @@ async fn properties(
         page_blob: text("x-ms-blob-type").as_deref() == Some("PageBlob"),
         md5: text("content-md5").filter(|v| !v.is_empty()),
     })
+}
+
+/// Ranged GETs of a blob with its SAS or token, each range's MD5 asked for (and, for a block
+/// blob, its stored MD5 read).
+pub(super) fn http_source(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &BlobAuth,
+    page_blob: bool,
+) -> HttpSource {
+    HttpSource {
+        client: http.clone(),
+        url: url.clone(),
+        headers: Default::default(),
+        signer: Some(Arc::new(auth.clone())),
+        hooks: crate::transfer::SourceHooks {
+            server_checksum: (!page_blob)
+                .then_some(crate::providers::kit::checksums::ms_blob_md5 as _),
+            range_md5_header: Some(crate::providers::kit::checksums::MS_RANGE_MD5),
+            version_header: None,
+        },
+    }
 }
 
 /// The downloader's source for one blob: only its written pages when it is a page blob,
@@ -194,24 +216,14 @@ pub(crate) async fn file_source(
         )));
     }
     let props = properties(http, url, auth, &file_name).await?;
-    let source = HttpSource {
-        client: http.clone(),
-        url: url.clone(),
-        headers: Default::default(),
-        signer: Some(Arc::new(auth.clone())),
-        hooks: crate::transfer::SourceHooks {
-            server_checksum: (!props.page_blob)
-                .then_some(crate::providers::kit::checksums::ms_blob_md5 as _),
-            range_md5_header: Some(crate::providers::kit::checksums::MS_RANGE_MD5),
-            version_header: None,
-        },
-    };
+    let source = http_source(http, url, auth, props.page_blob);
     let kind = if props.page_blob {
         SourceKind::HttpExtents {
             http: source,
             size: props.size,
             extents: super::pages::page_ranges(http, url, auth, CALL_DEADLINE, props.size, segment)
                 .await?,
+            base: None,
         }
     } else {
         SourceKind::Http(source)

@@ -241,6 +241,13 @@ pub(crate) struct AzureOptions {
     /// fragmented disk the service can time out (a 500 seen on a 1.6 TB snapshot). Default
     /// 16384 (16 GiB).
     pub page_ranges_segment_mib: u64,
+    /// A disk: export an incremental snapshot of it (made even when unattached) and keep it as
+    /// the base of a later incremental export (issue 35).
+    pub keep_base: bool,
+    /// A disk: an earlier export's result JSON (path or object) whose kept base is the starting
+    /// point: only the pages changed since are fetched, over a clone of its image; in full,
+    /// saying why, when that base cannot serve.
+    pub incremental_from: Option<serde_json::Value>,
 }
 
 impl Default for AzureOptions {
@@ -254,6 +261,8 @@ impl Default for AzureOptions {
             poll_interval_ms: 1000,
             file_name: None,
             page_ranges_segment_mib: 16 << 10,
+            keep_base: false,
+            incremental_from: None,
         }
     }
 }
@@ -381,6 +390,26 @@ pub(crate) fn parse_source(src: &str, subscription: &str, rg: Option<&str>) -> R
     }
 }
 
+/// The blob endpoints of Azure Storage and of managed disks in the public and sovereign clouds
+/// (Azure's "Azure Storage endpoints" per cloud): a blob URL given as a source gets an Entra ID
+/// token only on these, or on a host the config's `token_hosts` names.
+const STORAGE_SUFFIXES: &[&str] = &[
+    ".blob.core.windows.net",
+    ".blob.storage.azure.net",
+    ".blob.core.usgovcloudapi.net",
+    ".blob.core.chinacloudapi.cn",
+];
+
+/// Whether `url`'s server may be given an Entra ID token.
+pub(crate) fn token_host(url: &url::Url, extra: &[String]) -> bool {
+    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
+        return false;
+    };
+    url.scheme() == "https"
+        && (STORAGE_SUFFIXES.iter().any(|s| host.ends_with(s))
+            || extra.iter().any(|h| h.eq_ignore_ascii_case(&host)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,24 +503,4 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("client_secert"), "{e}");
     }
-}
-
-/// The blob endpoints of Azure Storage and of managed disks in the public and sovereign clouds
-/// (Azure's "Azure Storage endpoints" per cloud): a blob URL given as a source gets an Entra ID
-/// token only on these, or on a host the config's `token_hosts` names.
-const STORAGE_SUFFIXES: &[&str] = &[
-    ".blob.core.windows.net",
-    ".blob.storage.azure.net",
-    ".blob.core.usgovcloudapi.net",
-    ".blob.core.chinacloudapi.cn",
-];
-
-/// Whether `url`'s server may be given an Entra ID token.
-pub(crate) fn token_host(url: &url::Url, extra: &[String]) -> bool {
-    let Some(host) = url.host_str().map(str::to_ascii_lowercase) else {
-        return false;
-    };
-    url.scheme() == "https"
-        && (STORAGE_SUFFIXES.iter().any(|s| host.ends_with(s))
-            || extra.iter().any(|h| h.eq_ignore_ascii_case(&host)))
 }

@@ -37,6 +37,8 @@ pub(super) struct AzureFlow {
     pub(super) revokes_ok: Arc<std::sync::atomic::AtomicUsize>,
     /// A blob URL source's server may get an Entra ID token (`config::token_host`).
     pub(super) blob_token: bool,
+    /// Incremental exports (`keep_base`, `incremental_from`).
+    pub(super) incr: super::incremental::IncrState,
 }
 
 impl AzureFlow {
@@ -59,6 +61,7 @@ impl AzureFlow {
             files: Vec::new(),
             revokes_ok: Arc::default(),
             blob_token: false,
+            incr: Default::default(),
         }
     }
 
@@ -85,7 +88,7 @@ impl AzureFlow {
 
     /// `beginGetAccess` and its operation → the SAS URLs: the disk's, and with `guest_state`
     /// those of its VM guest state and security metadata where Azure gives them.
-    async fn grant(
+    pub(super) async fn grant(
         &self,
         ctx: &FlowCtx,
         rg: &str,
@@ -205,6 +208,11 @@ impl AzureFlow {
             return Ok(vec![src]);
         }
         let targets = self.targets(ctx).await?;
+        let base = match &self.opts.incremental_from {
+            Some(from) => Some(super::incremental::load_base(from)?),
+            None => None,
+        };
+        let for_base = self.opts.keep_base || base.is_some();
         let mut sources = Vec::new();
         for t in &targets {
             ctx.waiting_for_cloud(&format!("granting read access to {}", t.name));
@@ -258,8 +266,18 @@ impl AzureFlow {
             let auth = with_sas(g.sas.clone());
             let mut bare = url.clone();
             bare.set_query(None);
-            let (src, checks) =
-                blob::file_source(&self.http, &bare, &auth, t.file.clone(), self.segment()).await?;
+            if for_base && t.kind == "snapshots" {
+                self.incr.points.push(super::incremental::Point {
+                    file: t.file.clone(),
+                    rg: t.rg.clone(),
+                    snapshot: t.name.clone(),
+                    disk_id: t.source_id.clone(),
+                });
+            }
+            let (src, checks, outcome) = self
+                .disk_source(ctx, base.as_ref(), t, &bare, &auth)
+                .await?;
+            self.incr.outcomes.extend(outcome);
             let disk_src = src;
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
@@ -320,6 +338,33 @@ impl Flow for AzureFlow {
         let named =
             |stem: &str| crate::seam::planned_name(self.opts.file_name.as_deref(), stem, ext);
         match &self.source {
+            Source::Disk { name, .. }
+                if self.opts.keep_base || self.opts.incremental_from.is_some() =>
+            {
+                let mut cloud = vec![format!(
+                    "an incremental snapshot of {name}, {}",
+                    if self.opts.keep_base {
+                        "kept after a finished export as the base of a later incremental one (keep_base)"
+                    } else {
+                        "deleted on every outcome"
+                    }
+                )];
+                let mut files = vec![named(name)];
+                if self.opts.incremental_from.is_some() {
+                    cloud.push(
+                        "on the base snapshot: a read SAS for the diff, revoked on every outcome"
+                            .into(),
+                    );
+                    files.push(
+                        "made from the earlier image (cloned) with only the pages changed since its \
+                         base snapshot fetched, or in full when that base cannot serve (the result \
+                         says why)"
+                            .into(),
+                    );
+                }
+                cloud.push(format!("on that snapshot: {grant}"));
+                (cloud, files)
+            }
             Source::Disk { name, .. } => {
                 let mut cloud = Vec::new();
                 if self.opts.snapshot_attached {
@@ -445,6 +490,18 @@ impl Flow for AzureFlow {
         })
     }
 
+    fn after_download<'a>(
+        &'a mut self,
+        _ctx: &'a FlowCtx,
+        files: &'a [crate::transfer::Downloaded],
+        _dir: &'a Arc<crate::transfer::OutDir>,
+    ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
+        Box::pin(async move {
+            self.record_base(files);
+            Ok(crate::seam::AfterDownload::default())
+        })
+    }
+
     fn cleanup_deadline(&self) -> Duration {
         // Revokes are quick; deleting a snapshot is an operation of its own.
         Duration::from_secs(300)
@@ -473,13 +530,14 @@ impl Flow for AzureFlow {
             "sas_renewals".into(),
             self.grants.iter().map(|g| g.renewals).sum::<u32>().into(),
         );
+        self.incremental_fields(&mut m);
         m
     }
 }
 
 /// What a grant gave: the disk's SAS, and a VM guest state's and security metadata's.
-struct Access {
-    disk: Url,
+pub(super) struct Access {
+    pub(super) disk: Url,
     guest_state: Option<Url>,
     metadata: Option<Url>,
 }

@@ -24,6 +24,7 @@ mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod incremental;
 mod pages;
 mod target;
 
@@ -223,6 +224,14 @@ impl Provider for AzureProvider {
             return Err(Error::InvalidArgument(
                 "file_name names one file; a VM exports one file per disk".into(),
             ));
+        }
+        if !matches!(source, Source::Disk { .. })
+            && (opts.keep_base || opts.incremental_from.is_some())
+        {
+            return Err(Error::InvalidArgument(format!(
+                "source {source_id:?}: incremental_from and keep_base take a managed disk (disk:NAME \
+                 or its ARM id): its incremental snapshots are what Azure compares"
+            )));
         }
         let mut flow = AzureFlow::new(
             self.arm.clone(),

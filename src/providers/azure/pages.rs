@@ -51,11 +51,62 @@ pub(crate) async fn page_ranges(
     size: u64,
     segment: u64,
 ) -> Result<Vec<(u64, u64)>> {
-    let what = format!("listing the page ranges of {}", redact_url(url));
+    let (out, _) = listing(http, url, auth, deadline, size, segment, None).await?;
+    Ok(coalesce(out, MERGE_GAP))
+}
+
+/// The pages of the snapshot at `url` that differ from the older snapshot `prev` of the same
+/// managed disk (its SAS URL, sent as `x-ms-previous-snapshot-url`, version 2019-07-07 and
+/// later, managed disks only): `(changed, cleared)`, `[start, end)`, sorted and joined (not
+/// merged across gaps: the bytes between are unchanged, fetching them is waste).
+pub(crate) async fn page_diff(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &BlobAuth,
+    deadline: Duration,
+    size: u64,
+    segment: u64,
+    prev: &Url,
+) -> Result<(Vec<(u64, u64)>, Vec<(u64, u64)>)> {
+    let (changed, cleared) = listing(http, url, auth, deadline, size, segment, Some(prev)).await?;
+    Ok((coalesce(changed, 0), coalesce(cleared, 0)))
+}
+
+/// Every page of a listing, segment by segment: the `PageRange`s and the `ClearRange`s.
+async fn listing(
+    http: &reqwest::Client,
+    url: &Url,
+    auth: &BlobAuth,
+    deadline: Duration,
+    size: u64,
+    segment: u64,
+    prev: Option<&Url>,
+) -> Result<(Vec<(u64, u64)>, Vec<(u64, u64)>)> {
+    let what = format!(
+        "listing the page ranges of {}{}",
+        redact_url(url),
+        if prev.is_some() {
+            " changed since the base snapshot"
+        } else {
+            ""
+        }
+    );
+    let prev_header = match prev {
+        Some(p) => {
+            let mut v = reqwest::header::HeaderValue::from_str(p.as_str()).map_err(|_| {
+                Error::Internal("the base snapshot's SAS URL is not a header value".into())
+            })?;
+            // A SAS: never logged.
+            v.set_sensitive(true);
+            Some(v)
+        }
+        None => None,
+    };
     let client = ApiClient::new(http.clone(), deadline, MAX_ANSWER);
     let dialect = PageList(auth);
     let mut pages = Pages::with_limits(what.clone(), Limits::default());
     let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut clears: Vec<(u64, u64)> = Vec::new();
     let mut start = 0u64;
     while start < size {
         let len = segment.min(size - start);
@@ -74,14 +125,24 @@ pub(crate) async fn page_ranges(
             let a = tokio::time::timeout(
                 pages.remaining(),
                 client.call(&Call::read(&what), &dialect, &|| {
-                    http.get(u.clone()).header("x-ms-range", &range)
+                    let r = http.get(u.clone()).header("x-ms-range", &range);
+                    match &prev_header {
+                        Some(p) => r.header("x-ms-previous-snapshot-url", p.clone()),
+                        None => r,
+                    }
                 }),
             )
             .await
             .map_err(|_| Error::Timeout(format!("{what}: still paging at its deadline")))??;
             let page = parse(&a.body, &what)?;
-            pages.page(page.ranges.len(), a.body.len() as u64)?;
+            if prev.is_none() && !page.clears.is_empty() {
+                return Err(Error::Remote(format!(
+                    "{what}: the service listed cleared ranges, which only a diff has"
+                )));
+            }
+            pages.page(page.ranges.len() + page.clears.len(), a.body.len() as u64)?;
             out.extend(within(page.ranges, size, &what)?);
+            clears.extend(within(page.clears, size, &what)?);
             match page.next {
                 Some(m) => {
                     // A marker is the listing's position: the same one twice (within this
@@ -94,7 +155,7 @@ pub(crate) async fn page_ranges(
         }
         start += len;
     }
-    Ok(coalesce(out, MERGE_GAP))
+    Ok((out, clears))
 }
 
 /// A page's ranges (`End` inclusive) as `[start, end)`, each inside the blob's `size` bytes: a
@@ -134,6 +195,8 @@ pub(crate) fn coalesce(mut ranges: Vec<(u64, u64)>, gap: u64) -> Vec<(u64, u64)>
 #[derive(Debug, Default, PartialEq)]
 pub(super) struct Page {
     pub ranges: Vec<(u64, u64)>,
+    /// `ClearRange`s: pages cleared since the previous snapshot (a diff's answer only).
+    pub clears: Vec<(u64, u64)>,
     pub next: Option<String>,
 }
 
@@ -200,6 +263,12 @@ pub(super) fn parse(body: &[u8], what: &str) -> Result<Page> {
                         (Some(a), Some(b)) => page.ranges.push((a, b)),
                         _ => return Err(bad("a PageRange without Start or End".into())),
                     },
+                    (Some(b"ClearRange"), b"Start") => start = Some(num()?),
+                    (Some(b"ClearRange"), b"End") => end = Some(num()?),
+                    (Some(b"PageList"), b"ClearRange") => match (start.take(), end.take()) {
+                        (Some(a), Some(b)) => page.clears.push((a, b)),
+                        _ => return Err(bad("a ClearRange without Start or End".into())),
+                    },
                     (Some(b"PageList"), b"NextMarker") => {
                         let m = text.trim();
                         page.next = (!m.is_empty()).then(|| m.to_string());
@@ -255,6 +324,7 @@ mod tests {
         let xml = br#"<?xml version="1.0" encoding="utf-8"?><PageList><PageRange><Start>0</Start><End>511</End></PageRange><ClearRange><Start>512</Start><End>1023</End></ClearRange><PageRange><Start>1024</Start><End>4095</End></PageRange><NextMarker>2!a&amp;b</NextMarker></PageList>"#;
         let p = parse(xml, "t").unwrap();
         assert_eq!(p.ranges, vec![(0, 511), (1024, 4095)]);
+        assert_eq!(p.clears, vec![(512, 1023)]);
         assert_eq!(p.next.as_deref(), Some("2!a&b"));
         let p = parse(b"<PageList><NextMarker/></PageList>", "t").unwrap();
         assert_eq!(p, Page::default());

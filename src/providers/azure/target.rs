@@ -67,7 +67,10 @@ impl AzureFlow {
         self.check_format(name, &disk)?;
         let id = disk["id"].as_str().unwrap_or_default().to_string();
         let state = disk["properties"]["diskState"].as_str().unwrap_or("");
-        if state != "Attached" {
+        // An incremental export, or one that keeps its base, reads an incremental snapshot of
+        // the disk even when the disk itself could be granted: that snapshot is the base.
+        let for_base = self.opts.keep_base || self.opts.incremental_from.is_some();
+        if state != "Attached" && !for_base {
             return Ok(Target {
                 security_type: security_type(&disk),
                 entra_data_access: entra_data_access(&disk),
@@ -78,7 +81,7 @@ impl AzureFlow {
                 file,
             });
         }
-        if !self.opts.snapshot_attached {
+        if state == "Attached" && !self.opts.snapshot_attached {
             return Err(Error::InvalidState(format!(
                 "disk {name} is attached to a running VM and cannot be granted access; set snapshot_attached to export a snapshot of it"
             )));
@@ -89,23 +92,31 @@ impl AzureFlow {
         let base: String = name.chars().take(80 - 10).collect();
         let snap = format!("{base}-hs-{suffix}");
         // Registered before the request: a cancel while it runs still deletes it (and a
-        // snapshot that was never made is "not found", which the ledger counts as done).
+        // snapshot that was never made is "not found", which the ledger counts as done). With
+        // keep_base a finished export keeps it as the base of the next one.
         self.snapshots.push((rg.to_string(), snap.clone()));
         let (arm, srg, sname) = (self.arm.clone(), rg.to_string(), snap.clone());
         ctx.ledger().add(
             format!("deleting snapshot {snap}"),
-            When::Always,
+            if self.opts.keep_base {
+                When::UnlessSuccess
+            } else {
+                When::Always
+            },
             move |pctx| {
                 let (arm, rg, name) = (arm.clone(), srg.clone(), sname.clone());
                 async move { delete_snapshot(&arm, &pctx, &rg, &name).await }
             },
         );
-        ctx.waiting_for_cloud(&format!(
-            "snapshotting disk {name} (attached to a running VM)"
-        ));
+        ctx.waiting_for_cloud(&if for_base {
+            format!("taking an incremental snapshot of disk {name}")
+        } else {
+            format!("snapshotting disk {name} (attached to a running VM)")
+        });
         // Premium SSD v2 and Ultra disks take only incremental snapshots, which are then copied
-        // in the background and readable only once that copy is done.
-        let incremental = only_incremental(&disk);
+        // in the background and readable only once that copy is done. Only incremental
+        // snapshots of one disk can be compared (Get Page Ranges with a previous snapshot).
+        let incremental = only_incremental(&disk) || for_base;
         let mut body = json!({
             "location": disk["location"],
             "properties": {

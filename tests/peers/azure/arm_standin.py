@@ -43,6 +43,7 @@ import datetime
 import json
 import os
 import secrets
+import shutil
 import socket
 import ssl
 import subprocess
@@ -337,6 +338,9 @@ class Peer:
 
 PEER = None
 ARM_URL = None
+# Where snapshots' pages are copied (main() sets it), and the order they were taken in.
+SNAPDIR = None
+STATE_SEQ = [0]
 # The blob proxy (blob_proxy.py): a disk's SAS points at it when its faults need its checks.
 PROXY_URL = None
 PROXIED = ("data_access_auth_mode", "pagelist_max_span")
@@ -347,9 +351,11 @@ def proxied(owner):
     return any(f.get(k) for k in PROXIED)
 
 
-def via_proxy(owner, url):
-    """A grant's SAS URL, on the proxy when the disk's faults need it."""
-    return url.replace(PEER.blob_url, PROXY_URL, 1) if proxied(owner) else url
+def via_proxy(owner, url, incremental=False):
+    """A grant's SAS URL, on the proxy when the disk's faults need it, or for an incremental
+    snapshot (the proxy answers Get Page Ranges with a previous snapshot, which Azurite lacks:
+    its issue #812)."""
+    return url.replace(PEER.blob_url, PROXY_URL, 1) if proxied(owner) or incremental else url
 
 
 def proxy_settings(container):
@@ -361,6 +367,69 @@ def proxy_settings(container):
                     owner = r.get("owner", name)
                     return owner, dict(state["faults"].get(owner, {})), r["size"]
     return None
+
+
+def drop_pages(res):
+    """Removes a deleted snapshot's copy of its pages."""
+    p = res.get("path", "")
+    if SNAPDIR and os.path.dirname(p) == SNAPDIR:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+
+
+def page_diff(container, prev_url, start, end):
+    """Get Page Ranges with x-ms-previous-snapshot-url, answered from the two snapshots' pages
+    (copied when each was taken): (changed, cleared) lists of (start, end inclusive), or
+    (status, code, message) as the service refuses it."""
+    with lock:
+        new = prev = None
+        pc = urllib.parse.urlsplit(prev_url)
+        parts = [p for p in pc.path.split("/") if p]
+        for (rg, n), r in state["snapshots"].items():
+            if r.get("container") == container:
+                new = r
+            if len(parts) >= 3 and r.get("container") == parts[1]:
+                prev = (rg, n, r)
+        if new is None:
+            return (404, "BlobNotFound", "The specified blob does not exist.")
+        if prev is None or prev[2].get("owner") != new.get("owner"):
+            return (409, "PreviousSnapshotNotFound", "The previous snapshot is not found.")
+        rg, n, prev = prev
+        # The previous snapshot's URL must be readable: a SAS of a live grant on it.
+        si = urllib.parse.parse_qs(pc.query).get("si", [""])[0]
+        if si not in state["policies"].get(("snapshots", rg, n), []):
+            return (403, "AuthenticationFailed", "Server failed to authenticate the request (x-ms-previous-snapshot-url).")
+        if not (new.get("incremental") and prev.get("incremental")):
+            return (409, "PreviousSnapshotOperationNotSupported", "The previous snapshot operation is not supported: both must be incremental snapshots of a managed disk.")
+        if prev.get("seq", 0) > new.get("seq", 0):
+            return (400, "PreviousSnapshotCannotBeNewer", "The prevsnapshot query parameter value cannot be newer than snapshot query parameter value.")
+        a_path, b_path = prev["path"], new["path"]
+    changed, cleared = [], []
+    zero = bytes(PAGE)
+    with open(a_path, "rb") as fa, open(b_path, "rb") as fb:
+        fa.seek(start)
+        fb.seek(start)
+        pos = start
+        while pos <= end:
+            n = min(4 << 20, end + 1 - pos)
+            a, b = fa.read(n), fb.read(n)
+            a = a + bytes(len(b) - len(a)) if len(a) < len(b) else a
+            for i in range(0, len(b), PAGE):
+                pa, pb = a[i:i + PAGE], b[i:i + PAGE]
+                if pa == pb:
+                    continue
+                out = cleared if pb == zero[:len(pb)] else changed
+                at = pos + i
+                if out and out[-1][1] + 1 == at:
+                    out[-1][1] = at + len(pb) - 1
+                else:
+                    out.append([at, at + len(pb) - 1])
+            if not b:
+                break
+            pos += n
+    return changed, cleared
 
 
 def valid_storage_token(tok):
@@ -683,7 +752,14 @@ class Handler(BaseHTTPRequestHandler):
                 bump(sp[8], "snapshots_made")
                 # What the export asked its snapshot to keep of the disk's protection.
                 bump(sp[8], "snapshot_data_access_auth_mode", req["properties"].get("dataAccessAuthMode", "None"))
-                path, md5 = disk["path"], disk.get("md5")
+                # The snapshot is the disk as it is now: its pages copied aside (the diff of two
+                # incremental snapshots is answered from these copies; Azurite has none).
+                STATE_SEQ[0] += 1
+                snap["seq"] = STATE_SEQ[0]
+                path = os.path.join(SNAPDIR, snap["container"])
+                shutil.copyfile(disk["path"], path)
+                snap["path"], snap["size"] = path, os.path.getsize(path)
+                md5 = disk.get("md5")
 
                 def done(snap=snap, path=path, md5=md5):
                     PEER.upload(path, snap["container"], snap["blob"], md5)
@@ -703,6 +779,9 @@ class Handler(BaseHTTPRequestHandler):
                 out = {"id": arm_id(rg, kind, name), "name": name, "location": res["location"], "properties": props}
                 settings = state["faults"].get(res.get("owner", name), {})
                 props["creationData"] = {"createOption": "Empty", "logicalSectorSize": settings.get("logical_sector_size", 512)}
+                if res.get("source"):
+                    # A snapshot made from a disk (Snapshot.creationData: Copy of sourceResourceId).
+                    props["creationData"].update(createOption="Copy", sourceResourceId=res["source"])
                 if settings.get("security_type"):
                     props["securityProfile"] = {"securityType": settings["security_type"]}
                 if settings.get("data_access_auth_mode"):
@@ -721,6 +800,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, out)
             if method == "DELETE" and kind == "snapshots" and action is None:
                 del state["snapshots"][(rg, name)]
+                drop_pages(res)
                 state["stats"]["snapshots_deleted"] += 1
                 bump(res.get("owner", name), "snapshots_deleted")
                 PEER.delete(res)
@@ -758,7 +838,7 @@ class Handler(BaseHTTPRequestHandler):
                     bump(owner, "guest_state_grants")
 
                 def sas(res=res, kind=kind, rg=rg, name=name, ttl=ttl, owner=owner, security=security, want_guest=want_guest):
-                    url = via_proxy(owner, PEER.grant(res, kind, rg, name, ttl))
+                    url = via_proxy(owner, PEER.grant(res, kind, rg, name, ttl), res.get("incremental"))
                     bump(owner, "last_sas", url)
                     out = {"accessSAS": url}
                     # A Trusted Launch or confidential VM's disk: its VM guest state (and a
@@ -799,6 +879,31 @@ class Handler(BaseHTTPRequestHandler):
                 }
                 kind = req.get("kind", "disks")
                 state[kind][(req["rg"], req["name"])] = rec
+            elif parts == ["write"] and method == "POST":
+                # Writes to a disk as its VM would (`data` base64 at `offset`, or `zeros` bytes
+                # cleared); its blob follows below.
+                import base64
+
+                rec = state["disks"][(req["rg"], req["name"])]
+                data = base64.b64decode(req["data"]) if "data" in req else bytes(req["zeros"])
+                if req["offset"] % PAGE or len(data) % PAGE or req["offset"] + len(data) > rec["size"]:
+                    return self.send_json(400, {"error": "writes are whole pages inside the disk"})
+                with open(rec["path"], "r+b") as f:
+                    f.seek(req["offset"])
+                    f.write(data)
+                wrote = (rec, req["offset"], data)
+            elif parts == ["resize"] and method == "POST":
+                # Disks - Update of diskSizeGB: the disk grows (the new bytes read as zeros).
+                rec = state["disks"][(req["rg"], req["name"])]
+                with open(rec["path"], "r+b") as f:
+                    f.truncate(req["size"])
+                rec["size"] = req["size"]
+            elif parts == ["delete-snapshot"] and method == "POST":
+                res = state["snapshots"].pop((req["rg"], req["name"]))
+                drop_pages(res)
+                bump(res.get("owner", req["name"]), "snapshots_deleted")
+                PEER.delete(res)
+                return self.send_json(200, {})
             elif parts == ["certificate"] and method == "POST":
                 # The certificate the test app trusts (its public part, PEM), as a service
                 # principal's uploaded certificate.
@@ -839,13 +944,24 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, s)
             else:
                 return self.send_json(404, {"error": "no such admin call"})
+        if parts == ["write"]:
+            # Only those pages of the disk's blob (Put Page: update, or clear for zeros).
+            rec, at, data = wrote
+            bc = PEER.svc.get_container_client(rec["container"]).get_blob_client(rec["blob"])
+            for i in range(0, len(data), 4 << 20):
+                chunk = data[i:i + (4 << 20)]
+                if chunk.count(0) == len(chunk):
+                    bc.clear_page(offset=at + i, length=len(chunk))
+                else:
+                    bc.upload_page(chunk, offset=at + i, length=len(chunk))
+            return self.send_json(200, {})
         # Upload outside the lock (a 64 MiB fixture takes a moment).
         PEER.upload(rec["path"], rec["container"], rec["blob"], rec["md5"])
         return self.send_json(200, {"blob": f"{PEER.blob_url}/{rec['container']}/{rec['blob']}"})
 
 
 def main():
-    global PEER, ARM_URL, PROXY_URL
+    global PEER, ARM_URL, PROXY_URL, SNAPDIR
     ap = argparse.ArgumentParser()
     ap.add_argument("--azurite", required=True)
     ap.add_argument("--cert", required=True)
@@ -885,7 +1001,9 @@ def main():
                 sys.exit(1)
             time.sleep(0.2)
     PEER = Peer(blob_url, a.cert)
-    PROXY_URL = blob_proxy.start(blob_url, a.cert, a.cert, a.key, proxy_settings, valid_storage_token, count_locked, TENANT)
+    SNAPDIR = os.path.join(a.workdir, "snapshot-pages")
+    os.makedirs(SNAPDIR, exist_ok=True)
+    PROXY_URL = blob_proxy.start(blob_url, a.cert, a.cert, a.key, proxy_settings, valid_storage_token, count_locked, TENANT, page_diff)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
@@ -916,6 +1034,8 @@ def main():
                 time.sleep(3600)
     finally:
         os.killpg(azurite.pid, 15)
+        # The snapshots' page copies are whole disks: not left behind.
+        shutil.rmtree(SNAPDIR, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-# Stand-in for the managed-disk blob front end's own checks ONLY (Entra ID on a disk's SAS, the Get Page Ranges timeout); the blobs are the real Azurite's, to which every other request is forwarded.
+# Stand-in for the managed-disk blob front end's own checks ONLY (Entra ID on a disk's SAS, the Get Page Ranges timeout, the page-range diff of two incremental snapshots, which Azurite lacks: its issue #812); the blobs are the real Azurite's, to which every other request is forwarded.
 """
 A disk's grant (`accessSAS`) points at a blob endpoint of the disk service, not at a storage
 account of the user's. Two things it does that Azurite cannot show sit in this small proxy in
@@ -20,7 +20,16 @@ front of Azurite, used for the SAS of disks whose faults ask for them (arm_stand
   within the specified time."), as the service did on a 1.6 TB snapshot, so only a listing in
   segments gets through.
 
-Counters per disk (entra_reads, entra_refused, pagelist_calls, pagelist_timeouts,
+- Get Page Ranges with `x-ms-previous-snapshot-url` (version 2019-07-07 and later, managed
+  disks only: "returns the list of page ranges that differ between a previousSnapshotUri and
+  this page blob. Changed pages include both updated and cleared pages"), which Azurite does
+  not implement (issue #812): answered from the two snapshots' pages by the stand-in
+  (`PageRange` for pages that differ and hold data, `ClearRange` for pages that became
+  zeros), refused with the Blob service's codes (`PreviousSnapshotNotFound`,
+  `PreviousSnapshotOperationNotSupported`, `PreviousSnapshotCannotBeNewer`) and
+  `InvalidHeaderValue` for an older `x-ms-version`.
+
+Counters per disk (bytes_read: bytes of blob reads answered; diff_calls; entra_reads, entra_refused, pagelist_calls, pagelist_timeouts,
 pagelist_max_asked) go to the stand-in's per-disk stats.
 """
 
@@ -31,6 +40,7 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OAUTH_MIN_VERSION = "2017-11-09"
+DIFF_MIN_VERSION = "2019-07-07"
 # Request headers a blob read carries that Azurite needs; the rest (Authorization above all)
 # stay here.
 FORWARD = ("range", "x-ms-range", "x-ms-version", "x-ms-range-get-content-md5", "x-ms-date",
@@ -55,7 +65,7 @@ def error_xml(code, message):
             f"<Message>{message}</Message></Error>").encode()
 
 
-def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
+def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant, page_diff=None):
     """Serves the proxy on 127.0.0.1 (HTTPS, the tests' certificate); returns its base URL,
     which replaces `azurite_url` (https://127.0.0.1:PORT/devstoreaccount1) in a SAS.
 
@@ -95,6 +105,7 @@ def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
             if found is None:
                 return self.refuse(404, "ContainerNotFound", "The specified container does not exist.")
             owner, faults, size = found
+            self.owner = owner
             q = urllib.parse.parse_qs(u.query)
             if faults.get("data_access_auth_mode") == "AzureActiveDirectory":
                 auth = self.headers.get("Authorization", "")
@@ -113,6 +124,9 @@ def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
                     bump(owner, "entra_refused", None)
                     return self.refuse(400, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format: x-ms-version (OAuth needs 2017-11-09 or later).")
                 bump(owner, "entra_reads", None)
+            prev = self.headers.get("x-ms-previous-snapshot-url")
+            if prev and q.get("comp") == ["pagelist"] and self.command == "GET":
+                return self.diff(parts[1], prev, size, owner)
             max_span = faults.get("pagelist_max_span")
             if max_span and q.get("comp") == ["pagelist"]:
                 rng = self.headers.get("x-ms-range") or self.headers.get("range")
@@ -123,6 +137,30 @@ def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
                     return self.refuse(500, "OperationTimedOut", "Operation could not be completed within the specified time.")
                 bump(owner, "pagelist_calls", None)
             self.forward()
+
+        def diff(self, container, prev, size, owner):
+            if (self.headers.get("x-ms-version") or "") < DIFF_MIN_VERSION:
+                return self.refuse(400, "InvalidHeaderValue", "x-ms-previous-snapshot-url needs x-ms-version 2019-07-07 or later.")
+            rng = self.headers.get("x-ms-range") or self.headers.get("range")
+            s, e = 0, size - 1
+            if rng and rng.startswith("bytes="):
+                a, b = rng[6:].split("-", 1)
+                s, e = int(a), min(int(b), size - 1) if b else size - 1
+            got = page_diff(container, prev, s, e)
+            if isinstance(got, tuple) and len(got) == 3:
+                return self.refuse(*got)
+            changed, cleared = got
+            bump(owner, "diff_calls", None)
+            items = sorted([(a, b, "PageRange") for a, b in changed] + [(a, b, "ClearRange") for a, b in cleared])
+            body = ('<?xml version="1.0" encoding="utf-8"?><PageList>'
+                    + "".join(f"<{t}><Start>{a}</Start><End>{b}</End></{t}>" for a, b, t in items)
+                    + "<NextMarker /></PageList>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("x-ms-blob-content-length", str(size))
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def forward(self):
             conn = http.client.HTTPSConnection(up.hostname, up.port, context=up_ctx, timeout=60)
@@ -141,11 +179,18 @@ def start(azurite_url, ca, cert, key, settings_for, valid_token, count, tenant):
                     self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if body is None:
+                    sent = 0
                     while True:
                         chunk = r.read(1 << 20)
                         if not chunk:
                             break
                         self.wfile.write(chunk)
+                        sent += len(chunk)
+                    if "comp=" not in self.path and self.command == "GET" and self.owner:
+                        with counters_lock:
+                            total = counters.get((self.owner, "bytes_read"), 0) + sent
+                            counters[(self.owner, "bytes_read")] = total
+                        count(self.owner, "bytes_read", total)
                 elif body:
                     self.wfile.write(body)
             finally:
