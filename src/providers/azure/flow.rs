@@ -367,13 +367,33 @@ impl Flow for AzureFlow {
             }
             Source::Disk { name, .. } => {
                 let mut cloud = Vec::new();
-                if self.opts.snapshot_attached {
+                let mut files = vec![named(name)];
+                if self.opts.keep_base || self.opts.incremental_from.is_some() {
+                    cloud.push(format!(
+                        "an incremental snapshot of {name}: {}",
+                        if self.opts.keep_base {
+                            "kept after a finished export as the next one's base (keep_base), \
+                             deleted after a failure or cancel"
+                        } else {
+                            "deleted on every outcome"
+                        }
+                    ));
+                    if self.opts.incremental_from.is_some() {
+                        cloud.push(format!("on the base snapshot too: {grant}"));
+                        files.push(
+                            "made from the earlier image (cloned) with only the pages changed \
+                             since its base fetched, or in full when that base cannot serve (the \
+                             result says why)"
+                                .into(),
+                        );
+                    }
+                } else if self.opts.snapshot_attached {
                     cloud.push(format!(
                         "if {name} is attached to a VM: a snapshot of it, deleted on every outcome"
                     ));
                 }
                 cloud.push(format!("on the disk (or that snapshot): {grant}"));
-                (cloud, vec![named(name)])
+                (cloud, files)
             }
             Source::Snapshot { name, .. } => (
                 vec![format!("on the snapshot {name}: {grant}")],
