@@ -178,7 +178,16 @@ fn ranges(
         // A version the URL pins needs no If-Range: every answer is of that version or none.
         if_range: validator
             .if_range()
-            .filter(|_| http.hooks.version_header.is_none())
+            .filter(|_| {
+                // Only when the version header stood in for the validator; without it in the
+                // first answer, If-Range works as for any other server.
+                !http.hooks.version_header.is_some_and(|h| {
+                    validator
+                        .etag
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with(&format!("{h}:")))
+                })
+            })
             .map(str::to_string),
         etag: validator.strong_etag().map(str::to_string),
         size: validator.size,

@@ -30,6 +30,10 @@ pub(crate) struct BaseImage {
     /// Names the base (its cloud point): the journal's validator includes it, so a temp file
     /// started from another base is never resumed.
     pub id: String,
+    /// The previous image's size and modification time (ns) as its export wrote it: checked
+    /// on the opened file before and after it is copied, since the copy may run long after
+    /// `check_local` (a queued file) and a write meanwhile would land in the new image.
+    pub stamp: (u64, u64),
 }
 
 /// One file of a base, as the result JSON records it (`base.files[]`).
@@ -157,10 +161,23 @@ pub(crate) fn clone_into(
     dest: &File,
     dest_path: &Path,
     base_path: &Path,
+    expect: (u64, u64),
     len: u64,
     cancel: &CancellationToken,
 ) -> Result<CloneWay> {
     let base = File::open(base_path).map_err(|e| Error::io(base_path, "cannot open", e))?;
+    let unchanged = |when: &str| {
+        if stamp(&base) == Some(expect) {
+            Ok(())
+        } else {
+            Err(Error::Verification(format!(
+                "the previous image {} changed {when} (size or modification time): the new \
+                 image would carry that change; export in full or from another base",
+                base_path.display()
+            )))
+        }
+    };
+    unchanged("after its export")?;
     let base_len = base
         .metadata()
         .map_err(|e| Error::io(base_path, "cannot read the size of", e))?
@@ -172,6 +189,7 @@ pub(crate) fn clone_into(
             // SAFETY: FICLONE takes the source descriptor as its argument; both are ours and open.
             let rc = unsafe { libc::ioctl(dest.as_raw_fd(), libc::FICLONE, base.as_raw_fd()) };
             if rc == 0 {
+                unchanged("while it was cloned")?;
                 return Ok(CloneWay::Reflink);
             }
         }
@@ -195,6 +213,7 @@ pub(crate) fn clone_into(
             pos += n;
         }
     }
+    unchanged("while it was copied")?;
     Ok(way)
 }
 
@@ -346,7 +365,16 @@ mod tests {
             .create_new(true)
             .open(&dest_path)
             .unwrap();
-        let way = clone_into(&dest, &dest_path, &base, len, &CancellationToken::new()).unwrap();
+        let expect = stamp(&File::open(&base).unwrap()).unwrap();
+        let way = clone_into(
+            &dest,
+            &dest_path,
+            &base,
+            expect,
+            len,
+            &CancellationToken::new(),
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read(&base).unwrap(),
             std::fs::read(&dest_path).unwrap()
@@ -365,11 +393,19 @@ mod tests {
         let d2 = File::create(&p2).unwrap();
         let c = CancellationToken::new();
         c.cancel();
-        let r = clone_into(&d2, &p2, &base, len, &c);
+        let r = clone_into(&d2, &p2, &base, expect, len, &c);
         assert!(
             matches!(r, Err(Error::Cancelled)) || matches!(r, Ok(CloneWay::Reflink)),
             "{r:?}"
         );
+        // A previous image written after its export (here: after the stamp taken above) is
+        // refused, not copied into the new image.
+        write(&base, &[(8 << 20, &[3u8; 512])], len);
+        let p3 = dir.path().join("d.img");
+        let d3 = File::create(&p3).unwrap();
+        let old = (expect.0, expect.1.saturating_sub(1));
+        let r = clone_into(&d3, &p3, &base, old, len, &CancellationToken::new());
+        assert!(matches!(r, Err(Error::Verification(_))), "{r:?}");
     }
 
     #[test]

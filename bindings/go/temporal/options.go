@@ -53,15 +53,21 @@ var (
 			"method":                          "decides what the export makes in the account: snapshots or an export task",
 			"keep_snapshots":                  "leaves the export's snapshots in the account",
 			"keep_base":                       "leaves the export's snapshots in the account",
+			"incremental_from":                "names files on the worker (a result and the image it points to) for the export to read",
 		},
 		"azure": {
-			"keep_base": "leaves the export's incremental snapshot in the account",
+			"keep_base":        "leaves the export's incremental snapshot in the account",
+			"incremental_from": "names files on the worker (a result and the image it points to) for the export to read",
 		},
 		"gcp": {
 			"bucket":                       "the bucket the image is written into",
 			"prefix":                       "where in the bucket the image is written",
 			"delete_object_after_download": "deletes an object in the account's bucket",
 			"reuse_object":                 "adopts whatever object is at the destination name",
+			"network":                      "the network the exporter's VM runs in",
+			"subnet":                       "the subnetwork the exporter's VM runs in",
+			"compute_service_account":      "the identity the exporter's VM runs as",
+			"skip_prerequisite_check":      "skips the check of the project's services and roles",
 		},
 		"http": {
 			"headers": "headers are credentials, and would override the account's",

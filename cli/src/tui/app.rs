@@ -44,6 +44,11 @@ pub(crate) enum Quitting {
 
 pub(crate) enum Event {
     Key(KeyEvent),
+    /// SIGINT, SIGTERM or SIGHUP, or the terminal gone: cancel everything and quit once the
+    /// cloud side is undone. However often it comes (a closed terminal can bring SIGHUP twice,
+    /// and the lost terminal too), it never becomes an exit that skips cleanup: only a second
+    /// Ctrl+C typed at the keyboard does.
+    Stop,
     Resize(u16, u16),
     Tick,
     Listed {
@@ -166,6 +171,15 @@ impl App {
             Event::Tick => {
                 self.ticks += 1;
                 Vec::new()
+            }
+            Event::Stop => {
+                // Counted as an interruption (exit 130), never towards an exit at once.
+                self.ctrl_c = self.ctrl_c.max(1);
+                self.dialog = None;
+                if self.quitting == Some(Quitting::AfterCancel) {
+                    return Vec::new();
+                }
+                self.cancel_all_and_quit()
             }
             Event::Listed { account, result } => {
                 let rows = result.map(|v| v.iter().map(SourceRow::of).collect());

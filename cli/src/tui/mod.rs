@@ -107,7 +107,7 @@ pub(crate) fn run(a: &TuiArgs) -> Result<u8, Failure> {
     // cancels every export and quits once its cloud side is undone, the second at once.
     let signal = tx.clone();
     let _ = ctrlc::set_handler(move || {
-        let _ = signal.send(ctrl_c_key());
+        let _ = signal.send(Event::Stop);
     });
     std::thread::spawn(move || {
         while tx.send(Event::Tick).is_ok() {
@@ -124,11 +124,6 @@ pub(crate) fn run(a: &TuiArgs) -> Result<u8, Failure> {
         Ok(false) => Ok(app.exit_code()),
         Err(e) => Err(Failure::local(format!("terminal: {e}"))),
     }
-}
-
-fn ctrl_c_key() -> Event {
-    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-    Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL))
 }
 
 /// Draws, reads events, applies effects until the app exits. `Ok(true)`: exit at once.
@@ -168,7 +163,7 @@ fn spawn_input(tx: mpsc::Sender<Event>) {
                 Ok(_) => continue,
                 // The terminal is gone: as Ctrl+C, so the exports are undone, not orphaned.
                 Err(_) => {
-                    let _ = tx.send(ctrl_c_key());
+                    let _ = tx.send(Event::Stop);
                     return;
                 }
             };

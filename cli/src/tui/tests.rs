@@ -295,6 +295,20 @@ fn ctrl_c_cancels_and_twice_exits_at_once() {
     assert_eq!(app.exit_code(), 130);
 }
 
+/// Signals and a lost terminal cancel and wait, however many arrive (a closed terminal can
+/// send SIGHUP twice): they never turn into the exit that skips cleanup.
+#[test]
+fn signals_cancel_and_wait_however_many_arrive() {
+    let mut app = watching();
+    assert_eq!(app.update(Event::Stop), [Effect::Cancel(0)]);
+    for _ in 0..3 {
+        assert!(!app.update(Event::Stop).contains(&Effect::ExitNow));
+    }
+    assert_eq!(app.quitting, Some(Quitting::AfterCancel));
+    // The keyboard's second Ctrl+C still exits at once.
+    assert_eq!(app.update(ctrl_c()), [Effect::ExitNow]);
+}
+
 #[test]
 fn read_only_starts_and_cancels_nothing() {
     let mut app = watching();

@@ -209,6 +209,7 @@ pub(crate) async fn plan(
             path: f.path.clone(),
             zeroed,
             id: base_snap.clone(),
+            stamp: (f.size, f.modified_ns),
         },
         base_snapshot: base_snap,
         changed,

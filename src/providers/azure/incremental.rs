@@ -218,6 +218,7 @@ impl AzureFlow {
                     path: f.path.clone(),
                     zeroed: cleared,
                     id: snap,
+                    stamp: (f.size, f.modified_ns),
                 }),
             },
             size_hint: Some(size),

@@ -118,6 +118,17 @@ fn fresh(
     base: Option<&BaseImage>,
     cancel: &CancellationToken,
 ) -> Result<(File, Journal)> {
+    // A journal of an earlier attempt must not outlive the bytes about to be rewritten: with a
+    // base, a cancel during the clone would leave it beside a half-made file, which a later run
+    // from that earlier base would resume as done.
+    dir.remove(&temp.journal);
+    if dir.exists(&temp.journal) {
+        return Err(Error::io(
+            &temp.path,
+            "cannot remove the earlier journal of",
+            std::io::Error::other("it is still there"),
+        ));
+    }
     match base {
         None => file
             .set_len(validator.size)
@@ -126,7 +137,7 @@ fn fresh(
             // The previous image, then the ranges that changed made zeros: what is fetched
             // lands on zeros (zero blocks are skipped when written), what became zero is a
             // hole. The journal (stored last) makes a clone cut short start over.
-            let way = clone_into(&file, &temp.path, &b.path, validator.size, cancel)?;
+            let way = clone_into(&file, &temp.path, &b.path, b.stamp, validator.size, cancel)?;
             tracing::debug!(file = %temp.path.display(), base = %b.path.display(), ?way, "previous image cloned");
             for (a, e) in holes
                 .gaps(validator.size)
@@ -196,4 +207,56 @@ fn recheck_kept(
     j.done = done;
     j.crcs = kept;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An incremental run from another base, cancelled while it clones the previous image,
+    /// must not leave the earlier attempt's journal beside the half-made temp file: a later run
+    /// from that earlier base would find it matching and take every unfetched range as done.
+    #[test]
+    fn a_clone_cut_short_leaves_no_journal_of_an_earlier_attempt() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(root.path(), 0o600).unwrap();
+        let temp = TempFile::for_name(&dir, "vol.img");
+        let len = 4u64 << 20;
+        let base_path = root.path().join("base.img");
+        std::fs::write(&base_path, vec![7u8; len as usize]).unwrap();
+        let validator = |from: &str| Validator {
+            size: len,
+            etag: Some(format!("\"snap-2\" - from {from}")),
+            last_modified: None,
+        };
+        // The earlier attempt, from base A: its temp file and a journal calling it all done.
+        let earlier = validator("snap-A");
+        dir.create_new(&temp.name).unwrap().set_len(len).unwrap();
+        let mut j = Journal::new(earlier.clone());
+        j.done.insert(0, len);
+        j.store(&dir, &temp.journal).unwrap();
+        // Now from base B, cancelled during the clone.
+        let stamp = crate::transfer::incremental::stamp(&File::open(&base_path).unwrap()).unwrap();
+        let base = BaseImage {
+            path: base_path,
+            zeroed: Vec::new(),
+            id: "snap-B".into(),
+            stamp,
+        };
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let _ = open_temp(
+            &dir,
+            &temp,
+            validator("snap-B"),
+            &RangeSet::new(),
+            Some(&base),
+            false,
+            &cancel,
+        );
+        assert!(
+            Journal::load(&dir, &temp.journal).is_none_or(|j| j.validator != earlier),
+            "the earlier attempt's journal outlived the bytes it described"
+        );
+    }
 }
