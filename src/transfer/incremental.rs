@@ -148,6 +148,8 @@ pub(crate) fn check_local(f: &BaseFile) -> std::result::Result<(), String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CloneWay {
     /// Shared blocks (`FICLONE`: btrfs, XFS with reflink, bcachefs): no bytes copied.
+    /// Linux only (FICLONE); elsewhere a copy.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     Reflink,
     /// The data extents copied in the kernel (`copy_file_range`), holes kept.
     CopyRange,

@@ -25,17 +25,22 @@ pub(super) fn show(items: &[Item], skipped: &[(Item, u64)], json: bool) -> u8 {
     }
     let mut code = 0;
     for item in items {
-        let opts = Value::Object(item.options.clone()).to_string();
-        let plan = match &item.client {
-            Ok(client) => client.dry_run(&item.source, &opts).map_err(|e| {
+        // As a run starts it: a history id in incremental_from becomes that export's record.
+        let mut options = item.options.clone();
+        let resolved = crate::history::resolve_incremental(&mut options);
+        let opts = Value::Object(options).to_string();
+        let invalid = hypersdk::ErrorKind::InvalidArgument;
+        let plan = match (&item.client, resolved) {
+            (Ok(client), Ok(())) => client.dry_run(&item.source, &opts).map_err(|e| {
                 let kind = e.kind();
                 (kind.as_str(), exit::of_kind(kind, false), e.to_string())
             }),
-            Err(r) => Err((
+            (Err(r), _) => Err((
                 r.kind.as_str(),
                 exit::of_kind(r.kind, false),
                 r.message.clone(),
             )),
+            (_, Err(m)) => Err((invalid.as_str(), exit::of_kind(invalid, false), m)),
         };
         match plan {
             Ok(p) => {
