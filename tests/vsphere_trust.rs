@@ -6,22 +6,14 @@ mod support;
 
 use hypersdk::{Client, ErrorKind};
 use serde_json::json;
-use support::opts;
-use support::vcsim::Peer;
-use support::wait_long as wait;
+use support::vcsim::{Peer, export_vm};
 
 /// Device URLs on a host whose certificate no CA vouches for (a self-signed ESXi host, the
 /// usual case) are trusted by the lease's sslThumbprint, as govc does, and only by it.
 #[test]
 fn device_urls_with_a_self_signed_certificate_are_trusted_by_the_leases_thumbprint() {
     let peer = Peer::start(&["-device-tls"]);
-    let client = Client::new("vsphere", &peer.config()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let r = wait(
-        &client
-            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
-            .unwrap(),
-    );
+    let (r, _out) = export_vm(&peer.config());
     assert_eq!(r.status, "done", "{}", r.to_json());
     for (f, src) in r.files.iter().zip(peer.disk_files()) {
         assert_eq!(
@@ -45,13 +37,7 @@ fn device_urls_with_a_self_signed_certificate_are_trusted_by_the_leases_thumbpri
 fn a_device_certificate_that_is_not_the_leases_thumbprint_is_refused() {
     let wrong = ["AB"; 20].join(":");
     let peer = Peer::start(&["-device-tls", "-device-thumbprint", &wrong]);
-    let client = Client::new("vsphere", &peer.config()).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let r = wait(
-        &client
-            .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
-            .unwrap(),
-    );
+    let (r, _out) = export_vm(&peer.config());
     let err = r.error().unwrap_or_else(|| panic!("{}", r.to_json()));
     assert_eq!(err.kind, ErrorKind::Remote, "{}", err.message);
     let actual = peer.info["device_thumbprint_sha1"].as_str().unwrap();
@@ -91,14 +77,7 @@ fn a_pinned_vcenter_is_trusted_by_its_thumbprint_only() {
     assert!(e.to_string().contains("not trusted"), "{e}");
 
     for tp in [sha1.clone(), sha256.to_lowercase()] {
-        let client = Client::new("vsphere", &with(json!({ "thumbprint": tp })))
-            .unwrap_or_else(|e| panic!("{tp}: {e}"));
-        let out = tempfile::tempdir().unwrap();
-        let r = wait(
-            &client
-                .start_export("DC0_H0_VM0", &opts(out.path(), json!({})), None)
-                .unwrap(),
-        );
+        let (r, _out) = export_vm(&with(json!({ "thumbprint": tp })));
         assert_eq!(r.status, "done", "{tp}: {}", r.to_json());
     }
 

@@ -174,3 +174,18 @@ pub fn http_get(url: &str, ca_file: &str) -> (u16, serde_json::Value) {
         )
     })
 }
+
+/// Exports vcsim's DC0_H0_VM0 with `config` and default options into a new folder, to its end
+/// (the folder is returned with the result so its files outlive the call).
+pub fn export_vm(config: &str) -> (hypersdk::ExportResult, tempfile::TempDir) {
+    let client = hypersdk::Client::new("vsphere", config).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = client
+        .start_export(
+            "DC0_H0_VM0",
+            &super::opts(out.path(), serde_json::json!({})),
+            None,
+        )
+        .unwrap();
+    (super::wait_long(&e), out)
+}
