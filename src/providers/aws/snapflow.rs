@@ -50,8 +50,10 @@ pub(crate) struct SnapshotFlow {
     opts: AwsOptions,
     /// Names the export (source + output folder) in the resume tag.
     resume_key: String,
-    /// The snapshots read, in file order, and whether this export made (or adopted) them.
+    /// The snapshots read, and whether this export made (or adopted) them.
     snaps: Vec<(Snap, bool)>,
+    /// Each file's name and the snapshot it is read from (the base pairs them by name).
+    file_snaps: Vec<(String, Snap)>,
     /// The output folder (canonical), for the base's paths.
     dir: std::path::PathBuf,
     /// Per file: its name, and how an incremental export made it (base snapshot, changed and
@@ -80,6 +82,7 @@ impl SnapshotFlow {
             opts,
             resume_key,
             snaps: Vec::new(),
+            file_snaps: Vec::new(),
             dir,
             incremental: Vec::new(),
             base: None,
@@ -286,6 +289,7 @@ impl Flow for SnapshotFlow {
                 None => None,
             };
             let mut files = Vec::new();
+            self.file_snaps.clear();
             for s in ready {
                 let name = match (&self.opts.file_name, &self.source) {
                     (Some(n), _) if single => n.clone(),
@@ -293,6 +297,7 @@ impl Flow for SnapshotFlow {
                     _ => format!("{}.img", s.volume),
                 };
                 crate::paths::validate_file_name(&name)?;
+                self.file_snaps.push((name.clone(), s.clone()));
                 let plan = match &base {
                     None => None,
                     Some(Err(why)) => Some(Plan::Full(why.clone())),
@@ -372,7 +377,11 @@ impl Flow for SnapshotFlow {
             // rename keeps its time) and the snapshot it was read from.
             let keep = self.keep();
             let mut out = Vec::new();
-            for (f, (s, made)) in files.iter().zip(&self.snaps) {
+            for f in files {
+                let Some((_, s)) = self.file_snaps.iter().find(|(n, _)| *n == f.name) else {
+                    continue;
+                };
+                let made = self.snaps.iter().any(|(x, made)| x.id == s.id && *made);
                 let Some((size, modified_ns)) = stamp(&f.file) else {
                     continue;
                 };

@@ -399,6 +399,40 @@ impl Flow for AzureFlow {
                 vec![format!("on the snapshot {name}: {grant}")],
                 vec![named(name)],
             ),
+            Source::Vm { name, .. }
+                if self.opts.keep_base || self.opts.incremental_from.is_some() =>
+            {
+                let mut cloud = vec![format!(
+                    "an incremental snapshot of each managed disk of the VM {name}{}, {}",
+                    if self.opts.snapshot_attached {
+                        ""
+                    } else {
+                        " (its attached disks refused: snapshot_attached is false)"
+                    },
+                    if self.opts.keep_base {
+                        "kept after a finished export as the base of a later incremental one \
+                         (keep_base), deleted after a failure or cancel"
+                    } else {
+                        "deleted on every outcome"
+                    }
+                )];
+                let mut files = vec![format!("<disk>.{ext} (one per disk, OS disk first)")];
+                if self.opts.incremental_from.is_some() {
+                    cloud.push(
+                        "on each disk's base snapshot: a read SAS for the diff, revoked on every \
+                         outcome"
+                            .into(),
+                    );
+                    files.push(
+                        "each made from its earlier image (cloned) with only the pages changed \
+                         since its disk's base snapshot fetched, or in full when that base cannot \
+                         serve (the result says why)"
+                            .into(),
+                    );
+                }
+                cloud.push(format!("on each snapshot: {grant}"));
+                (cloud, files)
+            }
             Source::Vm { name, .. } => (
                 vec![
                     if self.opts.snapshot_attached {
