@@ -342,6 +342,61 @@ fn a_vm_exports_each_disk_incrementally() {
     );
 }
 
+/// `incremental_output: "delta"`: only the changed pages in `<file>.delta` (sparse) with
+/// their map; base + map = the disk; the previous image is not read.
+#[test]
+fn a_delta_export_writes_the_changed_pages_and_their_map() {
+    use std::os::unix::fs::FileExt as _;
+    let path = disk("incr-d");
+    let dir = tempfile::tempdir().unwrap();
+    let out1 = tempfile::tempdir().unwrap();
+    let r1 = export("disk:incr-d", out1.path(), json!({"keep_base": true}));
+    let from = save(&r1, dir.path(), "r1.json");
+    // The previous image moved away: a delta does not need it.
+    let moved = dir.path().join("base.vhd");
+    std::fs::rename(out1.path().join("incr-d.vhd"), &moved).unwrap();
+
+    write("incr-d", 2 * MIB, &support::server::pattern(16384, 61));
+    clear("incr-d", 12 * MIB, 65536);
+    let before = bytes_read("incr-d");
+    let out2 = tempfile::tempdir().unwrap();
+    let r2 = export(
+        "disk:incr-d",
+        out2.path(),
+        json!({"incremental_from": from, "incremental_output": "delta", "keep_base": true}),
+    );
+    assert_eq!(report(&r2)["mode"], "incremental", "{}", r2.to_json());
+    assert_eq!(report(&r2)["name"], "incr-d.vhd.delta", "{}", r2.to_json());
+    assert!(!out2.path().join("incr-d.vhd").exists());
+    assert!(bytes_read("incr-d") - before <= 16384 + 16);
+    let map: Value =
+        serde_json::from_slice(&std::fs::read(out2.path().join("incr-d.vhd.delta.json")).unwrap())
+            .unwrap();
+    assert_eq!(map["base"], base_snapshot(&r1).as_str(), "{map}");
+    assert_eq!(map["point"], base_snapshot(&r2).as_str(), "{map}");
+    let m = MIB as u64;
+    assert_eq!(map["changed"], json!([[2 * m, 2 * m + 16384]]), "{map}");
+    assert_eq!(map["zeroed"], json!([[12 * m, 12 * m + 65536]]), "{map}");
+    let delta = std::fs::File::open(out2.path().join("incr-d.vhd.delta")).unwrap();
+    let img = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&moved)
+        .unwrap();
+    let mut buf = vec![0u8; 16384];
+    delta.read_exact_at(&mut buf, 2 * m).unwrap();
+    img.write_all_at(&buf, 2 * m).unwrap();
+    img.write_all_at(&vec![0u8; 65536], 12 * m).unwrap();
+    drop(img);
+    same(&moved, &path);
+    assert_eq!(
+        r2.provider["base"]["files"][0]["output"],
+        "delta",
+        "{}",
+        r2.to_json()
+    );
+    assert_eq!(azure().disk("incr-d")["active_policies"], 0);
+}
+
 /// The measure (run by hand: `cargo test --test azure_incremental -- --ignored
 /// --nocapture`): a 1 GiB disk with 256 MiB of data, 20 ranges of 512 KiB (10 MiB, about 1 %)
 /// rewritten across it; the incremental export fetches those bytes only (counted at the blob

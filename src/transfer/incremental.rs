@@ -23,6 +23,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 
+pub(crate) mod delta;
+pub(crate) use delta::Output;
+
 /// A temp file's start for an incremental export: the previous image, with `zeroed` (blocks
 /// that became zeros) and the ranges to fetch punched out.
 #[derive(Debug, Clone)]

@@ -25,7 +25,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::{Flow, FlowCtx, When};
-use crate::transfer::incremental::{Base, BaseFile, Delta, FileOutcome, stamp};
+use crate::transfer::incremental::{Base, BaseFile, Delta, FileOutcome, Output, delta, stamp};
 use crate::transfer::{BlockSource, Downloaded, FileSource, SourceKind};
 
 /// What the snapshot method exports.
@@ -61,6 +61,8 @@ pub(crate) struct SnapshotFlow {
     incremental: Vec<FileOutcome>,
     /// What a later incremental export starts from (after the download).
     base: Option<Base>,
+    /// `incremental_output: "delta"`: each delta file's map, written after the download.
+    maps: Vec<delta::Map>,
 }
 
 impl SnapshotFlow {
@@ -86,6 +88,7 @@ impl SnapshotFlow {
             dir,
             incremental: Vec::new(),
             base: None,
+            maps: Vec::new(),
         }
     }
 
@@ -267,12 +270,7 @@ impl Flow for SnapshotFlow {
         };
         let mut files = vec![file];
         if self.opts.incremental_from.is_some() {
-            files.push(
-                "each made from the earlier image (cloned) with only the blocks changed since \
-                 its base snapshot fetched, or in full when that base cannot serve (the result \
-                 says why)"
-                    .into(),
-            );
+            files.push(delta::planned(self.opts.incremental_output, "blocks"));
         }
         (cloud, files)
     }
@@ -290,6 +288,8 @@ impl Flow for SnapshotFlow {
             };
             let mut files = Vec::new();
             self.file_snaps.clear();
+            self.maps.clear();
+            let output = self.opts.incremental_output;
             for s in ready {
                 let name = match (&self.opts.file_name, &self.source) {
                     (Some(n), _) if single => n.clone(),
@@ -297,12 +297,21 @@ impl Flow for SnapshotFlow {
                     _ => format!("{}.img", s.volume),
                 };
                 crate::paths::validate_file_name(&name)?;
-                self.file_snaps.push((name.clone(), s.clone()));
                 let plan = match &base {
                     None => None,
                     Some(Err(why)) => Some(Plan::Full(why.clone())),
-                    Some(Ok(b)) => Some(incremental::plan(&self.api, b, &s, ctx.cancel()).await?),
+                    Some(Ok(b)) => {
+                        Some(incremental::plan(&self.api, b, &s, output, ctx.cancel()).await?)
+                    }
                 };
+                // A delta goes under its own name: it is not a complete image.
+                let name = match &plan {
+                    Some(Plan::Incremental { .. }) if output == Output::Delta => {
+                        delta::file_name(&name)
+                    }
+                    _ => name,
+                };
+                self.file_snaps.push((name.clone(), s.clone()));
                 let (listing, start) = match plan {
                     Some(Plan::Incremental {
                         base,
@@ -315,7 +324,18 @@ impl Flow for SnapshotFlow {
                             tokens: changed.tokens,
                             expiry: changed.expiry,
                         };
-                        let bytes = listing.extents().iter().map(|(a, b)| b - a).sum();
+                        let changed = listing.extents();
+                        let bytes = changed.iter().map(|(a, b)| b - a).sum();
+                        if output == Output::Delta {
+                            self.maps.push(delta::Map {
+                                name: name.clone(),
+                                size: listing.size,
+                                base: base_snapshot.clone(),
+                                point: s.id.clone(),
+                                changed,
+                                zeroed: base.zeroed.clone(),
+                            });
+                        }
                         self.incremental.push(FileOutcome {
                             name: name.clone(),
                             how: Ok(Delta {
@@ -324,7 +344,8 @@ impl Flow for SnapshotFlow {
                                 zeroed_bytes: zeroed,
                             }),
                         });
-                        (listing, Some(base))
+                        // A delta starts from holes, not from the previous image.
+                        (listing, (output == Output::Image).then_some(base))
                     }
                     full => {
                         if let Some(Plan::Full(why)) = full {
@@ -370,9 +391,13 @@ impl Flow for SnapshotFlow {
         &'a mut self,
         _ctx: &'a FlowCtx,
         files: &'a [Downloaded],
-        _dir: &'a Arc<crate::transfer::OutDir>,
+        dir: &'a Arc<crate::transfer::OutDir>,
     ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
         Box::pin(async move {
+            let mut after = crate::seam::AfterDownload::default();
+            for m in &self.maps {
+                after.extra.push(m.write(dir)?);
+            }
             // The base a later incremental export starts from: each file as it is now (the
             // rename keeps its time) and the snapshot it was read from.
             let keep = self.keep();
@@ -389,6 +414,9 @@ impl Flow for SnapshotFlow {
                 cloud.insert("snapshot_id".into(), s.id.clone().into());
                 cloud.insert("volume_id".into(), s.volume.clone().into());
                 cloud.insert("kept".into(), (!made || keep).into());
+                if self.maps.iter().any(|m| m.name == f.name) {
+                    cloud.insert("output".into(), "delta".into());
+                }
                 out.push(BaseFile {
                     name: f.name.clone(),
                     path: self.dir.join(&f.name),
@@ -404,8 +432,12 @@ impl Flow for SnapshotFlow {
                     .all(|f| f.cloud.get("kept") == Some(&true.into())),
                 files: out,
             });
-            Ok(crate::seam::AfterDownload::default())
+            Ok(after)
         })
+    }
+
+    fn extra_names(&self) -> Vec<String> {
+        self.maps.iter().map(|m| delta::map_name(&m.name)).collect()
     }
 
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {

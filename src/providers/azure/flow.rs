@@ -274,10 +274,17 @@ impl AzureFlow {
                     disk_id: t.source_id.clone(),
                 });
             }
-            let (src, checks, outcome) = self
+            let (src, checks, outcome, map) = self
                 .disk_source(ctx, base.as_ref(), t, &bare, &auth)
                 .await?;
             self.incr.outcomes.extend(outcome);
+            if let Some(m) = map {
+                // The base names the delta file, which is what was written.
+                if let Some(p) = self.incr.points.iter_mut().find(|p| p.file == t.file) {
+                    p.file = m.name.clone();
+                }
+                self.incr.maps.push(m);
+            }
             let disk_src = src;
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
@@ -355,12 +362,10 @@ impl Flow for AzureFlow {
                         "on the base snapshot: a read SAS for the diff, revoked on every outcome"
                             .into(),
                     );
-                    files.push(
-                        "made from the earlier image (cloned) with only the pages changed since its \
-                         base snapshot fetched, or in full when that base cannot serve (the result \
-                         says why)"
-                            .into(),
-                    );
+                    files.push(crate::transfer::incremental::delta::planned(
+                        self.opts.incremental_output,
+                        "pages",
+                    ));
                 }
                 cloud.push(format!("on that snapshot: {grant}"));
                 (cloud, files)
@@ -380,12 +385,10 @@ impl Flow for AzureFlow {
                     ));
                     if self.opts.incremental_from.is_some() {
                         cloud.push(format!("on the base snapshot too: {grant}"));
-                        files.push(
-                            "made from the earlier image (cloned) with only the pages changed \
-                             since its base fetched, or in full when that base cannot serve (the \
-                             result says why)"
-                                .into(),
-                        );
+                        files.push(crate::transfer::incremental::delta::planned(
+                            self.opts.incremental_output,
+                            "pages",
+                        ));
                     }
                 } else if self.opts.snapshot_attached {
                     cloud.push(format!(
@@ -423,12 +426,10 @@ impl Flow for AzureFlow {
                          outcome"
                             .into(),
                     );
-                    files.push(
-                        "each made from its earlier image (cloned) with only the pages changed \
-                         since its disk's base snapshot fetched, or in full when that base cannot \
-                         serve (the result says why)"
-                            .into(),
-                    );
+                    files.push(crate::transfer::incremental::delta::planned(
+                        self.opts.incremental_output,
+                        "pages",
+                    ));
                 }
                 cloud.push(format!("on each snapshot: {grant}"));
                 (cloud, files)
@@ -548,12 +549,24 @@ impl Flow for AzureFlow {
         &'a mut self,
         _ctx: &'a FlowCtx,
         files: &'a [crate::transfer::Downloaded],
-        _dir: &'a Arc<crate::transfer::OutDir>,
+        dir: &'a Arc<crate::transfer::OutDir>,
     ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
         Box::pin(async move {
+            let mut after = crate::seam::AfterDownload::default();
+            for m in &self.incr.maps {
+                after.extra.push(m.write(dir)?);
+            }
             self.record_base(files);
-            Ok(crate::seam::AfterDownload::default())
+            Ok(after)
         })
+    }
+
+    fn extra_names(&self) -> Vec<String> {
+        self.incr
+            .maps
+            .iter()
+            .map(|m| crate::transfer::incremental::delta::map_name(&m.name))
+            .collect()
     }
 
     fn cleanup_deadline(&self) -> Duration {
