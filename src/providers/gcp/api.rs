@@ -27,6 +27,10 @@ pub(crate) struct Gce {
     pub resourcemanager: Url,
     /// Service Usage's root: `v1/projects/…/services/…`.
     pub serviceusage: Url,
+    /// Artifact Registry's root: `v1/projects/…/locations/…/repositories/…`.
+    pub artifactregistry: Url,
+    /// Container Registry's root (`https://gcr.io`): `v2/{project}/{image}/manifests/{tag}`.
+    pub gcr: Url,
 }
 
 /// A disk as the flow needs it.

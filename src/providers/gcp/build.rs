@@ -11,17 +11,13 @@ use crate::error::{Error, Result};
 use crate::providers::kit::Call;
 use crate::providers::kit::text::one_line;
 
-/// The exporter's executable and tag, as gcloud names them.
-const EXECUTABLE: &str = "gce_vm_image_export";
-const TAG: &str = "release";
-
 /// Where and how every build of one export runs (the same for each disk of an instance).
 #[derive(Debug, Clone)]
 pub(crate) struct BuildPlan {
     pub project: String,
     /// The Cloud Build region the builds are created in (`projects/P/locations/{location}`).
     pub location: String,
-    /// The builder image.
+    /// The builder image, as gcloud chooses it (`builder::choose`).
     pub builder: String,
     /// `-zone`: where the exporter starts its temporary VM.
     pub zone: Option<String>,
@@ -56,13 +52,13 @@ fn build_region(ar_region: &str) -> &str {
     }
 }
 
-/// The builder and the build's location for a region (a zone's region, or the destination
-/// bucket's location): `{region}-docker.pkg.dev/compute-image-import/wrappers/…:release`, the
-/// image gcloud runs. `gcr.io/compute-image-tools/…` is only gcloud's deprecated fallback.
-pub(crate) fn builder_for(region: &str) -> (String, String) {
+/// The Artifact Registry region of the builder and the build's location, for a region (a
+/// zone's region, or the destination bucket's location), as daisy_utils `_GetBuilderRegion`
+/// and `_RunCloudBuild` map them. Which image runs is `builder::choose`'s.
+pub(crate) fn regions_for(region: &str) -> (String, String) {
     let ar = artifact_region(&region.to_ascii_lowercase()).to_string();
-    let builder = format!("{ar}-docker.pkg.dev/compute-image-import/wrappers/{EXECUTABLE}:{TAG}");
-    (builder, build_region(&ar).to_string())
+    let location = build_region(&ar).to_string();
+    (ar, location)
 }
 
 /// The exporter's own timeout: the build's less 3 % (at least 30 s, at most 5 min), so the
@@ -219,18 +215,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builder_and_location_follow_gcloud() {
+    fn regions_and_timeouts_follow_gcloud() {
         assert_eq!(
-            builder_for("europe-west1"),
-            (
-                "europe-west1-docker.pkg.dev/compute-image-import/wrappers/gce_vm_image_export:release".into(),
-                "europe-west1".into()
-            )
+            regions_for("europe-west1"),
+            ("europe-west1".into(), "europe-west1".into())
         );
-        let (b, l) = builder_for("EU");
-        assert!(b.starts_with("europe-docker.pkg.dev/"), "{b}");
-        assert_eq!(l, "europe-west4");
-        assert_eq!(builder_for("nam4").1, "us-central1");
+        assert_eq!(regions_for("EU"), ("europe".into(), "europe-west4".into()));
+        assert_eq!(regions_for("nam4").1, "us-central1");
         assert_eq!(workflow_timeout(7_200), 7_200 - 216);
         assert_eq!(workflow_timeout(600), 570);
         assert_eq!(workflow_timeout(86_400), 86_100);

@@ -17,6 +17,7 @@
 
 mod api;
 mod build;
+mod builder;
 mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
@@ -72,6 +73,8 @@ impl GcpProvider {
             cloudbuild: url::Url::parse(&cfg.cloudbuild_endpoint).expect("checked"),
             resourcemanager: url::Url::parse(&cfg.resourcemanager_endpoint).expect("checked"),
             serviceusage: url::Url::parse(&cfg.serviceusage_endpoint).expect("checked"),
+            artifactregistry: url::Url::parse(&cfg.artifactregistry_endpoint).expect("checked"),
+            gcr: url::Url::parse(&cfg.gcr_endpoint).expect("checked"),
         });
         Ok(GcpProvider { cfg, storage, gce })
     }

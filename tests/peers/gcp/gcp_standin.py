@@ -1,12 +1,12 @@
-"""Stand-in for Compute Engine (disks, regional disks, instances, images, global operations), Cloud Build (builds create/get/cancel), Cloud Resource Manager and Service Usage (project number, IAM policy, enabled services): no emulator covers them.
+"""Stand-in for Compute Engine (disks, regional disks, instances, images, global operations), Cloud Build (builds create/get/cancel), Cloud Resource Manager and Service Usage (project number, IAM policy, enabled services), Artifact Registry and gcr.io (the exporter image gcloud chooses): no emulator covers them.
 
 Every request is first held to Google's discovery documents (contract.py: unknown fields, wrong
 types and unknown query parameters are refused with Google's 400); projects, their services,
 roles and networks are modelled in project_model.py. A build must run the exporter gcloud runs
-(compute-image-import, not the deprecated gcr.io/compute-image-tools), its scratch bucket must
-exist, and it fails as the exporter would when a service, a role or the network is missing.
+gcloud would choose (registry_model.py serves Artifact Registry and gcr.io for that choice), its
+scratch bucket must exist, and it fails as the exporter would when a service, a role or the network is missing.
 Files: contract.py (the discovery documents), project_model.py (projects, Resource Manager,
-Service Usage), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
+Service Usage), registry_model.py (the exporter images' registries), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
 (shared state).
 
 Everything else is real or recorded as such: objects live in fake-gcs-server (started here, the
@@ -54,6 +54,7 @@ except ImportError:
 
 import contract
 import project_model
+import registry_model
 from gcs_front import GcsFront
 from standin_state import LOCK, PORT, STATE, ensure_bucket, fault, gcs, gerror, upload
 
@@ -196,6 +197,16 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 return self.admin(method, parts[1:], json.loads(self.body() or b"{}"))
             if path == "/token" and method == "POST":
                 return self.token()
+            if parts[0] == "v2":
+                # Container Registry's Docker API: public images, no credentials (gcloud sends none).
+                with LOCK:
+                    status, headers = registry_model.gcr_head(method, parts)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if not self.authed():
                 return
             api = contract.api_of(parts)
@@ -214,6 +225,9 @@ class H(GcsFront, BaseHTTPRequestHandler):
             if api == "serviceusage.v1":
                 with LOCK:
                     return self.send(*project_model.service_usage(method, parts))
+            if api == "artifactregistry.v1":
+                with LOCK:
+                    return self.send(*registry_model.artifact_registry(method, parts))
             if parts[:2] == ["compute", "v1"]:
                 return self.compute(method, parts[2:], query)
             if api == "cloudbuild.v1":
@@ -406,11 +420,10 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 if "gce_vm_image_export" not in name or "-source_image" not in opt \
                         or "-destination_uri" not in opt or "-format" not in opt:
                     return self.send(*gerror(400, "not an image export build", "invalid", "INVALID_ARGUMENT"))
-                # gcloud runs compute-image-import's exporter; compute-image-tools' is only its
-                # deprecated fallback, refused here so that nothing leans on it.
-                if "/compute-image-import/" not in name:
-                    return self.send(*gerror(400, f"builder {name} is not compute-image-import's exporter "
-                                             "(gcr.io/compute-image-tools is deprecated)", "invalid", "INVALID_ARGUMENT"))
+                # Only the image gcloud would run here (registry_model.gcloud_choice).
+                refusal, pull_failure = registry_model.judge(name, opt, location)
+                if refusal:
+                    return self.send(*gerror(400, refusal, "invalid", "INVALID_ARGUMENT"))
                 image = opt["-source_image"].rsplit("/", 1)[-1]
                 bid = str(uuid.uuid4())
                 disk = STATE["images"].get((project, image), {}).get("source_disk", "").rsplit("/", 1)[-1]
@@ -419,7 +432,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
                                         "args": args, "tags": b.get("tags", []), "image": image,
                                         "destination": opt["-destination_uri"], "format": opt["-format"],
                                         "polls_left": fault(disk or image, "build_polls", 2),
-                                        "fails": fault(disk or image, "build_fails"),
+                                        "fails": pull_failure or fault(disk or image, "build_fails"),
                                         "ends": fault(disk or image, "build_ends"),
                                         "hold": fault(disk or image, "hold_build")}
                 STATE["stats"]["builds_made"] += 1
@@ -472,6 +485,8 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 STATE["images"][(body["project"], body["name"])] = {"raw": body["raw"], "status": "READY", "source_disk": ""}
             elif what == "project":
                 project_model.admin(body)
+            elif what == "registry":
+                registry_model.admin(body)
             elif what == "bucket":
                 status, data = gcs("POST", "/storage/v1/b?project=test", json.dumps(
                     {"name": body["name"], "versioning": {"enabled": bool(body.get("versioning"))}}).encode(),
@@ -499,6 +514,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 s = dict(STATE["stats"])
                 s["live_images"] = [n for (_, n), i in STATE["images"].items() if i.get("source_disk")]
                 s["images_made_names"] = list(STATE["image_names"])
+                s["registry_probes"] = dict(registry_model.PROBES)
                 s["builds"] = [{"id": b["id"], "status": b["status"], "args": b["args"], "step": b["step"],
                                 "tags": b["tags"], "image": b["image"], "location": b["location"],
                                 "timeout": b["timeout"], "detail": b.get("detail", "")}
