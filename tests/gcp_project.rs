@@ -157,3 +157,136 @@ fn the_dry_run_names_the_builder() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(first < last, "{text}");
 }
+
+/// A project of its own with a zonal disk `disk` (1 MiB) in ZONE.
+fn project_with_disk(project: &str, number: &str, disk: &str) {
+    let g = gcp();
+    g.admin("project", json!({"project": project, "number": number}));
+    let p = g.dir.path().join(format!("{project}-{disk}.raw"));
+    std::fs::write(&p, support::server::pattern(1 << 20, 3)).unwrap();
+    g.admin(
+        "disk",
+        json!({"project": project, "zone": ZONE, "name": disk, "raw": p}),
+    );
+}
+
+/// Calls the stand-in took for `project`, per API (discovery name).
+fn calls(project: &str) -> Value {
+    gcp().stats()["calls_by_project"][project].clone()
+}
+
+/// A caller without `serviceusage.services.get`: the error names the permission and the option
+/// that turns the check off, before anything is made; with the option the export runs.
+#[test]
+fn a_403_from_service_usage_names_the_permission_and_the_option() {
+    let p = "hs-su-denied";
+    project_with_disk(p, "410987654321", "sud-1");
+    edit(p, json!({"services_denied": true}));
+    let src = format!("projects/{p}/zones/{ZONE}/disks/sud-1");
+    let (r, _o) = export(&src, json!({}));
+    let e = r.error().unwrap();
+    assert_eq!(e.kind, hypersdk::ErrorKind::Auth, "{}", r.to_json());
+    assert!(
+        e.message.contains("serviceusage.services.get")
+            && e.message.contains("skip_prerequisite_check"),
+        "{}",
+        e.message
+    );
+    assert!(gcp().images_made_of("sud-1").is_empty());
+    let (r, _o) = export(&src, json!({"skip_prerequisite_check": true}));
+    assert_eq!(r.status, "done", "{}", r.to_json());
+}
+
+/// A conditional binding counts as holding its role, as in gcloud (daisy_utils
+/// `_CurrentRolesForAccount` reads `binding.role` whatever its `condition`), which is only seen
+/// in a policy read at version 3 (`projects_api.GetIamPolicy` asks for it): read at version 1,
+/// IAM names the role `{role}_withcond_{hash}`.
+#[test]
+fn a_conditional_binding_holds_its_role_as_gcloud_reads_it() {
+    let (p, n) = ("hs-cond-proj", "510987654321");
+    project_with_disk(p, n, "cond-1");
+    let member = "serviceAccount:{number}@cloudbuild.gserviceaccount.com";
+    edit(
+        p,
+        json!({"remove_role": {"member": member, "role": "roles/compute.admin"},
+               "add_conditional_role": {"member": member, "role": "roles/compute.admin",
+                   "condition": {"title": "until 2100",
+                                 "expression": "request.time < timestamp('2100-01-01T00:00:00Z')"}}}),
+    );
+    let (r, _o) = export(
+        &format!("projects/{p}/zones/{ZONE}/disks/cond-1"),
+        json!({}),
+    );
+    assert_eq!(r.status, "done", "{}", r.to_json());
+}
+
+/// `reuse_object` with the object of an earlier run there: no prerequisite check, no scratch
+/// bucket, no registry probe, no build — only the object is read.
+#[test]
+fn reuse_object_checks_and_makes_nothing_when_the_object_is_there() {
+    let (p, n) = ("hs-reuse-proj", "610987654321");
+    project_with_disk(p, n, "reu-1");
+    let src = format!("projects/{p}/zones/{ZONE}/disks/reu-1");
+    let (r, _o) = export(&src, json!({"reuse_object": true}));
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    let first = calls(p);
+    assert!(
+        first["cloudresourcemanager.v1"].as_u64() >= Some(2)
+            && first["serviceusage.v1"].as_u64() >= Some(3),
+        "the first run checked nothing: {first}"
+    );
+    let builds = gcp().builds_of("hs-reu-1-").len();
+    let (r, out) = export(&src, json!({"reuse_object": true}));
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    assert!(out.path().join("reu-1.vmdk").exists());
+    let second = calls(p);
+    for api in [
+        "cloudresourcemanager.v1",
+        "serviceusage.v1",
+        "cloudbuild.v1",
+    ] {
+        assert_eq!(second[api], first[api], "{api}: {first} then {second}");
+    }
+    assert_eq!(gcp().builds_of("hs-reu-1-").len(), builds);
+    assert!(
+        gcp().images_made_of("reu-1").len() == 1,
+        "an image was made again"
+    );
+}
+
+/// The listing of a zone names its region's regional disks too (`regionDisks.list`), with
+/// their size and "regional" in their state.
+#[test]
+fn the_listing_names_regional_disks() {
+    let g = gcp();
+    g.disk_with(
+        "lst-regional",
+        1 << 20,
+        9,
+        json!({"region": "europe-west1", "size_gb": 20, "users": ["instances/x"]}),
+    );
+    g.disk_with(
+        "lst-other-region",
+        1 << 20,
+        9,
+        json!({"region": "us-east1"}),
+    );
+    let all = client()
+        .list_sources(&json!({"project": PROJECT, "zone": ZONE}).to_string())
+        .unwrap();
+    let d = all
+        .iter()
+        .find(|s| s.name == "lst-regional")
+        .unwrap_or_else(|| panic!("no regional disk listed: {all:?}"));
+    assert_eq!(
+        d.id,
+        format!("projects/{PROJECT}/regions/europe-west1/disks/lst-regional")
+    );
+    assert_eq!(d.kind, "disk");
+    assert_eq!(d.size_bytes, Some(20 << 30));
+    assert_eq!(d.state.as_deref(), Some("READY (regional, attached)"));
+    assert!(
+        !all.iter().any(|s| s.name == "lst-other-region"),
+        "another region's disk listed"
+    );
+}

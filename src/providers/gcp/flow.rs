@@ -329,8 +329,28 @@ impl Flow for GcpFlow {
                 }
                 _ => {}
             }
-            let plan = self.build_plan(ctx).await?;
-            let plan = &plan;
+            // With reuse_object, exports whose object is all there run no build: nothing is
+            // checked or made for one (no prerequisites, no scratch bucket).
+            let mut builds = true;
+            if self.opts.reuse_object {
+                builds = false;
+                for u in &units {
+                    let (b, o) = u.destination.as_ref().expect("set");
+                    match self.storage.metadata(b, o).await {
+                        Ok(_) => {}
+                        Err(Error::NotFound(_)) => {
+                            builds = true;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            let plan = match builds {
+                true => Some(self.build_plan(ctx).await?),
+                false => None,
+            };
+            let plan = plan.as_ref();
             let gce = self.gce.clone();
             // Every disk of an instance goes through Compute and Cloud Build at once.
             let jobs = units.iter().enumerate().map(|(i, u)| {

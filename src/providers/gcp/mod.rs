@@ -144,16 +144,24 @@ impl Provider for GcpProvider {
                             state: Some(state),
                         });
                     }
-                    for (name, size, state, attached) in gce.list_disks(p, z).await? {
+                    // The zone's disks, then its region's regional disks (`regionDisks.list`).
+                    let r = config::zone_region(z);
+                    let zonal = gce.list_disks(p, z).await?;
+                    let regional = gce.list_region_disks(p, r).await?;
+                    let places = std::iter::repeat(format!("zones/{z}")).zip(zonal);
+                    let places =
+                        places.chain(std::iter::repeat(format!("regions/{r}")).zip(regional));
+                    for (place, (name, size, state, attached)) in places {
                         out.push(SourceInfo {
-                            id: format!("projects/{p}/zones/{z}/disks/{name}"),
+                            id: format!("projects/{p}/{place}/disks/{name}"),
                             kind: "disk",
                             name,
                             size_bytes: size,
-                            state: Some(if attached {
-                                format!("{state} (attached)")
-                            } else {
-                                state
+                            state: Some(match (attached, place.starts_with("regions/")) {
+                                (true, true) => format!("{state} (regional, attached)"),
+                                (false, true) => format!("{state} (regional)"),
+                                (true, false) => format!("{state} (attached)"),
+                                (false, false) => state,
                             }),
                         });
                     }

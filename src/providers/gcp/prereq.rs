@@ -57,7 +57,18 @@ pub(crate) async fn check(
             &gce.serviceusage,
             &["v1", "projects", project, "services", s],
         );
-        let v = gce.get(&format!("service {s} of {project}"), u).await?;
+        let v = match gce.get(&format!("service {s} of {project}"), u).await {
+            Ok(v) => v,
+            Err(Error::Auth(m)) => {
+                return Err(Error::Auth(format!(
+                    "{m} — the export checks the project's services first, which needs \
+                     serviceusage.services.get (in roles/serviceusage.serviceUsageConsumer or \
+                     roles/viewer); without it set the option skip_prerequisite_check (then a \
+                     disabled service fails the build instead)"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if v["state"] != "ENABLED" {
             missing.push(format!(
                 "the {s} service is not enabled: gcloud services enable {s} --project={project}"

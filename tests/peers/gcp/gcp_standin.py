@@ -212,6 +212,13 @@ class H(GcsFront, BaseHTTPRequestHandler):
             api = contract.api_of(parts)
             if api is None:
                 return self.send(*gerror(404, f"no such API: {path}", "notFound"))
+            with LOCK:
+                # Calls per project and API (a test counts what one export of its own project sent).
+                who = query.get("project", [None])[0] if api == "storage.v1" else \
+                    next((parts[i + 1].split(":")[0] for i, x in enumerate(parts[:-1]) if x == "projects"), None)
+                if who:
+                    per = STATE["stats"].setdefault("calls_by_project", {}).setdefault(who, {})
+                    per[api] = per.get(api, 0) + 1
             refused = contract.check(api, method, path, query,
                                      self.body() if method in ("POST", "PUT", "PATCH") else None)
             if refused:
@@ -221,7 +228,8 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 return self.send(*refused)
             if api == "cloudresourcemanager.v1":
                 with LOCK:
-                    return self.send(*project_model.resource_manager(method, parts))
+                    body = json.loads(self.body() or b"{}") if method == "POST" else None
+                    return self.send(*project_model.resource_manager(method, parts, body))
             if api == "serviceusage.v1":
                 with LOCK:
                     return self.send(*project_model.service_usage(method, parts))
@@ -270,11 +278,13 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 and STATE["operations"].get(p[4], {}).get("huge"):
             return self.endless_operation(p[4])
         with LOCK:
-            if p[2] == "zones" and len(p) == 5 and method == "GET" and p[4] in ("disks", "instances"):
+            if p[2] in ("zones", "regions") and len(p) == 5 and method == "GET" and p[4] in ("disks", "instances") \
+                    and not (p[2] == "regions" and p[4] == "instances"):
                 zone = p[3]
                 if p[4] == "disks":
+                    # disks.list (zonal) or regionDisks.list (regional): each its own kind of disk.
                     items = [{"name": n, "sizeGb": str(d["size_gb"]), "status": "READY", "users": d["users"]}
-                             for (pp, z, n), d in STATE["disks"].items() if pp == project and z == f"zones/{zone}"]
+                             for (pp, z, n), d in STATE["disks"].items() if pp == project and z == f"{p[2]}/{zone}"]
                 else:
                     items = [{"name": n, "status": "RUNNING",
                               "disks": [{"deviceName": d["name"], "boot": d["boot"], "diskSizeGb": "1"} for d in i["disks"]]}
