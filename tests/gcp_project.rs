@@ -290,3 +290,75 @@ fn the_listing_names_regional_disks() {
         "another region's disk listed"
     );
 }
+
+/// Item 6: a custom role in place of a predefined one counts when it holds the predefined
+/// role's permissions, as gcloud compares them (daisy_utils `_FindMissingRoles`, IAM
+/// `roles.get`); one that lacks a permission is named with the predefined role to grant.
+#[test]
+fn a_custom_role_with_the_permissions_holds_the_role() {
+    let (p, n) = ("hs-custom-proj", "710987654321");
+    project_with_disk(p, n, "cus-1");
+    let member = "serviceAccount:{number}@cloudbuild.gserviceaccount.com";
+    let perms = |role: &str| -> Vec<String> {
+        // The predefined role's permissions as the stand-in's IAM answers them.
+        let url = format!("{}/v1/{role}", gcp().url());
+        let body: Value = support::block_on_peer(async move {
+            let http = reqwest::Client::new();
+            let tok: Value = http
+                .post(format!("{}/token", gcp().url()))
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", "rt-good"),
+                    ("client_secret", "cs-good"),
+                    ("client_id", "hs-test-client"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            http.get(url)
+                .bearer_auth(tok["access_token"].as_str().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        });
+        body["includedPermissions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = perms("roles/compute.admin");
+    let custom = format!("projects/{p}/roles/exportCompute");
+    edit(
+        p,
+        json!({"custom_role": {"name": custom, "permissions": all[1..]},
+               "remove_role": {"member": member, "role": "roles/compute.admin"},
+               "add_role": {"member": member, "role": custom}}),
+    );
+    let src = format!("projects/{p}/zones/{ZONE}/disks/cus-1");
+    // One permission short: named, with the predefined role that grants it.
+    let (r, _o) = export(&src, json!({}));
+    let e = r.error().unwrap();
+    assert!(
+        e.message.contains(&format!(
+            "serviceAccount:{n}@cloudbuild.gserviceaccount.com lacks roles/compute.admin"
+        )),
+        "{}",
+        e.message
+    );
+    assert!(gcp().images_made_of("cus-1").is_empty());
+    // All of them: the custom role holds roles/compute.admin.
+    edit(
+        p,
+        json!({"custom_role": {"name": custom, "permissions": all}}),
+    );
+    let (r, _o) = export(&src, json!({}));
+    assert_eq!(r.status, "done", "{}", r.to_json());
+}

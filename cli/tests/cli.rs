@@ -491,7 +491,7 @@ impl Gcp {
                 "credentials_json": creds.to_string(), "storage_endpoint": self.url,
                 "compute_endpoint": self.url, "cloudbuild_endpoint": self.url,
                 "resourcemanager_endpoint": self.url, "serviceusage_endpoint": self.url,
-                "artifactregistry_endpoint": self.url, "gcr_endpoint": self.url})
+                "artifactregistry_endpoint": self.url, "gcr_endpoint": self.url, "iam_endpoint": self.url})
             .to_string(),
         )
         .unwrap();

@@ -128,6 +128,7 @@ impl Gcp {
             "serviceusage_endpoint": self.url(),
             "artifactregistry_endpoint": self.url(),
             "gcr_endpoint": self.url(),
+            "iam_endpoint": self.url(),
         });
         for (k, v) in extra.as_object().unwrap() {
             if v.is_null() {

@@ -31,6 +31,8 @@ pub(crate) struct Gce {
     pub artifactregistry: Url,
     /// Container Registry's root (`https://gcr.io`): `v2/{project}/{image}/manifests/{tag}`.
     pub gcr: Url,
+    /// IAM's root: `v1/roles/…`, `v1/projects/…/roles/…` (roles' permissions).
+    pub iam: Url,
 }
 
 /// A disk as the flow needs it.

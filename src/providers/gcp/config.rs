@@ -54,6 +54,9 @@ pub(crate) struct GcpConfig {
     /// builder choice when Artifact Registry has no regional image).
     #[serde(default = "default_gcr")]
     pub gcr_endpoint: String,
+    /// IAM (`roles.get`: a role held by its permissions, the prerequisite check).
+    #[serde(default = "default_iam")]
+    pub iam_endpoint: String,
     // The network keys (CA bundle, insecure flag, connect timeout, the deadline of each API
     // call) are the kit's NetConfig, split off before this struct is parsed.
 }
@@ -82,6 +85,9 @@ fn default_artifactregistry() -> String {
 fn default_gcr() -> String {
     "https://gcr.io".into()
 }
+fn default_iam() -> String {
+    "https://iam.googleapis.com".into()
+}
 
 /// Where the credentials come from.
 #[derive(Debug)]
@@ -109,6 +115,7 @@ impl GcpConfig {
             ("serviceusage_endpoint", &self.serviceusage_endpoint),
             ("artifactregistry_endpoint", &self.artifactregistry_endpoint),
             ("gcr_endpoint", &self.gcr_endpoint),
+            ("iam_endpoint", &self.iam_endpoint),
         ] {
             match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}

@@ -23,6 +23,7 @@ mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod prereq;
+mod roles;
 mod source;
 mod storage;
 mod unit;
@@ -75,6 +76,7 @@ impl GcpProvider {
             serviceusage: url::Url::parse(&cfg.serviceusage_endpoint).expect("checked"),
             artifactregistry: url::Url::parse(&cfg.artifactregistry_endpoint).expect("checked"),
             gcr: url::Url::parse(&cfg.gcr_endpoint).expect("checked"),
+            iam: url::Url::parse(&cfg.iam_endpoint).expect("checked"),
         });
         Ok(GcpProvider { cfg, storage, gce })
     }

@@ -1,7 +1,7 @@
 """The official contract the GCP stand-in holds requests to: Google's discovery documents.
 
 compute.v1, cloudbuild.v1, storage.v1, cloudresourcemanager.v1, serviceusage.v1 and
-artifactregistry.v1 are read from
+artifactregistry.v1, iam.v1 are read from
 the google-api-python-client package of the stand-in's venv (googleapiclient/discovery_cache/
 documents). A request is matched to its method by HTTP method and path template; its query
 parameters must be the method's or the API's standard ones (of the right type, enum value,
@@ -28,7 +28,7 @@ def _documents_dir():
 def load():
     d = _documents_dir()
     for api in ("compute.v1", "cloudbuild.v1", "storage.v1", "cloudresourcemanager.v1", "serviceusage.v1",
-                "artifactregistry.v1"):
+                "artifactregistry.v1", "iam.v1"):
         with open(os.path.join(d, api + ".json")) as f:
             doc = json.load(f)
         _DOCS[api] = doc
@@ -66,6 +66,8 @@ def api_of(parts):
     if parts[:1] == ["v1"]:
         if "repositories" in parts:
             return "artifactregistry.v1"
+        if "roles" in parts:
+            return "iam.v1"
         if "services" in parts:
             return "serviceusage.v1"
         if any(p.startswith("builds") for p in parts):

@@ -1,4 +1,4 @@
-"""Stand-in for Compute Engine (disks, regional disks, instances, images, global operations), Cloud Build (builds create/get/cancel), Cloud Resource Manager and Service Usage (project number, IAM policy, enabled services), Artifact Registry and gcr.io (the exporter image gcloud chooses): no emulator covers them.
+"""Stand-in for Compute Engine (disks, regional disks, instances, images, global operations), Cloud Build (builds create/get/cancel), Cloud Resource Manager and Service Usage (project number, IAM policy, enabled services), Artifact Registry and gcr.io (the exporter image gcloud chooses), IAM roles.get (roles' permissions): no emulator covers them.
 
 Every request is first held to Google's discovery documents (contract.py: unknown fields, wrong
 types and unknown query parameters are refused with Google's 400); projects, their services,
@@ -6,7 +6,7 @@ roles and networks are modelled in project_model.py. A build must run the export
 gcloud would choose (registry_model.py serves Artifact Registry and gcr.io for that choice), its
 scratch bucket must exist, and it fails as the exporter would when a service, a role or the network is missing.
 Files: contract.py (the discovery documents), project_model.py (projects, Resource Manager,
-Service Usage), registry_model.py (the exporter images' registries), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
+Service Usage), registry_model.py (the exporter images' registries), iam_model.py (roles' permissions), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
 (shared state).
 
 Everything else is real or recorded as such: objects live in fake-gcs-server (started here, the
@@ -53,6 +53,7 @@ except ImportError:
     os.execv(_venv, [_venv] + sys.argv)
 
 import contract
+import iam_model
 import project_model
 import registry_model
 from gcs_front import GcsFront
@@ -233,6 +234,9 @@ class H(GcsFront, BaseHTTPRequestHandler):
             if api == "serviceusage.v1":
                 with LOCK:
                     return self.send(*project_model.service_usage(method, parts))
+            if api == "iam.v1":
+                with LOCK:
+                    return self.send(*iam_model.roles_get(method, parts))
             if api == "artifactregistry.v1":
                 with LOCK:
                     return self.send(*registry_model.artifact_registry(method, parts))

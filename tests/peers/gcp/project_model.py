@@ -10,6 +10,8 @@ does not exist (the exporter's VM goes on `default` unless told otherwise).
 import hashlib
 import json
 
+import iam_model
+
 PROJECTS = {}  # project id -> {number, services, bindings: {role: set(members)}, networks, iam_denied}
 
 DEFAULT_SERVICES = {"cloudbuild.googleapis.com", "compute.googleapis.com", "logging.googleapis.com",
@@ -17,6 +19,9 @@ DEFAULT_SERVICES = {"cloudbuild.googleapis.com", "compute.googleapis.com", "logg
 BUILD_ROLES = ("roles/compute.admin", "roles/iam.serviceAccountUser",
                "roles/iam.serviceAccountTokenCreator", "roles/storage.admin")
 COMPUTE_ROLES = ("roles/compute.storageAdmin", "roles/storage.objectAdmin")
+# daisy_utils CLOUD_BUILD_STORAGE_PERMISSIONS: what the Cloud Build account needs of storage.
+BUILD_STORAGE_PERMISSIONS = {"storage.buckets.get", "storage.buckets.list", "storage.objects.create",
+                             "storage.objects.delete", "storage.objects.get"}
 
 
 def build_account(p):
@@ -40,6 +45,7 @@ def add_project(project, number):
 def admin(body):
     """Edits one project: {project, disable_service, enable_service, remove_role: {member, role},
     add_role: {...}, add_conditional_role: {member, role, condition: {title, expression}},
+    custom_role: {name, permissions},
     remove_network, add_network, iam_denied, services_denied}; a new project needs `number`."""
     p = body["project"]
     if p not in PROJECTS:
@@ -56,6 +62,9 @@ def admin(body):
     if "add_conditional_role" in body:
         c = body["add_conditional_role"]
         pr["conditional"].append((c["role"], c["member"].replace("{number}", pr["number"]), c["condition"]))
+    if "custom_role" in body:
+        # {name: "projects/P/roles/X", permissions: [...]}, as `gcloud iam roles create` makes it.
+        iam_model.CUSTOM[body["custom_role"]["name"]] = set(body["custom_role"]["permissions"])
     if "remove_network" in body:
         pr["networks"].discard(body["remove_network"])
     if "add_network" in body:
@@ -138,16 +147,21 @@ def export_failure(project, opt):
     for s in ("compute.googleapis.com", "logging.googleapis.com"):
         if s not in pr["services"]:
             return f"step exited with non-zero status: 1 (googleapi: Error 403: {s} is disabled)"
+    # By permissions, as IAM grants them: a custom role with the right ones works too.
     have = roles_of(project, build_account(project))
-    for r in BUILD_ROLES:
-        if r not in have:
+    for r in BUILD_ROLES[:3]:
+        if not iam_model.covers(have, r):
             return f"step exited with non-zero status: 1 (googleapi: Error 403: the build's account lacks {r})"
+    perms = set().union(*(iam_model.permissions(r) or set() for r in have)) if have else set()
+    if not BUILD_STORAGE_PERMISSIONS <= perms:
+        return ("step exited with non-zero status: 1 (googleapi: Error 403: the build's account lacks "
+                f"{sorted(BUILD_STORAGE_PERMISSIONS - perms)[0]})")
     csa = opt.get("-compute_service_account")
     member = f"serviceAccount:{csa}" if csa else compute_account(project)
     have = roles_of(project, member)
     if "roles/editor" not in have:
         for r in COMPUTE_ROLES:
-            if r not in have:
+            if not iam_model.covers(have, r):
                 return f"step exited with non-zero status: 1 (the exporter VM's account lacks {r})"
     net = opt.get("-network", "default").rsplit("/", 1)[-1]
     if net not in pr["networks"]:
