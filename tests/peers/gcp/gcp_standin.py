@@ -2,12 +2,14 @@
 
 Every request is first held to Google's discovery documents (contract.py: unknown fields, wrong
 types and unknown query parameters are refused with Google's 400); projects, their services,
-roles and networks are modelled in project_model.py. A build must run the exporter gcloud runs
-gcloud would choose (registry_model.py serves Artifact Registry and gcr.io for that choice), its
-scratch bucket must exist, and it fails as the exporter would when a service, a role or the network is missing.
-Files: contract.py (the discovery documents), project_model.py (projects, Resource Manager,
-Service Usage), registry_model.py (the exporter images' registries), iam_model.py (roles' permissions), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
-(shared state).
+roles and networks are modelled in project_model.py. A build must run the exporter image gcloud
+would choose (registry_model.py serves Artifact Registry and gcr.io for that choice), its scratch
+bucket must exist, and it fails as the exporter would when a service, a role (by its
+permissions, iam_model.py) or the network is missing. Files: contract.py (the discovery
+documents), project_model.py (projects, Resource Manager, Service Usage), registry_model.py (the
+exporter images' registries), iam_model.py (roles' permissions), build_model.py (the export
+step), admin_model.py (the tests' control calls), gcs_front.py (Cloud Storage in front of
+fake-gcs-server), standin_state.py (shared state).
 
 Everything else is real or recorded as such: objects live in fake-gcs-server (started here, the
 real JSON API, ranges, crc32c, generations), which this server fronts under /storage, /download
@@ -28,7 +30,6 @@ Prints one JSON line {"port": N, "gcs_port": M} once both listen.
 
 import argparse
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -52,12 +53,14 @@ except ImportError:
         sys.exit(f"gcp_standin.py needs google-api-python-client: run tests/peers/gcp/install.sh ({_venv})")
     os.execv(_venv, [_venv] + sys.argv)
 
+import admin_model
 import contract
+from build_model import build_json, run_build
 import iam_model
 import project_model
 import registry_model
 from gcs_front import GcsFront
-from standin_state import LOCK, PORT, STATE, ensure_bucket, fault, gcs, gerror, upload
+from standin_state import LOCK, PORT, STATE, fault, gerror
 
 ARGS = None
 
@@ -68,49 +71,6 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-# The flags gce_vm_image_export defines (compute-image-import cli_tools/gce_vm_image_export):
-# any other one makes the Go flag package stop the step.
-EXPORTER_FLAGS = {"-client_id", "-client_version", "-destination_uri", "-source_image", "-source_disk_snapshot",
-                  "-format", "-network", "-subnet", "-zone", "-timeout", "-scratch_bucket_gcs_path", "-oauth",
-                  "-compute_endpoint_override", "-project", "-labels", "-compute_service_account",
-                  "-disable_gcs_logging", "-disable_cloud_logging", "-disable_stdout_logging"}
-
-
-def run_build(b):
-    """The export step: convert the image's disk and upload it, as gce_vm_image_export does."""
-    opt = b["opt"]
-    unknown = sorted(set(opt) - EXPORTER_FLAGS)
-    if unknown:
-        b["status"], b["detail"] = "FAILURE", f"step exited with non-zero status: 2 (flag provided but not defined: {unknown[0]})"
-        return
-    scratch = opt.get("-scratch_bucket_gcs_path")
-    if scratch:
-        sb = scratch[5:].split("/", 1)[0] if scratch.startswith("gs://") else ""
-        if gcs("GET", f"/storage/v1/b/{urllib.parse.quote(sb, safe='')}")[0] != 200:
-            b["status"], b["detail"] = "FAILURE", f"step exited with non-zero status: 1 (scratch bucket {scratch} does not exist)"
-            return
-    why = project_model.export_failure(b["project"], opt)
-    if why:
-        b["status"], b["detail"] = "FAILURE", why
-        return
-    img = STATE["images"].get((b["project"], b["image"]))
-    if img is None or img["status"] != "READY":
-        b["status"], b["detail"] = "FAILURE", f"source image {b['image']} not found"
-        return
-    dest = b["destination"]
-    if not dest.startswith("gs://"):
-        b["status"], b["detail"] = "FAILURE", "bad destination"
-        return
-    bucket, obj = dest[5:].split("/", 1)
-    fmt = {"vmdk": "vmdk", "vhdx": "vhdx", "vpc": "vpc", "qcow2": "qcow2"}[b["format"]]
-    out = os.path.join(ARGS.workdir, f"build-{b['id']}.{fmt}")
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, img["raw"], out], check=True)
-    ensure_bucket(bucket)
-    upload(bucket, obj, out)
-    os.remove(out)
-    b["status"] = "SUCCESS"
 
 
 def op_json(name):
@@ -131,13 +91,6 @@ def new_op(project, kind, target, polls, on_done=None):
     if not polls and on_done:
         on_done()
     return name
-
-
-def build_json(b):
-    j = {"id": b["id"], "projectId": b["project"], "status": b["status"], "statusDetail": b.get("detail", ""),
-         "steps": [{"name": b["step"], "args": b["args"], "status": b["status"] if b["status"] != "QUEUED" else "PENDING"}],
-         "tags": b["tags"]}
-    return j
 
 
 class H(GcsFront, BaseHTTPRequestHandler):
@@ -474,7 +427,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
                             elif b["fails"]:
                                 b["status"], b["detail"] = "FAILURE", b["fails"]
                             else:
-                                run_build(b)
+                                run_build(b, ARGS.workdir)
                     elif b["hold"] and b["status"] == "QUEUED":
                         b["status"] = "WORKING"
                     return self.send(200, build_json(b))
@@ -483,61 +436,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
     # -- Admin ------------------------------------------------------------------------------
     def admin(self, method, p, body):
         with LOCK:
-            what = p[0] if p else ""
-            if what in ("disk", "instance", "image") and body["project"] not in project_model.PROJECTS:
-                # A resource made in a project the tests never described: the project exists,
-                # set up as the export needs it.
-                project_model.add_project(body["project"], 100000000000 + int(hashlib.sha256(
-                    body["project"].encode()).hexdigest()[:10], 16) % 899999999999)
-            if what == "disk":
-                loc = f"regions/{body['region']}" if body.get("region") else f"zones/{body['zone']}"
-                STATE["disks"][(body["project"], loc, body["name"])] = {"raw": body["raw"], "users": body.get("users", []),
-                                                                       "size_gb": body.get("size_gb", 1)}
-            elif what == "instance":
-                STATE["instances"][(body["project"], body["zone"], body["name"])] = {"disks": body["disks"]}
-            elif what == "image":
-                STATE["images"][(body["project"], body["name"])] = {"raw": body["raw"], "status": "READY", "source_disk": ""}
-            elif what == "project":
-                project_model.admin(body)
-            elif what == "registry":
-                registry_model.admin(body)
-            elif what == "bucket":
-                status, data = gcs("POST", "/storage/v1/b?project=test", json.dumps(
-                    {"name": body["name"], "versioning": {"enabled": bool(body.get("versioning"))}}).encode(),
-                    {"Content-Type": "application/json"})
-                if status not in (200, 409):
-                    return self.send(500, {"error": f"bucket: {status} {data[:200]!r}"})
-            elif what == "label":
-                # A metadata edit (objects.patch of a label): the metageneration, and with it the
-                # JSON API's ETag, moves on; the generation and the bytes stay.
-                o = urllib.parse.quote(body["object"], safe="")
-                status, data = gcs("GET", f"/storage/v1/b/{body['bucket']}/o/{o}")
-                gen = str(json.loads(data)["generation"])
-                k = (body["bucket"], body["object"], gen)
-                STATE["metagen"][k] = STATE["metagen"].get(k, 1) + 1
-            elif what == "faults":
-                STATE["faults"][body["name"]] = body["faults"]
-            elif what == "client":
-                STATE["clients"][body["refresh_token"]] = body["client_secret"]
-            elif what == "lie_crc32c":
-                STATE["lie_crc32c"].add(body["object"])
-            elif what == "object":
-                ensure_bucket(body["bucket"])
-                upload(body["bucket"], body["object"], body["path"])
-            elif what == "stats":
-                s = dict(STATE["stats"])
-                s["live_images"] = [n for (_, n), i in STATE["images"].items() if i.get("source_disk")]
-                s["images_made_names"] = list(STATE["image_names"])
-                s["registry_probes"] = dict(registry_model.PROBES)
-                s["builds"] = [{"id": b["id"], "status": b["status"], "args": b["args"], "step": b["step"],
-                                "tags": b["tags"], "image": b["image"], "location": b["location"],
-                                "timeout": b["timeout"], "detail": b.get("detail", "")}
-                               for b in STATE["builds"].values()]
-                return self.send(200, s)
-            else:
-                return self.send(404, {"error": "no such admin call"})
-        self.send(200, {"ok": True})
-
+            return self.send(*admin_model.admin(p, body))
 
 def main():
     global ARGS
