@@ -54,9 +54,13 @@ fn disk_in(zone: &str, name: &str) -> String {
 
 /// The step (builder image) of the one build of `disk`'s export.
 fn step_of(disk: &str) -> String {
+    build_of(disk)["step"].as_str().unwrap().to_string()
+}
+
+fn build_of(disk: &str) -> Value {
     let b = gcp().builds_of(&format!("hs-{disk}-"));
     assert_eq!(b.len(), 1, "{b:?}");
-    b[0]["step"].as_str().unwrap().to_string()
+    b[0].clone()
 }
 
 fn registry(image: &str, state: Value) {
@@ -88,6 +92,8 @@ fn the_builder_is_the_image_gcloud_would_choose() {
         probes("artifact_registry") >= before + 2,
         "no repositories.get + packages.get"
     );
+    // A regional build where gcloud makes one (daisy_utils CLOUD_BUILD_REGIONS), else global.
+    assert_eq!(build_of("bld-here")["location"], "europe-west1");
     // Missing in compute-image-import for this region: compute-image-tools' regional image.
     registry(
         &regional("compute-image-import", "asia-south1"),
@@ -99,6 +105,7 @@ fn the_builder_is_the_image_gcloud_would_choose() {
         step_of("bld-tools"),
         format!("{}:release", regional("compute-image-tools", "asia-south1"))
     );
+    assert_eq!(build_of("bld-tools")["location"], "global");
     // A 403 (the caller may not read it) is "not there" too.
     registry(&regional("compute-image-import", "asia-east2"), json!(403));
     let (r, _o) = export(&disk_in("asia-east2-b", "bld-denied"), json!({}));

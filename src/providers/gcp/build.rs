@@ -1,7 +1,8 @@
 //! The export build: where it runs, what it runs and with which arguments — as
 //! `gcloud compute images export` does it today (googlecloudsdk `api_lib/compute/daisy_utils.py`,
 //! `surface/compute/images/export.py`) — and Cloud Build's create/get/cancel calls
-//! (cloudbuild v1 `projects.locations.builds`, as its discovery document writes them).
+//! (cloudbuild v1 `projects.locations.builds`, or `projects.builds` for a global build, as its
+//! discovery document writes them).
 
 use reqwest::Method;
 use serde_json::json;
@@ -15,8 +16,10 @@ use crate::providers::kit::text::one_line;
 #[derive(Debug, Clone)]
 pub(crate) struct BuildPlan {
     pub project: String,
-    /// The Cloud Build region the builds are created in (`projects/P/locations/{location}`).
-    pub location: String,
+    /// The Cloud Build region the builds are created in (`projects/P/locations/{location}`), or
+    /// `None`: a global build (`projects/P/builds`), as gcloud makes one outside its list of
+    /// regional Cloud Build regions.
+    pub location: Option<String>,
     /// The builder image, as gcloud chooses it (`builder::choose`).
     pub builder: String,
     /// `-zone`: where the exporter starts its temporary VM.
@@ -52,12 +55,35 @@ fn build_region(ar_region: &str) -> &str {
     }
 }
 
-/// The Artifact Registry region of the builder and the build's location, for a region (a
-/// zone's region, or the destination bucket's location), as daisy_utils `_GetBuilderRegion`
-/// and `_RunCloudBuild` map them. Which image runs is `builder::choose`'s.
-pub(crate) fn regions_for(region: &str) -> (String, String) {
+/// The regions gcloud creates regional builds in (daisy_utils `CLOUD_BUILD_REGIONS`); a build for
+/// any other region is a global one (`_RunCloudBuild`: `_CreateCloudBuild`).
+const CLOUD_BUILD_REGIONS: [&str; 15] = [
+    "asia-east1",
+    "asia-northeast1",
+    "asia-southeast1",
+    "australia-southeast1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "northamerica-northeast1",
+    "southamerica-east1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-west1",
+];
+
+/// The Artifact Registry region of the builder and the build's location (`None`: a global
+/// build), for a region (a zone's region, or the destination bucket's location), as daisy_utils
+/// `_GetBuilderRegion` and `_RunCloudBuild` map them. Which image runs is `builder::choose`'s.
+pub(crate) fn regions_for(region: &str) -> (String, Option<String>) {
     let ar = artifact_region(&region.to_ascii_lowercase()).to_string();
-    let location = build_region(&ar).to_string();
+    let build = build_region(&ar);
+    let location = CLOUD_BUILD_REGIONS
+        .contains(&build)
+        .then(|| build.to_string());
     (ar, location)
 }
 
@@ -110,14 +136,11 @@ impl BuildPlan {
     }
 
     fn builds_url(&self, gce: &Gce, rest: &[&str]) -> url::Url {
-        let mut s = vec![
-            "v1",
-            "projects",
-            &self.project,
-            "locations",
-            &self.location,
-            "builds",
-        ];
+        let mut s = vec!["v1", "projects", &self.project];
+        if let Some(l) = &self.location {
+            s.extend(["locations", l]);
+        }
+        s.push("builds");
         s.extend_from_slice(rest);
         url(&gce.cloudbuild, &s)
     }
@@ -180,7 +203,8 @@ impl BuildPlan {
         let u = self.builds_url(gce, &[&format!("{id}:cancel")]);
         let name = format!(
             "projects/{}/locations/{}/builds/{id}",
-            self.project, self.location
+            self.project,
+            self.location.as_deref().unwrap_or("global")
         );
         let body = json!({"name": name, "projectId": self.project, "id": id});
         let what = format!("cancelling build {id}");
@@ -218,10 +242,14 @@ mod tests {
     fn regions_and_timeouts_follow_gcloud() {
         assert_eq!(
             regions_for("europe-west1"),
-            ("europe-west1".into(), "europe-west1".into())
+            ("europe-west1".into(), Some("europe-west1".into()))
         );
-        assert_eq!(regions_for("EU"), ("europe".into(), "europe-west4".into()));
-        assert_eq!(regions_for("nam4").1, "us-central1");
+        assert_eq!(
+            regions_for("EU"),
+            ("europe".into(), Some("europe-west4".into()))
+        );
+        assert_eq!(regions_for("nam4").1.as_deref(), Some("us-central1"));
+        assert_eq!(regions_for("asia-south1"), ("asia-south1".into(), None));
         assert_eq!(workflow_timeout(7_200), 7_200 - 216);
         assert_eq!(workflow_timeout(600), 570);
         assert_eq!(workflow_timeout(86_400), 86_100);
@@ -231,7 +259,7 @@ mod tests {
     fn args_are_sorted_and_carry_the_options() {
         let p = BuildPlan {
             project: "proj-123".into(),
-            location: "europe-west1".into(),
+            location: Some("europe-west1".into()),
             builder: "b".into(),
             zone: Some("europe-west1-b".into()),
             scratch: "proj-123-daisy-bkt-europe-west1".into(),
