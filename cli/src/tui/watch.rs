@@ -95,6 +95,8 @@ pub(crate) struct WatchRow {
     /// Each cleanup or status message seen while the export was being cancelled.
     pub steps: Vec<String>,
     pub cancel_asked: bool,
+    /// Its priority in the queue (the form's, then `p`/`P`).
+    pub priority: i32,
 }
 
 pub(crate) fn queued() -> Progress {
@@ -123,6 +125,7 @@ impl WatchRow {
             ended: None,
             steps: Vec::new(),
             cancel_asked: false,
+            priority: 0,
         }
     }
 
