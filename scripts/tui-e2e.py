@@ -165,7 +165,11 @@ def run(work, hypersdk, tools):
     tab("azure", "azure")
     keys("Space", "e")
     wait_for(lambda s: "export 1 source(s)" in s, "the form for the Azure disk")
-    keys("Enter", "Enter")
+    # The library's dry run: what the export makes in the cloud, when it is undone, the file.
+    keys("Enter")
+    s = wait_for(lambda s: "a read SAS" in s and "deleted on every outcome" in s and "web-os.vhd" in s, "the Azure dry run")
+    print("dry run:", row(s, "read SAS").strip(" │"))
+    keys("Enter")
     s = wait_for(lambda s: " done " in row(s, "azure:web-os"), "the Azure disk done")
     got = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(out, "azure")) for f in fs if f.endswith(".vhd")]
     if len(got) != 1 or demo.sha256(got[0]) != demo.sha256(peers["disks"]["azure"]):

@@ -136,7 +136,11 @@ impl Form {
     /// The library's dry run arrived: one per export, in the order of the starts.
     pub(crate) fn dry_ran(&mut self, plans: Vec<Result<hypersdk::DryRun, String>>) {
         let t = |s: &str| crate::shown::text(s).into_owned();
-        let labels = self.labels.iter().cloned().chain(std::iter::repeat(String::new()));
+        let labels = self
+            .labels
+            .iter()
+            .cloned()
+            .chain(std::iter::repeat(String::new()));
         self.dry = Some(
             plans
                 .into_iter()

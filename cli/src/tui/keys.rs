@@ -180,14 +180,14 @@ impl App {
 
     /// The marked sources (or the selected one), one watch row and one start each.
     pub(super) fn start_exports(&mut self, options: Map<String, Value>) -> Vec<Effect> {
-        let priority = options
-            .get("priority")
-            .and_then(Value::as_i64)
-            .unwrap_or(0) as i32;
+        let priority = options.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32;
         let mut starts = Vec::new();
         for (account, row) in self.targets() {
             let n = self.watch.rows.len();
-            let mut w = WatchRow::new(&self.label(account, &row), &self.sources.accounts[account].provider);
+            let mut w = WatchRow::new(
+                &self.label(account, &row),
+                &self.sources.accounts[account].provider,
+            );
             w.priority = priority;
             self.watch.rows.push(w);
             starts.push(Start {
@@ -235,7 +235,8 @@ impl App {
                 };
                 let r = &mut w.rows[i];
                 if !r.running() || r.progress.phase != hypersdk::Phase::Queued {
-                    self.status = format!("{}: not queued; priority only orders the queue", r.label);
+                    self.status =
+                        format!("{}: not queued; priority only orders the queue", r.label);
                     return Vec::new();
                 }
                 r.priority = r.priority.saturating_add(if c == 'p' { 1 } else { -1 });

@@ -234,13 +234,18 @@ fn dry_lines(lines: &mut Vec<Line<'static>>, app: &App, form: &super::form::Form
                 cloud,
                 files,
             } => {
-                lines.push(Line::styled(format!("{source} ({provider})"), theme.header()));
+                lines.push(Line::styled(
+                    format!("{source} ({provider})"),
+                    theme.header(),
+                ));
                 lines.push(Line::from(format!("  files land in {output_dir}")));
                 for file in files {
                     lines.push(Line::from(format!("    {file}")));
                 }
                 if cloud.is_empty() {
-                    lines.push(Line::from("  in the cloud: nothing made; the source is only read"));
+                    lines.push(Line::from(
+                        "  in the cloud: nothing made; the source is only read",
+                    ));
                 } else {
                     lines.push(Line::from("  in the cloud:"));
                     for c in cloud {
@@ -249,7 +254,10 @@ fn dry_lines(lines: &mut Vec<Line<'static>>, app: &App, form: &super::form::Form
                 }
             }
             Planned::Refused { source, why } => {
-                lines.push(Line::styled(format!("{source}: refused: {why}"), theme.failed()));
+                lines.push(Line::styled(
+                    format!("{source}: refused: {why}"),
+                    theme.failed(),
+                ));
             }
         }
     }

@@ -41,7 +41,10 @@ fn checking_the_form_asks_the_library_for_a_dry_run_of_each_export() {
     assert_eq!(app.form.as_ref().unwrap().dry, None);
     app.update(Event::DryRun {
         form: *form,
-        plans: vec![Ok(plan("/DC0/vm/DC0_H0_VM0")), Err("no VM\x1b[2J here".into())],
+        plans: vec![
+            Ok(plan("/DC0/vm/DC0_H0_VM0")),
+            Err("no VM\x1b[2J here".into()),
+        ],
     });
     let dry = app.form.as_ref().unwrap().dry.clone().unwrap();
     assert!(matches!(&dry[0], Planned::Plan { source, .. } if source == "vc:DC0_H0_VM0"));
