@@ -356,16 +356,34 @@ pub(crate) fn tabs(app: &App, theme: Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-/// A table in a bordered block, rows windowed around the selection.
+/// Lines of a table's block that hold no row: two borders and the header.
+pub(crate) const CHROME: u16 = 3;
+
+/// One table of the three views: `n` rows in a bordered block under `header`, only those that
+/// fit drawn (windowed around `selected`), the selected one highlighted. `row(i)` gives row
+/// `i`'s cells and its style when it is not the selected one.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn table<'a>(
     f: &mut Frame,
     area: Rect,
     title: String,
     header: Vec<&'a str>,
-    rows: Vec<Row<'a>>,
     widths: Vec<Constraint>,
+    (n, selected): (usize, usize),
     theme: Theme,
+    mut row: impl FnMut(usize) -> (Vec<Cell<'a>>, Style),
 ) {
+    let (first, last) = window(n, selected, area.height.saturating_sub(CHROME) as usize);
+    let rows: Vec<Row> = (first..last)
+        .map(|i| {
+            let (cells, style) = row(i);
+            Row::new(cells).style(if i == selected {
+                theme.selected()
+            } else {
+                style
+            })
+        })
+        .collect();
     let header = Row::new(header.into_iter().map(Cell::from)).style(theme.header());
     f.render_widget(
         Table::new(rows, widths)
@@ -374,6 +392,15 @@ pub(crate) fn table<'a>(
             .block(Block::bordered().title(title)),
         area,
     );
+}
+
+/// A selection `selected` moved by `delta` within `n` rows.
+pub(crate) fn moved(selected: usize, delta: isize, n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        selected.saturating_add_signed(delta).min(n - 1)
+    }
 }
 
 pub(crate) fn rate(bps: f64) -> String {

@@ -242,12 +242,7 @@ impl Watch {
     }
 
     pub(crate) fn move_by(&mut self, delta: isize) {
-        let n = self.rows.len();
-        self.selected = if n == 0 {
-            0
-        } else {
-            self.selected.saturating_add_signed(delta).min(n - 1)
-        };
+        self.selected = super::render::moved(self.selected, delta, self.rows.len());
     }
 
     pub(crate) fn running(&self) -> usize {
