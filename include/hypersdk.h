@@ -291,6 +291,13 @@ hs_status hs_export_start(const hs_client *client,
 // export had already finished).
 hs_status hs_export_cancel(const hs_export *handle);
 
+// Changes the priority of an export still waiting for a slot (phase queued, behind
+// `max_concurrent_exports`): it is let in by the new priority, keeping its arrival among
+// exports of equal priority. Returns `HS_STATUS_INVALID_STATE`, changing nothing, when it no
+// longer waits (it runs, has ended or was cancelled). May be called from any thread.
+hs_status hs_export_set_priority(const hs_export *handle,
+                                 int32_t priority);
+
 // Waits until the export has ended and its terminal callback has returned, at most
 // `timeout_ms` milliseconds (negative: no limit; 0: just check).
 //

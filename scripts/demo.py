@@ -128,18 +128,8 @@ def toml_str(s):
     return json.dumps(str(s))
 
 
-def main():
-    out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "demo-out"))
-    signal.signal(signal.SIGINT, lambda *_: (stop_all(), sys.exit(130)))
-    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(143)))
-    t0 = time.time()
-    env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
-
-    step(1, "building the hypersdk command and the HTTP peer", "first time ~8 min on 2 cores, then seconds")
-    run(["cargo", "build", "-q", "-p", "hypersdk-cli", "-p", "hypersdk", "--bin", "hypersdk", "--example", "serve"], cwd=ROOT, env=env)
-    hypersdk = os.path.join(TARGET, "debug", "hypersdk")
-
-    step(2, "installing the peers' tools under ~/.cache/hypersdk-tools", "first time ~4 min, then seconds")
+def install_tools():
+    """Installs the peers' tools once (later runs take seconds); their paths."""
     moto_py = os.path.join(TOOLS, "moto-venv", "bin", "python")
     if subprocess.run([moto_py, "-c", "import moto, boto3"], stderr=subprocess.DEVNULL).returncode != 0:
         run([sys.executable, "-m", "venv", os.path.join(TOOLS, "moto-venv")])
@@ -152,74 +142,82 @@ def main():
     if not os.path.exists(vcsim):
         os.makedirs(os.path.dirname(vcsim), exist_ok=True)
         run(["go", "build", "-o", vcsim, "."], cwd=os.path.join(ROOT, "tests/peers/vcsim"))
+    return {"moto_py": moto_py, "fake_gcs": fake_gcs, "ps_py": ps_py, "vcsim": vcsim}
 
-    work = tempfile.mkdtemp(prefix="hypersdk-demo-")
-    try:
-        step(3, "making disk images with known bytes (qemu-img)")
-        fx = {
-            "aws": disk(work, "aws-disk", 24 << 20, 1, "vmdk"),
-            "vsphere": disk(work, "vsphere-disk", 24 << 20, 2, "vmdk"),
-            "azure": disk(work, "azure-disk", 24 << 20, 3, "vpc", "subformat=fixed"),
-            "gcp": disk(work, "gcp-disk", 24 << 20, 4),
-            "hyperv": disk(work, "hyperv-disk", 24 << 20, 5, "vhdx"),
-        }
 
-        step(4, "starting the peers: moto, vcsim, Azurite + ARM stand-in, fake-gcs-server + GCP stand-in, Hyper-V stand-in, HTTP")
-        _, line = start([moto_py, os.path.join(ROOT, "tests/peers/moto/moto_peer.py"), "--fixture", fx["aws"],
-                         "--exit-on-stdin-eof"])
-        aws = json.loads(line)
-        vdir = os.path.join(work, "vcsim")
-        os.makedirs(vdir)
-        _, line = start([vcsim, "-dir", vdir, "-disk", fx["vsphere"]], stdin_pipe=False)
-        vc = json.loads(line)
-        cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
-        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-addext", "basicConstraints=critical,CA:FALSE"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        adir = os.path.join(work, "azurite")
-        os.makedirs(adir)
-        _, line = start([os.path.join(TOOLS, "azure-venv", "bin", "python"), os.path.join(ROOT, "tests/peers/azure/arm_standin.py"),
-                         "--azurite", os.path.join(TOOLS, "azurite", "node_modules", ".bin", "azurite-blob"),
-                         "--cert", cert, "--key", key, "--workdir", adir, "--exit-on-stdin-eof"])
-        az = json.loads(line)
-        post(f"{az['arm']}/_admin/disks", {"kind": "disks", "name": "web-os", "rg": "rg1", "path": fx["azure"],
-                                           "state": "Unattached", "md5": None}, ca=cert)
-        gdir = os.path.join(work, "gcp")
-        os.makedirs(gdir)
-        _, line = start([sys.executable, os.path.join(ROOT, "tests/peers/gcp/gcp_standin.py"), "--fake-gcs", fake_gcs,
-                         "--workdir", gdir, "--exit-on-stdin-eof"])
-        gcp = json.loads(line)
-        gurl = f"http://127.0.0.1:{gcp['port']}"
-        post(f"{gurl}/_admin/client", {"refresh_token": "demo-rt", "client_secret": "demo-cs"})
-        post(f"{gurl}/_admin/bucket", {"name": "demo-exports"})
-        post(f"{gurl}/_admin/disk", {"project": "demo-project", "zone": "europe-west1-b", "name": "app-data",
-                                     "raw": fx["gcp"], "users": ["instances/app-1"]})
-        hdir = os.path.join(work, "hyperv")
-        os.makedirs(hdir)
-        with open(os.path.join(hdir, "state.json"), "w") as f:
-            json.dump({"vms": [{"name": "sql-01", "id": "0d9e8f7a-1b2c-4d3e-8f4a-5b6c7d8e9f01", "state": "Running",
-                                "faults": {"write_delay_ms": 20},
-                                "disks": [{"path": "C:\\Hyper-V\\sql-01\\sql-01.vhdx", "local": fx["hyperv"]}]}]}, f)
-        pwsh = os.path.join(hdir, "pwsh")
-        with open(pwsh, "w") as f:
-            f.write(f"#!/bin/sh\nexec '{ps_py}' '{ROOT}/tests/peers/hyperv/pwsh_standin.py' --state '{hdir}' \"$@\"\n")
-        os.chmod(pwsh, 0o755)
-        _, line = start([os.path.join(TARGET, "debug", "examples", "serve"), "2", str(48 << 20), str(16 << 20)],
-                        stdin_pipe=False)
-        http_url = line.split()[-1]
+def start_peers(work, out, tools, say=lambda *_: None, size=24 << 20, http_size=48 << 20, nfc_rate=None):
+    """Makes a disk image of known bytes per cloud, starts every peer with its disk (stopped by
+    stop_all), writes the batch profile naming them (outputs under `out`). Returns the profile's
+    path, the environment its secrets come from, the disks, and what each peer said when it
+    started. `nfc_rate` paces vcsim's disk download (bytes/s: time to cancel it mid-way).
+    scripts/tui-e2e.py starts the same peers through it."""
+    moto_py, fake_gcs, ps_py, vcsim = tools["moto_py"], tools["fake_gcs"], tools["ps_py"], tools["vcsim"]
+    say(3, "making disk images with known bytes (qemu-img)")
+    fx = {
+        "aws": disk(work, "aws-disk", size, 1, "vmdk"),
+        "vsphere": disk(work, "vsphere-disk", size, 2, "vmdk"),
+        "azure": disk(work, "azure-disk", size, 3, "vpc", "subformat=fixed"),
+        "gcp": disk(work, "gcp-disk", size, 4),
+        "hyperv": disk(work, "hyperv-disk", size, 5, "vhdx"),
+    }
 
-        step(5, "writing the batch profile (secrets come from the environment, never the profile)")
-        for d in ("aws", "vsphere", "azure", "gcp", "hyperv", "http"):
-            path = os.path.join(out, d)
-            shutil.rmtree(path, ignore_errors=True)
-            os.makedirs(path)
-        gcreds = json.dumps({"type": "authorized_user", "client_id": "demo", "client_secret": "demo-cs",
-                             "refresh_token": "demo-rt", "token_uri": f"{gurl}/token"})
-        env.update({"DEMO_AWS_KEY": aws["access_key_id"], "DEMO_AWS_SECRET": aws["secret_access_key"],
-                    "DEMO_VC_PASSWORD": "s3cret-pass", "DEMO_AZ_SECRET": az["client_secret"], "DEMO_GCP_CREDS": gcreds})
-        profile = os.path.join(work, "demo.toml")
-        with open(profile, "w") as f:
-            f.write(f"""max_concurrent = 8
+    say(4, "starting the peers: moto, vcsim, Azurite + ARM stand-in, fake-gcs-server + GCP stand-in, Hyper-V stand-in, HTTP")
+    _, line = start([moto_py, os.path.join(ROOT, "tests/peers/moto/moto_peer.py"), "--fixture", fx["aws"],
+                     "--exit-on-stdin-eof"])
+    aws = json.loads(line)
+    vdir = os.path.join(work, "vcsim")
+    os.makedirs(vdir)
+    pace = ["-nfc-rate", str(nfc_rate)] if nfc_rate else []
+    _, line = start([vcsim, "-dir", vdir, "-disk", fx["vsphere"], *pace], stdin_pipe=False)
+    vc = json.loads(line)
+    cert, key = os.path.join(work, "cert.pem"), os.path.join(work, "key.pem")
+    run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+         "-addext", "basicConstraints=critical,CA:FALSE"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    adir = os.path.join(work, "azurite")
+    os.makedirs(adir)
+    _, line = start([os.path.join(TOOLS, "azure-venv", "bin", "python"), os.path.join(ROOT, "tests/peers/azure/arm_standin.py"),
+                     "--azurite", os.path.join(TOOLS, "azurite", "node_modules", ".bin", "azurite-blob"),
+                     "--cert", cert, "--key", key, "--workdir", adir, "--exit-on-stdin-eof"])
+    az = json.loads(line)
+    post(f"{az['arm']}/_admin/disks", {"kind": "disks", "name": "web-os", "rg": "rg1", "path": fx["azure"],
+                                       "state": "Unattached", "md5": None}, ca=cert)
+    gdir = os.path.join(work, "gcp")
+    os.makedirs(gdir)
+    _, line = start([sys.executable, os.path.join(ROOT, "tests/peers/gcp/gcp_standin.py"), "--fake-gcs", fake_gcs,
+                     "--workdir", gdir, "--exit-on-stdin-eof"])
+    gcp = json.loads(line)
+    gurl = f"http://127.0.0.1:{gcp['port']}"
+    post(f"{gurl}/_admin/client", {"refresh_token": "demo-rt", "client_secret": "demo-cs"})
+    post(f"{gurl}/_admin/bucket", {"name": "demo-exports"})
+    post(f"{gurl}/_admin/disk", {"project": "demo-project", "zone": "europe-west1-b", "name": "app-data",
+                                 "raw": fx["gcp"], "users": ["instances/app-1"]})
+    hdir = os.path.join(work, "hyperv")
+    os.makedirs(hdir)
+    with open(os.path.join(hdir, "state.json"), "w") as f:
+        json.dump({"vms": [{"name": "sql-01", "id": "0d9e8f7a-1b2c-4d3e-8f4a-5b6c7d8e9f01", "state": "Running",
+                            "faults": {"write_delay_ms": 20},
+                            "disks": [{"path": "C:\\Hyper-V\\sql-01\\sql-01.vhdx", "local": fx["hyperv"]}]}]}, f)
+    pwsh = os.path.join(hdir, "pwsh")
+    with open(pwsh, "w") as f:
+        f.write(f"#!/bin/sh\nexec '{ps_py}' '{ROOT}/tests/peers/hyperv/pwsh_standin.py' --state '{hdir}' \"$@\"\n")
+    os.chmod(pwsh, 0o755)
+    _, line = start([os.path.join(TARGET, "debug", "examples", "serve"), "2", str(http_size), str(16 << 20)],
+                    stdin_pipe=False)
+    http_url = line.split()[-1]
+
+    say(5, "writing the batch profile (secrets come from the environment, never the profile)")
+    for d in ("aws", "vsphere", "azure", "gcp", "hyperv", "http"):
+        path = os.path.join(out, d)
+        shutil.rmtree(path, ignore_errors=True)
+        os.makedirs(path)
+    gcreds = json.dumps({"type": "authorized_user", "client_id": "demo", "client_secret": "demo-cs",
+                         "refresh_token": "demo-rt", "token_uri": f"{gurl}/token"})
+    secrets = {"DEMO_AWS_KEY": aws["access_key_id"], "DEMO_AWS_SECRET": aws["secret_access_key"],
+               "DEMO_VC_PASSWORD": "s3cret-pass", "DEMO_AZ_SECRET": az["client_secret"], "DEMO_GCP_CREDS": gcreds}
+    profile = os.path.join(work, "demo.toml")
+    with open(profile, "w") as f:
+        f.write(f"""max_concurrent = 8
 
 [providers.aws]
 config = {{ region = "us-east-1", endpoint_url = {toml_str(aws['endpoint'])} }}
@@ -278,6 +276,30 @@ sources = [{toml_str(http_url + '/file0.bin')}, {toml_str(http_url + '/file1.bin
 output = {toml_str(os.path.join(out, 'http'))}
 priority = -1
 """)
+
+    return {"profile": profile, "env": secrets, "disks": fx, "aws": aws, "vc": vc, "azure": az,
+            "gcp": gurl, "http": http_url}
+
+
+def main():
+    out = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build", "demo-out"))
+    signal.signal(signal.SIGINT, lambda *_: (stop_all(), sys.exit(130)))
+    signal.signal(signal.SIGTERM, lambda *_: (stop_all(), sys.exit(143)))
+    t0 = time.time()
+    env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
+
+    step(1, "building the hypersdk command and the HTTP peer", "first time ~8 min on 2 cores, then seconds")
+    run(["cargo", "build", "-q", "-p", "hypersdk-cli", "-p", "hypersdk", "--bin", "hypersdk", "--example", "serve"], cwd=ROOT, env=env)
+    hypersdk = os.path.join(TARGET, "debug", "hypersdk")
+
+    step(2, "installing the peers' tools under ~/.cache/hypersdk-tools", "first time ~4 min, then seconds")
+    tools = install_tools()
+
+    work = tempfile.mkdtemp(prefix="hypersdk-demo-")
+    try:
+        peers = start_peers(work, out, tools, step)
+        env.update(peers["env"])
+        fx, profile = peers["disks"], peers["profile"]
 
         step(6, "hypersdk batch: every export at once")
         state = os.path.join(work, "state")

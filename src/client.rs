@@ -126,10 +126,11 @@ impl Client {
         };
         // The place in the queue is taken now, so arrival order is the order of these calls.
         let ticket = crate::export::job::EXPORT_SLOTS.ticket(job.opts.priority);
+        let place = ticket.place();
         let rt = crate::runtime::handle();
         rt.spawn(dispatch::run(shared.clone(), on_progress, interval));
         rt.spawn(job.run(ticket));
-        Ok(Export { shared })
+        Ok(Export { shared, place })
     }
 
     /// What `start_export` with these arguments would do, without doing it: the options are

@@ -152,6 +152,14 @@ fn c_programs(check: Check) {
         "a cancelled export left a final file"
     );
 
+    let priority_dir = tempfile::tempdir().unwrap();
+    let bin = compile("priority", build.path(), check);
+    run(
+        &bin,
+        &[&slow.url("slow.bin"), priority_dir.path().to_str().unwrap()],
+        check,
+    );
+
     let misuse_dir = tempfile::tempdir().unwrap();
     let bin = compile("misuse", build.path(), check);
     run(

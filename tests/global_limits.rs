@@ -87,5 +87,39 @@ fn exports_beyond_the_limit_wait_in_queued() {
     assert_eq!(rd.error.as_ref().unwrap().phase, "queued");
     c.cancel();
     c.wait(Some(Duration::from_secs(10))).unwrap().unwrap();
+
+    // Export::set_priority: a queued export raised above an earlier one gets the slot first;
+    // one that has its slot is not queued and keeps it.
+    let (df, dg) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let e = client
+        .start_export(
+            &server.url("a.bin"),
+            &opts(dir.path(), json!({"overwrite": true})),
+            None,
+        )
+        .unwrap();
+    while e.progress().phase == Phase::Queued {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(!e.set_priority(5), "a running export is not queued");
+    let f = client
+        .start_export(&server.url("b.bin"), &opts(df.path(), json!({})), None)
+        .unwrap();
+    let g = client
+        .start_export(&server.url("a.bin"), &opts(dg.path(), json!({})), None)
+        .unwrap();
+    assert!(g.set_priority(3), "g waits: its priority changes");
+    e.cancel();
+    e.wait(Some(Duration::from_secs(10))).unwrap().unwrap();
+    // g, the later one, has the one slot (paced: seconds) while f still waits.
+    while g.progress().phase == Phase::Queued {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(f.progress().phase, Phase::Queued, "f was let in before g");
+    assert!(!g.set_priority(-3));
+    for x in [&g, &f] {
+        x.cancel();
+        x.wait(Some(Duration::from_secs(10))).unwrap().unwrap();
+    }
     hypersdk::configure("{}").unwrap();
 }

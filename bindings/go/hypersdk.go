@@ -362,6 +362,15 @@ func (e *Export) Cancel() {
 	}
 }
 
+// SetPriority changes the priority of an export still waiting for a slot (PhaseQueued, behind
+// max_concurrent_exports): it is let in by the new priority, keeping its arrival among exports of
+// equal priority. False, changing nothing, once it runs, has ended or was cancelled.
+func (e *Export) SetPriority(priority int32) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.c != nil && C.hs_export_set_priority(e.c, C.int32_t(priority)) == C.HS_STATUS_OK
+}
+
 // Progress is the current reading (pull).
 func (e *Export) Progress() Progress {
 	e.mu.RLock()

@@ -172,6 +172,49 @@ func TestContextCancelStopsExport(t *testing.T) {
 	}
 }
 
+func TestSetPriorityLetsARaisedQueuedExportInFirst(t *testing.T) {
+	srv := server(t, map[string][]byte{"big.raw": blob(8<<20, 11)})
+	dir := t.TempDir()
+	if err := Configure(map[string]any{"max_concurrent_exports": 1}); err != nil {
+		t.Fatal(err)
+	}
+	defer Configure(map[string]any{})
+	cl, err := NewClient("http", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	start := func(name string) *Export {
+		e, err := cl.StartExport(context.Background(), srv.URL+"/slow/big.raw", opts(dir, map[string]any{"file_name": name, "parts_in_flight": 1, "max_parts_in_flight": 1}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.Cancel(); e.Wait(); e.Close() })
+		return e
+	}
+	a := start("a.raw")
+	for a.Progress().Phase == PhaseQueued {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if a.SetPriority(5) {
+		t.Fatal("a running export is not queued")
+	}
+	b, c := start("b.raw"), start("c.raw")
+	if !c.SetPriority(3) {
+		t.Fatal("c waits: its priority changes")
+	}
+	a.Cancel()
+	a.Wait()
+	// c, the later one, has the one slot (a paced download, one request at a time: seconds)
+	// while b still waits.
+	for c.Progress().Phase == PhaseQueued {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p := b.Progress().Phase; p != PhaseQueued {
+		t.Fatalf("b was let in before c: %v", p)
+	}
+}
+
 func TestErrorsAreCategorised(t *testing.T) {
 	_, err := NewClient("http", map[string]any{"insecure_skip_verfy": true})
 	if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "insecure_skip_verfy") {

@@ -210,6 +210,15 @@ pub(crate) fn done_before(records: &[Value], item: &Item) -> Option<u64> {
 /// export's record in its place (its `status` and `base`, as in a result JSON). A path stays a
 /// path.
 pub(crate) fn resolve_incremental(options: &mut Map<String, Value>) -> Result<(), String> {
+    resolve_incremental_with(options, load)
+}
+
+/// [`resolve_incremental`] with the records from `records`, read only when the option is a
+/// history id.
+pub(crate) fn resolve_incremental_with(
+    options: &mut Map<String, Value>,
+    records: impl FnOnce() -> Result<Vec<Value>, String>,
+) -> Result<(), String> {
     if options
         .get("incremental_from")
         .and_then(Value::as_u64)
@@ -217,7 +226,7 @@ pub(crate) fn resolve_incremental(options: &mut Map<String, Value>) -> Result<()
     {
         return Ok(());
     }
-    resolve_incremental_in(&load()?, options)
+    resolve_incremental_in(&records()?, options)
 }
 
 fn resolve_incremental_in(

@@ -154,9 +154,21 @@ impl ExportShared {
 #[derive(Clone)]
 pub struct Export {
     pub(crate) shared: Arc<ExportShared>,
+    /// Its place in the slot queue while it waits for one (None: it had one at once).
+    pub(crate) place: Option<queue::Place>,
 }
 
 impl Export {
+    /// Changes the priority of an export still waiting for a slot (phase `queued`, behind
+    /// `max_concurrent_exports`): it is admitted by the new priority, keeping its arrival
+    /// among exports of equal priority. Returns false, changing nothing, when it no longer
+    /// waits: it runs, has ended or was cancelled.
+    pub fn set_priority(&self, priority: i32) -> bool {
+        self.place
+            .as_ref()
+            .is_some_and(|p| p.set_priority(priority))
+    }
+
     /// Requests cancellation: returns at once; cleanup runs, then the terminal callback.
     pub fn cancel(&self) {
         self.shared.cancel.cancel();

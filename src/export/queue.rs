@@ -1,10 +1,11 @@
 //! The queue in front of `max_concurrent_exports`: an export waits (phase queued) for a slot;
 //! slots go to the highest `priority` first, and in arrival order within a priority. A slot is
 //! handed over as a value that frees itself when dropped, so a waiter that gives up (cancel)
-//! after its slot was sent still gives it back.
+//! after its slot was sent still gives it back. A waiter's priority can change while it waits
+//! ([`Place::set_priority`]): it keeps its arrival, only its rank moves.
 
 use std::collections::BinaryHeap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::oneshot;
 
@@ -117,7 +118,13 @@ impl SlotQueue {
         g.seq += 1;
         let seq = g.seq;
         g.waiters.push(Waiter { priority, seq, tx });
-        Ticket::Waiting(rx)
+        Ticket::Waiting(
+            rx,
+            Place {
+                inner: Arc::downgrade(&self.inner),
+                seq,
+            },
+        )
     }
 }
 
@@ -125,17 +132,53 @@ impl SlotQueue {
 /// up; a slot already sent to it frees itself.
 pub(crate) enum Ticket {
     Ready(Slot),
-    Waiting(oneshot::Receiver<Slot>),
+    Waiting(oneshot::Receiver<Slot>, Place),
 }
 
 impl Ticket {
+    /// Where a waiting ticket stands in the queue, to change its priority later (None: it
+    /// had a slot at once).
+    pub fn place(&self) -> Option<Place> {
+        match self {
+            Ticket::Ready(_) => None,
+            Ticket::Waiting(_, p) => Some(p.clone()),
+        }
+    }
+
     pub async fn wait(self) -> Slot {
         match self {
             Ticket::Ready(s) => s,
-            Ticket::Waiting(rx) => rx
+            Ticket::Waiting(rx, _) => rx
                 .await
                 .expect("a waiter's sender is only dropped by sending to it"),
         }
+    }
+}
+
+/// A waiter's place, kept apart from its ticket (which the export's task holds).
+#[derive(Clone)]
+pub(crate) struct Place {
+    inner: Weak<Mutex<Inner>>,
+    seq: u64,
+}
+
+impl Place {
+    /// Gives the waiter `priority` (it keeps its arrival among equals). False when it is no
+    /// longer waiting: it has its slot, or gave its place up.
+    pub fn set_priority(&self, priority: i32) -> bool {
+        let Some(inner) = self.inner.upgrade() else {
+            return false;
+        };
+        let mut g = lock(&inner);
+        let mut waiters = std::mem::take(&mut g.waiters).into_vec();
+        let mut found = false;
+        for w in waiters.iter_mut().filter(|w| w.seq == self.seq) {
+            // A waiter whose receiver is gone (cancelled) is not waiting any more.
+            found = !w.tx.is_closed();
+            w.priority = priority;
+        }
+        g.waiters = BinaryHeap::from(waiters);
+        found
     }
 }
 
@@ -183,6 +226,35 @@ mod tests {
         assert_eq!(lock(&q.inner).in_use, 0);
         let again = tokio::time::timeout(Duration::from_secs(1), q.acquire(0)).await;
         assert!(again.is_ok(), "a slot leaked");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_raised_or_lowered_is_admitted_by_its_new_priority() {
+        let q = Arc::new(SlotQueue::new(1));
+        let first = q.acquire(0).await;
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let mut places = Vec::new();
+        let mut tasks = Vec::new();
+        for name in ["a", "b", "c", "d"] {
+            let ticket = q.ticket(0);
+            places.push(ticket.place().expect("the slot is taken: it waits"));
+            let order = order.clone();
+            tasks.push(tokio::spawn(async move {
+                let s = ticket.wait().await;
+                lock(&order).push(name);
+                drop(s);
+            }));
+        }
+        // d, the last to come, raised above everyone; a, the first, lowered below everyone.
+        assert!(places[3].set_priority(5));
+        assert!(places[0].set_priority(-1));
+        drop(first);
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(*lock(&order), ["d", "b", "c", "a"]);
+        // Admitted: no longer waiting, nothing to change.
+        assert!(!places[3].set_priority(9));
     }
 
     #[tokio::test]

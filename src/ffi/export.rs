@@ -91,6 +91,21 @@ pub extern "C" fn hs_export_cancel(handle: *const hs_export) -> hs_status {
     })
 }
 
+/// Changes the priority of an export still waiting for a slot (phase queued, behind
+/// `max_concurrent_exports`): it is let in by the new priority, keeping its arrival among
+/// exports of equal priority. Returns `HS_STATUS_INVALID_STATE`, changing nothing, when it no
+/// longer waits (it runs, has ended or was cancelled). May be called from any thread.
+#[unsafe(no_mangle)]
+pub extern "C" fn hs_export_set_priority(handle: *const hs_export, priority: i32) -> hs_status {
+    guard(std::ptr::null_mut(), || {
+        Ok(if export_ref(handle)?.export.set_priority(priority) {
+            hs_status::HS_STATUS_OK
+        } else {
+            hs_status::HS_STATUS_INVALID_STATE
+        })
+    })
+}
+
 /// Waits until the export has ended and its terminal callback has returned, at most
 /// `timeout_ms` milliseconds (negative: no limit; 0: just check).
 ///

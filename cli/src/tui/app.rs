@@ -69,6 +69,16 @@ pub(crate) enum Event {
         ended: Ended,
     },
     History(Result<Vec<Value>, String>),
+    /// The library's dry run of form number `form`'s exports, one per start, in order.
+    DryRun {
+        form: u64,
+        plans: Vec<Result<hypersdk::DryRun, String>>,
+    },
+    /// Watch row `row`'s new priority was (or, no longer queued, was not) applied.
+    Priority {
+        row: usize,
+        applied: bool,
+    },
 }
 
 /// One export to start: the watch row it fills, the account (profile entry) and source.
@@ -83,7 +93,17 @@ pub(crate) struct Start {
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Effect {
     List(usize),
+    /// What these starts would do (`Client::dry_run`), for form number `form`.
+    DryRun {
+        form: u64,
+        starts: Vec<Start>,
+    },
     Start(Vec<Start>),
+    /// A queued export's new priority.
+    SetPriority {
+        row: usize,
+        priority: i32,
+    },
     Cancel(usize),
     LoadHistory,
     Resume {
@@ -116,6 +136,8 @@ pub(crate) struct App {
     pub status: String,
     pub quitting: Option<Quitting>,
     pub ctrl_c: u32,
+    /// Forms opened so far: a dry run answers the form it was asked for, not a later one.
+    pub forms: u64,
 }
 
 pub(crate) const VIEW_NAMES: [(&str, View); 3] = [
@@ -145,6 +167,7 @@ impl App {
             status: String::new(),
             quitting: None,
             ctrl_c: 0,
+            forms: 0,
         }
     }
 
@@ -215,6 +238,22 @@ impl App {
             }
             Event::History(result) => {
                 self.history.loaded(result);
+                Vec::new()
+            }
+            Event::DryRun { form, plans } => {
+                if let Some(f) = self.form.as_mut().filter(|f| f.number == form) {
+                    f.dry_ran(plans);
+                }
+                Vec::new()
+            }
+            Event::Priority { row, applied } => {
+                if let Some(r) = self.watch.rows.get(row) {
+                    self.status = if applied {
+                        format!("{}: priority {} while queued", r.label, r.priority)
+                    } else {
+                        format!("{}: no longer queued; its priority stays", r.label)
+                    };
+                }
                 Vec::new()
             }
         }

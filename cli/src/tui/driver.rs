@@ -34,6 +34,8 @@ pub(crate) struct Driver {
     profile: Option<PathBuf>,
     clients: Arc<Mutex<HashMap<usize, Arc<Client>>>>,
     running: Arc<Mutex<HashMap<usize, Running>>>,
+    /// The history store's records (tests give their own).
+    pub(crate) history: fn() -> Result<Vec<Value>, String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -50,6 +52,7 @@ impl Driver {
             profile,
             clients: Arc::default(),
             running: Arc::default(),
+            history: history::load,
         };
         let poller = d.clone();
         std::thread::spawn(move || poller.poll());
@@ -61,6 +64,19 @@ impl Driver {
         match effect {
             Effect::List(i) => {
                 std::thread::spawn(move || d.list(i));
+            }
+            Effect::DryRun { form, starts } => {
+                std::thread::spawn(move || {
+                    let plans = starts.iter().map(|s| d.dry_run(s)).collect();
+                    let _ = d.tx.send(Event::DryRun { form, plans });
+                });
+            }
+            Effect::SetPriority { row, priority } => {
+                // Not yet started (its start still on its way) or ended: not queued here.
+                let applied = lock(&self.running)
+                    .get(&row)
+                    .is_some_and(|r| r.export.set_priority(priority));
+                let _ = self.tx.send(Event::Priority { row, applied });
             }
             Effect::Start(starts) => {
                 std::thread::spawn(move || starts.into_iter().for_each(|s| d.start(s)));
@@ -114,6 +130,21 @@ impl Driver {
         let _ = self.tx.send(Event::Listed { account: i, result });
     }
 
+    /// The options JSON a start or dry run is given: `incremental_from=<history id>` becomes
+    /// that export's record from the history store, as `export` and `batch` do.
+    fn options_json(&self, options: &serde_json::Map<String, Value>) -> Result<String, String> {
+        let mut options = options.clone();
+        history::resolve_incremental_with(&mut options, self.history)?;
+        Ok(Value::Object(options).to_string())
+    }
+
+    /// What starting `s` would do, from the library (nothing is started or written).
+    fn dry_run(&self, s: &Start) -> Result<hypersdk::DryRun, String> {
+        let client = self.client(s.account).map_err(|r| r.message)?;
+        let opts = self.options_json(&s.options)?;
+        client.dry_run(&s.source, &opts).map_err(|e| e.to_string())
+    }
+
     fn start(&self, mut s: Start) {
         let a = &self.accounts[s.account];
         // Absolute and made when missing, as `export` and `batch` do (the history keeps it).
@@ -155,12 +186,12 @@ impl Driver {
     }
 
     fn launch(&self, row: usize, item: Item) {
-        let opts = Value::Object(item.options.clone()).to_string();
-        let started = match &item.client {
-            Ok(c) => c
+        let started = match (&item.client, self.options_json(&item.options)) {
+            (Ok(c), Ok(opts)) => c
                 .start_export(&item.source, &opts, None)
                 .map_err(|e| e.to_string()),
-            Err(r) => Err(r.message.clone()),
+            (Err(r), _) => Err(r.message.clone()),
+            (_, Err(why)) => Err(why),
         };
         match started {
             Ok(export) => {

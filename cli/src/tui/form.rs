@@ -85,6 +85,27 @@ pub(crate) struct Form {
     pub error: Option<String>,
     /// The checked form, shown as a dry run, waiting for Enter.
     pub confirm: Option<Plan>,
+    /// This form's number (see [`super::app::App::forms`]).
+    pub number: u64,
+    /// The library's dry run of each export, once it has answered (None: asked).
+    pub dry: Option<Vec<Planned>>,
+    /// The labels of the exports the dry run was asked for, in order.
+    pub labels: Vec<String>,
+}
+
+/// One export's dry run as the form shows it, every string printable.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Planned {
+    Plan {
+        source: String,
+        provider: String,
+        output_dir: String,
+        /// What it creates in the cloud, each with when it is undone (empty: nothing).
+        cloud: Vec<String>,
+        files: Vec<String>,
+    },
+    /// Why the library would refuse it.
+    Refused { source: String, why: String },
 }
 
 /// What the confirmed form starts: the options every export gets.
@@ -106,7 +127,39 @@ impl Form {
             count,
             error: None,
             confirm: None,
+            number: 0,
+            dry: None,
+            labels: Vec::new(),
         }
+    }
+
+    /// The library's dry run arrived: one per export, in the order of the starts.
+    pub(crate) fn dry_ran(&mut self, plans: Vec<Result<hypersdk::DryRun, String>>) {
+        let t = |s: &str| crate::shown::text(s).into_owned();
+        let labels = self
+            .labels
+            .iter()
+            .cloned()
+            .chain(std::iter::repeat(String::new()));
+        self.dry = Some(
+            plans
+                .into_iter()
+                .zip(labels)
+                .map(|(p, label)| match p {
+                    Ok(d) => Planned::Plan {
+                        source: label,
+                        provider: t(&d.provider),
+                        output_dir: t(&d.output_dir),
+                        cloud: d.cloud.iter().map(|c| t(c)).collect(),
+                        files: d.files.iter().map(|f| t(f)).collect(),
+                    },
+                    Err(why) => Planned::Refused {
+                        source: label,
+                        why: crate::shown::error(&why),
+                    },
+                })
+                .collect(),
+        );
     }
 
     pub(crate) fn field(&self) -> Field {

@@ -64,12 +64,7 @@ impl History {
     }
 
     pub(crate) fn move_by(&mut self, delta: isize) {
-        let n = self.records.len();
-        self.selected = if n == 0 {
-            0
-        } else {
-            self.selected.saturating_add_signed(delta).min(n - 1)
-        };
+        self.selected = super::render::moved(self.selected, delta, self.records.len());
     }
 
     pub(crate) fn selected_record(&self) -> Option<&Record> {

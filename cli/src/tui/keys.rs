@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::app::{App, Dialog, Effect, Start, View};
 use super::form::Form;
-use super::sources::Listing;
+use super::sources::{Listing, SourceRow};
 use super::watch::WatchRow;
 
 pub(crate) const HELP: &[(&str, &str)] = &[
@@ -37,6 +37,7 @@ pub(crate) const HELP: &[(&str, &str)] = &[
         "c / C",
         "watch: cancel the selected export / all (asks first)",
     ),
+    ("p / P", "watch: raise / lower a queued export's priority"),
     (
         "R",
         "history: resume the selected failed or cancelled export",
@@ -97,6 +98,8 @@ impl App {
         let output = acc[*first].output.clone().unwrap_or_else(|| ".".into());
         let mut form = Form::new(&output, providers, marked.len());
         form.options = acc[*first].options.clone();
+        self.forms += 1;
+        form.number = self.forms;
         self.form = Some(form);
     }
 
@@ -121,7 +124,32 @@ impl App {
             KeyCode::Backspace => form.backspace(),
             KeyCode::Char(c) => form.type_char(c),
             KeyCode::Enter => match form.check(&self.schema) {
-                Ok(plan) => form.confirm = Some(plan),
+                Ok(plan) => {
+                    // The library says what each would do, in the background.
+                    let options = plan.options.clone();
+                    form.confirm = Some(plan);
+                    form.dry = None;
+                    let number = form.number;
+                    let targets = self.targets();
+                    let starts = targets
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (account, row))| Start {
+                            row: i,
+                            account: *account,
+                            source: row.id.clone(),
+                            options: options.clone(),
+                        })
+                        .collect();
+                    let labels = targets.iter().map(|(a, r)| self.label(*a, r)).collect();
+                    if let Some(form) = self.form.as_mut() {
+                        form.labels = labels;
+                    }
+                    return vec![Effect::DryRun {
+                        form: number,
+                        starts,
+                    }];
+                }
                 Err(e) => form.error = Some(e),
             },
             _ => {}
@@ -129,26 +157,39 @@ impl App {
         Vec::new()
     }
 
-    /// The marked sources (or the selected one), one watch row and one start each.
-    pub(super) fn start_exports(&mut self, options: Map<String, Value>) -> Vec<Effect> {
+    /// What the form exports: the marked sources, or the selected one.
+    fn targets(&self) -> Vec<(usize, SourceRow)> {
         let mut marked = self.sources.marked();
         if marked.is_empty() {
             let tab = self.sources.tab;
             marked.extend(self.sources.selected_row().map(|r| (tab, r.clone())));
         }
+        marked
+    }
+
+    /// An export's label: account and name (it says more than an id, `vm-29`; the details
+    /// pane has both).
+    fn label(&self, account: usize, row: &SourceRow) -> String {
+        let what = if row.name.is_empty() {
+            &row.shown_id
+        } else {
+            &row.name
+        };
+        format!("{}:{what}", self.sources.accounts[account].name)
+    }
+
+    /// The marked sources (or the selected one), one watch row and one start each.
+    pub(super) fn start_exports(&mut self, options: Map<String, Value>) -> Vec<Effect> {
+        let priority = options.get("priority").and_then(Value::as_i64).unwrap_or(0) as i32;
         let mut starts = Vec::new();
-        for (account, row) in marked {
-            let a = &self.sources.accounts[account];
+        for (account, row) in self.targets() {
             let n = self.watch.rows.len();
-            // The name says more than an id (`vm-29`); the details pane has both.
-            let what = if row.name.is_empty() {
-                &row.shown_id
-            } else {
-                &row.name
-            };
-            self.watch
-                .rows
-                .push(WatchRow::new(&format!("{}:{what}", a.name), &a.provider));
+            let mut w = WatchRow::new(
+                &self.label(account, &row),
+                &self.sources.accounts[account].provider,
+            );
+            w.priority = priority;
+            self.watch.rows.push(w);
             starts.push(Start {
                 row: n,
                 account,
@@ -164,6 +205,11 @@ impl App {
 
     pub(super) fn watch_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         if matches!(k.code, KeyCode::Char('c' | 'C')) && self.refuse_read_only("cancelling") {
+            return Vec::new();
+        }
+        if matches!(k.code, KeyCode::Char('p' | 'P'))
+            && self.refuse_read_only("changing a priority")
+        {
             return Vec::new();
         }
         let w = &mut self.watch;
@@ -183,10 +229,21 @@ impl App {
                 }
             }
             KeyCode::Char('C') if w.running() > 0 => self.dialog = Some(Dialog::Cancel(None)),
-            KeyCode::Char('p') => {
-                self.status = "priority is fixed once an export is queued (the library takes \
-                               it at start): set it in the form"
-                    .into()
+            KeyCode::Char(c @ ('p' | 'P')) => {
+                let Some(i) = w.selected_row() else {
+                    return Vec::new();
+                };
+                let r = &mut w.rows[i];
+                if !r.running() || r.progress.phase != hypersdk::Phase::Queued {
+                    self.status =
+                        format!("{}: not queued; priority only orders the queue", r.label);
+                    return Vec::new();
+                }
+                r.priority = r.priority.saturating_add(if c == 'p' { 1 } else { -1 });
+                return vec![Effect::SetPriority {
+                    row: i,
+                    priority: r.priority,
+                }];
             }
             _ => {}
         }

@@ -20,6 +20,8 @@ pub(crate) mod watch;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_effects;
+#[cfg(test)]
 mod tests_render;
 
 use std::path::PathBuf;

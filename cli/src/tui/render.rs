@@ -139,25 +139,13 @@ pub(crate) fn centered(area: Rect, w: u16, h: u16) -> Rect {
 }
 
 fn draw_form(f: &mut Frame, body: Rect, app: &App, form: &super::form::Form, theme: Theme) {
-    let area = centered(body, 76, 14);
-    f.render_widget(Clear, area);
-    let block = Block::bordered().title(format!(" export {} source(s) ", form.count));
+    let mut block = Block::bordered().title(format!(" export {} source(s) ", form.count));
     let mut lines = Vec::new();
-    if let Some(plan) = &form.confirm {
+    let area = if let Some(plan) = &form.confirm {
         lines.push(Line::styled(
             "dry run: nothing has started yet",
             theme.header(),
         ));
-        lines.push(Line::from(format!(
-            "{} export(s) from {}",
-            form.count,
-            form.providers
-                .iter()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-        lines.push(Line::from(format!("files land in {}", plan.output)));
         let opts: Vec<String> = plan
             .options
             .iter()
@@ -165,12 +153,22 @@ fn draw_form(f: &mut Frame, body: Rect, app: &App, form: &super::form::Form, the
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         lines.push(Line::from(format!("options: {}", opts.join(" "))));
-        lines.push(Line::from(""));
-        lines.push(Line::styled(
-            "Enter start · any other key back",
+        dry_lines(&mut lines, app, form, theme);
+        // On the border, so a dry run taller than the screen still says it.
+        block = block.title_bottom(Line::styled(
+            " Enter start · any other key back ",
             theme.dim(),
         ));
+        // As tall as its wrapped lines, up to the screen.
+        let w = 100.min(body.width);
+        let inner = usize::from(w.saturating_sub(2)).max(1);
+        let h: usize = lines.iter().map(|l| l.width().div_ceil(inner).max(1)).sum();
+        centered(body, w, u16::try_from(h + 2).unwrap_or(u16::MAX))
     } else {
+        centered(body, 76, 14)
+    };
+    f.render_widget(Clear, area);
+    if form.confirm.is_none() {
         let field = |name: &str, value: String, which: Field| {
             let focused = form.field() == which;
             let style = if focused {
@@ -214,6 +212,55 @@ fn draw_form(f: &mut Frame, body: Rect, app: &App, form: &super::form::Form, the
             .wrap(Wrap { trim: false }),
         area,
     );
+}
+
+/// What the library's dry run says each export would do: the cloud resources it makes (each
+/// with when it is undone) and the files, and where.
+fn dry_lines(lines: &mut Vec<Line<'static>>, app: &App, form: &super::form::Form, theme: Theme) {
+    use super::form::Planned;
+    let Some(plans) = &form.dry else {
+        lines.push(Line::from(format!(
+            "{} asking the library what each export would do…",
+            spinner(app.ticks)
+        )));
+        return;
+    };
+    for p in plans {
+        match p {
+            Planned::Plan {
+                source,
+                provider,
+                output_dir,
+                cloud,
+                files,
+            } => {
+                lines.push(Line::styled(
+                    format!("{source} ({provider})"),
+                    theme.header(),
+                ));
+                lines.push(Line::from(format!("  files land in {output_dir}")));
+                for file in files {
+                    lines.push(Line::from(format!("    {file}")));
+                }
+                if cloud.is_empty() {
+                    lines.push(Line::from(
+                        "  in the cloud: nothing made; the source is only read",
+                    ));
+                } else {
+                    lines.push(Line::from("  in the cloud:"));
+                    for c in cloud {
+                        lines.push(Line::from(format!("    {c}")));
+                    }
+                }
+            }
+            Planned::Refused { source, why } => {
+                lines.push(Line::styled(
+                    format!("{source}: refused: {why}"),
+                    theme.failed(),
+                ));
+            }
+        }
+    }
 }
 
 fn draw_dialog(f: &mut Frame, body: Rect, app: &App, d: &Dialog, theme: Theme) {
@@ -309,16 +356,34 @@ pub(crate) fn tabs(app: &App, theme: Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-/// A table in a bordered block, rows windowed around the selection.
+/// Lines of a table's block that hold no row: two borders and the header.
+pub(crate) const CHROME: u16 = 3;
+
+/// One table of the three views: `n` rows in a bordered block under `header`, only those that
+/// fit drawn (windowed around `selected`), the selected one highlighted. `row(i)` gives row
+/// `i`'s cells and its style when it is not the selected one.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn table<'a>(
     f: &mut Frame,
     area: Rect,
     title: String,
     header: Vec<&'a str>,
-    rows: Vec<Row<'a>>,
     widths: Vec<Constraint>,
+    (n, selected): (usize, usize),
     theme: Theme,
+    mut row: impl FnMut(usize) -> (Vec<Cell<'a>>, Style),
 ) {
+    let (first, last) = window(n, selected, area.height.saturating_sub(CHROME) as usize);
+    let rows: Vec<Row> = (first..last)
+        .map(|i| {
+            let (cells, style) = row(i);
+            Row::new(cells).style(if i == selected {
+                theme.selected()
+            } else {
+                style
+            })
+        })
+        .collect();
     let header = Row::new(header.into_iter().map(Cell::from)).style(theme.header());
     f.render_widget(
         Table::new(rows, widths)
@@ -327,6 +392,15 @@ pub(crate) fn table<'a>(
             .block(Block::bordered().title(title)),
         area,
     );
+}
+
+/// A selection `selected` moved by `delta` within `n` rows.
+pub(crate) fn moved(selected: usize, delta: isize, n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        selected.saturating_add_signed(delta).min(n - 1)
+    }
 }
 
 pub(crate) fn rate(bps: f64) -> String {

@@ -145,12 +145,7 @@ impl Sources {
     }
 
     pub(crate) fn move_by(&mut self, delta: isize) {
-        let n = self.visible().len();
-        if n == 0 {
-            self.selected = 0;
-            return;
-        }
-        self.selected = self.selected.saturating_add_signed(delta).min(n - 1);
+        self.selected = super::render::moved(self.selected, delta, self.visible().len());
     }
 
     pub(crate) fn switch_tab(&mut self, delta: isize) {

@@ -68,7 +68,7 @@ pub(super) fn demo_app() -> App {
     app
 }
 
-fn progress(done: u64, total: u64, message: &str) -> hypersdk::Progress {
+pub(super) fn progress(done: u64, total: u64, message: &str) -> hypersdk::Progress {
     let mut p = queued();
     p.phase = hypersdk::Phase::Downloading;
     p.bytes_done = done;

@@ -86,6 +86,34 @@ fn the_form_and_its_dry_run() {
     app.update(key('e'));
     snapshot("form_80x24", &draw(&app, 80, 24));
     app.update(code(KeyCode::Enter));
+    // Until the library answers, a spinner.
+    assert!(text(&draw(&app, 80, 24)).contains("asking the library"));
+    // What the vSphere provider's dry run says, one refused.
+    let vm = |name: &str| hypersdk::DryRun {
+        provider: "vsphere".into(),
+        source: format!("/DC0/vm/{name}"),
+        output_dir: "/backups/vsphere".into(),
+        cloud: vec![
+            format!(
+                "if /DC0/vm/{name} is powered on or suspended: a snapshot without memory, \
+                 removed on every outcome"
+            ),
+            "an export (NFC) lease on the VM or that snapshot: completed or aborted when done"
+                .into(),
+        ],
+        files: vec![
+            "<VM name>.ovf".into(),
+            "<VM name>-<disk>.vmdk (one per disk)".into(),
+            "<VM name>.mf".into(),
+        ],
+    };
+    app.update(Event::DryRun {
+        form: app.forms,
+        plans: vec![
+            Ok(vm("DC0_H0_VM0")),
+            Err("unknown option \"fromat\" for vsphere".into()),
+        ],
+    });
     snapshot("form_dry_run_80x24", &draw(&app, 80, 24));
 }
 

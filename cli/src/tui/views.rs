@@ -5,15 +5,12 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Cell, Paragraph, Row, Wrap};
+use ratatui::widgets::{Block, Cell, Paragraph, Wrap};
 
 use super::app::App;
-use super::render::{Theme, eta, rate, spinner, table, tabs, window};
+use super::render::{CHROME, Theme, eta, rate, spinner, table, tabs};
 use super::sources::Listing;
 use crate::run::human;
-
-/// Lines of a table's block that hold no row: two borders and the header.
-const CHROME: u16 = 3;
 
 /// Room for an export's label in the watch table, below and from 120 columns.
 const LABEL_NARROW: usize = 20;
@@ -49,34 +46,6 @@ pub(crate) fn sources(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         return;
     };
     let visible = s.visible();
-    let (first, last) = window(
-        visible.len(),
-        s.selected,
-        table_area.height.saturating_sub(CHROME) as usize,
-    );
-    let rows: Vec<Row> = visible[first..last]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let marked = s.is_marked(s.tab, &r.id);
-            let style = if first + i == s.selected {
-                theme.selected()
-            } else if marked {
-                theme.marked()
-            } else {
-                Style::default()
-            };
-            Row::new(vec![
-                Cell::from(if marked { "●" } else { " " }),
-                Cell::from(r.kind.clone()),
-                Cell::from(r.name.clone()),
-                Cell::from(r.size.map(human).unwrap_or_else(|| "-".into())),
-                Cell::from(r.state.clone()),
-                Cell::from(r.shown_id.clone()),
-            ])
-            .style(style)
-        })
-        .collect();
     let status = match &acc.listing {
         Listing::Loading => format!("{} listing…", spinner(app.ticks)),
         Listing::Failed(e) => format!("listing failed: {e}"),
@@ -104,9 +73,27 @@ pub(crate) fn sources(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
         table_area,
         title,
         vec!["", "kind", "name", "size", "state", "id"],
-        rows,
         widths,
+        (visible.len(), s.selected),
         theme,
+        |i| {
+            let r = visible[i];
+            let marked = s.is_marked(s.tab, &r.id);
+            let cells = vec![
+                Cell::from(if marked { "●" } else { " " }),
+                Cell::from(r.kind.clone()),
+                Cell::from(r.name.clone()),
+                Cell::from(r.size.map(human).unwrap_or_else(|| "-".into())),
+                Cell::from(r.state.clone()),
+                Cell::from(r.shown_id.clone()),
+            ];
+            let style = if marked {
+                theme.marked()
+            } else {
+                Style::default()
+            };
+            (cells, style)
+        },
     );
     if let Listing::Failed(e) = &acc.listing {
         let inner = Rect::new(
@@ -164,20 +151,48 @@ pub(crate) fn watch(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     .areas(area);
     let wide = area.width >= 120;
     let order = w.order();
-    let (first, last) = window(
-        order.len(),
-        w.selected,
-        table_area.height.saturating_sub(CHROME) as usize,
-    );
-    let rows: Vec<Row> = order[first..last]
-        .iter()
-        .enumerate()
-        .map(|(i, idx)| {
-            let r = &w.rows[*idx];
+    let (header, widths) = if wide {
+        (
+            vec![
+                "provider", "export", "phase", "file", "bytes", "rate", "eta", "message",
+            ],
+            vec![
+                Constraint::Length(8),
+                Constraint::Length(LABEL_WIDE as u16),
+                Constraint::Length(17),
+                Constraint::Length(5),
+                Constraint::Length(14),
+                Constraint::Length(12),
+                Constraint::Length(5),
+                Constraint::Fill(3),
+            ],
+        )
+    } else {
+        (
+            vec!["provider", "export", "phase", "bytes", "eta", "message"],
+            vec![
+                Constraint::Length(8),
+                Constraint::Length(LABEL_NARROW as u16),
+                Constraint::Length(11),
+                Constraint::Length(14),
+                Constraint::Length(5),
+                Constraint::Fill(2),
+            ],
+        )
+    };
+    let title = format!(" exports · sorted by {} ", w.sort.name());
+    table(
+        f,
+        table_area,
+        title,
+        header,
+        widths,
+        (order.len(), w.selected),
+        theme,
+        |i| {
+            let r = &w.rows[order[i]];
             let p = &r.progress;
-            let style = if first + i == w.selected {
-                theme.selected()
-            } else if r.failed() {
+            let style = if r.failed() {
                 theme.failed()
             } else if r.ended.as_ref().is_some_and(|e| e.done()) {
                 theme.done()
@@ -213,40 +228,9 @@ pub(crate) fn watch(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
                 "-".into()
             }));
             cells.push(Cell::from(r.message()));
-            Row::new(cells).style(style)
-        })
-        .collect();
-    let (header, widths) = if wide {
-        (
-            vec![
-                "provider", "export", "phase", "file", "bytes", "rate", "eta", "message",
-            ],
-            vec![
-                Constraint::Length(8),
-                Constraint::Length(LABEL_WIDE as u16),
-                Constraint::Length(17),
-                Constraint::Length(5),
-                Constraint::Length(14),
-                Constraint::Length(12),
-                Constraint::Length(5),
-                Constraint::Fill(3),
-            ],
-        )
-    } else {
-        (
-            vec!["provider", "export", "phase", "bytes", "eta", "message"],
-            vec![
-                Constraint::Length(8),
-                Constraint::Length(LABEL_NARROW as u16),
-                Constraint::Length(11),
-                Constraint::Length(14),
-                Constraint::Length(5),
-                Constraint::Fill(2),
-            ],
-        )
-    };
-    let title = format!(" exports · sorted by {} ", w.sort.name());
-    table(f, table_area, title, header, rows, widths, theme);
+            (cells, style)
+        },
+    );
     let (done, total, bps) = w.totals();
     let ended = w.rows.iter().filter(|r| !r.running()).count();
     let failed = w.rows.iter().filter(|r| r.failed()).count();
@@ -338,34 +322,6 @@ fn detail_lines(app: &App, theme: Theme) -> Vec<Line<'static>> {
 
 pub(crate) fn history(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
     let h = &app.history;
-    let (first, last) = window(
-        h.records.len(),
-        h.selected,
-        area.height.saturating_sub(CHROME) as usize,
-    );
-    let rows: Vec<Row> = h.records[first..last]
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let style = if first + i == h.selected {
-                theme.selected()
-            } else if r.status != "done" {
-                theme.failed()
-            } else {
-                Style::default()
-            };
-            Row::new(vec![
-                Cell::from(r.id.to_string()),
-                Cell::from(r.when.clone()),
-                Cell::from(r.provider.clone()),
-                Cell::from(r.status.clone()),
-                Cell::from(human(r.bytes)),
-                Cell::from(r.source.clone()),
-                Cell::from(r.detail.clone()),
-            ])
-            .style(style)
-        })
-        .collect();
     let title = match (&h.error, h.loaded) {
         (Some(e), _) => format!(" history: {e} "),
         (None, false) => format!(" history {} ", spinner(app.ticks)),
@@ -384,7 +340,6 @@ pub(crate) fn history(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             "source",
             "files / error",
         ],
-        rows,
         vec![
             Constraint::Length(4),
             Constraint::Length(19),
@@ -394,6 +349,25 @@ pub(crate) fn history(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
             Constraint::Fill(2),
             Constraint::Fill(2),
         ],
+        (h.records.len(), h.selected),
         theme,
+        |i| {
+            let r = &h.records[i];
+            let cells = vec![
+                Cell::from(r.id.to_string()),
+                Cell::from(r.when.clone()),
+                Cell::from(r.provider.clone()),
+                Cell::from(r.status.clone()),
+                Cell::from(human(r.bytes)),
+                Cell::from(r.source.clone()),
+                Cell::from(r.detail.clone()),
+            ];
+            let style = if r.status != "done" {
+                theme.failed()
+            } else {
+                Style::default()
+            };
+            (cells, style)
+        },
     );
 }

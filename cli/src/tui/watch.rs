@@ -95,6 +95,8 @@ pub(crate) struct WatchRow {
     /// Each cleanup or status message seen while the export was being cancelled.
     pub steps: Vec<String>,
     pub cancel_asked: bool,
+    /// Its priority in the queue (the form's, then `p`/`P`).
+    pub priority: i32,
 }
 
 pub(crate) fn queued() -> Progress {
@@ -123,6 +125,7 @@ impl WatchRow {
             ended: None,
             steps: Vec::new(),
             cancel_asked: false,
+            priority: 0,
         }
     }
 
@@ -239,12 +242,7 @@ impl Watch {
     }
 
     pub(crate) fn move_by(&mut self, delta: isize) {
-        let n = self.rows.len();
-        self.selected = if n == 0 {
-            0
-        } else {
-            self.selected.saturating_add_signed(delta).min(n - 1)
-        };
+        self.selected = super::render::moved(self.selected, delta, self.rows.len());
     }
 
     pub(crate) fn running(&self) -> usize {
