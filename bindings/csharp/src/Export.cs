@@ -44,6 +44,15 @@ namespace HyperSdk
             if (!handle.IsClosed) Native.hs_export_cancel(handle);
         }
 
+        /// <summary>Changes the priority of an export still waiting for a slot (higher goes first;
+        /// among equals, the earlier start). True if it changed; false once the export runs, has
+        /// ended or was cancelled (nothing changes then).</summary>
+        public bool SetPriority(int priority)
+        {
+            if (handle.IsClosed) return false;
+            return Native.hs_export_set_priority(handle, priority) == 0;
+        }
+
         /// <summary>Waits for the end, at most <paramref name="timeout"/>; true if it ended.
         /// Does not throw for a failed export: see <see cref="GetResult"/>.</summary>
         public bool Wait(TimeSpan timeout)

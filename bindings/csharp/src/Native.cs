@@ -80,6 +80,9 @@ namespace HyperSdk
         public static extern int hs_export_cancel(ExportHandle export);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        public static extern int hs_export_set_priority(ExportHandle export, int priority);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         public static extern int hs_export_wait(ExportHandle export, long timeoutMs, out IntPtr err);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]

@@ -296,6 +296,55 @@ static class Tests
         }
     }
 
+    /// <summary>One slot: a running export's priority does not change; raised while queued, the
+    /// later export c is let in before b when the slot frees.</summary>
+    [Test]
+    static void SetPriorityLetsARaisedQueuedExportInFirst()
+    {
+        var url = Peers.Serve(1, 8 << 20, 256 << 10);
+        var dir = Peers.Temp();
+        HyperSdkClient.Configure("{\"max_concurrent_exports\": 1}");
+        var started = new List<Export>();
+        try
+        {
+            using (var c = new HyperSdkClient("http"))
+            {
+                Func<string, Export> start = name =>
+                {
+                    var e = c.StartExport(url + "/file0.bin", new HttpExportOptions(dir)
+                    { FileName = name, PartsInFlight = 1, MaxPartsInFlight = 1 });
+                    started.Add(e);
+                    return e;
+                };
+                var a = start("a.raw");
+                var t0 = DateTime.UtcNow;
+                while (a.Progress.Phase == Phase.Queued)
+                {
+                    Check.That(DateTime.UtcNow - t0 < Minute, "a never left the queue");
+                    Thread.Sleep(5);
+                }
+                Check.That(!a.SetPriority(5), "a running export is not queued");
+                var b = start("b.raw");
+                var cc = start("c.raw");
+                Check.That(cc.SetPriority(3), "c waits: its priority changes");
+                a.Cancel();
+                Check.That(a.Wait(Minute), "a ends after its cancel");
+                t0 = DateTime.UtcNow;
+                while (cc.Progress.Phase == Phase.Queued)
+                {
+                    Check.That(DateTime.UtcNow - t0 < Minute, "c never left the queue");
+                    Thread.Sleep(5);
+                }
+                Check.That(b.Progress.Phase == Phase.Queued, "b was let in before c: " + b.Progress.Phase);
+            }
+        }
+        finally
+        {
+            foreach (var e in started) { e.Cancel(); e.Wait(Minute); e.Dispose(); }
+            HyperSdkClient.Configure("{}");
+        }
+    }
+
     [Test]
     static void TwentyConcurrentExports()
     {
