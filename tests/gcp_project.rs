@@ -369,3 +369,36 @@ fn a_custom_role_with_the_permissions_holds_the_role() {
     let (r, _o) = export(&src, json!({}));
     assert_eq!(r.status, "done", "{}", r.to_json());
 }
+
+/// A needed role IAM does not know (here every roles.get answers 404: an iam_endpoint that is
+/// not IAM) is an error naming the role and iam_endpoint — not a role every account holds, which
+/// would let the check pass having verified nothing.
+#[test]
+fn a_needed_role_iam_does_not_know_is_an_error_not_held() {
+    let (p, n) = ("hs-iam-404", "710987650404");
+    project_with_disk(p, n, "i404-1");
+    let member = "serviceAccount:{number}@cloudbuild.gserviceaccount.com";
+    let custom = format!("projects/{p}/roles/exportCompute");
+    edit(
+        p,
+        json!({"custom_role": {"name": custom, "permissions": ["compute.disks.get"]},
+               "remove_role": {"member": member, "role": "roles/compute.admin"},
+               "add_role": {"member": member, "role": custom}}),
+    );
+    let cfg = gcp().config(json!({"iam_endpoint": format!("{}/not-iam/", gcp().url())}));
+    let out = tempfile::tempdir().unwrap();
+    let src = format!("projects/{p}/zones/{ZONE}/disks/i404-1");
+    let r = wait(
+        &Client::new("gcp", &cfg)
+            .unwrap()
+            .start_export(&src, &gopts(out.path(), json!({})), None)
+            .unwrap(),
+    );
+    let e = r.error().unwrap_or_else(|| panic!("{}", r.to_json()));
+    assert!(
+        e.message.contains("roles/compute.admin") && e.message.contains("iam_endpoint"),
+        "{}",
+        e.message
+    );
+    assert!(gcp().images_made_of("i404-1").is_empty());
+}

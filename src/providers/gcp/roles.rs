@@ -88,6 +88,16 @@ impl RoleBook {
         let mut out = Vec::new();
         for r in &by_name {
             match self.permissions(gce, r).await? {
+                // A needed role IAM does not know (404, or no permissions): gcloud raises on
+                // that 404; an empty set would count as held by anyone and verify nothing (a
+                // wrong iam_endpoint answering 404 to everything).
+                Some(p) if p.is_empty() => {
+                    return Err(Error::NotFound(format!(
+                        "IAM roles.get of {r} found no such role (or no permissions in it) at {}: \
+                         check iam_endpoint, or set skip_prerequisite_check",
+                        gce.iam
+                    )));
+                }
                 Some(p) if p.is_subset(&have) => {}
                 Some(_) => out.push(r.clone()),
                 // A needed role the caller may not read: all by name, as gcloud falls back.
