@@ -152,9 +152,15 @@ class H(GcsFront, BaseHTTPRequestHandler):
             if path == "/token" and method == "POST":
                 return self.token()
             if parts[0] == "v2":
-                # Container Registry's Docker API: public images, no credentials (gcloud sends none).
-                with LOCK:
-                    status, headers = registry_model.gcr_head(method, parts)
+                # Container Registry's Docker API: public images, no credentials (gcloud sends none;
+                # a Google token sent here would leave the APIs it is for: refused, and counted).
+                if self.headers.get("Authorization"):
+                    with LOCK:
+                        STATE["stats"]["gcr_with_credentials"] = STATE["stats"].get("gcr_with_credentials", 0) + 1
+                    status, headers = 401, {}
+                else:
+                    with LOCK:
+                        status, headers = registry_model.gcr_head(method, parts)
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
