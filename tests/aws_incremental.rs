@@ -490,7 +490,7 @@ fn a_delta_export_writes_the_changed_blocks_and_their_map() {
         json!({"incremental_from": from, "incremental_output": "delta", "keep_base": true}),
     );
     let second = snapshot_of(&r2);
-    let name = format!("{vol}.img.delta");
+    let name = format!("{vol}.img.{second}.delta");
     assert_eq!(report(&r2)["mode"], "incremental", "{}", r2.to_json());
     assert_eq!(report(&r2)["name"], name.as_str(), "{}", r2.to_json());
     let names: Vec<&str> = r2.files.iter().map(|f| f.name.as_str()).collect();

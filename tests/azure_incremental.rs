@@ -366,18 +366,39 @@ fn a_delta_export_writes_the_changed_pages_and_their_map() {
         json!({"incremental_from": from, "incremental_output": "delta", "keep_base": true}),
     );
     assert_eq!(report(&r2)["mode"], "incremental", "{}", r2.to_json());
-    assert_eq!(report(&r2)["name"], "incr-d.vhd.delta", "{}", r2.to_json());
+    let snap2 = base_snapshot(&r2);
+    let name = format!("incr-d.vhd.{snap2}.delta");
+    assert_eq!(report(&r2)["name"], name.as_str(), "{}", r2.to_json());
+    assert_eq!(
+        r2.provider["disks"][0]["file"],
+        name.as_str(),
+        "{}",
+        r2.to_json()
+    );
     assert!(!out2.path().join("incr-d.vhd").exists());
     assert!(bytes_read("incr-d") - before <= 16384 + 16);
     let map: Value =
-        serde_json::from_slice(&std::fs::read(out2.path().join("incr-d.vhd.delta.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(out2.path().join(format!("{name}.json"))).unwrap())
             .unwrap();
-    assert_eq!(map["base"], base_snapshot(&r1).as_str(), "{map}");
-    assert_eq!(map["point"], base_snapshot(&r2).as_str(), "{map}");
+    // ARM ids, as the base records them.
+    assert_eq!(
+        map["base"], r1.provider["base"]["files"][0]["snapshot_id"],
+        "{map}"
+    );
+    assert_eq!(
+        map["point"], r2.provider["base"]["files"][0]["snapshot_id"],
+        "{map}"
+    );
+    assert!(
+        map["point"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/snapshots/{snap2}"))
+    );
     let m = MIB as u64;
     assert_eq!(map["changed"], json!([[2 * m, 2 * m + 16384]]), "{map}");
     assert_eq!(map["zeroed"], json!([[12 * m, 12 * m + 65536]]), "{map}");
-    let delta = std::fs::File::open(out2.path().join("incr-d.vhd.delta")).unwrap();
+    let delta = std::fs::File::open(out2.path().join(&name)).unwrap();
     let img = std::fs::OpenOptions::new()
         .write(true)
         .open(&moved)

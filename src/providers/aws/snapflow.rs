@@ -307,11 +307,14 @@ impl Flow for SnapshotFlow {
                 // A delta goes under its own name: it is not a complete image.
                 let name = match &plan {
                     Some(Plan::Incremental { .. }) if output == Output::Delta => {
-                        delta::file_name(&name)
+                        delta::file_name(&name, &s.id)?
                     }
                     _ => name,
                 };
                 self.file_snaps.push((name.clone(), s.clone()));
+                // A delta's temp file is that base's: a run from another base to the same
+                // (adopted) snapshot must not resume it (its holes are another diff's).
+                let mut version = s.id.clone();
                 let (listing, start) = match plan {
                     Some(Plan::Incremental {
                         base,
@@ -327,6 +330,7 @@ impl Flow for SnapshotFlow {
                         let changed = listing.extents();
                         let bytes = changed.iter().map(|(a, b)| b - a).sum();
                         if output == Output::Delta {
+                            version = format!("{} since {}", s.id, base_snapshot);
                             self.maps.push(delta::Map {
                                 name: name.clone(),
                                 size: listing.size,
@@ -372,7 +376,7 @@ impl Flow for SnapshotFlow {
                     kind: SourceKind::Blocks(BlockSource {
                         size,
                         extents,
-                        version: s.id.clone(),
+                        version,
                         fetch: Arc::new(reader),
                         base: start,
                     }),

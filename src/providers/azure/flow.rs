@@ -286,7 +286,8 @@ impl AzureFlow {
                 self.incr.maps.push(m);
             }
             let disk_src = src;
-            let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
+            // The file written (a delta's own name with incremental_output "delta").
+            let mut f = json!({"file": disk_src.name, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
             // metadata travel beside the disk: without them it does not boot as it was. They
             // go first: their SAS is not renewed with the disk's, and they are megabytes.
@@ -432,6 +433,15 @@ impl Flow for AzureFlow {
                     ));
                 }
                 cloud.push(format!("on each snapshot: {grant}"));
+                cloud.push(
+                    "for Trusted Launch and confidential VMs: a guest state SAS, revoked with the \
+                     disk's"
+                        .into(),
+                );
+                files.push(
+                    "<disk>.vmgs and <disk>.security-metadata (Trusted Launch, confidential VMs)"
+                        .into(),
+                );
                 (cloud, files)
             }
             Source::Vm { name, .. } => (

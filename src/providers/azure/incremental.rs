@@ -78,8 +78,15 @@ impl AzureFlow {
             None => None,
             Some(Err(why)) => Some(Err(why.clone())),
             Some(Ok(b)) => Some(
-                self.incremental(ctx, b, &t.source_id, &t.file, &t.name, (bare, auth))
-                    .await?,
+                self.incremental(
+                    ctx,
+                    b,
+                    &t.source_id,
+                    &t.file,
+                    (&t.rg, &t.name),
+                    (bare, auth),
+                )
+                .await?,
             ),
         };
         let why = match plan {
@@ -115,7 +122,7 @@ impl AzureFlow {
         base: &Base,
         disk_id: &str,
         file: &str,
-        new_point: &str,
+        new_point: (&str, &str),
         new: (&url::Url, &BlobAuth),
     ) -> Result<std::result::Result<Plan, String>> {
         let Some(f) = base.files.iter().find(|f| {
@@ -230,12 +237,12 @@ impl AzureFlow {
         // not from the previous image.
         let (name, map, base) = match output {
             Output::Delta => {
-                let name = delta::file_name(file);
+                let name = delta::file_name(file, new_point.1)?;
                 let map = delta::Map {
                     name: name.clone(),
                     size,
-                    base: snap.clone(),
-                    point: new_point.to_string(),
+                    base: self.snapshot_arm_id(&rg, &snap),
+                    point: self.snapshot_arm_id(new_point.0, new_point.1),
                     changed: changed.clone(),
                     zeroed: cleared,
                 };
@@ -270,12 +277,19 @@ impl AzureFlow {
 
     /// After the download: the base a later incremental export starts from (each disk file as
     /// it is now, the rename keeps its time, and the snapshot it was read from).
+    /// A snapshot's ARM id.
+    fn snapshot_arm_id(&self, rg: &str, name: &str) -> String {
+        format!(
+            "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Compute/snapshots/{name}",
+            self.arm.subscription()
+        )
+    }
+
     pub(super) fn record_base(&mut self, files: &[crate::transfer::Downloaded]) {
         if self.incr.points.is_empty() {
             return;
         }
         let kept = self.opts.keep_base;
-        let sub = self.arm.subscription().to_string();
         let mut out = Vec::new();
         for p in &self.incr.points {
             let Some(d) = files.iter().find(|d| d.name == p.file) else {
@@ -287,10 +301,7 @@ impl AzureFlow {
             let mut cloud = serde_json::Map::new();
             cloud.insert(
                 "snapshot_id".into(),
-                json!(format!(
-                    "/subscriptions/{sub}/resourceGroups/{}/providers/Microsoft.Compute/snapshots/{}",
-                    p.rg, p.snapshot
-                )),
+                json!(self.snapshot_arm_id(&p.rg, &p.snapshot)),
             );
             cloud.insert("snapshot".into(), json!(p.snapshot));
             cloud.insert("resource_group".into(), json!(p.rg));

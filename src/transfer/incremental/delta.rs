@@ -2,10 +2,11 @@
 //! tools that keep chains of deltas (backup catalogues, a restore that applies them in order)
 //! instead of a complete new image.
 //!
-//! Per file, two files land beside each other in the output folder:
-//! - `<file>.delta`: a sparse file of the disk's length; the changed ranges hold the new bytes,
+//! Per file, two files land beside each other in the output folder (`<point>` is the new
+//! snapshot's name, so a chain of deltas can share a folder):
+//! - `<file>.<point>.delta`: a sparse file of the disk's length; the changed ranges hold the new bytes,
 //!   everything else is a hole (which says nothing: unchanged or zeroed, the map tells);
-//! - `<file>.delta.json`: its map (`format: "hypersdk-delta/1"`), naming the base point and
+//! - `<file>.<point>.delta.json`: its map (`format: "hypersdk-delta/1"`), naming the base point and
 //!   the new one, with `changed` (ranges whose bytes are in the delta) and `zeroed` (ranges
 //!   that are zeros now); every other byte equals the base's.
 //!
@@ -52,9 +53,12 @@ pub(crate) fn check(output: Output, incremental_from: Option<&Value>) -> Result<
     Ok(())
 }
 
-/// The delta file's name for a file that would be named `name`.
-pub(crate) fn file_name(name: &str) -> String {
-    format!("{name}.delta")
+/// The delta file's name for a file that would be named `name`, read at the cloud's point
+/// `point` (the new snapshot's name): a chain of deltas can live in one folder.
+pub(crate) fn file_name(name: &str, point: &str) -> Result<String> {
+    let n = format!("{name}.{point}.delta");
+    crate::paths::validate_file_name(&n)?;
+    Ok(n)
 }
 
 /// The map's name beside the delta file `delta_name`.
@@ -83,9 +87,10 @@ pub(crate) fn refuses(f: &BaseFile, output: Output) -> Option<String> {
 pub(crate) fn planned(output: Output, unit: &str) -> String {
     match output {
         Output::Delta => format!(
-            "instead of each image, where its base serves: <file>.delta (only the {unit} changed \
-             since its base snapshot, sparse) and its map <file>.delta.json; a file whose base \
-             cannot serve comes in full under its usual name (the result says why)"
+            "instead of each image, where its base serves: <file>.<snapshot>.delta (only the \
+             {unit} changed since its base snapshot, sparse) and its map \
+             <file>.<snapshot>.delta.json; a file whose base cannot serve comes in full under its \
+             usual name (the result says why)"
         ),
         Output::Image => format!(
             "each made from the earlier image (cloned) with only the {unit} changed since its \
@@ -101,7 +106,7 @@ pub(crate) struct Map {
     pub name: String,
     /// The disk's length.
     pub size: u64,
-    /// The cloud's names of the base point and of the new one (snapshot ids).
+    /// The cloud's ids of the base point and of the new one (EBS snapshot ids, ARM ids).
     pub base: String,
     pub point: String,
     /// Sorted, disjoint ranges `[start, end)`.
