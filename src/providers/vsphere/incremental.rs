@@ -77,9 +77,11 @@ impl VsphereFlow {
                 .unwrap_or("")
                 .to_string()
         };
-        let Some(f) = base.files.iter().find(|f| {
-            num(f, "device_key") == Some(disk.key) && text(f, "vm") == vm.value
-        }) else {
+        let Some(f) = base
+            .files
+            .iter()
+            .find(|f| num(f, "device_key") == Some(disk.key) && text(f, "vm") == vm.value)
+        else {
             return Ok(Err(format!(
                 "the base has no disk with device key {} of VM {}",
                 disk.key, vm.value
@@ -151,7 +153,8 @@ impl VsphereFlow {
                 crate::error::Error::Remote("QueryChangedDiskAreas returned nothing".into())
             })?;
             let n = |node: &crate::providers::xml::Node, k: &str| {
-                node.child_text(k).and_then(|t| t.trim().parse::<u64>().ok())
+                node.child_text(k)
+                    .and_then(|t| t.trim().parse::<u64>().ok())
             };
             let (start, len) = (n(info, "startOffset"), n(info, "length"));
             let (Some(start), Some(len)) = (start, len) else {
@@ -202,7 +205,11 @@ impl VsphereFlow {
     /// After the download: the base a later incremental export starts from, each disk file
     /// as it is now with the snapshot's changeId; none when CBT is off (no changeId).
     pub(super) fn record_base(&mut self, files: &[crate::transfer::Downloaded]) {
-        let vm = self.vm.as_ref().map(|v| v.value.clone()).unwrap_or_default();
+        let vm = self
+            .vm
+            .as_ref()
+            .map(|v| v.value.clone())
+            .unwrap_or_default();
         let snapshot = self.snapshot.as_ref().map(|s| s.value.clone());
         let mut out = Vec::new();
         for disk in &self.raw.disks {

@@ -124,10 +124,13 @@ pub(super) fn folder_url(sdk: &Url, dc_path: &str, ds: &str, path: &str) -> Url 
 /// root folder down to the datacenter.
 async fn datacenter_path(vim: &Vim, obj: &Moref) -> Result<String> {
     let parent = |props: Vec<(String, xml::Node)>| {
-        props.into_iter().find(|(n, _)| n == "parent").and_then(|(_, v)| {
-            let t = v.attr("type")?.to_string();
-            Some(Moref::new(&t, v.text.trim()))
-        })
+        props
+            .into_iter()
+            .find(|(n, _)| n == "parent")
+            .and_then(|(_, v)| {
+                let t = v.attr("type")?.to_string();
+                Some(Moref::new(&t, v.text.trim()))
+            })
     };
     let mut cur = obj.clone();
     // Up to the datacenter…
@@ -233,7 +236,10 @@ impl VsphereFlow {
                 Some(Err(why)) => return Err(Error::Unsupported(why)),
                 Some(Ok(mut disk)) => {
                     let (ds, path) = flat_path(&disk.file_name).ok_or_else(|| {
-                        Error::Remote(format!("disk file name {:?} not understood", disk.file_name))
+                        Error::Remote(format!(
+                            "disk file name {:?} not understood",
+                            disk.file_name
+                        ))
                     })?;
                     disk.url = folder_url(&self.vim.url, &dc, &ds, &path);
                     disk.file = format!("{base}-disk-{}.img", disks.len());

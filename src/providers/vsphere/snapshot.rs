@@ -32,7 +32,12 @@ pub(super) async fn power_state(vim: &Vim, vm: &Moref) -> Result<String> {
 type TaskEnd = std::result::Result<Option<xml::Node>, String>;
 
 /// Waits for `task` to end (`Err` only when its state cannot be read).
-pub(super) async fn wait_task(ctx: &FlowCtx, vim: &Vim, task: &Moref, what: &str) -> Result<TaskEnd> {
+pub(super) async fn wait_task(
+    ctx: &FlowCtx,
+    vim: &Vim,
+    task: &Moref,
+    what: &str,
+) -> Result<TaskEnd> {
     poll_until(
         ctx,
         what,
