@@ -7,7 +7,7 @@
 //!
 //! Flow: find the VM → with `keep_base`, changed block tracking on (ReconfigVM_Task
 //! `changeTrackingEnabled`, then a snapshot made and removed: the stun/unstun cycle that makes
-//! it take effect on a running VM, VMware KB 1031873; what platform9/vjailbreak's migration
+//! it take effect on a running VM, VMware KB 1020128; what platform9/vjailbreak's v2v-helper
 //! does: EnableCBT, TakeSnapshot, DeleteSnapshot) → a snapshot for the export (the user's, or
 //! one made now and removed on every outcome) → the snapshot's disks (`config.hardware.device`:
 //! key, capacity, backing file, uuid, `changeId`) → per disk, in full or (with

@@ -123,8 +123,9 @@ pub(super) async fn create_for_export(
 }
 
 /// A snapshot made and removed at once: the stun/unstun cycle after which a running VM's
-/// changed block tracking, just turned on, takes effect (VMware KB 1031873). Its removal is in
-/// the ledger too, should the removal here not happen (a cancel between the two).
+/// changed block tracking, just turned on, takes effect (VMware KB 1020128, as the issue
+/// cites it). Its removal is in the ledger too, should the removal here not happen (a cancel
+/// between the two).
 pub(super) async fn cycle(ctx: &FlowCtx, vim: &Arc<Vim>, vm: &Moref) -> Result<()> {
     ctx.waiting_for_cloud("a snapshot made and removed so that changed block tracking starts");
     let snap = create_for_export(ctx, vim, vm, false).await?;
