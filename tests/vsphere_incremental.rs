@@ -289,3 +289,60 @@ fn cbt_is_turned_on_only_with_keep_base() {
     assert_eq!(peer.stats()["cbt_reconfigs"], json!([true]));
     assert!(r3.provider["base"]["files"][1]["change_id"].is_string());
 }
+
+#[test]
+fn a_cbt_reset_or_a_changeid_vcenter_refuses_falls_back_to_a_full_export() {
+    let peer = Peer::start_flat(&disks(), &[]);
+    let mut expect = disks();
+    let dir = tempfile::tempdir().unwrap();
+    let out1 = tempfile::tempdir().unwrap();
+    let r1 = export(&peer, out1.path(), json!({"keep_base": true}));
+
+    // A base whose changeId vCenter does not know (a later sequence of the same tracking): the
+    // query is refused (InvalidArgument changeId) and both disks go in full, saying why.
+    let mut forged: Value = serde_json::from_str(&r1.to_json()).unwrap();
+    for f in forged["base"]["files"].as_array_mut().unwrap() {
+        let id = f["change_id"].as_str().unwrap();
+        let (epoch, _) = id.split_once('/').unwrap();
+        f["change_id"] = json!(format!("{epoch}/999"));
+    }
+    let from = dir.path().join("forged.json");
+    std::fs::write(&from, forged.to_string()).unwrap();
+    write(
+        &peer,
+        &mut expect,
+        0,
+        3 * MIB,
+        &support::server::pattern(4096, 51),
+    );
+    let out2 = tempfile::tempdir().unwrap();
+    let r2 = export(&peer, out2.path(), json!({"incremental_from": from}));
+    for i in 0..2 {
+        assert_eq!(report(&r2, i)["mode"], "full", "{}", r2.to_json());
+        let why = report(&r2, i)["reason"].as_str().unwrap();
+        assert!(
+            why.contains("would not list") && why.contains("changeId"),
+            "{why}"
+        );
+        assert!(std::fs::read(img(out2.path(), i)).unwrap() == expect[i]);
+    }
+
+    // CBT reset since the base (new tracking epoch): in full, saying why.
+    let from1 = save(&r1, dir.path(), "r1.json");
+    peer.control("/hs-cbt-reset", Vec::new());
+    write(
+        &peer,
+        &mut expect,
+        1,
+        4096,
+        &support::server::pattern(4096, 52),
+    );
+    let out3 = tempfile::tempdir().unwrap();
+    let r3 = export(&peer, out3.path(), json!({"incremental_from": from1}));
+    for i in 0..2 {
+        assert_eq!(report(&r3, i)["mode"], "full", "{}", r3.to_json());
+        let why = report(&r3, i)["reason"].as_str().unwrap();
+        assert!(why.contains("was reset"), "{why}");
+        assert!(std::fs::read(img(out3.path(), i)).unwrap() == expect[i]);
+    }
+}

@@ -319,6 +319,24 @@ func hsResize(w http.ResponseWriter, r *http.Request) {
 	cbt.mu.Unlock()
 }
 
+// hsCbtReset: POST /hs-cbt-reset, the tracking of every disk started over (a new epoch, the
+// log dropped), as turning CBT off and on again (or a lost -ctk.vmdk) does on a host.
+func hsCbtReset(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "POST /hs-cbt-reset", http.StatusBadRequest)
+		return
+	}
+	cbt.mu.Lock()
+	defer cbt.mu.Unlock()
+	if cbt.disks == nil {
+		http.Error(w, "CBT is off", http.StatusConflict)
+		return
+	}
+	for k := range cbt.disks {
+		cbt.disks[k] = &tracked{epoch: newEpoch(), seq: 1}
+	}
+}
+
 // countingWriter counts the body bytes /folder sends.
 type countingWriter struct {
 	http.ResponseWriter
