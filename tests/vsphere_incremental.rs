@@ -59,6 +59,16 @@ fn img(out: &Path, i: usize) -> std::path::PathBuf {
     out.join(format!("{VM}-disk-{i}.img"))
 }
 
+/// Each disk's image in `out` is the expected disk.
+fn assert_images(out: &Path, expect: &[Vec<u8>]) {
+    for (i, want) in expect.iter().enumerate() {
+        assert!(
+            &std::fs::read(img(out, i)).unwrap() == want,
+            "disk {i} differs"
+        );
+    }
+}
+
 fn folder_bytes(peer: &Peer) -> u64 {
     peer.stats()["folder_bytes"].as_u64().unwrap()
 }
@@ -71,9 +81,7 @@ fn an_incremental_export_reads_only_the_changed_areas_and_equals_a_full_one() {
     let dir = tempfile::tempdir().unwrap();
     let out1 = tempfile::tempdir().unwrap();
     let r1 = export(&peer, out1.path(), json!({"keep_base": true}));
-    for i in 0..2 {
-        assert!(std::fs::read(img(out1.path(), i)).unwrap() == expect[i]);
-    }
+    assert_images(out1.path(), &expect);
     let s = peer.stats();
     // CBT turned on once, then the snapshot cycle and the export's snapshot, both removed.
     assert_eq!(s["cbt_reconfigs"], json!([true]), "{s}");
@@ -131,9 +139,7 @@ fn an_incremental_export_reads_only_the_changed_areas_and_equals_a_full_one() {
     assert_eq!(s["cbt_queries"].as_u64().unwrap() - queries, 12, "{s}");
     // CBT was on already: not reconfigured again.
     assert_eq!(s["cbt_reconfigs"], json!([true]), "{s}");
-    for i in 0..2 {
-        assert!(std::fs::read(img(out2.path(), i)).unwrap() == expect[i]);
-    }
+    assert_images(out2.path(), &expect);
     // The previous image is as it was.
     assert!(std::fs::read(img(out1.path(), 0)).unwrap() == disks()[0]);
 
@@ -141,7 +147,7 @@ fn an_incremental_export_reads_only_the_changed_areas_and_equals_a_full_one() {
     let full = tempfile::tempdir().unwrap();
     let r3 = export(&peer, full.path(), json!({}));
     assert!(r3.provider.get("incremental").is_none(), "{}", r3.to_json());
-    for i in 0..2 {
+    for i in 0..expect.len() {
         assert_same(&img(full.path(), i), &img(out2.path(), i));
     }
     assert_eq!(peer.stats()["snapshots"], 0);
@@ -183,9 +189,7 @@ fn a_missing_base_or_a_resized_disk_falls_back_to_a_full_export() {
     assert!(why.contains("cannot be opened"), "{why}");
     assert_eq!(report(&r2, 1)["mode"], "incremental", "{}", r2.to_json());
     assert_eq!(report(&r2, 1)["changed_bytes"], 512, "{}", r2.to_json());
-    for i in 0..2 {
-        assert!(std::fs::read(img(out2.path(), i)).unwrap() == expect[i]);
-    }
+    assert_images(out2.path(), &expect);
 
     // From that export's base, disk 1 grown by 1 MiB: that disk in full, saying why.
     let from2 = save(&r2, dir.path(), "r2.json");
@@ -205,9 +209,7 @@ fn a_missing_base_or_a_resized_disk_falls_back_to_a_full_export() {
     assert!(why.contains("resized"), "{why}");
     assert_eq!(report(&r3, 0)["mode"], "incremental", "{}", r3.to_json());
     assert_eq!(report(&r3, 0)["changed_bytes"], 4096, "{}", r3.to_json());
-    for i in 0..2 {
-        assert!(std::fs::read(img(out3.path(), i)).unwrap() == expect[i]);
-    }
+    assert_images(out3.path(), &expect);
 }
 
 #[test]
@@ -317,14 +319,14 @@ fn a_cbt_reset_or_a_changeid_vcenter_refuses_falls_back_to_a_full_export() {
     );
     let out2 = tempfile::tempdir().unwrap();
     let r2 = export(&peer, out2.path(), json!({"incremental_from": from}));
-    for i in 0..2 {
+    for (i, want) in expect.iter().enumerate() {
         assert_eq!(report(&r2, i)["mode"], "full", "{}", r2.to_json());
         let why = report(&r2, i)["reason"].as_str().unwrap();
         assert!(
             why.contains("would not list") && why.contains("changeId"),
             "{why}"
         );
-        assert!(std::fs::read(img(out2.path(), i)).unwrap() == expect[i]);
+        assert!(&std::fs::read(img(out2.path(), i)).unwrap() == want);
     }
 
     // CBT reset since the base (new tracking epoch): in full, saying why.
@@ -339,10 +341,10 @@ fn a_cbt_reset_or_a_changeid_vcenter_refuses_falls_back_to_a_full_export() {
     );
     let out3 = tempfile::tempdir().unwrap();
     let r3 = export(&peer, out3.path(), json!({"incremental_from": from1}));
-    for i in 0..2 {
+    for (i, want) in expect.iter().enumerate() {
         assert_eq!(report(&r3, i)["mode"], "full", "{}", r3.to_json());
         let why = report(&r3, i)["reason"].as_str().unwrap();
         assert!(why.contains("was reset"), "{why}");
-        assert!(std::fs::read(img(out3.path(), i)).unwrap() == expect[i]);
+        assert!(&std::fs::read(img(out3.path(), i)).unwrap() == want);
     }
 }
