@@ -7,7 +7,8 @@
 # fetched, the bytes the peer's /folder served and its QueryChangedDiskAreas calls; the image
 # is compared with the disk and with a fresh full export (cmp).
 #
-# usage: VSPHERE=only benches/incremental.sh, or benches/incremental_vsphere.sh (needs go)
+# usage: VSPHERE=only benches/incremental.sh, or benches/incremental_vsphere.sh (needs go and
+# about 2 GB in BENCH_DIR while it runs; the disks and images are removed at the end)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
@@ -22,7 +23,7 @@ SRC="$WORK/disk.raw"
 head -c $((VS_DATA_MIB << 20)) /dev/urandom >"$SRC"
 truncate -s 1G "$SRC"
 coproc PEER { exec "$WORK/vcsim-peer" -dir "$WORK/peer" -flat -disk "$SRC" 2>"$WORK/peer.log"; }
-trap 'kill $PEER_PID 2>/dev/null || true' EXIT
+trap 'kill $PEER_PID 2>/dev/null || true; rm -rf "$WORK/peer" "$WORK/out" "$WORK/full" "$SRC"' EXIT
 read -r INFO <&"${PEER[0]}"
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$INFO" "$1"; }
 URL=$(field url)
