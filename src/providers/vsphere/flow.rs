@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use url::Url;
 
 use super::soap::{Moref, Vim};
@@ -260,15 +260,7 @@ impl Flow for VsphereFlow {
                 .unwrap_or(300);
             self.lease_timeout = Duration::from_secs(timeout.max(4));
 
-            let cookie = self
-                .vim
-                .cookie()
-                .ok_or_else(|| Error::InvalidState("no vSphere session".into()))?;
-            let mut headers = HeaderMap::new();
-            let mut cv = HeaderValue::from_str(&cookie)
-                .map_err(|_| Error::Remote("bad session cookie".into()))?;
-            cv.set_sensitive(true);
-            headers.insert(COOKIE, cv);
+            let headers = super::raw::cookie_headers(&self.vim)?;
             // While the lease gives no size (and NFC no length), each disk's estimate is the
             // largest streamOptimized file its capacity can make (ovf::stream_bound), so the
             // total is corrected only downward, once per disk as it ends, to the real bytes.
