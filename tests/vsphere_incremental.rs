@@ -348,3 +348,24 @@ fn a_cbt_reset_or_a_changeid_vcenter_refuses_falls_back_to_a_full_export() {
         assert!(&std::fs::read(img(out3.path(), i)).unwrap() == want);
     }
 }
+
+#[test]
+fn a_disk_on_a_snapshot_is_refused_before_cbt_or_a_snapshot_is_touched() {
+    let peer = Peer::start_flat(&disks(), &[]);
+    // Disk 1 is a delta on a snapshot of the VM's own: its flat file is not the disk.
+    peer.control("/hs-delta?disk=1", Vec::new());
+    let out = tempfile::tempdir().unwrap();
+    let c = Client::new("vsphere", &peer.config()).unwrap();
+    let o = json!({"format": "raw", "keep_base": true});
+    let r = wait(&c.start_export(VM, &opts(out.path(), o), None).unwrap());
+    assert_eq!(r.status, "failed", "{}", r.to_json());
+    let msg = r.error.as_ref().unwrap().message.clone();
+    assert!(
+        msg.contains("delta on a snapshot") && msg.contains("format ovf"),
+        "{msg}"
+    );
+    // Nothing changed on the VM: CBT left as it was, no snapshot made.
+    let s = peer.stats();
+    assert_eq!(s["cbt_reconfigs"], json!(null), "{s}");
+    assert_eq!(s["snapshots_created"], 0, "{s}");
+}

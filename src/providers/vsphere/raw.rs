@@ -78,8 +78,8 @@ fn disk_of(d: &xml::Node) -> Option<std::result::Result<RawDisk, String>> {
     }
     if b.child("parent").is_some() {
         return Some(Err(format!(
-            "disk {key} ({file_name}) is a delta on an earlier snapshot: format raw reads only a \
-             flat disk with no snapshot below the export's (remove or consolidate the VM's \
+            "disk {key} ({file_name}) is a delta on a snapshot: format raw reads only a flat \
+             disk with no snapshot below the export's (remove or consolidate the VM's \
              snapshots, or use format ovf)"
         )));
     }
@@ -204,6 +204,21 @@ impl VsphereFlow {
         vm: &Moref,
         headers: HeaderMap,
     ) -> Result<Vec<FileSource>> {
+        // A disk that cannot be read raw is refused before anything changes on the VM (CBT
+        // turned on, a snapshot): without a snapshot of the user's, the VM's own disks say so
+        // already (a delta on a snapshot, another backing type). With one, the VM's disks are
+        // deltas on it by nature: only the snapshot's disks are checked, below.
+        let own = match &self.opts.snapshot {
+            None => self.vim.properties(vm, &["config.hardware.device"]).await?,
+            Some(_) => Vec::new(),
+        };
+        if let Some((_, devices)) = own.into_iter().next() {
+            for d in &devices.children {
+                if let Some(Err(why)) = disk_of(d) {
+                    return Err(Error::Unsupported(why));
+                }
+            }
+        }
         if self.opts.keep_base && self.enable_cbt(ctx, vm).await? {
             tracing::info!(vm = %vm.value, "changed block tracking turned on (keep_base)");
         }

@@ -337,6 +337,28 @@ func hsCbtReset(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// hsDelta: POST /hs-delta?disk=N, disk N of the VM made a delta on a snapshot taken
+// elsewhere (its backing `disk-N-000001.vmdk` with the flat disk as `parent`), as a VM with a
+// snapshot of its own has: the flat bytes are then not the disk's current ones.
+func hsDelta(w http.ResponseWriter, r *http.Request) {
+	i, err := diskIndex(r)
+	if err != nil || r.Method != http.MethodPost {
+		http.Error(w, "POST /hs-delta?disk=N", http.StatusBadRequest)
+		return
+	}
+	cbt.mu.Lock()
+	defer cbt.mu.Unlock()
+	copyDevices(cbt.vm, func(d *types.VirtualDisk) {
+		b, ok := d.Backing.(*types.VirtualDiskFlatVer2BackingInfo)
+		if !ok || d.Key != cbt.keys[i] {
+			return
+		}
+		parent := *b
+		b.Parent = &parent
+		b.FileName = strings.TrimSuffix(b.FileName, ".vmdk") + "-000001.vmdk"
+	})
+}
+
 // countingWriter counts the body bytes /folder sends.
 type countingWriter struct {
 	http.ResponseWriter

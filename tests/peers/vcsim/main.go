@@ -682,6 +682,9 @@ func main() {
 		case r.URL.Path == "/hs-resize":
 			hsResize(w, r)
 			return
+		case r.URL.Path == "/hs-delta":
+			hsDelta(w, r)
+			return
 		case r.URL.Path == "/hs-cbt-reset":
 			hsCbtReset(w, r)
 			return
