@@ -234,7 +234,7 @@ config = {{ subscription_id = {toml_str(az['subscription'])}, resource_group = "
 secrets = {{ client_secret = "env:DEMO_AZ_SECRET" }}
 
 [providers.gcp]
-config = {{ project = "demo-project", zone = "europe-west1-b", bucket = "demo-exports", storage_endpoint = {toml_str(gurl)}, compute_endpoint = {toml_str(gurl)}, cloudbuild_endpoint = {toml_str(gurl)}, resourcemanager_endpoint = {toml_str(gurl)}, serviceusage_endpoint = {toml_str(gurl)} }}
+config = {{ project = "demo-project", zone = "europe-west1-b", bucket = "demo-exports", storage_endpoint = {toml_str(gurl)}, compute_endpoint = {toml_str(gurl)}, cloudbuild_endpoint = {toml_str(gurl)}, resourcemanager_endpoint = {toml_str(gurl)}, serviceusage_endpoint = {toml_str(gurl)}, artifactregistry_endpoint = {toml_str(gurl)}, gcr_endpoint = {toml_str(gurl)}, iam_endpoint = {toml_str(gurl)} }}
 secrets = {{ credentials_json = "env:DEMO_GCP_CREDS" }}
 
 [providers.hyperv]

@@ -404,3 +404,118 @@ fn an_instance_goes_incrementally_volume_by_volume_and_another_disk_in_full() {
         .unwrap();
     assert!(head == d3);
 }
+
+/// Applies a delta's map to the image at `img` (a copy of its base): its `changed` ranges
+/// from the delta file, its `zeroed` ranges zeros.
+fn apply_delta(img: &Path, delta: &Path, map: &Value) {
+    use std::os::unix::fs::FileExt as _;
+    let out = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    let d = std::fs::File::open(delta).unwrap();
+    assert_eq!(map["size"], out.metadata().unwrap().len(), "{map}");
+    let range = |r: &Value| (r[0].as_u64().unwrap(), r[1].as_u64().unwrap());
+    for (a, b) in map["changed"].as_array().unwrap().iter().map(range) {
+        let mut buf = vec![0u8; (b - a) as usize];
+        d.read_exact_at(&mut buf, a).unwrap();
+        out.write_all_at(&buf, a).unwrap();
+    }
+    for (a, b) in map["zeroed"].as_array().unwrap().iter().map(range) {
+        out.write_all_at(&vec![0u8; (b - a) as usize], a).unwrap();
+    }
+}
+
+/// `incremental_output: "delta"` writes only the changed blocks (`<file>.delta`, sparse) and
+/// their map (`<file>.delta.json`) — never reading the previous image — and the map applied to
+/// the base gives the new volume; a delta is a base for the next delta, not for a complete
+/// image (that one goes in full, saying why).
+#[test]
+fn a_delta_export_writes_the_changed_blocks_and_their_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks: Vec<(usize, u8)> = (0..16).map(|i| (i, 90 + i as u8)).collect();
+    let (f, _) = raw(dir.path(), "delta.raw", 24 * BLOCK, &blocks);
+    let vol = volume(&f, "");
+    let out = tempfile::tempdir().unwrap();
+    let r1 = export(&vol, out.path(), json!({"keep_base": true}));
+    let from = save(&r1, dir.path(), "r1.json");
+    let img1 = out.path().join(format!("{vol}.img"));
+
+    let mut changed = blocks.clone();
+    changed[2].1 = 210;
+    changed.retain(|b| b.0 != 7);
+    changed.push((20, 211));
+    raw(dir.path(), "delta.raw", 24 * BLOCK, &changed);
+    // The previous image out of reach: a delta does not read it.
+    let moved = dir.path().join("moved.img");
+    std::fs::rename(&img1, &moved).unwrap();
+    let out2 = tempfile::tempdir().unwrap();
+    let r2 = export(
+        &vol,
+        out2.path(),
+        json!({"incremental_from": from, "incremental_output": "delta", "keep_base": true}),
+    );
+    let second = snapshot_of(&r2);
+    let name = format!("{vol}.img.delta");
+    assert_eq!(report(&r2)["mode"], "incremental", "{}", r2.to_json());
+    assert_eq!(report(&r2)["name"], name.as_str(), "{}", r2.to_json());
+    let names: Vec<&str> = r2.files.iter().map(|f| f.name.as_str()).collect();
+    assert!(names.contains(&name.as_str()), "{names:?}");
+    assert!(!out2.path().join(format!("{vol}.img")).exists());
+    assert_eq!(gets(&second), 2, "{}", r2.to_json());
+    let delta = out2.path().join(&name);
+    let map: Value =
+        serde_json::from_slice(&std::fs::read(out2.path().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    assert_eq!(map["format"], "hypersdk-delta/1", "{map}");
+    assert_eq!(map["point"], second.as_str(), "{map}");
+    assert_eq!(map["base"], snapshot_of(&r1).as_str(), "{map}");
+    let b = BLOCK as u64;
+    assert_eq!(
+        map["changed"],
+        json!([[2 * b, 3 * b], [20 * b, 21 * b]]),
+        "{map}"
+    );
+    assert_eq!(map["zeroed"], json!([[7 * b, 8 * b]]), "{map}");
+    // Sparse: about the two changed blocks on disk, not the volume.
+    let used = std::fs::metadata(&delta).unwrap().blocks() * 512;
+    assert!(used <= 4 * b, "the delta takes {used} bytes on disk");
+    // The new volume, as a 1 GiB image.
+    let expected = dir.path().join("expected.img");
+    std::fs::copy(&f, &expected).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&expected)
+        .unwrap()
+        .set_len(GIB)
+        .unwrap();
+    apply_delta(&moved, &delta, &map);
+    assert_same(&moved, &expected);
+    // The new base names the delta.
+    assert_eq!(
+        r2.provider["base"]["files"][0]["output"],
+        "delta",
+        "{}",
+        r2.to_json()
+    );
+
+    // From that delta: another delta works; a complete image goes in full, saying why.
+    let from2 = save(&r2, dir.path(), "r2.json");
+    let out3 = tempfile::tempdir().unwrap();
+    let r3 = export(&vol, out3.path(), json!({"incremental_from": from2}));
+    assert_eq!(report(&r3)["mode"], "full", "{}", r3.to_json());
+    assert!(
+        report(&r3)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is a delta"),
+        "{}",
+        r3.to_json()
+    );
+    assert_same(&out3.path().join(format!("{vol}.img")), &expected);
+    let out4 = tempfile::tempdir().unwrap();
+    let r4 = export(
+        &vol,
+        out4.path(),
+        json!({"incremental_from": from2, "incremental_output": "delta"}),
+    );
+    assert_eq!(report(&r4)["mode"], "incremental", "{}", r4.to_json());
+    assert_eq!(report(&r4)["changed_bytes"], 0, "{}", r4.to_json());
+}

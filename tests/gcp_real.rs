@@ -405,7 +405,8 @@ fn a_label_edit_between_runs_does_not_restart_the_download() {
 
 /// Item 7: the stand-in refuses what Google refuses — an unknown field, a wrong type, an
 /// unknown query parameter (Google's 400 INVALID_ARGUMENT with the field), and a build of the
-/// deprecated compute-image-tools exporter.
+/// deprecated compute-image-tools exporter where gcloud would run compute-image-import's (the
+/// builder choice itself: tests/gcp_project.rs).
 #[test]
 fn the_stand_in_refuses_what_google_refuses() {
     let g = gcp();

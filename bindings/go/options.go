@@ -131,6 +131,9 @@ type AWSExportOptions struct {
 	// blocks changed since its base are fetched, over a copy of its image (a full export, with
 	// the reason in the result, when the base cannot be used).
 	IncrementalFrom string `json:"incremental_from,omitempty"`
+	// IncrementalOutput: with IncrementalFrom, "image" (default: a complete new image) or
+	// "delta" (only the changes: <file>.delta and its map <file>.delta.json).
+	IncrementalOutput string `json:"incremental_output,omitempty"`
 }
 
 // AzureExportOptions holds the options of the "azure" provider.
@@ -153,6 +156,9 @@ type AzureExportOptions struct {
 	// changed since its base snapshot are fetched, over a copy of its image (a full export, with
 	// the reason in the result, when the base cannot be used).
 	IncrementalFrom string `json:"incremental_from,omitempty"`
+	// IncrementalOutput: with IncrementalFrom, "image" (default: a complete new image) or
+	// "delta" (only the changes: <file>.delta and its map <file>.delta.json).
+	IncrementalOutput string `json:"incremental_output,omitempty"`
 }
 
 // VsphereExportOptions holds the options of the "vsphere" provider.

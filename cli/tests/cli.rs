@@ -490,7 +490,8 @@ impl Gcp {
             serde_json::json!({"project": "cli-proj-1", "zone": "europe-west1-b", "bucket": "cli-exports",
                 "credentials_json": creds.to_string(), "storage_endpoint": self.url,
                 "compute_endpoint": self.url, "cloudbuild_endpoint": self.url,
-                "resourcemanager_endpoint": self.url, "serviceusage_endpoint": self.url})
+                "resourcemanager_endpoint": self.url, "serviceusage_endpoint": self.url,
+                "artifactregistry_endpoint": self.url, "gcr_endpoint": self.url, "iam_endpoint": self.url})
             .to_string(),
         )
         .unwrap();

@@ -126,6 +126,9 @@ impl Gcp {
             "cloudbuild_endpoint": self.url(),
             "resourcemanager_endpoint": self.url(),
             "serviceusage_endpoint": self.url(),
+            "artifactregistry_endpoint": self.url(),
+            "gcr_endpoint": self.url(),
+            "iam_endpoint": self.url(),
         });
         for (k, v) in extra.as_object().unwrap() {
             if v.is_null() {

@@ -180,6 +180,9 @@ namespace HyperSdk
         /// changed since its base are fetched, over a copy of its image (a full export, with the
         /// reason in the result, when the base cannot be used).</summary>
         public string IncrementalFrom { get; set; }
+        /// <summary>With IncrementalFrom: "image" (default, a complete new image) or "delta"
+        /// (only the changes: &lt;file&gt;.delta and its map &lt;file&gt;.delta.json).</summary>
+        public string IncrementalOutput { get; set; }
 
         public AwsExportOptions(string outputDir) : base(outputDir) { }
 
@@ -202,6 +205,7 @@ namespace HyperSdk
             Put(d, "max_block_requests", MaxBlockRequests);
             Put(d, "keep_base", KeepBase);
             Put(d, "incremental_from", IncrementalFrom);
+            Put(d, "incremental_output", IncrementalOutput);
         }
     }
 
@@ -225,6 +229,9 @@ namespace HyperSdk
         /// since its base snapshot are fetched, over a copy of its image (a full export, with the
         /// reason in the result, when the base cannot be used).</summary>
         public string IncrementalFrom { get; set; }
+        /// <summary>With IncrementalFrom: "image" (default, a complete new image) or "delta"
+        /// (only the changes: &lt;file&gt;.delta and its map &lt;file&gt;.delta.json).</summary>
+        public string IncrementalOutput { get; set; }
 
         public AzureExportOptions(string outputDir) : base(outputDir) { }
 
@@ -241,6 +248,7 @@ namespace HyperSdk
             Put(d, "page_ranges_segment_mib", PageRangesSegmentMib);
             Put(d, "keep_base", KeepBase);
             Put(d, "incremental_from", IncrementalFrom);
+            Put(d, "incremental_output", IncrementalOutput);
         }
     }
 

@@ -120,6 +120,10 @@ pub(crate) struct AwsOptions {
     /// Snapshot method: keep the snapshots as the base of a later incremental export (as
     /// `keep_snapshots`). Default false.
     pub keep_base: bool,
+    /// With `incremental_from`: `image` (default) writes a complete new image; `delta` writes
+    /// only the changed blocks (`<file>.delta`, sparse) and their map (`<file>.delta.json`),
+    /// for tools that keep chains.
+    pub incremental_output: crate::transfer::incremental::Output,
 }
 
 impl Default for AwsOptions {
@@ -141,6 +145,7 @@ impl Default for AwsOptions {
             max_block_requests: 64,
             incremental_from: None,
             keep_base: false,
+            incremental_output: Default::default(),
         }
     }
 }
@@ -189,6 +194,10 @@ impl AwsOptions {
                 self.max_block_requests
             )));
         }
+        crate::transfer::incremental::delta::check(
+            self.incremental_output,
+            self.incremental_from.as_ref(),
+        )?;
         if self.poll_interval_ms < 10 || self.timeout_secs == 0 {
             return Err(Error::InvalidArgument(
                 "poll_interval_ms must be ≥ 10 and timeout_secs ≥ 1".into(),

@@ -25,7 +25,7 @@ use super::snapshot::{self, Snap};
 use crate::error::{Error, ErrorKind, Result};
 use crate::providers::kit::api::answer_error;
 use crate::providers::kit::paging::Pages;
-use crate::transfer::incremental::{Base, BaseImage, check_local};
+use crate::transfer::incremental::{Base, BaseImage, Output, check_local, delta};
 
 /// One page of `ListChangedBlocks` (botocore's `ListChangedBlocksResponse`).
 #[derive(Deserialize)]
@@ -132,11 +132,13 @@ pub(crate) enum Plan {
     },
 }
 
-/// Whether `snap` can be exported as the changes since `base`'s snapshot of its volume.
+/// Whether `snap` can be exported as the changes since `base`'s snapshot of its volume, as
+/// `output` says (a delta does not read the previous image).
 pub(crate) async fn plan(
     api: &Api,
     base: &Base,
     snap: &Snap,
+    output: Output,
     cancel: &CancellationToken,
 ) -> Result<Plan> {
     let Some(f) = base
@@ -166,7 +168,12 @@ pub(crate) async fn plan(
             "the base snapshot {base_snap} was deleted after its export (keep_base was off)"
         )));
     }
-    if let Err(why) = check_local(f) {
+    if let Some(why) = delta::refuses(f, output) {
+        return Ok(Plan::Full(why));
+    }
+    if output == Output::Image
+        && let Err(why) = check_local(f)
+    {
         return Ok(Plan::Full(why));
     }
     match snapshot::describe(api, &[&base_snap]).await {

@@ -488,6 +488,13 @@ impl Flow for AwsFlow {
         }
     }
 
+    fn extra_names(&self) -> Vec<String> {
+        self.snap
+            .as_ref()
+            .map(|f| f.extra_names())
+            .unwrap_or_default()
+    }
+
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {
         if let Some(f) = &self.snap {
             return f.result_fields();

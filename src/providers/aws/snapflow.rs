@@ -25,7 +25,7 @@ use crate::BoxFuture;
 use crate::error::{Error, Result};
 use crate::providers::poll::{Backoff, Poll, poll_until};
 use crate::seam::{Flow, FlowCtx, When};
-use crate::transfer::incremental::{Base, BaseFile, Delta, FileOutcome, stamp};
+use crate::transfer::incremental::{Base, BaseFile, Delta, FileOutcome, Output, delta, stamp};
 use crate::transfer::{BlockSource, Downloaded, FileSource, SourceKind};
 
 /// What the snapshot method exports.
@@ -50,8 +50,10 @@ pub(crate) struct SnapshotFlow {
     opts: AwsOptions,
     /// Names the export (source + output folder) in the resume tag.
     resume_key: String,
-    /// The snapshots read, in file order, and whether this export made (or adopted) them.
+    /// The snapshots read, and whether this export made (or adopted) them.
     snaps: Vec<(Snap, bool)>,
+    /// Each file's name and the snapshot it is read from (the base pairs them by name).
+    file_snaps: Vec<(String, Snap)>,
     /// The output folder (canonical), for the base's paths.
     dir: std::path::PathBuf,
     /// Per file: its name, and how an incremental export made it (base snapshot, changed and
@@ -59,6 +61,8 @@ pub(crate) struct SnapshotFlow {
     incremental: Vec<FileOutcome>,
     /// What a later incremental export starts from (after the download).
     base: Option<Base>,
+    /// `incremental_output: "delta"`: each delta file's map, written after the download.
+    maps: Vec<delta::Map>,
 }
 
 impl SnapshotFlow {
@@ -80,9 +84,11 @@ impl SnapshotFlow {
             opts,
             resume_key,
             snaps: Vec::new(),
+            file_snaps: Vec::new(),
             dir,
             incremental: Vec::new(),
             base: None,
+            maps: Vec::new(),
         }
     }
 
@@ -264,12 +270,7 @@ impl Flow for SnapshotFlow {
         };
         let mut files = vec![file];
         if self.opts.incremental_from.is_some() {
-            files.push(
-                "each made from the earlier image (cloned) with only the blocks changed since \
-                 its base snapshot fetched, or in full when that base cannot serve (the result \
-                 says why)"
-                    .into(),
-            );
+            files.push(delta::planned(self.opts.incremental_output, "blocks"));
         }
         (cloud, files)
     }
@@ -286,6 +287,9 @@ impl Flow for SnapshotFlow {
                 None => None,
             };
             let mut files = Vec::new();
+            self.file_snaps.clear();
+            self.maps.clear();
+            let output = self.opts.incremental_output;
             for s in ready {
                 let name = match (&self.opts.file_name, &self.source) {
                     (Some(n), _) if single => n.clone(),
@@ -296,8 +300,18 @@ impl Flow for SnapshotFlow {
                 let plan = match &base {
                     None => None,
                     Some(Err(why)) => Some(Plan::Full(why.clone())),
-                    Some(Ok(b)) => Some(incremental::plan(&self.api, b, &s, ctx.cancel()).await?),
+                    Some(Ok(b)) => {
+                        Some(incremental::plan(&self.api, b, &s, output, ctx.cancel()).await?)
+                    }
                 };
+                // A delta goes under its own name: it is not a complete image.
+                let name = match &plan {
+                    Some(Plan::Incremental { .. }) if output == Output::Delta => {
+                        delta::file_name(&name)
+                    }
+                    _ => name,
+                };
+                self.file_snaps.push((name.clone(), s.clone()));
                 let (listing, start) = match plan {
                     Some(Plan::Incremental {
                         base,
@@ -310,7 +324,18 @@ impl Flow for SnapshotFlow {
                             tokens: changed.tokens,
                             expiry: changed.expiry,
                         };
-                        let bytes = listing.extents().iter().map(|(a, b)| b - a).sum();
+                        let changed = listing.extents();
+                        let bytes = changed.iter().map(|(a, b)| b - a).sum();
+                        if output == Output::Delta {
+                            self.maps.push(delta::Map {
+                                name: name.clone(),
+                                size: listing.size,
+                                base: base_snapshot.clone(),
+                                point: s.id.clone(),
+                                changed,
+                                zeroed: base.zeroed.clone(),
+                            });
+                        }
                         self.incremental.push(FileOutcome {
                             name: name.clone(),
                             how: Ok(Delta {
@@ -319,7 +344,8 @@ impl Flow for SnapshotFlow {
                                 zeroed_bytes: zeroed,
                             }),
                         });
-                        (listing, Some(base))
+                        // A delta starts from holes, not from the previous image.
+                        (listing, (output == Output::Image).then_some(base))
                     }
                     full => {
                         if let Some(Plan::Full(why)) = full {
@@ -365,14 +391,22 @@ impl Flow for SnapshotFlow {
         &'a mut self,
         _ctx: &'a FlowCtx,
         files: &'a [Downloaded],
-        _dir: &'a Arc<crate::transfer::OutDir>,
+        dir: &'a Arc<crate::transfer::OutDir>,
     ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
         Box::pin(async move {
+            let mut after = crate::seam::AfterDownload::default();
+            for m in &self.maps {
+                after.extra.push(m.write(dir)?);
+            }
             // The base a later incremental export starts from: each file as it is now (the
             // rename keeps its time) and the snapshot it was read from.
             let keep = self.keep();
             let mut out = Vec::new();
-            for (f, (s, made)) in files.iter().zip(&self.snaps) {
+            for f in files {
+                let Some((_, s)) = self.file_snaps.iter().find(|(n, _)| *n == f.name) else {
+                    continue;
+                };
+                let made = self.snaps.iter().any(|(x, made)| x.id == s.id && *made);
                 let Some((size, modified_ns)) = stamp(&f.file) else {
                     continue;
                 };
@@ -380,6 +414,9 @@ impl Flow for SnapshotFlow {
                 cloud.insert("snapshot_id".into(), s.id.clone().into());
                 cloud.insert("volume_id".into(), s.volume.clone().into());
                 cloud.insert("kept".into(), (!made || keep).into());
+                if self.maps.iter().any(|m| m.name == f.name) {
+                    cloud.insert("output".into(), "delta".into());
+                }
                 out.push(BaseFile {
                     name: f.name.clone(),
                     path: self.dir.join(&f.name),
@@ -395,8 +432,12 @@ impl Flow for SnapshotFlow {
                     .all(|f| f.cloud.get("kept") == Some(&true.into())),
                 files: out,
             });
-            Ok(crate::seam::AfterDownload::default())
+            Ok(after)
         })
+    }
+
+    fn extra_names(&self) -> Vec<String> {
+        self.maps.iter().map(|m| delta::map_name(&m.name)).collect()
     }
 
     fn result_fields(&self) -> serde_json::Map<String, serde_json::Value> {

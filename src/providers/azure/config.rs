@@ -248,6 +248,10 @@ pub(crate) struct AzureOptions {
     /// point: only the pages changed since are fetched, over a clone of its image; in full,
     /// saying why, when that base cannot serve.
     pub incremental_from: Option<serde_json::Value>,
+    /// With `incremental_from`: `image` (default) writes a complete new image; `delta` writes
+    /// only the changed pages (`<file>.delta`, sparse) and their map (`<file>.delta.json`), for
+    /// tools that keep chains.
+    pub incremental_output: crate::transfer::incremental::Output,
 }
 
 impl Default for AzureOptions {
@@ -263,6 +267,7 @@ impl Default for AzureOptions {
             page_ranges_segment_mib: 16 << 10,
             keep_base: false,
             incremental_from: None,
+            incremental_output: Default::default(),
         }
     }
 }
@@ -292,6 +297,10 @@ impl AzureOptions {
         if let Some(n) = &self.file_name {
             validate_file_name(n)?;
         }
+        crate::transfer::incremental::delta::check(
+            self.incremental_output,
+            self.incremental_from.as_ref(),
+        )?;
         if !(1..=1 << 20).contains(&self.page_ranges_segment_mib) {
             return bad("page_ranges_segment_mib must be between 1 and 1048576".into());
         }

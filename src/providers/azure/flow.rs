@@ -274,10 +274,17 @@ impl AzureFlow {
                     disk_id: t.source_id.clone(),
                 });
             }
-            let (src, checks, outcome) = self
+            let (src, checks, outcome, map) = self
                 .disk_source(ctx, base.as_ref(), t, &bare, &auth)
                 .await?;
             self.incr.outcomes.extend(outcome);
+            if let Some(m) = map {
+                // The base names the delta file, which is what was written.
+                if let Some(p) = self.incr.points.iter_mut().find(|p| p.file == t.file) {
+                    p.file = m.name.clone();
+                }
+                self.incr.maps.push(m);
+            }
             let disk_src = src;
             let mut f = json!({"file": t.file, "source_id": t.source_id, "checks": checks});
             // The VM guest state (vTPM, UEFI variables) and a confidential VM's security
@@ -355,12 +362,10 @@ impl Flow for AzureFlow {
                         "on the base snapshot: a read SAS for the diff, revoked on every outcome"
                             .into(),
                     );
-                    files.push(
-                        "made from the earlier image (cloned) with only the pages changed since its \
-                         base snapshot fetched, or in full when that base cannot serve (the result \
-                         says why)"
-                            .into(),
-                    );
+                    files.push(crate::transfer::incremental::delta::planned(
+                        self.opts.incremental_output,
+                        "pages",
+                    ));
                 }
                 cloud.push(format!("on that snapshot: {grant}"));
                 (cloud, files)
@@ -380,12 +385,10 @@ impl Flow for AzureFlow {
                     ));
                     if self.opts.incremental_from.is_some() {
                         cloud.push(format!("on the base snapshot too: {grant}"));
-                        files.push(
-                            "made from the earlier image (cloned) with only the pages changed \
-                             since its base fetched, or in full when that base cannot serve (the \
-                             result says why)"
-                                .into(),
-                        );
+                        files.push(crate::transfer::incremental::delta::planned(
+                            self.opts.incremental_output,
+                            "pages",
+                        ));
                     }
                 } else if self.opts.snapshot_attached {
                     cloud.push(format!(
@@ -399,6 +402,38 @@ impl Flow for AzureFlow {
                 vec![format!("on the snapshot {name}: {grant}")],
                 vec![named(name)],
             ),
+            Source::Vm { name, .. }
+                if self.opts.keep_base || self.opts.incremental_from.is_some() =>
+            {
+                let mut cloud = vec![format!(
+                    "an incremental snapshot of each managed disk of the VM {name}{}, {}",
+                    if self.opts.snapshot_attached {
+                        ""
+                    } else {
+                        " (its attached disks refused: snapshot_attached is false)"
+                    },
+                    if self.opts.keep_base {
+                        "kept after a finished export as the base of a later incremental one \
+                         (keep_base), deleted after a failure or cancel"
+                    } else {
+                        "deleted on every outcome"
+                    }
+                )];
+                let mut files = vec![format!("<disk>.{ext} (one per disk, OS disk first)")];
+                if self.opts.incremental_from.is_some() {
+                    cloud.push(
+                        "on each disk's base snapshot: a read SAS for the diff, revoked on every \
+                         outcome"
+                            .into(),
+                    );
+                    files.push(crate::transfer::incremental::delta::planned(
+                        self.opts.incremental_output,
+                        "pages",
+                    ));
+                }
+                cloud.push(format!("on each snapshot: {grant}"));
+                (cloud, files)
+            }
             Source::Vm { name, .. } => (
                 vec![
                     if self.opts.snapshot_attached {
@@ -514,12 +549,24 @@ impl Flow for AzureFlow {
         &'a mut self,
         _ctx: &'a FlowCtx,
         files: &'a [crate::transfer::Downloaded],
-        _dir: &'a Arc<crate::transfer::OutDir>,
+        dir: &'a Arc<crate::transfer::OutDir>,
     ) -> BoxFuture<'a, Result<crate::seam::AfterDownload>> {
         Box::pin(async move {
+            let mut after = crate::seam::AfterDownload::default();
+            for m in &self.incr.maps {
+                after.extra.push(m.write(dir)?);
+            }
             self.record_base(files);
-            Ok(crate::seam::AfterDownload::default())
+            Ok(after)
         })
+    }
+
+    fn extra_names(&self) -> Vec<String> {
+        self.incr
+            .maps
+            .iter()
+            .map(|m| crate::transfer::incremental::delta::map_name(&m.name))
+            .collect()
     }
 
     fn cleanup_deadline(&self) -> Duration {

@@ -21,7 +21,9 @@ use super::blob::{self, BlobAuth, CALL_DEADLINE};
 use super::flow::AzureFlow;
 use crate::error::{Error, ErrorKind, Result};
 use crate::seam::{FlowCtx, When};
-use crate::transfer::incremental::{Base, BaseFile, BaseImage, Delta, FileOutcome, check_local};
+use crate::transfer::incremental::{
+    Base, BaseFile, BaseImage, Delta, FileOutcome, Output, check_local, delta,
+};
 use crate::transfer::{FileSource, SourceKind};
 
 /// What an incremental export records and reports, beside the flow's own state.
@@ -33,6 +35,8 @@ pub(super) struct IncrState {
     pub outcomes: Vec<FileOutcome>,
     /// What a later incremental export starts from (after the download).
     pub base: Option<Base>,
+    /// `incremental_output: "delta"`: each delta file's map, written after the download.
+    pub maps: Vec<delta::Map>,
 }
 
 /// The snapshot one disk file was read from.
@@ -43,10 +47,12 @@ pub(super) struct Point {
     pub disk_id: String,
 }
 
-/// How one disk's file is made, incrementally: its source and what it took.
+/// How one disk's file is made, incrementally: its source and what it took (and, for
+/// `incremental_output: "delta"`, the delta's map).
 pub(super) struct Plan {
     pub source: FileSource,
     pub delta: Delta,
+    pub map: Option<delta::Map>,
 }
 
 /// `incremental_from`'s base, or why there is none usable.
@@ -62,22 +68,27 @@ impl AzureFlow {
         t: &super::target::Target,
         bare: &url::Url,
         auth: &BlobAuth,
-    ) -> Result<(FileSource, &'static [&'static str], Option<FileOutcome>)> {
+    ) -> Result<(
+        FileSource,
+        &'static [&'static str],
+        Option<FileOutcome>,
+        Option<delta::Map>,
+    )> {
         let plan = match base {
             None => None,
             Some(Err(why)) => Some(Err(why.clone())),
             Some(Ok(b)) => Some(
-                self.incremental(ctx, b, &t.source_id, &t.file, (bare, auth))
+                self.incremental(ctx, b, &t.source_id, &t.file, &t.name, (bare, auth))
                     .await?,
             ),
         };
         let why = match plan {
             Some(Ok(p)) => {
                 let outcome = FileOutcome {
-                    name: t.file.clone(),
+                    name: p.source.name.clone(),
                     how: Ok(p.delta),
                 };
-                return Ok((p.source, &["size", "range_md5"], Some(outcome)));
+                return Ok((p.source, &["size", "range_md5"], Some(outcome), p.map));
             }
             Some(Err(why)) => Some(why),
             None => None,
@@ -92,7 +103,7 @@ impl AzureFlow {
             name: t.file.clone(),
             how: Err(why),
         });
-        Ok((src, checks, outcome))
+        Ok((src, checks, outcome, None))
     }
 
     /// The file of `disk_id`, read from its new snapshot `snap` (granted, SAS `url` with
@@ -104,6 +115,7 @@ impl AzureFlow {
         base: &Base,
         disk_id: &str,
         file: &str,
+        new_point: &str,
         new: (&url::Url, &BlobAuth),
     ) -> Result<std::result::Result<Plan, String>> {
         let Some(f) = base.files.iter().find(|f| {
@@ -127,7 +139,13 @@ impl AzureFlow {
                 "the base snapshot {snap} was deleted after its export (keep_base was off)"
             )));
         }
-        if let Err(why) = check_local(f) {
+        let output = self.opts.incremental_output;
+        if let Some(why) = delta::refuses(f, output) {
+            return Ok(Err(why));
+        }
+        if output == Output::Image
+            && let Err(why) = check_local(f)
+        {
             return Ok(Err(why));
         }
         let s = match self
@@ -208,25 +226,46 @@ impl AzureFlow {
             changed_bytes: sum(&changed),
             zeroed_bytes: sum(&cleared),
         };
-        let source = FileSource {
-            name: file.to_string(),
-            kind: SourceKind::HttpExtents {
-                http: blob::http_source(&self.http, url, auth, true),
-                size,
-                extents: changed,
-                base: Some(BaseImage {
+        // A delta goes under its own name (it is not a complete image) and starts from holes,
+        // not from the previous image.
+        let (name, map, base) = match output {
+            Output::Delta => {
+                let name = delta::file_name(file);
+                let map = delta::Map {
+                    name: name.clone(),
+                    size,
+                    base: snap.clone(),
+                    point: new_point.to_string(),
+                    changed: changed.clone(),
+                    zeroed: cleared,
+                };
+                (name, Some(map), None)
+            }
+            Output::Image => (
+                file.to_string(),
+                None,
+                Some(BaseImage {
                     path: f.path.clone(),
                     zeroed: cleared,
                     id: snap,
                     stamp: (f.size, f.modified_ns),
                 }),
+            ),
+        };
+        let source = FileSource {
+            name,
+            kind: SourceKind::HttpExtents {
+                http: blob::http_source(&self.http, url, auth, true),
+                size,
+                extents: changed,
+                base,
             },
             size_hint: Some(size),
             expected_size: Some(size),
             checksum: None,
             want_digest: None,
         };
-        Ok(Ok(Plan { source, delta }))
+        Ok(Ok(Plan { source, delta, map }))
     }
 
     /// After the download: the base a later incremental export starts from (each disk file as
@@ -257,6 +296,9 @@ impl AzureFlow {
             cloud.insert("resource_group".into(), json!(p.rg));
             cloud.insert("disk_id".into(), json!(p.disk_id));
             cloud.insert("kept".into(), json!(kept));
+            if self.incr.maps.iter().any(|m| m.name == d.name) {
+                cloud.insert("output".into(), json!("delta"));
+            }
             // Absolute, so a later export from another folder finds it.
             let path = d
                 .dest

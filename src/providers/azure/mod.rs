@@ -225,12 +225,15 @@ impl Provider for AzureProvider {
                 "file_name names one file; a VM exports one file per disk".into(),
             ));
         }
-        if !matches!(source, Source::Disk { .. })
+        // A VM's disks are each read through an incremental snapshot, as a disk is; a snapshot
+        // or a blob given as the source is not a disk whose later snapshots can be compared.
+        if !matches!(source, Source::Disk { .. } | Source::Vm { .. })
             && (opts.keep_base || opts.incremental_from.is_some())
         {
             return Err(Error::InvalidArgument(format!(
                 "source {source_id:?}: incremental_from and keep_base take a managed disk (disk:NAME \
-                 or its ARM id): its incremental snapshots are what Azure compares"
+                 or its ARM id) or a VM (each of its managed disks): their incremental snapshots \
+                 are what Azure compares"
             )));
         }
         let mut flow = AzureFlow::new(

@@ -27,6 +27,12 @@ pub(crate) struct Gce {
     pub resourcemanager: Url,
     /// Service Usage's root: `v1/projects/…/services/…`.
     pub serviceusage: Url,
+    /// Artifact Registry's root: `v1/projects/…/locations/…/repositories/…`.
+    pub artifactregistry: Url,
+    /// Container Registry's root (`https://gcr.io`): `v2/{project}/{image}/manifests/{tag}`.
+    pub gcr: Url,
+    /// IAM's root: `v1/roles/…`, `v1/projects/…/roles/…` (roles' permissions).
+    pub iam: Url,
 }
 
 /// A disk as the flow needs it.
@@ -72,6 +78,16 @@ pub(super) fn url(root: &Url, segments: &[&str]) -> Url {
         .pop_if_empty()
         .extend(segments);
     u
+}
+
+/// A listed disk: (name, bytes, status, attached).
+fn disk_row(d: &Value) -> (String, Option<u64>, String, bool) {
+    (
+        text(&d["name"]),
+        int(&d["sizeGb"]).map(|g| (g.max(0) as u64) << 30),
+        text(&d["status"]),
+        d["users"].as_array().is_some_and(|u| !u.is_empty()),
+    )
 }
 
 impl Gce {
@@ -273,19 +289,18 @@ impl Gce {
     ) -> Result<Vec<(String, Option<u64>, String, bool)>> {
         let what = format!("listing disks of projects/{project}/zones/{zone}");
         let u = self.compute_url(project, &["zones", zone, "disks"]);
-        Ok(self
-            .list(&what, u)
-            .await?
-            .iter()
-            .map(|d| {
-                (
-                    text(&d["name"]),
-                    int(&d["sizeGb"]).map(|g| (g.max(0) as u64) << 30),
-                    text(&d["status"]),
-                    d["users"].as_array().is_some_and(|u| !u.is_empty()),
-                )
-            })
-            .collect())
+        Ok(self.list(&what, u).await?.iter().map(disk_row).collect())
+    }
+
+    /// Regional disks of one region (`regionDisks.list`): (name, bytes, status, attached).
+    pub async fn list_region_disks(
+        &self,
+        project: &str,
+        region: &str,
+    ) -> Result<Vec<(String, Option<u64>, String, bool)>> {
+        let what = format!("listing disks of projects/{project}/regions/{region}");
+        let u = self.compute_url(project, &["regions", region, "disks"]);
+        Ok(self.list(&what, u).await?.iter().map(disk_row).collect())
     }
 
     /// Instances of one zone: (name, status, bytes of its disks).

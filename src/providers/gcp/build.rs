@@ -1,7 +1,8 @@
 //! The export build: where it runs, what it runs and with which arguments — as
 //! `gcloud compute images export` does it today (googlecloudsdk `api_lib/compute/daisy_utils.py`,
 //! `surface/compute/images/export.py`) — and Cloud Build's create/get/cancel calls
-//! (cloudbuild v1 `projects.locations.builds`, as its discovery document writes them).
+//! (cloudbuild v1 `projects.locations.builds`, or `projects.builds` for a global build, as its
+//! discovery document writes them).
 
 use reqwest::Method;
 use serde_json::json;
@@ -11,17 +12,15 @@ use crate::error::{Error, Result};
 use crate::providers::kit::Call;
 use crate::providers::kit::text::one_line;
 
-/// The exporter's executable and tag, as gcloud names them.
-const EXECUTABLE: &str = "gce_vm_image_export";
-const TAG: &str = "release";
-
 /// Where and how every build of one export runs (the same for each disk of an instance).
 #[derive(Debug, Clone)]
 pub(crate) struct BuildPlan {
     pub project: String,
-    /// The Cloud Build region the builds are created in (`projects/P/locations/{location}`).
-    pub location: String,
-    /// The builder image.
+    /// The Cloud Build region the builds are created in (`projects/P/locations/{location}`), or
+    /// `None`: a global build (`projects/P/builds`), as gcloud makes one outside its list of
+    /// regional Cloud Build regions.
+    pub location: Option<String>,
+    /// The builder image, as gcloud chooses it (`builder::choose`).
     pub builder: String,
     /// `-zone`: where the exporter starts its temporary VM.
     pub zone: Option<String>,
@@ -56,13 +55,36 @@ fn build_region(ar_region: &str) -> &str {
     }
 }
 
-/// The builder and the build's location for a region (a zone's region, or the destination
-/// bucket's location): `{region}-docker.pkg.dev/compute-image-import/wrappers/…:release`, the
-/// image gcloud runs. `gcr.io/compute-image-tools/…` is only gcloud's deprecated fallback.
-pub(crate) fn builder_for(region: &str) -> (String, String) {
+/// The regions gcloud creates regional builds in (daisy_utils `CLOUD_BUILD_REGIONS`); a build for
+/// any other region is a global one (`_RunCloudBuild`: `_CreateCloudBuild`).
+const CLOUD_BUILD_REGIONS: [&str; 15] = [
+    "asia-east1",
+    "asia-northeast1",
+    "asia-southeast1",
+    "australia-southeast1",
+    "europe-west1",
+    "europe-west2",
+    "europe-west3",
+    "europe-west4",
+    "europe-west6",
+    "northamerica-northeast1",
+    "southamerica-east1",
+    "us-central1",
+    "us-east1",
+    "us-east4",
+    "us-west1",
+];
+
+/// The Artifact Registry region of the builder and the build's location (`None`: a global
+/// build), for a region (a zone's region, or the destination bucket's location), as daisy_utils
+/// `_GetBuilderRegion` and `_RunCloudBuild` map them. Which image runs is `builder::choose`'s.
+pub(crate) fn regions_for(region: &str) -> (String, Option<String>) {
     let ar = artifact_region(&region.to_ascii_lowercase()).to_string();
-    let builder = format!("{ar}-docker.pkg.dev/compute-image-import/wrappers/{EXECUTABLE}:{TAG}");
-    (builder, build_region(&ar).to_string())
+    let build = build_region(&ar);
+    let location = CLOUD_BUILD_REGIONS
+        .contains(&build)
+        .then(|| build.to_string());
+    (ar, location)
 }
 
 /// The exporter's own timeout: the build's less 3 % (at least 30 s, at most 5 min), so the
@@ -114,14 +136,11 @@ impl BuildPlan {
     }
 
     fn builds_url(&self, gce: &Gce, rest: &[&str]) -> url::Url {
-        let mut s = vec![
-            "v1",
-            "projects",
-            &self.project,
-            "locations",
-            &self.location,
-            "builds",
-        ];
+        let mut s = vec!["v1", "projects", &self.project];
+        if let Some(l) = &self.location {
+            s.extend(["locations", l]);
+        }
+        s.push("builds");
         s.extend_from_slice(rest);
         url(&gce.cloudbuild, &s)
     }
@@ -184,7 +203,8 @@ impl BuildPlan {
         let u = self.builds_url(gce, &[&format!("{id}:cancel")]);
         let name = format!(
             "projects/{}/locations/{}/builds/{id}",
-            self.project, self.location
+            self.project,
+            self.location.as_deref().unwrap_or("global")
         );
         let body = json!({"name": name, "projectId": self.project, "id": id});
         let what = format!("cancelling build {id}");
@@ -219,18 +239,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn builder_and_location_follow_gcloud() {
+    fn regions_and_timeouts_follow_gcloud() {
         assert_eq!(
-            builder_for("europe-west1"),
-            (
-                "europe-west1-docker.pkg.dev/compute-image-import/wrappers/gce_vm_image_export:release".into(),
-                "europe-west1".into()
-            )
+            regions_for("europe-west1"),
+            ("europe-west1".into(), Some("europe-west1".into()))
         );
-        let (b, l) = builder_for("EU");
-        assert!(b.starts_with("europe-docker.pkg.dev/"), "{b}");
-        assert_eq!(l, "europe-west4");
-        assert_eq!(builder_for("nam4").1, "us-central1");
+        assert_eq!(
+            regions_for("EU"),
+            ("europe".into(), Some("europe-west4".into()))
+        );
+        assert_eq!(regions_for("nam4").1.as_deref(), Some("us-central1"));
+        assert_eq!(regions_for("asia-south1"), ("asia-south1".into(), None));
         assert_eq!(workflow_timeout(7_200), 7_200 - 216);
         assert_eq!(workflow_timeout(600), 570);
         assert_eq!(workflow_timeout(86_400), 86_100);
@@ -240,7 +259,7 @@ mod tests {
     fn args_are_sorted_and_carry_the_options() {
         let p = BuildPlan {
             project: "proj-123".into(),
-            location: "europe-west1".into(),
+            location: Some("europe-west1".into()),
             builder: "b".into(),
             zone: Some("europe-west1-b".into()),
             scratch: "proj-123-daisy-bkt-europe-west1".into(),

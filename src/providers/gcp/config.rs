@@ -47,6 +47,16 @@ pub(crate) struct GcpConfig {
     /// Service Usage (enabled services: the prerequisite check).
     #[serde(default = "default_serviceusage")]
     pub serviceusage_endpoint: String,
+    /// Artifact Registry (whether the regional exporter image is there: the builder choice).
+    #[serde(default = "default_artifactregistry")]
+    pub artifactregistry_endpoint: String,
+    /// Container Registry's Docker API (`HEAD /v2/…/manifests/release`, no credentials: the
+    /// builder choice when Artifact Registry has no regional image).
+    #[serde(default = "default_gcr")]
+    pub gcr_endpoint: String,
+    /// IAM (`roles.get`: a role held by its permissions, the prerequisite check).
+    #[serde(default = "default_iam")]
+    pub iam_endpoint: String,
     // The network keys (CA bundle, insecure flag, connect timeout, the deadline of each API
     // call) are the kit's NetConfig, split off before this struct is parsed.
 }
@@ -68,6 +78,15 @@ fn default_resourcemanager() -> String {
 }
 fn default_serviceusage() -> String {
     "https://serviceusage.googleapis.com".into()
+}
+fn default_artifactregistry() -> String {
+    "https://artifactregistry.googleapis.com".into()
+}
+fn default_gcr() -> String {
+    "https://gcr.io".into()
+}
+fn default_iam() -> String {
+    "https://iam.googleapis.com".into()
 }
 
 /// Where the credentials come from.
@@ -94,6 +113,9 @@ impl GcpConfig {
             ("cloudbuild_endpoint", &self.cloudbuild_endpoint),
             ("resourcemanager_endpoint", &self.resourcemanager_endpoint),
             ("serviceusage_endpoint", &self.serviceusage_endpoint),
+            ("artifactregistry_endpoint", &self.artifactregistry_endpoint),
+            ("gcr_endpoint", &self.gcr_endpoint),
+            ("iam_endpoint", &self.iam_endpoint),
         ] {
             match url::Url::parse(v) {
                 Ok(u) if matches!(u.scheme(), "https" | "http") && u.host().is_some() => {}

@@ -16,9 +16,9 @@ use crate::sync::lock;
 use crate::transfer::FileSource;
 
 use super::api::Gce;
-use super::build::{BuildPlan, builder_for};
+use super::build::{BuildPlan, regions_for};
 use super::unit::{Unit, delete_object_step, disk_parts, prepare_unit};
-use super::{config, prereq};
+use super::{builder, config, prereq};
 
 pub(super) struct GcpFlow {
     pub(super) storage: Arc<Storage>,
@@ -35,6 +35,35 @@ pub(super) struct GcpFlow {
 }
 
 impl GcpFlow {
+    /// Which exporter image the build would run, as far as it is known without a call: the
+    /// region comes from the zone (or a regional disk), else from the bucket's location; which
+    /// of gcloud's four images is there is asked at run time (`builder::choose`).
+    fn builder_words(&self) -> String {
+        let region = match &self.source {
+            Source::Disk { location, .. } => match location.split_once('/') {
+                Some(("zones", z)) => Some(config::zone_region(z).to_string()),
+                Some((_, r)) if self.zone.is_none() => Some(r.to_string()),
+                _ => self
+                    .zone
+                    .as_deref()
+                    .map(|z| config::zone_region(z).to_string()),
+            },
+            Source::Instance { zone, .. } => Some(config::zone_region(zone).to_string()),
+            _ => self
+                .zone
+                .as_deref()
+                .map(|z| config::zone_region(z).to_string()),
+        };
+        let ar = region
+            .map(|r| regions_for(&r).0)
+            .unwrap_or_else(|| "<the bucket's location>".into());
+        let [a, b, c, d] = builder::candidates(&ar);
+        format!(
+            "{a} if Artifact Registry shows it to these credentials, else {b}, else {c} if \
+             gcr.io has it, else {d} (checked before the build, as gcloud does)"
+        )
+    }
+
     fn ext(&self) -> &'static str {
         config::extension(&self.opts.format).expect("checked")
     }
@@ -71,7 +100,9 @@ impl GcpFlow {
             .map(|z| config::zone_region(z).to_string())
             .or(disk_region)
             .unwrap_or_else(|| bucket_location.clone());
-        let (builder, location) = builder_for(&region);
+        let (ar_region, location) = regions_for(&region);
+        ctx.waiting_for_cloud("choosing the exporter image");
+        let builder = builder::choose(&self.gce, &ar_region).await?;
         ctx.waiting_for_cloud("preparing the scratch bucket");
         let scratch = self
             .storage
@@ -140,9 +171,11 @@ impl Flow for GcpFlow {
         let export = |what: &str| {
             let mut c = vec![
                 format!("a temporary image of {what}, deleted on every outcome"),
-                "a Cloud Build build running Google's image exporter: cancelled after a \
-                 failure or cancel"
-                    .to_string(),
+                format!(
+                    "a Cloud Build build running Google's image exporter, {}: cancelled after \
+                     a failure or cancel",
+                    self.builder_words()
+                ),
                 "the scratch bucket <project>-daisy-bkt-<region> the exporter works in, made \
                  if missing and kept, as gcloud does"
                     .to_string(),
@@ -296,8 +329,28 @@ impl Flow for GcpFlow {
                 }
                 _ => {}
             }
-            let plan = self.build_plan(ctx).await?;
-            let plan = &plan;
+            // With reuse_object, exports whose object is all there run no build: nothing is
+            // checked or made for one (no prerequisites, no scratch bucket).
+            let mut builds = true;
+            if self.opts.reuse_object {
+                builds = false;
+                for u in &units {
+                    let (b, o) = u.destination.as_ref().expect("set");
+                    match self.storage.metadata(b, o).await {
+                        Ok(_) => {}
+                        Err(Error::NotFound(_)) => {
+                            builds = true;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+            let plan = match builds {
+                true => Some(self.build_plan(ctx).await?),
+                false => None,
+            };
+            let plan = plan.as_ref();
             let gce = self.gce.clone();
             // Every disk of an instance goes through Compute and Cloud Build at once.
             let jobs = units.iter().enumerate().map(|(i, u)| {

@@ -17,11 +17,13 @@
 
 mod api;
 mod build;
+mod builder;
 mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
 mod prereq;
+mod roles;
 mod source;
 mod storage;
 mod unit;
@@ -72,6 +74,9 @@ impl GcpProvider {
             cloudbuild: url::Url::parse(&cfg.cloudbuild_endpoint).expect("checked"),
             resourcemanager: url::Url::parse(&cfg.resourcemanager_endpoint).expect("checked"),
             serviceusage: url::Url::parse(&cfg.serviceusage_endpoint).expect("checked"),
+            artifactregistry: url::Url::parse(&cfg.artifactregistry_endpoint).expect("checked"),
+            gcr: url::Url::parse(&cfg.gcr_endpoint).expect("checked"),
+            iam: url::Url::parse(&cfg.iam_endpoint).expect("checked"),
         });
         Ok(GcpProvider { cfg, storage, gce })
     }
@@ -141,16 +146,24 @@ impl Provider for GcpProvider {
                             state: Some(state),
                         });
                     }
-                    for (name, size, state, attached) in gce.list_disks(p, z).await? {
+                    // The zone's disks, then its region's regional disks (`regionDisks.list`).
+                    let r = config::zone_region(z);
+                    let zonal = gce.list_disks(p, z).await?;
+                    let regional = gce.list_region_disks(p, r).await?;
+                    let places = std::iter::repeat(format!("zones/{z}")).zip(zonal);
+                    let places =
+                        places.chain(std::iter::repeat(format!("regions/{r}")).zip(regional));
+                    for (place, (name, size, state, attached)) in places {
                         out.push(SourceInfo {
-                            id: format!("projects/{p}/zones/{z}/disks/{name}"),
+                            id: format!("projects/{p}/{place}/disks/{name}"),
                             kind: "disk",
                             name,
                             size_bytes: size,
-                            state: Some(if attached {
-                                format!("{state} (attached)")
-                            } else {
-                                state
+                            state: Some(match (attached, place.starts_with("regions/")) {
+                                (true, true) => format!("{state} (regional, attached)"),
+                                (false, true) => format!("{state} (regional)"),
+                                (true, false) => format!("{state} (attached)"),
+                                (false, false) => state,
                             }),
                         });
                     }

@@ -17,6 +17,8 @@ use super::api::{Gce, url};
 use crate::error::{Error, Result};
 use crate::providers::kit::Call;
 
+use super::roles::RoleBook;
+
 const SERVICES: [&str; 3] = [
     "cloudbuild.googleapis.com",
     "compute.googleapis.com",
@@ -57,7 +59,18 @@ pub(crate) async fn check(
             &gce.serviceusage,
             &["v1", "projects", project, "services", s],
         );
-        let v = gce.get(&format!("service {s} of {project}"), u).await?;
+        let v = match gce.get(&format!("service {s} of {project}"), u).await {
+            Ok(v) => v,
+            Err(Error::Auth(m)) => {
+                return Err(Error::Auth(format!(
+                    "{m} — the export checks the project's services first, which needs \
+                     serviceusage.services.get (in roles/serviceusage.serviceUsageConsumer or \
+                     roles/viewer); without it set the option skip_prerequisite_check (then a \
+                     disabled service fails the build instead)"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if v["state"] != "ENABLED" {
             missing.push(format!(
                 "the {s} service is not enabled: gcloud services enable {s} --project={project}"
@@ -104,18 +117,29 @@ pub(crate) async fn check(
              --member={member} --role={role}"
         )
     };
+    // A role not held by name may be held by its permissions (a custom role): compared
+    // through IAM's roles.get, as gcloud does (roles.rs).
+    let mut book = RoleBook::default();
     let build = format!("serviceAccount:{number}@cloudbuild.gserviceaccount.com");
     let has = roles_of(&build);
-    for r in BUILD_ROLES {
-        if !has.iter().any(|h| h == r) {
-            missing.push(grant(&build, r));
-        }
+    for r in book.missing_roles(gce, &has, &BUILD_ROLES).await? {
+        missing.push(grant(&build, &r));
     }
+    // The storage rights: a role known to hold them, else the permissions of the account's
+    // roles together (gcloud always compares permissions; these roles hold them all).
     if !BUILD_STORAGE_ROLES
         .iter()
         .any(|r| has.iter().any(|h| h == r))
     {
-        missing.push(grant(&build, BUILD_STORAGE_ROLES[0]));
+        let lacks = book.missing_storage(gce, &has).await?;
+        if !lacks.is_empty() {
+            missing.push(format!(
+                "{build} lacks {}: a custom role with them, or gcloud projects \
+                 add-iam-policy-binding {project} --member={build} --role={}",
+                lacks.join(", "),
+                BUILD_STORAGE_ROLES[0]
+            ));
+        }
     }
     let compute = format!(
         "serviceAccount:{}",
@@ -125,18 +149,15 @@ pub(crate) async fn check(
     );
     let has = roles_of(&compute);
     if !has.iter().any(|h| h == "roles/editor") {
-        for r in COMPUTE_ROLES {
-            if !has.iter().any(|h| h == r) {
-                missing.push(grant(&compute, r));
-            }
+        for r in book.missing_roles(gce, &has, &COMPUTE_ROLES).await? {
+            missing.push(grant(&compute, &r));
         }
     }
     if missing.is_empty() {
         return Ok(());
     }
     Err(Error::InvalidState(format!(
-        "project {project} is not ready for an image export (nothing was made): {}. \
-         (Custom roles with the same permissions count too: then set skip_prerequisite_check.)",
+        "project {project} is not ready for an image export (nothing was made): {}",
         missing.join("; ")
     )))
 }

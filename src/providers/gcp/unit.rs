@@ -95,7 +95,7 @@ pub(super) async fn prepare_unit(
     units: &Arc<Mutex<Vec<Unit>>>,
     i: usize,
     opts: &GcpOptions,
-    plan: &BuildPlan,
+    plan: Option<&BuildPlan>,
     (bucket, object): (&str, &str),
     cancelled: &Arc<std::sync::atomic::AtomicU32>,
 ) -> Result<FileSource> {
@@ -113,6 +113,14 @@ pub(super) async fn prepare_unit(
     let meta = match reuse {
         Some(m) => m,
         None => {
+            // No plan: every object was there when the run looked (reuse_object), and this one
+            // has gone since.
+            let plan = plan.ok_or_else(|| {
+                Error::InvalidState(format!(
+                    "the exported object gs://{bucket}/{object} of an earlier run was deleted \
+                     while this run started: run the export again"
+                ))
+            })?;
             let (image, secs) = match &unit.disk {
                 Some(link) => {
                     let (project, location, name) = disk_parts(link)?;

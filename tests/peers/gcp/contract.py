@@ -1,6 +1,7 @@
 """The official contract the GCP stand-in holds requests to: Google's discovery documents.
 
-compute.v1, cloudbuild.v1, storage.v1, cloudresourcemanager.v1 and serviceusage.v1 are read from
+compute.v1, cloudbuild.v1, storage.v1, cloudresourcemanager.v1, serviceusage.v1 and
+artifactregistry.v1, iam.v1 are read from
 the google-api-python-client package of the stand-in's venv (googleapiclient/discovery_cache/
 documents). A request is matched to its method by HTTP method and path template; its query
 parameters must be the method's or the API's standard ones (of the right type, enum value,
@@ -26,7 +27,8 @@ def _documents_dir():
 
 def load():
     d = _documents_dir()
-    for api in ("compute.v1", "cloudbuild.v1", "storage.v1", "cloudresourcemanager.v1", "serviceusage.v1"):
+    for api in ("compute.v1", "cloudbuild.v1", "storage.v1", "cloudresourcemanager.v1", "serviceusage.v1",
+                "artifactregistry.v1", "iam.v1"):
         with open(os.path.join(d, api + ".json")) as f:
             doc = json.load(f)
         _DOCS[api] = doc
@@ -62,6 +64,10 @@ def api_of(parts):
     if parts[:1] in (["storage"], ["download"], ["upload"]):
         return "storage.v1"
     if parts[:1] == ["v1"]:
+        if "repositories" in parts:
+            return "artifactregistry.v1"
+        if "roles" in parts:
+            return "iam.v1"
         if "services" in parts:
             return "serviceusage.v1"
         if any(p.startswith("builds") for p in parts):

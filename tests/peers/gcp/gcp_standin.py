@@ -1,13 +1,15 @@
-"""Stand-in for Compute Engine (disks, regional disks, instances, images, global operations), Cloud Build (builds create/get/cancel), Cloud Resource Manager and Service Usage (project number, IAM policy, enabled services): no emulator covers them.
+"""Stand-in for Compute Engine (disks, regional disks, instances, images, global operations), Cloud Build (builds create/get/cancel), Cloud Resource Manager and Service Usage (project number, IAM policy, enabled services), Artifact Registry and gcr.io (the exporter image gcloud chooses), IAM roles.get (roles' permissions): no emulator covers them.
 
 Every request is first held to Google's discovery documents (contract.py: unknown fields, wrong
 types and unknown query parameters are refused with Google's 400); projects, their services,
-roles and networks are modelled in project_model.py. A build must run the exporter gcloud runs
-(compute-image-import, not the deprecated gcr.io/compute-image-tools), its scratch bucket must
-exist, and it fails as the exporter would when a service, a role or the network is missing.
-Files: contract.py (the discovery documents), project_model.py (projects, Resource Manager,
-Service Usage), gcs_front.py (Cloud Storage in front of fake-gcs-server), standin_state.py
-(shared state).
+roles and networks are modelled in project_model.py. A build must run the exporter image gcloud
+would choose (registry_model.py serves Artifact Registry and gcr.io for that choice), its scratch
+bucket must exist, and it fails as the exporter would when a service, a role (by its
+permissions, iam_model.py) or the network is missing. Files: contract.py (the discovery
+documents), project_model.py (projects, Resource Manager, Service Usage), registry_model.py (the
+exporter images' registries), iam_model.py (roles' permissions), build_model.py (the export
+step), admin_model.py (the tests' control calls), gcs_front.py (Cloud Storage in front of
+fake-gcs-server), standin_state.py (shared state).
 
 Everything else is real or recorded as such: objects live in fake-gcs-server (started here, the
 real JSON API, ranges, crc32c, generations), which this server fronts under /storage, /download
@@ -28,7 +30,6 @@ Prints one JSON line {"port": N, "gcs_port": M} once both listen.
 
 import argparse
 import base64
-import hashlib
 import json
 import os
 import secrets
@@ -52,10 +53,14 @@ except ImportError:
         sys.exit(f"gcp_standin.py needs google-api-python-client: run tests/peers/gcp/install.sh ({_venv})")
     os.execv(_venv, [_venv] + sys.argv)
 
+import admin_model
 import contract
+from build_model import build_json, run_build
+import iam_model
 import project_model
+import registry_model
 from gcs_front import GcsFront
-from standin_state import LOCK, PORT, STATE, ensure_bucket, fault, gcs, gerror, upload
+from standin_state import LOCK, PORT, STATE, fault, gerror
 
 ARGS = None
 
@@ -66,49 +71,6 @@ def free_port():
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-# The flags gce_vm_image_export defines (compute-image-import cli_tools/gce_vm_image_export):
-# any other one makes the Go flag package stop the step.
-EXPORTER_FLAGS = {"-client_id", "-client_version", "-destination_uri", "-source_image", "-source_disk_snapshot",
-                  "-format", "-network", "-subnet", "-zone", "-timeout", "-scratch_bucket_gcs_path", "-oauth",
-                  "-compute_endpoint_override", "-project", "-labels", "-compute_service_account",
-                  "-disable_gcs_logging", "-disable_cloud_logging", "-disable_stdout_logging"}
-
-
-def run_build(b):
-    """The export step: convert the image's disk and upload it, as gce_vm_image_export does."""
-    opt = b["opt"]
-    unknown = sorted(set(opt) - EXPORTER_FLAGS)
-    if unknown:
-        b["status"], b["detail"] = "FAILURE", f"step exited with non-zero status: 2 (flag provided but not defined: {unknown[0]})"
-        return
-    scratch = opt.get("-scratch_bucket_gcs_path")
-    if scratch:
-        sb = scratch[5:].split("/", 1)[0] if scratch.startswith("gs://") else ""
-        if gcs("GET", f"/storage/v1/b/{urllib.parse.quote(sb, safe='')}")[0] != 200:
-            b["status"], b["detail"] = "FAILURE", f"step exited with non-zero status: 1 (scratch bucket {scratch} does not exist)"
-            return
-    why = project_model.export_failure(b["project"], opt)
-    if why:
-        b["status"], b["detail"] = "FAILURE", why
-        return
-    img = STATE["images"].get((b["project"], b["image"]))
-    if img is None or img["status"] != "READY":
-        b["status"], b["detail"] = "FAILURE", f"source image {b['image']} not found"
-        return
-    dest = b["destination"]
-    if not dest.startswith("gs://"):
-        b["status"], b["detail"] = "FAILURE", "bad destination"
-        return
-    bucket, obj = dest[5:].split("/", 1)
-    fmt = {"vmdk": "vmdk", "vhdx": "vhdx", "vpc": "vpc", "qcow2": "qcow2"}[b["format"]]
-    out = os.path.join(ARGS.workdir, f"build-{b['id']}.{fmt}")
-    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt, img["raw"], out], check=True)
-    ensure_bucket(bucket)
-    upload(bucket, obj, out)
-    os.remove(out)
-    b["status"] = "SUCCESS"
 
 
 def op_json(name):
@@ -129,13 +91,6 @@ def new_op(project, kind, target, polls, on_done=None):
     if not polls and on_done:
         on_done()
     return name
-
-
-def build_json(b):
-    j = {"id": b["id"], "projectId": b["project"], "status": b["status"], "statusDetail": b.get("detail", ""),
-         "steps": [{"name": b["step"], "args": b["args"], "status": b["status"] if b["status"] != "QUEUED" else "PENDING"}],
-         "tags": b["tags"]}
-    return j
 
 
 class H(GcsFront, BaseHTTPRequestHandler):
@@ -196,11 +151,28 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 return self.admin(method, parts[1:], json.loads(self.body() or b"{}"))
             if path == "/token" and method == "POST":
                 return self.token()
+            if parts[0] == "v2":
+                # Container Registry's Docker API: public images, no credentials (gcloud sends none).
+                with LOCK:
+                    status, headers = registry_model.gcr_head(method, parts)
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if not self.authed():
                 return
             api = contract.api_of(parts)
             if api is None:
                 return self.send(*gerror(404, f"no such API: {path}", "notFound"))
+            with LOCK:
+                # Calls per project and API (a test counts what one export of its own project sent).
+                who = query.get("project", [None])[0] if api == "storage.v1" else \
+                    next((parts[i + 1].split(":")[0] for i, x in enumerate(parts[:-1]) if x == "projects"), None)
+                if who:
+                    per = STATE["stats"].setdefault("calls_by_project", {}).setdefault(who, {})
+                    per[api] = per.get(api, 0) + 1
             refused = contract.check(api, method, path, query,
                                      self.body() if method in ("POST", "PUT", "PATCH") else None)
             if refused:
@@ -210,10 +182,17 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 return self.send(*refused)
             if api == "cloudresourcemanager.v1":
                 with LOCK:
-                    return self.send(*project_model.resource_manager(method, parts))
+                    body = json.loads(self.body() or b"{}") if method == "POST" else None
+                    return self.send(*project_model.resource_manager(method, parts, body))
             if api == "serviceusage.v1":
                 with LOCK:
                     return self.send(*project_model.service_usage(method, parts))
+            if api == "iam.v1":
+                with LOCK:
+                    return self.send(*iam_model.roles_get(method, parts))
+            if api == "artifactregistry.v1":
+                with LOCK:
+                    return self.send(*registry_model.artifact_registry(method, parts))
             if parts[:2] == ["compute", "v1"]:
                 return self.compute(method, parts[2:], query)
             if api == "cloudbuild.v1":
@@ -256,11 +235,13 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 and STATE["operations"].get(p[4], {}).get("huge"):
             return self.endless_operation(p[4])
         with LOCK:
-            if p[2] == "zones" and len(p) == 5 and method == "GET" and p[4] in ("disks", "instances"):
+            if p[2] in ("zones", "regions") and len(p) == 5 and method == "GET" and p[4] in ("disks", "instances") \
+                    and not (p[2] == "regions" and p[4] == "instances"):
                 zone = p[3]
                 if p[4] == "disks":
+                    # disks.list (zonal) or regionDisks.list (regional): each its own kind of disk.
                     items = [{"name": n, "sizeGb": str(d["size_gb"]), "status": "READY", "users": d["users"]}
-                             for (pp, z, n), d in STATE["disks"].items() if pp == project and z == f"zones/{zone}"]
+                             for (pp, z, n), d in STATE["disks"].items() if pp == project and z == f"{p[2]}/{zone}"]
                 else:
                     items = [{"name": n, "status": "RUNNING",
                               "disks": [{"deviceName": d["name"], "boot": d["boot"], "diskSizeGb": "1"} for d in i["disks"]]}
@@ -406,11 +387,10 @@ class H(GcsFront, BaseHTTPRequestHandler):
                 if "gce_vm_image_export" not in name or "-source_image" not in opt \
                         or "-destination_uri" not in opt or "-format" not in opt:
                     return self.send(*gerror(400, "not an image export build", "invalid", "INVALID_ARGUMENT"))
-                # gcloud runs compute-image-import's exporter; compute-image-tools' is only its
-                # deprecated fallback, refused here so that nothing leans on it.
-                if "/compute-image-import/" not in name:
-                    return self.send(*gerror(400, f"builder {name} is not compute-image-import's exporter "
-                                             "(gcr.io/compute-image-tools is deprecated)", "invalid", "INVALID_ARGUMENT"))
+                # Only the image gcloud would run here (registry_model.gcloud_choice).
+                refusal, pull_failure = registry_model.judge(name, opt, location)
+                if refusal:
+                    return self.send(*gerror(400, refusal, "invalid", "INVALID_ARGUMENT"))
                 image = opt["-source_image"].rsplit("/", 1)[-1]
                 bid = str(uuid.uuid4())
                 disk = STATE["images"].get((project, image), {}).get("source_disk", "").rsplit("/", 1)[-1]
@@ -419,7 +399,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
                                         "args": args, "tags": b.get("tags", []), "image": image,
                                         "destination": opt["-destination_uri"], "format": opt["-format"],
                                         "polls_left": fault(disk or image, "build_polls", 2),
-                                        "fails": fault(disk or image, "build_fails"),
+                                        "fails": pull_failure or fault(disk or image, "build_fails"),
                                         "ends": fault(disk or image, "build_ends"),
                                         "hold": fault(disk or image, "hold_build")}
                 STATE["stats"]["builds_made"] += 1
@@ -447,7 +427,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
                             elif b["fails"]:
                                 b["status"], b["detail"] = "FAILURE", b["fails"]
                             else:
-                                run_build(b)
+                                run_build(b, ARGS.workdir)
                     elif b["hold"] and b["status"] == "QUEUED":
                         b["status"] = "WORKING"
                     return self.send(200, build_json(b))
@@ -456,58 +436,7 @@ class H(GcsFront, BaseHTTPRequestHandler):
     # -- Admin ------------------------------------------------------------------------------
     def admin(self, method, p, body):
         with LOCK:
-            what = p[0] if p else ""
-            if what in ("disk", "instance", "image") and body["project"] not in project_model.PROJECTS:
-                # A resource made in a project the tests never described: the project exists,
-                # set up as the export needs it.
-                project_model.add_project(body["project"], 100000000000 + int(hashlib.sha256(
-                    body["project"].encode()).hexdigest()[:10], 16) % 899999999999)
-            if what == "disk":
-                loc = f"regions/{body['region']}" if body.get("region") else f"zones/{body['zone']}"
-                STATE["disks"][(body["project"], loc, body["name"])] = {"raw": body["raw"], "users": body.get("users", []),
-                                                                       "size_gb": body.get("size_gb", 1)}
-            elif what == "instance":
-                STATE["instances"][(body["project"], body["zone"], body["name"])] = {"disks": body["disks"]}
-            elif what == "image":
-                STATE["images"][(body["project"], body["name"])] = {"raw": body["raw"], "status": "READY", "source_disk": ""}
-            elif what == "project":
-                project_model.admin(body)
-            elif what == "bucket":
-                status, data = gcs("POST", "/storage/v1/b?project=test", json.dumps(
-                    {"name": body["name"], "versioning": {"enabled": bool(body.get("versioning"))}}).encode(),
-                    {"Content-Type": "application/json"})
-                if status not in (200, 409):
-                    return self.send(500, {"error": f"bucket: {status} {data[:200]!r}"})
-            elif what == "label":
-                # A metadata edit (objects.patch of a label): the metageneration, and with it the
-                # JSON API's ETag, moves on; the generation and the bytes stay.
-                o = urllib.parse.quote(body["object"], safe="")
-                status, data = gcs("GET", f"/storage/v1/b/{body['bucket']}/o/{o}")
-                gen = str(json.loads(data)["generation"])
-                k = (body["bucket"], body["object"], gen)
-                STATE["metagen"][k] = STATE["metagen"].get(k, 1) + 1
-            elif what == "faults":
-                STATE["faults"][body["name"]] = body["faults"]
-            elif what == "client":
-                STATE["clients"][body["refresh_token"]] = body["client_secret"]
-            elif what == "lie_crc32c":
-                STATE["lie_crc32c"].add(body["object"])
-            elif what == "object":
-                ensure_bucket(body["bucket"])
-                upload(body["bucket"], body["object"], body["path"])
-            elif what == "stats":
-                s = dict(STATE["stats"])
-                s["live_images"] = [n for (_, n), i in STATE["images"].items() if i.get("source_disk")]
-                s["images_made_names"] = list(STATE["image_names"])
-                s["builds"] = [{"id": b["id"], "status": b["status"], "args": b["args"], "step": b["step"],
-                                "tags": b["tags"], "image": b["image"], "location": b["location"],
-                                "timeout": b["timeout"], "detail": b.get("detail", "")}
-                               for b in STATE["builds"].values()]
-                return self.send(200, s)
-            else:
-                return self.send(404, {"error": "no such admin call"})
-        self.send(200, {"ok": True})
-
+            return self.send(*admin_model.admin(p, body))
 
 def main():
     global ARGS
