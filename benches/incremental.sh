@@ -9,8 +9,14 @@
 # One run each (the full export is the incremental one's base); moto is single-process
 # Python, so the seconds say "what the peer serves", the bytes are the point.
 #
+# vSphere (VSPHERE=1, or VSPHERE=only to skip AWS): the vcsim peer with a flat 1 GiB disk
+# (VS_DATA_MIB of random data, default 256, the rest zeros) and changed block tracking; a
+# format-raw export with keep_base, CHANGED_BLOCKS 512 KiB areas rewritten through the peer,
+# an export with incremental_from; reported: bytes fetched, bytes the peer's /folder served,
+# QueryChangedDiskAreas calls; the image is compared with the disk and a fresh full export.
+#
 # usage: benches/incremental.sh   (needs the moto venv the tests make,
-#                                  ~/.cache/hypersdk-tools/moto-venv)
+#                                  ~/.cache/hypersdk-tools/moto-venv; VSPHERE=1 needs go)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/hypersdk-target}"
@@ -19,6 +25,10 @@ CHANGED_BLOCKS="${CHANGED_BLOCKS:-20}"
 WORK="${BENCH_DIR:-/tmp/hs-bench-incremental}"
 TOOLS="$HOME/.cache/hypersdk-tools"
 PY="$TOOLS/moto-venv/bin/python"
+VSPHERE="${VSPHERE:-}"
+if [ "$VSPHERE" = only ]; then
+  exec bash benches/incremental_vsphere.sh
+fi
 [ -x "$PY" ] || { echo "no moto venv: run cargo test --test aws_snapshot once" >&2; exit 1; }
 cargo build --release --no-default-features --features aws --example fetch >&2
 FETCH="$CARGO_TARGET_DIR/release/examples/fetch"
@@ -97,4 +107,8 @@ if [ "${AZURE:-1}" = 1 ]; then
   echo "$LINE"
   echo
   echo "The incremental image equals the disk and a fresh full export of the new snapshot."
+fi
+if [ -n "$VSPHERE" ]; then
+  echo
+  bash benches/incremental_vsphere.sh
 fi

@@ -8,12 +8,13 @@ mod support;
 
 use std::io::Read as _;
 use std::os::unix::fs::MetadataExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hypersdk::{Client, ExportResult};
 use serde_json::{Value, json};
 use support::ebs::{BLOCK, GIB, ebs, gets, raw, snaps_of, stats, volume};
+use support::incremental::{assert_same, save};
 use support::moto::moto;
 use support::opts;
 
@@ -32,44 +33,6 @@ fn export(src: &str, out: &Path, extra: Value) -> ExportResult {
     let r = wait(&c.start_export(src, &opts(out, o), None).unwrap());
     assert_eq!(r.status, "done", "{}", r.to_json());
     r
-}
-
-/// Writes the result JSON where `incremental_from` can name it.
-fn save(r: &ExportResult, dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, r.to_json()).unwrap();
-    p
-}
-
-/// The two files are equal, read in 8 MiB chunks.
-fn assert_same(a: &Path, b: &Path) {
-    let (mut fa, mut fb) = (
-        std::fs::File::open(a).unwrap(),
-        std::fs::File::open(b).unwrap(),
-    );
-    assert_eq!(
-        fa.metadata().unwrap().len(),
-        fb.metadata().unwrap().len(),
-        "{} and {} differ in size",
-        a.display(),
-        b.display()
-    );
-    let (mut x, mut y) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
-    let mut pos = 0u64;
-    loop {
-        let n = fa.read(&mut x).unwrap();
-        fb.read_exact(&mut y[..n]).unwrap();
-        assert!(
-            x[..n] == y[..n],
-            "{} and {} differ in the 8 MiB from {pos}",
-            a.display(),
-            b.display()
-        );
-        if n == 0 {
-            break;
-        }
-        pos += n as u64;
-    }
 }
 
 fn snapshot_of(r: &ExportResult) -> String {

@@ -14,6 +14,7 @@ use base64::Engine as _;
 use hypersdk::{Client, ExportResult};
 use serde_json::{Value, json};
 use support::azure::azure;
+use support::incremental::{assert_same, save};
 use support::opts;
 
 const MIB: usize = 1 << 20;
@@ -33,36 +34,6 @@ fn export(src: &str, out: &Path, extra: Value) -> ExportResult {
     let r = wait(&c.start_export(src, &opts(out, o), None).unwrap());
     assert_eq!(r.status, "done", "{}", r.to_json());
     r
-}
-
-fn save(r: &ExportResult, dir: &Path, name: &str) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, r.to_json()).unwrap();
-    p
-}
-
-/// The two files are equal, read 8 MiB at a time.
-fn same(a: &Path, b: &Path) {
-    use std::io::Read as _;
-    let (mut fa, mut fb) = (
-        std::fs::File::open(a).unwrap(),
-        std::fs::File::open(b).unwrap(),
-    );
-    assert_eq!(fa.metadata().unwrap().len(), fb.metadata().unwrap().len());
-    let (mut x, mut y) = (vec![0u8; 8 << 20], vec![0u8; 8 << 20]);
-    loop {
-        let n = fa.read(&mut x).unwrap();
-        fb.read_exact(&mut y[..n]).unwrap();
-        assert!(
-            x[..n] == y[..n],
-            "{} and {} differ",
-            a.display(),
-            b.display()
-        );
-        if n == 0 {
-            break;
-        }
-    }
 }
 
 fn report(r: &ExportResult) -> &Value {
@@ -408,7 +379,7 @@ fn a_delta_export_writes_the_changed_pages_and_their_map() {
     img.write_all_at(&buf, 2 * m).unwrap();
     img.write_all_at(&vec![0u8; 65536], 12 * m).unwrap();
     drop(img);
-    same(&moved, &path);
+    assert_same(&moved, &path);
     assert_eq!(
         r2.provider["base"]["files"][0]["output"],
         "delta",
@@ -469,8 +440,8 @@ fn measure_a_1_gib_disk_with_1_percent_changed() {
     let snap2 = base_snapshot(&r2);
     let full = tempfile::tempdir().unwrap();
     export(&format!("snapshot:{snap2}"), full.path(), json!({}));
-    same(&img, &full.path().join(format!("{snap2}.vhd")));
-    same(&img, &path);
+    assert_same(&img, &full.path().join(format!("{snap2}.vhd")));
+    assert_same(&img, &path);
     println!(
         "full: {} bytes fetched in {:.1} s; incremental: {} bytes fetched ({:.2} % of the disk), \
          {read} served by the peer, {} changed, in {:.1} s",

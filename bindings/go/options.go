@@ -164,7 +164,9 @@ type AzureExportOptions struct {
 // VsphereExportOptions holds the options of the "vsphere" provider.
 type VsphereExportOptions struct {
 	ExportOptions
-	// Format: ovf (default) or ova.
+	// Format: ovf (default), ova, or raw (each disk as a raw image read from a snapshot's flat
+	// disk through the datastore's /folder interface; the format KeepBase and IncrementalFrom
+	// need).
 	Format   string `json:"format,omitempty"`
 	Snapshot string `json:"snapshot,omitempty"`
 	// Quiesce: quiesce the guest (VMware Tools) for the snapshot a running VM is exported through
@@ -177,6 +179,13 @@ type VsphereExportOptions struct {
 	LeaseWaitTimeoutMs *int64 `json:"lease_wait_timeout_ms,omitempty"`
 	// Manifest: the .mf manifest: sha256 (default), sha1 (older vSphere and OVF tools) or none.
 	Manifest string `json:"manifest,omitempty"`
+	// KeepBase: format raw: keep changed block tracking on (turning it on if it is off) and
+	// record each disk's changeId as the base of a later incremental export (default false).
+	KeepBase *bool `json:"keep_base,omitempty"`
+	// IncrementalFrom: format raw: the path of an earlier export's result JSON; only the areas
+	// changed since its base are read, over a copy of its images (a full export, with the reason
+	// in the result, when the base cannot be used).
+	IncrementalFrom string `json:"incremental_from,omitempty"`
 }
 
 // GCPExportOptions holds the options of the "gcp" provider.

@@ -11,7 +11,8 @@
 //!   the changed and zeroed ranges punched out; then the downloader fetches only the changed
 //!   blocks, and verification and the rename run as for any export. The previous image is only
 //!   read, so a cancel or a failure leaves it as it was.
-// Only the aws and azure providers read a base; without them most of this is unused.
+// The aws and azure providers use all of this; vsphere only the base and the clone (no
+// `incremental_output`): without aws and azure, parts are unused.
 #![cfg_attr(not(any(feature = "aws", feature = "azure")), allow(dead_code))]
 
 use std::fs::File;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{Error, Result};
 
 pub(crate) mod delta;
+#[cfg(any(feature = "aws", feature = "azure"))]
 pub(crate) use delta::Output;
 
 /// A temp file's start for an incremental export: the previous image, with `zeroed` (blocks

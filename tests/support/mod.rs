@@ -10,6 +10,7 @@ pub mod ebs;
 pub mod gcp;
 #[cfg(feature = "hyperv")]
 pub mod hyperv;
+pub mod incremental;
 #[cfg(feature = "aws")]
 pub mod moto;
 pub mod server;

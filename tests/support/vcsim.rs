@@ -72,12 +72,34 @@ pub struct Peer {
 impl Peer {
     /// Starts the peer with the disk fixtures for DC0_H0_VM0 and extra flags.
     pub fn start(extra: &[&str]) -> Peer {
-        let (bin, _) = binaries();
         let dir = tempfile::tempdir().unwrap();
         let disks = fixtures(dir.path());
+        Peer::start_in(dir, &disks, extra)
+    }
+
+    /// Starts the peer with flat disks (`-flat`, changed block tracking: cbt.go) for
+    /// DC0_H0_VM0, one per raw image given (each a multiple of 512 bytes), and extra flags.
+    pub fn start_flat(disks: &[Vec<u8>], extra: &[&str]) -> Peer {
+        let dir = tempfile::tempdir().unwrap();
+        let paths: Vec<PathBuf> = disks
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let p = dir.path().join(format!("flat{i}.raw"));
+                std::fs::write(&p, d).unwrap();
+                p
+            })
+            .collect();
+        let mut all = vec!["-flat"];
+        all.extend_from_slice(extra);
+        Peer::start_in(dir, &paths, &all)
+    }
+
+    fn start_in(dir: tempfile::TempDir, disks: &[PathBuf], extra: &[&str]) -> Peer {
+        let (bin, _) = binaries();
         let mut cmd = Command::new(bin);
         cmd.arg("-dir").arg(dir.path());
-        for d in &disks {
+        for d in disks {
             cmd.arg("-disk").arg(d);
         }
         let mut child = cmd
@@ -132,6 +154,25 @@ impl Peer {
     pub fn stats(&self) -> serde_json::Value {
         let url = self.url().replace("/sdk", "/hs-stats");
         http_get(&url, &self.ca_file()).1
+    }
+
+    /// A control request to the peer (`/hs-write?…`, `/hs-resize?…`, cbt.go): POST `body`.
+    pub fn control(&self, path_and_query: &str, body: Vec<u8>) {
+        let url = self.url().replace("/sdk", path_and_query);
+        let ca = self.ca_file();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let status = rt.block_on(async {
+            let pem = std::fs::read(ca).unwrap();
+            let client = reqwest::Client::builder()
+                .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+                .build()
+                .unwrap();
+            client.post(&url).body(body).send().await.unwrap().status()
+        });
+        assert!(status.is_success(), "{path_and_query}: HTTP {status}");
     }
 
     pub fn govc(&self) -> Command {

@@ -255,7 +255,8 @@ namespace HyperSdk
     /// <summary>Options of the "vsphere" provider.</summary>
     public class VsphereExportOptions : ExportOptions
     {
-        /// <summary>ovf (default) or ova.</summary>
+        /// <summary>ovf (default), ova, or raw (each disk as a raw image read from a snapshot's
+        /// flat disk; the format KeepBase and IncrementalFrom need).</summary>
         public string Format { get; set; }
         public string Snapshot { get; set; }
         /// <summary>Quiesce the guest (VMware Tools) for the snapshot a running VM is exported
@@ -268,6 +269,14 @@ namespace HyperSdk
         public long? LeaseWaitTimeoutMs { get; set; }
         /// <summary>The .mf manifest: sha256 (default), sha1 (older vSphere and OVF tools) or none.</summary>
         public string Manifest { get; set; }
+        /// <summary>Format raw: keep changed block tracking on (turning it on if it is off) and
+        /// record each disk's changeId as the base of a later incremental export (default
+        /// false).</summary>
+        public bool? KeepBase { get; set; }
+        /// <summary>Format raw: the path of an earlier export's result JSON; only the areas
+        /// changed since its base are read, over a copy of its images (a full export, with the
+        /// reason in the result, when the base cannot be used).</summary>
+        public string IncrementalFrom { get; set; }
 
         public VsphereExportOptions(string outputDir) : base(outputDir) { }
 
@@ -281,6 +290,8 @@ namespace HyperSdk
             Put(d, "name", Name);
             Put(d, "lease_wait_timeout_ms", LeaseWaitTimeoutMs);
             Put(d, "manifest", Manifest);
+            Put(d, "keep_base", KeepBase);
+            Put(d, "incremental_from", IncrementalFrom);
         }
     }
 

@@ -75,7 +75,10 @@ var (
 		"hyperv": {
 			"host_output_dir": "the folder the Hyper-V host writes into",
 		},
-		"vsphere": {},
+		"vsphere": {
+			"keep_base":        "turns changed block tracking on in the VM's configuration",
+			"incremental_from": "names files on the worker (a result and the images it points to) for the export to read",
+		},
 	}
 )
 

@@ -26,7 +26,9 @@ pub(crate) struct VsphereConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct VsphereOptions {
-    /// `ovf` (a folder of .ovf, .mf and disks) or `ova` (one tar). Default `ovf`.
+    /// `ovf` (a folder of .ovf, .mf and disks), `ova` (one tar), or `raw` (each disk as a raw
+    /// image `<name>-disk-<N>.img`, read from a snapshot's flat disk through the datastore's
+    /// `/folder` HTTP interface: the format `keep_base` and `incremental_from` need). Default `ovf`.
     pub format: String,
     /// Export this snapshot (by name) instead of the VM's current state.
     pub snapshot: Option<String>,
@@ -44,6 +46,15 @@ pub(crate) struct VsphereOptions {
     /// write), or `none` (no manifest, and no hashing: a plain copy, like `govc export.ovf`
     /// without `-sha`).
     pub manifest: String,
+    /// Format `raw`: keep changed block tracking (CBT) on the VM, turning it on if it is off
+    /// (a VM reconfiguration, then a snapshot made and removed so it takes effect), and record
+    /// each disk's `changeId` as the base of a later incremental export (issue 35). CBT is
+    /// never turned on without it.
+    pub keep_base: bool,
+    /// Format `raw`: an earlier export's result JSON (path or object) whose base is the
+    /// starting point: only the areas `QueryChangedDiskAreas` reports changed since it are
+    /// read; a disk goes in full, with the reason in the result, when that base cannot serve.
+    pub incremental_from: Option<serde_json::Value>,
 }
 
 impl VsphereOptions {
@@ -67,6 +78,8 @@ impl Default for VsphereOptions {
             name: None,
             lease_wait_timeout_ms: 600_000,
             manifest: "sha256".into(),
+            keep_base: false,
+            incremental_from: None,
         }
     }
 }

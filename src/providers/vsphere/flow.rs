@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{COOKIE, HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use url::Url;
 
 use super::soap::{Moref, Vim};
@@ -42,6 +42,10 @@ pub(super) struct VsphereFlow {
     /// The snapshot exported (the user's, or the one made for a running VM): the
     /// descriptor describes it.
     pub(super) snapshot: Option<Moref>,
+    /// Format `raw` (raw.rs, incremental.rs).
+    pub(super) raw: super::raw::RawState,
+    /// `incremental_from`'s base, read when the export was planned.
+    pub(super) incr_base: Option<super::incremental::LoadedBase>,
 }
 
 impl VsphereFlow {
@@ -78,7 +82,7 @@ impl VsphereFlow {
         }
     }
 
-    async fn find_snapshot(&self, vm: &Moref, name: &str) -> Result<Moref> {
+    pub(super) async fn find_snapshot(&self, vm: &Moref, name: &str) -> Result<Moref> {
         let props = self.vim.properties(vm, &["snapshot"]).await?;
         let tree = props
             .into_iter()
@@ -163,6 +167,9 @@ impl VsphereFlow {
 
 impl Flow for VsphereFlow {
     fn dry_run(&self) -> (Vec<String>, Vec<String>) {
+        if self.opts.format == "raw" {
+            return self.dry_run_raw();
+        }
         let mut cloud = Vec::new();
         match &self.opts.snapshot {
             Some(s) => cloud.push(format!(
@@ -214,6 +221,10 @@ impl Flow for VsphereFlow {
                 None => sanitize_file_name(&name, "vm"),
             };
             self.vm = Some(vm.clone());
+            if self.opts.format == "raw" {
+                let headers = super::raw::cookie_headers(&self.vim)?;
+                return self.prepare_raw(ctx, &vm, headers).await;
+            }
             // vCenter exports only a powered-off VM itself (ExportVm answers InvalidPowerState
             // otherwise): a running or suspended one goes through a snapshot made for the
             // export, removed on every outcome (snapshot.rs).
@@ -249,15 +260,7 @@ impl Flow for VsphereFlow {
                 .unwrap_or(300);
             self.lease_timeout = Duration::from_secs(timeout.max(4));
 
-            let cookie = self
-                .vim
-                .cookie()
-                .ok_or_else(|| Error::InvalidState("no vSphere session".into()))?;
-            let mut headers = HeaderMap::new();
-            let mut cv = HeaderValue::from_str(&cookie)
-                .map_err(|_| Error::Remote("bad session cookie".into()))?;
-            cv.set_sensitive(true);
-            headers.insert(COOKIE, cv);
+            let headers = super::raw::cookie_headers(&self.vim)?;
             // While the lease gives no size (and NFC no length), each disk's estimate is the
             // largest streamOptimized file its capacity can make (ovf::stream_bound), so the
             // total is corrected only downward, once per disk as it ends, to the real bytes.
@@ -366,6 +369,9 @@ impl Flow for VsphereFlow {
     }
 
     fn extra_names(&self) -> Vec<String> {
+        if self.opts.format == "raw" {
+            return Vec::new();
+        }
         ovf::names(
             &self.base_name,
             self.opts.format == "ova",
@@ -380,6 +386,10 @@ impl Flow for VsphereFlow {
         dir: &'a Arc<OutDir>,
     ) -> BoxFuture<'a, Result<AfterDownload>> {
         Box::pin(async move {
+            if self.opts.format == "raw" {
+                self.record_base(files);
+                return Ok(AfterDownload::default());
+            }
             let vm = self
                 .vm
                 .clone()
@@ -444,6 +454,9 @@ impl Flow for VsphereFlow {
             m.insert("vm".into(), vm.value.clone().into());
         }
         m.insert("format".into(), self.opts.format.clone().into());
+        if self.opts.format == "raw" {
+            self.raw_fields(&mut m);
+        }
         m
     }
 }

@@ -13,7 +13,9 @@ mod config;
 mod flow;
 #[cfg(feature = "fuzzing")]
 pub(crate) mod fuzz;
+mod incremental;
 mod ovf;
+mod raw;
 mod snapshot;
 mod soap;
 mod tls;
@@ -115,12 +117,23 @@ impl Provider for VsphereProvider {
         options: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Box<dyn Flow>> {
         let o: VsphereOptions = parse_provider_options(options)?;
-        if o.format != "ovf" && o.format != "ova" {
+        if !["ovf", "ova", "raw"].contains(&o.format.as_str()) {
             return Err(Error::InvalidArgument(format!(
-                "format {:?}: use \"ovf\" or \"ova\"",
+                "format {:?}: use \"ovf\", \"ova\" or \"raw\"",
                 o.format
             )));
         }
+        if o.format != "raw" && (o.keep_base || o.incremental_from.is_some()) {
+            return Err(Error::InvalidArgument(format!(
+                "keep_base and incremental_from need format \"raw\" (format {:?} streams \
+                 streamOptimized disks over NFC, which cannot be patched block by block)",
+                o.format
+            )));
+        }
+        let incr_base = match &o.incremental_from {
+            Some(from) => Some(incremental::load_base(from)?),
+            None => None,
+        };
         if !["sha256", "sha1", "none"].contains(&o.manifest.as_str()) {
             return Err(Error::InvalidArgument(format!(
                 "manifest {:?}: use \"sha256\", \"sha1\" or \"none\"",
@@ -152,6 +165,8 @@ impl Provider for VsphereProvider {
             lease_timeout: Duration::from_secs(300),
             devices: Vec::new(),
             snapshot: None,
+            raw: Default::default(),
+            incr_base,
         }))
     }
 }

@@ -32,7 +32,12 @@ pub(super) async fn power_state(vim: &Vim, vm: &Moref) -> Result<String> {
 type TaskEnd = std::result::Result<Option<xml::Node>, String>;
 
 /// Waits for `task` to end (`Err` only when its state cannot be read).
-async fn wait_task(ctx: &FlowCtx, vim: &Vim, task: &Moref, what: &str) -> Result<TaskEnd> {
+pub(super) async fn wait_task(
+    ctx: &FlowCtx,
+    vim: &Vim,
+    task: &Moref,
+    what: &str,
+) -> Result<TaskEnd> {
     poll_until(
         ctx,
         what,
@@ -117,6 +122,31 @@ pub(super) async fn create_for_export(
     }
 }
 
+/// A snapshot made and removed at once: the stun/unstun cycle after which a running VM's
+/// changed block tracking, just turned on, takes effect (VMware KB 1020128, as the issue
+/// cites it). Its removal is in the ledger too, should the removal here not happen (a cancel
+/// between the two).
+pub(super) async fn cycle(ctx: &FlowCtx, vim: &Arc<Vim>, vm: &Moref) -> Result<()> {
+    ctx.waiting_for_cloud("a snapshot made and removed so that changed block tracking starts");
+    let snap = create_for_export(ctx, vim, vm, false).await?;
+    let body = format!(
+        "{}<removeChildren>false</removeChildren><consolidate>true</consolidate>",
+        snap.xml("_this")
+    );
+    let r = vim.call("RemoveSnapshot_Task", &body).await?;
+    let task = r
+        .child("returnval")
+        .and_then(|n| n.attr("type").map(|t| Moref::new(t, n.text.trim())))
+        .ok_or_else(|| Error::Remote("RemoveSnapshot_Task returned no task".into()))?;
+    match wait_task(ctx, vim, &task, "removing the CBT cycle's snapshot").await? {
+        Ok(_) => Ok(()),
+        Err(msg) => Err(Error::Remote(format!(
+            "removing the snapshot {} (made so that CBT starts) failed: {msg}",
+            snap.value
+        ))),
+    }
+}
+
 /// The undo step: waits for the creating task, then removes what it made (nothing if it
 /// failed) and waits for the removal.
 async fn remove(ctx: &FlowCtx, vim: &Vim, create_task: &Moref, known: Option<Moref>) -> Result<()> {
@@ -134,7 +164,11 @@ async fn remove(ctx: &FlowCtx, vim: &Vim, create_task: &Moref, known: Option<Mor
         "{}<removeChildren>false</removeChildren><consolidate>true</consolidate>",
         snap.xml("_this")
     );
-    let r = vim.call("RemoveSnapshot_Task", &body).await?;
+    let r = match vim.call("RemoveSnapshot_Task", &body).await {
+        // Already gone (a snapshot `cycle` removed at once).
+        Err(e) if e.kind() == crate::error::ErrorKind::NotFound => return Ok(()),
+        r => r?,
+    };
     let task = r
         .child("returnval")
         .and_then(|n| n.attr("type").map(|t| Moref::new(t, n.text.trim())))

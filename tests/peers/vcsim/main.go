@@ -78,6 +78,14 @@ type stats struct {
 	VersionRefusals int      `json:"version_refusals"`
 	// Requests the -device-tls listener served.
 	DeviceTLSRequests int `json:"device_tls_requests"`
+	// Changed block tracking (cbt.go): ReconfigVM_Task calls that set changeTrackingEnabled
+	// (their value), QueryChangedDiskAreas calls, and the datastore's /folder GETs: how many,
+	// the body bytes sent, and how many were refused for want of a session.
+	CbtReconfigs  []bool `json:"cbt_reconfigs"`
+	CbtQueries    int    `json:"cbt_queries"`
+	FolderGets    int    `json:"folder_gets"`
+	FolderBytes   int64  `json:"folder_bytes"`
+	FolderRefused int    `json:"folder_refused"`
 }
 
 var (
@@ -99,6 +107,8 @@ var (
 	capacityPct  = flag.Float64("capacity-percent", 0, "give every fixture disk this percent of its file's size as capacity (under 100: a streamOptimized disk of incompressible data is a little larger than its capacity)")
 	deviceTLS    = flag.Bool("device-tls", false, "serve device URLs from a second TLS listener (https://localhost:PORT) with its own self-signed certificate, its SHA-1 as the lease's sslThumbprint (an ESXi host's)")
 	deviceThumb  = flag.String("device-thumbprint", "", "with -device-tls, put this sslThumbprint in the lease instead of the listener's (a wrong one)")
+	flat         = flag.Bool("flat", false, "write each -disk fixture (raw bytes) as a flat disk: disk-N.vmdk descriptor + disk-N-flat.vmdk data, with changed block tracking (cbt.go)")
+	cbtWindowMiB = flag.Int("cbt-window-mib", 64, "QueryChangedDiskAreas answers for at most this much of the disk per call")
 	// Set in main when -device-tls is given.
 	deviceAddr, deviceSHA1 string
 )
@@ -175,6 +185,7 @@ type snapshotVM struct {
 
 func (vm *snapshotVM) CreateSnapshotTask(ctx *simulator.Context, req *types.CreateSnapshot_Task) soap.HasFault {
 	defer ctx.Session.Remove(ctx, vm.Self)
+	stampSnapshot(vm.VirtualMachine)
 	r := vm.VirtualMachine.CreateSnapshotTask(ctx, req)
 	if r.Fault() == nil {
 		st.mu.Lock()
@@ -236,6 +247,10 @@ func handler(ctx *simulator.Context, m *simulator.Method) (mo.Reference, types.B
 	case "CreateSnapshot_Task":
 		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
 			w = &snapshotVM{vm}
+		}
+	case "ReconfigVM_Task", "QueryChangedDiskAreas":
+		if vm, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachine); ok {
+			w = &cbtVM{vm}
 		}
 	case "ExportSnapshot", "RemoveSnapshot_Task":
 		if s, ok := ctx.Map.Get(m.This).(*simulator.VirtualMachineSnapshot); ok {
@@ -606,14 +621,30 @@ func main() {
 			if err := os.MkdirAll(path.Dir(local), 0o755); err != nil {
 				log.Fatal(err)
 			}
+			if *flat {
+				// The descriptor where the backing points, the bytes in -flat.vmdk.
+				flatRel := strings.TrimSuffix(rel, ".vmdk") + "-flat.vmdk"
+				flatLocal := path.Join(ds.Summary.Url, flatRel)
+				if err := os.WriteFile(flatLocal, data, 0o644); err != nil {
+					log.Fatal(err)
+				}
+				data = []byte(flatDescriptor(path.Base(flatRel), int64(len(data))))
+				disk.Backing.(*types.VirtualDiskFlatVer2BackingInfo).Uuid = fmt.Sprintf("6000C29%d-0000-0000-0000-00000000000%d", i, i)
+				cbt.vm, cbt.flats, cbt.keys = vm, append(cbt.flats, flatLocal), append(cbt.keys, disk.Key)
+			}
 			if err := os.WriteFile(local, data, 0o644); err != nil {
 				log.Fatal(err)
 			}
-			diskFiles = append(diskFiles, local)
+			if *flat {
+				diskFiles = append(diskFiles, cbt.flats[i])
+			} else {
+				diskFiles = append(diskFiles, local)
+			}
 		}
 	}
 
 	m.Handler = handler
+	cbtWindow = *cbtWindowMiB << 20
 	var vms []map[string]any
 	for _, obj := range m.All("VirtualMachine") {
 		vm := obj.(*simulator.VirtualMachine)
@@ -645,6 +676,32 @@ func main() {
 			st.Snapshots = n
 			_ = json.NewEncoder(w).Encode(&st)
 			return
+		case r.URL.Path == "/hs-write":
+			hsWrite(w, r)
+			return
+		case r.URL.Path == "/hs-resize":
+			hsResize(w, r)
+			return
+		case r.URL.Path == "/hs-delta":
+			hsDelta(w, r)
+			return
+		case r.URL.Path == "/hs-cbt-reset":
+			hsCbtReset(w, r)
+			return
+		case strings.HasPrefix(r.URL.Path, "/folder/") && r.Method == http.MethodGet:
+			// vCenter serves datastore files only to a session (or basic auth): vcsim
+			// serves anyone, so the peer refuses a request without the session cookie.
+			if !strings.Contains(r.Header.Get("Cookie"), "vmware_soap_session=") {
+				st.mu.Lock()
+				st.FolderRefused++
+				st.mu.Unlock()
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			st.mu.Lock()
+			st.FolderGets++
+			st.mu.Unlock()
+			w = countingWriter{w, &st.FolderBytes}
 		case r.URL.Path == "/sdk/vimServiceVersions.xml" && *noVersions:
 			http.NotFound(w, r)
 			return
