@@ -519,3 +519,78 @@ fn a_delta_export_writes_the_changed_blocks_and_their_map() {
     assert_eq!(report(&r4)["mode"], "incremental", "{}", r4.to_json());
     assert_eq!(report(&r4)["changed_bytes"], 0, "{}", r4.to_json());
 }
+
+/// A delta's temp file belongs to its base: run 1 (a delta from B to the snapshot S, paced) is
+/// cancelled with its partial file kept; run 2, a delta from the older base A to the same S
+/// into the same folder, must not resume it — the block that changed between A and B was a
+/// hole of run 1's diff, "done" in its journal, and would stay zeros in run 2's delta while its
+/// map lists it as changed.
+#[test]
+fn a_delta_from_another_base_does_not_resume_a_partial_delta() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut blocks: Vec<(usize, u8)> = (0..12).map(|i| (i, 30 + i as u8)).collect();
+    let (f, _) = raw(dir.path(), "chain.raw", 24 * BLOCK, &blocks);
+    let vol = volume(&f, "");
+    let keep = json!({"keep_base": true});
+    let base_a = tempfile::tempdir().unwrap();
+    let ra = export(&vol, base_a.path(), keep.clone());
+    let from_a = save(&ra, dir.path(), "a.json");
+    // A → B: block 2.
+    blocks[2].1 = 222;
+    raw(dir.path(), "chain.raw", 24 * BLOCK, &blocks);
+    let base_b = tempfile::tempdir().unwrap();
+    let rb = export(&vol, base_b.path(), keep.clone());
+    let from_b = save(&rb, dir.path(), "b.json");
+    // B → S: blocks 12..20, new.
+    blocks.extend((12..20).map(|i| (i, 40 + i as u8)));
+    raw(dir.path(), "chain.raw", 24 * BLOCK, &blocks);
+    let s_dir = tempfile::tempdir().unwrap();
+    let s = snapshot_of(&export(&vol, s_dir.path(), keep));
+
+    // Run 1: B → S at 1 MiB/s, one block at a time, cancelled after the first, kept.
+    let out = tempfile::tempdir().unwrap();
+    let o1 = json!({"incremental_from": from_b, "incremental_output": "delta",
+                    "keep_partial": true, "poll_interval_ms": 20,
+                    "max_bytes_per_second": 1 << 20, "parts_in_flight": 1,
+                    "max_parts_in_flight": 1});
+    let c = Client::new("aws", &moto().config()).unwrap();
+    let e = c.start_export(&s, &opts(out.path(), o1), None).unwrap();
+    let t = Instant::now();
+    while e.progress().bytes_done < BLOCK as u64 {
+        assert!(t.elapsed() < Duration::from_secs(120), "no block arrived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    e.cancel();
+    assert_eq!(wait(&e).status, "cancelled");
+    assert!(
+        std::fs::read_dir(out.path()).unwrap().count() > 0,
+        "the cancelled run kept nothing to resume"
+    );
+
+    // Run 2: A → S, same snapshot, same folder.
+    let r2 = export(
+        &s,
+        out.path(),
+        // Without re-reading what it keeps (verify_resumed re-derives the journal from the
+        // new holes and part CRCs, which would hide a wrong resume).
+        json!({"incremental_from": from_a, "incremental_output": "delta",
+               "verify_resumed": false}),
+    );
+    assert_eq!(report(&r2)["mode"], "incremental", "{}", r2.to_json());
+    assert_eq!(
+        r2.bytes_resumed,
+        0,
+        "resumed another base's delta: {}",
+        r2.to_json()
+    );
+    let name = format!("{s}.img.{s}.delta");
+    let map: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    let b = BLOCK as u64;
+    assert_eq!(map["changed"][0], json!([2 * b, 3 * b]), "{map}");
+    // Base A + the delta = S.
+    let img = base_a.path().join(format!("{vol}.img"));
+    apply_delta(&img, &out.path().join(&name), &map);
+    assert_same(&img, &s_dir.path().join(format!("{vol}.img")));
+}
