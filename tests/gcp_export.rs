@@ -11,21 +11,9 @@ use std::time::Duration;
 
 use hypersdk::{Client, ErrorKind, Phase};
 use serde_json::{Value, json};
-use support::gcp::{BUCKET, PROJECT, ZONE, gcp};
+use support::gcp::{BUCKET, PROJECT, ZONE, client, gcp, gopts};
 use support::wait_long as wait;
-use support::{Recorder, opts, wait_until};
-
-fn client() -> Client {
-    Client::new("gcp", &gcp().config(json!({}))).unwrap()
-}
-
-fn gopts(dir: &Path, extra: Value) -> String {
-    let mut o = json!({"poll_interval_ms": 50});
-    for (k, v) in extra.as_object().unwrap() {
-        o[k] = v.clone();
-    }
-    opts(dir, o)
-}
+use support::{Recorder, wait_until};
 
 /// Nothing at a final name in the output folder (temp files may stay).
 fn no_final_files(dir: &Path) {

@@ -8,25 +8,10 @@
 
 mod support;
 
-use std::path::Path;
-
 use hypersdk::Client;
 use serde_json::{Value, json};
-use support::gcp::{PROJECT, ZONE, gcp};
-use support::opts;
+use support::gcp::{PROJECT, ZONE, client, gcp, gopts};
 use support::wait_long as wait;
-
-fn client() -> Client {
-    Client::new("gcp", &gcp().config(json!({}))).unwrap()
-}
-
-fn gopts(dir: &Path, extra: Value) -> String {
-    let mut o = json!({"poll_interval_ms": 50});
-    for (k, v) in extra.as_object().unwrap() {
-        o[k] = v.clone();
-    }
-    opts(dir, o)
-}
 
 fn export(src: &str, extra: Value) -> (hypersdk::ExportResult, tempfile::TempDir) {
     let out = tempfile::tempdir().unwrap();

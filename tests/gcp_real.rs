@@ -8,25 +8,11 @@
 
 mod support;
 
-use std::path::Path;
-
-use hypersdk::{Client, ErrorKind};
+use hypersdk::ErrorKind;
 use serde_json::{Value, json};
-use support::gcp::{BUCKET, PROJECT, ZONE, gcp};
+use support::gcp::{BUCKET, PROJECT, ZONE, client, gcp, gopts};
 use support::wait_long as wait;
-use support::{opts, wait_until};
-
-fn client() -> Client {
-    Client::new("gcp", &gcp().config(json!({}))).unwrap()
-}
-
-fn gopts(dir: &Path, extra: Value) -> String {
-    let mut o = json!({"poll_interval_ms": 50});
-    for (k, v) in extra.as_object().unwrap() {
-        o[k] = v.clone();
-    }
-    opts(dir, o)
-}
+use support::wait_until;
 
 /// A project of its own, with a zonal disk `disk` (1 MiB) in it; returns its number.
 fn project_with_disk(project: &str, number: &str, disk: &str) -> Vec<u8> {

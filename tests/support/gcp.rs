@@ -12,6 +12,20 @@ use std::sync::{Mutex, OnceLock};
 
 use serde_json::{Value, json};
 
+/// A client of the shared peer with its default config.
+pub fn client() -> hypersdk::Client {
+    hypersdk::Client::new("gcp", &gcp().config(json!({}))).unwrap()
+}
+
+/// Export options for `dir` with a quick poll, plus `extra`.
+pub fn gopts(dir: &Path, extra: Value) -> String {
+    let mut o = json!({"poll_interval_ms": 50});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    super::opts(dir, o)
+}
+
 pub const PROJECT: &str = "hs-test-proj";
 pub const ZONE: &str = "europe-west1-b";
 pub const BUCKET: &str = "hs-exports";
