@@ -72,6 +72,27 @@ impl Base {
     }
 }
 
+impl BaseFile {
+    /// A downloaded file as a base records it, with the cloud's names of its point: its
+    /// absolute path (a later export from another folder finds it), size and modification
+    /// time as the rename left them. `None` when the file cannot be read.
+    pub fn of(d: &super::Downloaded, cloud: Map<String, Value>) -> Option<BaseFile> {
+        let (size, modified_ns) = stamp(&d.file)?;
+        let path = d
+            .dest
+            .parent()
+            .and_then(|p| p.canonicalize().ok())
+            .map_or_else(|| d.dest.clone(), |p| p.join(&d.name));
+        Some(BaseFile {
+            name: d.name.clone(),
+            path,
+            size,
+            modified_ns,
+            cloud,
+        })
+    }
+}
+
 /// The size and modification time of an open file.
 pub(crate) fn stamp(file: &File) -> Option<(u64, u64)> {
     let m = file.metadata().ok()?;

@@ -295,9 +295,6 @@ impl AzureFlow {
             let Some(d) = files.iter().find(|d| d.name == p.file) else {
                 continue;
             };
-            let Some((size, modified_ns)) = crate::transfer::incremental::stamp(&d.file) else {
-                continue;
-            };
             let mut cloud = serde_json::Map::new();
             cloud.insert(
                 "snapshot_id".into(),
@@ -310,19 +307,7 @@ impl AzureFlow {
             if self.incr.maps.iter().any(|m| m.name == d.name) {
                 cloud.insert("output".into(), json!("delta"));
             }
-            // Absolute, so a later export from another folder finds it.
-            let path = d
-                .dest
-                .parent()
-                .and_then(|p| p.canonicalize().ok())
-                .map_or_else(|| d.dest.clone(), |p| p.join(&d.name));
-            out.push(BaseFile {
-                name: d.name.clone(),
-                path,
-                size,
-                modified_ns,
-                cloud,
-            });
+            out.extend(BaseFile::of(d, cloud));
         }
         self.incr.base = Some(Base {
             provider: "azure".into(),

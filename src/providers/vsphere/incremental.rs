@@ -219,9 +219,6 @@ impl VsphereFlow {
             let Some(d) = files.iter().find(|d| d.name == disk.file) else {
                 continue;
             };
-            let Some((size, modified_ns)) = crate::transfer::incremental::stamp(&d.file) else {
-                continue;
-            };
             let mut cloud = serde_json::Map::new();
             cloud.insert("vm".into(), json!(vm));
             cloud.insert("device_key".into(), json!(disk.key));
@@ -230,18 +227,7 @@ impl VsphereFlow {
             cloud.insert("capacity".into(), json!(disk.capacity));
             cloud.insert("disk_file".into(), json!(disk.file_name));
             cloud.insert("snapshot".into(), json!(snapshot));
-            let path = d
-                .dest
-                .parent()
-                .and_then(|p| p.canonicalize().ok())
-                .map_or_else(|| d.dest.clone(), |p| p.join(&d.name));
-            out.push(BaseFile {
-                name: d.name.clone(),
-                path,
-                size,
-                modified_ns,
-                cloud,
-            });
+            out.extend(BaseFile::of(d, cloud));
         }
         if !out.is_empty() {
             // Kept: CBT stays on (this never turns it off).
