@@ -300,16 +300,29 @@ fn a_cbt_reset_or_a_changeid_vcenter_refuses_falls_back_to_a_full_export() {
     let out1 = tempfile::tempdir().unwrap();
     let r1 = export(&peer, out1.path(), json!({"keep_base": true}));
 
-    // A base whose changeId vCenter does not know (a later sequence of the same tracking): the
-    // query is refused (InvalidArgument changeId) and both disks go in full, saying why.
-    let mut forged: Value = serde_json::from_str(&r1.to_json()).unwrap();
-    for f in forged["base"]["files"].as_array_mut().unwrap() {
-        let id = f["change_id"].as_str().unwrap();
-        let (epoch, _) = id.split_once('/').unwrap();
-        f["change_id"] = json!(format!("{epoch}/999"));
+    // A base whose changeId vCenter does not know (of this tracking, a sequence it never
+    // gave): the query is refused (InvalidArgument changeId) and both disks go in full.
+    let forge = |sequence: &str, name: &str| {
+        let mut forged: Value = serde_json::from_str(&r1.to_json()).unwrap();
+        for f in forged["base"]["files"].as_array_mut().unwrap() {
+            let id = f["change_id"].as_str().unwrap();
+            let (epoch, _) = id.split_once('/').unwrap();
+            f["change_id"] = json!(format!("{epoch}/{sequence}"));
+        }
+        let from = dir.path().join(name);
+        std::fs::write(&from, forged.to_string()).unwrap();
+        from
+    };
+    // A later sequence than the snapshot's: the snapshot is older than that base — known
+    // before asking vCenter.
+    let later = forge("999", "later.json");
+    let out0 = tempfile::tempdir().unwrap();
+    let r0 = export(&peer, out0.path(), json!({"incremental_from": later}));
+    for i in 0..expect.len() {
+        let why = report(&r0, i)["reason"].as_str().unwrap();
+        assert!(why.contains("older than the base"), "{why}");
     }
-    let from = dir.path().join("forged.json");
-    std::fs::write(&from, forged.to_string()).unwrap();
+    let from = forge("9x", "forged.json");
     write(
         &peer,
         &mut expect,
@@ -368,4 +381,40 @@ fn a_disk_on_a_snapshot_is_refused_before_cbt_or_a_snapshot_is_touched() {
     let s = peer.stats();
     assert_eq!(s["cbt_reconfigs"], json!(null), "{s}");
     assert_eq!(s["snapshots_created"], 0, "{s}");
+}
+
+/// An independent disk is left out of snapshots: its backing in the snapshot is the live disk,
+/// so format raw refuses it, saying why, before CBT or a snapshot is touched.
+#[test]
+fn an_independent_disk_is_refused_before_anything_changes() {
+    let peer = Peer::start_flat(&disks(), &[]);
+    peer.control(
+        "/hs-disk-mode?disk=1&mode=independent_persistent",
+        Vec::new(),
+    );
+    let out = tempfile::tempdir().unwrap();
+    let c = Client::new("vsphere", &peer.config()).unwrap();
+    let o = json!({"format": "raw", "keep_base": true});
+    let r = wait(&c.start_export(VM, &opts(out.path(), o), None).unwrap());
+    assert_eq!(r.status, "failed", "{}", r.to_json());
+    let msg = r.error.as_ref().unwrap().message.clone();
+    assert!(msg.contains("independent_persistent"), "{msg}");
+    let s = peer.stats();
+    assert_eq!(s["cbt_reconfigs"], json!(null), "{s}");
+    assert_eq!(s["snapshots_created"], 0, "{s}");
+}
+
+/// A snapshot of the user's that does not exist is found missing before CBT is turned on.
+#[test]
+fn a_misspelt_snapshot_leaves_cbt_as_it_was() {
+    let peer = Peer::start_flat(&disks(), &[]);
+    let out = tempfile::tempdir().unwrap();
+    let c = Client::new("vsphere", &peer.config()).unwrap();
+    let o = json!({"format": "raw", "keep_base": true, "snapshot": "no-such-snapshot"});
+    let r = wait(&c.start_export(VM, &opts(out.path(), o), None).unwrap());
+    assert_eq!(r.status, "failed", "{}", r.to_json());
+    let msg = r.error.as_ref().unwrap().message.clone();
+    assert!(msg.contains("no-such-snapshot"), "{msg}");
+    let s = peer.stats();
+    assert_eq!(s["cbt_reconfigs"], json!(null), "{s}");
 }

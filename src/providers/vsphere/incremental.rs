@@ -42,6 +42,11 @@ fn epoch(change_id: &str) -> &str {
     change_id.split_once('/').map_or(change_id, |(e, _)| e)
 }
 
+/// The sequence number after the epoch (`"52 aa-bb/17"` → 17).
+fn seq(change_id: &str) -> Option<u64> {
+    change_id.split_once('/')?.1.trim().parse().ok()
+}
+
 /// Merges sorted-or-not extents into sorted, disjoint ones within `size`.
 fn merge(mut v: Vec<(u64, u64)>, size: u64) -> Vec<(u64, u64)> {
     v.retain(|(a, b)| a < b && *a < size);
@@ -118,6 +123,16 @@ impl VsphereFlow {
                 disk.key, disk.change_id
             )));
         }
+        // Within one tracking epoch the sequence number grows: a lower one is a snapshot
+        // older than the base (a user's named snapshot), whose changes since it mean nothing.
+        if let (Some(new), Some(old)) = (seq(&disk.change_id), seq(&old_change))
+            && new < old
+        {
+            return Ok(Err(format!(
+                "the snapshot read is older than the base (changeId {} before {old_change})",
+                disk.change_id
+            )));
+        }
         ctx.message(&format!(
             "{}: listing the areas changed since {old_change}",
             disk.file
@@ -169,11 +184,22 @@ impl VsphereFlow {
                 )));
             }
             for a in info.children_named("changedArea") {
-                if let (Some(s), Some(l)) = (n(a, "start"), n(a, "length")) {
-                    changed.push((s, s.saturating_add(l)));
-                }
+                // An area not understood must not be skipped: the image would keep the base's
+                // bytes there and pass the size check.
+                let (Some(s), Some(l)) = (n(a, "start"), n(a, "length")) else {
+                    return Ok(Err(format!(
+                        "vCenter listed a changed area without a readable start and length \
+                         (from {at})"
+                    )));
+                };
+                changed.push((s, s.saturating_add(l)));
             }
-            at = start + len;
+            let Some(next) = start.checked_add(len) else {
+                return Ok(Err(format!(
+                    "vCenter answered the changes from {start} (+{len}), past any disk"
+                )));
+            };
+            at = next;
         }
         let changed = merge(changed, disk.capacity);
         let delta = Delta {
@@ -251,5 +277,7 @@ mod tests {
             vec![(0, 5), (10, 30), (90, 100)]
         );
         assert_eq!(epoch("52 aa-bb/17"), "52 aa-bb");
+        assert_eq!(seq("52 aa-bb/17"), Some(17));
+        assert_eq!(seq("*"), None);
     }
 }

@@ -63,9 +63,15 @@ fn disk_of(d: &xml::Node) -> Option<std::result::Result<RawDisk, String>> {
         return None;
     }
     let key = d.child_text("key")?.trim().parse::<i64>().ok()?;
+    // capacityInBytes (vSphere 5.5+), else capacityInKB.
     let capacity = d
         .child_text("capacityInBytes")
         .and_then(|c| c.trim().parse::<u64>().ok())
+        .or_else(|| {
+            d.child_text("capacityInKB")
+                .and_then(|c| c.trim().parse::<u64>().ok())
+                .and_then(|k| k.checked_mul(1024))
+        })
         .unwrap_or(0);
     let b = d.child("backing")?;
     let kind = b.attr("type").unwrap_or("?");
@@ -74,6 +80,17 @@ fn disk_of(d: &xml::Node) -> Option<std::result::Result<RawDisk, String>> {
     if kind != "VirtualDiskFlatVer2BackingInfo" {
         return Some(Err(format!(
             "disk {key} ({file_name}) has a {kind} backing: format raw reads only a flat disk"
+        )));
+    }
+    // An independent disk is left out of snapshots: its backing in a snapshot is the live
+    // disk (persistent) or the base without its redo log (nonpersistent) — not the
+    // snapshot's state.
+    let mode = text("diskMode");
+    if mode.starts_with("independent") {
+        return Some(Err(format!(
+            "disk {key} ({file_name}) is {mode}: snapshots leave it out, so format raw would \
+             read the live disk, not the snapshot's state (make it dependent, or use format ovf \
+             with the VM powered off)"
         )));
     }
     if b.child("parent").is_some() {
@@ -208,10 +225,16 @@ impl VsphereFlow {
         // turned on, a snapshot): without a snapshot of the user's, the VM's own disks say so
         // already (a delta on a snapshot, another backing type). With one, the VM's disks are
         // deltas on it by nature: only the snapshot's disks are checked, below.
-        let own = match &self.opts.snapshot {
-            None => self.vim.properties(vm, &["config.hardware.device"]).await?,
-            Some(_) => Vec::new(),
+        // A snapshot of the user's is found, and its disks checked, first too (a misspelt
+        // name must not leave CBT turned on).
+        let named = match &self.opts.snapshot {
+            Some(s) => Some(self.find_snapshot(vm, s).await?),
+            None => None,
         };
+        let own = self
+            .vim
+            .properties(named.as_ref().unwrap_or(vm), &["config.hardware.device"])
+            .await?;
         if let Some((_, devices)) = own.into_iter().next() {
             for d in &devices.children {
                 if let Some(Err(why)) = disk_of(d) {
@@ -222,8 +245,8 @@ impl VsphereFlow {
         if self.opts.keep_base && self.enable_cbt(ctx, vm).await? {
             tracing::info!(vm = %vm.value, "changed block tracking turned on (keep_base)");
         }
-        let snap = match &self.opts.snapshot {
-            Some(s) => self.find_snapshot(vm, s).await?,
+        let snap = match named {
+            Some(s) => s,
             None => {
                 super::snapshot::create_for_export(ctx, &self.vim, vm, self.opts.quiesce).await?
             }
@@ -264,6 +287,20 @@ impl VsphereFlow {
         }
         if disks.is_empty() {
             return Err(Error::NotFound("the VM has no virtual disk".into()));
+        }
+        if self.opts.keep_base {
+            for d in disks.iter().filter(|d| d.change_id.is_empty()) {
+                // A snapshot of the user's taken while CBT was off: exported, but no base.
+                let why = format!(
+                    "{}: no base recorded: snapshot {:?} has no changeId for disk {} (taken while \
+                     changed block tracking was off; the next snapshot will have one)",
+                    d.file,
+                    self.opts.snapshot.as_deref().unwrap_or("of the export"),
+                    d.key
+                );
+                tracing::warn!("{why}");
+                ctx.message(&why);
+            }
         }
         let mut sources = Vec::new();
         for disk in &disks {

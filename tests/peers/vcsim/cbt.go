@@ -359,6 +359,24 @@ func hsDelta(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// hsDiskMode: POST /hs-disk-mode?disk=N&mode=M, disk N's backing diskMode set to M (as an
+// administrator makes a disk independent_persistent; vCenter then leaves it out of snapshots).
+func hsDiskMode(w http.ResponseWriter, r *http.Request) {
+	i, err := diskIndex(r)
+	mode := r.URL.Query().Get("mode")
+	if err != nil || r.Method != http.MethodPost || mode == "" {
+		http.Error(w, "POST /hs-disk-mode?disk=N&mode=M", http.StatusBadRequest)
+		return
+	}
+	cbt.mu.Lock()
+	defer cbt.mu.Unlock()
+	copyDevices(cbt.vm, func(d *types.VirtualDisk) {
+		if b, ok := d.Backing.(*types.VirtualDiskFlatVer2BackingInfo); ok && d.Key == cbt.keys[i] {
+			b.DiskMode = mode
+		}
+	})
+}
+
 // countingWriter counts the body bytes /folder sends.
 type countingWriter struct {
 	http.ResponseWriter

@@ -688,6 +688,9 @@ func main() {
 		case r.URL.Path == "/hs-cbt-reset":
 			hsCbtReset(w, r)
 			return
+		case r.URL.Path == "/hs-disk-mode":
+			hsDiskMode(w, r)
+			return
 		case strings.HasPrefix(r.URL.Path, "/folder/") && r.Method == http.MethodGet:
 			// vCenter serves datastore files only to a session (or basic auth): vcsim
 			// serves anyone, so the peer refuses a request without the session cookie.
