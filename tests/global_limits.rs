@@ -117,6 +117,9 @@ fn exports_beyond_the_limit_wait_in_queued() {
     }
     assert_eq!(f.progress().phase, Phase::Queued, "f was let in before g");
     assert!(!g.set_priority(-3));
+    // A cancelled export waits for nothing, even while its ticket is still in the queue.
+    f.cancel();
+    assert!(!f.set_priority(7), "a cancelled export took a priority");
     for x in [&g, &f] {
         x.cancel();
         x.wait(Some(Duration::from_secs(10))).unwrap().unwrap();

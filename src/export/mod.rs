@@ -164,9 +164,13 @@ impl Export {
     /// among exports of equal priority. Returns false, changing nothing, when it no longer
     /// waits: it runs, has ended or was cancelled.
     pub fn set_priority(&self, priority: i32) -> bool {
-        self.place
-            .as_ref()
-            .is_some_and(|p| p.set_priority(priority))
+        // A cancelled export still holds its ticket until its task drops it: it waits for
+        // nothing any more.
+        !self.shared.cancel.is_cancelled()
+            && self
+                .place
+                .as_ref()
+                .is_some_and(|p| p.set_priority(priority))
     }
 
     /// Requests cancellation: returns at once; cleanup runs, then the terminal callback.

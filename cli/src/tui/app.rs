@@ -74,9 +74,10 @@ pub(crate) enum Event {
         form: u64,
         plans: Vec<Result<hypersdk::DryRun, String>>,
     },
-    /// Watch row `row`'s new priority was (or, no longer queued, was not) applied.
+    /// Watch row `row`'s new priority `priority` was (or, no longer queued, was not) applied.
     Priority {
         row: usize,
+        priority: i32,
         applied: bool,
     },
 }
@@ -246,12 +247,23 @@ impl App {
                 }
                 Vec::new()
             }
-            Event::Priority { row, applied } => {
-                if let Some(r) = self.watch.rows.get(row) {
+            Event::Priority {
+                row,
+                priority,
+                applied,
+            } => {
+                if let Some(r) = self.watch.rows.get_mut(row) {
                     self.status = if applied {
-                        format!("{}: priority {} while queued", r.label, r.priority)
+                        r.applied_priority = priority;
+                        format!("{}: priority {priority} while queued", r.label)
                     } else {
-                        format!("{}: no longer queued; its priority stays", r.label)
+                        // Shown at the key press; not taken: back to what the library has.
+                        r.priority = r.applied_priority;
+                        format!(
+                            "{}: not waiting for a slot (running, ended or not yet started); \
+                             its priority stays {}",
+                            r.label, r.priority
+                        )
                     };
                 }
                 Vec::new()

@@ -76,7 +76,11 @@ impl Driver {
                 let applied = lock(&self.running)
                     .get(&row)
                     .is_some_and(|r| r.export.set_priority(priority));
-                let _ = self.tx.send(Event::Priority { row, applied });
+                let _ = self.tx.send(Event::Priority {
+                    row,
+                    priority,
+                    applied,
+                });
             }
             Effect::Start(starts) => {
                 std::thread::spawn(move || starts.into_iter().for_each(|s| d.start(s)));

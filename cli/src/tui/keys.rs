@@ -129,6 +129,10 @@ impl App {
                     let options = plan.options.clone();
                     form.confirm = Some(plan);
                     form.dry = None;
+                    // Each check is a request of its own: a late answer to an earlier check
+                    // (other options) must not show as this one's.
+                    self.forms += 1;
+                    form.number = self.forms;
                     let number = form.number;
                     let targets = self.targets();
                     let starts = targets
@@ -189,6 +193,7 @@ impl App {
                 &self.sources.accounts[account].provider,
             );
             w.priority = priority;
+            w.applied_priority = priority;
             self.watch.rows.push(w);
             starts.push(Start {
                 row: n,

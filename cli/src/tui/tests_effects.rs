@@ -58,6 +58,39 @@ fn checking_the_form_asks_the_library_for_a_dry_run_of_each_export() {
     assert!(matches!(&effects[..], [Effect::Start(s)] if s.len() == 2));
 }
 
+/// A form checked twice (edited in between) takes only the second check's dry run: the first
+/// one's late answer describes other options.
+#[test]
+fn a_late_dry_run_of_an_earlier_check_is_dropped() {
+    let mut app = demo_app();
+    app.update(key(' '));
+    app.update(key('e'));
+    let effects = app.update(code(KeyCode::Enter));
+    let [Effect::DryRun { form: first, .. }] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    let first = *first;
+    // Back to the form (any key leaves the confirm), then checked again.
+    app.update(key('x'));
+    let effects = app.update(code(KeyCode::Enter));
+    let [Effect::DryRun { form: second, .. }] = &effects[..] else {
+        panic!("{effects:?}")
+    };
+    assert_ne!(first, *second);
+    let plan = |source: &str| hypersdk::DryRun {
+        provider: "vsphere".into(),
+        source: source.into(),
+        output_dir: "/backups/vsphere".into(),
+        cloud: Vec::new(),
+        files: Vec::new(),
+    };
+    app.update(Event::DryRun {
+        form: first,
+        plans: vec![Ok(plan("stale"))],
+    });
+    assert_eq!(app.form.as_ref().unwrap().dry, None);
+}
+
 #[test]
 fn p_raises_and_big_p_lowers_a_queued_export_only() {
     let mut app = demo_app();
@@ -79,9 +112,21 @@ fn p_raises_and_big_p_lowers_a_queued_export_only() {
     );
     app.update(Event::Priority {
         row: 0,
+        priority: 2,
         applied: true,
     });
     assert!(app.status.contains("priority 2"), "{}", app.status);
+    // A change the library did not take (the export started meanwhile): the row shows the
+    // priority it has again, and the next press builds on that.
+    app.update(key('p'));
+    assert_eq!(app.watch.rows[0].priority, 3);
+    app.update(Event::Priority {
+        row: 0,
+        priority: 3,
+        applied: false,
+    });
+    assert_eq!(app.watch.rows[0].priority, 2);
+    assert!(app.status.contains("stays 2"), "{}", app.status);
     app.update(key('j'));
     assert_eq!(
         app.update(key('P')),

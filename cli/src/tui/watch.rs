@@ -95,8 +95,11 @@ pub(crate) struct WatchRow {
     /// Each cleanup or status message seen while the export was being cancelled.
     pub steps: Vec<String>,
     pub cancel_asked: bool,
-    /// Its priority in the queue (the form's, then `p`/`P`).
+    /// Its priority in the queue (the form's, then `p`/`P`: shown at once).
     pub priority: i32,
+    /// The last priority the library took: `priority` goes back to it when a change was not
+    /// applied (no longer queued).
+    pub applied_priority: i32,
 }
 
 pub(crate) fn queued() -> Progress {
@@ -126,6 +129,7 @@ impl WatchRow {
             steps: Vec::new(),
             cancel_asked: false,
             priority: 0,
+            applied_priority: 0,
         }
     }
 
