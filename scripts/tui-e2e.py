@@ -89,6 +89,12 @@ def main():
     hypersdk = sys.argv[1] if len(sys.argv) > 1 else os.path.join(TARGET, "debug", "hypersdk")
     tools = demo.install_tools()
     work = tempfile.mkdtemp(prefix="hypersdk-tui-e2e-")
+    # Stopped from outside (a CI timeout's SIGTERM, a closed terminal): still clean up — the
+    # tmux session, the peers, and the work folder whose launcher holds the demo's keys.
+    def stopped(signum, _frame):
+        raise SystemExit(128 + signum)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stopped)
     try:
         run(work, hypersdk, tools)
     finally:
