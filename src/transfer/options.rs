@@ -21,7 +21,7 @@ pub struct TransferOptions {
     /// Default 16.
     pub parts_in_flight: usize,
     /// Most ranged requests in flight per file: above `parts_in_flight`, the count doubles while
-    /// that raises the file's throughput by a quarter (a link that limits each connection), then
+    /// that raises the file's throughput by 15 % (a link that limits each connection), then
     /// grows by smaller steps now and then, up to this; a step that does not pay is undone, and
     /// a source that answers 429/503 or drops connections halves the count. Parts are sized for
     /// this many. At or below `parts_in_flight`: a fixed count of `parts_in_flight`. Default 64.

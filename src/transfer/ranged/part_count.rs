@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 /// How many parts of one file are in flight, between 1 and `max`. It starts at `start` and,
-/// like TCP's slow start, doubles the count while a doubling raises the file's throughput by a
-/// quarter (a link that limits each connection: object stores, NFC, a proxy). Each step is judged
+/// like TCP's slow start, doubles the count while a doubling raises the file's throughput by
+/// 15 % (a link that limits each connection: object stores, NFC, a proxy). Each step is judged
 /// only after the new connections had time to reach speed: one window to settle (their first
-/// byte, TCP's own slow start), then one window measured; a window lasts half the time one part
-/// takes at the speed of one connection (0.5–4 s), so a slow link is judged over seconds, a fast
+/// byte, TCP's own slow start), then one window measured; a window lasts a quarter of the time
+/// one part takes at the speed of one connection (0.5–4 s), so a slow link is judged over seconds, a fast
 /// one over half a second. A step that does not pay is undone and the count holds; later steps
 /// are smaller (a quarter more, worth it at a tenth more) and tried after 2 s, then 4, 8, … up to
 /// 30 s, since an export lasts hours and conditions change. A judging window that is clearly
@@ -61,7 +61,7 @@ enum Phase {
 pub(super) const WINDOW_MIN: Duration = Duration::from_millis(500);
 const WINDOW_MAX: Duration = Duration::from_secs(4);
 /// Gain that keeps a doubling, and a later, smaller step.
-const DOUBLING_GAIN: f64 = 1.25;
+const DOUBLING_GAIN: f64 = 1.15;
 const STEP_GAIN: f64 = 1.10;
 /// A judging window below this share of the baseline is taken as spoiled and measured again.
 const SPOILED: f64 = 0.75;
@@ -137,12 +137,12 @@ impl PartCount {
         let rate = fetched.saturating_sub(self.window_bytes) as f64 / dt.as_secs_f64();
         self.window_start = now;
         self.window_bytes = fetched;
-        // The next window: half of what one part takes at the best speed one connection has
-        // shown (a spoiled window must not stretch the next ones).
+        // The next window: a quarter of what one part takes at the best speed one connection
+        // has shown (a spoiled window must not stretch the next ones).
         self.conn_rate = self.conn_rate.max(rate / self.limit as f64);
         if self.conn_rate > 0.0 {
             let part_secs = self.part_bytes as f64 / self.conn_rate;
-            self.window = Duration::from_secs_f64(part_secs / 2.0).clamp(WINDOW_MIN, WINDOW_MAX);
+            self.window = Duration::from_secs_f64(part_secs / 4.0).clamp(WINDOW_MIN, WINDOW_MAX);
         }
         match self.phase {
             Phase::Measure => self.step(now, rate),
