@@ -3,7 +3,7 @@
 # (RATE_KB, default 50 000 KB/s ≈ 50 MB/s, what one S3 connection gets) and 20 ms of latency, so
 # parallel connections matter as they do against a real object store. In one run, medians of
 # RUNS:
-#   - one 2 GiB file: curl (1 stream), aria2c -x16 -s16, rclone (http backend,
+#   - one file of BIG_MIB (2 GiB by default): curl (1 stream), aria2c -x16 -s16, rclone (http backend,
 #     --multi-thread-streams 16), hypersdk (benches/fetch.c over the shipped libhypersdk.so,
 #     default 8 parts in flight, and 16);
 #   - 16 × 256 MiB files at once: aria2c -j16, rclone --transfers 16, hypersdk (16 exports);
@@ -12,7 +12,7 @@
 #     a C progress callback every 1 ms against none;
 #   - a slower link (SLOW_RATE_KB, default 10 000 KB/s per connection, SLOW_LATENCY_MS 40 ms), one
 #     1 GiB file: aria2c, rclone, hypersdk at defaults, fixed 16 and fixed 64 parts in flight;
-#   - the machine's limits in the same run: dd of 2 GiB with fdatasync, curl over raw loopback
+#   - the machine's limits in the same run: dd of the same size with fdatasync, curl over raw loopback
 #     to /dev/null;
 #   - "+sync" rows (the tool, then `sync` of its files) for every other tool: hypersdk fsyncs
 #     before it reports done, so its time is already "durable"; CPU seconds (user+sys) per GiB
@@ -34,6 +34,9 @@ LATENCY_MS="${LATENCY_MS:-20}"
 PORT="${PORT:-18090}"
 TPORT="${TPORT:-18474}"
 LPORT="${LPORT:-18091}"
+# File sizes (MiB): the single file (both links; 1024 fits a small disk) and each of the 16.
+BIG_MIB="${BIG_MIB:-2048}"
+Q_MIB="${Q_MIB:-256}"
 SLOW_RATE_KB="${SLOW_RATE_KB:-10000}"
 SLOW_LATENCY_MS="${SLOW_LATENCY_MS:-40}"
 SLPORT="${SLPORT:-18092}"
@@ -54,12 +57,12 @@ gcc -std=c11 -O2 -Iinclude -o "$FETCH" benches/fetch.c -L"$HS_LIB_DIR" -l:libhyp
   -Wl,-rpath,"$HS_LIB_DIR"
 
 mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$(dirname "$OUT_CSV")"
-[ -f "$WORK/data/full.bin" ] || head -c $((2 << 30)) /dev/urandom >"$WORK/data/full.bin"
-if [ ! -f "$WORK/data/q.bin" ]; then
-  head -c $((256 << 20)) /dev/urandom >"$WORK/data/q.bin"
-fi
+# Sources of the sizes asked for (a source of another size from an earlier run is replaced).
+for f in "full.bin:$BIG_MIB" "q.bin:$Q_MIB"; do
+  p="$WORK/data/${f%%:*}"
+  [ "$(stat -c %s "$p" 2>/dev/null || echo 0)" = $((${f#*:} << 20)) ] || head -c $((${f#*:} << 20)) /dev/urandom >"$p"
+done
 for i in $(seq 0 15); do ln -sf q.bin "$WORK/data/q$i.bin"; done
-[ -f "$WORK/data/g1.bin" ] || head -c $((1 << 30)) /dev/urandom >"$WORK/data/g1.bin"
 
 start_nginx cloudlike "$PORT" "$WORK/data" "autoindex on;"
 start_toxiproxy "$TPORT" "$WORK/toxiproxy.log"
@@ -71,12 +74,12 @@ SLOW="http://127.0.0.1:$SLPORT"
 RAW="http://127.0.0.1:$PORT"
 echo "kind,tool,streams,seconds,mib_per_s,peak_rss_mib" >"$OUT_CSV"
 
-BIG=$((2 << 30))
+BIG=$((BIG_MIB << 20))
 OUTF="$WORK/out/full.bin" SRCF="$WORK/data/full.bin"
 ARIA_ONE=(aria2c -q -x16 -s16 -k1M --file-allocation=none --allow-overwrite=true -d "$WORK/out" -o full.bin "$CLOUD/full.bin")
 RCLONE_ONE=(rclone copyto -q --http-url "$CLOUD" ":http:full.bin" "$OUTF" --multi-thread-streams 16 --multi-thread-cutoff 1M)
-# The machine's limits, in the same rounds: the disk (2 GiB with fdatasync) and raw loopback.
-add "limits:dd-fdatasync" 1 $BIG /dev/null /dev/null dd if=/dev/zero of="$WORK/out/dd.bin" bs=1M count=2048 conv=fdatasync status=none
+# The machine's limits, in the same rounds: the disk (BIG_MIB with fdatasync) and raw loopback.
+add "limits:dd-fdatasync" 1 $BIG /dev/null /dev/null dd if=/dev/zero of="$WORK/out/dd.bin" bs=1M count="$BIG_MIB" conv=fdatasync status=none
 add "limits:loopback-devnull" 1 $BIG /dev/null /dev/null curl -s -o /dev/null "$RAW/full.bin"
 add "single:curl" 1 $BIG "$OUTF" "$SRCF" curl -s -o "$OUTF" "$CLOUD/full.bin"
 add "single:curl+sync" 1 $BIG "$OUTF" "$SRCF" bash -c 'then_sync "$@"' _ "$OUTF" -- curl -s -o "$OUTF" "$CLOUD/full.bin"
@@ -89,7 +92,7 @@ add "single:hypersdk" 64 $BIG "$OUTF" "$SRCF" "$FETCH" "$WORK/out" "$CLOUD/full.
 # The same with fixed 8 MiB parts (before guided part sizes).
 add "single:hypersdk-8m" 64 $BIG "$OUTF" "$SRCF" "$FETCH" --options '{"max_part_size": 8388608}' "$WORK/out" "$CLOUD/full.bin"
 
-MANY=$((16 * (256 << 20)))
+MANY=$((16 * (Q_MIB << 20)))
 urls=() files=() outs=()
 for i in $(seq 0 15); do urls+=("$CLOUD/q$i.bin"); files+=("q$i.bin"); outs+=("$WORK/out/q$i.bin"); done
 printf '%s\n' "${urls[@]}" >"$WORK/urls.txt"
@@ -108,18 +111,18 @@ add "many:hypersdk-auto" 16 $MANY "$OUTQ" "$SRCQ" "$FETCH" --global '{"max_concu
 for n in 1 2 4 8 16 32; do
   add "streams:hypersdk-$n" "$n" $BIG "$OUTF" "$SRCF" "$FETCH" --options "{\"parts_in_flight\": $n, \"max_parts_in_flight\": $n}" "$WORK/out" "$CLOUD/full.bin"
 done
-# The slow link: 1 GiB, 10 MB/s per connection, 40 ms.
-G1=$((1 << 30))
-OUTG="$WORK/out/g1.bin" SRCG="$WORK/data/g1.bin"
-ARIA_SLOW=(aria2c -q -x16 -s16 -k1M --file-allocation=none --allow-overwrite=true -d "$WORK/out" -o g1.bin "$SLOW/g1.bin")
-RCLONE_SLOW=(rclone copyto -q --http-url "$SLOW" ":http:g1.bin" "$OUTG" --multi-thread-streams 16 --multi-thread-cutoff 1M)
+# The slow link (10 MB/s per connection, 40 ms), the same file.
+G1=$BIG
+OUTG="$OUTF" SRCG="$SRCF"
+ARIA_SLOW=(aria2c -q -x16 -s16 -k1M --file-allocation=none --allow-overwrite=true -d "$WORK/out" -o full.bin "$SLOW/full.bin")
+RCLONE_SLOW=(rclone copyto -q --http-url "$SLOW" ":http:full.bin" "$OUTG" --multi-thread-streams 16 --multi-thread-cutoff 1M)
 add "slow:aria2c" 16 $G1 "$OUTG" "$SRCG" "${ARIA_SLOW[@]}"
 add "slow:aria2c+sync" 16 $G1 "$OUTG" "$SRCG" bash -c 'then_sync "$@"' _ "$OUTG" -- "${ARIA_SLOW[@]}"
 add "slow:rclone" 16 $G1 "$OUTG" "$SRCG" "${RCLONE_SLOW[@]}"
 add "slow:rclone+sync" 16 $G1 "$OUTG" "$SRCG" bash -c 'then_sync "$@"' _ "$OUTG" -- "${RCLONE_SLOW[@]}"
-add "slow:hypersdk" 64 $G1 "$OUTG" "$SRCG" "$FETCH" "$WORK/out" "$SLOW/g1.bin"
-add "slow:hypersdk-fixed16" 16 $G1 "$OUTG" "$SRCG" "$FETCH" --options '{"parts_in_flight": 16, "max_parts_in_flight": 16}' "$WORK/out" "$SLOW/g1.bin"
-add "slow:hypersdk-fixed64" 64 $G1 "$OUTG" "$SRCG" "$FETCH" --options '{"parts_in_flight": 64, "max_parts_in_flight": 64}' "$WORK/out" "$SLOW/g1.bin"
+add "slow:hypersdk" 64 $G1 "$OUTG" "$SRCG" "$FETCH" "$WORK/out" "$SLOW/full.bin"
+add "slow:hypersdk-fixed16" 16 $G1 "$OUTG" "$SRCG" "$FETCH" --options '{"parts_in_flight": 16, "max_parts_in_flight": 16}' "$WORK/out" "$SLOW/full.bin"
+add "slow:hypersdk-fixed64" 64 $G1 "$OUTG" "$SRCG" "$FETCH" --options '{"parts_in_flight": 64, "max_parts_in_flight": 64}' "$WORK/out" "$SLOW/full.bin"
 run_all
 SECS[single:hypersdk-16]=${SECS[streams:hypersdk-16]} RSS[single:hypersdk-16]=${RSS[streams:hypersdk-16]} CPUS[single:hypersdk-16]=${CPUS[streams:hypersdk-16]}
 
@@ -158,14 +161,16 @@ for label in single:curl single:curl+sync single:aria2c single:aria2c+sync singl
     "$(echo "100 * $mibs / $(ceiling "$streams")" | bc -l)" "$(echo "${CPUS[$label]} * 1073741824 / $bytes" | bc -l)" $((${RSS[$label]} / 1024))
 done
 echo
-echo "Machine limits in the same rounds: dd of 2 GiB with fdatasync $(printf %.2f "${SECS[limits:dd-fdatasync]}") s ($(echo "2048 / ${SECS[limits:dd-fdatasync]}" | bc -l | cut -d. -f1) MiB/s); curl of 2 GiB over raw loopback to /dev/null $(printf %.2f "${SECS[limits:loopback-devnull]}") s ($(echo "2048 / ${SECS[limits:loopback-devnull]}" | bc -l | cut -d. -f1) MiB/s)."
+echo "Machine limits in the same rounds: dd of $BIG_MIB MiB with fdatasync $(printf %.2f "${SECS[limits:dd-fdatasync]}") s ($(echo "$BIG_MIB / ${SECS[limits:dd-fdatasync]}" | bc -l | cut -d. -f1) MiB/s); curl of $BIG_MIB MiB over raw loopback to /dev/null $(printf %.2f "${SECS[limits:loopback-devnull]}") s ($(echo "$BIG_MIB / ${SECS[limits:loopback-devnull]}" | bc -l | cut -d. -f1) MiB/s)."
 echo
-echo "### Slow link: ${SLOW_RATE_KB} KB/s per connection, ${SLOW_LATENCY_MS} ms latency, one 1 GiB file, median of $RUNS"
+echo "Files: one of $BIG_MIB MiB; 16 of $Q_MIB MiB."
+echo
+echo "### Slow link: ${SLOW_RATE_KB} KB/s per connection, ${SLOW_LATENCY_MS} ms latency, one $BIG_MIB MiB file, median of $RUNS"
 echo
 echo "| tool | seconds | MiB/s | CPU s per GiB | peak RSS MiB |"
 echo "|---|---:|---:|---:|---:|"
 for label in slow:aria2c slow:aria2c+sync slow:rclone slow:rclone+sync slow:hypersdk slow:hypersdk-fixed16 slow:hypersdk-fixed64; do
-  printf '| %s | %.2f | %.0f | %.2f | %d |\n' "${label#*:}" "${SECS[$label]}" "$(echo "1024 / ${SECS[$label]}" | bc -l)" "${CPUS[$label]}" $((${RSS[$label]} / 1024))
+  printf '| %s | %.2f | %.0f | %.2f | %d |\n' "${label#*:}" "${SECS[$label]}" "$(echo "$BIG_MIB / ${SECS[$label]}" | bc -l)" "$(echo "${CPUS[$label]} * 1024 / $BIG_MIB" | bc -l)" $((${RSS[$label]} / 1024))
 done
 echo
 echo "hypersdk (default) vs the best other tool, slow link: $(ratio "$(best "${SECS[slow:aria2c]}" "${SECS[slow:rclone]}")" "${SECS[slow:hypersdk]}")× to exit, $(ratio "$(best "${SECS[slow:aria2c+sync]}" "${SECS[slow:rclone+sync]}")" "${SECS[slow:hypersdk]}")× to bytes on disk; CPU per GiB $(ratio "${CPUS[slow:hypersdk]}" "${CPUS[slow:aria2c]}")× aria2c's"
@@ -200,7 +205,7 @@ done
 wait $pid
 # Throughput against time of one default download on the slow link (progress every 50 ms).
 rm -rf "$WORK/out" && mkdir -p "$WORK/out" && sync
-"$FETCH" --trace "$(dirname "$OUT_CSV")/trace.csv" --options '{"progress_interval_ms": 50}' "$WORK/out" "$SLOW/g1.bin" >/dev/null
+"$FETCH" --trace "$(dirname "$OUT_CSV")/trace.csv" --options '{"progress_interval_ms": 50}' "$WORK/out" "$SLOW/full.bin" >/dev/null
 venv="${HS_TOOLS_DIR:-$HOME/.cache/hypersdk-tools}/plot-venv"
 [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "import matplotlib" 2>/dev/null ||
   { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib; }

@@ -211,9 +211,11 @@ pub(crate) async fn download_from(
         .map(|kind| follow_hash(state.clone(), size, kind));
     let mut set = JoinSet::new();
     let mut failure: Option<Error> = None;
+    // The host's refusals count from now: those of files before are not this file's business.
+    let host_throttled = || state.host.as_ref().map_or(0, |h| h.throttled());
+    let throttled_before = host_throttled();
     loop {
-        let throttled =
-            state.failed.load(Ordering::Relaxed) + state.host.as_ref().map_or(0, |h| h.throttled());
+        let throttled = state.failed.load(Ordering::Relaxed) + host_throttled() - throttled_before;
         let limit = width.observe(
             state.fetched.load(Ordering::Relaxed),
             throttled,
