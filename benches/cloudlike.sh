@@ -134,7 +134,7 @@ cpu() {
   for _ in $(seq 1 "$RUNS"); do
     rm -rf "$WORK/out" && mkdir -p "$WORK/out" && sync
     /usr/bin/time -f "%U %S" -o "$log" "$@" >/dev/null
-    out+=("$(awk '{printf "%.2f", ($1 + $2) / 2}' "$log")")
+    out+=("$(awk -v gib="$(echo "$BIG_MIB / 1024" | bc -l)" '{printf "%.2f", ($1 + $2) / gib}' "$log")")
   done
   rm -f "$log"
   printf '%s\n' "${out[@]}" | median
