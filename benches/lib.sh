@@ -9,6 +9,8 @@ measure() {
   /usr/bin/time -v "$@" >/dev/null 2>"$log" || { cat "$log" >&2; rm -f "$log"; return 1; }
   t1=$(date +%s.%N)
   echo "$(echo "$t1 - $t0" | bc -l) $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log")"
+  # CPU seconds (user + sys) of the command and its children, for run_all's CPUS.
+  awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f\n", s}' "$log" >"$WORK/.cpu"
   rm -f "$log"
 }
 
@@ -18,9 +20,10 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Every measured command is added with `add LABEL STREAMS BYTES OUT SRC CMD...` (OUT is compared
 # with SRC after every run), then `run_all` runs them in interleaved rounds (A B C, A B C, …) so
 # the drift of this shared machine (its disk speed moves by 2× within minutes) hits every tool
-# alike; medians of RUNS into SECS[label] (and a CSV row per label into $OUT_CSV when set).
+# alike; medians of RUNS into SECS[label], CPU seconds (user+sys) into CPUS[label] (and a CSV row
+# per label into $OUT_CSV when set).
 LABELS=()
-declare -A CMD META SECS RSS
+declare -A CMD META SECS RSS CPUS
 add() {
   local label=$1
   LABELS+=("$label")
@@ -31,13 +34,14 @@ add() {
 same() { cmp -s "$1" "$2" || { echo "$1 differs from $2" >&2; exit 1; }; }
 run_all() {
   local label r streams bytes out src
-  declare -A times maxrss
+  declare -A times maxrss cpus
   for _ in $(seq 1 "$RUNS"); do
     for label in "${LABELS[@]}"; do
       read -r streams bytes out src <<<"${META[$label]}"
       r=$(eval "measure ${CMD[$label]}")
       same "$out" "$src"
       times[$label]+="${r% *} "
+      cpus[$label]+="$(cat "$WORK/.cpu") "
       [ "${r#* }" -gt "${maxrss[$label]:-0}" ] && maxrss[$label]=${r#* }
     done
   done
@@ -45,6 +49,7 @@ run_all() {
     read -r streams bytes out src <<<"${META[$label]}"
     SECS[$label]=$(printf '%s\n' ${times[$label]} | median)
     RSS[$label]=${maxrss[$label]}
+    CPUS[$label]=$(printf '%s\n' ${cpus[$label]} | median)
     [ -n "${OUT_CSV:-}" ] || continue
     printf '%s,%s,%s,%.3f,%.1f,%d\n' "${label%%:*}" "${label#*:}" "$streams" "${SECS[$label]}" \
       "$(echo "$bytes / 1048576 / ${SECS[$label]}" | bc -l)" $((RSS[$label] / 1024)) >>"$OUT_CSV"

@@ -2,7 +2,8 @@
 """Draws the benchmark charts into docs/ from the CSV files benches/cloudlike.sh writes:
 docs/bench-throughput-vs-streams.png (hypersdk's MiB/s against parts in flight, with the
 per-connection limit × streams and the other tools' single-file results for reference) and
-docs/bench-rss-over-time.png (resident memory of one process exporting 16 files at once).
+docs/bench-rss-over-time.png (resident memory of one process exporting 16 files at once) and
+docs/bench-throughput-over-time.png (one download on the slow link, the part-count steps).
 
 usage: benches/plot.py [CSV_DIR]   (run by benches/cloudlike.sh in a venv with matplotlib)
 """
@@ -57,3 +58,31 @@ if os.path.exists(rss_path):
     fig.tight_layout()
     fig.savefig(os.path.join(root, "docs", "bench-rss-over-time.png"), dpi=110)
 print("charts written to docs/")
+
+trace_path = os.path.join(data, "trace.csv")
+if os.path.exists(trace_path):
+    # Throughput against time of one download, from the progress callback's bytes_done: MiB/s
+    # over sliding 0.25 s windows. The part-count controller's steps show as steps.
+    pts = [(float(r["seconds"]), int(r["bytes_done"])) for r in csv.DictReader(open(trace_path))]
+    xs, ys = [], []
+    j = 0
+    for i, (t, b) in enumerate(pts):
+        while pts[j][0] < t - 0.25:
+            j += 1
+        if t - pts[j][0] > 0.1:
+            xs.append(t)
+            ys.append((b - pts[j][1]) / (t - pts[j][0]) / 1048576)
+    slow_mib = float(os.environ.get("SLOW_RATE_KB", "10000")) * 1000 / 1048576
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.plot(xs, ys, label="hypersdk, defaults")
+    for n in (16, 32, 64):
+        ax.axhline(n * slow_mib, ls="--", color="grey", lw=0.8)
+        ax.text(0, n * slow_mib, f" {n} × limit", va="bottom", fontsize=8, color="grey")
+    ax.set_xlabel("seconds")
+    ax.set_ylabel("MiB/s (0.25 s windows)")
+    ax.set_ylim(0, max(ys + [64 * slow_mib]) * 1.15)
+    lat = os.environ.get("SLOW_LATENCY_MS", "40")
+    ax.set_title(f"One 1 GiB download, {slow_mib:.1f} MiB/s per connection, {lat} ms")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(root, "docs", "bench-throughput-over-time.png"), dpi=110)

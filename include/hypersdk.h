@@ -193,8 +193,9 @@ uint32_t hs_version_number(void);
 
 // Sets process-wide limits from JSON: `max_concurrent_exports` (default 16; more wait in phase
 // queued), `max_bytes_per_second` (all exports together; 0 = none), `buffer_budget_bytes`
-// (memory for write buffers of all exports; default 64 MiB). Keys left out get their
-// defaults. May be called at any time; running exports follow.
+// (memory for write buffers of all exports; default 64 MiB), `max_connections_per_host`
+// (ranged requests at once to one scheme+host+port, all exports together; default 64). Keys
+// left out get their defaults. May be called at any time; running exports follow.
 //
 // `settings_json`: borrowed, may be NULL (all defaults). `err`: NULL or a slot that receives
 // an error to free with `hs_error_free`.

@@ -1,7 +1,7 @@
 //! Process-wide settings: the limits every export shares (concurrent exports, total bandwidth,
-//! buffer memory). They can be changed at any time; running transfers follow. The limits live
+//! buffer memory, connections per host). They can be changed at any time; running transfers follow. The limits live
 //! with the layer that enforces them (`export::job::EXPORT_SLOTS`,
-//! `transfer::PROCESS_LIMITS`); this module only parses and applies.
+//! `transfer::PROCESS_LIMITS`, `transfer::hosts`); this module only parses and applies.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,6 +17,9 @@ pub struct GlobalSettings {
     pub max_bytes_per_second: u64,
     /// Memory for write buffers of all exports together, bytes. Default 64 MiB.
     pub buffer_budget_bytes: u64,
+    /// Connections to one host (scheme, host, port) of all exports together: each ranged part
+    /// holds one while it runs, so many files at once share them. Default 64.
+    pub max_connections_per_host: u64,
 }
 
 impl Default for GlobalSettings {
@@ -25,6 +28,7 @@ impl Default for GlobalSettings {
             max_concurrent_exports: crate::export::job::DEFAULT_MAX_CONCURRENT_EXPORTS,
             max_bytes_per_second: 0,
             buffer_budget_bytes: crate::transfer::DEFAULT_BUFFER_BUDGET,
+            max_connections_per_host: crate::transfer::hosts::DEFAULT_CONNECTIONS_PER_HOST,
         }
     }
 }
@@ -43,6 +47,11 @@ pub fn configure(json: &str) -> Result<GlobalSettings> {
             "buffer_budget_bytes must be at least 1 MiB".into(),
         ));
     }
+    if s.max_connections_per_host == 0 || s.max_connections_per_host > 4096 {
+        return Err(Error::InvalidArgument(
+            "max_connections_per_host must be between 1 and 4096".into(),
+        ));
+    }
     crate::export::job::EXPORT_SLOTS.resize(s.max_concurrent_exports);
     crate::transfer::PROCESS_LIMITS
         .limiter
@@ -50,5 +59,6 @@ pub fn configure(json: &str) -> Result<GlobalSettings> {
     crate::transfer::PROCESS_LIMITS
         .budget
         .resize(s.buffer_budget_bytes);
+    crate::transfer::hosts::set_connections_per_host(s.max_connections_per_host);
     Ok(s)
 }

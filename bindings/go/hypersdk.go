@@ -51,7 +51,7 @@ import (
 func Version() string { return C.GoString(C.hs_version()) }
 
 // Configure sets process-wide limits (max_concurrent_exports, max_bytes_per_second,
-// buffer_budget_bytes); settings is marshalled to JSON.
+// buffer_budget_bytes, max_connections_per_host); settings is marshalled to JSON.
 func Configure(settings any) error {
 	js, err := toJSON(settings)
 	if err != nil {

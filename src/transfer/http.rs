@@ -208,6 +208,10 @@ struct HttpRanges {
 }
 
 impl RangeFetch for HttpRanges {
+    fn host(&self) -> Option<String> {
+        Some(super::hosts::key(&self.http.url))
+    }
+
     fn open<'a>(
         &'a self,
         start: u64,

@@ -18,7 +18,7 @@
 //! stream), `request` (one HTTP request, retried, and the answer's headers), `ranged` (parts in
 //! parallel + journal, for any [`ranged::RangeFetch`]), `stream` (one sequential HTTP stream),
 //! `local` (local files, written files), `body` (stall-aware chunk reads), `retry` (one retry
-//! rule), `limits` (what the whole process shares), `redact` (URLs for messages), `temp_file`,
+//! rule), `limits` (what the whole process shares), `hosts` (connections per host), `redact` (URLs for messages), `temp_file`,
 //! `journal`, `range_set`, `sparse`, `checksum`, `throttle`, `budget`.
 
 pub(crate) mod body;
@@ -26,6 +26,7 @@ pub(crate) mod budget;
 pub(crate) mod checksum;
 mod clean;
 mod dispatch;
+pub(crate) mod hosts;
 pub(crate) mod http;
 pub(crate) mod incremental;
 pub(crate) mod journal;

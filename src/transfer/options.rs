@@ -20,11 +20,13 @@ pub struct TransferOptions {
     /// Ranged requests in flight per file (at the start, when `max_parts_in_flight` is above).
     /// Default 16.
     pub parts_in_flight: usize,
-    /// Most ranged requests in flight per file: above `parts_in_flight`, more are added while
-    /// that still raises the file's throughput by a tenth or more (a link that limits each
-    /// connection), up to this; a step that does not pay is undone and tried again later. At or
-    /// below `parts_in_flight`: a fixed count of `parts_in_flight`. Default 16, so a fixed 16: the
-    /// search measured slower than a fixed 16 on the cloud-like benchmark (docs/BENCHMARKS.md).
+    /// Most ranged requests in flight per file: above `parts_in_flight`, the count doubles while
+    /// that raises the file's throughput by 15 % (a link that limits each connection), then
+    /// grows by smaller steps now and then, up to this; a step that does not pay is undone, and
+    /// a source that answers 429/503 or drops connections halves the count. Parts are sized for
+    /// this many. At or below `parts_in_flight`: a fixed count of `parts_in_flight`. Default 64.
+    /// Every file of the process shares the connections of one host
+    /// (`max_connections_per_host` in the global settings).
     pub max_parts_in_flight: usize,
     /// Bandwidth limit of this export, bytes per second; 0 = none. Default 0.
     pub max_bytes_per_second: u64,
@@ -48,7 +50,7 @@ impl Default for TransferOptions {
             part_size: 8 << 20,
             max_part_size: 64 << 20,
             parts_in_flight: 16,
-            max_parts_in_flight: 16,
+            max_parts_in_flight: 64,
             max_bytes_per_second: 0,
             max_attempts: 5,
             stall_timeout_ms: 30_000,

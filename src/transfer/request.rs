@@ -81,6 +81,12 @@ pub(crate) async fn send_with_retry(
                     return Ok(resp);
                 }
                 let err = status_error(status, name, &http.url);
+                if status == StatusCode::TOO_MANY_REQUESTS
+                    || status == StatusCode::SERVICE_UNAVAILABLE
+                {
+                    // The host asks for less: the part counts of its files back off.
+                    super::hosts::note_throttled(&http.url);
+                }
                 let wait = is_retryable_status(status)
                     .then(|| retry_after(resp.headers()))
                     .flatten();

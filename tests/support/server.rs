@@ -71,6 +71,9 @@ struct State {
     body_bytes: AtomicU64,
     /// Responses being written now.
     responding: AtomicU64,
+    /// Ranged GETs (not the one-byte probe) being answered now, and the most at once.
+    ranged_now: AtomicU64,
+    ranged_peak: AtomicU64,
     requests: Mutex<Vec<String>>,
     version: AtomicU64,
 }
@@ -245,6 +248,11 @@ impl TestServer {
         self.state.stalls.lock().unwrap().clone()
     }
 
+    /// The most ranged GETs (one-byte probes left out) answered at once so far.
+    pub fn peak_ranged(&self) -> u64 {
+        self.state.ranged_peak.load(Ordering::SeqCst)
+    }
+
     /// "GET /path bytes=a-b" lines, one per request.
     pub fn requests(&self) -> Vec<String> {
         self.state.requests.lock().unwrap().clone()
@@ -309,8 +317,14 @@ async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
             "{method} {path} {}",
             range.clone().unwrap_or_default()
         ));
+        let part = method == "GET" && range.as_deref().is_some_and(|r| r != "bytes=0-0");
         let keep = {
             let _responding = Responding::new(&st.responding);
+            let _ranged = part.then(|| {
+                let now = st.ranged_now.fetch_add(1, Ordering::SeqCst) + 1;
+                st.ranged_peak.fetch_max(now, Ordering::SeqCst);
+                Responding(&st.ranged_now)
+            });
             respond(&mut sock, &st, &method, &path, &headers).await?
         };
         if !keep {

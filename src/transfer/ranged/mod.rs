@@ -26,6 +26,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::body::ByteStream;
+use super::hosts::{self, Host};
 use super::incremental::BaseImage;
 use super::journal::{Journal, Validator};
 use super::range_set::RangeSet;
@@ -36,10 +37,13 @@ use crate::progress::FileCounters;
 use crate::sync::lock;
 use digest_follow::follow_hash;
 use journal_sync::sync_journal;
-use part_count::{PartCount, WIDTH_WINDOW};
+use part_count::PartCount;
 use parts::Parts;
 use resume::{Reserve, open_temp, reserve_len};
 use worker::fetch_part;
+
+/// How often the part count is looked at (it decides over longer windows of its own).
+const TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Bytes buffered per part before one positioned write.
 pub(crate) const WRITE_BUFFER: usize = 1 << 20;
@@ -58,6 +62,12 @@ pub(crate) trait RangeFetch: Send + Sync {
     /// The largest range one request may ask for (parts are cut to it).
     fn max_part(&self) -> u64 {
         u64::MAX
+    }
+
+    /// The host whose connection budget the parts share (scheme, host and port), or none for a
+    /// source that opens no connection of its own per part.
+    fn host(&self) -> Option<String> {
+        None
     }
 
     /// The smallest part worth a request, whatever `part_size` says (a source read in fixed
@@ -85,6 +95,10 @@ struct Ranged {
     write_lock: tokio::sync::Mutex<()>,
     counters: Arc<FileCounters>,
     fetched: AtomicU64,
+    /// The source's host: its connection budget and its count of refused requests.
+    host: Option<Arc<Host>>,
+    /// Requests of this file that failed and were retried (a dropped connection, a stall).
+    failed: AtomicU64,
     /// Stops the parts: the export's cancel, or the first part that failed. Parts then flush
     /// what they received, so the journal keeps every byte that reached the file.
     stop: CancellationToken,
@@ -164,7 +178,7 @@ pub(crate) async fn download_from(
     let gaps = journal.done.gaps(size);
     let state = Arc::new(Ranged {
         ctx: ctx.clone(),
-        fetch,
+        fetch: fetch.clone(),
         name: src.name.clone(),
         file: Arc::new(file),
         temp: temp.clone(),
@@ -174,18 +188,22 @@ pub(crate) async fn download_from(
         write_lock: tokio::sync::Mutex::new(()),
         counters: counters.clone(),
         fetched: AtomicU64::new(0),
+        host: fetch.host().map(|k| hosts::host(&k)),
+        failed: AtomicU64::new(0),
         stop: ctx.cancel.child_token(),
     });
 
-    let cap = state.fetch.max_part();
-    let mut parts = Parts::new(
+    let mut parts = Parts::for_file(
         gaps,
-        ctx.opts
-            .part_size
-            .min(cap)
-            .max(state.fetch.min_part())
-            .max(1),
-        ctx.opts.max_part_size.min(cap),
+        &ctx.opts,
+        state.fetch.min_part(),
+        state.fetch.max_part(),
+    );
+    let mut width = PartCount::new(
+        ctx.opts.parts_in_flight,
+        ctx.opts.max_parts_in_flight,
+        parts.typical(),
+        Instant::now(),
     );
     // The digest a manifest needs, computed while the parts arrive (see `follow_hash`).
     let hasher = src
@@ -193,15 +211,18 @@ pub(crate) async fn download_from(
         .map(|kind| follow_hash(state.clone(), size, kind));
     let mut set = JoinSet::new();
     let mut failure: Option<Error> = None;
-    let mut width = PartCount::new(
-        ctx.opts.parts_in_flight,
-        ctx.opts.max_parts_in_flight,
-        Instant::now(),
-    );
+    // The host's refusals count from now: those of files before are not this file's business.
+    let host_throttled = || state.host.as_ref().map_or(0, |h| h.throttled());
+    let throttled_before = host_throttled();
     loop {
-        let limit = width.observe(state.fetched.load(Ordering::Relaxed), Instant::now());
+        let throttled = state.failed.load(Ordering::Relaxed) + host_throttled() - throttled_before;
+        let limit = width.observe(
+            state.fetched.load(Ordering::Relaxed),
+            throttled,
+            Instant::now(),
+        );
         while failure.is_none() && set.len() < limit {
-            let Some((a, b)) = parts.next(limit) else {
+            let Some((a, b)) = parts.next() else {
                 break;
             };
             let st = state.clone();
@@ -212,7 +233,7 @@ pub(crate) async fn download_from(
         let tick = width.adaptive() && failure.is_none() && !parts.is_empty();
         let joined = tokio::select! {
             j = set.join_next() => j,
-            _ = tokio::time::sleep(WIDTH_WINDOW / 2), if tick => continue,
+            _ = tokio::time::sleep(TICK), if tick => continue,
         };
         let Some(joined) = joined else {
             break;

@@ -11,28 +11,55 @@ pub(crate) struct Parts {
     left: u64,
     unit: u64,
     largest: u64,
+    /// The parts the share is spread over.
+    width: usize,
 }
 
 impl Parts {
-    pub(crate) fn new(gaps: Vec<(u64, u64)>, unit: u64, largest: u64) -> Parts {
+    pub(crate) fn new(gaps: Vec<(u64, u64)>, unit: u64, largest: u64, width: usize) -> Parts {
         let unit = unit.max(1);
         Parts {
             left: gaps.iter().map(|(a, b)| b - a).sum(),
             gaps: gaps.into(),
             unit,
             largest: largest.max(unit),
+            width: width.max(1),
         }
+    }
+
+    /// The parts of a file, as the options and the source allow: between `part_size` (at least
+    /// the source's smallest part) and `max_part_size` (at most its largest), spread over the
+    /// most parts that may run (`max_parts_in_flight`), not the count at the start. Spread over
+    /// the start's 16, the first 16 parts of a 1 GiB file would take 64 MiB each, all of it,
+    /// before the part-count controller adds a connection; new connections would have nothing
+    /// left to fetch.
+    pub(crate) fn for_file(
+        gaps: Vec<(u64, u64)>,
+        opts: &crate::transfer::TransferOptions,
+        min_part: u64,
+        max_part: u64,
+    ) -> Parts {
+        Parts::new(
+            gaps,
+            opts.part_size.min(max_part).max(min_part).max(1),
+            opts.max_part_size.min(max_part),
+            opts.parts_in_flight.max(opts.max_parts_in_flight),
+        )
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.gaps.is_empty()
     }
 
-    /// The next part, with `width` parts in flight.
-    pub(crate) fn next(&mut self, width: usize) -> Option<(u64, u64)> {
+    /// The size the next part would have.
+    pub(crate) fn typical(&self) -> u64 {
+        (self.left / self.width as u64).clamp(self.unit, self.largest)
+    }
+
+    /// The next part.
+    pub(crate) fn next(&mut self) -> Option<(u64, u64)> {
         let (a, b) = *self.gaps.front()?;
-        let share = self.left / width.max(1) as u64;
-        let len = share.clamp(self.unit, self.largest);
+        let len = self.typical();
         // `len` ≥ unit, so the rounded-down end is still past `a`.
         let e = ((a + len) / self.unit * self.unit).min(b);
         if e == b {
@@ -54,9 +81,9 @@ mod tests {
 
     /// Cuts everything with `width` parts in flight; checks each part against the rules.
     fn cut(gaps: &[(u64, u64)], unit: u64, largest: u64, width: usize) -> Vec<(u64, u64)> {
-        let mut p = Parts::new(gaps.to_vec(), unit, largest);
+        let mut p = Parts::new(gaps.to_vec(), unit, largest, width);
         let mut out = Vec::new();
-        while let Some((a, b)) = p.next(width) {
+        while let Some((a, b)) = p.next() {
             assert!(a < b, "empty part {a}..{b}");
             let gap_end = gaps.iter().find(|(s, e)| *s <= a && a < *e).unwrap().1;
             assert!(b <= gap_end, "{a}..{b} runs past its gap");
@@ -98,6 +125,32 @@ mod tests {
             parts,
             [(0, 4 * MIB), (4 * MIB, 8 * MIB), (8 * MIB, 9 * MIB)]
         );
+    }
+
+    #[test]
+    fn parts_leave_room_for_the_connections_that_may_come() {
+        // Defaults: 16 parts at the start, up to 64. The first 16 parts of a 1 GiB file must
+        // leave most of it for the connections the controller adds (with the share spread over
+        // 16 they took all of it: 16 × 64 MiB).
+        let o = crate::transfer::TransferOptions::default();
+        let mut p = Parts::for_file(vec![(0, 1024 * MIB)], &o, 1, u64::MAX);
+        let first: u64 = (0..16).map(|_| p.next().map_or(0, |(a, b)| b - a)).sum();
+        assert!(
+            first <= 300 * MIB,
+            "the first 16 parts take {} MiB",
+            first / MIB
+        );
+        // A source's own limits still win.
+        let mut p = Parts::for_file(vec![(0, 1024 * MIB)], &o, 1, 4 * MIB);
+        assert_eq!(p.next(), Some((0, 4 * MIB)));
+        // A fixed count (max below the start) spreads over the start.
+        let o = crate::transfer::TransferOptions {
+            parts_in_flight: 4,
+            max_parts_in_flight: 1,
+            ..o
+        };
+        let p = Parts::for_file(vec![(0, 1024 * MIB)], &o, 1, u64::MAX);
+        assert_eq!(p.typical(), 64 * MIB);
     }
 
     proptest! {

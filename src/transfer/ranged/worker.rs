@@ -14,6 +14,15 @@ use crate::transfer::{PROCESS_LIMITS, blocking, throttle};
 /// Fetches `[start, end)` into place, retrying and continuing from the last byte received.
 pub(super) async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
     let cap = WRITE_BUFFER.min((end - start) as usize);
+    // A connection of the host first (shared by every file of the process), then the buffer:
+    // always in this order, so no part holds one while another holds the other.
+    let _connection = match &st.host {
+        Some(h) => Some(tokio::select! {
+            _ = st.stop.cancelled() => return Err(Error::Cancelled),
+            p = h.acquire() => p,
+        }),
+        None => None,
+    };
     let _permit = tokio::select! {
         _ = st.stop.cancelled() => return Err(Error::Cancelled),
         p = PROCESS_LIMITS.budget.acquire(cap as u64) => p,
@@ -37,6 +46,8 @@ pub(super) async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result
         }
         if let Err(e) = r {
             tracing::debug!(file = %st.name, pos, error = %e, "part interrupted");
+            // A dropped connection or a stall: the part-count controller backs off.
+            st.failed.fetch_add(1, Ordering::Relaxed);
             let retried = attempts.retries;
             attempts.failed(e, pos > before, None, &st.stop).await?;
             st.counters.add_retries(attempts.retries - retried);
