@@ -364,9 +364,10 @@ fn a_fragmented_disk_is_fetched_in_few_requests_with_its_holes_kept() {
     let file = out.path().join("frag.raw");
     assert!(std::fs::read(&file).unwrap() == d, "the bytes differ");
     // One request per range would be 128 (and a probe); merged, the downloader cuts the one
-    // extent into parts as it sees fit (~45 on this small disk).
+    // extent into parts as it sees fit (sized for the 64 connections that may come: ~65 on
+    // this small disk).
     let gets = proxy.ranged_gets.load(Ordering::SeqCst);
-    assert!(gets <= 64, "{gets} ranged requests for 128 small ranges");
+    assert!(gets <= 80, "{gets} ranged requests for 128 small ranges");
     // The clear bytes fetched with the ranges are zeros and stay holes: each piece costs at
     // most its 64 KiB block on disk, not the 128 KiB between pieces.
     let allocated = std::fs::metadata(&file).unwrap().blocks() * 512;

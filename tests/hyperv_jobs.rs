@@ -57,8 +57,19 @@ fn a_cancel_mid_conversion_stops_the_jobs_its_calls_returned_not_a_conversion_st
     assert_eq!(r.status, "cancelled", "{}", r.to_json());
     let ours: Vec<&Value> = jobs.iter().filter(|j| j["source_vm"] == ID1).collect();
     assert_eq!(ours.len(), 3, "{jobs:?}");
+    // The ids the export's calls returned: ours only (a call still on its way at the cancel —
+    // its job seen at the host, its answer not yet at the client — may be missing; that job
+    // ends with the PowerShell the cancel kills, checked below).
     let ids: Vec<&Value> = ours.iter().map(|j| &j["instance_id"]).collect();
-    assert_eq!(r.provider["job_ids"], json!(ids), "{}", r.to_json());
+    let known = r.provider["job_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(!known.is_empty(), "{}", r.to_json());
+    assert!(
+        known.iter().all(|k| ids.contains(&k)),
+        "{known:?} not all of {ids:?}"
+    );
     let state = hv.state();
     let other = jobs
         .iter()

@@ -134,6 +134,8 @@ fn gcp_compute_calls_trust_the_configured_ca_and_only_it() {
     server.put(&format!("{base}zones/us-z1-a/instances"), b"{}".to_vec());
     let disks = r#"{"items":[{"name":"d1","sizeGb":"2","status":"READY"}]}"#;
     server.put(&format!("{base}zones/us-z1-a/disks"), disks.into());
+    // The zone's region's regional disks (regionDisks.list): none.
+    server.put(&format!("{base}regions/us-z1/disks"), b"{}".to_vec());
     server.put(&format!("{base}global/images"), b"{}".to_vec());
     let cfg = |ca: Option<&str>| {
         let base = json!({

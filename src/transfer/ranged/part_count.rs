@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 /// worse than the one before the step is taken as spoiled (a journal sync, the page cache
 /// flushing: more connections seldom make a link slower) and measured once more before the step
 /// is undone. Requests the source refused with 429/503, or connections it dropped, halve the
-/// count at once and stop growth for a while. Where the link does not limit connections (raw
+/// count at once and stop growth for a while — at most once a window, since the requests in
+/// flight at a halving are refused too. A window that fetched nothing (parts waiting for the
+/// host's connections or the buffer budget) is no baseline for a step; a step smaller than a
+/// quarter (the last one up to the max) has to pay in proportion to what it adds. Where the link does not limit connections (raw
 /// loopback, a disk-bound file) this costs one window of twice the connections, then probes
 /// spaced further and further apart.
 pub(crate) struct PartCount {
@@ -41,6 +44,9 @@ pub(crate) struct PartCount {
     window_start: Instant,
     window_bytes: u64,
     throttled_seen: u64,
+    /// The last halving: refusals within a window after it are of requests already in flight
+    /// (halving cancels none), not a new answer to the lower count.
+    halved_at: Option<Instant>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,6 +91,7 @@ impl PartCount {
             window_start: now,
             window_bytes: 0,
             throttled_seen: 0,
+            halved_at: None,
         }
     }
 
@@ -122,13 +129,20 @@ impl PartCount {
             return self.limit;
         }
         if throttled > self.throttled_seen {
-            // The source says it is too much: halve now, grow again only later and slowly.
             self.throttled_seen = throttled;
-            let at = (self.limit / 2).max(1);
-            self.hold(now, at);
-            self.window_start = now;
-            self.window_bytes = fetched;
-            return self.limit;
+            // The source says it is too much: halve now, grow again only later and slowly —
+            // once per window: the requests in flight at the halving are refused too.
+            if self
+                .halved_at
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.window)
+            {
+                self.halved_at = Some(now);
+                let at = (self.limit / 2).max(1);
+                self.hold(now, at);
+                self.window_start = now;
+                self.window_bytes = fetched;
+                return self.limit;
+            }
         }
         let dt = now.saturating_duration_since(self.window_start);
         if dt < self.window {
@@ -145,6 +159,9 @@ impl PartCount {
             self.window = Duration::from_secs_f64(part_secs / 4.0).clamp(WINDOW_MIN, WINDOW_MAX);
         }
         match self.phase {
+            // A window that fetched nothing (every part waiting for the host's connections or
+            // the buffer budget, a slow first byte) is no baseline: any step would "pay".
+            Phase::Measure if rate <= 0.0 => {}
             Phase::Measure => self.step(now, rate),
             Phase::Settle { from, baseline } => {
                 self.phase = Phase::Judge {
@@ -158,10 +175,13 @@ impl PartCount {
                 baseline,
                 again,
             } => {
+                // A doubling must pay 15 %; a smaller step pays in proportion to what it adds
+                // (a quarter more: 10 %; the last few up to the max, e.g. 60 → 64, less).
+                let added = (self.limit - from) as f64 / from as f64;
                 let gain = if self.limit >= from * 2 {
                     DOUBLING_GAIN
                 } else {
-                    STEP_GAIN
+                    1.0 + (STEP_GAIN - 1.0) * (added / 0.25).min(1.0)
                 };
                 if rate >= baseline * gain {
                     // The step paid: keep it and take the next.

@@ -122,13 +122,49 @@ fn backs_off_when_the_source_throttles() {
     assert_eq!(at(&seen, 5.0), 32, "halved at the first refusal: {seen:?}");
     assert_eq!(at(&seen, 6.9), 32, "no step before the wait: {seen:?}");
     assert!(at(&seen, 9.0) < 64, "small steps, not a doubling: {seen:?}");
-    // Refused again and again: down to one.
+    // Refused again and again: halved once per window (the requests in flight at a halving
+    // are refused too; they are not a new answer), so down to one in seconds, not at once.
     let l = Link {
         rate: |_: f64, n: usize| n as f64 * 10.0 * MB,
         ramp: 0.3,
         throttled: |t: f64| (t * 10.0) as u64,
     };
-    assert_eq!(run(16, 64, 8 * MIB, 3.0, &l).last().unwrap().1, 1);
+    let seen = run(16, 64, 8 * MIB, 3.0, &l);
+    assert_eq!(at(&seen, 0.3), 8, "{seen:?}");
+    assert_eq!(at(&seen, 0.7), 4, "{seen:?}");
+    assert_eq!(seen.last().unwrap().1, 1, "{seen:?}");
+    // A burst of 16 refusals at once (one SlowDown answered to every part in flight): one
+    // halving, not four.
+    let l = Link {
+        rate: |_: f64, n: usize| n as f64 * 10.0 * MB,
+        ramp: 0.3,
+        throttled: |t: f64| if t >= 5.0 { 16 } else { 0 } + if t >= 5.2 { 16 } else { 0 },
+    };
+    let seen = run(16, 64, 8 * MIB, 6.0, &l);
+    assert_eq!(at(&seen, 5.3), 32, "{seen:?}");
+}
+
+#[test]
+fn a_window_that_fetched_nothing_is_no_baseline() {
+    // Nothing arrives for the first 2 s (every part waits for the host's connections), then a
+    // link where more connections do not pay: no step is "paid" by an empty window (without
+    // the guard, 16 → 32 → 64 on windows of nothing).
+    let seen = run(
+        16,
+        64,
+        8 * MIB,
+        6.0,
+        &link(|t, _| if t < 2.05 { 0.0 } else { 200.0 * MB }),
+    );
+    assert!(seen.iter().all(|(_, n)| *n <= 32), "{seen:?}");
+}
+
+#[test]
+fn the_last_small_step_to_the_max_is_judged_by_what_it_adds() {
+    // Each connection pays fully; the max is 60 + 4: the last step adds 6.7 %, which must pay
+    // about that much, not the 10 % of a quarter step.
+    let seen = run(16, 68, 8 * MIB, 30.0, &link(|_, n| n as f64 * 10.0 * MB));
+    assert_eq!(seen.last().unwrap().1, 68, "{seen:?}");
 }
 
 #[test]
