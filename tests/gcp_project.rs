@@ -10,26 +10,8 @@ mod support;
 
 use hypersdk::Client;
 use serde_json::{Value, json};
-use support::gcp::{PROJECT, ZONE, client, gcp, gopts};
+use support::gcp::{PROJECT, ZONE, client, edit, export, gcp, gopts, project_with_disk};
 use support::wait_long as wait;
-
-fn export(src: &str, extra: Value) -> (hypersdk::ExportResult, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let r = wait(
-        &client()
-            .start_export(src, &gopts(out.path(), extra), None)
-            .unwrap(),
-    );
-    (r, out)
-}
-
-fn edit(project: &str, e: Value) {
-    let mut b = json!({"project": project});
-    for (k, v) in e.as_object().unwrap() {
-        b[k] = v.clone();
-    }
-    gcp().admin("project", b);
-}
 
 /// A disk of its own in `zone`; its export's source id.
 fn disk_in(zone: &str, name: &str) -> String {
@@ -148,18 +130,6 @@ fn the_dry_run_names_the_builder() {
         .find("gcr.io/compute-image-tools/gce_vm_image_export:release")
         .unwrap_or_else(|| panic!("{text}"));
     assert!(first < last, "{text}");
-}
-
-/// A project of its own with a zonal disk `disk` (1 MiB) in ZONE.
-fn project_with_disk(project: &str, number: &str, disk: &str) {
-    let g = gcp();
-    g.admin("project", json!({"project": project, "number": number}));
-    let p = g.dir.path().join(format!("{project}-{disk}.raw"));
-    std::fs::write(&p, support::server::pattern(1 << 20, 3)).unwrap();
-    g.admin(
-        "disk",
-        json!({"project": project, "zone": ZONE, "name": disk, "raw": p}),
-    );
 }
 
 /// Calls the stand-in took for `project`, per API (discovery name).

@@ -10,41 +10,9 @@ mod support;
 
 use hypersdk::ErrorKind;
 use serde_json::{Value, json};
-use support::gcp::{BUCKET, PROJECT, ZONE, client, gcp, gopts};
+use support::gcp::{BUCKET, PROJECT, ZONE, client, edit, export, gcp, gopts, project_with_disk};
 use support::wait_long as wait;
 use support::wait_until;
-
-/// A project of its own, with a zonal disk `disk` (1 MiB) in it; returns its number.
-fn project_with_disk(project: &str, number: &str, disk: &str) -> Vec<u8> {
-    let g = gcp();
-    g.admin("project", json!({"project": project, "number": number}));
-    let raw = support::server::pattern(1 << 20, 97);
-    let p = g.dir.path().join(format!("{project}-{disk}.raw"));
-    std::fs::write(&p, &raw).unwrap();
-    g.admin(
-        "disk",
-        json!({"project": project, "zone": ZONE, "name": disk, "raw": p}),
-    );
-    raw
-}
-
-fn export(src: &str, extra: Value) -> (hypersdk::ExportResult, tempfile::TempDir) {
-    let out = tempfile::tempdir().unwrap();
-    let r = wait(
-        &client()
-            .start_export(src, &gopts(out.path(), extra), None)
-            .unwrap(),
-    );
-    (r, out)
-}
-
-fn edit(project: &str, e: Value) {
-    let mut b = json!({"project": project});
-    for (k, v) in e.as_object().unwrap() {
-        b[k] = v.clone();
-    }
-    gcp().admin("project", b);
-}
 
 /// Item 1: a disabled service or a missing role is named, with the command that grants it,
 /// before any image or build is made; `skip_prerequisite_check` skips the check (the build then

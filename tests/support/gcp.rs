@@ -26,6 +26,41 @@ pub fn gopts(dir: &Path, extra: Value) -> String {
     super::opts(dir, o)
 }
 
+/// An export of `src` into a temp folder of its own (kept alive with the result).
+pub fn export(src: &str, extra: Value) -> (hypersdk::ExportResult, tempfile::TempDir) {
+    let out = tempfile::tempdir().unwrap();
+    let r = super::wait_long(
+        &client()
+            .start_export(src, &gopts(out.path(), extra), None)
+            .unwrap(),
+    );
+    (r, out)
+}
+
+/// Edits a stand-in project (`/_admin/project`: services, roles, bindings, custom roles).
+pub fn edit(project: &str, e: Value) {
+    let mut b = json!({"project": project});
+    for (k, v) in e.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    gcp().admin("project", b);
+}
+
+/// A project of its own, numbered `number`, with a zonal disk `disk` (1 MiB of a pattern) in
+/// ZONE; returns the disk's bytes.
+pub fn project_with_disk(project: &str, number: &str, disk: &str) -> Vec<u8> {
+    let g = gcp();
+    g.admin("project", json!({"project": project, "number": number}));
+    let raw = super::server::pattern(1 << 20, 97);
+    let p = g.dir.path().join(format!("{project}-{disk}.raw"));
+    std::fs::write(&p, &raw).unwrap();
+    g.admin(
+        "disk",
+        json!({"project": project, "zone": ZONE, "name": disk, "raw": p}),
+    );
+    raw
+}
+
 pub const PROJECT: &str = "hs-test-proj";
 pub const ZONE: &str = "europe-west1-b";
 pub const BUCKET: &str = "hs-exports";
