@@ -14,25 +14,12 @@ use std::time::{Duration, Instant};
 use hypersdk::{Client, ExportResult};
 use serde_json::{Value, json};
 use support::ebs::{BLOCK, GIB, ebs, gets, raw, snaps_of, stats, volume};
-use support::incremental::{assert_same, save};
+use support::incremental::{assert_same, export_done, save, wait};
 use support::moto::moto;
 use support::opts;
 
-fn wait(e: &hypersdk::Export) -> ExportResult {
-    e.wait(Some(Duration::from_secs(180)))
-        .unwrap()
-        .expect("export did not end within 180 s")
-}
-
 fn export(src: &str, out: &Path, extra: Value) -> ExportResult {
-    let mut o = json!({"poll_interval_ms": 20});
-    for (k, v) in extra.as_object().unwrap() {
-        o[k] = v.clone();
-    }
-    let c = Client::new("aws", &moto().config()).unwrap();
-    let r = wait(&c.start_export(src, &opts(out, o), None).unwrap());
-    assert_eq!(r.status, "done", "{}", r.to_json());
-    r
+    export_done("aws", &moto().config(), src, out, extra)
 }
 
 fn snapshot_of(r: &ExportResult) -> String {

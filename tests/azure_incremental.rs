@@ -14,26 +14,13 @@ use base64::Engine as _;
 use hypersdk::{Client, ExportResult};
 use serde_json::{Value, json};
 use support::azure::azure;
-use support::incremental::{assert_same, save};
+use support::incremental::{assert_same, export_done, save, wait};
 use support::opts;
 
 const MIB: usize = 1 << 20;
 
-fn wait(e: &hypersdk::Export) -> ExportResult {
-    e.wait(Some(Duration::from_secs(180)))
-        .unwrap()
-        .expect("export did not end within 180 s")
-}
-
 fn export(src: &str, out: &Path, extra: Value) -> ExportResult {
-    let mut o = json!({"poll_interval_ms": 20});
-    for (k, v) in extra.as_object().unwrap() {
-        o[k] = v.clone();
-    }
-    let c = Client::new("azure", &azure().config()).unwrap();
-    let r = wait(&c.start_export(src, &opts(out, o), None).unwrap());
-    assert_eq!(r.status, "done", "{}", r.to_json());
-    r
+    export_done("azure", &azure().config(), src, out, extra)
 }
 
 fn report(r: &ExportResult) -> &Value {

@@ -266,22 +266,9 @@ fn a_custom_role_with_the_permissions_holds_the_role() {
         let url = format!("{}/v1/{role}", gcp().url());
         let body: Value = support::block_on_peer(async move {
             let http = reqwest::Client::new();
-            let tok: Value = http
-                .post(format!("{}/token", gcp().url()))
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", "rt-good"),
-                    ("client_secret", "cs-good"),
-                    ("client_id", "hs-test-client"),
-                ])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let tok = support::gcp::access_token(&http, &gcp().url()).await;
             http.get(url)
-                .bearer_auth(tok["access_token"].as_str().unwrap())
+                .bearer_auth(tok)
                 .send()
                 .await
                 .unwrap()

@@ -367,21 +367,7 @@ fn the_stand_in_refuses_what_google_refuses() {
     let base = g.url();
     support::block_on_peer(async move {
         let http = reqwest::Client::new();
-        let tok: Value = http
-            .post(format!("{base}/token"))
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", "rt-good"),
-                ("client_secret", "cs-good"),
-                ("client_id", "hs-test-client"),
-            ])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let bearer = format!("Bearer {}", tok["access_token"].as_str().unwrap());
+        let bearer = format!("Bearer {}", support::gcp::access_token(&http, &base).await);
         let builds = format!("{base}/v1/projects/{PROJECT}/locations/europe-west1/builds");
         let export = |name: &str| {
             json!({"steps": [{"name": name, "args": [

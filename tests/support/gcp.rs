@@ -61,6 +61,26 @@ pub fn project_with_disk(project: &str, number: &str, disk: &str) -> Vec<u8> {
     raw
 }
 
+/// An access token from the stand-in's OAuth refresh flow (the test client's good refresh
+/// token), for calls a test makes to the stand-in itself.
+pub async fn access_token(http: &reqwest::Client, base: &str) -> String {
+    let tok: Value = http
+        .post(format!("{base}/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "rt-good"),
+            ("client_secret", "cs-good"),
+            ("client_id", "hs-test-client"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    tok["access_token"].as_str().unwrap().to_string()
+}
+
 pub const PROJECT: &str = "hs-test-proj";
 pub const ZONE: &str = "europe-west1-b";
 pub const BUCKET: &str = "hs-exports";

@@ -4,8 +4,34 @@
 
 use std::path::{Path, PathBuf};
 
-use hypersdk::ExportResult;
-use serde_json::Value;
+use hypersdk::{Client, ExportResult};
+use serde_json::{Value, json};
+
+/// Waits for the end of an export (three minutes at most: the measures read 1 GiB).
+pub fn wait(e: &hypersdk::Export) -> ExportResult {
+    e.wait(Some(std::time::Duration::from_secs(180)))
+        .unwrap()
+        .expect("export did not end within 180 s")
+}
+
+/// An export of `src` into `out` by `provider` with `config`, polling quickly, plus `extra`;
+/// it must end done.
+pub fn export_done(
+    provider: &str,
+    config: &str,
+    src: &str,
+    out: &Path,
+    extra: Value,
+) -> ExportResult {
+    let mut o = json!({"poll_interval_ms": 20});
+    for (k, v) in extra.as_object().unwrap() {
+        o[k] = v.clone();
+    }
+    let c = Client::new(provider, config).unwrap();
+    let r = wait(&c.start_export(src, &super::opts(out, o), None).unwrap());
+    assert_eq!(r.status, "done", "{}", r.to_json());
+    r
+}
 
 /// Writes the result JSON where `incremental_from` can name it.
 pub fn save(r: &ExportResult, dir: &Path, name: &str) -> PathBuf {
