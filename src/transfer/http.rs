@@ -285,6 +285,11 @@ impl RangeFetch for HttpRanges {
         })
     }
 
+    fn cuttable(&self) -> bool {
+        // A range with its MD5 is checked at its end: never cut short.
+        self.http.hooks.range_md5_header.is_none()
+    }
+
     fn max_part(&self) -> u64 {
         if self.http.hooks.range_md5_header.is_some() {
             MAX_MD5_RANGE

@@ -80,6 +80,10 @@ struct LocalRanges {
 }
 
 impl RangeFetch for LocalRanges {
+    fn cuttable(&self) -> bool {
+        true
+    }
+
     fn open<'a>(
         &'a self,
         start: u64,

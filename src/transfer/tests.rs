@@ -484,3 +484,46 @@ async fn an_optional_written_file_its_writer_never_made_is_absent_not_an_error()
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_free_connection_takes_the_back_half_of_a_part_still_running() {
+    // Two parts in flight over 32 MiB: guided parts of 16, 8, 4, 2, 1 and 1 MiB. The first
+    // part's response stalls after 1 MiB for 2 s; the other connection fetches the rest, then,
+    // with no part left to start, cuts what the stalled part has left and takes its back half,
+    // twice (15 MiB left: 8..16 MiB, then 4..8), until the halves would be under 2 MiB.
+    let server = TestServer::start().await;
+    let size = 32u64 << 20;
+    let data = pattern(size as usize, 5);
+    server.put("cut.bin", data.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (c, p) = ctx(
+        dir.path(),
+        TransferOptions {
+            part_size: 1 << 20,
+            parts_in_flight: 2,
+            max_parts_in_flight: 2,
+            ..Default::default()
+        },
+    );
+    // The probe (bytes=0-0) takes the first count, the first part the second.
+    server.set_faults(Faults {
+        stall_after: 1 << 20,
+        stall_for: Duration::from_secs(2),
+        stall_count: 2,
+        ..Default::default()
+    });
+    let src = Arc::new(FileSource::http("cut.bin".into(), http(&server, "cut.bin")));
+    let counters = p.set_files(&[(src.name.clone(), 0)]);
+    let d = fetch(&c, &src, &counters[0]).await.unwrap();
+    assert_eq!(std::fs::read(&d.temp).unwrap(), data);
+    let ranged: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| !r.ends_with("bytes=0-0"))
+        .collect();
+    // Without cutting: the six guided parts, the last five waiting on nothing but one another.
+    assert!(ranged.len() > 6, "no part was cut: {ranged:?}");
+    assert_eq!(server.stalls().len(), 1, "{:?}", server.stalls());
+    // Every byte was counted once: the cut part counts only what is before its cut.
+    assert_eq!(p.snapshot().bytes_done, size);
+}

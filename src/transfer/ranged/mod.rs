@@ -14,6 +14,7 @@ mod journal_sync;
 mod part_count;
 mod parts;
 mod resume;
+mod span;
 mod worker;
 
 use std::fs::File;
@@ -75,6 +76,13 @@ pub(crate) trait RangeFetch: Send + Sync {
     fn min_part(&self) -> u64 {
         1
     }
+
+    /// Whether a request may be stopped before its end without losing a check (no checksum of
+    /// the whole range, such as Azure's per-range MD5, is verified at its end): then a running
+    /// part can be cut in two for a free connection ([`span`]).
+    fn cuttable(&self) -> bool {
+        false
+    }
 }
 
 /// State shared by the parts of one file.
@@ -97,6 +105,9 @@ struct Ranged {
     fetched: AtomicU64,
     /// The source's host: its connection budget and its count of refused requests.
     host: Option<Arc<Host>>,
+    /// The parts running now, which a free connection may cut in two.
+    running: span::Running,
+    cuttable: bool,
     /// Requests of this file that failed and were retried (a dropped connection, a stall).
     failed: AtomicU64,
     /// Stops the parts: the export's cancel, or the first part that failed. Parts then flush
@@ -189,6 +200,8 @@ pub(crate) async fn download_from(
         counters: counters.clone(),
         fetched: AtomicU64::new(0),
         host: fetch.host().map(|k| hosts::host(&k)),
+        running: span::Running::default(),
+        cuttable: fetch.cuttable(),
         failed: AtomicU64::new(0),
         stop: ctx.cancel.child_token(),
     });
@@ -222,15 +235,22 @@ pub(crate) async fn download_from(
             Instant::now(),
         );
         while failure.is_none() && set.len() < limit {
-            let Some((a, b)) = parts.next() else {
+            // No part left to start: the back half of the running part with the most left.
+            let next = parts.next().or_else(|| {
+                state
+                    .cuttable
+                    .then(|| state.running.split(state.fetch.min_part()))
+                    .flatten()
+            });
+            let Some((a, b)) = next else {
                 break;
             };
             let st = state.clone();
             set.spawn(async move { fetch_part(&st, a, b).await });
         }
         // While the count may change, look at the throughput each window even when no part ends
-        // in it (large parts end seldom).
-        let tick = width.adaptive() && failure.is_none() && !parts.is_empty();
+        // in it (large parts end seldom); connections it adds may cut running parts.
+        let tick = width.adaptive() && failure.is_none() && (!parts.is_empty() || state.cuttable);
         let joined = tokio::select! {
             j = set.join_next() => j,
             _ = tokio::time::sleep(TICK), if tick => continue,

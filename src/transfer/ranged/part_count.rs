@@ -144,8 +144,20 @@ impl PartCount {
                 return self.limit;
             }
         }
+        if self.phase == Phase::Measure && fetched == self.window_bytes {
+            // Nothing arrived yet (first bytes, parts waiting for connections): the window
+            // starts when bytes do, or its first part-empty stretch would be the baseline.
+            self.window_start = now;
+        }
         let dt = now.saturating_duration_since(self.window_start);
-        if dt < self.window {
+        // While doubling, the first window and each settle window are half long: the start's
+        // count is no baseline worth a long look, and new connections reach speed within a few
+        // round trips; the judging window stays whole.
+        let need = match self.phase {
+            Phase::Measure | Phase::Settle { .. } if self.slow_start => self.window / 2,
+            _ => self.window,
+        };
+        if dt < need {
             return self.limit;
         }
         let rate = fetched.saturating_sub(self.window_bytes) as f64 / dt.as_secs_f64();

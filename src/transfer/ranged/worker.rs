@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::journal_sync::maybe_sync_journal;
+use super::span::Span;
 use super::{Ranged, WRITE_BUFFER};
 use crate::error::{Error, Result};
 use crate::sync::lock;
@@ -32,9 +33,12 @@ pub(super) async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result
     // CRC32C of [start, pos): bytes of one part arrive in order.
     let mut crc = Crc { start, value: 0 };
     let mut attempts = st.ctx.opts.attempts();
-    while pos < end {
+    // Where the part stops: `end`, or earlier when a free connection took its back half.
+    let running = st.running.add(start, end);
+    let span = &running.span;
+    while pos < span.end() {
         let before = pos;
-        let r = stream_range(st, &mut buf, cap, &mut pos, end, &mut crc).await;
+        let r = stream_range(st, &mut buf, cap, &mut pos, span, &mut crc).await;
         // Bytes received before a failure are good (same validator): keep them.
         flush(st, &mut buf, pos, &crc).await?;
         if let Err(e @ Error::Verification(_)) = r {
@@ -88,16 +92,18 @@ struct Crc {
     value: u32,
 }
 
-/// One request for `[*pos, end)`; appends to `buf`, flushing when full, advancing `*pos`.
+/// One request for `[*pos, end)` (the span's end when it is sent); appends to `buf`, flushing
+/// when full, advancing `*pos`. Stops early, dropping the connection, where the span was cut.
 async fn stream_range(
     st: &Arc<Ranged>,
     buf: &mut Vec<u8>,
     cap: usize,
     pos: &mut u64,
-    end: u64,
+    span: &Span,
     crc: &mut Crc,
 ) -> Result<()> {
     let ctx = &st.ctx;
+    let end = span.end();
     let mut body = st.fetch.open(*pos, end, &st.stop).await?;
     let stall = ctx.opts.stall();
     while let Some(chunk) = next_chunk(&mut body, stall, &st.stop, &st.name).await? {
@@ -108,7 +114,10 @@ async fn stream_range(
             )));
         }
         throttle(ctx, &st.stop, chunk.len() as u64).await?;
-        let mut rest = &chunk[..];
+        // Only the bytes before the span's end are this part's (the rest belongs to the part
+        // that took the back half).
+        let keep = span.take(*pos, chunk.len() as u64) as usize;
+        let mut rest = &chunk[..keep];
         while !rest.is_empty() {
             let n = rest.len().min(cap - buf.len());
             buf.extend_from_slice(&rest[..n]);
@@ -126,7 +135,14 @@ async fn stream_range(
                 maybe_sync_journal(st).await?;
             }
         }
+        let stop = span.end();
+        if stop < end && *pos >= stop {
+            // Cut: the rest of this response is another part's. (Uncut, the body is read to
+            // its end: a per-range checksum is checked there, and the connection is reused.)
+            return Ok(());
+        }
     }
+    let end = span.end();
     if *pos < end {
         return Err(Error::Network(format!(
             "{}: connection closed {} bytes early",
