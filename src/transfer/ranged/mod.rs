@@ -41,7 +41,7 @@ use journal_sync::sync_journal;
 use part_count::PartCount;
 use parts::Parts;
 use resume::{Reserve, open_temp, reserve_len};
-use worker::fetch_part;
+use worker::{fetch_cut, fetch_part};
 
 /// How often the part count is looked at (it decides over longer windows of its own).
 const TICK: std::time::Duration = std::time::Duration::from_millis(100);
@@ -235,21 +235,23 @@ pub(crate) async fn download_from(
             Instant::now(),
         );
         while failure.is_none() && set.len() < limit {
-            // No part left to start: the back half of the running part with the most left.
-            let next = parts.next().or_else(|| {
-                state
-                    .cuttable
-                    .then(|| state.running.split(state.fetch.min_part()))
-                    .flatten()
-            });
-            let Some((a, b)) = next else {
-                break;
-            };
             let st = state.clone();
-            set.spawn(async move { fetch_part(&st, a, b).await });
+            if let Some((a, b)) = parts.next() {
+                set.spawn(async move { fetch_part(&st, a, b).await });
+            } else if state.cuttable
+                && !state.stop.is_cancelled()
+                && state.running.can_split(state.fetch.min_part())
+            {
+                // No part left to start: the back half of the running part with the most left,
+                // cut once the new part holds a connection.
+                set.spawn(async move { fetch_cut(&st).await });
+            } else {
+                break;
+            }
         }
         // While the count may change, look at the throughput each window even when no part ends
-        // in it (large parts end seldom); connections it adds may cut running parts.
+        // in it (large parts end seldom); connections it adds may cut running parts, so the
+        // look goes on (every 100 ms, cheap) until the last part ends.
         let tick = width.adaptive() && failure.is_none() && (!parts.is_empty() || state.cuttable);
         let joined = tokio::select! {
             j = set.join_next() => j,

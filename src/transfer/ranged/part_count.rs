@@ -144,9 +144,9 @@ impl PartCount {
                 return self.limit;
             }
         }
-        if self.phase == Phase::Measure && fetched == self.window_bytes {
-            // Nothing arrived yet (first bytes, parts waiting for connections): the window
-            // starts when bytes do, or its first part-empty stretch would be the baseline.
+        if self.phase == Phase::Measure && fetched == 0 {
+            // Nothing arrived yet (first bytes, parts waiting for connections): the first
+            // window starts when bytes do, or its empty start would be the baseline.
             self.window_start = now;
         }
         let dt = now.saturating_duration_since(self.window_start);

@@ -11,7 +11,7 @@ use crate::sync::lock;
 /// The smallest half worth its own request: a new request pays a round trip and the first
 /// byte's wait (~0.1 s on a 40 ms link, 1 MiB at 10 MB/s).
 pub(super) const MIN_HALF: u64 = 2 << 20;
-/// Cuts fall on this boundary (the write buffer's size: a part's writes stay whole buffers).
+/// Cuts fall on this boundary (the write buffer's size).
 const ALIGN: u64 = super::WRITE_BUFFER as u64;
 
 /// Where one running part is and where it stops: `[pos, end)` is still to receive.
@@ -61,30 +61,42 @@ impl Running {
         }
     }
 
+    /// Whether [`Running::split`] would cut a part now.
+    pub(super) fn can_split(&self, unit: u64) -> bool {
+        self.best(unit).is_some()
+    }
+
+    /// The running part with the most left among those that can be cut, and where.
+    fn best(&self, unit: u64) -> Option<(Arc<Span>, u64)> {
+        let align = lcm(ALIGN, unit.max(1));
+        lock(&self.0)
+            .iter()
+            .filter_map(|s| {
+                let (pos, end) = *lock(&s.0);
+                cut_of(pos, end, align).map(|c| (s.clone(), c, end - pos))
+            })
+            .max_by_key(|&(_, _, left)| left)
+            .map(|(s, c, _)| (s, c))
+    }
+
     /// Cuts the running part with the most left in two, on an `ALIGN` boundary that is also a
     /// multiple of `unit` (a source read in blocks), when each half keeps at least `MIN_HALF`;
     /// the part stops at the cut and the back half is returned for a new part.
     pub(super) fn split(&self, unit: u64) -> Option<(u64, u64)> {
-        let align = lcm(ALIGN, unit.max(1));
-        let list = lock(&self.0);
-        let mut best: Option<(&Arc<Span>, u64)> = None;
-        for s in list.iter() {
-            let (pos, end) = *lock(&s.0);
-            let left = end.saturating_sub(pos);
-            if best.is_none_or(|(_, l)| left > l) {
-                best = Some((s, left));
-            }
-        }
-        let (span, _) = best?;
+        let (span, _) = self.best(unit)?;
         let mut g = lock(&span.0);
+        // The part moved on since it was chosen: the cut is made from where it is now.
         let (pos, end) = *g;
-        let cut = (pos + (end.saturating_sub(pos)) / 2) / align * align;
-        if cut < pos + MIN_HALF || end < cut + MIN_HALF {
-            return None;
-        }
+        let cut = cut_of(pos, end, lcm(ALIGN, unit.max(1)))?;
         g.1 = cut;
         Some((cut, end))
     }
+}
+
+/// Where `[pos, end)` is cut in two, if each half keeps `MIN_HALF`.
+fn cut_of(pos: u64, end: u64, align: u64) -> Option<u64> {
+    let cut = (pos + end.saturating_sub(pos) / 2) / align * align;
+    (cut >= pos + MIN_HALF && end >= cut + MIN_HALF).then_some(cut)
 }
 
 fn lcm(a: u64, b: u64) -> u64 {

@@ -15,19 +15,59 @@ use crate::transfer::{PROCESS_LIMITS, blocking, throttle};
 /// Fetches `[start, end)` into place, retrying and continuing from the last byte received.
 pub(super) async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result<()> {
     let cap = WRITE_BUFFER.min((end - start) as usize);
+    let permits = take_permits(st, cap).await?;
+    run_part(st, start, end, cap, permits).await
+}
+
+/// Takes the back half of the running part with the most left ([`super::span`]), once this
+/// part holds its connection and its buffer: cut before, the running part would stop at the
+/// cut while its back half still waited for a connection another file may take first.
+pub(super) async fn fetch_cut(st: &Arc<Ranged>) -> Result<()> {
+    let permits = take_permits(st, WRITE_BUFFER).await?;
+    if st.stop.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    match st.running.split(st.fetch.min_part()) {
+        Some((start, end)) => {
+            let cap = WRITE_BUFFER.min((end - start) as usize);
+            run_part(st, start, end, cap, permits).await
+        }
+        // Another part took it, or the part ended meanwhile.
+        None => Ok(()),
+    }
+}
+
+/// A part's connection of its host and its write buffer's share of the process budget.
+type Permits = (
+    Option<tokio::sync::OwnedSemaphorePermit>,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+async fn take_permits(st: &Arc<Ranged>, cap: usize) -> Result<Permits> {
     // A connection of the host first (shared by every file of the process), then the buffer:
     // always in this order, so no part holds one while another holds the other.
-    let _connection = match &st.host {
+    let connection = match &st.host {
         Some(h) => Some(tokio::select! {
             _ = st.stop.cancelled() => return Err(Error::Cancelled),
             p = h.acquire() => p,
         }),
         None => None,
     };
-    let _permit = tokio::select! {
+    let buffer = tokio::select! {
         _ = st.stop.cancelled() => return Err(Error::Cancelled),
         p = PROCESS_LIMITS.budget.acquire(cap as u64) => p,
     };
+    Ok((connection, buffer))
+}
+
+/// Fetches `[start, end)` holding `_permits` until it ends.
+async fn run_part(
+    st: &Arc<Ranged>,
+    start: u64,
+    end: u64,
+    cap: usize,
+    _permits: Permits,
+) -> Result<()> {
     let mut buf = Vec::with_capacity(cap);
     let mut pos = start; // next byte to receive
     // CRC32C of [start, pos): bytes of one part arrive in order.
