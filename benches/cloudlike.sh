@@ -46,15 +46,7 @@ OUT_CSV="${OUT_CSV:-docs/bench-data/cloudlike.csv}"
 . benches/lib.sh
 need_tools nginx:nginx-light aria2c:aria2 rclone:rclone curl:curl /usr/bin/time:time bc:bc
 
-if [ -z "${HS_LIB_DIR:-}" ]; then
-  cargo build --release --lib >&2
-  HS_LIB_DIR="$CARGO_TARGET_DIR/release"
-  ln -sf libhypersdk.so "$HS_LIB_DIR/libhypersdk.so.0"
-fi
-mkdir -p "$WORK"
-FETCH="$WORK/cfetch"
-gcc -std=c11 -O2 -Iinclude -o "$FETCH" benches/fetch.c -L"$HS_LIB_DIR" -l:libhypersdk.so.0 \
-  -Wl,-rpath,"$HS_LIB_DIR"
+build_cfetch
 
 mkdir -p "$WORK/data" "$WORK/out" "$WORK/nginx" "$(dirname "$OUT_CSV")"
 # Sources of the sizes asked for (a source of another size from an earlier run is replaced).

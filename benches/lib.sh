@@ -121,3 +121,17 @@ toxi_link() {
   toxi_api POST "/proxies/$1/toxics" "{\"name\":\"bw\",\"type\":\"bandwidth\",\"stream\":\"downstream\",\"attributes\":{\"rate\":$4}}"
   toxi_api POST "/proxies/$1/toxics" "{\"name\":\"lat\",\"type\":\"latency\",\"stream\":\"downstream\",\"attributes\":{\"latency\":$5,\"jitter\":2}}"
 }
+
+# build_cfetch → $WORK/cfetch (benches/fetch.c) over the release library in HS_LIB_DIR, built
+# here (`cargo build --release --lib`) when HS_LIB_DIR is unset; sets FETCH.
+build_cfetch() {
+  if [ -z "${HS_LIB_DIR:-}" ]; then
+    cargo build --release --lib >&2
+    HS_LIB_DIR="$CARGO_TARGET_DIR/release"
+    ln -sf libhypersdk.so "$HS_LIB_DIR/libhypersdk.so.0"
+  fi
+  mkdir -p "$WORK"
+  FETCH="$WORK/cfetch"
+  gcc -std=c11 -O2 -Iinclude -o "$FETCH" benches/fetch.c -L"$HS_LIB_DIR" -l:libhypersdk.so.0 \
+    -Wl,-rpath,"$HS_LIB_DIR"
+}

@@ -73,6 +73,31 @@ fn http(server: &TestServer, path: &str) -> HttpSource {
     }
 }
 
+/// `path` of `server` as `name`, read as Azure Blob's ranges: each asks for its MD5
+/// (`x-ms-range-get-content-md5`), checked at the end of its body.
+fn md5_ranges(server: &TestServer, path: &str, name: &str, size: u64) -> Arc<FileSource> {
+    Arc::new(FileSource {
+        name: name.into(),
+        kind: SourceKind::HttpExtents {
+            http: HttpSource {
+                hooks: super::SourceHooks {
+                    server_checksum: None,
+                    range_md5_header: Some("x-ms-range-get-content-md5"),
+                    version_header: None,
+                },
+                ..http(server, path)
+            },
+            size,
+            extents: vec![(0, size)],
+            base: None,
+        },
+        size_hint: None,
+        expected_size: None,
+        checksum: None,
+        want_digest: None,
+    })
+}
+
 /// Bytes of the file that are really allocated on disk.
 fn allocated(path: &Path) -> u64 {
     std::fs::metadata(path).unwrap().blocks() * 512
@@ -186,28 +211,7 @@ async fn range_md5_is_asked_for_checked_and_a_mismatch_is_not_kept() {
     let size = 12u64 << 20;
     let data = pattern(size as usize, 17);
     server.put("md5.vhd", data.clone());
-    let src = |name: &str| {
-        Arc::new(FileSource {
-            name: name.into(),
-            kind: SourceKind::HttpExtents {
-                http: HttpSource {
-                    hooks: super::SourceHooks {
-                        server_checksum: None,
-                        range_md5_header: Some("x-ms-range-get-content-md5"),
-                        version_header: None,
-                    },
-                    ..http(&server, "md5.vhd")
-                },
-                size,
-                extents: vec![(0, size)],
-                base: None,
-            },
-            size_hint: None,
-            expected_size: None,
-            checksum: None,
-            want_digest: None,
-        })
-    };
+    let src = |name: &str| md5_ranges(&server, "md5.vhd", name, size);
     // Default 8 MiB parts: cut to 4 MiB, each asking for its MD5, which matches.
     let dir = tempfile::tempdir().unwrap();
     let (c1, p1) = ctx(dir.path(), TransferOptions::default());
@@ -537,26 +541,7 @@ async fn a_range_checked_at_its_end_is_never_cut() {
     let size = 12u64 << 20;
     let data = pattern(size as usize, 9);
     server.put("md5cut.vhd", data.clone());
-    let src = Arc::new(FileSource {
-        name: "md5cut.vhd".into(),
-        kind: SourceKind::HttpExtents {
-            http: HttpSource {
-                hooks: super::SourceHooks {
-                    server_checksum: None,
-                    range_md5_header: Some("x-ms-range-get-content-md5"),
-                    version_header: None,
-                },
-                ..http(&server, "md5cut.vhd")
-            },
-            size,
-            extents: vec![(0, size)],
-            base: None,
-        },
-        size_hint: None,
-        expected_size: None,
-        checksum: None,
-        want_digest: None,
-    });
+    let src = md5_ranges(&server, "md5cut.vhd", "md5cut.vhd", size);
     // The probe (bytes=0-0) stalls first, then the first range, before its first byte.
     server.set_faults(Faults {
         stall_after: 0,
