@@ -154,8 +154,9 @@ fn exit_codes_follow_the_worst_outcome() {
 
 /// Starts `hypersdk` with `args`, waits until the partial file holds `at_least` bytes, sends
 /// SIGINT, and returns the output.
-/// An export of `src` (4 MiB from a paced peer) in small parts, sent `sig` once 256 KiB of it
-/// and its journal are on disk.
+/// An export of `src` (4 MiB from a peer paced at 1 MiB/s per connection) in small parts, two
+/// at a time (fixed: the part count would grow and end it in a second, before its journal's
+/// first write), sent `sig` once 256 KiB of it and its journal are on disk.
 fn slow_export(e: &Env, src: &str, sig: i32) -> Output {
     let out = e.out().display().to_string();
     let args = [
@@ -168,6 +169,8 @@ fn slow_export(e: &Env, src: &str, sig: i32) -> Output {
         "part_size=262144",
         "-o",
         "parts_in_flight=2",
+        "-o",
+        "max_parts_in_flight=2",
     ];
     signal(e, &args, &e.out().join("file0.bin.hspart"), 256 << 10, sig)
 }
