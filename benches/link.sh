@@ -23,6 +23,7 @@ WORK="${BENCH_DIR:-/tmp/hs-bench-link}"
 . benches/lib.sh
 need_tools nginx:nginx-light aria2c:aria2 rclone:rclone curl:curl /usr/bin/time:time bc:bc
 build_cfetch
+mkdir -p "$WORK/data" "$WORK/out"
 SRC="$WORK/data/full.bin"
 [ "$(stat -c %s "$SRC" 2>/dev/null || echo 0)" = $((MIB << 20)) ] || head -c $((MIB << 20)) /dev/urandom >"$SRC"
 start_nginx link "$PORT" "$WORK/data"

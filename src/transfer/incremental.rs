@@ -76,6 +76,7 @@ impl BaseFile {
     /// A downloaded file as a base records it, with the cloud's names of its point: its
     /// absolute path (a later export from another folder finds it), size and modification
     /// time as the rename left them. `None` when the file cannot be read.
+    #[cfg(any(feature = "azure", feature = "vsphere"))]
     pub fn of(d: &super::Downloaded, cloud: Map<String, Value>) -> Option<BaseFile> {
         let (size, modified_ns) = stamp(&d.file)?;
         let path = d
