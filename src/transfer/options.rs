@@ -12,7 +12,8 @@ pub struct TransferOptions {
     /// Size of one ranged request, bytes; a multiple of 64 KiB. Default 8 MiB. With
     /// `max_part_size` above it: the smallest request a file is cut into, and the boundary
     /// requests end on. When no part is left to start, a free connection may still take the
-    /// back half of a running request (halves of at least 2 MiB, cut on a 1 MiB boundary).
+    /// back half of a running request (halves of at least 2 MiB, cut on a 1 MiB boundary;
+    /// never a range checked at its end: Azure's per-range MD5, EBS blocks).
     pub part_size: u64,
     /// Largest ranged request, bytes: while much of a file is left, its requests grow up to
     /// this (each request costs a round trip, and a link's latency, before its first byte);

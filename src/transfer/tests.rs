@@ -491,10 +491,11 @@ async fn an_optional_written_file_its_writer_never_made_is_absent_not_an_error()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_free_connection_takes_the_back_half_of_a_part_still_running() {
-    // Two parts in flight over 32 MiB: guided parts of 16, 8, 4, 2, 1 and 1 MiB. The first
-    // part's response stalls after 1 MiB for 2 s; the other connection fetches the rest, then,
-    // with no part left to start, cuts what the stalled part has left and takes its back half,
-    // twice (15 MiB left: 8..16 MiB, then 4..8), until the halves would be under 2 MiB.
+    // Two parts in flight over 32 MiB: guided parts of 16, 8, 4, 2, 1 and 1 MiB. The response
+    // of whichever of the first two asked first stalls after 1 MiB for 2 s; the other
+    // connection fetches the rest, then, with no part left to start, cuts what the stalled
+    // part has left and takes its back half (at least once: 8..16 MiB then 4..8 when the
+    // 16 MiB part stalled, 20..24 MiB when the 8 MiB one did), until halves would be < 2 MiB.
     let server = TestServer::start().await;
     let size = 32u64 << 20;
     let data = pattern(size as usize, 5);

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 /// like TCP's slow start, doubles the count while a doubling raises the file's throughput by
 /// 15 % (a link that limits each connection: object stores, NFC, a proxy). Each step is judged
 /// only after the new connections had time to reach speed: one window to settle (their first
-/// byte, TCP's own slow start), then one window measured; a window lasts a quarter of the time
+/// byte, TCP's own slow start), then one window measured; while doubling, the first window
+/// (which starts at the first byte) and the settle windows are half long. A window lasts a quarter of the time
 /// one part takes at the speed of one connection (0.5–4 s), so a slow link is judged over seconds, a fast
 /// one over half a second. A step that does not pay is undone and the count holds; later steps
 /// are smaller (a quarter more, worth it at a tenth more) and tried after 2 s, then 4, 8, … up to
@@ -101,7 +102,12 @@ impl PartCount {
     }
 
     fn step(&mut self, now: Instant, baseline: f64) {
-        if self.limit >= self.max || self.next_probe.is_some_and(|t| now < t) {
+        if self.limit >= self.max {
+            // At the top: no more doubling, and windows of full length from now on.
+            self.slow_start = false;
+            return;
+        }
+        if self.next_probe.is_some_and(|t| now < t) {
             return;
         }
         let from = self.limit;

@@ -34,9 +34,10 @@ impl Span {
     }
 }
 
-/// The running parts of one file.
+/// The running parts of one file, and a signal when none is left (a cut still waiting for a
+/// connection then has nothing to wait for).
 #[derive(Default)]
-pub(super) struct Running(Mutex<Vec<Arc<Span>>>);
+pub(super) struct Running(Mutex<Vec<Arc<Span>>>, tokio::sync::Notify);
 
 /// A running part's registration; it leaves the list when dropped.
 pub(super) struct Registered<'a> {
@@ -46,7 +47,11 @@ pub(super) struct Registered<'a> {
 
 impl Drop for Registered<'_> {
     fn drop(&mut self) {
-        lock(&self.running.0).retain(|s| !Arc::ptr_eq(s, &self.span));
+        let mut list = lock(&self.running.0);
+        list.retain(|s| !Arc::ptr_eq(s, &self.span));
+        if list.is_empty() {
+            self.running.1.notify_waiters();
+        }
     }
 }
 
@@ -59,6 +64,18 @@ impl Running {
             running: self,
             span,
         }
+    }
+
+    /// Waits until no part is running (at once when none is).
+    pub(super) async fn none_left(&self) {
+        let notified = self.1.notified();
+        tokio::pin!(notified);
+        // Registered before the look, so an end between the two is not missed.
+        notified.as_mut().enable();
+        if lock(&self.0).is_empty() {
+            return;
+        }
+        notified.await;
     }
 
     /// Whether [`Running::split`] would cut a part now.
@@ -145,6 +162,22 @@ mod tests {
         b.span.take(0, 40 * MIB);
         let (cut, end) = r.split(1).unwrap();
         assert!(cut >= 40 * MIB + MIN_HALF && end == 64 * MIB, "{cut}");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_cut_hears_when_the_last_part_ends() {
+        let r = Running::default();
+        r.none_left().await; // none running: at once
+        let a = r.add(0, 8 * MIB);
+        let b = r.add(8 * MIB, 16 * MIB);
+        let wait = r.none_left();
+        tokio::pin!(wait);
+        let pending = |w: std::pin::Pin<&mut _>| futures_util::FutureExt::now_or_never(w).is_none();
+        assert!(pending(wait.as_mut()), "two parts run");
+        drop(a);
+        assert!(pending(wait.as_mut()), "one part still runs");
+        drop(b);
+        assert!(!pending(wait.as_mut()), "the last part ended");
     }
 
     #[test]

@@ -23,7 +23,12 @@ pub(super) async fn fetch_part(st: &Arc<Ranged>, start: u64, end: u64) -> Result
 /// part holds its connection and its buffer: cut before, the running part would stop at the
 /// cut while its back half still waited for a connection another file may take first.
 pub(super) async fn fetch_cut(st: &Arc<Ranged>) -> Result<()> {
-    let permits = take_permits(st, WRITE_BUFFER).await?;
+    // The file's last part may end meanwhile: then there is nothing to cut, and the file must
+    // not wait for a connection other files hold.
+    let permits = tokio::select! {
+        p = take_permits(st, WRITE_BUFFER) => p?,
+        _ = st.running.none_left() => return Ok(()),
+    };
     if st.stop.is_cancelled() {
         return Err(Error::Cancelled);
     }
